@@ -1,1 +1,7 @@
-export {};
+export { Session, type SessionStats } from './session.ts';
+export { Stream } from './stream.ts';
+export { createSession } from './create-session.ts';
+export { defaultSessionOptions, verifySessionOptions, type SessionOptions } from './config.ts';
+export { MuxError, muxErrorCodes, type MuxErrorCode } from './errors.ts';
+export { GoAwayCode, FrameType, Flag, HEADER_BYTES, INITIAL_STREAM_WINDOW } from './frame.ts';
+export { FrameDecoder } from './decoder.ts';

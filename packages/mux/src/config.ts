@@ -1,0 +1,82 @@
+import { MuxError } from './errors.ts';
+import { INITIAL_STREAM_WINDOW } from './frame.ts';
+
+/** Options of a yamux {@link Session}. Every duration is in milliseconds, every size in bytes. */
+export interface SessionOptions {
+  /** true for the dialing side (odd stream IDs), false for the accepting side (even). Required. */
+  client: boolean;
+  /** Inbound streams received but not yet accepted; beyond this the new stream is RST. Default 256. */
+  acceptBacklog?: number;
+  /** Open streams, both directions; beyond this `open()` throws and inbound SYNs are RST. Default 10_000. */
+  maxConcurrentStreams?: number;
+  /** Interval between keepalive pings (ms); 0 disables keepalive. Default 30_000. */
+  keepAliveIntervalMs?: number;
+  /** A ping not answered within this closes the session with PT_ERR_MUX_KEEPALIVE_TIMEOUT (ms). Default 10_000. */
+  keepAliveTimeoutMs?: number;
+  /** SYN not ACKed within this → the stream errors PT_ERR_MUX_OPEN_TIMEOUT and is RST (ms). Default 30_000. */
+  streamOpenTimeoutMs?: number;
+  /** After our FIN, wait this long for the peer's FIN, then RST (ms). Default 60_000. */
+  streamCloseTimeoutMs?: number;
+  /** Per-stream receive window (bytes), >= 262_144 (the spec's initial window). Larger is advertised by a window update on open/accept. Default 262_144. */
+  maxStreamWindowBytes?: number;
+  /** Largest data frame sent (bytes); streams take turns frame by frame. Default 65_536. */
+  maxFrameBytes?: number;
+  /** Default deadline of `close()` and of flushing the final GoAway (ms). Default 5_000. */
+  goAwayTimeoutMs?: number;
+}
+
+/** Resolved options, every field present. */
+export type ResolvedSessionOptions = Required<SessionOptions>;
+
+/** Defaults for every optional {@link SessionOptions} field. */
+export const defaultSessionOptions: Required<Omit<SessionOptions, 'client'>> = Object.freeze({
+  acceptBacklog: 256,
+  maxConcurrentStreams: 10_000,
+  keepAliveIntervalMs: 30_000,
+  keepAliveTimeoutMs: 10_000,
+  streamOpenTimeoutMs: 30_000,
+  streamCloseTimeoutMs: 60_000,
+  maxStreamWindowBytes: INITIAL_STREAM_WINDOW,
+  maxFrameBytes: 65_536,
+  goAwayTimeoutMs: 5_000,
+});
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_UINT32 = 2 ** 32 - 1;
+
+function fail(name: string, why: string): never {
+  throw new MuxError('PT_ERR_MUX_CONFIG', `invalid session option ${name}: ${why}`);
+}
+
+function int(o: SessionOptions, name: keyof typeof defaultSessionOptions, min: number, max: number): void {
+  const v = o[name];
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, `must be an integer, got ${String(v)}`);
+  if (v < min || v > max) fail(name, `must be between ${min} and ${max}, got ${v}`);
+}
+
+/** Throws MuxError `PT_ERR_MUX_CONFIG` naming the first invalid option. */
+export function verifySessionOptions(o: SessionOptions): void {
+  if (o === null || typeof o !== 'object') fail('options', 'must be an object');
+  if (typeof o.client !== 'boolean') fail('client', 'must be a boolean');
+  int(o, 'acceptBacklog', 1, MAX_UINT32);
+  int(o, 'maxConcurrentStreams', 1, MAX_UINT32);
+  int(o, 'keepAliveIntervalMs', 0, MAX_TIMER_MS);
+  int(o, 'keepAliveTimeoutMs', 1, MAX_TIMER_MS);
+  int(o, 'streamOpenTimeoutMs', 1, MAX_TIMER_MS);
+  int(o, 'streamCloseTimeoutMs', 1, MAX_TIMER_MS);
+  int(o, 'maxStreamWindowBytes', INITIAL_STREAM_WINDOW, MAX_UINT32);
+  int(o, 'maxFrameBytes', 1, 16 * 1024 * 1024);
+  int(o, 'goAwayTimeoutMs', 1, MAX_TIMER_MS);
+}
+
+/** Verifies and fills in defaults. */
+export function resolveSessionOptions(o: SessionOptions): ResolvedSessionOptions {
+  verifySessionOptions(o);
+  const out: ResolvedSessionOptions = { ...defaultSessionOptions, client: o.client };
+  for (const k of Object.keys(defaultSessionOptions) as (keyof typeof defaultSessionOptions)[]) {
+    const v = o[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,406 @@
+import { Duplex } from 'node:stream';
+import { resolveSessionOptions, type ResolvedSessionOptions, type SessionOptions } from './config.ts';
+import { FrameDecoder } from './decoder.ts';
+import { MuxError } from './errors.ts';
+import { encodeHeader, Flag, FrameType, GoAwayCode, type FrameHeader } from './frame.ts';
+import { Pinger } from './pinger.ts';
+import { Stream, type StreamHost, type StreamSettings } from './stream.ts';
+
+/** Counters of a session; a snapshot is returned by {@link Session.stats}. */
+export interface SessionStats {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  streamsOpened: number;
+  streamsAccepted: number;
+  resetsIn: number;
+  resetsOut: number;
+}
+
+const MAX_STREAM_ID = 0xffff_ffff;
+
+// Typed events (declaration merging; type-only, erased at run time).
+export interface Session {
+  /** An inbound stream, when someone listens; otherwise streams queue for accept(). */
+  on(event: 'stream', listener: (stream: Stream) => void): this;
+  /** The remote sent GoAway with this code (0 normal, 1 protocol error, 2 internal error). */
+  on(event: 'goaway', listener: (code: number) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'stream', listener: (stream: Stream) => void): this;
+  once(event: 'goaway', listener: (code: number) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/**
+ * A yamux session. The Duplex side is the byte stream: write transport bytes
+ * into it, read the bytes to send out of it (see {@link createSession}).
+ *
+ * Output order: control frames (window updates, pings, RST, GoAway) always go
+ * before queued data; streams with data take turns one frame
+ * (≤ `maxFrameBytes`) at a time. Output is produced only while the readable
+ * side wants more (push() backpressure). Input is never blocked by output:
+ * every inbound frame is handled as it arrives, and inbound data is bounded by
+ * the per-stream receive windows.
+ *
+ * Frames for an unknown stream ID (never opened, or already closed) are
+ * ignored, as hashicorp/yamux does: a late frame for a just-closed stream is
+ * normal. Protocol violations (bad version, unknown type, window overrun,
+ * duplicate SYN for a live stream, wrong-parity or zero stream ID on a SYN,
+ * oversized data frame) send GoAway(protocol error) and close the session
+ * with MuxError `PT_ERR_MUX_PROTOCOL`.
+ *
+ * Like {@link Stream}, a session emits `'error'` only when someone listens;
+ * the reason it closed is always in {@link closeError}.
+ */
+export class Session extends Duplex implements StreamHost {
+  readonly #o: ResolvedSessionOptions;
+  readonly #settings: StreamSettings;
+  readonly #streams = new Map<number, Stream>();
+  readonly #decoder: FrameDecoder;
+  #nextId: number;
+  #control: Buffer[] = [];
+  #ready: Stream[] = [];
+  #readyHead = 0;
+  #wantOutput = false;
+  #flushing = false;
+  #ending = false;
+  #ended = false;
+  #closed = false;
+  #closeError: Error | undefined;
+  #acceptQueue: Stream[] = [];
+  #acceptWaiters: { resolve: (s: Stream) => void; reject: (e: Error) => void }[] = [];
+  readonly #pinger: Pinger;
+  #keepAlive: NodeJS.Timeout | undefined;
+  #endTimer: NodeJS.Timeout | undefined;
+  #localGoAway = false;
+  #remoteGoAway = false;
+  #drainWaiters: (() => void)[] = [];
+  readonly #stats: SessionStats = {
+    bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0,
+    streamsOpened: 0, streamsAccepted: 0, resetsIn: 0, resetsOut: 0,
+  };
+
+  /** @throws MuxError PT_ERR_MUX_CONFIG when an option is invalid. */
+  constructor(options: SessionOptions) {
+    const o = resolveSessionOptions(options);
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024 });
+    this.#o = o;
+    this.#settings = {
+      maxWindowBytes: o.maxStreamWindowBytes,
+      openTimeoutMs: o.streamOpenTimeoutMs,
+      closeTimeoutMs: o.streamCloseTimeoutMs,
+    };
+    this.#nextId = o.client ? 1 : 2;
+    this.#decoder = new FrameDecoder(o.maxStreamWindowBytes, (h, p) => this.#onFrame(h, p));
+    this.#pinger = new Pinger((id) => this.sendControl(encodeHeader(FrameType.ping, Flag.syn, 0, id), false), o.keepAliveTimeoutMs);
+    if (o.keepAliveIntervalMs > 0) {
+      this.#keepAlive = setInterval(() => {
+        this.ping().catch((err: unknown) => {
+          if (err instanceof MuxError && err.code === 'PT_ERR_MUX_KEEPALIVE_TIMEOUT') this.destroy(err);
+        });
+      }, o.keepAliveIntervalMs).unref();
+    }
+  }
+
+  /** true once the session is closed or closing for good. */
+  get isClosed(): boolean { return this.#closed; }
+  /** Streams currently open (either direction, including ones not yet accepted). */
+  get numStreams(): number { return this.#streams.size; }
+  /** We sent GoAway: inbound SYNs are refused with RST. */
+  get localGoAway(): boolean { return this.#localGoAway; }
+  /** The peer sent GoAway: `open()` throws PT_ERR_MUX_GOAWAY. */
+  get remoteGoAway(): boolean { return this.#remoteGoAway; }
+  /** Last measured round-trip time in ms (keepalive or `ping()`), or undefined. */
+  get rttMs(): number | undefined { return this.#pinger.rttMs; }
+  /** Why the session closed, also when no 'error' was emitted. */
+  get closeError(): Error | undefined { return this.#closeError; }
+  /** A snapshot of the counters. */
+  get stats(): Readonly<SessionStats> { return { ...this.#stats }; }
+  /** @internal */
+  get hostClosed(): boolean { return this.#closed; }
+
+  /**
+   * Opens an outbound stream; SYN is queued at once and writes before the ACK are fine.
+   * @throws MuxError PT_ERR_MUX_SESSION_CLOSED, PT_ERR_MUX_GOAWAY or PT_ERR_MUX_STREAMS_EXHAUSTED.
+   */
+  open(): Stream {
+    if (this.#closed || this.#ending) throw new MuxError('PT_ERR_MUX_SESSION_CLOSED');
+    if (this.#remoteGoAway) throw new MuxError('PT_ERR_MUX_GOAWAY');
+    if (this.#streams.size >= this.#o.maxConcurrentStreams || this.#nextId > MAX_STREAM_ID) {
+      throw new MuxError('PT_ERR_MUX_STREAMS_EXHAUSTED', `cannot open more streams (${this.#streams.size} open)`);
+    }
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const s = new Stream(this, id, this.#settings, true);
+    this.#streams.set(id, s);
+    this.#stats.streamsOpened++;
+    this.sendControl(s.windowAnnouncement(Flag.syn), false);
+    return s;
+  }
+
+  /** Resolves with the next inbound stream; rejects with MuxError when the session closes. */
+  accept(): Promise<Stream> {
+    const s = this.#acceptQueue.shift();
+    if (s !== undefined) {
+      this.#acceptStream(s);
+      return Promise.resolve(s);
+    }
+    if (this.#closed) return Promise.reject(this.#closeError ?? new MuxError('PT_ERR_MUX_SESSION_CLOSED'));
+    return new Promise((resolve, reject) => this.#acceptWaiters.push({ resolve, reject }));
+  }
+
+  /** Sends a ping and resolves with the RTT in ms; rejects PT_ERR_MUX_KEEPALIVE_TIMEOUT after keepAliveTimeoutMs. */
+  ping(): Promise<number> {
+    if (this.#closed) return Promise.reject(this.#closeError ?? new MuxError('PT_ERR_MUX_SESSION_CLOSED'));
+    return this.#pinger.ping();
+  }
+
+  /** Sends GoAway(code) once: no new inbound streams are accepted; existing ones continue. */
+  goAway(code: GoAwayCode = GoAwayCode.normal): void {
+    if (this.#localGoAway || this.#closed) return;
+    this.#localGoAway = true;
+    this.sendControl(encodeHeader(FrameType.goAway, 0, 0, code), false);
+  }
+
+  /**
+   * Graceful close: GoAway(normal), wait for open streams to finish (at most
+   * `timeoutMs`, default `goAwayTimeoutMs`), flush, then destroy.
+   */
+  async close(timeoutMs: number = this.#o.goAwayTimeoutMs): Promise<void> {
+    if (this.destroyed) return;
+    this.goAway(GoAwayCode.normal);
+    if (this.#streams.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs).unref();
+        function done(): void { clearTimeout(timer); resolve(); }
+        this.#drainWaiters.push(done);
+      });
+    }
+    if (this.destroyed) {
+      if (!this.closed) await new Promise<void>((resolve) => this.once('close', () => resolve()));
+      return;
+    }
+    const closed = new Promise<void>((resolve) => this.once('close', () => resolve()));
+    this.#finishOutput();
+    await closed;
+  }
+
+  /** Abrupt close: every open stream fails with `err` (or PT_ERR_MUX_SESSION_CLOSED). 'error' only if listened to. */
+  override destroy(err?: Error | null): this {
+    if (err) {
+      this.#closeError ??= err;
+      if (this.listenerCount('error') === 0) return super.destroy();
+    }
+    return super.destroy(err ?? undefined);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#endTimer) clearTimeout(this.#endTimer);
+    this.#shutdown(err ?? this.#closeError ?? new MuxError('PT_ERR_MUX_SESSION_CLOSED'));
+    cb(err);
+  }
+
+  // ---- StreamHost ----
+
+  /** @internal */
+  sendControl(frame: Buffer, isReset: boolean): void {
+    if (this.#closed) return;
+    if (isReset) this.#stats.resetsOut++;
+    this.#control.push(frame);
+    this.#flush();
+  }
+
+  /** @internal */
+  markReady(stream: Stream): void {
+    if (!stream.inReadyQueue && stream.hasSendable()) {
+      stream.inReadyQueue = true;
+      this.#ready.push(stream);
+    }
+    this.#flush();
+  }
+
+  /** @internal */
+  forget(stream: Stream): void {
+    if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id);
+    const i = this.#acceptQueue.indexOf(stream);
+    if (i >= 0) this.#acceptQueue.splice(i, 1);
+    if (this.#streams.size === 0 && this.#drainWaiters.length > 0) {
+      for (const w of this.#drainWaiters.splice(0)) w();
+    }
+  }
+
+  // ---- Duplex plumbing ----
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (!this.#closed) {
+      this.#stats.bytesIn += chunk.length;
+      try {
+        this.#decoder.push(chunk);
+      } catch (err) {
+        this.#protocolError(err);
+      }
+    }
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+    this.destroy(new MuxError('PT_ERR_MUX_TRANSPORT_CLOSED', 'transport input ended'));
+  }
+
+  override _read(): void {
+    this.#wantOutput = true;
+    this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#flushing || this.#ended) return;
+    this.#flushing = true;
+    try {
+      while (this.#wantOutput) {
+        const frame = this.#control.shift() ?? this.#nextData();
+        if (frame === undefined) {
+          if (this.#ending) {
+            this.#ended = true;
+            this.push(null);
+          }
+          break;
+        }
+        this.#stats.framesOut++;
+        this.#stats.bytesOut += frame.length;
+        if (!this.push(frame)) this.#wantOutput = false;
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  // Round-robin: each ready stream gives one frame, then goes to the back.
+  #nextData(): Buffer | undefined {
+    if (this.#ending && this.#closed) return undefined;
+    let frame: Buffer | undefined;
+    while (frame === undefined && this.#readyHead < this.#ready.length) {
+      const s = this.#ready[this.#readyHead++] as Stream;
+      s.inReadyQueue = false;
+      frame = s.nextFrame(this.#o.maxFrameBytes);
+      if (s.hasSendable() && !s.inReadyQueue) {
+        s.inReadyQueue = true;
+        this.#ready.push(s);
+      }
+    }
+    if (this.#readyHead > 1024 && this.#readyHead * 2 > this.#ready.length) {
+      this.#ready = this.#ready.slice(this.#readyHead);
+      this.#readyHead = 0;
+    }
+    return frame;
+  }
+
+  // ---- inbound ----
+
+  #onFrame(h: FrameHeader, payload: Buffer): void {
+    this.#stats.framesIn++;
+    switch (h.type) {
+      case FrameType.data:
+      case FrameType.windowUpdate:
+        this.#onStreamFrame(h, payload);
+        return;
+      case FrameType.ping:
+        if (h.flags & Flag.syn) this.sendControl(encodeHeader(FrameType.ping, Flag.ack, 0, h.length), false);
+        else if (h.flags & Flag.ack) this.#pinger.onPong(h.length);
+        return;
+      case FrameType.goAway:
+        this.#remoteGoAway = true;
+        this.emit('goaway', h.length);
+        return;
+    }
+  }
+
+  #onStreamFrame(h: FrameHeader, payload: Buffer): void {
+    const id = h.streamId;
+    if (h.flags & Flag.rst) this.#stats.resetsIn++;
+    if (id === 0) throw new MuxError('PT_ERR_MUX_PROTOCOL', 'stream frame with stream id 0');
+    const existing = this.#streams.get(id);
+    if (!(h.flags & Flag.syn)) {
+      existing?.onFrame(h.type, h.flags, h.length, payload); // unknown id: ignored (see class doc)
+      return;
+    }
+    if (existing !== undefined) throw new MuxError('PT_ERR_MUX_PROTOCOL', `duplicate SYN for live stream ${id}`);
+    if ((id & 1) === (this.#o.client ? 1 : 0)) {
+      throw new MuxError('PT_ERR_MUX_PROTOCOL', `SYN with stream id ${id} of the wrong parity`);
+    }
+    if (h.flags & Flag.rst) return;
+    if (this.#localGoAway || this.#ending ||
+        this.#streams.size >= this.#o.maxConcurrentStreams ||
+        this.#acceptQueue.length >= this.#o.acceptBacklog) {
+      this.sendControl(encodeHeader(FrameType.windowUpdate, Flag.rst, id, 0), true);
+      return;
+    }
+    const s = new Stream(this, id, this.#settings, false);
+    this.#streams.set(id, s);
+    s.onFrame(h.type, h.flags, h.length, payload);
+    if (this.listenerCount('stream') > 0) {
+      this.#acceptStream(s);
+      this.emit('stream', s);
+      return;
+    }
+    const waiter = this.#acceptWaiters.shift();
+    if (waiter !== undefined) {
+      this.#acceptStream(s);
+      waiter.resolve(s);
+    } else {
+      this.#acceptQueue.push(s); // ACKed when taken by accept()
+    }
+  }
+
+  #acceptStream(s: Stream): void {
+    this.#stats.streamsAccepted++;
+    this.sendControl(s.windowAnnouncement(Flag.ack), false);
+  }
+
+  // ---- teardown ----
+
+  // A protocol violation (MuxError PT_ERR_MUX_PROTOCOL) or a local handler that
+  // threw while we delivered a frame ('data'/'stream' listeners run inside the
+  // decoder loop): GoAway with the matching code, then close the session.
+  #protocolError(err: unknown): void {
+    const isProtocol = err instanceof MuxError && err.code === 'PT_ERR_MUX_PROTOCOL';
+    const e = isProtocol ? err : new MuxError('PT_ERR_MUX_INTERNAL', undefined, { cause: err });
+    this.#decoder.stop();
+    if (!this.#localGoAway) {
+      this.#localGoAway = true;
+      this.#control.push(encodeHeader(FrameType.goAway, 0, 0, isProtocol ? GoAwayCode.protocolError : GoAwayCode.internalError));
+    }
+    this.#closeError ??= e;
+    this.#shutdown(e);
+    this.#finishOutput();
+  }
+
+  // Ends the readable side once queued control frames are out, then destroys.
+  #finishOutput(): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    const done = (): void => { this.destroy(this.#closeError ?? null); };
+    this.once('end', done);
+    this.#endTimer = setTimeout(done, this.#o.goAwayTimeoutMs).unref();
+    this.#flush();
+  }
+
+  // Idempotent: fail every stream, waiter and ping; stop timers.
+  #shutdown(err: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError ??= err;
+    this.#decoder.stop();
+    if (this.#keepAlive) clearInterval(this.#keepAlive);
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    this.#acceptQueue = [];
+    this.#ready = [];
+    this.#readyHead = 0;
+    for (const s of streams) s.fail(err);
+    for (const w of this.#acceptWaiters.splice(0)) w.reject(err);
+    this.#pinger.rejectAll(err);
+    for (const w of this.#drainWaiters.splice(0)) w();
+  }
+}

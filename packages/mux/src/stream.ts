@@ -1,0 +1,265 @@
+import { Duplex } from 'node:stream';
+import { MuxError } from './errors.ts';
+import { encodeDataFrame, encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW } from './frame.ts';
+import type { Session } from './session.ts';
+
+/**
+ * What a Stream needs from its Session. Implemented by Session; not exported
+ * from the package.
+ * @internal
+ */
+export interface StreamHost {
+  /** Queue a control frame (window update, RST); it jumps the data queue. */
+  sendControl(frame: Buffer, isReset: boolean): void;
+  /** The stream has data or a FIN it can send now. */
+  markReady(stream: Stream): void;
+  /** The stream is done on the wire (both FINs, or RST): remove it from the map now. */
+  forget(stream: Stream): void;
+  readonly hostClosed: boolean;
+}
+
+/** Timers and sizes a stream takes from its session options. @internal */
+export interface StreamSettings {
+  maxWindowBytes: number;
+  openTimeoutMs: number;
+  closeTimeoutMs: number;
+}
+
+/**
+ * One yamux stream, a Node `Duplex`.
+ *
+ * - `end()` sends FIN (half-close): the peer gets `'end'` and can still write back.
+ * - `destroy()` before both sides closed sends RST; the peer's stream errors
+ *   with MuxError `PT_ERR_MUX_STREAM_RESET`.
+ * - Receive window is granted back as the application reads, never on arrival:
+ *   a paused reader stops the far writer after one window.
+ * - Error policy: `destroy(err)` emits `'error'` only if an `'error'` listener
+ *   exists (pipeline, `for await`, `events.once` all add one); otherwise the
+ *   stream closes without `'error'` and the error is kept in {@link closeError}.
+ */
+export class Stream extends Duplex {
+  /** Stream ID: odd when opened by the client side, even by the server side. */
+  readonly id: number;
+  readonly #host: StreamHost;
+  readonly #settings: StreamSettings;
+  #sendWindow = INITIAL_STREAM_WINDOW;
+  #recvWindow = INITIAL_STREAM_WINDOW;
+  #outChunk: Buffer | undefined;
+  #outOffset = 0;
+  #outCb: ((err?: Error | null) => void) | undefined;
+  #finalCb: ((err?: Error | null) => void) | undefined;
+  #localFin = false;
+  #remoteFin = false;
+  #acked: boolean;
+  #gone = false; // no longer in the session map; no frame will reach us
+  #openTimer: NodeJS.Timeout | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #closeError: Error | undefined;
+  /** @internal round-robin bookkeeping owned by the session */
+  inReadyQueue = false;
+
+  /** @internal Streams are created by `Session.open()` / inbound SYN. */
+  constructor(host: StreamHost, id: number, settings: StreamSettings, outbound: boolean) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.id = id;
+    this.#host = host;
+    this.#settings = settings;
+    this.#acked = !outbound;
+    // We advertise our full window right away (SYN or ACK carries the delta).
+    this.#recvWindow = settings.maxWindowBytes;
+    if (outbound) {
+      this.#openTimer = setTimeout(() => {
+        this.#openTimer = undefined;
+        this.#abort(new MuxError('PT_ERR_MUX_OPEN_TIMEOUT', `stream ${id} not acknowledged within ${settings.openTimeoutMs} ms`));
+      }, settings.openTimeoutMs).unref();
+    }
+  }
+
+  /** The owning session. */
+  get session(): Session {
+    return this.#host as unknown as Session;
+  }
+
+  /** The error this stream ended with (RST, timeout, session death), even when no 'error' was emitted. */
+  get closeError(): Error | undefined {
+    return this.#closeError;
+  }
+
+  /** @internal SYN or ACK frame advertising our window (delta above the spec's 256 KiB). */
+  windowAnnouncement(flag: number): Buffer {
+    return encodeHeader(FrameType.windowUpdate, flag, this.id, this.#settings.maxWindowBytes - INITIAL_STREAM_WINDOW);
+  }
+
+  // ---- inbound frames (called by the session) ----
+
+  /** @internal Handles a data / window-update frame; throws MuxError PT_ERR_MUX_PROTOCOL on window overrun. */
+  onFrame(type: number, flags: number, length: number, payload: Buffer): void {
+    if (flags & Flag.ack && !this.#acked) {
+      this.#acked = true;
+      if (this.#openTimer) clearTimeout(this.#openTimer);
+      this.#openTimer = undefined;
+    }
+    if (type === FrameType.windowUpdate) {
+      if (length > 0) {
+        this.#sendWindow += length;
+        if (this.hasSendable()) this.#host.markReady(this);
+      }
+    } else if (payload.length > 0) {
+      if (payload.length > this.#recvWindow) {
+        throw new MuxError('PT_ERR_MUX_PROTOCOL', `stream ${this.id}: ${payload.length} bytes exceed receive window ${this.#recvWindow}`);
+      }
+      this.#recvWindow -= payload.length;
+      if (!this.#remoteFin && !this.destroyed) {
+        this.push(payload);
+        this.#maybeGrant();
+      }
+    }
+    if (flags & Flag.fin && !this.#remoteFin) {
+      this.#remoteFin = true;
+      if (!this.destroyed) this.push(null);
+      if (this.#closeTimer) clearTimeout(this.#closeTimer);
+      this.#closeTimer = undefined;
+      if (this.#localFin) this.#forget();
+    }
+    if (flags & Flag.rst) {
+      this.#forget();
+      this.fail(new MuxError('PT_ERR_MUX_STREAM_RESET', `stream ${this.id} reset by peer`));
+    }
+  }
+
+  /** @internal Session-driven failure (peer RST, session death): no RST is sent. */
+  fail(err: Error): void {
+    this.#forget();
+    if (!this.destroyed) this.destroy(err);
+  }
+
+  // ---- receive-side flow control ----
+
+  // Grant back what the application consumed: window = max - held - still-open.
+  #maybeGrant(): void {
+    if (this.#remoteFin || this.#gone) return;
+    const delta = this.#settings.maxWindowBytes - this.readableLength - this.#recvWindow;
+    if (delta < this.#settings.maxWindowBytes / 2) return;
+    this.#recvWindow += delta;
+    this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, delta), false);
+  }
+
+  override _read(): void {
+    this.#maybeGrant();
+  }
+
+  override read(size?: number): any {
+    const chunk: unknown = super.read(size);
+    if (chunk !== null) this.#maybeGrant();
+    return chunk;
+  }
+
+  // ---- send side ----
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#gone || this.#host.hostClosed) {
+      cb(this.#closeError ?? new MuxError('PT_ERR_MUX_SESSION_CLOSED', `stream ${this.id} is closed`));
+      return;
+    }
+    if (chunk.length === 0) {
+      cb();
+      return;
+    }
+    this.#outChunk = chunk;
+    this.#outOffset = 0;
+    this.#outCb = cb;
+    this.#host.markReady(this);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.#gone) {
+      cb();
+      return;
+    }
+    this.#finalCb = cb;
+    this.#host.markReady(this);
+  }
+
+  /** @internal Something can go on the wire now (data within the window, or our FIN). */
+  hasSendable(): boolean {
+    if (this.#gone) return false;
+    if (this.#outChunk !== undefined) return this.#sendWindow > 0;
+    return this.#finalCb !== undefined && !this.#localFin;
+  }
+
+  /** @internal Next data frame (≤ maxFrameBytes and ≤ peer window) or our FIN, or undefined. */
+  nextFrame(maxFrameBytes: number): Buffer | undefined {
+    if (this.#gone) return undefined;
+    const chunk = this.#outChunk;
+    if (chunk !== undefined) {
+      if (this.#sendWindow === 0) return undefined;
+      const n = Math.min(maxFrameBytes, this.#sendWindow, chunk.length - this.#outOffset);
+      const frame = encodeDataFrame(0, this.id, chunk.subarray(this.#outOffset, this.#outOffset + n));
+      this.#outOffset += n;
+      this.#sendWindow -= n;
+      if (this.#outOffset === chunk.length) {
+        const cb = this.#outCb;
+        this.#outChunk = undefined;
+        this.#outCb = undefined;
+        cb?.();
+      }
+      return frame;
+    }
+    const finalCb = this.#finalCb;
+    if (finalCb === undefined || this.#localFin) return undefined;
+    this.#localFin = true;
+    this.#finalCb = undefined;
+    // Per spec "Closing a stream": FIN on a window update, as hashicorp/yamux does.
+    const frame = encodeHeader(FrameType.windowUpdate, Flag.fin, this.id, 0);
+    if (this.#remoteFin) {
+      this.#forget();
+    } else {
+      this.#closeTimer = setTimeout(() => {
+        this.#closeTimer = undefined;
+        this.#abort(new MuxError('PT_ERR_MUX_CLOSE_TIMEOUT', `stream ${this.id}: no FIN from peer within ${this.#settings.closeTimeoutMs} ms`));
+      }, this.#settings.closeTimeoutMs).unref();
+    }
+    finalCb();
+    return frame;
+  }
+
+  // ---- teardown ----
+
+  // Local abort: send RST (if still on the wire) then fail.
+  #abort(err: Error): void {
+    this.#sendRst();
+    this.fail(err);
+  }
+
+  #sendRst(): void {
+    if (this.#gone || this.#host.hostClosed) return;
+    this.#host.sendControl(encodeHeader(FrameType.windowUpdate, Flag.rst, this.id, 0), true);
+  }
+
+  #forget(): void {
+    if (this.#openTimer) clearTimeout(this.#openTimer);
+    if (this.#closeTimer) clearTimeout(this.#closeTimer);
+    this.#openTimer = undefined;
+    this.#closeTimer = undefined;
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#outChunk = undefined;
+    this.#outCb = undefined;
+    this.#host.forget(this);
+  }
+
+  /** Closes the stream. Before both sides have closed, this sends RST to the peer. See the class doc for the error policy. */
+  override destroy(err?: Error | null): this {
+    if (err) {
+      this.#closeError ??= err;
+      if (this.listenerCount('error') === 0) return super.destroy();
+    }
+    return super.destroy(err ?? undefined);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#sendRst();
+    this.#forget();
+    cb(err);
+  }
+}

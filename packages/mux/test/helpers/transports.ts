@@ -1,0 +1,137 @@
+import { once } from 'node:events';
+import { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
+
+/** Two connected byte Duplexes; bytes written to `a` come out of `b` and back. */
+export interface TransportPair {
+  a: Duplex;
+  b: Duplex;
+  /** Closes both ends and anything behind them (server sockets). */
+  close(): Promise<void>;
+}
+
+export interface TransportKind {
+  name: string;
+  /** Multiplier tests apply to payload sizes (slow transports carry less). */
+  scale: number;
+  create(): Promise<TransportPair>;
+}
+
+const PIECES = [1, 5, 13, 4096];
+
+/**
+ * One end of an in-memory pipe. Delivery is asynchronous (setImmediate), like
+ * a socket, and respects the peer's readable backpressure. With `rechunk`,
+ * every write is split into pieces of 1, 5, 13 and 4096 bytes, cycling.
+ */
+class MemoryEnd extends Duplex {
+  peer: MemoryEnd | undefined;
+  #blocked: (() => void) | undefined;
+  readonly #rechunk: boolean;
+  #piece = 0;
+
+  constructor(rechunk: boolean) {
+    super({ allowHalfOpen: true });
+    this.#rechunk = rechunk;
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    setImmediate(() => {
+      const peer = this.peer;
+      if (peer === undefined || peer.destroyed) return cb();
+      let ok = true;
+      for (const { chunk } of chunks) ok = this.#deliver(peer, chunk);
+      if (ok) cb();
+      else peer.#blocked = () => cb();
+    });
+  }
+
+  #deliver(peer: MemoryEnd, chunk: Buffer): boolean {
+    if (!this.#rechunk) return peer.push(chunk);
+    let ok = true;
+    for (let off = 0; off < chunk.length;) {
+      const n = PIECES[this.#piece++ % PIECES.length] as number;
+      ok = peer.push(chunk.subarray(off, off + n));
+      off += n;
+    }
+    return ok;
+  }
+
+  override _read(): void {
+    const b = this.#blocked;
+    this.#blocked = undefined;
+    b?.();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    setImmediate(() => {
+      if (this.peer !== undefined && !this.peer.destroyed) this.peer.push(null);
+      cb();
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const peer = this.peer;
+    if (peer !== undefined && !peer.destroyed) setImmediate(() => peer.destroy());
+    cb(err);
+  }
+}
+
+export function memoryPair(rechunk = false): TransportPair {
+  const a = new MemoryEnd(rechunk);
+  const b = new MemoryEnd(rechunk);
+  a.peer = b;
+  b.peer = a;
+  return {
+    a,
+    b,
+    async close() {
+      a.destroy();
+      b.destroy();
+    },
+  };
+}
+
+/** Two connected raw WebSockets on 127.0.0.1 (port 0). */
+export async function rawWebSocketPair(): Promise<{ clientWs: WebSocket; serverWs: WebSocket; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const clientWs = new WebSocket(`ws://127.0.0.1:${port}`);
+  const [[serverWs]] = (await Promise.all([once(server, 'connection'), once(clientWs, 'open')])) as [[WebSocket], unknown];
+  return {
+    clientWs,
+    serverWs,
+    async close() {
+      clientWs.terminate();
+      serverWs.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A real WebSocket on 127.0.0.1 (port 0), both ends wrapped by ws's createWebSocketStream (binary). */
+export async function websocketPair(): Promise<TransportPair> {
+  const raw = await rawWebSocketPair();
+  const a = createWebSocketStream(raw.clientWs);
+  const b = createWebSocketStream(raw.serverWs);
+  // Errors surface through the mux session; keep them from crashing the test process.
+  a.on('error', () => {});
+  b.on('error', () => {});
+  return {
+    a,
+    b,
+    async close() {
+      a.destroy();
+      b.destroy();
+      await raw.close();
+    },
+  };
+}
+
+export const transports: TransportKind[] = [
+  { name: 'in-memory pair', scale: 1, create: async () => memoryPair(false) },
+  { name: 'WebSocket on 127.0.0.1', scale: 1, create: websocketPair },
+  { name: 're-chunking pipe (1/5/13/4096)', scale: 1, create: async () => memoryPair(true) },
+];
