@@ -1,1 +1,11 @@
-export {};
+export { createGateway } from './gateway.ts';
+export type { Gateway, GatewayDeps } from './gateway.ts';
+export { defaultGatewayOptions, verifyGatewayOptions } from './config.ts';
+export type { GatewayOptions } from './config.ts';
+export type { ClusterInfo } from './cluster-registry.ts';
+export { TokenStore, loadTokensFile, hashToken, bearerToken } from './tokens.ts';
+export type { TokensConfig, AgentTokenEntry, RunnerTokenEntry, AdminTokenEntry, AgentIdentity, RunnerIdentity } from './tokens.ts';
+export { generateDevCertificates } from './dev-tls.ts';
+export type { DevCertificateOptions, DevCertificates } from './dev-tls.ts';
+export { gatewayErrorCodes } from './errors.ts';
+export type { GatewayErrorCode } from './errors.ts';

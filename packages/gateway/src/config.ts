@@ -1,0 +1,83 @@
+import type { SessionOptions } from '@pipeops/tunnel-mux';
+import { gatewayError } from './errors.ts';
+import type { TokensConfig } from './tokens.ts';
+
+/** Options of {@link createGateway}. Durations are in milliseconds, sizes in bytes. */
+export interface GatewayOptions {
+  /** Address to listen on, e.g. `0.0.0.0` or `127.0.0.1`. */
+  host: string;
+  /** Port; 0 picks an ephemeral port (see `start()`'s result). */
+  port: number;
+  /** PEM certificate and key. Absent → plain HTTP (tests and development only). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** YAML tokens file, watched and reloaded on change. Exactly one of `tokensFile` and `tokens`. */
+  tokensFile?: string;
+  /** Tokens given inline (no reload from disk). */
+  tokens?: TokensConfig;
+  /** `close()`'s default deadline for in-flight streams to finish (ms). Default 30_000. */
+  drainTimeoutMs: number;
+  /** Time an agent has after the upgrade to open the control stream and send `hello` (ms). Default 10_000. */
+  handshakeTimeoutMs: number;
+  /** Largest WebSocket message accepted from an agent (bytes). Default 1_048_576 (1 MiB). */
+  maxPayloadBytes?: number;
+  /** Mux session options for agent sessions (`client` is always false here). */
+  mux?: Partial<SessionOptions>;
+  /** Also collect prom-client's default process metrics on the injected registry. Default false (the CLI turns it on). */
+  collectDefaultMetrics?: boolean;
+  /** Debounce of tokens-file change events before a reload (ms). Default 100. */
+  tokensReloadDebounceMs?: number;
+  /** Version reported in `welcome`. Default the package version. */
+  gatewayVersion?: string;
+}
+
+/** Defaults of the optional and commonly defaulted {@link GatewayOptions} fields. */
+export const defaultGatewayOptions = Object.freeze({
+  drainTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  maxPayloadBytes: 1024 * 1024,
+  collectDefaultMetrics: false,
+  tokensReloadDebounceMs: 100,
+  gatewayVersion: '0.1.0',
+});
+
+/** Options with every defaulted field filled in. */
+export type ResolvedGatewayOptions = GatewayOptions & Required<Pick<GatewayOptions,
+  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion'>>;
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Throws TunnelError `PT_ERR_GATEWAY_CONFIG` naming the first invalid option. */
+export function verifyGatewayOptions(o: GatewayOptions): void {
+  const fail = (key: string, why: string): never => { throw gatewayError('PT_ERR_GATEWAY_CONFIG', `invalid gateway option ${key}: ${why}`); };
+  if (o === null || typeof o !== 'object') fail('options', 'must be an object');
+  if (typeof o.host !== 'string' || o.host === '') fail('host', 'must be a non-empty string');
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535) fail('port', `must be an integer 0..65535, got ${String(o.port)}`);
+  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs', min: number): void => {
+    const v = o[key];
+    if (v === undefined) return;
+    if (!Number.isInteger(v) || v < min || v > MAX_TIMER_MS) fail(key, `must be an integer ${min}..${MAX_TIMER_MS} (ms), got ${String(v)}`);
+  };
+  ms('drainTimeoutMs', 0);
+  ms('handshakeTimeoutMs', 1);
+  ms('tokensReloadDebounceMs', 0);
+  if (o.maxPayloadBytes !== undefined && (!Number.isInteger(o.maxPayloadBytes) || o.maxPayloadBytes < 1024)) {
+    fail('maxPayloadBytes', `must be an integer >= 1024 (bytes), got ${String(o.maxPayloadBytes)}`);
+  }
+  if ((o.tokensFile === undefined) === (o.tokens === undefined)) fail('tokensFile', 'give exactly one of tokensFile and tokens');
+  if (o.tokensFile !== undefined && (typeof o.tokensFile !== 'string' || o.tokensFile === '')) fail('tokensFile', 'must be a path');
+  if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) fail('tls', 'needs both cert and key');
+}
+
+/** Verifies and fills in defaults. */
+export function resolveGatewayOptions(o: GatewayOptions): ResolvedGatewayOptions {
+  verifyGatewayOptions(o);
+  return {
+    ...o,
+    drainTimeoutMs: o.drainTimeoutMs ?? defaultGatewayOptions.drainTimeoutMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? defaultGatewayOptions.handshakeTimeoutMs,
+    maxPayloadBytes: o.maxPayloadBytes ?? defaultGatewayOptions.maxPayloadBytes,
+    collectDefaultMetrics: o.collectDefaultMetrics ?? defaultGatewayOptions.collectDefaultMetrics,
+    tokensReloadDebounceMs: o.tokensReloadDebounceMs ?? defaultGatewayOptions.tokensReloadDebounceMs,
+    gatewayVersion: o.gatewayVersion ?? defaultGatewayOptions.gatewayVersion,
+  };
+}

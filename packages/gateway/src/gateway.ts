@@ -1,0 +1,236 @@
+import { EventEmitter, once } from 'node:events';
+import type http from 'node:http';
+import type https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type WebSocket from 'ws';
+import { TunnelError, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import { AgentConnection } from './agent-connection.ts';
+import { ClusterRegistry, type ClusterInfo } from './cluster-registry.ts';
+import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './config.ts';
+import { gatewayError } from './errors.ts';
+import { GatewayMetrics } from './metrics.ts';
+import { createServer } from './server.ts';
+import { handleStatusRequest } from './status-endpoints.ts';
+import { TokensWatcher } from './tokens-watcher.ts';
+import { TokenStore, loadTokensFile, type AgentIdentity } from './tokens.ts';
+import { TunnelEndpoint } from './tunnel-endpoint.ts';
+
+/** The gateway (control-plane relay). See {@link createGateway}. */
+export interface Gateway extends EventEmitter {
+  /** Loads tokens, listens; resolves with the bound address. */
+  start(): Promise<AddressInfo>;
+  /** Graceful and idempotent: refuse new agents (503), send `reconnect` + GoAway to each agent, wait up to `deadlineMs` (default `drainTimeoutMs`) for in-flight streams, then close everything. */
+  close(deadlineMs?: number): Promise<void>;
+  /** Re-reads the tokens file (also done on file change). Rejects (and keeps the old tokens) when the new file is invalid; agents whose token was removed or moved to another cluster are disconnected. */
+  reloadTokens(): Promise<void>;
+  /** What GET /v1/clusters returns (for an admin). */
+  clusters(): ClusterInfo[];
+  /** Opens a data stream to the cluster's agent, preamble written. Rejects TunnelError 503 if not connected (or draining). */
+  openStream(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex>;
+  readonly server: https.Server | http.Server;
+  on(e: 'agent-connected' | 'agent-disconnected', l: (cluster: string) => void): this;
+}
+
+/** Injected dependencies. */
+export interface GatewayDeps { logger: Logger; registry: Registry }
+
+/**
+ * Creates the gateway: an HTTP(S) server with `GET /v1/tunnel` for agents,
+ * `GET /v1/clusters`, `/health`, `/ready`, `/metrics`, and `openStream()`
+ * for routing. Throws TunnelError `PT_ERR_GATEWAY_CONFIG` on invalid options.
+ */
+export function createGateway(options: GatewayOptions, deps: GatewayDeps): Gateway {
+  return new GatewayImpl(resolveGatewayOptions(options), deps);
+}
+
+class GatewayImpl extends EventEmitter implements Gateway {
+  readonly server: https.Server | http.Server;
+  readonly #opts: ResolvedGatewayOptions;
+  readonly #log: Logger;
+  readonly #registry: Registry;
+  readonly #metrics: GatewayMetrics;
+  readonly #clusters = new ClusterRegistry();
+  readonly #pending = new Set<AgentConnection>();
+  readonly #endpoint: TunnelEndpoint;
+  #tokens: TokenStore;
+  #watcher: TokensWatcher | undefined;
+  #listening = false;
+  #draining = false;
+  #closing: Promise<void> | undefined;
+  #reloading: Promise<void> = Promise.resolve();
+
+  constructor(opts: ResolvedGatewayOptions, deps: GatewayDeps) {
+    super();
+    this.#opts = opts;
+    this.#log = deps.logger;
+    this.#registry = deps.registry;
+    this.#metrics = new GatewayMetrics(deps.registry, { collectDefaultMetrics: opts.collectDefaultMetrics });
+    this.#tokens = opts.tokens !== undefined ? new TokenStore(opts.tokens, 'tokens option') : new TokenStore({}, 'empty');
+    this.#endpoint = new TunnelEndpoint({
+      logger: this.#log,
+      metrics: this.#metrics,
+      maxPayloadBytes: opts.maxPayloadBytes,
+      tokens: () => this.#tokens,
+      draining: () => this.#draining,
+      onAgent: (ws, identity, remote) => this.#onAgent(ws, identity, remote),
+    });
+    this.server = createServer(opts.tls, {
+      request: (req, res, path) => handleStatusRequest(req, res, path, {
+        registry: this.#registry,
+        tokens: () => this.#tokens,
+        clusters: () => this.clusters(),
+        notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
+      }),
+      tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
+    }, this.#log);
+  }
+
+  async start(): Promise<AddressInfo> {
+    if (this.#closing) throw gatewayError('PT_ERR_GATEWAY_CLOSED', 'gateway was closed');
+    if (this.#opts.tokensFile !== undefined) {
+      this.#tokens = await loadTokensFile(this.#opts.tokensFile);
+      this.#log.info({ event: 'tokens_loaded', file: this.#opts.tokensFile, ...this.#tokens.counts }, 'tokens loaded');
+      this.#watcher = new TokensWatcher(this.#opts.tokensFile, this.#opts.tokensReloadDebounceMs, () => {
+        this.reloadTokens().catch(() => { /* logged by reloadTokens */ });
+      }, this.#log);
+      this.#watcher.start();
+    }
+    this.server.listen(this.#opts.port, this.#opts.host);
+    await once(this.server, 'listening');
+    this.#listening = true;
+    const address = this.server.address() as AddressInfo;
+    this.#log.info({ event: 'gateway_listening', address: address.address, port: address.port, tls: this.#opts.tls !== undefined }, 'gateway listening');
+    return address;
+  }
+
+  clusters(): ClusterInfo[] {
+    return this.#clusters.all().map((c) => c.info()).sort((a, b) => a.cluster.localeCompare(b.cluster));
+  }
+
+  async openStream(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
+    if (this.#draining) throw new TunnelError('PT_ERR_DRAINING');
+    const conn = this.#clusters.get(cluster);
+    if (conn === undefined || conn.closed || conn.session.remoteGoAway) {
+      throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
+    }
+    return conn.openStream({ ...preamble, cluster: preamble.cluster ?? cluster });
+  }
+
+  reloadTokens(): Promise<void> {
+    // Serialise reloads so a slow one never overwrites a newer one.
+    const run = this.#reloading.then(() => this.#reloadOnce());
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reloadOnce(): Promise<void> {
+    if (this.#opts.tokensFile === undefined) return;
+    let store: TokenStore;
+    try {
+      store = await loadTokensFile(this.#opts.tokensFile);
+    } catch (err) {
+      this.#metrics.tokenReloads.inc({ result: 'error' });
+      this.#log.error({ event: 'tokens_reload_failed', code: (err as TunnelError).code, err }, 'tokens reload failed; keeping the previous tokens');
+      throw err;
+    }
+    this.#tokens = store;
+    this.#metrics.tokenReloads.inc({ result: 'ok' });
+    this.#log.info({ event: 'tokens_reloaded', ...store.counts }, 'tokens reloaded');
+    for (const conn of [...this.#clusters.all(), ...this.#pending]) {
+      if (!store.agentStillValid(conn.tokenId, conn.cluster)) {
+        conn.log.warn({ event: 'agent_revoked', code: 'PT_ERR_AUTH_REJECTED' }, 'agent token revoked; disconnecting');
+        void conn.shutdown(1_000, { code: 'PT_ERR_AUTH_REJECTED', message: 'agent token revoked' });
+      }
+    }
+  }
+
+  close(deadlineMs: number = this.#opts.drainTimeoutMs): Promise<void> {
+    this.#closing ??= this.#close(deadlineMs);
+    return this.#closing;
+  }
+
+  async #close(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    this.#watcher?.close();
+    const conns = this.#clusters.all();
+    this.#log.info({ event: 'gateway_draining', agents: conns.length, deadlineMs }, 'gateway draining');
+    for (const conn of this.#pending) conn.abort();
+    for (const conn of conns) conn.drain('gateway draining');
+    // Keep listening while draining: /ready answers 503 (load balancers take us out) and new
+    // agents get a 503 upgrade refusal they retry elsewhere, rather than a refused connection.
+    const started = Date.now();
+    await waitIdle(conns, deadlineMs);
+    const left = Math.max(1, deadlineMs - (Date.now() - started));
+    await Promise.all(conns.map((conn) => conn.shutdown(Math.min(left, 1_000))));
+    for (const conn of this.#pending) conn.abort();
+    await this.#endpoint.close();
+    if (this.#listening) {
+      const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeAllConnections();
+      await serverClosed;
+    }
+    this.#listening = false;
+    this.#log.info({ event: 'gateway_closed', ms: Date.now() - started }, 'gateway closed');
+  }
+
+  #onAgent(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
+    const conn = new AgentConnection(ws, identity, remoteAddress, {
+      logger: this.#log,
+      metrics: this.#metrics,
+      gatewayVersion: this.#opts.gatewayVersion,
+      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs,
+      mux: this.#opts.mux,
+      onReady: (c) => this.#onReady(c),
+      onClosed: (c) => this.#onClosed(c),
+    });
+    this.#pending.add(conn);
+    this.#metrics.track(conn, () => conn.session.stats);
+    conn.log.debug({ event: 'agent_upgraded' }, 'agent WebSocket upgraded; waiting for hello');
+  }
+
+  #onReady(conn: AgentConnection): void {
+    this.#pending.delete(conn);
+    if (this.#draining) { void conn.shutdown(1, { code: 'PT_ERR_DRAINING', message: 'gateway is draining' }); return; }
+    const previous = this.#clusters.set(conn);
+    if (previous) {
+      previous.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', bySessionId: conn.sessionId }, 'session replaced by a newer one for the same cluster');
+      void previous.shutdown(1_000, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
+    } else {
+      this.#metrics.sessions.inc();
+    }
+    this.#metrics.connects.inc();
+    this.emit('agent-connected', conn.cluster);
+  }
+
+  #onClosed(conn: AgentConnection): void {
+    this.#pending.delete(conn);
+    this.#metrics.untrack(conn);
+    if (this.#clusters.delete(conn)) {
+      this.#metrics.sessions.dec();
+      conn.log.info({ event: 'agent_disconnected', streamsActive: conn.streamsActive }, 'agent disconnected');
+      this.emit('agent-disconnected', conn.cluster);
+    } else if (conn.ready) {
+      conn.log.info({ event: 'agent_disconnected', replaced: true }, 'replaced agent session closed');
+    }
+  }
+}
+
+function waitIdle(conns: AgentConnection[], deadlineMs: number): Promise<void> {
+  const busy = conns.filter((c) => c.streamsActive > 0 && !c.closed);
+  if (busy.length === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let left = busy.length;
+    const timer = setTimeout(done, deadlineMs);
+    timer.unref();
+    function done(): void {
+      clearTimeout(timer);
+      for (const c of busy) c.off('idle', onIdle);
+      resolve();
+    }
+    function onIdle(): void { if (--left === 0) done(); }
+    for (const c of busy) c.once('idle', onIdle);
+  });
+}

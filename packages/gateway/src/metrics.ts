@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+/** Reasons of `pipeops_tunnel_connect_failures_total` (fixed set). */
+export type ConnectFailureReason = 'auth' | 'network' | 'tls' | 'handshake' | 'timeout' | 'other';
+/** Results of `pipeops_tunnel_streams_total` (fixed set). */
+export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
+/** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
+export type StreamKindLabel = 'http' | 'ping' | 'control' | 'other';
+
+/** Cumulative per-session counters read from the mux session's `stats`. */
+export interface SessionCounters { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number; resetsIn: number; resetsOut: number }
+
+/** The gateway's metrics, registered on the injected registry only. Labels come from small fixed sets. */
+export class GatewayMetrics {
+  readonly sessions: Gauge;
+  readonly connects: Counter;
+  readonly connectFailures: Counter<'reason'>;
+  readonly streamsActive: Gauge<'kind'>;
+  readonly streamsTotal: Counter<'kind' | 'result'>;
+  readonly bytes: Counter<'direction'>;
+  readonly frames: Counter<'direction'>;
+  readonly resets: Counter<'direction'>;
+  readonly rtt: Histogram;
+  readonly tokenReloads: Counter<'result'>;
+  readonly #sources = new Map<object, { read: () => SessionCounters; last: SessionCounters }>();
+
+  constructor(registry: Registry, opts: { collectDefaultMetrics: boolean }) {
+    const registers = [registry];
+    this.sessions = new Gauge({ name: 'pipeops_tunnel_sessions', help: 'Agents connected to the gateway', registers });
+    this.connects = new Counter({ name: 'pipeops_tunnel_connects_total', help: 'Agent sessions established', registers });
+    this.connectFailures = new Counter({ name: 'pipeops_tunnel_connect_failures_total', help: 'Agent connections refused or failed, by reason', labelNames: ['reason'], registers });
+    this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Open data streams, by kind', labelNames: ['kind'], registers });
+    this.streamsTotal = new Counter({ name: 'pipeops_tunnel_streams_total', help: 'Data streams finished, by kind and result', labelNames: ['kind', 'result'], registers });
+    const pull = (): void => this.#pull();
+    this.bytes = new Counter({ name: 'pipeops_tunnel_bytes_total', help: 'Bytes on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
+    this.frames = new Counter({ name: 'pipeops_tunnel_frames_total', help: 'Mux frames on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
+    this.resets = new Counter({ name: 'pipeops_tunnel_resets_total', help: 'Mux stream resets on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
+    this.rtt = new Histogram({ name: 'pipeops_tunnel_session_rtt_seconds', help: 'Agent session round-trip time (mux ping)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.tokenReloads = new Counter({ name: 'pipeops_tunnel_token_reloads_total', help: 'Tokens file reloads, by result', labelNames: ['result'], registers });
+    for (const d of ['in', 'out']) { this.bytes.inc({ direction: d }, 0); this.frames.inc({ direction: d }, 0); this.resets.inc({ direction: d }, 0); }
+    if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** Starts counting a session's cumulative stats (pulled at scrape time). */
+  track(key: object, read: () => SessionCounters): void {
+    this.#sources.set(key, { read, last: { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, resetsIn: 0, resetsOut: 0 } });
+  }
+
+  /** Takes a session's last numbers and stops tracking it. */
+  untrack(key: object): void {
+    const s = this.#sources.get(key);
+    if (s) this.#pullOne(s);
+    this.#sources.delete(key);
+  }
+
+  #pull(): void {
+    for (const s of this.#sources.values()) this.#pullOne(s);
+  }
+
+  #pullOne(s: { read: () => SessionCounters; last: SessionCounters }): void {
+    let now: SessionCounters;
+    try { now = s.read(); } catch { return; }
+    const add = (c: Counter<'direction'>, direction: string, a: number, b: number): void => { if (a > b) c.inc({ direction }, a - b); };
+    add(this.bytes, 'in', now.bytesIn, s.last.bytesIn);
+    add(this.bytes, 'out', now.bytesOut, s.last.bytesOut);
+    add(this.frames, 'in', now.framesIn, s.last.framesIn);
+    add(this.frames, 'out', now.framesOut, s.last.framesOut);
+    add(this.resets, 'in', now.resetsIn, s.last.resetsIn);
+    add(this.resets, 'out', now.resetsOut, s.last.resetsOut);
+    s.last = { ...now };
+  }
+}
+
+/** Maps a preamble kind to its label. */
+export function kindLabel(kind: string): StreamKindLabel {
+  return kind === 'http' || kind === 'ping' || kind === 'control' ? kind : 'other';
+}

@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import WebSocket, { WebSocketServer } from 'ws';
+import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import { refuseUpgrade } from './http-util.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { bearerToken, type AgentIdentity, type TokenStore } from './tokens.ts';
+
+/** What the agents' endpoint needs from the gateway. */
+export interface TunnelEndpointDeps {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  maxPayloadBytes: number;
+  tokens: () => TokenStore;
+  draining: () => boolean;
+  /** Called with each authenticated, upgraded agent WebSocket. */
+  onAgent: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
+}
+
+/**
+ * `GET /v1/tunnel`: authenticates the agent *before* the WebSocket
+ * handshake (401/403/400/503 answered on the raw socket, no upgrade), then
+ * upgrades with `ws` (no compression) and hands the socket on.
+ */
+export class TunnelEndpoint {
+  readonly wss: WebSocketServer;
+  readonly #deps: TunnelEndpointDeps;
+
+  constructor(deps: TunnelEndpointDeps) {
+    this.#deps = deps;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: deps.maxPayloadBytes,
+      clientTracking: true,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { logger, metrics } = this.#deps;
+    const remoteAddress = req.socket.remoteAddress;
+    const log = logger.child({ remoteAddress });
+    const refuse = (status: number, code: string, message: string, reason: 'auth' | 'handshake' | 'other'): void => {
+      // Never log the Authorization header or the token: only the outcome.
+      log.warn({ event: 'agent_refused', status, code }, message);
+      metrics.connectFailures.inc({ reason });
+      refuseUpgrade(socket, status, code, message, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    };
+    if (req.method !== 'GET') { refuse(405, 'PT_ERR_BAD_REQUEST', 'the tunnel endpoint takes GET', 'other'); return; }
+    if (this.#deps.draining()) { refuse(503, 'PT_ERR_DRAINING', 'gateway is draining; dial again later', 'other'); return; }
+    const identity = this.#deps.tokens().verifyAgent(bearerToken(req.headers.authorization));
+    if (identity === undefined) { refuse(401, 'PT_ERR_AUTH_REJECTED', 'agent token missing or rejected', 'auth'); return; }
+    const claimed = req.headers[AgentHeaders.cluster];
+    if (typeof claimed === 'string' && claimed !== '' && claimed !== identity.cluster) {
+      refuse(403, 'PT_ERR_FORBIDDEN', 'the agent token does not belong to the cluster in x-pipeops-cluster', 'auth');
+      return;
+    }
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      refuse(400, 'PT_ERR_BAD_REQUEST', `subprotocol ${SUBPROTOCOL} required`, 'handshake');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.#deps.onAgent(ws, identity, remoteAddress);
+    });
+  }
+
+  /** Terminates every agent socket still open and closes the WebSocket server. */
+  close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    return new Promise((resolve) => this.wss.close(() => resolve()));
+  }
+}

@@ -1,0 +1,23 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { TunnelError } from '@pipeops/tunnel-protocol';
+import { createGateway, type GatewayOptions } from '../src/index.ts';
+
+const base: GatewayOptions = { host: '127.0.0.1', port: 0, tokens: {}, drainTimeoutMs: 1_000, handshakeTimeoutMs: 1_000 };
+
+test('invalid gateway options are rejected with PT_ERR_GATEWAY_CONFIG naming the option', () => {
+  const cases: [Partial<GatewayOptions> & Record<string, unknown>, RegExp][] = [
+    [{ port: 70_000 }, /port/],
+    [{ host: '' }, /host/],
+    [{ handshakeTimeoutMs: 0 }, /handshakeTimeoutMs/],
+    [{ drainTimeoutMs: -1 }, /drainTimeoutMs/],
+    [{ maxPayloadBytes: 10 }, /maxPayloadBytes/],
+    [{ tokensFile: '/x.yaml' }, /tokensFile: give exactly one/],
+  ];
+  for (const [patch, re] of cases) {
+    assert.throws(() => createGateway({ ...base, ...patch } as GatewayOptions, { logger: pino({ level: 'silent' }), registry: new Registry() }),
+      (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_GATEWAY_CONFIG' && re.test(err.message), re.source);
+  }
+});

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:https';
+import { request } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { devCerts } from './helpers/gateway.ts';
+
+test('the dev server certificate is signed by the dev CA and verifies for 127.0.0.1 and localhost', async (t) => {
+  const { caCert, cert, key } = devCerts();
+  const ca = new X509Certificate(caCert);
+  const leaf = new X509Certificate(cert);
+  assert.equal(ca.ca, true);
+  assert.equal(leaf.ca, false);
+  assert.ok(leaf.verify(ca.publicKey));
+  assert.equal(leaf.checkIP('127.0.0.1'), '127.0.0.1');
+  assert.equal(leaf.checkHost('localhost'), 'localhost');
+
+  const server = createServer({ cert, key }, (_req, res) => res.end('ok'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  for (const host of ['127.0.0.1', 'localhost']) {
+    const body = await new Promise<string>((resolve, reject) => {
+      request({ host: '127.0.0.1', servername: host === 'localhost' ? 'localhost' : '', port, ca: caCert, agent: false, headers: { host } }, (res) => {
+        let s = ''; res.on('data', (c: Buffer) => { s += c.toString(); }); res.on('end', () => resolve(s));
+      }).on('error', reject).end();
+    });
+    assert.equal(body, 'ok', host);
+  }
+});

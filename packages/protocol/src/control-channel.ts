@@ -1,0 +1,187 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { DEFAULT_MAX_CONTROL_LINE_BYTES } from './constants.ts';
+import { TunnelError } from './errors.ts';
+
+/** Agent → gateway, first message on the control stream. */
+export interface HelloMessage {
+  type: 'hello'; agentId: string; name: string; clusterName: string; version: string;
+  labels: Record<string, string>; protocolVersion: number;
+}
+/** Gateway → agent, answer to `hello`. */
+export interface WelcomeMessage { type: 'welcome'; sessionId: string; gatewayVersion: string }
+/** Agent → gateway, periodic status report. */
+export interface StatusMessage {
+  type: 'status'; at: string; uptimeSeconds: number; streamsActive: number; bytesIn: number; bytesOut: number;
+  rttMs?: number;
+  apiServer?: { reachable: boolean; version?: string; checkedAt?: string; error?: string };
+}
+/** Gateway → agent: the gateway is draining; dial again (sent before GoAway). */
+export interface ReconnectMessage { type: 'reconnect'; reason: string }
+/** Either direction: a fatal problem, with a `PT_ERR_*` code. */
+export interface ErrorMessage { type: 'error'; code: string; message: string }
+
+/** One control-channel message (NDJSON, one per line). */
+export type ControlMessage = HelloMessage | WelcomeMessage | StatusMessage | ReconnectMessage | ErrorMessage;
+
+/** Options of {@link ControlChannel}. */
+export interface ControlChannelOptions {
+  /** Longest accepted line, in bytes, newline excluded. Default 65_536 (64 KiB). */
+  maxLineBytes?: number;
+}
+
+/**
+ * The control stream: NDJSON over a Duplex (normally the first mux stream the
+ * agent opens). Each line is validated; a malformed or oversized line emits
+ * 'error' (a {@link TunnelError} `PT_ERR_CONTROL_INVALID` /
+ * `PT_ERR_CONTROL_LINE_TOO_LARGE`) and closes the channel. When the peer ends
+ * its side the channel ends ours too. Emits 'close' once when the channel or
+ * its stream closes.
+ */
+export class ControlChannel extends EventEmitter {
+  readonly stream: Duplex;
+  readonly #maxLineBytes: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #closed = false;
+
+  constructor(stream: Duplex, opts: ControlChannelOptions = {}) {
+    super();
+    this.stream = stream;
+    this.#maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_CONTROL_LINE_BYTES;
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // The peer closing its side closes the channel: end ours too, so the stream fully closes.
+    stream.on('end', () => this.close());
+    stream.on('close', () => this.#finish());
+    // Stream errors end the channel; the owner of the stream sees them too.
+    stream.on('error', () => this.#finish());
+  }
+
+  /** True once the channel is closed. */
+  get closed(): boolean { return this.#closed; }
+
+  /** Sends one message. Returns false (and sends nothing) when the channel is closed. */
+  send(msg: ControlMessage): boolean {
+    if (this.#closed || this.stream.destroyed || this.stream.writableEnded) return false;
+    this.stream.write(`${JSON.stringify(msg)}\n`);
+    return true;
+  }
+
+  /** Ends the stream (FIN) and closes the channel; idempotent. */
+  close(): void {
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
+    this.#finish();
+  }
+
+  override on(event: 'message', listener: (m: ControlMessage) => void): this;
+  override on(event: 'error', listener: (e: TunnelError) => void): this;
+  override on(event: 'close', listener: () => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl === -1) break;
+      const part = chunk.subarray(start, nl);
+      start = nl + 1;
+      if (this.#buffered + part.length > this.#maxLineBytes) {
+        this.#fail(new TunnelError('PT_ERR_CONTROL_LINE_TOO_LARGE', `control line longer than ${this.#maxLineBytes} bytes`));
+        return;
+      }
+      const line = this.#chunks.length === 0 ? part : Buffer.concat([...this.#chunks, part]);
+      this.#chunks = [];
+      this.#buffered = 0;
+      if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
+      let msg: ControlMessage;
+      try {
+        msg = parseControlMessage(line.toString('utf8'));
+      } catch (err) {
+        this.#fail(err instanceof TunnelError ? err : new TunnelError('PT_ERR_CONTROL_INVALID', undefined, { cause: err }));
+        return;
+      }
+      this.emit('message', msg);
+      if (this.#closed) return;
+    }
+    const rest = chunk.subarray(start);
+    if (rest.length > 0) {
+      this.#buffered += rest.length;
+      if (this.#buffered > this.#maxLineBytes) {
+        this.#fail(new TunnelError('PT_ERR_CONTROL_LINE_TOO_LARGE', `control line longer than ${this.#maxLineBytes} bytes`));
+        return;
+      }
+      this.#chunks.push(rest);
+    }
+  }
+
+  #fail(err: TunnelError): void {
+    if (this.#closed) return;
+    // An 'error' nobody listens to would crash the process: emit only when heard.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    this.close();
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.emit('close');
+  }
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const optional = (v: unknown, check: (x: unknown) => boolean): boolean => v === undefined || check(v);
+
+/**
+ * Parses and validates one control line. Unknown fields are kept; unknown
+ * types and wrong field types throw {@link TunnelError} `PT_ERR_CONTROL_INVALID`.
+ */
+export function parseControlMessage(line: string): ControlMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    throw new TunnelError('PT_ERR_CONTROL_INVALID', 'control line is not JSON', { cause: err });
+  }
+  if (!isObj(value)) throw invalid('control message is not an object');
+  const m = value;
+  switch (m.type) {
+    case 'hello':
+      if (!isStr(m.agentId) || !isStr(m.name) || !isStr(m.clusterName) || !isStr(m.version) || !isNum(m.protocolVersion)) {
+        throw invalid('hello: agentId, name, clusterName, version must be strings and protocolVersion a number');
+      }
+      if (!isObj(m.labels) || !Object.values(m.labels).every(isStr)) throw invalid('hello: labels must map strings to strings');
+      return m as unknown as HelloMessage;
+    case 'welcome':
+      if (!isStr(m.sessionId) || !isStr(m.gatewayVersion)) throw invalid('welcome: sessionId and gatewayVersion must be strings');
+      return m as unknown as WelcomeMessage;
+    case 'status': {
+      if (!isStr(m.at) || !isNum(m.uptimeSeconds) || !isNum(m.streamsActive) || !isNum(m.bytesIn) || !isNum(m.bytesOut) || !optional(m.rttMs, isNum)) {
+        throw invalid('status: at must be a string; uptimeSeconds, streamsActive, bytesIn, bytesOut, rttMs numbers');
+      }
+      const api = m.apiServer;
+      if (api !== undefined && (!isObj(api) || typeof api.reachable !== 'boolean' || !optional(api.version, isStr) || !optional(api.checkedAt, isStr) || !optional(api.error, isStr))) {
+        throw invalid('status: apiServer must be { reachable: boolean, version?, checkedAt?, error?: string }');
+      }
+      return m as unknown as StatusMessage;
+    }
+    case 'reconnect':
+      if (!isStr(m.reason)) throw invalid('reconnect: reason must be a string');
+      return m as unknown as ReconnectMessage;
+    case 'error':
+      if (!isStr(m.code) || !isStr(m.message)) throw invalid('error: code and message must be strings');
+      return m as unknown as ErrorMessage;
+    default:
+      throw invalid(`unknown control message type ${typeof m.type === 'string' ? JSON.stringify(m.type.slice(0, 64)) : typeof m.type}`);
+  }
+}
+
+function invalid(message: string): TunnelError {
+  return new TunnelError('PT_ERR_CONTROL_INVALID', message);
+}

@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { TunnelError, websocketDuplex } from '../src/index.ts';
+import { waitFor, wsPair } from './helpers/ws-pair.ts';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function writeAll(d: Duplex, data: Buffer, chunkBytes: number, onAcked?: (n: number) => void): Promise<void> {
+  for (let i = 0; i < data.length; i += chunkBytes) {
+    const chunk = data.subarray(i, i + chunkBytes);
+    const ok = d.write(chunk, () => onAcked?.(chunk.length));
+    if (!ok) await once(d, 'drain');
+  }
+}
+
+function collect(d: Duplex, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    const onData = (c: Buffer): void => {
+      parts.push(c); n += c.length;
+      if (n >= bytes) { d.off('data', onData); d.pause(); resolve(Buffer.concat(parts)); }
+    };
+    d.on('data', onData);
+    d.once('error', reject);
+  });
+}
+
+test('8 MiB echoed through the duplex come back byte for byte', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  const c = websocketDuplex(client);
+  s.pipe(s);
+  const data = randomBytes(8 * 1024 * 1024);
+  const received = collect(c, data.length);
+  await writeAll(c, data, 100_000);
+  const back = await received;
+  assert.equal(back.length, data.length);
+  assert.equal(sha(back), sha(data));
+});
+
+test('a reader that stops reading stops the writer at the far end, and nothing is lost when it resumes', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  const c = websocketDuplex(client, { readableHighWaterMarkBytes: 64 * 1024 });
+  c.pause();
+  const data = randomBytes(32 * 1024 * 1024);
+  let acked = 0;
+  const writing = writeAll(s, data, 64 * 1024, (n) => { acked += n; });
+  // The receiving side pauses its socket once its readable buffer is full…
+  await waitFor(() => client.isPaused && s.writableNeedDrain, 20_000, 'receiver paused and sender blocked');
+  // …so the sender cannot have pushed everything, and the receiver holds at most its buffer plus one message.
+  assert.ok(acked < data.length, `acked ${acked} of ${data.length}`);
+  assert.ok(c.readableLength <= 64 * 1024 + 64 * 1024, `receiver buffered ${c.readableLength}`);
+  const received = collect(c, data.length);
+  c.resume();
+  await writing;
+  assert.equal(sha(await received), sha(data));
+});
+
+test('end() closes the WebSocket with code 1000 and ends the peer duplex', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  const c = websocketDuplex(client);
+  const closed = once(server, 'close');
+  const chunks: Buffer[] = [];
+  s.on('data', (b: Buffer) => chunks.push(b));
+  c.end(Buffer.from('last words'));
+  const [code] = await closed;
+  assert.equal(code, 1000);
+  if (!s.readableEnded) await once(s, 'end');
+  assert.equal(Buffer.concat(chunks).toString(), 'last words');
+});
+
+test('destroy() terminates the connection: the peer sees an abnormal close (1006)', async (t) => {
+  const { server, client } = await wsPair(t);
+  websocketDuplex(server);
+  const c = websocketDuplex(client);
+  const closed = once(server, 'close');
+  c.destroy();
+  const [code] = await closed;
+  assert.equal(code, 1006);
+});
+
+test('a text message from the peer destroys the duplex with PT_ERR_WS_TEXT_FRAME and closes with 1003', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  const closed = once(client, 'close');
+  const errored = once(s, 'error');
+  client.send('hello as text');
+  const [err] = (await errored) as [TunnelError];
+  assert.ok(err instanceof TunnelError);
+  assert.equal(err.code, 'PT_ERR_WS_TEXT_FRAME');
+  const [code] = await closed;
+  assert.ok(code === 1003 || code === 1006, `close code ${code}`);
+});
+
+test('when the peer closes, the writable side finishes too, since a WebSocket cannot be half-open', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  s.resume();
+  client.close(1000);
+  await once(server, 'close');
+  if (!s.writableFinished) await once(s, 'finish');
+  assert.equal(s.writable, false);
+});
