@@ -1,1 +1,11 @@
-export {};
+export { createAgent } from './agent.ts';
+export type { Agent, AgentDeps } from './agent.ts';
+export { defaultAgentOptions, verifyAgentOptions, tunnelUrlFromApiUrl } from './config.ts';
+export type { AgentOptions, ProxyOptions, ReconnectOptions, ReadinessCheck, StatusExtras, StatusProvider } from './config.ts';
+export { AgentError, agentErrorCodes } from './errors.ts';
+export type { AgentErrorCode } from './errors.ts';
+export type { AgentState, FailureReason, StreamResult } from './metrics.ts';
+export type { Readiness } from './health-server.ts';
+export { pingHandler } from './streams.ts';
+export type { StreamHandler, StreamContext } from './streams.ts';
+export { bypassesProxy } from './proxy.ts';

@@ -1,0 +1,128 @@
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { StreamKind } from '@pipeops/tunnel-protocol';
+import type { AgentOptions } from './config.ts';
+import { defaultAgentOptions, verifyAgentOptions } from './config.ts';
+import { Connector } from './connector.ts';
+import { AgentError } from './errors.ts';
+import { HealthServer } from './health-server.ts';
+import type { Readiness } from './health-server.ts';
+import { AgentMetrics } from './metrics.ts';
+import type { AgentState } from './metrics.ts';
+import { StreamDispatcher } from './streams.ts';
+import type { StreamHandler } from './streams.ts';
+
+/** Injected dependencies of {@link createAgent}. */
+export interface AgentDeps {
+  logger: Logger;
+  registry: Registry;
+}
+
+/** A running agent (see docs/contracts.md). */
+export interface Agent extends EventEmitter {
+  /** Starts the health listener and the connector; resolves when listening (not when connected). */
+  start(): Promise<void>;
+  /** Graceful: stop dialing, GoAway, let in-flight streams finish up to `deadlineMs` (default 5_000), close everything. Idempotent. */
+  close(deadlineMs?: number): Promise<void>;
+  readonly state: AgentState;
+  readonly healthAddress: AddressInfo | undefined;
+  /** Resolves after close(); rejects with `PT_ERR_AUTH_REJECTED` (exit 3) or `PT_ERR_RECONNECT_EXHAUSTED` (exit 4). */
+  readonly done: Promise<void>;
+  /** Serves inbound streams of `kind` (built in: `ping`). */
+  registerStreamHandler(kind: StreamKind, handler: StreamHandler): void;
+  /** What GET /ready answers right now. */
+  readiness(): Readiness;
+  on(e: 'connected', l: (info: { sessionId: string }) => void): this;
+  on(e: 'disconnected', l: (info: { reason: string }) => void): this;
+  on(e: 'state', l: (state: AgentState) => void): this;
+}
+
+class TunnelAgent extends EventEmitter implements Agent {
+  readonly #o: AgentOptions;
+  readonly #log: Logger;
+  readonly #connector: Connector;
+  readonly #dispatcher: StreamDispatcher;
+  readonly #health: HealthServer;
+  #started = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: AgentOptions, deps: AgentDeps) {
+    super();
+    verifyAgentOptions(options);
+    this.#o = options;
+    this.#log = deps.logger.child({ component: 'agent' });
+    const metrics = new AgentMetrics(deps.registry);
+    this.#dispatcher = new StreamDispatcher({ logger: this.#log.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });
+    this.#connector = new Connector({ options, logger: this.#log.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
+    this.#connector.on('connected', (info) => this.emit('connected', info));
+    this.#connector.on('disconnected', (info) => this.emit('disconnected', info));
+    this.#connector.on('state', (s) => this.emit('state', s));
+    this.#health = new HealthServer({
+      host: options.listenHost ?? defaultAgentOptions.listenHost,
+      port: options.port,
+      registry: deps.registry,
+      logger: this.#log.child({ component: 'health' }),
+      readiness: () => this.readiness(),
+    });
+  }
+
+  get state(): AgentState {
+    return this.#connector.state;
+  }
+
+  get healthAddress(): AddressInfo | undefined {
+    return this.#health.address;
+  }
+
+  get done(): Promise<void> {
+    return this.#connector.done;
+  }
+
+  registerStreamHandler(kind: StreamKind, handler: StreamHandler): void {
+    this.#dispatcher.register(kind, handler);
+  }
+
+  readiness(): Readiness {
+    const state = this.#connector.state;
+    if (state !== 'connected') return { ready: false, reason: `tunnel ${state}` };
+    for (const c of this.#o.readinessChecks ?? []) {
+      let r: boolean | string;
+      try {
+        r = c.check();
+      } catch (err) {
+        r = `check failed: ${(err as Error).message}`;
+      }
+      if (r !== true) return { ready: false, reason: typeof r === 'string' ? `${c.name}: ${r}` : c.name };
+    }
+    return { ready: true };
+  }
+
+  async start(): Promise<void> {
+    if (this.#closing !== undefined) throw new AgentError('PT_ERR_AGENT_CLOSED');
+    if (this.#started) return;
+    this.#started = true;
+    const address = await this.#health.start();
+    this.#log.info({ health: `${address.address}:${address.port}` }, 'health listener ready');
+    this.#connector.start();
+  }
+
+  close(deadlineMs = 5_000): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#log.info({ deadlineMs }, 'agent closing');
+      await this.#connector.close(deadlineMs);
+      await this.#health.close();
+      this.#log.info('agent closed');
+    })();
+    return this.#closing;
+  }
+}
+
+/**
+ * Creates the agent. Throws `PT_ERR_CONFIG` (naming the field) for invalid
+ * options, including an unreadable `tls.caFile`.
+ */
+export function createAgent(options: AgentOptions, deps: AgentDeps): Agent {
+  return new TunnelAgent(options, deps);
+}

@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import * as tls from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import WebSocket from 'ws';
+import type { ClientOptions } from 'ws';
+import type { Logger } from 'pino';
+import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import type { AgentOptions } from './config.ts';
+import { AgentError } from './errors.ts';
+import type { FailureReason } from './metrics.ts';
+import { proxyForTarget, redactProxyUrl } from './proxy.ts';
+
+
+/** Why a dial failed, classified for metrics and for the reconnect policy. */
+export class DialError extends AgentError {
+  readonly reason: FailureReason;
+  /** The target's TCP port refused or reset the connection (the gateway is not listening, or going down). */
+  readonly refused: boolean;
+  /** HTTP status of a non-upgrade answer, if any. */
+  readonly httpStatus: number | undefined;
+
+  constructor(reason: FailureReason, message: string, opts: { cause?: unknown; refused?: boolean; httpStatus?: number } = {}) {
+    super(reason === 'auth' ? 'PT_ERR_AUTH_REJECTED' : 'PT_ERR_DIAL_FAILED', message,
+      opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'DialError';
+    this.reason = reason;
+    this.refused = opts.refused ?? false;
+    this.httpStatus = opts.httpStatus;
+  }
+}
+
+const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+const tlsCodePattern = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_|ERR_OSSL_|HOSTNAME_MISMATCH|EPROTO)/;
+
+/** Classifies a dial-time `error` into a failure reason. */
+export function classifyDialError(err: unknown): DialError {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  // A reset during the dial is what a listener that is going down answers:
+  // like a refusal, it lets the port probe end the backoff when the port is back.
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET') return new DialError('network', message, { cause: err, refused: true });
+  if (networkCodes.has(code)) return new DialError('network', message, { cause: err });
+  if (tlsCodePattern.test(code) || /certificate|ssl|tls/i.test(message)) return new DialError('tls', `TLS: ${message}`, { cause: err });
+  if (/handshake has timed out/i.test(message)) return new DialError('timeout', message, { cause: err });
+  if (/subprotocol|Sec-WebSocket|Upgrade header|Unexpected server response/i.test(message)) return new DialError('handshake', message, { cause: err });
+  return new DialError('other', message, { cause: err });
+}
+
+/** Everything needed to dial, computed once per connector. */
+export interface DialPlan {
+  url: URL;
+  proxy: URL | undefined;
+  /** Where a TCP probe can tell whether the gateway is listening (direct connections only). */
+  probe: { host: string; port: number } | undefined;
+}
+
+export function planDial(url: URL, options: AgentOptions): DialPlan {
+  const proxy = proxyForTarget(url, options.proxy);
+  const port = url.port !== '' ? Number(url.port) : url.protocol === 'wss:' ? 443 : 80;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return { url, proxy, probe: proxy === undefined ? { host, port } : undefined };
+}
+
+/**
+ * Reads `tls.caFile` and returns Node's default CA set plus the file's
+ * certificates (passing `ca` replaces the defaults, so they are added back).
+ * `tls.getCACertificates('default')` already includes NODE_EXTRA_CA_CERTS and,
+ * with --use-system-ca, the system store.
+ */
+export function loadCaBundle(caFile: string): string[] {
+  let pem: string;
+  try {
+    pem = readFileSync(caFile, 'utf8');
+  } catch (cause) {
+    throw new AgentError('PT_ERR_CONFIG', `invalid agent option tls.caFile: cannot read ${caFile}`, { cause });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new AgentError('PT_ERR_CONFIG', `invalid agent option tls.caFile: ${caFile} holds no PEM certificate`);
+  }
+  return [...tls.getCACertificates('default'), pem];
+}
+
+export interface DialInput {
+  plan: DialPlan;
+  options: AgentOptions;
+  ca: string[] | undefined;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+/**
+ * Opens the tunnel WebSocket. Resolves once open; rejects with a
+ * {@link DialError} (reason `auth` for a gateway 401/403 — never retried).
+ */
+export function dialTunnel(input: DialInput): Promise<WebSocket> {
+  const { plan, options, ca, logger, signal } = input;
+  const wsOptions: ClientOptions = {
+    headers: {
+      authorization: `Bearer ${options.token}`,
+      [AgentHeaders.agentId]: options.agentId,
+      [AgentHeaders.cluster]: options.clusterName,
+      [AgentHeaders.version]: options.version,
+    },
+    perMessageDeflate: false,
+    handshakeTimeout: options.timeoutMs,
+    followRedirects: false,
+  };
+  if (options.tls.insecureSkipVerify) wsOptions.rejectUnauthorized = false;
+  if (ca !== undefined) wsOptions.ca = ca;
+  let proxyStatus: number | undefined;
+  if (plan.proxy !== undefined) {
+    const agent = new HttpsProxyAgent(plan.proxy, { keepAlive: false });
+    agent.on('proxyConnect', (res: { statusCode: number }) => {
+      proxyStatus = res.statusCode;
+    });
+    wsOptions.agent = agent;
+    logger.debug({ proxy: redactProxyUrl(plan.proxy) }, 'dialing through proxy');
+  }
+  return new Promise<WebSocket>((resolve, reject) => {
+    let settled = false;
+    const ws = new WebSocket(plan.url, [SUBPROTOCOL], wsOptions);
+    const timer = setTimeout(() => {
+      finish(new DialError('timeout', `tunnel dial timed out after ${options.timeoutMs} ms`));
+    }, options.timeoutMs + 100);
+    timer.unref();
+    const onAbort = (): void => finish(new DialError('other', 'dial aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    function finish(err: DialError | undefined): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      ws.off('open', onOpen);
+      if (err === undefined) {
+        ws.off('error', onError);
+        ws.off('unexpected-response', onResponse);
+        resolve(ws);
+        return;
+      }
+      // Keep an 'error' listener: terminate() on a connecting socket emits one.
+      ws.on('error', () => {});
+      ws.terminate();
+      reject(err);
+    }
+    function onOpen(): void {
+      finish(undefined);
+    }
+    function onError(err: Error): void {
+      if (proxyStatus !== undefined && proxyStatus !== 200) {
+        finish(new DialError('network', `proxy refused CONNECT with ${proxyStatus}`, { cause: err, httpStatus: proxyStatus }));
+        return;
+      }
+      finish(classifyDialError(err));
+    }
+    function onResponse(_req: unknown, res: IncomingMessage): void {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      if (proxyStatus !== undefined && proxyStatus !== 200) {
+        finish(new DialError('network', `proxy refused CONNECT with ${status}`, { httpStatus: status }));
+        return;
+      }
+      if (status === 401 || status === 403) {
+        finish(new DialError('auth', `gateway refused the agent credentials (HTTP ${status})`, { httpStatus: status }));
+        return;
+      }
+      finish(new DialError('handshake', `gateway answered the upgrade with HTTP ${status}`, { httpStatus: status }));
+    }
+    ws.on('open', onOpen);
+    ws.on('error', onError);
+    ws.on('unexpected-response', onResponse);
+  });
+}

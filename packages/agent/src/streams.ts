@@ -1,0 +1,121 @@
+import type { Duplex } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { readPreamble } from '@pipeops/tunnel-protocol';
+import type { StreamKind, StreamPreamble } from '@pipeops/tunnel-protocol';
+import type { AgentMetrics, StreamResult } from './metrics.ts';
+
+/** Context handed to a stream handler. */
+export interface StreamContext {
+  /** Child logger bound to `{ streamId, kind, requestId }`. */
+  logger: Logger;
+}
+
+/**
+ * Serves one inbound data stream after its preamble was read (the payload
+ * follows in `stream`). Resolve when the exchange is complete; reject (or
+ * destroy the stream) on failure. Must not throw synchronously past the stream.
+ */
+export type StreamHandler = (stream: Duplex, preamble: StreamPreamble, ctx: StreamContext) => Promise<void>;
+
+/** `ping`: echo every byte back; end our side when the far side ends. */
+export const pingHandler: StreamHandler = async (stream) => {
+  stream.pipe(stream);
+  await finished(stream);
+};
+
+export interface StreamDispatcherOptions {
+  logger: Logger;
+  metrics: AgentMetrics;
+  /** A stream whose preamble does not arrive within this is reset, ms. */
+  preambleTimeoutMs: number;
+}
+
+type StreamLike = Duplex & { id?: number };
+
+/**
+ * Reads each inbound stream's preamble and hands it to the handler
+ * registered for its kind. Unknown kinds, bad preambles and handler failures
+ * reset that one stream (RST) and never touch the session.
+ */
+export class StreamDispatcher {
+  readonly #o: StreamDispatcherOptions;
+  readonly #handlers = new Map<string, StreamHandler>();
+  readonly #active = new Set<Duplex>();
+
+  constructor(options: StreamDispatcherOptions) {
+    this.#o = options;
+    this.#handlers.set('ping', pingHandler);
+  }
+
+  /** Registers (or replaces) the handler of a stream kind. */
+  register(kind: StreamKind, handler: StreamHandler): void {
+    this.#handlers.set(kind, handler);
+  }
+
+  /** Streams currently being served. */
+  get active(): number {
+    return this.#active.size;
+  }
+
+  /** Serves one inbound stream; never rejects. */
+  async handle(stream: StreamLike): Promise<void> {
+    const streamId = stream.id;
+    const log = this.#o.logger.child({ streamId });
+    // A reset from the peer errors the stream; the handler's own listeners
+    // (or finished()) see it too, this one keeps it from becoming uncaught.
+    stream.on('error', () => {});
+    this.#active.add(stream);
+    const timer = setTimeout(() => stream.destroy(), this.#o.preambleTimeoutMs);
+    timer.unref();
+    let preamble: StreamPreamble;
+    try {
+      preamble = await readPreamble(stream);
+    } catch (err) {
+      clearTimeout(timer);
+      this.#active.delete(stream);
+      log.warn({ err: summarize(err) }, 'inbound stream refused: bad preamble');
+      this.#o.metrics.streamsTotal.inc({ kind: 'unknown', result: 'refused' });
+      stream.destroy();
+      return;
+    }
+    clearTimeout(timer);
+    const kind = preamble.kind;
+    const handler = this.#handlers.get(kind);
+    const slog = log.child({ kind, requestId: preamble.requestId });
+    if (handler === undefined) {
+      this.#active.delete(stream);
+      slog.warn('inbound stream refused: no handler for kind');
+      this.#o.metrics.streamsTotal.inc({ kind, result: 'refused' });
+      stream.destroy();
+      return;
+    }
+    this.#o.metrics.streamsActive.inc({ kind });
+    const started = performance.now();
+    let result: StreamResult = 'ok';
+    try {
+      await handler(stream, preamble, { logger: slog });
+    } catch (err) {
+      result = isReset(err) ? 'reset' : 'error';
+      slog.debug({ err: summarize(err) }, 'inbound stream failed');
+      if (!stream.destroyed) stream.destroy();
+    } finally {
+      this.#active.delete(stream);
+      this.#o.metrics.streamsActive.dec({ kind });
+      this.#o.metrics.streamsTotal.inc({ kind, result });
+    }
+    slog.debug({ result, ms: Math.round(performance.now() - started) }, 'inbound stream done');
+  }
+}
+
+function isReset(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'PT_ERR_MUX_STREAM_RESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'PT_ERR_MUX_SESSION_CLOSED';
+}
+
+function summarize(err: unknown): { code?: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const out: { code?: string; message: string } = { message: typeof e?.message === 'string' ? e.message : String(err) };
+  if (typeof e?.code === 'string') out.code = e.code;
+  return out;
+}
