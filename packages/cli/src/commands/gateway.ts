@@ -1,0 +1,162 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
+import { listenAddress, loadGatewayConfig, type GatewayConfig, type GatewayFlags } from '../gateway-config.ts';
+import type { CliIo } from '../io.ts';
+import { createLogger } from '../logger.ts';
+import { onStopSignal } from '../signals.ts';
+import { VERSION } from '../version.ts';
+import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+
+/** Flags of `pipeops-tunnel gateway`. */
+export const gatewayFlags: FlagSpecs = {
+  config: { type: 'string', short: 'c', value: 'FILE', help: 'YAML config file (see gateway.example.yaml)' },
+  listen: { type: 'string', value: 'HOST:PORT', help: 'listen address, port 0 = ephemeral (gateway.listen, default 0.0.0.0:8443)' },
+  'tls-cert': { type: 'string', value: 'FILE', help: 'PEM certificate chain (gateway.tls.cert)' },
+  'tls-key': { type: 'string', value: 'FILE', help: 'PEM private key (gateway.tls.key)' },
+  tokens: { type: 'string', value: 'FILE', help: 'tokens file (gateway.tokens_file, see tokens.example.yaml)' },
+  dev: { type: 'boolean', help: 'generate a self-signed CA and certificate; the CA file path is logged (gateway.dev)' },
+  'log-level': { type: 'string', value: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (gateway.log_level)' },
+  debug: { type: 'boolean', help: 'debug logging (same as --log-level debug)' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+/** `pipeops-tunnel gateway --help`. */
+export function gatewayUsage(): string {
+  return [
+    'Usage: pipeops-tunnel gateway [flags]',
+    '',
+    'Runs the relay: accepts agents on /v1/tunnel and routes runners to their',
+    'clusters (/k8s/clusters/{cluster}/…, /ws/runner, /ws/k8s, /v1/clusters).',
+    '',
+    'Flags:',
+    formatFlags(gatewayFlags),
+    '',
+    'Every config key can also be set as PIPEOPS_GATEWAY_<KEY>, e.g.',
+    'PIPEOPS_GATEWAY_LISTEN, PIPEOPS_GATEWAY_TOKENS_FILE, PIPEOPS_GATEWAY_TLS_CERT.',
+    'Precedence: flags > environment > config file > defaults.',
+    '',
+    'Signals: SIGTERM/SIGINT drain and exit 0 (gateway.drain_timeout);',
+    '         SIGHUP reloads the tokens file.',
+    '',
+  ].join('\n');
+}
+
+type GenerateDevCertificates = typeof import('@pipeops/tunnel-gateway').generateDevCertificates;
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Certificate and key: from files, generated (`--dev`, CA written to a file), or none (plain HTTP). */
+function loadTls(config: GatewayConfig, host: string, logger: Logger, generateDevCertificates: GenerateDevCertificates): { cert: string | Buffer; key: string | Buffer } | undefined {
+  const g = config.gateway;
+  if (g.tls.cert !== '') return { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) };
+  if (!g.dev) return undefined;
+  const hosts = [...new Set(['localhost', '127.0.0.1', '::1', ...(host === '0.0.0.0' || host === '::' ? [] : [host])])];
+  let dir = g.state_dir;
+  if (dir === '') dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-gateway-'));
+  else mkdirSync(dir, { recursive: true });
+  const caFile = join(dir, 'dev-ca.pem');
+  const certFile = join(dir, 'dev-cert.pem');
+  const keyFile = join(dir, 'dev-key.pem');
+  const hostsFile = join(dir, 'dev-hosts.json');
+  // A state folder that already holds a dev certificate for the same hosts is
+  // reused, so agents that trust its CA reconnect after a gateway restart.
+  if ([caFile, certFile, keyFile, hostsFile].every((f) => existsSync(f)) && readFileSync(hostsFile, 'utf8') === JSON.stringify(hosts)) {
+    logger.warn({ caFile, hosts, reused: true }, `dev CA written to ${caFile}`);
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+  }
+  const dev = generateDevCertificates({ hosts });
+  writeFileSync(caFile, dev.caCert, { mode: 0o644 });
+  writeFileSync(certFile, dev.cert, { mode: 0o644 });
+  writeFileSync(keyFile, dev.key, { mode: 0o600 });
+  writeFileSync(hostsFile, JSON.stringify(hosts), { mode: 0o644 });
+  logger.warn({ caFile, hosts }, `dev CA written to ${caFile}`);
+  return { cert: dev.cert, key: dev.key };
+}
+
+/** Runs `pipeops-tunnel gateway`; resolves with the exit code. */
+export async function runGateway(args: string[], io: CliIo): Promise<number> {
+  let flags: GatewayFlags & { help?: boolean | undefined };
+  try {
+    flags = parseArgs({ args, options: parseArgsOptions(gatewayFlags), strict: true, allowPositionals: false }).values as typeof flags;
+  } catch (err) {
+    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
+    io.stderr.write(`pipeops-tunnel gateway: ${usageError.message}\n\n${gatewayUsage()}`);
+    return usageError.exitCode;
+  }
+  if (flags.help === true) {
+    io.stdout.write(gatewayUsage());
+    return ExitCode.ok;
+  }
+  let config: GatewayConfig;
+  try {
+    config = loadGatewayConfig(flags, io.env);
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    io.stderr.write(`pipeops-tunnel gateway: ${err.message}\n`);
+    return err.exitCode;
+  }
+
+  const logger = createLogger({ level: config.gateway.log_level });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const { host, port } = listenAddress(config);
+
+  let gateway;
+  try {
+    // Loaded only now: --help and configuration errors stay fast and independent of the gateway.
+    const { createGateway, generateDevCertificates } = await import('@pipeops/tunnel-gateway');
+    const tls = loadTls(config, host, logger, generateDevCertificates);
+    if (tls === undefined) logger.warn('no TLS certificate: serving plain HTTP (gateway.allow_insecure, development only)');
+    gateway = createGateway(
+      {
+        host, port,
+        ...(tls !== undefined ? { tls } : {}),
+        tokensFile: config.gateway.tokens_file,
+        drainTimeoutMs: config.gateway.drain_timeout,
+        handshakeTimeoutMs: config.gateway.handshake_timeout,
+        gatewayVersion: VERSION,
+      },
+      { logger, registry },
+    );
+    const addr = await gateway.start();
+    const url = `${tls !== undefined ? 'https' : 'http'}://${hostForUrl(addr.address)}:${addr.port}`;
+    logger.info({ url, address: addr.address, port: addr.port }, `gateway listening on ${url}`);
+  } catch (err) {
+    logger.error({ err }, 'gateway failed to start');
+    await gateway?.close(0).catch(() => {});
+    return exitCodeFor(err);
+  }
+
+  const gw = gateway;
+  const onHup = (): void => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading tokens');
+    gw.reloadTokens().then(
+      () => logger.info({ signal: 'SIGHUP', tokensFile: config.gateway.tokens_file }, 'SIGHUP: tokens reloaded'),
+      (err: unknown) => logger.error({ err }, 'tokens reload failed; keeping the previous tokens'),
+    );
+  };
+  process.on('SIGHUP', onHup);
+  let removeSignals = (): void => {};
+  const code = await new Promise<number>((resolve) => {
+    removeSignals = onStopSignal(logger, () => {
+      gw.close(config.gateway.drain_timeout).then(
+        () => resolve(ExitCode.ok),
+        (err: unknown) => {
+          logger.error({ err }, 'error while draining');
+          resolve(ExitCode.failure);
+        },
+      );
+    });
+  });
+  removeSignals();
+  process.off('SIGHUP', onHup);
+  logger.info({ exitCode: code }, 'gateway stopped');
+  return code;
+}

@@ -1,0 +1,104 @@
+import { accessSync, constants } from 'node:fs';
+import { configError, loadConfig, type Schema } from './config-loader.ts';
+import { parseHostPort, type LogLevel } from './formats.ts';
+
+/**
+ * The gateway's configuration schema (`pipeops-tunnel gateway`). Every key
+ * also reads `PIPEOPS_GATEWAY_<KEY>` (e.g. `PIPEOPS_GATEWAY_TLS_CERT`).
+ * gateway.example.yaml at the repository root documents each key.
+ */
+export const gatewaySchema = {
+  gateway: {
+    listen: { doc: 'HOST:PORT the gateway listens on (port 0 = ephemeral).', format: 'host-port', default: '0.0.0.0:8443' },
+    tls: {
+      cert: { doc: 'PEM certificate chain file.', format: String, default: '' },
+      key: { doc: 'PEM private key file.', format: String, default: '', sensitive: true },
+    },
+    tokens_file: { doc: 'YAML tokens file (agents, runners, admins); reloaded on change and on SIGHUP. Required.', format: 'required-string', default: '' },
+    dev: { doc: 'Generate a self-signed CA and certificate at start; the CA is written to state_dir.', format: 'flag', default: false },
+    allow_insecure: { doc: 'Serve plain HTTP when no certificate is configured (development and tests only).', format: 'flag', default: false },
+    state_dir: { doc: 'Directory for generated files (the dev CA); default: a new directory under the system temp dir.', format: String, default: '' },
+    drain_timeout: { doc: 'On SIGTERM/SIGINT, how long agents and open streams get to finish.', format: 'duration-ms', default: '30s' },
+    handshake_timeout: { doc: "How long an agent's WebSocket upgrade and hello may take.", format: 'duration-ms', default: '10s' },
+    log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
+  },
+} as unknown as Schema;
+
+/** The validated gateway configuration (durations in ms). */
+export interface GatewayConfig {
+  gateway: {
+    listen: string;
+    tls: { cert: string; key: string };
+    tokens_file: string; dev: boolean; allow_insecure: boolean; state_dir: string;
+    drain_timeout: number; handshake_timeout: number; log_level: LogLevel;
+  };
+}
+
+/** Flags of `pipeops-tunnel gateway`, as parsed. */
+export interface GatewayFlags {
+  config?: string | undefined;
+  listen?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  tokens?: string | undefined;
+  dev?: boolean | undefined;
+  'log-level'?: string | undefined;
+  debug?: boolean | undefined;
+}
+
+const hints: Record<string, string> = {
+  'gateway.tokens_file': 'set gateway.tokens_file in the config file, PIPEOPS_GATEWAY_TOKENS_FILE or --tokens',
+};
+
+/**
+ * Loads and validates the gateway configuration: flags > environment > file > defaults.
+ * @throws CliError PT_ERR_CLI_CONFIG naming each bad key, or PT_ERR_CLI_CONFIG_FILE.
+ */
+export function loadGatewayConfig(flags: GatewayFlags, env: Record<string, string | undefined>): GatewayConfig {
+  const level = flags['log-level'] ?? (flags.debug === true ? 'debug' : undefined);
+  const conf = loadConfig({
+    schema: gatewaySchema,
+    file: flags.config,
+    env,
+    overrides: {
+      'gateway.listen': flags.listen,
+      'gateway.tls.cert': flags['tls-cert'],
+      'gateway.tls.key': flags['tls-key'],
+      'gateway.tokens_file': flags.tokens,
+      'gateway.dev': flags.dev === true ? true : undefined,
+      'gateway.log_level': level,
+    },
+    hints,
+  });
+  const config = conf.getProperties() as unknown as GatewayConfig;
+  verifyGatewayConfig(config);
+  return config;
+}
+
+function verifyGatewayConfig(c: GatewayConfig): void {
+  const g = c.gateway;
+  const problems: string[] = [];
+  if ((g.tls.cert === '') !== (g.tls.key === '')) {
+    problems.push(`${g.tls.cert === '' ? 'gateway.tls.cert' : 'gateway.tls.key'}: gateway.tls.cert and gateway.tls.key go together`);
+  }
+  if (g.tls.cert === '' && g.tls.key === '' && !g.dev && !g.allow_insecure) {
+    problems.push('gateway.tls.cert: is required (or gateway.dev: true for a generated certificate, or gateway.allow_insecure: true for plain HTTP)');
+  }
+  if (g.tls.cert !== '' && g.dev) problems.push('gateway.dev: cannot be combined with gateway.tls.cert');
+  for (const [key, path] of [['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]] as const) {
+    if (path === '') continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      problems.push(`${key}: file ${path} cannot be read`);
+    }
+  }
+  if (problems.length > 0) throw configError(problems);
+}
+
+/** `gateway.listen` split into host and port (validated by the schema). */
+export function listenAddress(c: GatewayConfig): { host: string; port: number } {
+  const hp = parseHostPort(c.gateway.listen);
+  if (hp === undefined) throw configError([`gateway.listen: must be HOST:PORT`]);
+  return hp;
+}

@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadAgentConfig, toAgentOptions } from '../src/agent-config.ts';
+import { CliError } from '../src/errors.ts';
+import { parseDurationMs } from '../src/duration.ts';
+import { proxyFromEnv } from '../src/proxy-env.ts';
+import { tempDir, writeFile } from './helpers.ts';
+
+const required = {
+  PIPEOPS_PIPEOPS_API_URL: 'https://gw.example.com',
+  PIPEOPS_PIPEOPS_TOKEN: 'secret-token',
+  PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+};
+
+test('durations are read as milliseconds in every accepted spelling', () => {
+  assert.equal(parseDurationMs('500ms'), 500);
+  assert.equal(parseDurationMs('30s'), 30_000);
+  assert.equal(parseDurationMs('1m'), 60_000);
+  assert.equal(parseDurationMs('1m30s'), 90_000);
+  assert.equal(parseDurationMs('2h'), 7_200_000);
+  assert.equal(parseDurationMs('1.5s'), 1_500);
+  assert.equal(parseDurationMs('250'), 250);
+  assert.equal(parseDurationMs('5 minutes'), undefined);
+  assert.equal(parseDurationMs('s'), undefined);
+});
+
+test('defaults apply when neither file, environment nor flags set a key', () => {
+  const c = loadAgentConfig({}, required);
+  assert.equal(c.agent.port, 8080);
+  assert.equal(c.agent.poll_interval, 30_000);
+  assert.equal(c.pipeops.timeout, 30_000);
+  assert.equal(c.pipeops.reconnect.max_attempts, 10);
+  assert.equal(c.pipeops.reconnect.interval, 5_000);
+  assert.equal(c.pipeops.reconnect.max_interval, 60_000);
+  assert.equal(c.pipeops.tls.enabled, true);
+  assert.equal(c.kubernetes.namespace, 'pipeops-system');
+  assert.equal(c.agent.log_level, 'info');
+  assert.match(c.agent.id, /^[0-9a-f-]{36}$/, 'a random UUID is generated when agent.id is empty');
+  assert.notEqual(loadAgentConfig({}, required).agent.id, c.agent.id);
+});
+
+test('flags override the environment, which overrides the file, which overrides defaults', (t) => {
+  const dir = tempDir(t);
+  const file = writeFile(dir, 'c.yaml', [
+    'agent:', '  port: 1001', '  cluster_name: from-file', '  name: file-name', '  poll_interval: 10s', '  labels: { env: file }',
+    'pipeops:', '  api_url: https://file.example.com', '  timeout: 7s',
+  ].join('\n'));
+  const env = {
+    PIPEOPS_PIPEOPS_TOKEN: 'tok',
+    PIPEOPS_AGENT_PORT: '1002',
+    PIPEOPS_AGENT_CLUSTER_NAME: 'from-env',
+    PIPEOPS_AGENT_POLL_INTERVAL: '20s',
+    PIPEOPS_AGENT_LABELS: 'env=envvar,team=infra',
+  };
+  const c = loadAgentConfig({ config: file, port: '1003' }, env);
+  assert.equal(c.agent.port, 1003, 'flag beats env and file');
+  assert.equal(c.agent.cluster_name, 'from-env', 'env beats file');
+  assert.equal(c.agent.poll_interval, 20_000, 'env beats file (duration)');
+  assert.deepEqual(c.agent.labels, { env: 'envvar', team: 'infra' }, 'env beats file (labels)');
+  assert.equal(c.agent.name, 'file-name', 'file beats default');
+  assert.equal(c.pipeops.timeout, 7_000, 'file beats default (duration)');
+  assert.equal(c.pipeops.api_url, 'https://file.example.com');
+  const f = loadAgentConfig({ config: file, 'cluster-name': 'from-flag', 'pipeops-url': 'https://flag.example.com', debug: true, 'in-cluster': true }, env);
+  assert.equal(f.agent.cluster_name, 'from-flag');
+  assert.equal(f.pipeops.api_url, 'https://flag.example.com');
+  assert.equal(f.agent.debug, true);
+  assert.equal(f.kubernetes.in_cluster, true);
+});
+
+test('booleans from the environment accept true/false/1/0/yes/no and reject anything else', () => {
+  assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_PIPEOPS_TLS_INSECURE_SKIP_VERIFY: 'yes' }).pipeops.tls.insecure_skip_verify, true);
+  assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_PIPEOPS_RECONNECT_ENABLED: '0' }).pipeops.reconnect.enabled, false);
+  assert.throws(
+    () => loadAgentConfig({}, { ...required, PIPEOPS_PIPEOPS_TLS_ENABLED: 'maybe' }),
+    (e: unknown) => e instanceof CliError && /pipeops\.tls\.enabled: must be true or false/.test(e.message),
+  );
+});
+
+test('the agent options carry every configured value, with proxy and kubeconfig from the environment', () => {
+  const c = loadAgentConfig({}, {
+    ...required,
+    PIPEOPS_PIPEOPS_TLS_CA_FILE: '',
+    PIPEOPS_PIPEOPS_RECONNECT_MAX_ATTEMPTS: '2',
+    PIPEOPS_AGENT_LABELS: '{"a":"b"}',
+  });
+  const o = toAgentOptions(c, { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.internal', KUBECONFIG: '/k/config' }, '9.9.9');
+  assert.equal(o.apiUrl, 'https://gw.example.com');
+  assert.equal(o.token, 'secret-token');
+  assert.equal(o.clusterName, 'c1');
+  assert.equal(o.version, '9.9.9');
+  assert.deepEqual(o.labels, { a: 'b' });
+  assert.equal(o.allowInsecureTransport, false);
+  assert.deepEqual(o.reconnect, { enabled: true, maxAttempts: 2, intervalMs: 5_000, maxIntervalMs: 60_000 });
+  assert.deepEqual(o.proxy, { httpsProxy: 'http://proxy:3128', noProxy: '.internal' });
+  assert.deepEqual(o.kubernetes, { kubeconfig: '/k/config', inCluster: false, namespace: 'pipeops-system' });
+  assert.deepEqual(o.tls, { insecureSkipVerify: false });
+});
+
+test('tls.enabled false permits an http or ws URL and maps to allowInsecureTransport', () => {
+  const env = { ...required, PIPEOPS_PIPEOPS_API_URL: 'ws://127.0.0.1:1', PIPEOPS_PIPEOPS_TLS_ENABLED: 'false' };
+  const o = toAgentOptions(loadAgentConfig({}, env), {}, '1');
+  assert.equal(o.allowInsecureTransport, true);
+  assert.equal(o.apiUrl, 'http://127.0.0.1:1');
+  assert.throws(
+    () => loadAgentConfig({}, { ...env, PIPEOPS_PIPEOPS_TLS_ENABLED: 'true' }),
+    (e: unknown) => e instanceof CliError && /pipeops\.api_url: ws:\/\/ is not encrypted/.test(e.message),
+  );
+});
+
+test('no proxy variables means no proxy option, and lower-case variables win', () => {
+  assert.equal(proxyFromEnv({}), undefined);
+  assert.deepEqual(proxyFromEnv({ https_proxy: 'http://a:1', HTTPS_PROXY: 'http://b:1' }), { httpsProxy: 'http://a:1' });
+});

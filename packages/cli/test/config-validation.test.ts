@@ -1,0 +1,94 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadAgentConfig } from '../src/agent-config.ts';
+import { loadGatewayConfig } from '../src/gateway-config.ts';
+import { cleanEnv, countingServer, ROOT, runCli, tempDir, writeFile } from './helpers.ts';
+
+const TOKEN = 'tkn-validation-7f3e9a';
+
+describe('invalid configuration exits 2 naming the key, before any connection', { concurrency: true }, () => {
+  const cases: Array<{ name: string; env?: Record<string, string>; args?: string[]; file?: string; key: RegExp }> = [
+    { name: 'pipeops.api_url missing', env: { PIPEOPS_PIPEOPS_API_URL: '' }, key: /pipeops\.api_url: is required/ },
+    { name: 'pipeops.token missing', env: { PIPEOPS_PIPEOPS_TOKEN: '' }, key: /pipeops\.token: is required/ },
+    { name: 'agent.cluster_name missing', env: { PIPEOPS_AGENT_CLUSTER_NAME: '' }, key: /agent\.cluster_name: is required/ },
+    { name: 'a bad duration', env: { PIPEOPS_AGENT_POLL_INTERVAL: '5 minutes' }, key: /agent\.poll_interval: must be a duration/ },
+    { name: 'an unknown key in the file', file: 'agent:\n  colour: blue\n', key: /agent\.colour: unknown key/ },
+    { name: 'a bad URL', args: ['--pipeops-url', 'not a url'], key: /pipeops\.api_url: must be an absolute URL/ },
+    { name: 'a URL with another scheme', args: ['--pipeops-url', 'ftp://127.0.0.1/'], key: /pipeops\.api_url: must use https/ },
+    { name: 'a port out of range', args: ['--port', '70000'], key: /agent\.port: ports must be within range/ },
+    { name: 'a bad log level', args: ['--log-level', 'loud'], key: /agent\.log_level: must be one of/ },
+    { name: 'a missing CA file', env: { PIPEOPS_PIPEOPS_TLS_CA_FILE: '/nonexistent/ca.pem' }, key: /pipeops\.tls\.ca_file: file \/nonexistent\/ca\.pem cannot be read/ },
+    { name: 'an unknown flag', args: ['--colour', 'blue'], key: /Unknown option '--colour'[\s\S]*Usage: pipeops-tunnel connect/ },
+  ];
+  for (const c of cases) {
+    test(`${c.name} is reported and nothing is dialed`, async (t) => {
+      const server = await countingServer(t);
+      const env = cleanEnv({
+        PIPEOPS_PIPEOPS_API_URL: `http://127.0.0.1:${server.port}`,
+        PIPEOPS_PIPEOPS_TLS_ENABLED: 'false',
+        PIPEOPS_PIPEOPS_TOKEN: TOKEN,
+        PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+        PIPEOPS_AGENT_PORT: '0',
+        ...c.env,
+      });
+      const args = ['connect', ...(c.args ?? [])];
+      if (c.file !== undefined) args.push('--config', writeFile(tempDir(t), 'agent.yaml', c.file));
+      const r = await runCli(args, env);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, c.key);
+      assert.ok(!r.stderr.includes(TOKEN) && !r.stdout.includes(TOKEN), 'the token is never printed');
+      assert.equal(await server.connections(), 0, 'no connection attempted');
+    });
+  }
+  test('an unreadable config file is reported with its path', async (t) => {
+    const r = await runCli(['connect', '--config', join(tempDir(t), 'missing.yaml')], cleanEnv());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /config file .*missing\.yaml: cannot be read \(ENOENT\)/);
+  });
+  test('a gateway without tokens file is reported with the key', async () => {
+    const r = await runCli(['gateway', '--listen', '127.0.0.1:0'], cleanEnv());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /gateway\.tokens_file: is required/);
+  });
+  test('a gateway without certificate, --dev or allow_insecure is reported with the key', async () => {
+    const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--tokens', join(ROOT, 'tokens.example.yaml')], cleanEnv());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /gateway\.tls\.cert: is required \(or gateway\.dev: true/);
+  });
+  test('a gateway listen address without a port is reported', async () => {
+    const r = await runCli(['gateway', '--listen', '127.0.0.1', '--dev'], cleanEnv({ PIPEOPS_GATEWAY_TOKENS_FILE: join(ROOT, 'tokens.example.yaml') }));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /gateway\.listen: must be HOST:PORT/);
+  });
+});
+
+test('config.example.yaml loads and validates as is with only the token from the environment', () => {
+  const c = loadAgentConfig({ config: join(ROOT, 'config.example.yaml') }, { PIPEOPS_PIPEOPS_TOKEN: 'tok' });
+  assert.equal(c.agent.cluster_name, 'my-cluster');
+  assert.equal(c.pipeops.api_url, 'https://api.pipeops.io');
+  assert.equal(c.pipeops.reconnect.max_interval, 60_000);
+  assert.deepEqual(c.agent.labels, { environment: 'production' });
+});
+
+test('config.example.yaml documents every agent key with a comment', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { schemaKeys } = await import('../src/config-loader.ts');
+  const { agentSchema } = await import('../src/agent-config.ts');
+  const text = readFileSync(join(ROOT, 'config.example.yaml'), 'utf8');
+  for (const [key] of schemaKeys(agentSchema)) {
+    const leaf = key.split('.').at(-1)!;
+    assert.match(text, new RegExp(`#[^\\n]*\\n(\\s*#[^\\n]*\\n)*\\s*${leaf}:`), `${key} is present and preceded by a comment`);
+  }
+});
+
+test('gateway.example.yaml loads and validates with certificate files and tokens path from the environment', (t) => {
+  const dir = tempDir(t);
+  const c = loadGatewayConfig({ config: join(ROOT, 'gateway.example.yaml') }, {
+    PIPEOPS_GATEWAY_TLS_CERT: writeFile(dir, 'tls.crt', 'x'),
+    PIPEOPS_GATEWAY_TLS_KEY: writeFile(dir, 'tls.key', 'x'),
+    PIPEOPS_GATEWAY_TOKENS_FILE: join(ROOT, 'tokens.example.yaml'),
+  });
+  assert.equal(c.gateway.listen, '0.0.0.0:8443');
+  assert.equal(c.gateway.drain_timeout, 30_000);
+});

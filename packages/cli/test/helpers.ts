@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type AddressInfo, connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+
+/** The real launcher, run with this Node (24). */
+export const BIN = fileURLToPath(new URL('../bin/pipeops-tunnel.js', import.meta.url));
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A minimal environment: nothing of the runner's PIPEOPS_* or proxy variables leaks in. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG']) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Runs the CLI to completion. */
+export async function runCli(args: string[], env: Record<string, string> = cleanEnv()): Promise<RunResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code, signal, stdout, stderr };
+}
+
+/** A long-running CLI child whose stdout JSON log records can be awaited. */
+export interface CliProcess {
+  child: ChildProcess;
+  /** Every log record so far (parsed JSON lines). */
+  records: Array<Record<string, unknown>>;
+  /** All raw output so far, stdout and stderr. */
+  output(): string;
+  /** Resolves with the first record (past or future) matching `pred`; rejects at the deadline or if the process exits first. */
+  waitFor(pred: (r: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the CLI; the child is killed at the end of the test if still running. */
+export function startCli(t: TestContext, args: string[], env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const records: Array<Record<string, unknown>> = [];
+  let raw = '';
+  let pending = '';
+  const waiters = new Set<() => void>();
+  let done = false;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    raw += d;
+    pending += d;
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, i);
+      pending = pending.slice(i + 1);
+      try { records.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not a record */ }
+    }
+    for (const w of waiters) w();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { raw += d; });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('close', (code) => { done = true; for (const w of waiters) w(); resolve(code); });
+  });
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child, records, exited,
+    output: () => raw,
+    waitFor(pred, what, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const r = records.find(pred);
+          if (r !== undefined) { cleanup(); resolve(r); return; }
+          if (done) { cleanup(); reject(new Error(`process exited (${child.exitCode}) before: ${what}\n${raw}`)); }
+        };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out waiting for: ${what}\n${raw}`)); }, timeoutMs);
+        const cleanup = (): void => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** A temporary directory removed after the test. */
+export function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-cli-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes a file into `dir` and returns its path. */
+export function writeFile(dir: string, name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** A TCP server on 127.0.0.1 that counts the connections it sees. */
+export async function countingServer(t: TestContext): Promise<{ port: number; connections(): Promise<number> }> {
+  let count = 0;
+  const server: Server = createServer((s) => { count++; s.destroy(); });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    // Connections are accepted in order: once our own probe is counted, any earlier one has been too.
+    async connections() {
+      const before = count;
+      const probe = netConnect(port, '127.0.0.1');
+      await once(probe, 'close');
+      const deadline = Date.now() + 5_000;
+      while (count === before && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      return count - 1;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/logger.ts';
+
+function capture(): { stream: Writable; records: () => Array<Record<string, unknown>>; text: () => string } {
+  let text = '';
+  const stream = new Writable({ write(chunk: Buffer, _enc, cb) { text += chunk.toString(); cb(); } });
+  return { stream, text: () => text, records: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+test('tokens and authorization headers are redacted wherever a library logs them', () => {
+  const out = capture();
+  const log = createLogger({ level: 'debug', pretty: false, destination: out.stream });
+  log.info({ token: 's1-secret' }, 'top');
+  log.info({ options: { token: 's2-secret' }, req: { headers: { authorization: 'Bearer s3-secret' } } }, 'nested');
+  log.child({ component: 'x' }).debug({ headers: { authorization: 'Bearer s4-secret', Authorization: 'Bearer s5-secret' } }, 'headers');
+  log.info({ tls: { key: 's6-secret' }, config: { pipeops: { token: 's7-secret' } } }, 'deeper');
+  assert.doesNotMatch(out.text(), /secret/);
+  const [top, nested, headers] = out.records();
+  assert.equal(top?.token, '[Redacted]');
+  assert.deepEqual(nested?.req, { headers: { authorization: '[Redacted]' } });
+  assert.equal((headers?.headers as Record<string, unknown>).authorization, '[Redacted]');
+});
+
+test('the level filters records', () => {
+  const out = capture();
+  const log = createLogger({ level: 'warn', pretty: false, destination: out.stream });
+  log.info('hidden');
+  log.warn('shown');
+  assert.deepEqual(out.records().map((r) => r.msg), ['shown']);
+});
