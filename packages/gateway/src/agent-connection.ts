@@ -201,6 +201,12 @@ export class AgentConnection extends EventEmitter {
       if (this.#closed) return;
       this.send({ type: 'welcome', sessionId: this.sessionId, gatewayVersion: this.#deps.gatewayVersion });
       this.log.info({ event: 'agent_connected', agentId: m.agentId, name: m.name, version: m.version }, 'agent connected');
+      // One ping at once, so /v1/clusters shows a round-trip time from the
+      // start rather than after the first keepalive interval.
+      this.session.ping().then(
+        (ms) => this.#deps.metrics.rtt.observe(ms / 1000),
+        () => { /* a session that dies here is reported by its close */ },
+      );
       return;
     }
     switch (m.type) {
