@@ -35,12 +35,12 @@ export class CliError extends Error {
 
 /**
  * Maps what ended a service to an exit code: `PT_ERR_AUTH_REJECTED` → 3,
- * `PT_ERR_RECONNECT_EXHAUSTED` → 4, `PT_ERR_CONFIG` (a library's option check) → 2, a {@link CliError} → its code, anything else → 1.
+ * `PT_ERR_RECONNECT_EXHAUSTED` → 4, `PT_ERR_CONFIG`, `PT_ERR_GATEWAY_CONFIG`, `PT_ERR_TOKENS_INVALID` (a library's option or tokens-file check) → 2, a {@link CliError} → its code, anything else → 1.
  */
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CliError) return err.exitCode;
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'PT_ERR_CONFIG') return ExitCode.invalidConfig;
+  if (code === 'PT_ERR_CONFIG' || code === 'PT_ERR_GATEWAY_CONFIG' || code === 'PT_ERR_TOKENS_INVALID') return ExitCode.invalidConfig;
   if (code === 'PT_ERR_AUTH_REJECTED') return ExitCode.authRejected;
   if (code === 'PT_ERR_RECONNECT_EXHAUSTED') return ExitCode.reconnectExhausted;
   return ExitCode.failure;

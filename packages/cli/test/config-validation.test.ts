@@ -56,6 +56,13 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
     assert.equal(r.code, 2);
     assert.match(r.stderr, /gateway\.tls\.cert: is required \(or gateway\.dev: true/);
   });
+  test('a gateway whose tokens file is invalid exits 2 naming the entry, without listening', async (t) => {
+    const tokens = writeFile(tempDir(t), 'tokens.yaml', 'agents: [{ cluster: c1, token: short }]\n');
+    const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', tokens], cleanEnv());
+    assert.equal(r.code, 2);
+    assert.match(r.stdout + r.stderr, /agents\[0\]: token must be a string of at least 8 characters/);
+    assert.doesNotMatch(r.stdout, /gateway listening/);
+  });
   test('a gateway listen address without a port is reported', async () => {
     const r = await runCli(['gateway', '--listen', '127.0.0.1', '--dev'], cleanEnv({ PIPEOPS_GATEWAY_TOKENS_FILE: join(ROOT, 'tokens.example.yaml') }));
     assert.equal(r.code, 2);
