@@ -54,8 +54,8 @@ class TunnelAgent extends EventEmitter implements Agent {
     this.#o = options;
     this.#log = deps.logger.child({ component: 'agent' });
     const metrics = new AgentMetrics(deps.registry);
-    this.#dispatcher = new StreamDispatcher({ logger: this.#log.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });
-    this.#connector = new Connector({ options, logger: this.#log.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
+    this.#dispatcher = new StreamDispatcher({ logger: deps.logger.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });
+    this.#connector = new Connector({ options, logger: deps.logger.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
     this.#connector.on('connected', (info) => this.emit('connected', info));
     this.#connector.on('disconnected', (info) => this.emit('disconnected', info));
     this.#connector.on('state', (s) => this.emit('state', s));
@@ -63,7 +63,7 @@ class TunnelAgent extends EventEmitter implements Agent {
       host: options.listenHost ?? defaultAgentOptions.listenHost,
       port: options.port,
       registry: deps.registry,
-      logger: this.#log.child({ component: 'health' }),
+      logger: deps.logger.child({ component: 'health' }),
       readiness: () => this.readiness(),
     });
   }
