@@ -1,0 +1,28 @@
+# pipeops-tunnel — one image for the agent (`connect`, the default), the
+# gateway (`gateway`) and the runner-side proxy (`proxy`), e.g. as a sidecar.
+#
+#   docker build -t pipeops-tunnel .
+#   docker run --rm -e PIPEOPS_PIPEOPS_API_URL=https://gateway.example \
+#     -e PIPEOPS_PIPEOPS_TOKEN=… -e PIPEOPS_AGENT_CLUSTER_NAME=my-cluster pipeops-tunnel
+#
+# The sources are TypeScript run natively by Node 24 (type stripping). Node
+# does not strip types under node_modules, so the workspace layout is kept:
+# workspace packages stay in packages/ and are linked, not copied.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+RUN npm install -g --no-fund --no-audit pnpm@10.34.9
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/ packages/
+# Only the command and its workspace dependencies, production dependencies only
+# (the root's `node` devDependency is not needed: the image has Node 24).
+RUN pnpm install --frozen-lockfile --prod --ignore-scripts --filter "pipeops-tunnel..." \
+ && rm -rf packages/*/test
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=node:node /app /app
+USER node
+EXPOSE 8080
+ENTRYPOINT ["node", "/app/packages/cli/bin/pipeops-tunnel.js"]
+CMD ["connect"]
