@@ -7,3 +7,5 @@ export { ControlChannel, parseControlMessage } from './control-channel.ts';
 export type { ControlMessage, ControlChannelOptions, HelloMessage, WelcomeMessage, StatusMessage, ReconnectMessage, ErrorMessage } from './control-channel.ts';
 export { encodePreamble, readPreamble, parsePreamble, STREAM_KINDS } from './preamble.ts';
 export type { StreamPreamble, StreamKind } from './preamble.ts';
+export { HOP_BY_HOP_HEADERS, requestOverStream, serveHttpOverStream, relayRequest, relayUpgrade } from './http-over-stream.ts';
+export type { StreamRequest, StreamResponse, RelayOptions, RelayResult } from './http-over-stream.ts';
