@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StreamKind } from '@pipeops/tunnel-protocol';
-import type { AgentOptions } from './config.ts';
+import type { AgentOptions, ReadinessCheck, StatusExtras } from './config.ts';
 import { defaultAgentOptions, verifyAgentOptions } from './config.ts';
 import { Connector } from './connector.ts';
 import { AgentError } from './errors.ts';
@@ -12,6 +12,8 @@ import type { Readiness } from './health-server.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { AgentState } from './metrics.ts';
 import { StreamDispatcher } from './streams.ts';
+import { createKubePath } from './kube/kube-path.ts';
+import type { KubePath } from './kube/kube-path.ts';
 import type { StreamHandler } from './streams.ts';
 
 /** Injected dependencies of {@link createAgent}. */
@@ -45,6 +47,8 @@ class TunnelAgent extends EventEmitter implements Agent {
   readonly #connector: Connector;
   readonly #dispatcher: StreamDispatcher;
   readonly #health: HealthServer;
+  readonly #kube: KubePath | undefined;
+  readonly #checks: ReadinessCheck[];
   #started = false;
   #closing: Promise<void> | undefined;
 
@@ -55,7 +59,23 @@ class TunnelAgent extends EventEmitter implements Agent {
     this.#log = deps.logger.child({ component: 'agent' });
     const metrics = new AgentMetrics(deps.registry);
     this.#dispatcher = new StreamDispatcher({ logger: deps.logger.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });
-    this.#connector = new Connector({ options, logger: deps.logger.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
+    this.#checks = [...(options.readinessChecks ?? [])];
+    let connectorOptions = options;
+    if (options.kubernetes.enabled !== false) {
+      const kube = createKubePath({
+        ...options.kubernetes,
+        apiHealthIntervalMs: options.kubernetes.apiHealthIntervalMs ?? options.pollIntervalMs,
+      }, { logger: deps.logger.child({ component: 'kube' }), registry: deps.registry });
+      this.#kube = kube;
+      this.#dispatcher.register('http', kube.handler);
+      if (kube.readinessCheck !== undefined) this.#checks.push(kube.readinessCheck);
+      const user = options.statusProvider;
+      connectorOptions = {
+        ...options,
+        statusProvider: async (): Promise<StatusExtras> => ({ ...kube.status(), ...(user !== undefined ? await user() : {}) }),
+      };
+    }
+    this.#connector = new Connector({ options: connectorOptions, logger: deps.logger.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
     this.#connector.on('connected', (info) => this.emit('connected', info));
     this.#connector.on('disconnected', (info) => this.emit('disconnected', info));
     this.#connector.on('state', (s) => this.emit('state', s));
@@ -87,7 +107,7 @@ class TunnelAgent extends EventEmitter implements Agent {
   readiness(): Readiness {
     const state = this.#connector.state;
     if (state !== 'connected') return { ready: false, reason: `tunnel ${state}` };
-    for (const c of this.#o.readinessChecks ?? []) {
+    for (const c of this.#checks) {
       let r: boolean | string;
       try {
         r = c.check();
@@ -105,6 +125,7 @@ class TunnelAgent extends EventEmitter implements Agent {
     this.#started = true;
     const address = await this.#health.start();
     this.#log.info({ health: `${address.address}:${address.port}` }, 'health listener ready');
+    this.#kube?.start();
     this.#connector.start();
   }
 
@@ -112,6 +133,7 @@ class TunnelAgent extends EventEmitter implements Agent {
     this.#closing ??= (async () => {
       this.#log.info({ deadlineMs }, 'agent closing');
       await this.#connector.close(deadlineMs);
+      await this.#kube?.close();
       await this.#health.close();
       this.#log.info('agent closed');
     })();

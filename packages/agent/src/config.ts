@@ -49,6 +49,21 @@ export interface ReconnectOptions {
   stableAfterMs?: number;
 }
 
+/** Where the agent finds its API server and credentials (see the README, "Kubernetes path"). */
+export interface KubernetesOptions {
+  /** Kubeconfig file (current context). Absent and not `inCluster` → client-node's defaults (`$KUBECONFIG`, `~/.kube/config`, service account). */
+  kubeconfig?: string;
+  /** Use the pod's service account. Default `false`. */
+  inCluster: boolean;
+  namespace: string;
+  /** Prefix of `/var/run/secrets/kubernetes.io/serviceaccount` for `inCluster` (tests). Default `''`. */
+  serviceAccountPathPrefix?: string;
+  /** API-server check period (`/readyz`, `/version`), ms; `/ready` needs a success within 3 × this. Default `pollIntervalMs`. */
+  apiHealthIntervalMs?: number;
+  /** `false` disables the Kubernetes path (no `http` handler, no API checks): a tunnel-only agent. Default `true`. */
+  enabled?: boolean;
+}
+
 /** Options of {@link createAgent}. Durations are in milliseconds. */
 export interface AgentOptions {
   /** `https://host[:port][/base]`, dialed as `wss://host[:port][/base]/v1/tunnel`. `http://` only with `allowInsecureTransport`. */
@@ -82,8 +97,8 @@ export interface AgentOptions {
   proxy?: ProxyOptions;
   /** yamux session options (`client` is forced to `true`). */
   mux?: Partial<SessionOptions>;
-  kubernetes: { kubeconfig?: string; inCluster: boolean; namespace: string };
-  /** Hook for extra status fields (next issue: API-server reachability). */
+  kubernetes: KubernetesOptions;
+  /** Hook for extra status fields (the agent adds `apiServer` itself). */
   statusProvider?: StatusProvider;
   /** Hook for extra readiness conditions (next issue: API server answered recently). */
   readinessChecks?: ReadinessCheck[];
@@ -157,6 +172,8 @@ export function verifyAgentOptions(o: AgentOptions): void {
   }
   if (o.kubernetes === null || typeof o.kubernetes !== 'object') fail('kubernetes', 'must be an object');
   if (typeof o.kubernetes.inCluster !== 'boolean') fail('kubernetes.inCluster', 'must be a boolean');
+  if (o.kubernetes.apiHealthIntervalMs !== undefined) intInRange(o.kubernetes.apiHealthIntervalMs, 'kubernetes.apiHealthIntervalMs', 50, 86_400_000);
+  if (o.kubernetes.enabled !== undefined && typeof o.kubernetes.enabled !== 'boolean') fail('kubernetes.enabled', 'must be a boolean');
   if (o.statusProvider !== undefined && typeof o.statusProvider !== 'function') fail('statusProvider', 'must be a function');
   if (o.readinessChecks !== undefined && !Array.isArray(o.readinessChecks)) fail('readinessChecks', 'must be an array');
 }

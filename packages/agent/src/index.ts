@@ -1,7 +1,7 @@
 export { createAgent } from './agent.ts';
 export type { Agent, AgentDeps } from './agent.ts';
 export { defaultAgentOptions, verifyAgentOptions, tunnelUrlFromApiUrl } from './config.ts';
-export type { AgentOptions, ProxyOptions, ReconnectOptions, ReadinessCheck, StatusExtras, StatusProvider } from './config.ts';
+export type { AgentOptions, KubernetesOptions, ProxyOptions, ReconnectOptions, ReadinessCheck, StatusExtras, StatusProvider } from './config.ts';
 export { AgentError, agentErrorCodes } from './errors.ts';
 export type { AgentErrorCode } from './errors.ts';
 export type { AgentState, FailureReason, StreamResult } from './metrics.ts';

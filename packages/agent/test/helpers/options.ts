@@ -17,7 +17,8 @@ export function testOptions(overrides: Partial<AgentOptions> = {}): AgentOptions
     tls: { insecureSkipVerify: false },
     allowInsecureTransport: false,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000 },
-    kubernetes: { inCluster: false, namespace: 'default' },
+    // Hermetic: no Kubernetes path unless a test configures one (a developer's ~/.kube/config must not leak in).
+    kubernetes: { inCluster: false, namespace: 'default', enabled: false },
     ...overrides,
   };
 }

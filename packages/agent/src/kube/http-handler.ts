@@ -1,0 +1,256 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { serveHttpOverStream } from '@pipeops/tunnel-protocol';
+import type { StreamPreamble } from '@pipeops/tunnel-protocol';
+import type { StreamHandler } from '../streams.ts';
+import type { KubeCredentials } from './credentials.ts';
+import { downstreamResponseHeaders, targetProblem, trailerPairs, upstreamRequestHeaders } from './headers.ts';
+import type { KubeMetrics } from './kube-metrics.ts';
+import { upstreamErrorReason } from './kube-metrics.ts';
+import { sendRawStatus, sendStatus } from './status.ts';
+import type { KubeUpstream } from './upstream.ts';
+import { relayUpgrade } from './upgrade-relay.ts';
+import { kubeVerb } from './verb.ts';
+
+/** Options of {@link createKubeProxy}. */
+export interface KubeProxyOptions {
+  /** The agent's API-server access, or the reason there is none (every request is then answered 503). */
+  access: { credentials: KubeCredentials; upstream: KubeUpstream } | { unavailable: string };
+  metrics: KubeMetrics;
+  /** Max bytes of a request head. Default `32_768`. */
+  maxHeaderBytes?: number;
+  /** After the agent's response ended, how long the far side may keep its half of the stream open before it is reset, ms. Default `30_000`. */
+  lingerMs?: number;
+}
+
+/** The `http` stream kind: one HTTP/1.1 request per stream, replayed to the API server. */
+export interface KubeProxy {
+  handler: StreamHandler;
+}
+
+/** What one stream's request needs besides the request itself. */
+export interface Exchange {
+  stream: Duplex;
+  preamble: StreamPreamble;
+  logger: Logger;
+  started: number;
+  /** Set once the exchange is recorded (log line + metrics). */
+  recorded: boolean;
+  /** Set when the stream closed before the exchange finished (the runner went away). */
+  gone: boolean;
+  /** Set once a 101 turned the stream into a raw pipe (a half-open stream may then last as long as the session). */
+  upgraded: boolean;
+  /** Aborts the upstream request in flight, if any. */
+  abort?: (reason: Error) => void;
+}
+
+/** Figures of one finished exchange. */
+export interface ExchangeResult {
+  method: string;
+  path: string;
+  verb: ReturnType<typeof kubeVerb>;
+  status: number | undefined;
+  bytesIn: number;
+  bytesOut: number;
+  upgraded: boolean;
+  error?: unknown;
+}
+
+/** Writes the exchange's one log record and its metrics (once). */
+export function recordExchange(ex: Exchange, r: ExchangeResult, metrics: KubeMetrics): void {
+  if (ex.recorded) return;
+  ex.recorded = true;
+  const ms = performance.now() - ex.started;
+  metrics.observe(r.verb, r.status, ms / 1000);
+  const rec: Record<string, unknown> = {
+    runnerId: ex.preamble.runnerId, method: r.method, path: r.path.length > 2_048 ? `${r.path.slice(0, 2_048)}…` : r.path,
+    verb: r.verb, status: r.status ?? null, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms), upgraded: r.upgraded,
+  };
+  if (r.error !== undefined) rec.err = { code: (r.error as { code?: unknown }).code, message: (r.error as Error).message };
+  ex.logger.info(rec, 'kube request');
+}
+
+/**
+ * Builds the `http` stream handler. Each stream is handed to one private
+ * `http.Server` (never listening) as a connection, so Node's own parser reads
+ * the request; the handler validates the target, swaps in the agent's
+ * credentials, replays it with undici and streams the answer back.
+ */
+export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
+  const exchanges = new WeakMap<Duplex, Exchange>();
+  const server: Server = createServer({
+    maxHeaderSize: o.maxHeaderBytes ?? 32_768,
+    requireHostHeader: false,   // the Host check is ours, answered with a Status object
+    requestTimeout: 0,          // uploads and watches are as long as they are; the gateway bounds them
+    headersTimeout: 0,
+    keepAlive: false,
+  });
+  // FIN after the request is a half-close, not a cancellation (RST is).
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const ex = exchanges.get(req.socket);
+    if (ex === undefined) {
+      res.destroy();
+      return;
+    }
+    void relayRequest(req, res, ex, o).catch((err: unknown) => {
+      ex.logger.error({ err }, 'kube request failed unexpectedly');
+      if (!res.headersSent) sendStatus(res, 502, 'agent error');
+      else ex.stream.destroy();
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.pause();
+    const ex = exchanges.get(socket);
+    if (ex === undefined) {
+      socket.destroy();
+      return;
+    }
+    void relayUpgrade(req, socket, head, ex, o).catch((err: unknown) => {
+      ex.logger.error({ err }, 'kube upgrade failed unexpectedly');
+      socket.destroy();
+    });
+  });
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const ex = exchanges.get(socket);
+    sendRawStatus(socket, 400, 'CONNECT is not allowed');
+    if (ex !== undefined) {
+      recordExchange(ex, { method: 'CONNECT', path: req.url ?? '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false }, o.metrics);
+    }
+  });
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    // A reset stream surfaces here too: that is a cancellation, handled on 'close'.
+    if (typeof err.code !== 'string' || !err.code.startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
+    const ex = exchanges.get(socket);
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    sendRawStatus(socket, 400, tooLarge ? 'request head too large' : 'malformed HTTP request');
+    if (ex !== undefined) {
+      recordExchange(ex, { method: '', path: '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, error: err }, o.metrics);
+    }
+  });
+
+  const handler: StreamHandler = (stream, preamble, ctx) => new Promise<void>((resolve, reject) => {
+    const ex: Exchange = { stream, preamble, logger: ctx.logger, started: performance.now(), recorded: false, gone: false, upgraded: false };
+    exchanges.set(stream, ex);
+    let linger: NodeJS.Timeout | undefined;
+    const onFinishWrite = (): void => {
+      // After a plain response the far side should end its half now; if it never does, reset.
+      if (ex.upgraded) return;
+      linger = setTimeout(() => stream.destroy(), o.lingerMs ?? 30_000);
+      linger.unref();
+    };
+    stream.once('finish', onFinishWrite);
+    stream.once('close', () => {
+      if (linger !== undefined) clearTimeout(linger);
+      if (!ex.recorded) ex.gone = true;
+      ex.abort?.(new Error('the stream closed before the response was complete'));
+      const err = stream.errored;
+      if (err !== null && err !== undefined) reject(err);
+      else resolve();
+    });
+    serveHttpOverStream(server, stream);
+  });
+  return { handler };
+}
+
+async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Exchange, o: KubeProxyOptions): Promise<void> {
+  const method = req.method ?? 'GET';
+  const path = req.url ?? '';
+  const verb = kubeVerb(method, path, false);
+  const result: ExchangeResult = { method, path, verb, status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false };
+  res.shouldKeepAlive = false;
+  res.sendDate = false;
+  const answer = (code: number, message: string, error?: unknown): void => {
+    req.resume();
+    sendStatus(res, code, message);
+    result.status = code;
+    if (error !== undefined) result.error = error;
+    res.once('finish', () => recordExchange(ex, result, o.metrics));
+  };
+  const problem = targetProblem(path, req.rawHeaders);
+  if (problem !== undefined) return answer(400, problem);
+  if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade');
+  if ('unavailable' in o.access) return answer(503, `the agent has no Kubernetes API access: ${o.access.unavailable}`);
+  const { credentials, upstream } = o.access;
+  let dispatcher: Dispatcher;
+  let headers: string[];
+  try {
+    const resolved = await credentials.resolve();
+    headers = upstreamRequestHeaders(req.rawHeaders, resolved.headers);
+    dispatcher = upstream.dispatcher(resolved.tls);
+  } catch (err) {
+    o.metrics.upstreamError('credentials');
+    return answer(502, `cannot obtain API-server credentials: ${(err as Error).message}`, err);
+  }
+  if (ex.gone) {
+    recordExchange(ex, result, o.metrics);
+    return;
+  }
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) req.resume();
+  const watching = verb === 'watch';
+  if (watching) o.metrics.watchesActive.inc();
+  const done = (error?: unknown): void => {
+    delete ex.abort;
+    if (watching) o.metrics.watchesActive.dec();
+    if (error !== undefined) result.error = error;
+    recordExchange(ex, result, o.metrics);
+  };
+  await new Promise<void>((settle) => {
+    dispatcher.dispatch({ path, method, headers, body: hasBody ? req : null }, {
+      onRequestStart(controller) {
+        ex.abort = (reason) => controller.abort(reason);
+        if (ex.gone) controller.abort(new Error('the stream closed'));
+      },
+      onBodySent(chunk) {
+        result.bytesIn += chunk.length;
+      },
+      onResponseStart(controller, statusCode, _headers, statusText) {
+        result.status = statusCode;
+        if (statusCode === 401) credentials.invalidate();
+        const raw = downstreamResponseHeaders((controller.rawHeaders ?? []) as Buffer[]);
+        if (statusText !== undefined && statusText !== '') res.writeHead(statusCode, statusText, raw);
+        else res.writeHead(statusCode, raw);
+        // The head goes out now: a WATCH may not send its first event for minutes.
+        res.flushHeaders();
+      },
+      onResponseData(controller, chunk) {
+        result.bytesOut += chunk.length;
+        if (!res.write(chunk)) {
+          controller.pause();
+          res.once('drain', () => controller.resume());
+        }
+      },
+      onResponseEnd(controller) {
+        const trailers = trailerPairs(controller.rawTrailers as Buffer[] | null | undefined);
+        if (trailers.length > 0) res.addTrailers(trailers);
+        res.end(() => {
+          done();
+          settle();
+        });
+      },
+      onResponseError(_controller, err) {
+        if (ex.gone) {
+          done();
+        } else {
+          o.metrics.upstreamError(upstreamErrorReason(err));
+          if (!res.headersSent) {
+            sendStatus(res, 502, `API server request failed: ${err.message}`);
+            result.status = 502;
+          } else {
+            // The head is out: the only honest signal left is a reset stream.
+            ex.stream.destroy(err);
+          }
+          done(err);
+        }
+        settle();
+      },
+    });
+  });
+}
