@@ -28,6 +28,10 @@ export interface GatewayOptions {
   tokensReloadDebounceMs?: number;
   /** Version reported in `welcome`. Default the package version. */
   gatewayVersion?: string;
+  /** Runner routes: time from opening the agent stream to the response head; beyond it the runner gets a 504 `Status` (ms). Default 30_000. */
+  agentHeadTimeoutMs?: number;
+  /** `GET /ws/k8s` (JSON protocol): largest message accepted from a runner (bytes). Default 1_048_576 (1 MiB). */
+  jsonMaxMessageBytes?: number;
 }
 
 /** Defaults of the optional and commonly defaulted {@link GatewayOptions} fields. */
@@ -38,11 +42,13 @@ export const defaultGatewayOptions = Object.freeze({
   collectDefaultMetrics: false,
   tokensReloadDebounceMs: 100,
   gatewayVersion: '0.1.0',
+  agentHeadTimeoutMs: 30_000,
+  jsonMaxMessageBytes: 1024 * 1024,
 });
 
 /** Options with every defaulted field filled in. */
 export type ResolvedGatewayOptions = GatewayOptions & Required<Pick<GatewayOptions,
-  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion'>>;
+  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion' | 'agentHeadTimeoutMs' | 'jsonMaxMessageBytes'>>;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -52,7 +58,7 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   if (o === null || typeof o !== 'object') fail('options', 'must be an object');
   if (typeof o.host !== 'string' || o.host === '') fail('host', 'must be a non-empty string');
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535) fail('port', `must be an integer 0..65535, got ${String(o.port)}`);
-  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs', min: number): void => {
+  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs' | 'agentHeadTimeoutMs', min: number): void => {
     const v = o[key];
     if (v === undefined) return;
     if (!Number.isInteger(v) || v < min || v > MAX_TIMER_MS) fail(key, `must be an integer ${min}..${MAX_TIMER_MS} (ms), got ${String(v)}`);
@@ -60,6 +66,10 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   ms('drainTimeoutMs', 0);
   ms('handshakeTimeoutMs', 1);
   ms('tokensReloadDebounceMs', 0);
+  ms('agentHeadTimeoutMs', 1);
+  if (o.jsonMaxMessageBytes !== undefined && (!Number.isInteger(o.jsonMaxMessageBytes) || o.jsonMaxMessageBytes < 1024)) {
+    fail('jsonMaxMessageBytes', `must be an integer >= 1024 (bytes), got ${String(o.jsonMaxMessageBytes)}`);
+  }
   if (o.maxPayloadBytes !== undefined && (!Number.isInteger(o.maxPayloadBytes) || o.maxPayloadBytes < 1024)) {
     fail('maxPayloadBytes', `must be an integer >= 1024 (bytes), got ${String(o.maxPayloadBytes)}`);
   }
@@ -79,5 +89,7 @@ export function resolveGatewayOptions(o: GatewayOptions): ResolvedGatewayOptions
     collectDefaultMetrics: o.collectDefaultMetrics ?? defaultGatewayOptions.collectDefaultMetrics,
     tokensReloadDebounceMs: o.tokensReloadDebounceMs ?? defaultGatewayOptions.tokensReloadDebounceMs,
     gatewayVersion: o.gatewayVersion ?? defaultGatewayOptions.gatewayVersion,
+    agentHeadTimeoutMs: o.agentHeadTimeoutMs ?? defaultGatewayOptions.agentHeadTimeoutMs,
+    jsonMaxMessageBytes: o.jsonMaxMessageBytes ?? defaultGatewayOptions.jsonMaxMessageBytes,
   };
 }

@@ -11,7 +11,11 @@ import { AgentConnection } from './agent-connection.ts';
 import { ClusterRegistry, type ClusterInfo } from './cluster-registry.ts';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './config.ts';
 import { gatewayError } from './errors.ts';
+import { createJsonProtocolEndpoint, type JsonProtocolEndpoint } from './json-protocol/index.ts';
 import { GatewayMetrics } from './metrics.ts';
+import { RunnerEndpoint } from './runner-endpoint.ts';
+import { RunnerForwarder } from './runner-forwarder.ts';
+import { RunnerRoutes } from './runner-routes.ts';
 import { createServer } from './server.ts';
 import { handleStatusRequest } from './status-endpoints.ts';
 import { TokensWatcher } from './tokens-watcher.ts';
@@ -55,6 +59,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #clusters = new ClusterRegistry();
   readonly #pending = new Set<AgentConnection>();
   readonly #endpoint: TunnelEndpoint;
+  readonly #runners: RunnerEndpoint;
+  readonly #json: JsonProtocolEndpoint;
   #tokens: TokenStore;
   #watcher: TokensWatcher | undefined;
   #listening = false;
@@ -77,8 +83,23 @@ class GatewayImpl extends EventEmitter implements Gateway {
       draining: () => this.#draining,
       onAgent: (ws, identity, remote) => this.#onAgent(ws, identity, remote),
     });
+    const openStream = (cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> => this.openStream(cluster, preamble);
+    const forwarder = new RunnerForwarder({
+      openStream, logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, agentHeadTimeoutMs: opts.agentHeadTimeoutMs,
+    });
+    this.#runners = new RunnerEndpoint({
+      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
+    });
+    this.#json = createJsonProtocolEndpoint({
+      openStream, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
+    });
+    const runnerRoutes = new RunnerRoutes({
+      tokens: () => this.#tokens, draining: () => this.#draining, forwarder, runners: this.#runners, json: () => this.#json,
+    });
     this.server = createServer(opts.tls, {
-      request: (req, res, path) => handleStatusRequest(req, res, path, {
+      upgrade: (req, socket, head, path) => runnerRoutes.upgrade(req, socket, head, path),
+      connect: (req, socket) => runnerRoutes.connect(req, socket),
+      request: (req, res, path) => runnerRoutes.request(req, res, path) || handleStatusRequest(req, res, path, {
         registry: this.#registry,
         tokens: () => this.#tokens,
         clusters: () => this.clusters(),
@@ -164,6 +185,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const started = Date.now();
     await waitIdle(conns, deadlineMs);
     const left = Math.max(1, deadlineMs - (Date.now() - started));
+    await Promise.all([this.#runners.close(Math.min(left, 1_000)), this.#json.close()]);
     await Promise.all(conns.map((conn) => conn.shutdown(Math.min(left, 1_000))));
     for (const conn of this.#pending) conn.abort();
     await this.#endpoint.close();

@@ -22,6 +22,10 @@ export class GatewayMetrics {
   readonly resets: Counter<'direction'>;
   readonly rtt: Histogram;
   readonly tokenReloads: Counter<'result'>;
+  /** Runner requests (all routes), by status class (`2xx`…`5xx`, `1xx` for upgrades). */
+  readonly runnerRequests: Counter<'code'>;
+  /** Open runner mux sessions (`GET /ws/runner`). */
+  readonly runnerSessions: Gauge;
   readonly #sources = new Map<object, { read: () => SessionCounters; last: SessionCounters }>();
 
   constructor(registry: Registry, opts: { collectDefaultMetrics: boolean }) {
@@ -37,6 +41,8 @@ export class GatewayMetrics {
     this.resets = new Counter({ name: 'pipeops_tunnel_resets_total', help: 'Mux stream resets on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
     this.rtt = new Histogram({ name: 'pipeops_tunnel_session_rtt_seconds', help: 'Agent session round-trip time (mux ping)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.tokenReloads = new Counter({ name: 'pipeops_tunnel_token_reloads_total', help: 'Tokens file reloads, by result', labelNames: ['result'], registers });
+    this.runnerRequests = new Counter({ name: 'pipeops_tunnel_runner_requests_total', help: 'Runner requests relayed or refused by the gateway, by status class', labelNames: ['code'], registers });
+    this.runnerSessions = new Gauge({ name: 'pipeops_tunnel_runner_sessions', help: 'Open runner mux sessions (GET /ws/runner)', registers });
     for (const d of ['in', 'out']) { this.bytes.inc({ direction: d }, 0); this.frames.inc({ direction: d }, 0); this.resets.inc({ direction: d }, 0); }
     if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
   }
@@ -69,6 +75,15 @@ export class GatewayMetrics {
     add(this.resets, 'out', now.resetsOut, s.last.resetsOut);
     s.last = { ...now };
   }
+}
+
+/** Status class label of `pipeops_tunnel_runner_requests_total` (fixed set). */
+export function statusClass(status: number): '1xx' | '2xx' | '3xx' | '4xx' | '5xx' {
+  if (status < 200) return '1xx';
+  if (status < 300) return '2xx';
+  if (status < 400) return '3xx';
+  if (status < 500) return '4xx';
+  return '5xx';
 }
 
 /** Maps a preamble kind to its label. */

@@ -1,0 +1,139 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import type { JsonProtocolEndpoint } from './json-protocol/index.ts';
+import type { RunnerEndpoint } from './runner-endpoint.ts';
+import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRoute } from './runner-forwarder.ts';
+import { bearerToken, type RunnerIdentity, type TokenStore } from './tokens.ts';
+
+/** Prefix of the runners' Kubernetes API route. */
+export const K8S_CLUSTERS_PREFIX = '/k8s/clusters/';
+
+const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/** What the runner routes need from the gateway. */
+export interface RunnerRoutesDeps {
+  tokens: () => TokenStore;
+  draining: () => boolean;
+  forwarder: RunnerForwarder;
+  runners: RunnerEndpoint;
+  /** The JSON message protocol endpoint (`/ws/k8s`); undefined → 501. */
+  json: () => JsonProtocolEndpoint | undefined;
+}
+
+/** The outcome of runner authentication. */
+type Authorized = { ok: true; runner: RunnerIdentity } | { ok: false; status: 401 | 403; message: string };
+
+/**
+ * Authenticates a runner (`Authorization: Bearer <runner token>`) and checks
+ * it may reach `cluster` (`clusters: ["*"]` reaches all). Agent and admin
+ * tokens are not runner tokens (401).
+ */
+export function authorizeRunner(tokens: TokenStore, authorization: string | undefined, cluster: string): Authorized {
+  const runner = tokens.verifyRunner(bearerToken(authorization));
+  if (runner === undefined) return { ok: false, status: 401, message: 'a valid runner token is required (Authorization: Bearer <token>)' };
+  if (!runner.allClusters && !runner.clusters.has(cluster)) {
+    return { ok: false, status: 403, message: `runner "${runner.id}" is not allowed to reach cluster "${cluster}"` };
+  }
+  return { ok: true, runner };
+}
+
+/** Splits `/k8s/clusters/{cluster}[/rest][?query]` into the cluster and the API-server target (`/rest?query`). */
+export function parseK8sTarget(url: string): { cluster: string; path: string } | undefined {
+  if (!url.startsWith(K8S_CLUSTERS_PREFIX)) return undefined;
+  const rest = url.slice(K8S_CLUSTERS_PREFIX.length);
+  const end = rest.search(/[/?]/);
+  const cluster = end === -1 ? rest : rest.slice(0, end);
+  const tail = end === -1 ? '' : rest.slice(end);
+  return { cluster, path: tail.startsWith('/') ? tail : `/${tail}` };
+}
+
+/**
+ * The runners' routes on the gateway's server: `/k8s/clusters/{cluster}/…`
+ * (requests and upgrades), `GET /ws/runner` and `GET /ws/k8s`. Everything is
+ * authenticated before anything is upgraded or relayed; refusals are
+ * Kubernetes `Status` objects.
+ */
+export class RunnerRoutes {
+  readonly #deps: RunnerRoutesDeps;
+
+  constructor(deps: RunnerRoutesDeps) {
+    this.#deps = deps;
+  }
+
+  /** Handles `/k8s/clusters/…` requests; false for other paths. */
+  request(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (!path.startsWith(K8S_CLUSTERS_PREFIX)) return false;
+    this.#k8s(req, res, undefined);
+    return true;
+  }
+
+  /** Handles upgrades on the runner paths; false for other paths. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): boolean {
+    if (path.startsWith(K8S_CLUSTERS_PREFIX)) { this.#k8s(req, socket, head); return true; }
+    if (path === RUNNER_WS_PATH) { this.#wsRunner(req, socket, head); return true; }
+    if (path === K8S_WS_PATH) { this.#wsK8s(req, socket, head); return true; }
+    return false;
+  }
+
+  /** CONNECT is never relayed. */
+  connect(req: IncomingMessage, socket: Duplex): void {
+    this.#deps.forwarder.refuse(req, socket, 400, 'CONNECT is not supported by the gateway', { requestId: requestIdFor(req), route: 'k8s', path: '' });
+  }
+
+  #k8s(req: IncomingMessage, target: ServerResponse | Duplex, head: Buffer | undefined): void {
+    const { forwarder } = this.#deps;
+    const requestId = requestIdFor(req);
+    const parsed = parseK8sTarget(req.url ?? '/');
+    const base = { requestId, route: 'k8s' as RunnerRoute, path: parsed?.path ?? '' };
+    if (parsed === undefined || !CLUSTER_RE.test(parsed.cluster)) {
+      forwarder.refuse(req, target, 404, 'no cluster named in the path (/k8s/clusters/{cluster}/…)', base);
+      return;
+    }
+    const ctxBase = { ...base, cluster: parsed.cluster };
+    const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, parsed.cluster);
+    if (!auth.ok) { forwarder.refuse(req, target, auth.status, auth.message, ctxBase); return; }
+    const ctx = { ...ctxBase, runnerId: auth.runner.id };
+    const problem = targetProblem(req.method, parsed.path);
+    if (problem !== undefined) { forwarder.refuse(req, target, 400, problem, ctx); return; }
+    if (head === undefined) forwarder.request(req, target as ServerResponse, ctx);
+    else forwarder.upgrade(req, target as Duplex, head, ctx);
+  }
+
+  /** Shared pre-upgrade checks of the runner WebSockets; answers and returns undefined when refused. */
+  #wsAuth(req: IncomingMessage, socket: Duplex, route: RunnerRoute, path: string): { runner: RunnerIdentity; cluster: string; query: URLSearchParams } | undefined {
+    const { forwarder } = this.#deps;
+    const requestId = requestIdFor(req);
+    const query = new URL(req.url ?? '/', 'http://gateway').searchParams;
+    const cluster = query.get('cluster') ?? '';
+    const base = { requestId, route, path, cluster };
+    if (req.method !== 'GET') { forwarder.refuse(req, socket, 400, `${path} takes GET`, base); return undefined; }
+    if (this.#deps.draining()) { forwarder.refuse(req, socket, 503, 'the gateway is draining; connect again later', base); return undefined; }
+    if (!CLUSTER_RE.test(cluster)) { forwarder.refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
+    const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, cluster);
+    if (!auth.ok) { forwarder.refuse(req, socket, auth.status, auth.message, base); return undefined; }
+    return { runner: auth.runner, cluster, query };
+  }
+
+  #wsRunner(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ok = this.#wsAuth(req, socket, 'ws-runner', RUNNER_WS_PATH);
+    if (ok === undefined) return;
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      this.#deps.forwarder.refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      return;
+    }
+    this.#deps.runners.accept(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined });
+  }
+
+  #wsK8s(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ok = this.#wsAuth(req, socket, 'ws-k8s', K8S_WS_PATH);
+    if (ok === undefined) return;
+    const json = this.#deps.json();
+    if (json === undefined) {
+      this.#deps.forwarder.refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', { requestId: requestIdFor(req), route: 'ws-k8s', path: K8S_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      return;
+    }
+    json.handleUpgrade(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster });
+  }
+}

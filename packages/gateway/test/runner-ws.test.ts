@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import WebSocket from 'ws';
+import { createSession, type Session } from '@pipeops/tunnel-mux';
+import { SUBPROTOCOL, requestOverStream, websocketDuplex } from '@pipeops/tunnel-protocol';
+import { FAKE_GIT_VERSION, blobSha256, blobStream, waitFor } from '@pipeops/tunnel-testkit';
+import { T } from './helpers/gateway.ts';
+import { startRunnerRig, status, type RunnerRig } from './runner-helpers/rig.ts';
+
+type Dialed = { ws: WebSocket; session: Session } | { refused: number; body: unknown; upgraded: false };
+
+/** Dials GET /ws/runner the way tunnel-client does: WSS, Bearer token, subprotocol; a mux client session on top. */
+async function dialRunner(rig: RunnerRig, t: { after(fn: () => unknown): void }, opts: { token?: string; query?: string; protocols?: string[] } = {}): Promise<Dialed> {
+  const headers: Record<string, string> = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` };
+  const ws = new WebSocket(`${rig.gw.wsUrl}/ws/runner?${opts.query ?? 'runner_id=deploy-7&cluster=c1'}`, opts.protocols ?? [SUBPROTOCOL], { ca: rig.gw.ca, headers, perMessageDeflate: false });
+  t.after(() => ws.terminate());
+  return new Promise<Dialed>((resolve, reject) => {
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      let text = '';
+      res.on('data', (c: Buffer) => { text += String(c); });
+      res.on('end', () => resolve({ refused: res.statusCode ?? 0, body: JSON.parse(text) as unknown, upgraded: false }));
+    });
+    ws.once('open', () => {
+      const session = createSession(websocketDuplex(ws), { client: true, keepAliveIntervalMs: 0 });
+      t.after(() => session.destroy());
+      resolve({ ws, session });
+    });
+    ws.once('error', reject);
+  });
+}
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function send(session: Session, method: string, path: string, body?: Readable): Promise<{ status: number; id: string; body: Buffer }> {
+  const answer = await requestOverStream(session.open(), { method, path, headers: { host: 'cluster' }, body });
+  assert.equal(answer.upgraded, false);
+  return { status: answer.response.statusCode ?? 0, id: String(answer.response.headers['x-pipeops-request-id']), body: await readAll(answer.response) };
+}
+
+test('one runner session carries many concurrent requests: gets, a 4 MiB upload and a live WATCH', async (t) => {
+  const rig = await startRunnerRig(t);
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const { session, ws } = dialed;
+  assert.equal(ws.protocol, SUBPROTOCOL);
+  const watch = await requestOverStream(session.open(), { method: 'GET', path: '/api/v1/namespaces/default/pods?watch=1', headers: { host: 'cluster' } });
+  assert.equal(watch.upgraded, false);
+  const size = 4 * 1024 * 1024;
+  const [uploaded, ...gets] = await Promise.all([
+    send(session, 'POST', '/sink', blobStream(size, 'runner-upload')),
+    ...Array.from({ length: 8 }, () => send(session, 'GET', '/version')),
+  ]);
+  assert.equal(uploaded?.status, 200);
+  assert.deepEqual(JSON.parse(String(uploaded?.body)), { bytes: size, sha256: blobSha256(size, 'runner-upload') });
+  for (const g of gets) {
+    assert.equal(g.status, 200);
+    assert.equal((JSON.parse(String(g.body)) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  }
+  assert.equal(new Set([uploaded?.id, ...gets.map((g) => g.id)]).size, 9, 'every request has its own id');
+  await rig.fake.watch.waitForWatchers();
+  rig.fake.watch.emit({ metadata: { name: 'while-others-ran' } });
+  const [first] = (await once(watch.response, 'data')) as [Buffer];
+  assert.match(String(first), /while-others-ran/);
+  rig.fake.watch.end();
+  await once(watch.response, 'end');
+  const recs = rig.gw.log.records().filter((r) => r.event === 'runner_request' && r.route === 'ws-runner');
+  assert.ok(recs.length >= 9);
+  assert.ok(recs.every((r) => r.runnerId === 'r1' && r.cluster === 'c1'));
+  assert.equal(recs.find((r) => r.path === '/sink')?.bytesIn, size);
+});
+
+test('runner WebSockets are refused before the upgrade with Status bodies', async (t) => {
+  const rig = await startRunnerRig(t);
+  const cases: Array<{ what: string; opts: { token?: string; query?: string; protocols?: string[] }; code: number; body: Record<string, unknown> }> = [
+    { what: 'no token', opts: {}, code: 401, body: status(401, 'Unauthorized', 'a valid runner token is required (Authorization: Bearer <token>)') },
+    { what: 'an agent token', opts: { token: T.agentC1 }, code: 401, body: status(401, 'Unauthorized', 'a valid runner token is required (Authorization: Bearer <token>)') },
+    { what: 'another cluster', opts: { token: T.runnerC1, query: 'runner_id=x&cluster=c2' }, code: 403, body: status(403, 'Forbidden', 'runner "r1" is not allowed to reach cluster "c2"') },
+    { what: 'no cluster', opts: { token: T.runnerC1, query: 'runner_id=x' }, code: 400, body: status(400, 'BadRequest', 'the cluster query parameter is required') },
+    { what: 'no subprotocol', opts: { token: T.runnerC1, protocols: ['something-else'] }, code: 400, body: status(400, 'BadRequest', 'subprotocol pipeops-tunnel.v1 required') },
+  ];
+  for (const c of cases) {
+    const d = await dialRunner(rig, t, c.opts);
+    assert.ok('refused' in d, `${c.what}: was upgraded`);
+    assert.equal(d.refused, c.code, c.what);
+    assert.deepEqual(d.body, c.body, c.what);
+  }
+  const metrics = await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions');
+  assert.match(metrics, /pipeops_tunnel_runner_sessions 0/);
+});
+
+test('a bad request on one runner stream gets a 400 Status; the session, the agent and other runners carry on', async (t) => {
+  const rig = await startRunnerRig(t);
+  const a = await dialRunner(rig, t, { token: T.runnerC1 });
+  const b = await dialRunner(rig, t, { token: T.runnerAll });
+  assert.ok('session' in a && 'session' in b);
+  await waitFor(async () => /pipeops_tunnel_runner_sessions 2/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), { what: 'two sessions' });
+  const raw = a.session.open();
+  raw.end('GET http://127.0.0.1:1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const text = String(await readAll(raw));
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { reason: string }).reason, 'BadRequest');
+  assert.equal((await send(a.session, 'GET', '/version')).status, 200, 'the session survives');
+  // Runner a goes away abruptly: only its session closes.
+  a.ws.terminate();
+  await waitFor(async () => /pipeops_tunnel_runner_sessions 1/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), { what: 'one session left' });
+  assert.equal((await send(b.session, 'GET', '/version')).status, 200, 'the other runner is unaffected');
+  assert.equal(rig.agent.state, 'connected');
+  // Draining the gateway closes runner sessions too.
+  const closed = once(b.ws, 'close');
+  await rig.gw.gateway.close(1_000);
+  await closed;
+});
+
+test('GET /ws/k8s authenticates the runner before the upgrade and then speaks the JSON protocol', async (t) => {
+  const rig = await startRunnerRig(t);
+  const refused = new WebSocket(`${rig.gw.wsUrl}/ws/k8s?cluster=c1`, { ca: rig.gw.ca });
+  refused.on('error', () => { /* refused before the upgrade: terminate() below reports it */ });
+  t.after(() => refused.terminate());
+  const [, res] = (await once(refused, 'unexpected-response')) as [unknown, IncomingMessage];
+  assert.equal(res.statusCode, 401);
+  assert.equal((JSON.parse(String(await readAll(res))) as { kind: string }).kind, 'Status');
+  const ws = new WebSocket(`${rig.gw.wsUrl}/ws/k8s?cluster=c1`, { ca: rig.gw.ca, headers: { authorization: `Bearer ${T.runnerC1}` } });
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  ws.send(JSON.stringify({ id: 'q1', method: 'GET', path: '/version' }));
+  const [data] = (await once(ws, 'message')) as [Buffer];
+  const reply = JSON.parse(String(data)) as { id: string; status: number };
+  assert.equal(reply.id, 'q1');
+  assert.equal(reply.status, 200);
+});
