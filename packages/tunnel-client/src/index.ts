@@ -1,0 +1,12 @@
+export { connect, Tunnel } from './tunnel.ts';
+export { defaultConnectOptions, resolveConnectOptions } from './config.ts';
+export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions } from './config.ts';
+export type { TunnelState } from './connection.ts';
+export { TunnelDispatcher } from './dispatcher.ts';
+export { TunnelKubeConfig } from './kube-config.ts';
+export type { TunnelKubeConfigOptions } from './kube-config.ts';
+export type { ListenOptions, LocalProxy } from './local-proxy.ts';
+export { pathWithQuery } from './request.ts';
+export type { TunnelRequest, TunnelResponse, TunnelStreamResponse, WatchEvent, WatchOptions } from './request.ts';
+export { ClientError, clientErrorCodes } from './errors.ts';
+export type { ClientErrorCode } from './errors.ts';
