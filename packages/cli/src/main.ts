@@ -1,5 +1,7 @@
 import { runConnect } from './commands/connect.ts';
 import { runGateway } from './commands/gateway.ts';
+import { runKubeconfig } from './commands/kubeconfig.ts';
+import { runProxy } from './commands/proxy.ts';
 import { ExitCode } from './errors.ts';
 import { processIo, type CliIo } from './io.ts';
 import { mainUsage } from './usage.ts';
@@ -8,6 +10,8 @@ import { VERSION } from './version.ts';
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   connect: runConnect,
   gateway: runGateway,
+  proxy: runProxy,
+  kubeconfig: runKubeconfig,
 };
 
 /**

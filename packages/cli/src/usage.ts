@@ -31,6 +31,8 @@ export function formatFlags(flags: FlagSpecs): string {
 export const COMMANDS: ReadonlyArray<readonly [string, string]> = [
   ['connect', 'run the agent: dial the gateway and serve the cluster through the tunnel'],
   ['gateway', 'run the relay that agents connect to and runners reach clusters through'],
+  ['proxy', "serve a cluster's API server on a local port through the gateway (like kubectl proxy)"],
+  ['kubeconfig', "print a kubeconfig for a cluster's gateway endpoint (URL/k8s/clusters/C)"],
 ];
 
 /** `pipeops-tunnel --help`. */

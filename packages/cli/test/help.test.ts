@@ -9,7 +9,7 @@ test('pipeops-tunnel --help lists every command and exits 0', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0);
   for (const [name] of COMMANDS) assert.match(r.stdout, new RegExp(`^\\s+${name}\\s`, 'm'));
-  assert.deepEqual(COMMANDS.map(([c]) => c), ['connect', 'gateway'], 'only commands that exist are listed');
+  assert.deepEqual(COMMANDS.map(([c]) => c), ['connect', 'gateway', 'proxy', 'kubeconfig'], 'only commands that exist are listed');
 });
 
 test('connect --help mentions every flag of the command', async () => {

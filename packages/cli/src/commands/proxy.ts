@@ -1,0 +1,123 @@
+import { parseArgs } from 'node:util';
+import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
+import type { CliIo } from '../io.ts';
+import { createLogger } from '../logger.ts';
+import { onStopSignal } from '../signals.ts';
+import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+import { logLevelFrom, resolveRunnerSettings, runnerFlags, type RunnerFlagValues } from './runner-flags.ts';
+
+/** Flags of `pipeops-tunnel proxy`. */
+export const proxyFlags: FlagSpecs = {
+  ...runnerFlags,
+  listen: { type: 'string', value: 'HOST:PORT', help: 'local address to serve on, port 0 = ephemeral (default 127.0.0.1:8001)' },
+  'log-level': { type: 'string', value: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  debug: { type: 'boolean', help: 'debug logging (same as --log-level debug): one line per request' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+/** `pipeops-tunnel proxy --help`. */
+export function proxyUsage(): string {
+  return [
+    'Usage: pipeops-tunnel proxy --gateway URL --token T --cluster C [--listen 127.0.0.1:8001]',
+    '',
+    "Serves the cluster's API server on a local plain-HTTP port, like `kubectl proxy`,",
+    'through the gateway and the cluster\'s agent (one WebSocket, one stream per',
+    'request; exec, attach and port-forward upgrades included):',
+    '  kubectl --server http://127.0.0.1:8001 get pods',
+    '',
+    'Flags:',
+    formatFlags(proxyFlags),
+    '',
+    'Logs `proxy listening on URL` (field `url`) once serving.',
+    'Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 failure (gateway unreachable,',
+    '            address in use), 2 invalid usage, 3 token or cluster rejected by the gateway.',
+    '',
+  ].join('\n');
+}
+
+/** `HOST:PORT`, `[V6]:PORT` or `PORT` (then 127.0.0.1). */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text) ?? (/^(\d+)$/.test(text) ? [text, undefined, '127.0.0.1', text] : null);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new CliError('PT_ERR_CLI_CONFIG', `--listen must be HOST:PORT (port 0-65535), got ${text}`);
+  }
+  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2]);
+  return { host, port };
+}
+
+/** Runs `pipeops-tunnel proxy`; resolves with the exit code. */
+export async function runProxy(args: string[], io: CliIo): Promise<number> {
+  type Flags = RunnerFlagValues & { listen?: string | undefined; 'log-level'?: string | undefined; debug?: boolean | undefined; help?: boolean | undefined };
+  let flags: Flags;
+  try {
+    flags = parseArgs({ args, options: parseArgsOptions(proxyFlags), strict: true, allowPositionals: false }).values as Flags;
+  } catch (err) {
+    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
+    io.stderr.write(`pipeops-tunnel proxy: ${usageError.message}\n\n${proxyUsage()}`);
+    return usageError.exitCode;
+  }
+  if (flags.help === true) {
+    io.stdout.write(proxyUsage());
+    return ExitCode.ok;
+  }
+  let settings;
+  let listen;
+  let level;
+  try {
+    settings = resolveRunnerSettings(flags, io.env);
+    listen = parseListen(flags.listen ?? '127.0.0.1:8001');
+    level = logLevelFrom(flags['log-level'], flags.debug);
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    io.stderr.write(`pipeops-tunnel proxy: ${err.message}\n`);
+    return err.exitCode;
+  }
+
+  const logger = createLogger({ level });
+  logger.info({ gateway: settings.gateway.origin, cluster: settings.cluster, caFile: settings.caFile }, 'connecting to the gateway');
+  // Loaded only now: --help and usage errors stay fast.
+  const { connect } = await import('@pipeops/tunnel-client');
+  let tunnel;
+  try {
+    tunnel = await connect({
+      gatewayUrl: settings.gateway.href,
+      token: settings.token,
+      cluster: settings.cluster,
+      ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
+      insecureSkipVerify: settings.insecureSkipVerify,
+      logger,
+    });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code === 'PT_ERR_CLIENT_CONFIG' ? ExitCode.invalidConfig : exitCodeFor(err);
+    logger.error({ err, exitCode: code }, 'cannot open the tunnel');
+    return code;
+  }
+  try {
+    await tunnel.listen(listen);
+  } catch (err) {
+    logger.error({ err, host: listen.host, port: listen.port }, 'cannot listen');
+    await tunnel.close();
+    return ExitCode.failure;
+  }
+  const t = tunnel;
+  let removeSignals = (): void => {};
+  const code = await new Promise<number>((resolve) => {
+    t.once('closed', (err: Error | undefined) => {
+      if (err === undefined) return;
+      const c = exitCodeFor(err);
+      logger.error({ err, exitCode: c }, 'the tunnel closed');
+      resolve(c === ExitCode.failure ? ExitCode.reconnectExhausted : c);
+    });
+    removeSignals = onStopSignal(logger, () => {
+      t.close().then(() => resolve(ExitCode.ok), (err: unknown) => {
+        logger.error({ err }, 'error while closing the tunnel');
+        resolve(ExitCode.failure);
+      });
+    });
+  });
+  removeSignals();
+  await t.close().catch(() => {});
+  logger.info({ exitCode: code }, 'proxy stopped');
+  return code;
+}
