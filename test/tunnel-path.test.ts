@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createAgent, type AgentOptions } from '@pipeops/tunnel-agent';
 import { createGateway, generateDevCertificates } from '@pipeops/tunnel-gateway';
+import { requestOverStream } from '@pipeops/tunnel-protocol';
 
 const AGENT_TOKEN = 'path-test-agent-token-0123456789';
 const certs = generateDevCertificates({ hosts: ['127.0.0.1'] });
@@ -34,7 +35,8 @@ async function startTunnel(t: TestContext) {
     labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
     tls: { insecureSkipVerify: false, caFile: writeCa() }, allowInsecureTransport: false,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000 },
-    kubernetes: { inCluster: false, namespace: 'default' },
+    // A kubeconfig that does not exist: the agent connects, but cannot serve the Kubernetes path.
+    kubernetes: { inCluster: false, namespace: 'default', kubeconfig: join(caDir, 'missing-kubeconfig') },
   };
   const agent = createAgent(options, { logger: pino({ level: 'silent' }), registry: new Registry() });
   t.after(() => agent.close(500));
@@ -97,11 +99,15 @@ test('a stream whose reader stops holds back only itself: the others finish whil
   stalled.destroy();
 });
 
-test('a stream the agent cannot serve is reset without harming the session', async (t) => {
+test('an http stream the agent cannot serve (no Kubernetes credentials) gets a 503 Status, and the session carries on', async (t) => {
   const { gateway } = await startTunnel(t);
-  const bad = await gateway.openStream('c1', { kind: 'http', requestId: 'no-handler-yet' });
-  bad.resume();
-  await assert.rejects(once(bad, 'end'), { code: 'PT_ERR_MUX_STREAM_RESET' });
+  const stream = await gateway.openStream('c1', { kind: 'http', requestId: 'no-credentials' });
+  const result = await requestOverStream(stream, { method: 'GET', path: '/version', headers: { host: 'kubernetes' } });
+  assert.equal(result.upgraded, false);
+  assert.equal(result.response.statusCode, 503);
+  let text = '';
+  for await (const chunk of result.response) text += String(chunk);
+  assert.equal(JSON.parse(text).kind, 'Status');
   const payload = randomBytes(100_000);
   assert.equal(await echo(await gateway.openStream('c1', { kind: 'ping', requestId: 'after' }), payload), sha256(payload));
 });
