@@ -28,7 +28,7 @@ export interface Gateway extends EventEmitter {
   start(): Promise<AddressInfo>;
   /** Graceful and idempotent: refuse new agents (503), send `reconnect` + GoAway to each agent, wait up to `deadlineMs` (default `drainTimeoutMs`) for in-flight streams, then close everything. */
   close(deadlineMs?: number): Promise<void>;
-  /** Re-reads the tokens file (also done on file change). Rejects (and keeps the old tokens) when the new file is invalid; agents whose token was removed or moved to another cluster are disconnected. */
+  /** Re-reads the tokens file (also done on file change). Rejects (and keeps the old tokens) when the new file is invalid; agents whose token was removed or moved to another cluster are disconnected, and so are runner sessions (`/ws/runner`) and sockets (`/ws/k8s`) whose token was removed or lost their cluster (close code 1008). */
   reloadTokens(): Promise<void>;
   /** What GET /v1/clusters returns (for an admin). */
   clusters(): ClusterInfo[];
@@ -61,6 +61,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #endpoint: TunnelEndpoint;
   readonly #runners: RunnerEndpoint;
   readonly #json: JsonProtocolEndpoint;
+  readonly #runnerRoutes: RunnerRoutes;
   #tokens: TokenStore;
   #watcher: TokensWatcher | undefined;
   #listening = false;
@@ -95,7 +96,9 @@ class GatewayImpl extends EventEmitter implements Gateway {
     });
     const runnerRoutes = new RunnerRoutes({
       tokens: () => this.#tokens, draining: () => this.#draining, forwarder, runners: this.#runners, json: () => this.#json,
+      logger: this.#log.child({ component: 'runner' }),
     });
+    this.#runnerRoutes = runnerRoutes;
     this.server = createServer(opts.tls, {
       upgrade: (req, socket, head, path) => runnerRoutes.upgrade(req, socket, head, path),
       connect: (req, socket) => runnerRoutes.connect(req, socket),
@@ -104,7 +107,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
         tokens: () => this.#tokens,
         clusters: () => this.clusters(),
         notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
-      }),
+      }) || runnerRoutes.notFound(req, res, path),
       tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
     }, this.#log);
   }
@@ -166,6 +169,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
         void conn.shutdown(1_000, { code: 'PT_ERR_AUTH_REJECTED', message: 'agent token revoked' });
       }
     }
+    this.#runnerRoutes.revoke(store);
   }
 
   close(deadlineMs: number = this.#opts.drainTimeoutMs): Promise<void> {

@@ -8,6 +8,12 @@ import { SUBPROTOCOL, serveHttpOverStream, websocketDuplex } from '@pipeops/tunn
 import { refuseWithStatus } from './kube-status.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRequestContext } from './runner-forwarder.ts';
+import type { TokenStore } from './tokens.ts';
+
+/** WebSocket close code and reason a runner gets when a tokens reload revoked its token or its access to the cluster. */
+export const RUNNER_REVOKED_CLOSE = { code: 1008, reason: 'runner token revoked' } as const;
+/** How long a revoked runner's WebSocket gets for the close handshake before it is terminated (ms). */
+const REVOKE_TERMINATE_MS = 1_000;
 
 /** What the runners' mux endpoint needs from the gateway. */
 export interface RunnerEndpointDeps {
@@ -23,6 +29,11 @@ export interface RunnerEndpointDeps {
 /** The authenticated runner a session belongs to. */
 export interface RunnerSessionIdentity { runnerId: string; cluster: string; clientId: string | undefined }
 
+/** Re-checks, against a reloaded token set, that the runner's token still exists and still reaches its cluster. */
+export type RunnerStillAllowed = (tokens: TokenStore) => boolean;
+
+interface OpenSession { ws: WebSocket; who: RunnerSessionIdentity; allowed: RunnerStillAllowed; log: Logger }
+
 /**
  * `GET /ws/runner`: after the routes authenticated the runner, upgrades to a
  * WebSocket carrying yamux (the gateway is the mux *server*). Every stream
@@ -34,7 +45,7 @@ export interface RunnerSessionIdentity { runnerId: string; cluster: string; clie
 export class RunnerEndpoint {
   readonly #deps: RunnerEndpointDeps;
   readonly #wss: WebSocketServer;
-  readonly #sessions = new Map<Session, WebSocket>();
+  readonly #sessions = new Map<Session, OpenSession>();
   #closed = false;
 
   constructor(deps: RunnerEndpointDeps) {
@@ -53,13 +64,37 @@ export class RunnerEndpoint {
     return this.#sessions.size;
   }
 
-  /** Upgrades an authenticated runner (auth and subprotocol already checked by the routes). */
-  accept(req: IncomingMessage, socket: Duplex, head: Buffer, who: RunnerSessionIdentity): void {
+  /**
+   * Upgrades an authenticated runner (auth and subprotocol already checked by
+   * the routes). `allowed` is re-run by {@link RunnerEndpoint.revoke} after a
+   * tokens reload.
+   */
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, who: RunnerSessionIdentity, allowed: RunnerStillAllowed): void {
     if (this.#closed) { refuseWithStatus(socket, 503, 'the gateway is shutting down'); return; }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onRunner(ws, who));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onRunner(ws, who, allowed));
   }
 
-  #onRunner(ws: WebSocket, who: RunnerSessionIdentity): void {
+  /**
+   * After a tokens reload: cuts every session whose runner token is gone or
+   * no longer reaches the session's cluster — in-flight streams are reset and
+   * the WebSocket closes with {@link RUNNER_REVOKED_CLOSE} (terminated after
+   * 1 s without a close handshake). Returns how many sessions were cut.
+   */
+  revoke(tokens: TokenStore): number {
+    let cut = 0;
+    for (const [session, open] of this.#sessions) {
+      if (open.allowed(tokens)) continue;
+      cut++;
+      open.log.warn({ event: 'runner_revoked', code: 'PT_ERR_AUTH_REJECTED' }, 'runner token revoked; closing its session');
+      // Close frame first, so the runner reads why; destroying the session then resets its streams (and their agent streams) now.
+      if (open.ws.readyState === open.ws.OPEN) open.ws.close(RUNNER_REVOKED_CLOSE.code, RUNNER_REVOKED_CLOSE.reason);
+      session.destroy();
+      setTimeout(() => open.ws.terminate(), REVOKE_TERMINATE_MS).unref();
+    }
+    return cut;
+  }
+
+  #onRunner(ws: WebSocket, who: RunnerSessionIdentity, allowed: RunnerStillAllowed): void {
     const { metrics, forwarder } = this.#deps;
     const log = this.#deps.logger.child({ runnerId: who.runnerId, cluster: who.cluster, clientId: who.clientId });
     const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, client: false });
@@ -86,7 +121,7 @@ export class RunnerEndpoint {
       refuseWithStatus(socket, 400, 'malformed HTTP request');
     });
     session.on('stream', (stream) => serveHttpOverStream(server, stream));
-    this.#sessions.set(session, ws);
+    this.#sessions.set(session, { ws, who, allowed, log });
     metrics.runnerSessions.inc();
     log.info({ event: 'runner_connected' }, 'runner session opened');
     session.once('close', () => {
@@ -102,7 +137,7 @@ export class RunnerEndpoint {
   /** Closes every runner session (GoAway, then at most `deadlineMs` for their streams) and refuses new ones. */
   async close(deadlineMs: number): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#sessions.entries()].map(async ([session, ws]) => {
+    await Promise.all([...this.#sessions.entries()].map(async ([session, { ws }]) => {
       await session.close(deadlineMs).catch(() => {});
       ws.terminate();
     }));

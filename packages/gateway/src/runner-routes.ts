@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 import { K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
 import type { JsonProtocolEndpoint } from './json-protocol/index.ts';
-import type { RunnerEndpoint } from './runner-endpoint.ts';
+import { RUNNER_REVOKED_CLOSE, type RunnerEndpoint, type RunnerStillAllowed } from './runner-endpoint.ts';
 import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRoute } from './runner-forwarder.ts';
 import { bearerToken, type RunnerIdentity, type TokenStore } from './tokens.ts';
 
@@ -10,6 +11,24 @@ import { bearerToken, type RunnerIdentity, type TokenStore } from './tokens.ts';
 export const K8S_CLUSTERS_PREFIX = '/k8s/clusters/';
 
 const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/** Paths the API server serves at its root: a request for one of them at the gateway's root lost its `/k8s/clusters/{cluster}` prefix. */
+const API_ROOT_PATH_RE = /^\/(?:version|api|apis|openapi|healthz|livez|readyz)(?:\/|$)/;
+
+/** How long a revoked `/ws/k8s` socket gets for the close handshake before it is destroyed (ms). */
+const REVOKE_DESTROY_MS = 1_000;
+
+/**
+ * A WebSocket close frame (server to client: unmasked) with `code` and a
+ * short `reason` (< 124 bytes).
+ */
+function closeFrame(code: number, reason: string): Buffer {
+  const text = Buffer.from(reason, 'utf8');
+  const payload = Buffer.alloc(2 + text.length);
+  payload.writeUInt16BE(code, 0);
+  text.copy(payload, 2);
+  return Buffer.concat([Buffer.from([0x88, payload.length]), payload]);
+}
 
 /** What the runner routes need from the gateway. */
 export interface RunnerRoutesDeps {
@@ -19,6 +38,7 @@ export interface RunnerRoutesDeps {
   runners: RunnerEndpoint;
   /** The JSON message protocol endpoint (`/ws/k8s`); undefined → 501. */
   json: () => JsonProtocolEndpoint | undefined;
+  logger: Logger;
 }
 
 /** The outcome of runner authentication. */
@@ -56,9 +76,49 @@ export function parseK8sTarget(url: string): { cluster: string; path: string } |
  */
 export class RunnerRoutes {
   readonly #deps: RunnerRoutesDeps;
+  /** Upgraded `/ws/k8s` sockets, with their runner and the re-check run after a tokens reload. */
+  readonly #jsonSockets = new Map<Duplex, { runnerId: string; cluster: string; allowed: RunnerStillAllowed }>();
 
   constructor(deps: RunnerRoutesDeps) {
     this.#deps = deps;
+  }
+
+  /**
+   * After a tokens reload: closes every `/ws/runner` session and `/ws/k8s`
+   * socket whose runner token is gone or no longer reaches its cluster (close
+   * code 1008 "runner token revoked"). Returns how many were closed.
+   */
+  revoke(tokens: TokenStore): number {
+    let cut = this.#deps.runners.revoke(tokens);
+    for (const [socket, entry] of this.#jsonSockets) {
+      if (entry.allowed(tokens)) continue;
+      cut++;
+      this.#jsonSockets.delete(socket);
+      this.#deps.logger.warn({ event: 'runner_revoked', code: 'PT_ERR_AUTH_REJECTED', runnerId: entry.runnerId, cluster: entry.cluster, route: 'ws-k8s' }, 'runner token revoked; closing its socket');
+      // The JSON endpoint owns the WebSocket and offers no per-runner close, so the close frame goes on the
+      // raw socket: ws writes each frame in one synchronous write, so this one lands between two frames.
+      // The runner answers it, ws completes the close handshake and the endpoint cancels the socket's requests.
+      if (socket.writable) socket.write(closeFrame(RUNNER_REVOKED_CLOSE.code, RUNNER_REVOKED_CLOSE.reason));
+      setTimeout(() => socket.destroy(), REVOKE_DESTROY_MS).unref();
+    }
+    return cut;
+  }
+
+  /**
+   * Answers a request no route took when its path is one the API server
+   * serves at its root (`/version`, `/api…`, `/apis…`, `/openapi…`, health
+   * checks): a 404 `Status` saying the gateway serves the API under
+   * `/k8s/clusters/{cluster}` — what a kubectl older than 1.34 runs into
+   * with `get --raw`, which drops the kubeconfig server's path. False for
+   * other paths (the caller answers its plain 404).
+   */
+  notFound(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (!API_ROOT_PATH_RE.test(path)) return false;
+    const message = `the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ${path}; `
+      + `"kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): `
+      + `kubectl get --raw /k8s/clusters/<cluster>${path}`;
+    this.#deps.forwarder.refuse(req, res, 404, message, { requestId: requestIdFor(req), route: 'k8s', path });
+    return true;
   }
 
   /** Handles `/k8s/clusters/…` requests; false for other paths. */
@@ -101,7 +161,7 @@ export class RunnerRoutes {
   }
 
   /** Shared pre-upgrade checks of the runner WebSockets; answers and returns undefined when refused. */
-  #wsAuth(req: IncomingMessage, socket: Duplex, route: RunnerRoute, path: string): { runner: RunnerIdentity; cluster: string; query: URLSearchParams } | undefined {
+  #wsAuth(req: IncomingMessage, socket: Duplex, route: RunnerRoute, path: string): { runner: RunnerIdentity; cluster: string; query: URLSearchParams; allowed: RunnerStillAllowed } | undefined {
     const { forwarder } = this.#deps;
     const requestId = requestIdFor(req);
     const query = new URL(req.url ?? '/', 'http://gateway').searchParams;
@@ -112,7 +172,10 @@ export class RunnerRoutes {
     if (!CLUSTER_RE.test(cluster)) { forwarder.refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, cluster);
     if (!auth.ok) { forwarder.refuse(req, socket, auth.status, auth.message, base); return undefined; }
-    return { runner: auth.runner, cluster, query };
+    // The same check against a reloaded token set (the header is kept only in this closure, never logged).
+    const authorization = req.headers.authorization;
+    const allowed: RunnerStillAllowed = (tokens) => authorizeRunner(tokens, authorization, cluster).ok;
+    return { runner: auth.runner, cluster, query, allowed };
   }
 
   #wsRunner(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -123,7 +186,7 @@ export class RunnerRoutes {
       this.#deps.forwarder.refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
       return;
     }
-    this.#deps.runners.accept(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined });
+    this.#deps.runners.accept(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined }, ok.allowed);
   }
 
   #wsK8s(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -134,6 +197,8 @@ export class RunnerRoutes {
       this.#deps.forwarder.refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', { requestId: requestIdFor(req), route: 'ws-k8s', path: K8S_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
       return;
     }
+    this.#jsonSockets.set(socket, { runnerId: ok.runner.id, cluster: ok.cluster, allowed: ok.allowed });
+    socket.once('close', () => this.#jsonSockets.delete(socket));
     json.handleUpgrade(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster });
   }
 }
