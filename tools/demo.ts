@@ -1,43 +1,56 @@
-// `pnpm demo`: a gateway and an agent on 127.0.0.1, started with the real
-// command exactly as a user would, with a visible result: the agent connects
-// over TLS, the gateway lists it with its status, the gateway is killed and
-// restarted and the agent is back within about a second, then both shut down
-// cleanly. (The Kubernetes path through the tunnel comes with the next issue.)
+// `pnpm demo`: the whole job on 127.0.0.1 with the real commands, as a user
+// would run them: a gateway, an agent that dials out to it, and a cluster the
+// runner reaches only through the tunnel — with kubectl, `pipeops-tunnel
+// proxy`, @pipeops/tunnel-client and the JSON protocol. Then the gateway is
+// killed and restarted (the agent is back within about a second) and both
+// shut down cleanly.
+//
+// The cluster: `pnpm demo --kubeconfig FILE` uses yours (read-only requests
+// only). Without it, a stand-in API server from tools/testkit answers (a test
+// double of kube-apiserver: /version, discovery, pods, watch, logs).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent as HttpsAgent, request } from 'node:https';
-import { get as httpGet } from 'node:http';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { connect } from '@pipeops/tunnel-client';
+import { kubeconfigFor, startFakeApiServer, type FakeApiServer } from '@pipeops/tunnel-testkit';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/pipeops-tunnel.js', import.meta.url));
+const KUBECTL = process.env.KUBECTL ?? 'kubectl';
+const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, verbose: { type: 'boolean' } } });
 const dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-demo-'));
-const agentToken = randomBytes(18).toString('base64url');
-const adminToken = randomBytes(18).toString('base64url');
+const tokens = { agent: secret(), runner: secret(), admin: secret() };
 const children = new Set<ChildProcess>();
+const CLUSTER = 'demo-cluster';
+
+function secret(): string { return randomBytes(18).toString('base64url'); }
+const step = (text: string) => console.log(`\n▶ ${text}`);
+const show = (text: string) => console.log(`  ${text.trimEnd().split('\n').join('\n  ')}`);
 
 type LogRecord = Record<string, unknown> & { msg?: string };
 
-/** A child running the CLI; `waitFor` resolves with the first log record matching. */
-function run(name: string, args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs the CLI; `waitFor` resolves with the first log record (JSON line on stdout) that matches. */
+function run(name: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   children.add(child);
   const records: LogRecord[] = [];
-  const waiters: Array<() => void> = [];
-  let buffered = '';
+  const wakers: Array<() => void> = [];
+  let partial = '';
   child.stdout!.setEncoding('utf8').on('data', (data: string) => {
-    buffered += data;
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
+    const lines = (partial + data).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
       try { records.push(JSON.parse(line) as LogRecord); } catch { continue; }
-      if (process.env.DEMO_VERBOSE) console.log(`  [${name}] ${line}`);
+      if (flags.verbose) console.log(`    [${name}] ${line}`);
     }
-    for (const wake of waiters.splice(0)) wake();
+    for (const wake of wakers.splice(0)) wake();
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { children.delete(child); resolve(code); }));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => { children.delete(child); done(code); }));
   async function waitFor(what: string, match: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -45,25 +58,10 @@ function run(name: string, args: string[]) {
       if (found) return found;
       if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before: ${what}`);
       if (Date.now() > deadline) throw new Error(`${name}: timed out waiting for ${what}`);
-      await new Promise<void>((wake) => { waiters.push(wake); setTimeout(wake, 200).unref(); });
+      await new Promise<void>((wake) => { wakers.push(wake); setTimeout(wake, 200).unref(); });
     }
   }
-  return { child, records, waitFor, exited };
-}
-
-function getJson(url: string, headers: Record<string, string>, ca?: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const onResponse = (res: import('node:http').IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => {
-        try { resolve({ status: res.statusCode ?? 0, body: text.startsWith('{') ? JSON.parse(text) : text }); } catch (err) { reject(err); }
-      });
-    };
-    const req = url.startsWith('https:')
-      ? request(url, { headers, agent: new HttpsAgent(ca === undefined ? {} : { ca }) }, onResponse)
-      : httpGet(url, { headers }, onResponse);
-    req.on('error', reject).end();
-  });
+  return { child, waitFor, exited };
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -76,74 +74,167 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-const step = (text: string) => console.log(`\n▶ ${text}`);
+// Asynchronous on purpose: the stand-in API server lives in this process.
+async function kubectl(args: string[]): Promise<string> {
+  const child = spawn(KUBECTL, args, { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeout: 30_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const [code] = await Promise.race([
+    once(child, 'close'),
+    once(child, 'error').then(([err]) => { throw new Error(`kubectl: ${(err as Error).message} (set KUBECTL=/path/to/kubectl)`); }),
+  ]);
+  if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim()}`);
+  return stdout;
+}
+
+function startGateway(port: number) {
+  return run('gateway', ['gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', join(dir, 'tokens.yaml'), '--config', join(dir, 'gateway.yaml')]);
+}
 
 async function main(): Promise<void> {
+  step('the cluster');
+  let fake: FakeApiServer | undefined;
+  let clusterKubeconfig: string;
+  if (flags.kubeconfig !== undefined) {
+    clusterKubeconfig = resolve(flags.kubeconfig);
+    show(`your cluster, from ${clusterKubeconfig}`);
+  } else {
+    fake = await startFakeApiServer();
+    clusterKubeconfig = join(dir, 'cluster.kubeconfig');
+    writeFileSync(clusterKubeconfig, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }));
+    show(`a stand-in API server at ${fake.url} (tools/testkit; run \`pnpm demo --kubeconfig FILE\` for a real cluster)`);
+    show('nothing but the agent has its address or its credentials');
+  }
+
   writeFileSync(join(dir, 'tokens.yaml'), [
-    `agents:  [{ cluster: demo-cluster, token: "${agentToken}" }]`,
-    `admins:  [{ token: "${adminToken}" }]`,
-    'runners: []', '',
+    `agents:  [{ cluster: ${CLUSTER}, token: "${tokens.agent}" }]`,
+    `runners: [{ id: demo-runner, token: "${tokens.runner}", clusters: [${CLUSTER}] }]`,
+    `admins:  [{ token: "${tokens.admin}" }]`, '',
   ].join('\n'));
+  writeFileSync(join(dir, 'gateway.yaml'), `gateway:\n  state_dir: ${join(dir, 'state')}\n  drain_timeout: 5s\n`);
 
   step('gateway: pipeops-tunnel gateway --dev --listen 127.0.0.1:0 --tokens tokens.yaml');
-  let gateway = run('gateway', ['gateway', '--dev', '--listen', '127.0.0.1:0', '--tokens', join(dir, 'tokens.yaml'), '--config', writeGatewayConfig()]);
-  const listening = await gateway.waitFor('listening', (r) => typeof r.url === 'string');
+  let gateway = startGateway(0);
+  const gatewayUrl = String((await gateway.waitFor('listening', (r) => typeof r.url === 'string')).url);
   const caFile = String((await gateway.waitFor('dev CA', (r) => typeof r.caFile === 'string')).caFile);
-  const gatewayUrl = String(listening.url);
   const ca = readFileSync(caFile, 'utf8');
-  console.log(`  listening on ${gatewayUrl}, self-signed CA at ${caFile}`);
+  show(`listening on ${gatewayUrl}; self-signed CA at ${caFile}`);
 
-  step('agent: pipeops-tunnel connect (dials out over wss://, token from PIPEOPS_PIPEOPS_TOKEN)');
+  step('agent: pipeops-tunnel connect --kubeconfig … (dials out over wss://; token from PIPEOPS_PIPEOPS_TOKEN)');
   writeFileSync(join(dir, 'agent.yaml'), [
-    'agent:', '  cluster_name: demo-cluster', '  name: demo-agent', '  port: 0', '  listen_host: 127.0.0.1', '  poll_interval: 1s',
+    'agent:', `  cluster_name: ${CLUSTER}`, '  name: demo-agent', '  port: 0', '  listen_host: 127.0.0.1', '  poll_interval: 2s',
     '  labels: { environment: demo }',
-    'pipeops:', `  api_url: ${gatewayUrl}`, '  tls:', `    ca_file: ${caFile}`,
-    '  reconnect: { interval: 200ms, max_interval: 1s }', '',
+    'pipeops:', `  api_url: ${gatewayUrl}`, '  tls:', `    ca_file: ${caFile}`, '  reconnect: { interval: 200ms, max_interval: 1s }',
+    'kubernetes:', `  kubeconfig: ${clusterKubeconfig}`, '',
   ].join('\n'));
-  process.env.PIPEOPS_PIPEOPS_TOKEN = agentToken;
-  const agent = run('agent', ['connect', '--config', join(dir, 'agent.yaml')]);
-  delete process.env.PIPEOPS_PIPEOPS_TOKEN;
+  const agent = run('agent', ['connect', '--config', join(dir, 'agent.yaml')], { PIPEOPS_PIPEOPS_TOKEN: tokens.agent });
   const health = await agent.waitFor('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'));
   const healthUrl = `http://${String(health.msg).slice('health listener on '.length)}`;
+  const ready = await until('agent /ready', async () => {
+    const res = await fetch(`${healthUrl}/ready`);
+    return res.status === 200 ? res.json() : undefined;
+  });
+  show(`agent ${healthUrl}/ready → 200 ${JSON.stringify(ready)}`);
 
-  const listClusters = async () => {
-    const res = await getJson(`${gatewayUrl}/v1/clusters`, { authorization: `Bearer ${adminToken}` }, ca);
-    return res.status === 200 && res.body.clusters?.length > 0 && res.body.clusters[0].lastStatus ? res.body.clusters : undefined;
-  };
-  const clusters = await until('the cluster in /v1/clusters with a status report', listClusters);
   step(`GET ${gatewayUrl}/v1/clusters (admin token)`);
+  const clusters = await until('the cluster with its API server version', async () => {
+    const body = JSON.parse(await httpsGet(`${gatewayUrl}/v1/clusters`, tokens.admin, ca));
+    const c = body.clusters?.[0];
+    return c?.lastStatus?.apiServer?.version !== undefined ? body.clusters : undefined;
+  });
   for (const c of clusters) {
-    console.log(`  cluster ${c.cluster}: agent ${c.name} (${c.agentId}) v${c.version}, labels ${JSON.stringify(c.labels)}`);
-    console.log(`    connected since ${c.connectedAt}, rtt ${typeof c.rttMs === 'number' ? c.rttMs.toFixed(2) : '?'} ms, last status: ${JSON.stringify(c.lastStatus)}`);
+    show(`cluster ${c.cluster}: agent ${c.name} v${c.version}, rtt ${Number(c.rttMs).toFixed(2)} ms, API server ${c.lastStatus.apiServer.version} reachable=${c.lastStatus.apiServer.reachable}`);
   }
-  const ready = await getJson(`${healthUrl}/ready`, {});
-  console.log(`  agent ${healthUrl}/ready → ${ready.status} ${JSON.stringify(ready.body)}`);
+
+  step(`kubectl through the gateway: pipeops-tunnel kubeconfig --gateway ${gatewayUrl} --cluster ${CLUSTER} …`);
+  const runnerKubeconfig = join(dir, 'runner.kubeconfig');
+  const printed = run('kubeconfig', ['kubeconfig', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile], { PIPEOPS_RUNNER_TOKEN: tokens.runner });
+  const kubeconfigText = await readAll(printed.child);
+  writeFileSync(runnerKubeconfig, kubeconfigText);
+  show(`server: ${/server: (.*)/.exec(kubeconfigText)?.[1] ?? '?'}`);
+  show(`$ kubectl version\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'version'])}`);
+  show(`$ kubectl get pods\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', 'pods', ...(fake ? [] : ['-A'])])}`);
+
+  step('pipeops-tunnel proxy --listen 127.0.0.1:0 (like kubectl proxy, through the tunnel)');
+  const proxy = run('proxy', ['proxy', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile, '--listen', '127.0.0.1:0'], { PIPEOPS_RUNNER_TOKEN: tokens.runner });
+  const proxyUrl = String((await proxy.waitFor('proxy listening', (r) => typeof r.url === 'string')).url);
+  show(`$ kubectl --server ${proxyUrl} get --raw /version\n${await kubectl(['--server', proxyUrl, 'get', '--raw', '/version'])}`);
+
+  step('@pipeops/tunnel-client: connect(), request(), watch()');
+  const tunnel = await connect({ gatewayUrl, token: tokens.runner, cluster: CLUSTER, ca });
+  try {
+    const list = await tunnel.request({ method: 'GET', path: '/api/v1/namespaces/default/pods' });
+    const names = ((list.body as { items?: Array<{ metadata: { name: string } }> }).items ?? []).map((p) => p.metadata.name);
+    show(`request GET /api/v1/namespaces/default/pods → ${list.status}, pods: ${names.join(', ') || '(none)'}`);
+    if (fake) {
+      const events = tunnel.watch('/api/v1/namespaces/default/pods');
+      const first = events[Symbol.asyncIterator]().next();
+      await fake.watch.waitForWatchers(1);
+      const emittedAt = performance.now();
+      fake.watch.emit({ kind: 'Pod', metadata: { name: 'demo-pod', namespace: 'default' } });
+      const ev = (await first).value as { type: string; object: { metadata: { name: string } } };
+      show(`watch → ${ev.type} ${ev.object.metadata.name}, ${(performance.now() - emittedAt).toFixed(1)} ms after the API server sent it`);
+      await events.return?.(undefined);
+    }
+  } finally {
+    await tunnel.close();
+  }
+
+  step('the JSON message protocol of the original VM agent: wss://…/ws/k8s');
+  const reply = await jsonProtocolRequest(gatewayUrl, ca, { id: 'demo-1', method: 'GET', path: '/version' });
+  show(`→ {"id":"${reply.id}","status":${reply.status},"body":${JSON.stringify(reply.body)}}`);
 
   step('resilience: SIGKILL the gateway, start it again on the same port');
   gateway.child.kill('SIGKILL');
   await gateway.exited;
-  await until('the agent to notice', async () => ((await getJson(`${healthUrl}/ready`, {})).status === 503 ? true : undefined));
-  console.log('  agent /ready → 503 while the gateway is down');
-  const port = new URL(gatewayUrl).port;
-  gateway = run('gateway', ['gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', join(dir, 'tokens.yaml'), '--config', writeGatewayConfig()]);
+  await until('the agent to notice', async () => ((await fetch(`${healthUrl}/ready`)).status === 503 ? true : undefined));
+  show('agent /ready → 503 while the gateway is down');
+  gateway = startGateway(Number(new URL(gatewayUrl).port));
   await gateway.waitFor('listening', (r) => typeof r.url === 'string');
   const restartedAt = performance.now();
-  await until('the agent to be ready again', async () => ((await getJson(`${healthUrl}/ready`, {})).status === 200 ? true : undefined));
-  console.log(`  agent ready again ${(performance.now() - restartedAt).toFixed(0)} ms after the gateway listened`);
+  await until('the agent to be ready again', async () => ((await fetch(`${healthUrl}/ready`)).status === 200 ? true : undefined));
+  show(`agent ready again ${(performance.now() - restartedAt).toFixed(0)} ms after the gateway listened`);
+  show(`$ kubectl get --raw /k8s/clusters/${CLUSTER}/version   # kubectl < 1.34 needs the prefix with --raw\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', '--raw', `/k8s/clusters/${CLUSTER}/version`])}`);
 
-  step('graceful shutdown: SIGTERM to the agent, then to the gateway');
-  agent.child.kill('SIGTERM');
-  console.log(`  agent exited with code ${await agent.exited}`);
-  gateway.child.kill('SIGTERM');
-  console.log(`  gateway exited with code ${await gateway.exited}`);
+  step('graceful shutdown: SIGTERM to proxy, agent and gateway');
+  for (const [name, p] of [['proxy', proxy], ['agent', agent], ['gateway', gateway]] as const) {
+    p.child.kill('SIGTERM');
+    show(`${name} exited with code ${await p.exited}`);
+  }
+  await fake?.close();
   console.log('\n✔ demo complete');
 }
 
-/** The gateway keeps its dev CA in one state folder, so a restart serves the same CA. */
-function writeGatewayConfig(): string {
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, `gateway:\n  state_dir: ${join(dir, 'state')}\n  drain_timeout: 5s\n`);
-  return file;
+async function readAll(child: ChildProcess): Promise<string> {
+  let text = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { text += d; });
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`command exited with ${code}`);
+  return text;
+}
+
+async function httpsGet(url: string, token: string, ca: string): Promise<string> {
+  const { request } = await import('node:https');
+  return new Promise((done, fail) => {
+    request(url, { headers: { authorization: `Bearer ${token}` }, ca }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => done(text));
+    }).on('error', fail).end();
+  });
+}
+
+async function jsonProtocolRequest(gatewayUrl: string, ca: string, message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const ws = new WebSocket(`${gatewayUrl.replace(/^https/, 'wss')}/ws/k8s?cluster=${CLUSTER}`, { ca, headers: { authorization: `Bearer ${tokens.runner}` } });
+  try {
+    await once(ws, 'open');
+    ws.send(JSON.stringify(message));
+    const [data] = await once(ws, 'message');
+    return JSON.parse(String(data)) as Record<string, unknown>;
+  } finally {
+    ws.close();
+  }
 }
 
 try {

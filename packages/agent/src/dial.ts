@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
-import type { IncomingMessage } from 'node:http';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket from 'ws';
 import type { ClientOptions } from 'ws';
 import type { Logger } from 'pino';
-import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import { AgentHeaders, SUBPROTOCOL, openWebSocket } from '@pipeops/tunnel-protocol';
 import type { AgentOptions } from './config.ts';
 import { AgentError } from './errors.ts';
 import type { FailureReason } from './metrics.ts';
@@ -118,57 +117,21 @@ export function dialTunnel(input: DialInput): Promise<WebSocket> {
     wsOptions.agent = agent;
     logger.debug({ proxy: redactProxyUrl(plan.proxy) }, 'dialing through proxy');
   }
-  return new Promise<WebSocket>((resolve, reject) => {
-    let settled = false;
-    const ws = new WebSocket(plan.url, [SUBPROTOCOL], wsOptions);
-    const timer = setTimeout(() => {
-      finish(new DialError('timeout', `tunnel dial timed out after ${options.timeoutMs} ms`));
-    }, options.timeoutMs + 100);
-    timer.unref();
-    const onAbort = (): void => finish(new DialError('other', 'dial aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    function finish(err: DialError | undefined): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      ws.off('open', onOpen);
-      if (err === undefined) {
-        ws.off('error', onError);
-        ws.off('unexpected-response', onResponse);
-        resolve(ws);
-        return;
-      }
-      // Keep an 'error' listener: terminate() on a connecting socket emits one.
-      ws.on('error', () => {});
-      ws.terminate();
-      reject(err);
-    }
-    function onOpen(): void {
-      finish(undefined);
-    }
-    function onError(err: Error): void {
+  return openWebSocket<DialError>(() => new WebSocket(plan.url, [SUBPROTOCOL], wsOptions), {
+    signal,
+    deadline: { ms: options.timeoutMs + 100, error: () => new DialError('timeout', `tunnel dial timed out after ${options.timeoutMs} ms`) },
+    aborted: () => new DialError('other', 'dial aborted'),
+    failed(err) {
       if (proxyStatus !== undefined && proxyStatus !== 200) {
-        finish(new DialError('network', `proxy refused CONNECT with ${proxyStatus}`, { cause: err, httpStatus: proxyStatus }));
-        return;
+        return new DialError('network', `proxy refused CONNECT with ${proxyStatus}`, { cause: err, httpStatus: proxyStatus });
       }
-      finish(classifyDialError(err));
-    }
-    function onResponse(_req: unknown, res: IncomingMessage): void {
+      return classifyDialError(err);
+    },
+    refused(res) {
       const status = res.statusCode ?? 0;
-      res.resume();
-      if (proxyStatus !== undefined && proxyStatus !== 200) {
-        finish(new DialError('network', `proxy refused CONNECT with ${status}`, { httpStatus: status }));
-        return;
-      }
-      if (status === 401 || status === 403) {
-        finish(new DialError('auth', `gateway refused the agent credentials (HTTP ${status})`, { httpStatus: status }));
-        return;
-      }
-      finish(new DialError('handshake', `gateway answered the upgrade with HTTP ${status}`, { httpStatus: status }));
-    }
-    ws.on('open', onOpen);
-    ws.on('error', onError);
-    ws.on('unexpected-response', onResponse);
+      if (proxyStatus !== undefined && proxyStatus !== 200) return new DialError('network', `proxy refused CONNECT with ${status}`, { httpStatus: status });
+      if (status === 401 || status === 403) return new DialError('auth', `gateway refused the agent credentials (HTTP ${status})`, { httpStatus: status });
+      return new DialError('handshake', `gateway answered the upgrade with HTTP ${status}`, { httpStatus: status });
+    },
   });
 }

@@ -160,7 +160,7 @@ test('an exec upgrade (SPDY/3.1) through /k8s/clusters becomes a raw pipe with h
 
 test('kubectl reads /version through the gateway and prints the gateway 403 Status like an API server error', async (t) => {
   const rig = await startRunnerRig(t);
-  const c1 = kubeconfigFor({ server: rig.clusterUrl('c1'), token: T.runnerC1, caFile: rig.caFile });
+  const c1 = kubeconfigFor({ server: rig.clusterUrl('c1'), token: T.runnerC1, caFile: rig.gatewayCaFile });
   // `get --raw` takes a host-absolute URI (client-go RequestURI ignores the server's path), so it names the route.
   const raw = await kubectl(['get', '--raw', `${C1}/version`], { kubeconfig: c1 });
   assert.equal(raw.code, 0, raw.stderr);

@@ -13,3 +13,6 @@ export { startCanaryServer, type CanaryServer, type CanaryHit } from './canary-s
 export { kubeconfigFor, kubectl, kubectlClientVersion, kubectlRawPath, type KubeconfigSpec, type KubectlOptions, type KubectlResult } from './kubectl.ts';
 export { collectLogs, type LogCollector, type LogRecord } from './collect-logs.ts';
 export { waitFor, type WaitForOptions } from './wait-for.ts';
+export {
+  startKubePath, KUBE_PATH, type KubePath, type KubePathOptions, type KubePathAgent, type KubePathAgentOptions,
+} from './kube-path.ts';

@@ -73,6 +73,30 @@ export function recordExchange(ex: Exchange, r: ExchangeResult, metrics: KubeMet
   ex.logger.info(rec, 'kube request');
 }
 
+/** Where a request goes upstream, or why it cannot: the Status to answer with. */
+export type UpstreamTarget =
+  | { dispatcher: Dispatcher; headers: string[]; credentials: KubeCredentials }
+  | { refusal: { code: number; message: string; error?: unknown } };
+
+/**
+ * Resolves the agent's credentials for one request: the client's headers with
+ * the credentials swapped in, the dispatcher to the API server, and the
+ * credentials themselves (invalidated on a 401). Refuses with 503 when the
+ * agent has no API access, 502 when the credentials cannot be obtained
+ * (counted as a `credentials` upstream error).
+ */
+export async function upstreamTarget(rawHeaders: readonly string[], o: KubeProxyOptions): Promise<UpstreamTarget> {
+  if ('unavailable' in o.access) return { refusal: { code: 503, message: `the agent has no Kubernetes API access: ${o.access.unavailable}` } };
+  const { credentials, upstream } = o.access;
+  try {
+    const resolved = await credentials.resolve();
+    return { headers: upstreamRequestHeaders(rawHeaders, resolved.headers), dispatcher: upstream.dispatcher(resolved.tls), credentials };
+  } catch (err) {
+    o.metrics.upstreamError('credentials');
+    return { refusal: { code: 502, message: `cannot obtain API-server credentials: ${(err as Error).message}`, error: err } };
+  }
+}
+
 /**
  * Builds the `http` stream handler. Each stream is handed to one private
  * `http.Server` (never listening) as a connection, so Node's own parser reads
@@ -176,18 +200,9 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
   const problem = targetProblem(path, req.rawHeaders);
   if (problem !== undefined) return answer(400, problem);
   if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade');
-  if ('unavailable' in o.access) return answer(503, `the agent has no Kubernetes API access: ${o.access.unavailable}`);
-  const { credentials, upstream } = o.access;
-  let dispatcher: Dispatcher;
-  let headers: string[];
-  try {
-    const resolved = await credentials.resolve();
-    headers = upstreamRequestHeaders(req.rawHeaders, resolved.headers);
-    dispatcher = upstream.dispatcher(resolved.tls);
-  } catch (err) {
-    o.metrics.upstreamError('credentials');
-    return answer(502, `cannot obtain API-server credentials: ${(err as Error).message}`, err);
-  }
+  const target = await upstreamTarget(req.rawHeaders, o);
+  if ('refusal' in target) return answer(target.refusal.code, target.refusal.message, target.refusal.error);
+  const { dispatcher, headers, credentials } = target;
   if (ex.gone) {
     recordExchange(ex, result, o.metrics);
     return;

@@ -2,8 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange, ExchangeResult, KubeProxyOptions } from './http-handler.ts';
-import { recordExchange } from './http-handler.ts';
-import { downstreamResponseHeaders, targetProblem, upstreamRequestHeaders } from './headers.ts';
+import { recordExchange, upstreamTarget } from './http-handler.ts';
+import { downstreamResponseHeaders, targetProblem } from './headers.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
 import { sendRawStatus } from './status.ts';
 import { kubeVerb } from './verb.ts';
@@ -39,18 +39,9 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
   if (problem !== undefined) return refuse(400, problem);
   const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase());
   if (protocol === undefined) return refuse(400, 'only websocket and SPDY/3.1 upgrades are supported');
-  if ('unavailable' in o.access) return refuse(503, `the agent has no Kubernetes API access: ${o.access.unavailable}`);
-  const { credentials, upstream } = o.access;
-  let dispatcher: Dispatcher;
-  let headers: string[];
-  try {
-    const resolved = await credentials.resolve();
-    headers = upstreamRequestHeaders(req.rawHeaders, resolved.headers);
-    dispatcher = upstream.dispatcher(resolved.tls);
-  } catch (err) {
-    o.metrics.upstreamError('credentials');
-    return refuse(502, `cannot obtain API-server credentials: ${(err as Error).message}`, err);
-  }
+  const target = await upstreamTarget(req.rawHeaders, o);
+  if ('refusal' in target) return refuse(target.refusal.code, target.refusal.message, target.refusal.error);
+  const { dispatcher, headers, credentials } = target;
   if (ex.gone) {
     recordExchange(ex, result, o.metrics);
     return;

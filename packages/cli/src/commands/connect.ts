@@ -1,12 +1,12 @@
-import { parseArgs } from 'node:util';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { effectiveLogLevel, loadAgentConfig, printableAgentConfig, toAgentOptions, type ConnectFlags } from '../agent-config.ts';
-import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
+import { ExitCode, exitCodeFor } from '../errors.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
 import { onStopSignal } from '../signals.ts';
-import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+import { formatFlags, type FlagSpecs } from '../usage.ts';
 import { VERSION } from '../version.ts';
+import { loadOrExit, parseCommandArgs } from './command-args.ts';
 
 /** Flags of `pipeops-tunnel connect`. */
 export const connectFlags: FlagSpecs = {
@@ -46,26 +46,11 @@ export function connectUsage(): string {
 
 /** Runs `pipeops-tunnel connect`; resolves with the exit code. */
 export async function runConnect(args: string[], io: CliIo): Promise<number> {
-  let flags: ConnectFlags & { help?: boolean | undefined };
-  try {
-    flags = parseArgs({ args, options: parseArgsOptions(connectFlags), strict: true, allowPositionals: false }).values as typeof flags;
-  } catch (err) {
-    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
-    io.stderr.write(`pipeops-tunnel connect: ${usageError.message}\n\n${connectUsage()}`);
-    return usageError.exitCode;
-  }
-  if (flags.help === true) {
-    io.stdout.write(connectUsage());
-    return ExitCode.ok;
-  }
-  let config;
-  try {
-    config = loadAgentConfig(flags, io.env);
-  } catch (err) {
-    if (!(err instanceof CliError)) throw err;
-    io.stderr.write(`pipeops-tunnel connect: ${err.message}\n`);
-    return err.exitCode;
-  }
+  const parsed = parseCommandArgs<ConnectFlags>('connect', args, connectFlags, connectUsage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const loaded = loadOrExit('connect', io, () => loadAgentConfig(parsed.flags, io.env));
+  if ('exit' in loaded) return loaded.exit;
+  const config = loaded.value;
 
   const logger = createLogger({ level: effectiveLogLevel(config.agent.log_level, config.agent.debug) });
   const registry = new Registry();

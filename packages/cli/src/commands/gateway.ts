@@ -1,16 +1,16 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
+import { ExitCode, exitCodeFor } from '../errors.ts';
 import { listenAddress, loadGatewayConfig, type GatewayConfig, type GatewayFlags } from '../gateway-config.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
 import { onStopSignal } from '../signals.ts';
 import { VERSION } from '../version.ts';
-import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+import { formatFlags, type FlagSpecs } from '../usage.ts';
+import { loadOrExit, parseCommandArgs } from './command-args.ts';
 
 /** Flags of `pipeops-tunnel gateway`. */
 export const gatewayFlags: FlagSpecs = {
@@ -82,26 +82,11 @@ function loadTls(config: GatewayConfig, host: string, logger: Logger, generateDe
 
 /** Runs `pipeops-tunnel gateway`; resolves with the exit code. */
 export async function runGateway(args: string[], io: CliIo): Promise<number> {
-  let flags: GatewayFlags & { help?: boolean | undefined };
-  try {
-    flags = parseArgs({ args, options: parseArgsOptions(gatewayFlags), strict: true, allowPositionals: false }).values as typeof flags;
-  } catch (err) {
-    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
-    io.stderr.write(`pipeops-tunnel gateway: ${usageError.message}\n\n${gatewayUsage()}`);
-    return usageError.exitCode;
-  }
-  if (flags.help === true) {
-    io.stdout.write(gatewayUsage());
-    return ExitCode.ok;
-  }
-  let config: GatewayConfig;
-  try {
-    config = loadGatewayConfig(flags, io.env);
-  } catch (err) {
-    if (!(err instanceof CliError)) throw err;
-    io.stderr.write(`pipeops-tunnel gateway: ${err.message}\n`);
-    return err.exitCode;
-  }
+  const parsed = parseCommandArgs<GatewayFlags>('gateway', args, gatewayFlags, gatewayUsage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const loaded = loadOrExit('gateway', io, (): GatewayConfig => loadGatewayConfig(parsed.flags, io.env));
+  if ('exit' in loaded) return loaded.exit;
+  const config = loaded.value;
 
   const logger = createLogger({ level: config.gateway.log_level });
   const registry = new Registry();

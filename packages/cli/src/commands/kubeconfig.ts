@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { CliError, ExitCode } from '../errors.ts';
+import { ExitCode } from '../errors.ts';
 import type { CliIo } from '../io.ts';
-import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+import { formatFlags, type FlagSpecs } from '../usage.ts';
+import { loadOrExit, parseCommandArgs } from './command-args.ts';
 import { resolveRunnerSettings, runnerFlags, type RunnerFlagValues, type RunnerSettings } from './runner-flags.ts';
 
 /** Flags of `pipeops-tunnel kubeconfig`. */
@@ -48,26 +48,12 @@ export function buildKubeconfig(s: RunnerSettings, name: string): Record<string,
 
 /** Runs `pipeops-tunnel kubeconfig`; resolves with the exit code. */
 export async function runKubeconfig(args: string[], io: CliIo): Promise<number> {
-  let flags: RunnerFlagValues & { name?: string | undefined; help?: boolean | undefined };
-  try {
-    flags = parseArgs({ args, options: parseArgsOptions(kubeconfigFlags), strict: true, allowPositionals: false }).values as typeof flags;
-  } catch (err) {
-    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
-    io.stderr.write(`pipeops-tunnel kubeconfig: ${usageError.message}\n\n${kubeconfigUsage()}`);
-    return usageError.exitCode;
-  }
-  if (flags.help === true) {
-    io.stdout.write(kubeconfigUsage());
-    return ExitCode.ok;
-  }
-  let settings: RunnerSettings;
-  try {
-    settings = resolveRunnerSettings(flags, io.env);
-  } catch (err) {
-    if (!(err instanceof CliError)) throw err;
-    io.stderr.write(`pipeops-tunnel kubeconfig: ${err.message}\n`);
-    return err.exitCode;
-  }
+  const parsed = parseCommandArgs<RunnerFlagValues & { name?: string | undefined }>('kubeconfig', args, kubeconfigFlags, kubeconfigUsage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { flags } = parsed;
+  const loaded = loadOrExit('kubeconfig', io, (): RunnerSettings => resolveRunnerSettings(flags, io.env));
+  if ('exit' in loaded) return loaded.exit;
+  const settings = loaded.value;
   io.stdout.write(stringify(buildKubeconfig(settings, flags.name ?? `pipeops-${settings.cluster}`)));
   return ExitCode.ok;
 }

@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
 import { onStopSignal } from '../signals.ts';
-import { formatFlags, parseArgsOptions, type FlagSpecs } from '../usage.ts';
+import { formatFlags, type FlagSpecs } from '../usage.ts';
+import { loadOrExit, parseCommandArgs } from './command-args.ts';
 import { logLevelFrom, resolveRunnerSettings, runnerFlags, type RunnerFlagValues } from './runner-flags.ts';
 
 /** Flags of `pipeops-tunnel proxy`. */
@@ -48,31 +48,17 @@ export function parseListen(text: string): { host: string; port: number } {
 
 /** Runs `pipeops-tunnel proxy`; resolves with the exit code. */
 export async function runProxy(args: string[], io: CliIo): Promise<number> {
-  type Flags = RunnerFlagValues & { listen?: string | undefined; 'log-level'?: string | undefined; debug?: boolean | undefined; help?: boolean | undefined };
-  let flags: Flags;
-  try {
-    flags = parseArgs({ args, options: parseArgsOptions(proxyFlags), strict: true, allowPositionals: false }).values as Flags;
-  } catch (err) {
-    const usageError = new CliError('PT_ERR_CLI_USAGE', (err as Error).message, { cause: err });
-    io.stderr.write(`pipeops-tunnel proxy: ${usageError.message}\n\n${proxyUsage()}`);
-    return usageError.exitCode;
-  }
-  if (flags.help === true) {
-    io.stdout.write(proxyUsage());
-    return ExitCode.ok;
-  }
-  let settings;
-  let listen;
-  let level;
-  try {
-    settings = resolveRunnerSettings(flags, io.env);
-    listen = parseListen(flags.listen ?? '127.0.0.1:8001');
-    level = logLevelFrom(flags['log-level'], flags.debug);
-  } catch (err) {
-    if (!(err instanceof CliError)) throw err;
-    io.stderr.write(`pipeops-tunnel proxy: ${err.message}\n`);
-    return err.exitCode;
-  }
+  type Flags = RunnerFlagValues & { listen?: string | undefined; 'log-level'?: string | undefined; debug?: boolean | undefined };
+  const parsed = parseCommandArgs<Flags>('proxy', args, proxyFlags, proxyUsage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { flags } = parsed;
+  const loaded = loadOrExit('proxy', io, () => ({
+    settings: resolveRunnerSettings(flags, io.env),
+    listen: parseListen(flags.listen ?? '127.0.0.1:8001'),
+    level: logLevelFrom(flags['log-level'], flags.debug),
+  }));
+  if ('exit' in loaded) return loaded.exit;
+  const { settings, listen, level } = loaded.value;
 
   const logger = createLogger({ level });
   logger.info({ gateway: settings.gateway.origin, cluster: settings.cluster, caFile: settings.caFile }, 'connecting to the gateway');

@@ -1,52 +1,30 @@
 // The JSON protocol end to end: a runner's WSS to the real gateway's
-// /ws/k8s, the real agent, and the testkit's fake API server.
-//
-// The assembled path (test/k8s-harness.ts) lives with the cross-package
-// tests, whose package depends on agent and testkit; this package cannot
-// (the testkit depends on the gateway). So it is loaded by URL at run time,
-// typed here by the slice this test uses.
-import { test, type TestContext } from 'node:test';
+// /ws/k8s, the real agent, and the testkit's fake API server (the runner rig).
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { T } from './helpers/gateway.ts';
 import { RunnerClient } from './json-protocol-harness.ts';
+import { startRunnerRig } from './runner-helpers/rig.ts';
 
-interface RecordedRequest { method: string; path: string; headers: Record<string, string | string[] | undefined>; authorized: boolean }
-interface K8sPathSlice {
-  gatewayPort: number;
-  gatewayCa: string;
-  secrets: string[];
-  gatewayLogs: { text(): string };
-  agentLogs: { text(): string };
-  fake: {
-    token: string;
-    requests: RecordedRequest[];
-    aborted: { wait(pred?: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest> };
-    watch: { emit(obj: unknown, type?: string): number; end(): void; waitForWatchers(n?: number, timeoutMs?: number): Promise<void> };
-    logs: { write(line: string): number; waitForFollowers(n?: number, timeoutMs?: number): Promise<void> };
-  };
-}
-interface K8sHarness { startK8sPath(t: TestContext): Promise<K8sPathSlice>; RUNNER_TOKEN: string; CLUSTER: string }
-
-const harnessUrl = new URL('../../../test/k8s-harness.ts', import.meta.url).href;
 const PODS = '/api/v1/namespaces/default/pods';
 
 test('through the real gateway and agent: list, WATCH events one by one, log follow, POST, and cancel aborting the API server request', async (t) => {
-  const { startK8sPath, RUNNER_TOKEN, CLUSTER } = await import(harnessUrl) as K8sHarness;
-  const path = await startK8sPath(t);
-  const ws = new WebSocket(`wss://127.0.0.1:${path.gatewayPort}/ws/k8s?cluster=${CLUSTER}`, {
-    ca: path.gatewayCa, headers: { authorization: `Bearer ${RUNNER_TOKEN}` }, perMessageDeflate: false,
+  const path = await startRunnerRig(t);
+  const ws = new WebSocket(`${path.gw.wsUrl}/ws/k8s?cluster=c1`, {
+    ca: path.gatewayCa, headers: { authorization: `Bearer ${T.runnerC1}` }, perMessageDeflate: false,
   });
   t.after(() => ws.terminate());
   await once(ws, 'open');
   const runner = new RunnerClient(ws);
 
-  const list = await runner.request({ id: 'list', method: 'GET', path: PODS, headers: { Authorization: `Bearer ${RUNNER_TOKEN}` } });
+  const list = await runner.request({ id: 'list', method: 'GET', path: PODS, headers: { Authorization: `Bearer ${T.runnerC1}` } });
   assert.equal(list.status, 200);
   assert.equal((list.body as { kind: string }).kind, 'PodList');
   const listed = path.fake.requests.find((r) => r.path === PODS);
   assert.ok(listed?.authorized, 'the API server saw the agent\'s credentials');
-  assert.notEqual(listed.headers.authorization, `Bearer ${RUNNER_TOKEN}`);
+  assert.notEqual(listed.headers.authorization, `Bearer ${T.runnerC1}`);
 
   runner.send({ id: 'watch', method: 'GET', path: PODS, query: { watch: ['true'] }, stream: true });
   assert.equal((await runner.next((m) => m.id === 'watch')).status, 200);
