@@ -52,6 +52,10 @@ export class KubeUpstream {
       // WATCH and logs -f may be silent for a long time: never time a body out.
       bodyTimeout: 0,
       keepAliveTimeout: o.keepAliveTimeoutMs ?? defaultKubeUpstreamOptions.keepAliveTimeoutMs,
+      // HTTP/1.1 only. kube-apiserver offers h2 and undici 8 would take it,
+      // but the relay is HTTP/1.1 end to end: raw header order, trailers and
+      // 101 upgrades (exec, attach, port-forward) have no h2 equivalent here.
+      allowH2: false,
       connect: this.origin.protocol === 'https:'
         ? { ...tlsConnect(tls), timeout: o.connectTimeoutMs ?? defaultKubeUpstreamOptions.connectTimeoutMs }
         : { timeout: o.connectTimeoutMs ?? defaultKubeUpstreamOptions.connectTimeoutMs },
