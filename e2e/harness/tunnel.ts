@@ -1,0 +1,136 @@
+// The tunnel, with the real commands as separate processes: the gateway
+// (`pipeops-tunnel gateway --dev`, TLS), one agent per cluster name
+// (`pipeops-tunnel connect`, with a service-account token of its own), and a
+// `pipeops-tunnel proxy` per cluster. The gateway can be killed and started
+// again on the same port (same dev CA) for the chaos scenarios.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { start, until, type Proc } from './proc.ts';
+import { runCommand } from './run-command.ts';
+import { CLI } from './paths.ts';
+
+export interface AgentSpec { cluster: string; kubeconfig: string }
+
+export interface Tunnel {
+  gatewayUrl: string;
+  caFile: string;
+  runnerToken: string;
+  adminToken: string;
+  gateway(): Proc;
+  agents: Map<string, { proc: Proc; healthUrl: string }>;
+  proxies: Map<string, { proc: Proc; url: string }>;
+  /** kubeconfig file (from `pipeops-tunnel kubeconfig`) for the gateway's /k8s/clusters/C. */
+  gatewayKubeconfig(cluster: string): string;
+  killGateway(): Promise<void>;
+  gatewayAlive(): boolean;
+  startGateway(): Promise<void>;
+  /** Resolves when every agent's /ready is 200. */
+  agentsReady(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const secret = () => randomBytes(24).toString('base64url');
+
+export async function startTunnel(o: { dir: string; logDir: string; home: string; agents: AgentSpec[] }): Promise<Tunnel> {
+  const node = process.execPath;
+  const tokens = { runner: secret(), admin: secret(), agents: new Map(o.agents.map((a) => [a.cluster, secret()])) };
+  const tdir = join(o.dir, 'tunnel');
+  mkdirSync(join(tdir, 'gw-state'), { recursive: true });
+  const tokensFile = join(tdir, 'tokens.yaml');
+  writeFileSync(tokensFile, stringify({
+    agents: o.agents.map((a) => ({ cluster: a.cluster, token: tokens.agents.get(a.cluster) })),
+    runners: [{ id: 'e2e-runner', token: tokens.runner, clusters: ['*'] }],
+    admins: [{ token: tokens.admin }],
+  }), { mode: 0o600 });
+  const gwConfig = join(tdir, 'gateway.yaml');
+  writeFileSync(gwConfig, stringify({ gateway: { state_dir: join(tdir, 'gw-state'), drain_timeout: '2s' } }));
+
+  let port = 0;
+  let gateway: Proc | undefined;
+  let generation = 0;
+  let caFile = '';
+  const launch = async () => {
+    generation += 1;
+    gateway = start(`gateway-${generation}`, node, [CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig], { logDir: o.logDir });
+    const listening = await gateway.waitForRecord('gateway listening', (r) => typeof r.url === 'string' && typeof r.port === 'number', 30_000);
+    port = Number(listening.port);
+    caFile = String((await gateway.waitForRecord('dev CA', (r) => typeof r.caFile === 'string', 30_000)).caFile);
+  };
+  await launch();
+  const gatewayUrl = `https://127.0.0.1:${port}`;
+
+  const agents = new Map<string, { proc: Proc; healthUrl: string }>();
+  for (const a of o.agents) {
+    const cfg = join(tdir, `agent-${a.cluster}.yaml`);
+    writeFileSync(cfg, stringify({
+      agent: { cluster_name: a.cluster, name: `e2e-agent-${a.cluster}`, port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
+      pipeops: { api_url: gatewayUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
+      kubernetes: { kubeconfig: a.kubeconfig },
+    }));
+    const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], { logDir: o.logDir, env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' } });
+    const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
+    agents.set(a.cluster, { proc, healthUrl: `http://${String(rec.msg).slice('health listener on '.length)}` });
+  }
+  const agentsReady = async (timeoutMs: number) => {
+    for (const [cluster, a] of agents) {
+      await until(`agent ${cluster} /ready`, async () => ((await fetch(`${a.healthUrl}/ready`)).status === 200 ? true : undefined), timeoutMs, 100)
+        .catch((err: Error) => { throw new Error(`${err.message}\n${a.proc.tail()}`); });
+    }
+  };
+  await agentsReady(60_000);
+
+  const runnerEnv = { ...process.env, PIPEOPS_RUNNER_TOKEN: tokens.runner };
+  const proxies = new Map<string, { proc: Proc; url: string }>();
+  for (const a of o.agents) {
+    const proc = start(`proxy-${a.cluster}`, node, [CLI, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], { logDir: o.logDir, env: runnerEnv });
+    const rec = await proc.waitForRecord('proxy listening', (r) => typeof r.url === 'string', 30_000);
+    proxies.set(a.cluster, { proc, url: String(rec.url) });
+  }
+
+  const kubeconfigs = new Map<string, string>();
+  for (const a of o.agents) {
+    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile], { home: o.home, env: { PIPEOPS_RUNNER_TOKEN: tokens.runner }, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`pipeops-tunnel kubeconfig failed: ${r.stderr}`);
+    const file = join(tdir, `runner-${a.cluster}.kubeconfig`);
+    writeFileSync(file, r.stdout, { mode: 0o600 });
+    kubeconfigs.set(a.cluster, file);
+  }
+
+  return {
+    gatewayUrl, caFile, runnerToken: tokens.runner, adminToken: tokens.admin, agents, proxies, agentsReady,
+    gateway: () => { if (gateway === undefined) throw new Error('gateway stopped'); return gateway; },
+    gatewayKubeconfig: (cluster) => {
+      const f = kubeconfigs.get(cluster);
+      if (f === undefined) throw new Error(`no kubeconfig for ${cluster}`);
+      return f;
+    },
+    async killGateway() {
+      await gateway?.stop('SIGKILL', 1_000);
+      gateway = undefined;
+    },
+    startGateway: launch,
+    gatewayAlive: () => gateway?.alive === true,
+    async close() {
+      for (const p of proxies.values()) await p.proc.stop('SIGTERM', 3_000);
+      for (const a of agents.values()) await a.proc.stop('SIGTERM', 5_000);
+      await gateway?.stop('SIGTERM', 5_000);
+    },
+  };
+}
+
+/** A kubeconfig for `server` with a bearer token and a CA (PEM). */
+export function writeKubeconfig(file: string, o: { server: string; token?: string; caData?: string; name?: string }): string {
+  const name = o.name ?? 'e2e';
+  const cluster: Record<string, unknown> = { server: o.server };
+  if (o.caData !== undefined) cluster['certificate-authority-data'] = Buffer.from(o.caData).toString('base64');
+  writeFileSync(file, stringify({
+    apiVersion: 'v1', kind: 'Config', clusters: [{ name, cluster }],
+    users: [{ name, user: o.token !== undefined ? { token: o.token } : {} }],
+    contexts: [{ name, context: { cluster: name, user: name } }], 'current-context': name,
+  }), { mode: 0o600 });
+  return file;
+}
+
+export function readText(file: string): string { return readFileSync(file, 'utf8'); }

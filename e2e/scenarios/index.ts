@@ -1,0 +1,24 @@
+// Every scenario, in the order `pnpm e2e` runs them (chaos last: it kills the gateway).
+import type { Scenario } from '../harness/scenario.ts';
+import { chaosScenarios } from './chaos.ts';
+import { clientNodeScenarios } from './client-node.ts';
+import { jsonProtocolScenarios } from './json-protocol.ts';
+import { olderKubectlScenarios } from './older-kubectl.ts';
+import { helmScenarios, rbacScenarios } from './rbac-helm.ts';
+import { readScenarios } from './read.ts';
+import { streamScenarios } from './streams.ts';
+import { watchScenarios } from './watch.ts';
+import { writeScenarios } from './write.ts';
+
+export const allScenarios: Scenario[] = [
+  ...readScenarios,
+  ...writeScenarios,
+  ...watchScenarios,
+  ...streamScenarios,
+  ...rbacScenarios,
+  ...helmScenarios,
+  ...clientNodeScenarios,
+  ...jsonProtocolScenarios,
+  ...olderKubectlScenarios,
+  ...chaosScenarios,
+];
