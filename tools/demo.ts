@@ -5,13 +5,15 @@
 // killed and restarted (the agent is back within about a second) and both
 // shut down cleanly.
 //
-// The cluster: `pnpm demo --kubeconfig FILE` uses yours (read-only requests
-// only). Without it, a stand-in API server from tools/testkit answers (a test
-// double of kube-apiserver: /version, discovery, pods, watch, logs).
+// The cluster, in this order: `--kubeconfig FILE` uses yours (read-only
+// requests only); by default a real kube-apiserver with kwok nodes, built from
+// Go modules by the e2e fixture (the first run builds it: minutes, with
+// progress; later runs start in seconds); `--stand-in` uses the stand-in API
+// server from tools/testkit (a test double: seconds, no Go needed).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,13 +21,16 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { connect } from '@pipeops/tunnel-client';
 import { kubeconfigFor, startFakeApiServer, type FakeApiServer } from '@pipeops/tunnel-testkit';
+import { ensureBinaries } from '@pipeops/tunnel-e2e/harness/build';
+import { startCluster, type Cluster } from '@pipeops/tunnel-e2e/harness/cluster';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/pipeops-tunnel.js', import.meta.url));
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
-const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, verbose: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, 'stand-in': { type: 'boolean' }, verbose: { type: 'boolean' } } });
 const dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-demo-'));
 const tokens = { agent: secret(), runner: secret(), admin: secret() };
 const children = new Set<ChildProcess>();
+let cluster: Cluster | undefined;
 const CLUSTER = 'demo-cluster';
 
 function secret(): string { return randomBytes(18).toString('base64url'); }
@@ -100,6 +105,17 @@ async function main(): Promise<void> {
   if (flags.kubeconfig !== undefined) {
     clusterKubeconfig = resolve(flags.kubeconfig);
     show(`your cluster, from ${clusterKubeconfig}`);
+  } else if (flags['stand-in'] !== true) {
+    show('a real kube-apiserver (kubesim: kube-apiserver + etcd built from Go modules) with a kwok node');
+    show('(the first run builds it, several minutes; `pnpm demo --stand-in` skips that)');
+    const bin = await ensureBinaries();
+    mkdirSync(join(dir, 'logs'));
+    mkdirSync(join(dir, 'home'));
+    cluster = await startCluster({ kubesim: bin.kubesim, kubectl: bin.kubectl, kwok: bin.kwok, dir: join(dir, 'cluster'), logDir: join(dir, 'logs'), home: join(dir, 'home') });
+    clusterKubeconfig = cluster.adminKubeconfig;
+    const pod = await cluster.admin(['apply', '-f', '-'], readFileSync(fileURLToPath(new URL('../e2e/kwok/pod.yaml', import.meta.url)), 'utf8'));
+    if (pod.code !== 0) throw new Error(`creating the demo pod failed: ${pod.stderr}`);
+    show(`API server ${cluster.url}, node ${cluster.nodeName}, pod web; nothing but the agent has its address or credentials`);
   } else {
     fake = await startFakeApiServer();
     clusterKubeconfig = join(dir, 'cluster.kubeconfig');
@@ -168,7 +184,26 @@ async function main(): Promise<void> {
     const list = await tunnel.request({ method: 'GET', path: '/api/v1/namespaces/default/pods' });
     const names = ((list.body as { items?: Array<{ metadata: { name: string } }> }).items ?? []).map((p) => p.metadata.name);
     show(`request GET /api/v1/namespaces/default/pods → ${list.status}, pods: ${names.join(', ') || '(none)'}`);
-    if (fake) {
+    if (cluster) {
+      const events = tunnel.watch('/api/v1/namespaces/default/configmaps');
+      const next = events[Symbol.asyncIterator]();
+      const name = `demo-${Date.now()}`;
+      // The watch starts with the existing objects; skip to the one created here.
+      const seen = (async () => {
+        for (let r = await next.next(); !r.done; r = await next.next()) {
+          const ev = r.value as { type: string; object: { metadata: { name: string } } };
+          if (ev.object.metadata.name === name) return { ev, at: performance.now() };
+        }
+        throw new Error('watch ended');
+      })();
+      const sentAt = performance.now();
+      const created = await tunnel.request({ method: 'POST', path: '/api/v1/namespaces/default/configmaps', body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { hello: 'tunnel' } } });
+      const { ev, at } = await seen;
+      show(`request POST configmaps/${name} → ${created.status}; watch → ${ev.type} ${ev.object.metadata.name}, ${(at - sentAt).toFixed(1)} ms after the POST was sent`);
+      await next.return?.(undefined);
+      show(`$ kubectl logs web\n${await kubectl(['--kubeconfig', join(dir, 'runner.kubeconfig'), 'logs', 'web'])}`);
+      show(`$ kubectl exec web -- echo hello from the pod\n${await kubectl(['--kubeconfig', join(dir, 'runner.kubeconfig'), 'exec', 'web', '--', 'echo', 'hello from the pod'])}`);
+    } else if (fake) {
       const events = tunnel.watch('/api/v1/namespaces/default/pods');
       const first = events[Symbol.asyncIterator]().next();
       await fake.watch.waitForWatchers(1);
@@ -204,6 +239,7 @@ async function main(): Promise<void> {
     show(`${name} exited with code ${await p.exited}`);
   }
   await fake?.close();
+  await cluster?.close();
   console.log('\n✔ demo complete');
 }
 
@@ -244,5 +280,6 @@ try {
   process.exitCode = 1;
 } finally {
   for (const child of children) child.kill('SIGKILL');
+  await cluster?.close().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 }
