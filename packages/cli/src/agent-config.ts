@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import type { AgentOptions } from '@pipeops/tunnel-agent';
-import { configError, loadConfig, type Schema } from './config-loader.ts';
+import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseLabels, type LogLevel } from './formats.ts';
 import { proxyFromEnv } from './proxy-env.ts';
 
@@ -126,15 +125,7 @@ function verifyAgentConfig(c: AgentConfig): void {
   }
   if (c.pipeops.timeout === 0) problems.push('pipeops.timeout: must be greater than 0');
   if (c.agent.poll_interval === 0) problems.push('agent.poll_interval: must be greater than 0');
-  for (const key of ['pipeops.tls.ca_file', 'kubernetes.kubeconfig'] as const) {
-    const path = key === 'pipeops.tls.ca_file' ? c.pipeops.tls.ca_file : c.kubernetes.kubeconfig;
-    if (path === '') continue;
-    try {
-      accessSync(path, constants.R_OK);
-    } catch {
-      problems.push(`${key}: file ${path} cannot be read`);
-    }
-  }
+  problems.push(...unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]));
   if (problems.length > 0) throw configError(problems);
 }
 

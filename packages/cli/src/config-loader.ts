@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import convict from 'convict';
 import { readConfigFile } from './config-file.ts';
 import { CliError } from './errors.ts';
@@ -141,6 +142,20 @@ function checkShape(data: Record<string, unknown>, schema: Schema, prefix: strin
       problems.push(`${key}: must be a section (mapping) with keys ${Object.keys(node).join(', ')}`);
     } else {
       problems.push(...checkShape(value as Record<string, unknown>, node, key));
+    }
+  }
+  return problems;
+}
+
+/** `key: file … cannot be read` for each non-empty path that is not readable. */
+export function unreadableFiles(entries: ReadonlyArray<readonly [key: string, path: string]>): string[] {
+  const problems: string[] = [];
+  for (const [key, path] of entries) {
+    if (path === '') continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      problems.push(`${key}: file ${path} cannot be read`);
     }
   }
   return problems;

@@ -1,5 +1,4 @@
-import { accessSync, constants } from 'node:fs';
-import { configError, loadConfig, type Schema } from './config-loader.ts';
+import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseHostPort, type LogLevel } from './formats.ts';
 
 /**
@@ -85,14 +84,7 @@ function verifyGatewayConfig(c: GatewayConfig): void {
     problems.push('gateway.tls.cert: is required (or gateway.dev: true for a generated certificate, or gateway.allow_insecure: true for plain HTTP)');
   }
   if (g.tls.cert !== '' && g.dev) problems.push('gateway.dev: cannot be combined with gateway.tls.cert');
-  for (const [key, path] of [['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]] as const) {
-    if (path === '') continue;
-    try {
-      accessSync(path, constants.R_OK);
-    } catch {
-      problems.push(`${key}: file ${path} cannot be read`);
-    }
-  }
+  problems.push(...unreadableFiles([['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]]));
   if (problems.length > 0) throw configError(problems);
 }
 
