@@ -1,3 +1,4 @@
+import { Duplex } from 'node:stream';
 /**
  * Error registry for `@pipeops/tunnel-mux`. Every code is stable and listed in
  * the package README's "Error codes" table (a test keeps the two in sync).
@@ -29,4 +30,18 @@ export class MuxError extends Error {
     this.name = 'MuxError';
     this.code = code;
   }
+}
+
+/**
+ * The destroy policy of sessions and streams: Node's `destroy(err)` emits
+ * `'error'`, which crashes the process when nobody listens. So with no
+ * `'error'` listener the duplex closes quietly; the reason is kept by
+ * `record` (their `closeError`) either way.
+ */
+export function destroyQuietly<T extends Duplex>(duplex: T, err: Error | null | undefined, record: (err: Error) => void): T {
+  if (err) {
+    record(err);
+    if (duplex.listenerCount('error') === 0) return Duplex.prototype.destroy.call(duplex) as T;
+  }
+  return Duplex.prototype.destroy.call(duplex, err ?? undefined) as T;
 }

@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import { resolveSessionOptions, type ResolvedSessionOptions, type SessionOptions } from './config.ts';
 import { FrameDecoder } from './decoder.ts';
-import { MuxError } from './errors.ts';
+import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeHeader, Flag, FrameType, GoAwayCode, type FrameHeader } from './frame.ts';
 import { Pinger } from './pinger.ts';
 import { Stream, type StreamHost, type StreamSettings } from './stream.ts';
@@ -188,11 +188,7 @@ export class Session extends Duplex implements StreamHost {
 
   /** Abrupt close: every open stream fails with `err` (or PT_ERR_MUX_SESSION_CLOSED). 'error' only if listened to. */
   override destroy(err?: Error | null): this {
-    if (err) {
-      this.#closeError ??= err;
-      if (this.listenerCount('error') === 0) return super.destroy();
-    }
-    return super.destroy(err ?? undefined);
+    return destroyQuietly(this, err, (e) => { this.#closeError ??= e; });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { MuxError } from './errors.ts';
+import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeDataFrame, encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW } from './frame.ts';
 import type { Session } from './session.ts';
 
@@ -250,11 +250,7 @@ export class Stream extends Duplex {
 
   /** Closes the stream. Before both sides have closed, this sends RST to the peer. See the class doc for the error policy. */
   override destroy(err?: Error | null): this {
-    if (err) {
-      this.#closeError ??= err;
-      if (this.listenerCount('error') === 0) return super.destroy();
-    }
-    return super.destroy(err ?? undefined);
+    return destroyQuietly(this, err, (e) => { this.#closeError ??= e; });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
