@@ -4,20 +4,11 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
   FAKE_COOKIES, FAKE_ETAG, FAKE_GIT_VERSION, FAKE_HEADER_COUNT, FAKE_TRAILER_CHUNKS, FAKE_WARNINGS,
-  blobSha256, blobStream, kubeconfigFor, startCanaryServer, startFakeApiServer, waitFor,
+  blobSha256, blobStream, startCanaryServer, waitFor,
 } from '@pipeops/tunnel-testkit';
-import type { FakeApiServer } from '@pipeops/tunnel-testkit';
-import type { TestContext } from 'node:test';
-import { metricValue, readAll, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';
-import type { KubeHarness } from './helpers/kube-harness.ts';
+import { metricValue, readAll, startHarnessOnFake } from './helpers/kube-harness.ts';
 
-async function setup(t: TestContext): Promise<{ fake: FakeApiServer; h: KubeHarness }> {
-  const fake = await startFakeApiServer();
-  t.after(() => fake.close());
-  const kubeconfig = writeIn(tempDir(t), 'kubeconfig', kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert }));
-  const h = await startKubeHarness(t, { kubeconfig, inCluster: false, start: false });
-  return { fake, h };
-}
+const setup = startHarnessOnFake;
 
 test('a GET is replayed with the agent token, never the runner one, and logged once without secrets', async (t) => {
   const { fake, h } = await setup(t);

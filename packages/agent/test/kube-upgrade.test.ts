@@ -2,20 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { TestContext } from 'node:test';
 import { WebSocket } from 'ws';
-import { FAKE_SPDY_BYE, kubeconfigFor, startFakeApiServer, waitFor } from '@pipeops/tunnel-testkit';
-import type { FakeApiServer } from '@pipeops/tunnel-testkit';
-import { metricValue, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';
-import type { KubeHarness } from './helpers/kube-harness.ts';
+import { FAKE_SPDY_BYE, waitFor } from '@pipeops/tunnel-testkit';
+import { metricValue, startHarnessOnFake } from './helpers/kube-harness.ts';
 
-async function setup(t: TestContext): Promise<{ fake: FakeApiServer; h: KubeHarness }> {
-  const fake = await startFakeApiServer();
-  t.after(() => fake.close());
-  const kubeconfig = writeIn(tempDir(t), 'kubeconfig', kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert }));
-  const h = await startKubeHarness(t, { kubeconfig, inCluster: false, start: false });
-  return { fake, h };
-}
+const setup = startHarnessOnFake;
 
 /** Reads from `s` until `pred(text so far)` holds. */
 async function readUntil(s: Duplex, acc: { text: string }, pred: (text: string) => boolean): Promise<void> {

@@ -2,20 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { CoreV1Api, Exec, Log, Watch, type V1Status } from '@kubernetes/client-node';
-import { connect, type Tunnel } from '../src/index.ts';
-import { startFakeGatewayRunner } from './helpers/fake-gateway-runner.ts';
-import { createTestApp, until, type TestApp } from './helpers/test-app.ts';
+import { connectToTestApp } from './helpers/connected-app.ts';
+import { until } from './helpers/test-app.ts';
 import type { TestContext } from 'node:test';
 
 const TOKEN = 'runner-tkn-kc-3e4f';
 
-async function setup(t: TestContext): Promise<{ tunnel: Tunnel; app: TestApp }> {
-  const app = createTestApp();
-  const gw = await startFakeGatewayRunner(t, app.server, { token: TOKEN });
-  const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert });
-  t.after(() => tunnel.close());
-  return { tunnel, app };
-}
+const setup = (t: TestContext) => connectToTestApp(t, TOKEN);
 
 test('kubeConfig() points at the tunnel base URL and carries no credentials', async (t) => {
   const { tunnel } = await setup(t);

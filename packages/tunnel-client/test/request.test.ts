@@ -1,19 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, ClientError, type Tunnel } from '../src/index.ts';
-import { startFakeGatewayRunner } from './helpers/fake-gateway-runner.ts';
-import { createTestApp, until, type TestApp } from './helpers/test-app.ts';
+import { ClientError } from '../src/index.ts';
+import { connectToTestApp } from './helpers/connected-app.ts';
+import { until } from './helpers/test-app.ts';
 import type { TestContext } from 'node:test';
 
 const TOKEN = 'runner-tkn-0a9b8c7d';
 
-async function setup(t: TestContext): Promise<{ tunnel: Tunnel; app: TestApp }> {
-  const app = createTestApp();
-  const gw = await startFakeGatewayRunner(t, app.server, { token: TOKEN });
-  const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert });
-  t.after(() => tunnel.close());
-  return { tunnel, app };
-}
+const setup = (t: TestContext) => connectToTestApp(t, TOKEN);
 
 test('request() returns id, status, headers and a JSON body parsed, in the VM agent message shape', async (t) => {
   const { tunnel, app } = await setup(t);

@@ -13,8 +13,8 @@ import { createSession } from '@pipeops/tunnel-mux';
 import type { Session } from '@pipeops/tunnel-mux';
 import { encodePreamble } from '@pipeops/tunnel-protocol';
 import type { StreamPreamble } from '@pipeops/tunnel-protocol';
-import { collectLogs } from '@pipeops/tunnel-testkit';
-import type { LogCollector } from '@pipeops/tunnel-testkit';
+import { collectLogs, kubeconfigFor, startFakeApiServer } from '@pipeops/tunnel-testkit';
+import type { FakeApiServer, LogCollector } from '@pipeops/tunnel-testkit';
 import { createKubePath } from '../../src/kube/kube-path.ts';
 import type { KubePath, KubePathOptions } from '../../src/kube/kube-path.ts';
 import { AgentMetrics } from '../../src/metrics.ts';
@@ -122,4 +122,13 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   const v = (m?.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> | undefined)
     ?.find((x) => (x.metricName === undefined || x.metricName === name) && Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
   return v?.value ?? 0;
+}
+
+/** The stand-in API server and a kube harness whose kubeconfig points at it (not started); both closed after the test. */
+export async function startHarnessOnFake(t: TestContext): Promise<{ fake: FakeApiServer; h: KubeHarness }> {
+  const fake = await startFakeApiServer();
+  t.after(() => fake.close());
+  const kubeconfig = writeIn(tempDir(t), 'kubeconfig', kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert }));
+  const h = await startKubeHarness(t, { kubeconfig, inCluster: false, start: false });
+  return { fake, h };
 }
