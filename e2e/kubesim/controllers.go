@@ -19,7 +19,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -132,32 +131,6 @@ func stopChildren(children []*child, timeout time.Duration) {
 // created default/default — proof that the controller manager is working.
 func waitDefaultServiceAccount(ctx context.Context, client *http.Client, server, token string,
 	timeout time.Duration, died <-chan error) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
-			server+"/api/v1/namespaces/default/serviceaccounts/default", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-died:
-			return err
-		case <-deadline.C:
-			return errors.New("default ServiceAccount not created within " + timeout.String() + "; last: " + last)
-		case <-tick.C:
-		}
-	}
+	return pollUntilOK(ctx, client, server, "/api/v1/namespaces/default/serviceaccounts/default", token,
+		timeout, died, "a controller exited before the default ServiceAccount was created")
 }

@@ -318,15 +318,18 @@ func adminHTTPClient(caFile string) (*http.Client, error) {
 	}, nil
 }
 
-// waitReady polls /readyz with the admin token until it answers 200.
-func waitReady(ctx context.Context, client *http.Client, server, token string, timeout time.Duration, errc <-chan error) error {
+// pollUntilOK GETs server+path with the admin token every 200 ms until it
+// answers 200. It fails when ctx ends, when `died` delivers (the process it
+// waits on exited; the error is wrapped with exitedMsg), or after timeout.
+func pollUntilOK(ctx context.Context, client *http.Client, server, path, token string,
+	timeout time.Duration, died <-chan error, exitedMsg string) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	last := "no answer yet"
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, server+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, server+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		if resp, err := client.Do(req); err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -341,13 +344,18 @@ func waitReady(ctx context.Context, client *http.Client, server, token string, t
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errc:
-			return fmt.Errorf("kube-apiserver exited before ready: %v", err)
+		case err := <-died:
+			return fmt.Errorf("%s: %w", exitedMsg, err)
 		case <-deadline.C:
-			return fmt.Errorf("/readyz not 200 within %s; last: %s", timeout, last)
+			return fmt.Errorf("%s not 200 within %s; last: %s", path, timeout, last)
 		case <-tick.C:
 		}
 	}
+}
+
+// waitReady polls /readyz with the admin token until it answers 200.
+func waitReady(ctx context.Context, client *http.Client, server, token string, timeout time.Duration, errc <-chan error) error {
+	return pollUntilOK(ctx, client, server, "/readyz", token, timeout, errc, "kube-apiserver exited before ready")
 }
 
 func writeKubeconfig(path, server, caFile, token string) error {
