@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket from 'ws';
 import type { ClientOptions } from 'ws';
 import type { Logger } from 'pino';
-import { AgentHeaders, SUBPROTOCOL, openWebSocket } from '@pipeops/tunnel-protocol';
+import { AgentHeaders, SUBPROTOCOL, openWebSocket, tunnelWebSocketClientOptions } from '@pipeops/tunnel-protocol';
 import type { AgentOptions } from './config.ts';
 import { AgentError } from './errors.ts';
 import type { FailureReason } from './metrics.ts';
@@ -93,16 +92,16 @@ export interface DialInput {
  * Opens the tunnel WebSocket. Resolves once open; rejects with a
  * {@link DialError} (reason `auth` for a gateway 401/403 — never retried).
  */
-export function dialTunnel(input: DialInput): Promise<WebSocket> {
+export async function dialTunnel(input: DialInput): Promise<WebSocket> {
   const { plan, options, ca, logger, signal } = input;
   const wsOptions: ClientOptions = {
+    ...tunnelWebSocketClientOptions(plan.url),
     headers: {
       authorization: `Bearer ${options.token}`,
       [AgentHeaders.agentId]: options.agentId,
       [AgentHeaders.cluster]: options.clusterName,
       [AgentHeaders.version]: options.version,
     },
-    perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs,
     followRedirects: false,
   };
@@ -110,6 +109,8 @@ export function dialTunnel(input: DialInput): Promise<WebSocket> {
   if (ca !== undefined) wsOptions.ca = ca;
   let proxyStatus: number | undefined;
   if (plan.proxy !== undefined) {
+    // Loaded only when a proxy is configured: ~17 MB of RSS an agent without one never needs.
+    const { HttpsProxyAgent } = await import('https-proxy-agent');
     const agent = new HttpsProxyAgent(plan.proxy, { keepAlive: false });
     agent.on('proxyConnect', (res: { statusCode: number }) => {
       proxyStatus = res.statusCode;

@@ -17,8 +17,20 @@ export interface SessionOptions {
   streamOpenTimeoutMs?: number;
   /** After our FIN, wait this long for the peer's FIN, then RST (ms). Default 60_000. */
   streamCloseTimeoutMs?: number;
-  /** Per-stream receive window (bytes), >= 262_144 (the spec's initial window). Larger is advertised by a window update on open/accept. Default 262_144. */
+  /**
+   * Per-stream receive window (bytes), >= 262_144 (the spec's initial window). Without
+   * {@link autoTuneWindow} every stream gets this window, advertised by a window update on
+   * open/accept; with it, this is the cap the window may grow to. Default 262_144.
+   */
   maxStreamWindowBytes?: number;
+  /**
+   * Grow each stream's receive window from the spec's 256 KiB towards `maxStreamWindowBytes`
+   * while the sender is evidently window-limited: when half the window was consumed within two
+   * round trips (RTT from the session's pings; one ping is sent if none was measured yet), the
+   * window doubles. A paused reader never grows its window. No effect unless
+   * `maxStreamWindowBytes` is above 262_144. Default false (fixed window).
+   */
+  autoTuneWindow?: boolean;
   /** Largest data frame sent (bytes); streams take turns frame by frame. Default 65_536. */
   maxFrameBytes?: number;
   /** Default deadline of `close()` and of flushing the final GoAway (ms). Default 5_000. */
@@ -37,6 +49,7 @@ export const defaultSessionOptions: Required<Omit<SessionOptions, 'client'>> = O
   streamOpenTimeoutMs: 30_000,
   streamCloseTimeoutMs: 60_000,
   maxStreamWindowBytes: INITIAL_STREAM_WINDOW,
+  autoTuneWindow: false,
   maxFrameBytes: 65_536,
   goAwayTimeoutMs: 5_000,
 });
@@ -48,7 +61,9 @@ function fail(name: string, why: string): never {
   throw new MuxError('PT_ERR_MUX_CONFIG', `invalid session option ${name}: ${why}`);
 }
 
-function int(o: SessionOptions, name: keyof typeof defaultSessionOptions, min: number, max: number): void {
+type NumericOption = { [K in keyof typeof defaultSessionOptions]: (typeof defaultSessionOptions)[K] extends number ? K : never }[keyof typeof defaultSessionOptions];
+
+function int(o: SessionOptions, name: NumericOption, min: number, max: number): void {
   const v = o[name];
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, `must be an integer, got ${String(v)}`);
@@ -66,6 +81,9 @@ export function verifySessionOptions(o: SessionOptions): void {
   int(o, 'streamOpenTimeoutMs', 1, MAX_TIMER_MS);
   int(o, 'streamCloseTimeoutMs', 1, MAX_TIMER_MS);
   int(o, 'maxStreamWindowBytes', INITIAL_STREAM_WINDOW, MAX_UINT32);
+  if (o.autoTuneWindow !== undefined && typeof o.autoTuneWindow !== 'boolean') {
+    fail('autoTuneWindow', `must be a boolean, got ${String(o.autoTuneWindow)}`);
+  }
   int(o, 'maxFrameBytes', 1, 16 * 1024 * 1024);
   int(o, 'goAwayTimeoutMs', 1, MAX_TIMER_MS);
 }
@@ -76,7 +94,7 @@ export function resolveSessionOptions(o: SessionOptions): ResolvedSessionOptions
   const out: ResolvedSessionOptions = { ...defaultSessionOptions, client: o.client };
   for (const k of Object.keys(defaultSessionOptions) as (keyof typeof defaultSessionOptions)[]) {
     const v = o[k];
-    if (v !== undefined) out[k] = v;
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   }
   return out;
 }

@@ -20,6 +20,7 @@ export class Pinger {
   readonly #timeoutMs: number;
   #nextId = 0;
   #rttMs: number | undefined;
+  #sampledAt = 0;
 
   constructor(send: (id: number) => void, timeoutMs: number) {
     this.#send = send;
@@ -29,6 +30,11 @@ export class Pinger {
   /** Last measured RTT (ms), or undefined. */
   get rttMs(): number | undefined {
     return this.#rttMs;
+  }
+
+  /** ms since the last RTT sample (Infinity when none). */
+  get sampleAgeMs(): number {
+    return this.#rttMs === undefined ? Infinity : performance.now() - this.#sampledAt;
   }
 
   ping(): Promise<number> {
@@ -49,7 +55,8 @@ export class Pinger {
     if (p === undefined) return;
     this.#pending.delete(id);
     clearTimeout(p.timer);
-    this.#rttMs = performance.now() - p.sentAt;
+    this.#sampledAt = performance.now();
+    this.#rttMs = this.#sampledAt - p.sentAt;
     p.resolve(this.#rttMs);
   }
 

@@ -19,6 +19,8 @@ export interface SessionStats {
 }
 
 const MAX_STREAM_ID = 0xffff_ffff;
+/** Window auto-tuning re-measures the RTT with a ping when the last sample is older than this (ms). */
+const RTT_REFRESH_MS = 10_000;
 
 // Typed events (declaration merging; type-only, erased at run time).
 export interface Session {
@@ -76,6 +78,7 @@ export class Session extends Duplex implements StreamHost {
   #localGoAway = false;
   #remoteGoAway = false;
   #drainWaiters: (() => void)[] = [];
+  #tuningPing = false;
   readonly #stats: SessionStats = {
     bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0,
     streamsOpened: 0, streamsAccepted: 0, resetsIn: 0, resetsOut: 0,
@@ -88,6 +91,7 @@ export class Session extends Duplex implements StreamHost {
     this.#o = o;
     this.#settings = {
       maxWindowBytes: o.maxStreamWindowBytes,
+      autoTuneWindow: o.autoTuneWindow,
       openTimeoutMs: o.streamOpenTimeoutMs,
       closeTimeoutMs: o.streamCloseTimeoutMs,
     };
@@ -119,6 +123,19 @@ export class Session extends Duplex implements StreamHost {
   get stats(): Readonly<SessionStats> { return { ...this.#stats }; }
   /** @internal */
   get hostClosed(): boolean { return this.#closed; }
+
+  /**
+   * @internal The RTT window auto-tuning compares against: the last ping's
+   * (keepalive or `ping()`). Missing or stale, one background ping is sent;
+   * its failure is left to the keepalive to judge.
+   */
+  rttEstimateMs(): number | undefined {
+    if (!this.#tuningPing && !this.#closed && this.#pinger.sampleAgeMs > RTT_REFRESH_MS) {
+      this.#tuningPing = true;
+      this.#pinger.ping().catch(() => {}).finally(() => { this.#tuningPing = false; });
+    }
+    return this.#pinger.rttMs;
+  }
 
   /**
    * Opens an outbound stream; SYN is queued at once and writes before the ACK are fine.

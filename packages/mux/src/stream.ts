@@ -16,11 +16,14 @@ export interface StreamHost {
   /** The stream is done on the wire (both FINs, or RST): remove it from the map now. */
   forget(stream: Stream): void;
   readonly hostClosed: boolean;
+  /** Round-trip time (ms) for window auto-tuning, or undefined while none was measured. */
+  rttEstimateMs(): number | undefined;
 }
 
 /** Timers and sizes a stream takes from its session options. @internal */
 export interface StreamSettings {
   maxWindowBytes: number;
+  autoTuneWindow: boolean;
   openTimeoutMs: number;
   closeTimeoutMs: number;
 }
@@ -32,7 +35,9 @@ export interface StreamSettings {
  * - `destroy()` before both sides closed sends RST; the peer's stream errors
  *   with MuxError `PT_ERR_MUX_STREAM_RESET`.
  * - Receive window is granted back as the application reads, never on arrival:
- *   a paused reader stops the far writer after one window.
+ *   a paused reader stops the far writer after one window. With
+ *   `autoTuneWindow` that window doubles (up to `maxStreamWindowBytes`) each
+ *   time half of it was consumed within two round trips.
  * - Error policy: `destroy(err)` emits `'error'` only if an `'error'` listener
  *   exists (pipeline, `for await`, `events.once` all add one); otherwise the
  *   stream closes without `'error'` and the error is kept in {@link closeError}.
@@ -43,7 +48,9 @@ export class Stream extends Duplex {
   readonly #host: StreamHost;
   readonly #settings: StreamSettings;
   #sendWindow = INITIAL_STREAM_WINDOW;
-  #recvWindow = INITIAL_STREAM_WINDOW;
+  #recvWindow = INITIAL_STREAM_WINDOW; // credit the peer still has
+  #windowSize: number; // our receive window: unread bytes + credit never exceed it
+  #lastGrantAt: number; // performance.now() of the last window update (or of creation)
   #outChunk: Buffer | undefined;
   #outOffset = 0;
   #outCb: ((err?: Error | null) => void) | undefined;
@@ -65,8 +72,11 @@ export class Stream extends Duplex {
     this.#host = host;
     this.#settings = settings;
     this.#acked = !outbound;
-    // We advertise our full window right away (SYN or ACK carries the delta).
-    this.#recvWindow = settings.maxWindowBytes;
+    // We advertise our full window right away (SYN or ACK carries the delta);
+    // an auto-tuned window starts at the spec's and grows as it is consumed.
+    this.#windowSize = settings.autoTuneWindow ? INITIAL_STREAM_WINDOW : settings.maxWindowBytes;
+    this.#recvWindow = this.#windowSize;
+    this.#lastGrantAt = performance.now();
     if (outbound) {
       this.#openTimer = setTimeout(() => {
         this.#openTimer = undefined;
@@ -85,9 +95,14 @@ export class Stream extends Duplex {
     return this.#closeError;
   }
 
+  /** Current receive window (bytes): the most this stream holds unread. Fixed, or grown by `autoTuneWindow`. */
+  get receiveWindowBytes(): number {
+    return this.#windowSize;
+  }
+
   /** @internal SYN or ACK frame advertising our window (delta above the spec's 256 KiB). */
   windowAnnouncement(flag: number): Buffer {
-    return encodeHeader(FrameType.windowUpdate, flag, this.id, this.#settings.maxWindowBytes - INITIAL_STREAM_WINDOW);
+    return encodeHeader(FrameType.windowUpdate, flag, this.id, this.#windowSize - INITIAL_STREAM_WINDOW);
   }
 
   // ---- inbound frames (called by the session) ----
@@ -135,13 +150,29 @@ export class Stream extends Duplex {
 
   // ---- receive-side flow control ----
 
-  // Grant back what the application consumed: window = max - held - still-open.
+  // Grant back what the application consumed: consumed = window - held - still-open.
   #maybeGrant(): void {
     if (this.#remoteFin || this.#gone) return;
-    const delta = this.#settings.maxWindowBytes - this.readableLength - this.#recvWindow;
-    if (delta < this.#settings.maxWindowBytes / 2) return;
+    if (this.#windowSize - this.readableLength - this.#recvWindow < this.#windowSize / 2) return;
+    if (this.#settings.autoTuneWindow) this.#maybeGrowWindow();
+    const delta = this.#windowSize - this.readableLength - this.#recvWindow;
     this.#recvWindow += delta;
     this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, delta), false);
+  }
+
+  // Runs just before a grant. A sender limited only by our window delivers
+  // half a window per half round trip; if the application consumed half a
+  // window within two round trips, the window (not the reader, not the link)
+  // is the likely limit, so it doubles. Growth is only ever triggered by
+  // reading, so a paused reader keeps its current window as its bound.
+  #maybeGrowWindow(): void {
+    const now = performance.now();
+    const sinceLastMs = now - this.#lastGrantAt;
+    this.#lastGrantAt = now;
+    if (this.#windowSize >= this.#settings.maxWindowBytes) return;
+    const rttMs = this.#host.rttEstimateMs();
+    if (rttMs === undefined || sinceLastMs >= 2 * rttMs) return;
+    this.#windowSize = Math.min(this.#windowSize * 2, this.#settings.maxWindowBytes);
   }
 
   override _read(): void {

@@ -42,7 +42,7 @@ const REASONS: Record<number, string> = {
 };
 
 /** Error thrown when the head does not arrive within `headTimeoutMs`. */
-class HeadTimeoutError extends Error {
+export class HeadTimeoutError extends Error {
   readonly status = 504;
   constructor(ms: number) { super(`the agent did not answer within ${ms} ms`); this.name = 'HeadTimeoutError'; }
 }
@@ -184,8 +184,11 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   });
 }
 
-/** Pipes `from` → `to` with backpressure; FIN of `from` ends `to`; an abnormal close of `from` destroys `to`. */
-function splice(from: Duplex, to: Duplex, count: (n: number) => void, failed: (err: Error) => void): void {
+/**
+ * Pipes `from` → `to` with backpressure; FIN of `from` ends `to` (or runs
+ * `onEnd` instead); an abnormal close of `from` destroys `to`.
+ */
+export function splice(from: Duplex, to: Duplex, count: (n: number) => void, failed: (err: Error) => void, onEnd?: () => void): void {
   from.on('data', (chunk: Buffer) => {
     count(chunk.length);
     if (!to.write(chunk)) {
@@ -193,7 +196,10 @@ function splice(from: Duplex, to: Duplex, count: (n: number) => void, failed: (e
       to.once('drain', () => from.resume());
     }
   });
-  from.once('end', () => { if (!to.destroyed) to.end(); });
+  from.once('end', () => {
+    if (onEnd !== undefined) onEnd();
+    else if (!to.destroyed) to.end();
+  });
   from.on('error', (err) => { failed(err); to.destroy(); });
   from.once('close', () => { if (!from.readableEnded) { failed(new Error('connection closed abruptly')); to.destroy(); } });
 }
@@ -226,16 +232,27 @@ async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts:
   }
 }
 
-function finishWithError(result: RelayResult, err: Error, write: (status: number, reason: string, message: string) => void): RelayResult {
-  result.error = err;
-  if (err instanceof RunnerGoneError) { result.status = 499; return result; }
+/**
+ * The status and message a relay answers for an error before the response
+ * head: the error's own `status` (4xx/5xx, e.g. 503 from the opener when no
+ * agent is connected), 504 for a head timeout or a stream the agent did not
+ * accept in time, else 502.
+ */
+export function relayErrorStatus(err: Error): { status: number; reason: string; message: string } {
   const code = (err as { code?: unknown }).code;
   const given = (err as { status?: unknown }).status;
   let status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 502;
   let message = err instanceof HeadTimeoutError || typeof given === 'number' ? err.message : `the tunnel stream failed: ${err.message}`;
   if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') { status = 504; message = 'the agent did not accept the stream in time'; }
+  return { status, reason: REASONS[status] ?? 'InternalError', message };
+}
+
+function finishWithError(result: RelayResult, err: Error, write: (status: number, reason: string, message: string) => void): RelayResult {
+  result.error = err;
+  if (err instanceof RunnerGoneError) { result.status = 499; return result; }
+  const { status, reason, message } = relayErrorStatus(err);
   result.status = status;
-  write(status, REASONS[status] ?? 'InternalError', message);
+  write(status, reason, message);
   return result;
 }
 

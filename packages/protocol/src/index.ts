@@ -3,6 +3,8 @@ export { TunnelError, errorCodes, isTunnelError } from './errors.ts';
 export type { TunnelErrorCode, TunnelErrorOptions } from './errors.ts';
 export { websocketDuplex } from './websocket-duplex.ts';
 export type { WebSocketDuplexOptions } from './websocket-duplex.ts';
+export { tunnelWebSocketClientOptions } from './websocket-options.ts';
+export type { TunnelWebSocketClientOptions } from './websocket-options.ts';
 export { openWebSocket } from './websocket-open.ts';
 export type { OpenWebSocketOptions } from './websocket-open.ts';
 export { ControlChannel, parseControlMessage } from './control-channel.ts';
@@ -11,5 +13,5 @@ export { encodePreamble, readPreamble, parsePreamble, STREAM_KINDS } from './pre
 export type { StreamPreamble, StreamKind } from './preamble.ts';
 export { HOP_BY_HOP_HEADERS, requestOverStream, serveHttpOverStream } from './http-over-stream.ts';
 export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
-export { relayRequest, relayUpgrade } from './http-relay.ts';
+export { HeadTimeoutError, relayErrorStatus, relayRequest, relayUpgrade, splice } from './http-relay.ts';
 export type { RelayOptions, RelayResult } from './http-relay.ts';

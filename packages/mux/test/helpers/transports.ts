@@ -78,9 +78,8 @@ class MemoryEnd extends Duplex {
   }
 }
 
-export function memoryPair(rechunk = false): TransportPair {
-  const a = new MemoryEnd(rechunk);
-  const b = new MemoryEnd(rechunk);
+/** Links two in-process ends to each other as one transport pair. */
+function linked<E extends Duplex & { peer: E | undefined }>(a: E, b: E): TransportPair {
   a.peer = b;
   b.peer = a;
   return {
@@ -91,6 +90,10 @@ export function memoryPair(rechunk = false): TransportPair {
       b.destroy();
     },
   };
+}
+
+export function memoryPair(rechunk = false): TransportPair {
+  return linked(new MemoryEnd(rechunk), new MemoryEnd(rechunk));
 }
 
 /** Two connected raw WebSockets on 127.0.0.1 (port 0). */
@@ -135,3 +138,48 @@ export const transports: TransportKind[] = [
   { name: 'WebSocket on 127.0.0.1', scale: 1, create: websocketPair },
   { name: 're-chunking pipe (1/5/13/4096)', scale: 1, create: async () => memoryPair(true) },
 ];
+
+/**
+ * Test double for a long link: one end of an in-memory pipe that delivers
+ * every write `delayMs` later, in order, and buffers without limit (like a
+ * path with a large bandwidth-delay product). Write callbacks complete at
+ * once, so only the mux's own flow control limits what is in flight.
+ */
+class DelayingPipeEnd extends Duplex {
+  peer: DelayingPipeEnd | undefined;
+  readonly #delayMs: number;
+
+  constructor(delayMs: number) {
+    super({ allowHalfOpen: true });
+    this.#delayMs = delayMs;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    // Same-duration timers fire in the order they were set: bytes stay in order.
+    setTimeout(() => {
+      const peer = this.peer;
+      if (peer !== undefined && !peer.destroyed) peer.push(chunk);
+    }, this.#delayMs);
+    cb();
+  }
+
+  override _read(): void {}
+
+  override _final(cb: (err?: Error | null) => void): void {
+    setTimeout(() => {
+      if (this.peer !== undefined && !this.peer.destroyed) this.peer.push(null);
+    }, this.#delayMs);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const peer = this.peer;
+    if (peer !== undefined && !peer.destroyed) setImmediate(() => peer.destroy());
+    cb(err);
+  }
+}
+
+/** Two ends of a {@link DelayingPipeEnd} pipe: each direction adds `delayMs`, so the RTT is about twice that. */
+export function delayingPair(delayMs: number): TransportPair {
+  return linked(new DelayingPipeEnd(delayMs), new DelayingPipeEnd(delayMs));
+}

@@ -184,6 +184,19 @@ test('16 MiB windows on both sides carry one 32 MiB stream intact', async (t) =>
   assert.deepEqual([r.received, r.receivedSha], [r.sent, r.sentSha]);
 });
 
+test('auto-tuned windows growing to 16 MiB are honoured by hashicorp: one 32 MiB stream intact, window grown', async (t) => {
+  const { session } = await connect(t, 'server', 'echo', {
+    flags: ['-window', String(16 * MiB)],
+    options: { maxStreamWindowBytes: 16 * MiB, autoTuneWindow: true, keepAliveIntervalMs: 0 },
+  });
+  await session.ping(); // an RTT to tune against from the first window on
+  const stream = session.open();
+  const r = await echoThrough(stream, 32 * MiB);
+  assert.deepEqual([r.received, r.receivedSha], [r.sent, r.sentSha]);
+  assert.ok(stream.receiveWindowBytes > WINDOW_BYTES, `window ${stream.receiveWindowBytes}`);
+  assert.ok(stream.receiveWindowBytes <= 16 * MiB);
+});
+
 test('after we half-close, the Go peer still writes to us and then sends its FIN', async (t) => {
   const { session } = await connect(t, 'server', 'echo');
   const stream = session.open();

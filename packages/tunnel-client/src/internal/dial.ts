@@ -1,6 +1,6 @@
 import * as tls from 'node:tls';
 import WebSocket, { type ClientOptions } from 'ws';
-import { RUNNER_WS_PATH, SUBPROTOCOL, openWebSocket } from '@pipeops/tunnel-protocol';
+import { RUNNER_WS_PATH, SUBPROTOCOL, openWebSocket, tunnelWebSocketClientOptions } from '@pipeops/tunnel-protocol';
 import type { ResolvedConnectOptions } from '../config.ts';
 import { ClientError } from '../errors.ts';
 
@@ -22,16 +22,17 @@ export function runnerWsUrl(o: ResolvedConnectOptions): URL {
  * retried), `PT_ERR_CLIENT_DIAL_FAILED` otherwise (cause preserved).
  */
 export function dialRunnerSocket(o: ResolvedConnectOptions, signal: AbortSignal): Promise<WebSocket> {
+  const url = runnerWsUrl(o);
   const options: ClientOptions = {
+    ...tunnelWebSocketClientOptions(url),
     headers: { authorization: `Bearer ${o.token}` },
-    perMessageDeflate: false,
     handshakeTimeout: o.handshakeTimeoutMs,
     followRedirects: false,
   };
   if (o.insecureSkipVerify) options.rejectUnauthorized = false;
   // Passing `ca` replaces Node's default set: add the defaults back.
   if (o.ca !== undefined) options.ca = [...tls.getCACertificates('default'), ...o.ca.map(String)];
-  return openWebSocket<ClientError>(() => new WebSocket(runnerWsUrl(o), [SUBPROTOCOL], options), {
+  return openWebSocket<ClientError>(() => new WebSocket(url, [SUBPROTOCOL], options), {
     signal,
     aborted: () => new ClientError('PT_ERR_CLIENT_CLOSED', 'dial aborted: the tunnel is closing'),
     failed: (err) => new ClientError('PT_ERR_CLIENT_DIAL_FAILED', `cannot reach the gateway: ${err.message}`, { cause: err }),
