@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { kubeconfigFor, startFakeApiServer, testCertificates } from '@pipeops/tunnel-testkit';
 import { NOT_CONFIGURED, loadKubeCredentials } from '../src/kube/credentials.ts';
-import { clientCertificate, readAll, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';
+import { clientCertificate, readAll, setEnv, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';
 
 /** A kubeconfig (JSON is YAML) with one context. */
 function kubeconfig(server: string, cluster: Record<string, unknown>, user: Record<string, unknown>): string {
@@ -18,19 +18,6 @@ function kubeconfig(server: string, cluster: Record<string, unknown>, user: Reco
     users: [{ name: 'u', user }],
     contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
   });
-}
-
-/** Sets environment variables for the duration of a test (client-node's in-cluster loader reads them). */
-function setEnv(t: TestContext, vars: Record<string, string | undefined>): void {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  const apply = (v: Record<string, string | undefined>): void => {
-    for (const [k, val] of Object.entries(v)) {
-      if (val === undefined) delete process.env[k];
-      else process.env[k] = val;
-    }
-  };
-  apply(vars);
-  t.after(() => apply(saved));
 }
 
 test('a kubeconfig with a CA and a token gives the server origin, the CA and a bearer header', async (t) => {
@@ -80,7 +67,7 @@ test('in cluster, a rotated service-account token is used from the next request 
   setEnv(t, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(fake.port) });
   const h = await startKubeHarness(t, { inCluster: true, serviceAccountPathPrefix: prefix, start: false });
   const statuses: number[] = [];
-  // client-node alone caches the token file for 60 s: the second request would still carry token-v2.
+  // A loader that caches the token file for a while (client-node's 60 s) would send token-v2 twice.
   for (const token of ['token-v2', 'token-v3', 'token-v2']) {
     writeIn(sa, 'token', token);
     const { res } = await h.request({ path: '/version' });

@@ -1,7 +1,11 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { KubeConfig } from '@kubernetes/client-node';
-import { AgentError } from '../errors.ts';
+import { isIPv6 } from 'node:net';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { ExecCredentialPlugin } from './exec-credential.ts';
+import { kubeCredentialsError, readKubeconfig } from './kubeconfig.ts';
+import type { KubeconfigSelection } from './kubeconfig.ts';
 
 /** Where the agent's API-server credentials come from (a subset of `AgentOptions.kubernetes`). */
 export interface KubeCredentialsOptions {
@@ -11,6 +15,8 @@ export interface KubeCredentialsOptions {
   inCluster: boolean;
   /** Prefix of the service-account directory (tests point it at a temp dir). Default `''`. */
   serviceAccountPathPrefix?: string;
+  /** Time an exec credential plugin may run before it is killed, in ms. Default `30_000`. */
+  execTimeoutMs?: number;
 }
 
 /** TLS material for the API-server connection (Node `tls.connect` option names). */
@@ -50,93 +56,149 @@ export interface KubeCredentials {
 /** Returned by {@link loadKubeCredentials} when neither a kubeconfig nor in-cluster mode is configured and no default kubeconfig exists. */
 export const NOT_CONFIGURED = 'not-configured' as const;
 
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+type Source = { kind: 'in-cluster'; prefix: string } | { kind: 'kubeconfig'; files: string[]; skipMissing: boolean };
+
 /**
- * Loads the agent's API-server credentials with `@kubernetes/client-node`:
- * `inCluster` → `loadFromCluster()`; else `kubeconfig` → that file's current
- * context; else client-node's default locations (`$KUBECONFIG`,
- * `~/.kube/config`, an in-cluster service account). Returns
- * {@link NOT_CONFIGURED} when none of these exists.
+ * Loads the agent's API-server credentials: `inCluster` → the pod's service
+ * account; else `kubeconfig` → that file's current context; else kubectl's
+ * defaults: every file of `$KUBECONFIG` (merged, see {@link readKubeconfig}),
+ * else `~/.kube/config`, else a service account if its token file exists.
+ * Returns {@link NOT_CONFIGURED} when none of these exists.
  *
  * Throws `AgentError` `PT_ERR_KUBE_CREDENTIALS` when the configuration exists
- * but cannot be used (unreadable file, no current context, bad server URL).
+ * but cannot be used (unreadable file, no current context, bad server URL,
+ * legacy `auth-provider`). Messages name fields and files, never secrets.
  */
 export function loadKubeCredentials(o: KubeCredentialsOptions): KubeCredentials | typeof NOT_CONFIGURED {
-  const load = (): KubeConfig => {
-    const kc = new KubeConfig();
-    if (o.inCluster) kc.loadFromCluster(o.serviceAccountPathPrefix ?? '');
-    else if (o.kubeconfig !== undefined && o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
-    else kc.loadFromDefault();
-    return kc;
-  };
-  let kc: KubeConfig;
-  try {
-    kc = load();
-  } catch (err) {
-    throw fail(`cannot load ${describe(o)}: ${(err as Error).message}`, err);
-  }
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  // client-node's last resort when nothing is configured.
-  if (!o.inCluster && (o.kubeconfig === undefined || o.kubeconfig === '') && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080' && user?.name === 'user') {
-    return NOT_CONFIGURED;
-  }
-  if (cluster === null) throw fail(`${describe(o)}: no current context or cluster`);
-  if (o.inCluster && /^https?:\/\/undefined:/.test(cluster.server)) throw fail('in-cluster service account unusable: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT are not set');
-  let serverUrl: URL;
-  try {
-    serverUrl = new URL(cluster.server);
-  } catch (err) {
-    throw fail(`${describe(o)}: invalid server URL`, err);
-  }
-  if (serverUrl.protocol !== 'https:' && serverUrl.protocol !== 'http:') throw fail(`${describe(o)}: server must be https:// or http://`);
-  if (o.inCluster) {
-    const tokenFile = tokenFileOf(user);
-    try {
-      statSync(tokenFile ?? '');
-      readFileSync(cluster.caFile ?? '');
-    } catch (err) {
-      throw fail(`in-cluster service account unusable: ${(err as Error).message}`, err);
-    }
-  }
-  return new Credentials(o, load, kc, new URL(serverUrl.origin));
-}
-
-function describe(o: KubeCredentialsOptions): string {
-  if (o.inCluster) return 'in-cluster service account';
-  return o.kubeconfig !== undefined && o.kubeconfig !== '' ? `kubeconfig ${o.kubeconfig}` : 'default kubeconfig';
-}
-
-function fail(message: string, cause?: unknown): AgentError {
-  return new AgentError('PT_ERR_KUBE_CREDENTIALS', message, cause === undefined ? undefined : { cause });
-}
-
-function tokenFileOf(user: ReturnType<KubeConfig['getCurrentUser']>): string | undefined {
-  const f: unknown = (user?.authProvider as { config?: { tokenFile?: unknown } } | undefined)?.config?.tokenFile;
-  return typeof f === 'string' && f !== '' ? f : undefined;
+  const source = pickSource(o);
+  if (source === NOT_CONFIGURED) return NOT_CONFIGURED;
+  const load = (): Setup => (source.kind === 'in-cluster' ? inClusterSetup(source.prefix) : kubeconfigSetup(readKubeconfig(source.files, source.skipMissing), o));
+  return new Credentials(load(), load);
 }
 
 /**
- * A token file re-read whenever it changes (size, mtime or inode — kubelet
- * rotates projected tokens by swapping a symlink), checked on every use with
- * one `stat`. client-node's own FileAuth caches for 60 s; this does not.
+ * The configured source. The environment is read here (not by the CLI)
+ * because these are kubectl's and the kubelet's own conventions: the
+ * service-account variables are injected into every pod.
  */
-class RotatingTokenFile {
-  readonly #path: string;
-  #sig = '';
-  #token = '';
+function pickSource(o: KubeCredentialsOptions): Source | typeof NOT_CONFIGURED {
+  const prefix = o.serviceAccountPathPrefix ?? '';
+  if (o.inCluster) return { kind: 'in-cluster', prefix };
+  if (o.kubeconfig !== undefined && o.kubeconfig !== '') return { kind: 'kubeconfig', files: [o.kubeconfig], skipMissing: false };
+  const env = process.env.KUBECONFIG ?? '';
+  const files = env.split(delimiter).filter((f) => f !== '');
+  if (files.length > 0) return { kind: 'kubeconfig', files, skipMissing: true };
+  const home = process.env.HOME ?? homedir();
+  const file = join(home, '.kube', 'config');
+  if (home !== '' && existsSync(file)) return { kind: 'kubeconfig', files: [file], skipMissing: false };
+  if (existsSync(`${prefix}${SERVICE_ACCOUNT_DIR}/token`)) return { kind: 'in-cluster', prefix };
+  return NOT_CONFIGURED;
+}
+
+/** A file read again whenever it changes; TLS material is a fixed buffer or one of these. */
+type Material = Buffer | WatchedFile;
+
+/** Everything one request needs, as loaded. */
+interface Setup {
+  source: 'in-cluster' | 'kubeconfig';
+  serverUrl: URL;
+  tls: { rejectUnauthorized: boolean; servername?: string; ca?: Material; cert?: Material; key?: Material };
+  /** Impersonation headers (lower-case names). */
+  headers: Record<string, string>;
+  /** Static `Authorization` value (`Bearer …` or `Basic …`). */
+  authorization?: string;
+  tokenFile?: WatchedFile;
+  exec?: ExecCredentialPlugin;
+}
+
+function inClusterSetup(prefix: string): Setup {
+  const host = process.env.KUBERNETES_SERVICE_HOST ?? '';
+  const port = process.env.KUBERNETES_SERVICE_PORT ?? '';
+  if (host === '' || port === '') throw kubeCredentialsError('in-cluster service account unusable: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT are not set');
+  // Always TLS, as client-go's InClusterConfig.
+  const serverUrl = parseServer(`https://${isIPv6(host) ? `[${host}]` : host}:${port}`, 'in-cluster service account');
+  const dir = `${prefix}${SERVICE_ACCOUNT_DIR}`;
+  try {
+    return {
+      source: 'in-cluster', serverUrl, headers: {},
+      tls: { rejectUnauthorized: true, ca: new WatchedFile(`${dir}/ca.crt`) },
+      tokenFile: new WatchedFile(`${dir}/token`),
+    };
+  } catch (err) {
+    throw kubeCredentialsError(`in-cluster service account unusable: ${(err as Error).message}`, err);
+  }
+}
+
+function kubeconfigSetup(k: KubeconfigSelection, o: KubeCredentialsOptions): Setup {
+  const { cluster, user } = k;
+  const where = `cluster "${cluster.name}"`;
+  const s: Setup = { source: 'kubeconfig', serverUrl: parseServer(cluster.server, where), headers: { ...user.impersonation }, tls: { rejectUnauthorized: !cluster.insecureSkipTlsVerify } };
+  if (cluster.tlsServerName !== undefined) s.tls.servername = cluster.tlsServerName;
+  try {
+    const ca = material(cluster.caFile, cluster.caData);
+    if (ca !== undefined) s.tls.ca = ca;
+    const cert = material(user.certFile, user.certData);
+    if (cert !== undefined) s.tls.cert = cert;
+    const key = material(user.keyFile, user.keyData);
+    if (key !== undefined) s.tls.key = key;
+    if (user.tokenFile !== undefined) s.tokenFile = new WatchedFile(user.tokenFile);
+  } catch (err) {
+    throw kubeCredentialsError(`context "${k.context}": cannot read a referenced file: ${(err as Error).message}`, err);
+  }
+  if (user.token !== undefined) s.authorization = `Bearer ${user.token}`;
+  else if (user.username !== undefined) s.authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`;
+  if (user.exec !== undefined) s.exec = new ExecCredentialPlugin(user.exec, cluster, o.execTimeoutMs === undefined ? {} : { timeoutMs: o.execTimeoutMs });
+  return s;
+}
+
+function parseServer(server: string, where: string): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch (err) {
+    throw kubeCredentialsError(`${where}: invalid server URL`, err);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw kubeCredentialsError(`${where}: server must be https:// or http://`);
+  return new URL(url.origin);
+}
+
+/** A file (read now, so a missing one fails the load) or inline data; the file wins, as in kubectl. */
+function material(file: string | undefined, data: Buffer | undefined): Material | undefined {
+  if (file !== undefined) return new WatchedFile(file);
+  return data;
+}
+
+/**
+ * A file re-read whenever it changes (size, mtime or inode — kubelet rotates
+ * projected tokens by swapping a symlink), checked on every use with one
+ * `stat`. Read once on construction so a missing file fails the load.
+ */
+class WatchedFile {
+  readonly path: string;
+  #sig: string;
+  #data: Buffer;
 
   constructor(path: string) {
-    this.#path = path;
+    this.path = path;
+    const s = statSync(path);
+    this.#data = readFileSync(path);
+    this.#sig = signature(s);
   }
 
-  async read(): Promise<string> {
-    const s = await stat(this.#path);
-    const sig = `${s.ino}:${s.size}:${s.mtimeMs}`;
+  /** The content as read at load or at the last change. */
+  get current(): Buffer {
+    return this.#data;
+  }
+
+  async read(): Promise<Buffer> {
+    const sig = signature(await stat(this.path));
     if (sig !== this.#sig) {
-      this.#token = (await readFile(this.#path, 'utf8')).trim();
+      this.#data = await readFile(this.path);
       this.#sig = sig;
     }
-    return this.#token;
+    return this.#data;
   }
 
   invalidate(): void {
@@ -144,22 +206,37 @@ class RotatingTokenFile {
   }
 }
 
+function signature(s: { ino: number; size: number; mtimeMs: number }): string {
+  return `${String(s.ino)}:${String(s.size)}:${String(s.mtimeMs)}`;
+}
+
+async function readMaterial(m: Material | undefined): Promise<Buffer | undefined> {
+  return m instanceof WatchedFile ? m.read() : m;
+}
+
 class Credentials implements KubeCredentials {
   readonly serverUrl: URL;
   readonly source: 'in-cluster' | 'kubeconfig';
   readonly tlsOptions: KubeTlsOptions;
-  readonly #load: () => KubeConfig;
-  #kc: KubeConfig;
-  #tokenFile: RotatingTokenFile | undefined;
+  readonly #load: () => Setup;
+  #s: Setup;
 
-  constructor(o: KubeCredentialsOptions, load: () => KubeConfig, kc: KubeConfig, serverUrl: URL) {
-    this.serverUrl = serverUrl;
-    this.source = o.inCluster ? 'in-cluster' : 'kubeconfig';
+  constructor(setup: Setup, load: () => Setup) {
+    this.serverUrl = setup.serverUrl;
+    this.source = setup.source;
+    this.#s = setup;
     this.#load = load;
-    this.#kc = kc;
-    const tf = tokenFileOf(kc.getCurrentUser());
-    this.#tokenFile = tf === undefined ? undefined : new RotatingTokenFile(tf);
-    this.tlsOptions = staticTls(kc);
+    const t = setup.tls;
+    const now = (m: Material | undefined): Buffer | undefined => (m instanceof WatchedFile ? m.current : m);
+    const tls: KubeTlsOptions = { rejectUnauthorized: t.rejectUnauthorized };
+    if (t.servername !== undefined) tls.servername = t.servername;
+    const ca = now(t.ca);
+    if (ca !== undefined) tls.ca = ca;
+    const cert = now(t.cert);
+    if (cert !== undefined) tls.cert = cert;
+    const key = now(t.key);
+    if (key !== undefined) tls.key = key;
+    this.tlsOptions = tls;
   }
 
   async authHeaders(): Promise<Record<string, string>> {
@@ -167,53 +244,39 @@ class Credentials implements KubeCredentials {
   }
 
   async resolve(): Promise<ResolvedCredentials> {
-    // applyToHTTPSOptions runs client-node's authenticators (exec plugins with
-    // their expiry-aware cache, OIDC, static tokens) and re-reads CA and
-    // client-certificate files, so rotations on disk are seen per request.
-    const opts: { headers?: Record<string, unknown>; ca?: unknown; cert?: unknown; key?: unknown; servername?: string; rejectUnauthorized?: boolean; auth?: string } = {};
-    await this.#kc.applyToHTTPSOptions(opts as Parameters<KubeConfig['applyToHTTPSOptions']>[0]);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
-    if (opts.auth !== undefined) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    if (this.#tokenFile !== undefined) headers.authorization = `Bearer ${await this.#tokenFile.read()}`;
-    const tls: KubeTlsOptions = { ...this.tlsOptions, rejectUnauthorized: opts.rejectUnauthorized !== false && this.tlsOptions.rejectUnauthorized };
-    if (Buffer.isBuffer(opts.ca)) tls.ca = opts.ca;
-    if (Buffer.isBuffer(opts.cert) || typeof opts.cert === 'string') tls.cert = opts.cert;
-    if (Buffer.isBuffer(opts.key) || typeof opts.key === 'string') tls.key = opts.key;
-    if (opts.servername !== undefined) tls.servername = opts.servername;
+    const s = this.#s;
+    const tls: KubeTlsOptions = { rejectUnauthorized: s.tls.rejectUnauthorized };
+    if (s.tls.servername !== undefined) tls.servername = s.tls.servername;
+    const [ca, cert, key] = await Promise.all([readMaterial(s.tls.ca), readMaterial(s.tls.cert), readMaterial(s.tls.key)]);
+    if (ca !== undefined) tls.ca = ca;
+    if (cert !== undefined) tls.cert = cert;
+    if (key !== undefined) tls.key = key;
+    const headers: Record<string, string> = { ...s.headers };
+    if (s.exec !== undefined) {
+      const x = await s.exec.get();
+      if (x.token !== undefined) headers.authorization = `Bearer ${x.token}`;
+      if (x.cert !== undefined && x.key !== undefined) {
+        tls.cert = x.cert;
+        tls.key = x.key;
+      }
+    }
+    // A static token or token file wins over the plugin's token (client-go's rule).
+    if (s.authorization !== undefined) headers.authorization = s.authorization;
+    if (s.tokenFile !== undefined) headers.authorization = `Bearer ${(await s.tokenFile.read()).toString('utf8').trim()}`;
     return { headers, tls };
   }
 
   invalidate(): void {
-    this.#tokenFile?.invalidate();
-    // A fresh KubeConfig has a fresh exec-credential cache (and re-reads the kubeconfig).
+    const old = this.#s;
+    old.exec?.invalidate();
+    for (const f of [old.tokenFile, old.tls.ca, old.tls.cert, old.tls.key]) if (f instanceof WatchedFile) f.invalidate();
+    // Re-read the configuration too (a 401 may follow an edited kubeconfig);
+    // the upstream is bound to the first origin, so a moved server needs a restart.
     try {
-      this.#kc = this.#load();
+      const next = this.#load();
+      if (next.serverUrl.origin === this.serverUrl.origin) this.#s = next;
     } catch {
       // Keep the previous configuration; the next request reports the real failure.
     }
   }
-}
-
-function staticTls(kc: KubeConfig): KubeTlsOptions {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  const tls: KubeTlsOptions = { rejectUnauthorized: cluster?.skipTLSVerify !== true };
-  const buf = (file: string | undefined, data: string | undefined): Buffer | undefined => {
-    if (file !== undefined && file !== null && file !== '') return readFileSync(file);
-    if (data !== undefined && data !== null && data !== '') return Buffer.from(data, 'base64');
-    return undefined;
-  };
-  try {
-    const ca = buf(cluster?.caFile, cluster?.caData);
-    if (ca !== undefined) tls.ca = ca;
-    const cert = buf(user?.certFile, user?.certData);
-    if (cert !== undefined) tls.cert = cert;
-    const key = buf(user?.keyFile, user?.keyData);
-    if (key !== undefined) tls.key = key;
-  } catch (err) {
-    throw fail(`cannot read TLS files: ${(err as Error).message}`, err);
-  }
-  if (cluster?.tlsServerName !== undefined && cluster.tlsServerName !== null && cluster.tlsServerName !== '') tls.servername = cluster.tlsServerName;
-  return tls;
 }

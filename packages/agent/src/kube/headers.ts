@@ -40,9 +40,37 @@ export function upstreamRequestHeaders(raw: readonly string[], auth: Record<stri
   return out;
 }
 
-/** Response headers to relay, from undici's raw header buffers (order and repeats kept), minus hop-by-hop. */
-export function downstreamResponseHeaders(raw: readonly (Buffer | string)[], keepUpgrade = false): string[] {
-  const strs = raw.map((b) => (typeof b === 'string' ? b : b.toString('latin1')));
+/**
+ * A response head or trailer block as undici hands it over: over HTTP/1.1 the
+ * raw `[name, value, …]` list (order and repeats kept); over HTTP/2 Node's
+ * header object (lower-case names, repeats already joined, `set-cookie` an array).
+ */
+export type UpstreamHeaders = readonly (Buffer | string)[] | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** `[name, value, …]` strings of either form; HTTP/2 pseudo-headers (`:status`) are not headers and are left out. */
+export function headerList(raw: UpstreamHeaders | null | undefined): string[] {
+  if (raw === null || raw === undefined) return [];
+  const out: string[] = [];
+  if (Array.isArray(raw)) {
+    for (let i = 0; i + 1 < raw.length; i += 2) out.push(latin1(raw[i]), latin1(raw[i + 1]));
+    return out;
+  }
+  for (const [name, value] of Object.entries(raw as Readonly<Record<string, string | readonly string[] | undefined>>)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
+  }
+  return out;
+}
+
+function latin1(b: Buffer | string | undefined): string {
+  if (b === undefined) return '';
+  return typeof b === 'string' ? b : b.toString('latin1');
+}
+
+/** Response headers to relay, from undici's headers of either protocol (order and repeats kept), minus hop-by-hop. */
+export function downstreamResponseHeaders(raw: UpstreamHeaders, keepUpgrade = false): string[] {
+  const strs = headerList(raw);
   const drop = keepUpgrade ? new Set<string>() : connectionTokens(strs);
   const out: string[] = [];
   for (let i = 0; i + 1 < strs.length; i += 2) {
@@ -54,15 +82,11 @@ export function downstreamResponseHeaders(raw: readonly (Buffer | string)[], kee
   return out;
 }
 
-/** Pairs `[name, value]` of raw trailers. */
-export function trailerPairs(raw: readonly (Buffer | string)[] | null | undefined): Array<[string, string]> {
+/** Pairs `[name, value]` of trailers of either protocol. */
+export function trailerPairs(raw: UpstreamHeaders | null | undefined): Array<[string, string]> {
+  const strs = headerList(raw);
   const out: Array<[string, string]> = [];
-  if (raw === null || raw === undefined) return out;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i];
-    const v = raw[i + 1];
-    out.push([typeof k === 'string' ? k : (k ?? Buffer.alloc(0)).toString('latin1'), typeof v === 'string' ? v : (v ?? Buffer.alloc(0)).toString('latin1')]);
-  }
+  for (let i = 0; i + 1 < strs.length; i += 2) out.push([strs[i] ?? '', strs[i + 1] ?? '']);
   return out;
 }
 

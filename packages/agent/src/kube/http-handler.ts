@@ -11,9 +11,10 @@ import { downstreamResponseHeaders, targetProblem, trailerPairs, upstreamRequest
 import type { KubeMetrics } from './kube-metrics.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
 import { sendRawStatus, sendStatus } from './status.ts';
-import type { KubeUpstream } from './upstream.ts';
+import type { KubeUpstream, UpstreamUse } from './upstream.ts';
 import { relayUpgrade } from './upgrade-relay.ts';
 import { kubeVerb } from './verb.ts';
+import type { KubeVerb } from './verb.ts';
 
 /** Options of {@link createKubeProxy}. */
 export interface KubeProxyOptions {
@@ -80,17 +81,17 @@ export type UpstreamTarget =
 
 /**
  * Resolves the agent's credentials for one request: the client's headers with
- * the credentials swapped in, the dispatcher to the API server, and the
- * credentials themselves (invalidated on a 401). Refuses with 503 when the
- * agent has no API access, 502 when the credentials cannot be obtained
- * (counted as a `credentials` upstream error).
+ * the credentials swapped in, the dispatcher to the API server (the pool for
+ * `use`), and the credentials themselves (invalidated on a 401). Refuses with
+ * 503 when the agent has no API access, 502 when the credentials cannot be
+ * obtained (counted as a `credentials` upstream error).
  */
-export async function upstreamTarget(rawHeaders: readonly string[], o: KubeProxyOptions): Promise<UpstreamTarget> {
+export async function upstreamTarget(rawHeaders: readonly string[], o: KubeProxyOptions, use: UpstreamUse = 'request'): Promise<UpstreamTarget> {
   if ('unavailable' in o.access) return { refusal: { code: 503, message: `the agent has no Kubernetes API access: ${o.access.unavailable}` } };
   const { credentials, upstream } = o.access;
   try {
     const resolved = await credentials.resolve();
-    return { headers: upstreamRequestHeaders(rawHeaders, resolved.headers), dispatcher: upstream.dispatcher(resolved.tls), credentials };
+    return { headers: upstreamRequestHeaders(rawHeaders, resolved.headers), dispatcher: upstream.dispatcher(resolved.tls, use), credentials };
   } catch (err) {
     o.metrics.upstreamError('credentials');
     return { refusal: { code: 502, message: `cannot obtain API-server credentials: ${(err as Error).message}`, error: err } };
@@ -183,6 +184,20 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
   return { handler };
 }
 
+/**
+ * Which pool a request goes through: long-lived streaming reads — a WATCH, or
+ * a followed log (`GET …/pods/NAME/log?follow=true`) — go where HTTP/2 may
+ * carry many of them on one connection; everything else stays HTTP/1.1.
+ */
+export function upstreamUse(verb: KubeVerb, method: string, target: string): UpstreamUse {
+  if (verb === 'watch') return 'stream';
+  if (method !== 'GET') return 'request';
+  const q = target.indexOf('?');
+  if (q === -1 || !target.slice(0, q).endsWith('/log')) return 'request';
+  const follow = new URLSearchParams(target.slice(q + 1)).get('follow');
+  return follow === 'true' || follow === '1' ? 'stream' : 'request';
+}
+
 async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Exchange, o: KubeProxyOptions): Promise<void> {
   const method = req.method ?? 'GET';
   const path = req.url ?? '';
@@ -200,7 +215,7 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
   const problem = targetProblem(path, req.rawHeaders);
   if (problem !== undefined) return answer(400, problem);
   if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade');
-  const target = await upstreamTarget(req.rawHeaders, o);
+  const target = await upstreamTarget(req.rawHeaders, o, upstreamUse(verb, method, path));
   if ('refusal' in target) return answer(target.refusal.code, target.refusal.message, target.refusal.error);
   const { dispatcher, headers, credentials } = target;
   if (ex.gone) {
@@ -227,9 +242,14 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
         result.bytesIn += chunk.length;
       },
       onResponseStart(controller, statusCode, _headers, statusText) {
+        // undici hands HTTP/2 interim heads (103 Early Hints) here too; only the final one is relayed.
+        if (statusCode < 200) return;
         result.status = statusCode;
         if (statusCode === 401) credentials.invalidate();
-        const raw = downstreamResponseHeaders((controller.rawHeaders ?? []) as Buffer[]);
+        // Over HTTP/2 there is no Content-Length on a WATCH and no reason
+        // phrase: Node's ServerResponse then chunks the body and uses the
+        // standard phrase, as it does for an HTTP/1.1 chunked answer.
+        const raw = downstreamResponseHeaders(controller.rawHeaders ?? []);
         if (statusText !== undefined && statusText !== '') res.writeHead(statusCode, statusText, raw);
         else res.writeHead(statusCode, raw);
         // The head goes out now: a WATCH may not send its first event for minutes.
@@ -243,7 +263,7 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
         }
       },
       onResponseEnd(controller) {
-        const trailers = trailerPairs(controller.rawTrailers as Buffer[] | null | undefined);
+        const trailers = trailerPairs(controller.rawTrailers);
         if (trailers.length > 0) res.addTrailers(trailers);
         res.end(() => {
           done();

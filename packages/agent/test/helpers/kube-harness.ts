@@ -132,3 +132,16 @@ export async function startHarnessOnFake(t: TestContext): Promise<{ fake: FakeAp
   const h = await startKubeHarness(t, { kubeconfig, inCluster: false, start: false });
   return { fake, h };
 }
+
+/** Sets environment variables for the duration of a test (the in-cluster and default loaders read them). */
+export function setEnv(t: TestContext, vars: Record<string, string | undefined>): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (v: Record<string, string | undefined>): void => {
+    for (const [k, val] of Object.entries(v)) {
+      if (val === undefined) delete process.env[k];
+      else process.env[k] = val;
+    }
+  };
+  apply(vars);
+  t.after(() => apply(saved));
+}
