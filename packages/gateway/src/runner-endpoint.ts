@@ -1,13 +1,13 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
 import { createSession, type Session, type SessionOptions } from '@pipeops/tunnel-mux';
-import { SUBPROTOCOL, serveHttpOverStream, websocketDuplex } from '@pipeops/tunnel-protocol';
+import { SUBPROTOCOL, websocketDuplex } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus } from './kube-status.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRequestContext } from './runner-forwarder.ts';
+import type { RunnerForwarder } from './runner-forwarder.ts';
 import type { TokenStore } from './tokens.ts';
 
 /** WebSocket close code and reason a runner gets when a tokens reload revoked its token or its access to the cluster. */
@@ -37,9 +37,9 @@ interface OpenSession { ws: WebSocket; who: RunnerSessionIdentity; allowed: Runn
 /**
  * `GET /ws/runner`: after the routes authenticated the runner, upgrades to a
  * WebSocket carrying yamux (the gateway is the mux *server*). Every stream
- * the runner opens carries one HTTP/1.1 request, served by a per-session
- * `http.Server` (no listening socket) whose handlers call the same
- * {@link RunnerForwarder} as `/k8s/clusters/{cluster}/…`. A runner session
+ * the runner opens carries one HTTP/1.1 request, relayed by
+ * {@link RunnerForwarder.stream}: the gateway reads the request and response
+ * heads and splices the rest (see runner-splice.ts). A runner session
  * is independent of agents and of other runners: its failure closes only it.
  */
 export class RunnerEndpoint {
@@ -98,36 +98,13 @@ export class RunnerEndpoint {
     const { metrics, forwarder } = this.#deps;
     const log = this.#deps.logger.child({ runnerId: who.runnerId, cluster: who.cluster, clientId: who.clientId });
     const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, client: false });
-    const ctxOf = (req: IncomingMessage): RunnerRequestContext => ({
-      runnerId: who.runnerId, cluster: who.cluster, path: req.url ?? '/', route: 'ws-runner', requestId: requestIdFor(req),
-    });
-    const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-      const ctx = ctxOf(req);
-      const problem = targetProblem(req.method, ctx.path);
-      if (problem !== undefined) { forwarder.refuse(req, res, 400, problem, ctx); return; }
-      forwarder.request(req, res, ctx);
-    });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const ctx = ctxOf(req);
-      const problem = targetProblem(req.method, ctx.path);
-      if (problem !== undefined) { forwarder.refuse(req, socket, 400, problem, ctx); return; }
-      forwarder.upgrade(req, socket, head, ctx);
-    });
-    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      forwarder.refuse(req, socket, 400, 'CONNECT is not supported by the gateway', { ...ctxOf(req), path: '' });
-    });
-    server.on('clientError', (_err: Error, socket: Duplex) => {
-      // A malformed request on one stream: answer it and reset that stream only.
-      refuseWithStatus(socket, 400, 'malformed HTTP request');
-    });
-    session.on('stream', (stream) => serveHttpOverStream(server, stream));
+    session.on('stream', (stream: Duplex) => forwarder.stream(stream, { runnerId: who.runnerId, cluster: who.cluster }));
     this.#sessions.set(session, { ws, who, allowed, log });
     metrics.runnerSessions.inc();
     log.info({ event: 'runner_connected' }, 'runner session opened');
     session.once('close', () => {
       this.#sessions.delete(session);
       metrics.runnerSessions.dec();
-      server.close();
       const err = session.closeError as (Error & { code?: string }) | undefined;
       log.info({ event: 'runner_disconnected', code: err?.code, stats: session.stats }, 'runner session closed');
       if (ws.readyState === ws.OPEN) ws.close(1000);

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { relayRequest, relayUpgrade, type RelayOptions, type RelayResult, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import {
+  HeadTimeoutError, relayErrorStatus, relayRequest, relayUpgrade, splice, type RelayOptions, type RelayResult, type StreamPreamble,
+} from '@pipeops/tunnel-protocol';
+import {
+  forwardedHead, HeadError, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, readHead, runnerResponseHead, statusOf,
+} from './runner-splice.ts';
 import { refuseWithStatus, sendStatus, statusJson } from './kube-status.ts';
 import { statusClass, type GatewayMetrics } from './metrics.ts';
 
@@ -36,7 +41,11 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The runner's own `x-pipeops-request-id` when it is a sane token, else a fresh UUID. */
 export function requestIdFor(req: IncomingMessage): string {
-  const given = req.headers[REQUEST_ID_HEADER];
+  return requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+}
+
+/** `given` when it is a sane request id token, else a fresh UUID. */
+export function requestIdFrom(given: string | string[] | undefined): string {
   return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
 }
 
@@ -78,6 +87,105 @@ export class RunnerForwarder {
     void relayUpgrade(req, socket, head, this.#opener(ctx), this.#relayOptions(ctx)).then((r) => this.#done(req, ctx, r, started));
   }
 
+  /**
+   * Relays one `/ws/runner` stream (one request): reads the request head,
+   * opens the agent stream, and from then on splices bytes both ways, reading
+   * only the response head on the way (for the request id, the log record
+   * and the metric). Never throws.
+   */
+  stream(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster'>): void {
+    const started = performance.now();
+    void this.#splice(runner, who).then(
+      ({ method, ctx, result }) => { if (ctx !== undefined) this.#log({ method }, ctx, result, performance.now() - started, result.error?.message); },
+      () => runner.destroy(),
+    );
+  }
+
+  async #splice(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster'>): Promise<{ method: string | undefined; ctx: RunnerRequestContext | undefined; result: RelayResult }> {
+    const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
+    const fallbackCtx = (): RunnerRequestContext => ({ ...who, path: '', route: 'ws-runner', requestId: randomUUID() });
+    const refuse = (ctx: RunnerRequestContext, status: number, message: string, method?: string) => {
+      refuseWithStatus(runner, status, message, { [REQUEST_ID_HEADER]: ctx.requestId });
+      return { method, ctx, result: { ...result, status, error: new Error(message) } };
+    };
+    let request: { head: string; rest: Buffer };
+    try {
+      request = await readHead(runner, MAX_REQUEST_HEAD_BYTES);
+    } catch (err) {
+      if (err instanceof HeadError && err.why === 'too-large') return refuse(fallbackCtx(), 400, 'request head too large');
+      runner.destroy();
+      return { method: undefined, ctx: undefined, result }; // the runner went away before asking anything
+    }
+    const head = parseRequestHead(request.head);
+    if (head === undefined) return refuse(fallbackCtx(), 400, 'malformed HTTP request');
+    const given = head.headers.find(([n]) => n.toLowerCase() === REQUEST_ID_HEADER)?.[1];
+    const ctx: RunnerRequestContext = { ...who, path: head.target, route: 'ws-runner', requestId: requestIdFrom(given) };
+    const problem = targetProblem(head.method, head.target);
+    if (problem !== undefined) return refuse(ctx, 400, problem, head.method);
+    const gone = new Promise<'gone'>((resolve) => runner.once('close', () => resolve('gone')));
+    const opening = this.#opener(ctx)();
+    let agent: Duplex;
+    try {
+      const first = await Promise.race([opening, gone]);
+      if (first === 'gone') {
+        opening.then((s) => s.destroy(), () => {});
+        return { method: head.method, ctx, result: { ...result, status: 499 } };
+      }
+      agent = first;
+    } catch (err) {
+      const e = relayErrorStatus(err as Error);
+      return refuse(ctx, e.status, e.message, head.method);
+    }
+    agent.write(forwardedHead(head, REQUEST_ID_HEADER, ctx.requestId));
+    if (request.rest.length > 0) { result.bytesIn += request.rest.length; agent.write(request.rest); }
+    // The runner's FIN passes on as a half-close before the response head (a client that half-closes after
+    // its request), on an upgraded stream (exec's stdin EOF) and after the response ended. While a response
+    // is streaming (a WATCH, logs -f) it means the runner gave up, as Node's HTTP server treats it: reset both.
+    let streaming = false;
+    splice(runner, agent, (n) => { result.bytesIn += n; }, (err) => { result.error ??= err; }, () => {
+      if (!streaming || result.upgraded || agent.readableEnded) agent.end();
+      else { result.error ??= new Error('the runner closed its stream while the response was streaming'); agent.destroy(); runner.destroy(); }
+    });
+    runner.resume();
+    let response = await this.#responseHead(agent);
+    // Interim responses (100 Continue, 103 Early Hints) pass through as they are; the final head gets the request id.
+    while (!('error' in response) && response.status >= 100 && response.status < 200 && response.status !== 101) {
+      runner.write(Buffer.from(`${response.head}\r\n\r\n`, 'latin1'));
+      response = await this.#responseHead(agent, response.rest);
+    }
+    if ('error' in response) {
+      agent.destroy();
+      if (response.error instanceof HeadError && response.error.why === 'closed' && runner.destroyed) return { method: head.method, ctx, result: { ...result, status: 499 } };
+      const e = relayErrorStatus(response.error);
+      return refuse(ctx, e.status, e.message, head.method);
+    }
+    result.status = response.status;
+    result.upgraded = response.status === 101;
+    streaming = true;
+    runner.write(runnerResponseHead(response.head, REQUEST_ID_HEADER, ctx.requestId));
+    if (response.rest.length > 0) { result.bytesOut += response.rest.length; runner.write(response.rest); }
+    splice(agent, runner, (n) => { result.bytesOut += n; }, (err) => { result.error ??= err; });
+    agent.resume();
+    await Promise.all([closed(runner), closed(agent)]);
+    return { method: head.method, ctx, result };
+  }
+
+  /** The agent's next response head (after `initial`, bytes already read), bounded by the agent head timeout. */
+  async #responseHead(agent: Duplex, initial?: Buffer): Promise<{ status: number; head: string; rest: Buffer } | { error: Error }> {
+    const timeoutMs = this.#deps.agentHeadTimeoutMs;
+    const timer = timeoutMs > 0 ? setTimeout(() => agent.destroy(new HeadTimeoutError(timeoutMs)), timeoutMs) : undefined;
+    try {
+      const { head, rest } = await readHead(agent, MAX_RESPONSE_HEAD_BYTES, initial);
+      const status = statusOf(head);
+      if (status === undefined) return { error: new Error('the agent sent a malformed response head') };
+      return { status, head, rest };
+    } catch (err) {
+      return { error: err instanceof HeadError && err.why === 'too-large' ? new Error('the agent sent a response head that is too large') : err as Error };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
   /** Refuses a request with a `Status` (401, 403, 400…), logged and counted like a relayed one. */
   refuse(req: IncomingMessage, target: ServerResponse | Duplex, status: number, message: string, ctx: Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute }): void {
     const headers = { [REQUEST_ID_HEADER]: ctx.requestId };
@@ -105,7 +213,7 @@ export class RunnerForwarder {
     this.#log(req, ctx, r, performance.now() - started, r.error?.message);
   }
 
-  #log(req: IncomingMessage, ctx: Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute }, r: RelayResult, ms: number, error: string | undefined): void {
+  #log(req: { method?: string | undefined }, ctx: Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute }, r: RelayResult, ms: number, error: string | undefined): void {
     this.#deps.metrics.runnerRequests.inc({ code: statusClass(r.status) });
     // Never headers, never the query (it is the runner's business), never a token.
     const rec: Record<string, unknown> = {
@@ -117,6 +225,11 @@ export class RunnerForwarder {
     if (r.status >= 500 && r.status !== 503) this.#deps.logger.warn(rec, 'runner request');
     else this.#deps.logger.info(rec, 'runner request');
   }
+}
+
+/** Resolves when `s` has closed. */
+function closed(s: Duplex): Promise<void> {
+  return s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
 }
 
 function isResponse(target: ServerResponse | Duplex): target is ServerResponse {

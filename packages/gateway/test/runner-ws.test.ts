@@ -73,7 +73,9 @@ test('one runner session carries many concurrent requests: gets, a 4 MiB upload 
   const recs = rig.gw.log.records().filter((r) => r.event === 'runner_request' && r.route === 'ws-runner');
   assert.ok(recs.length >= 9);
   assert.ok(recs.every((r) => r.runnerId === 'r1' && r.cluster === 'c1'));
-  assert.equal(recs.find((r) => r.path === '/sink')?.bytesIn, size);
+  // /ws/runner streams are spliced: bytesIn counts the bytes after the request head as sent (chunk framing included).
+  const sinkIn = Number(recs.find((r) => r.path === '/sink')?.bytesIn);
+  assert.ok(sinkIn >= size && sinkIn < size + 4096, `bytesIn ${sinkIn} for a ${size}-byte body`);
 });
 
 test('runner WebSockets are refused before the upgrade with Status bodies', async (t) => {
@@ -134,4 +136,70 @@ test('GET /ws/k8s authenticates the runner before the upgrade and then speaks th
   const reply = JSON.parse(String(data)) as { id: string; status: number };
   assert.equal(reply.id, 'q1');
   assert.equal(reply.status, 200);
+});
+
+/**
+ * Writes `head` on a fresh stream of `session`, optionally half-closing, and
+ * reads everything back; a reset after the answer (a refused head is answered,
+ * then the stream reset while the runner may still be sending) ends the read.
+ */
+async function rawExchange(session: Session, head: string, o: { end?: boolean } = {}): Promise<string> {
+  const raw = session.open();
+  if (o.end === true) raw.end(head);
+  else raw.write(head);
+  let text = '';
+  try {
+    for await (const chunk of raw) text += String(chunk);
+  } catch (err) {
+    if (text === '') throw err;
+  }
+  return text;
+}
+
+test('runner streams are spliced: a half-close after the request still gets the whole response, with the request id added', async (t) => {
+  const rig = await startRunnerRig(t);
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const text = await rawExchange(dialed.session, 'GET /version HTTP/1.1\r\nHost: cluster\r\nx-pipeops-request-id: splice-1\r\n\r\n', { end: true });
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\nx-pipeops-request-id: splice-1\r\n/);
+  assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  const rec = rig.gw.log.records().find((r) => r.event === 'runner_request' && r.requestId === 'splice-1');
+  assert.equal(rec?.status, 200);
+  assert.equal(rec?.route, 'ws-runner');
+});
+
+test('an interim 100 Continue reaches the runner as it is and the final head carries the request id', async (t) => {
+  const rig = await startRunnerRig(t);
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const raw = dialed.session.open();
+  raw.write('POST /sink HTTP/1.1\r\nHost: cluster\r\nContent-Length: 5\r\nExpect: 100-continue\r\nx-pipeops-request-id: cont-1\r\n\r\n');
+  let seen = '';
+  for await (const chunk of raw) {
+    seen += String(chunk);
+    if (seen.includes('100 Continue\r\n\r\n') && !seen.includes('hello')) { raw.write('hello'); seen += 'hello'; }
+    if (/"bytes":5/.test(seen)) break;
+  }
+  assert.match(seen, /^HTTP\/1\.1 100 Continue\r\n\r\nhello/);
+  assert.match(seen.slice(seen.indexOf('hello')), /HTTP\/1\.1 200 OK\r\nx-pipeops-request-id: cont-1\r\n/);
+});
+
+test('a runner that half-closes during a streaming WATCH ends the upstream watch; an oversized head gets a 400 Status', async (t) => {
+  const rig = await startRunnerRig(t);
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const raw = dialed.session.open();
+  raw.write('GET /api/v1/namespaces/default/pods?watch=1 HTTP/1.1\r\nHost: cluster\r\n\r\n');
+  await rig.fake.watch.waitForWatchers(1);
+  const [head] = (await once(raw, 'data')) as [Buffer];
+  assert.match(String(head), /^HTTP\/1\.1 200 /);
+  raw.end();
+  await waitFor(() => rig.fake.watch.active === 0, { what: 'the upstream watch to end' });
+
+  const big = await rawExchange(dialed.session, `GET /version HTTP/1.1\r\nHost: cluster\r\nX-Big: ${'a'.repeat(40 * 1024)}\r\n\r\n`);
+  assert.match(big, /^HTTP\/1\.1 400 /);
+  assert.equal((JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4)) as { message: string }).message, 'request head too large');
+  const malformed = await rawExchange(dialed.session, 'GET /version HTTP/1.1\r\nHost: cluster\r\n folded: value\r\n\r\n');
+  assert.match(malformed, /^HTTP\/1\.1 400 /);
+  assert.equal((await send(dialed.session, 'GET', '/version')).status, 200, 'the session carries on');
 });
