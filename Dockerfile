@@ -19,10 +19,14 @@ RUN pnpm install --frozen-lockfile --prod --ignore-scripts --filter "pipeops-tun
  && rm -rf packages/*/test
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+# The compile cache, filled below, lets every start skip the TypeScript
+# stripper (~30 MB less RSS for an idle agent; see bin/pipeops-tunnel.js).
+ENV NODE_ENV=production NODE_COMPILE_CACHE=/app/.node-compile-cache
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
 USER node
+RUN cd /app/packages/cli && node --input-type=module -e \
+  "for (const m of ['./src/main.ts', './src/commands/connect.ts', './src/commands/gateway.ts', './src/commands/proxy.ts', '@pipeops/tunnel-agent', '@pipeops/tunnel-gateway', '@pipeops/tunnel-client']) await import(m)"
 EXPOSE 8080
 ENTRYPOINT ["node", "/app/packages/cli/bin/pipeops-tunnel.js"]
 CMD ["connect"]

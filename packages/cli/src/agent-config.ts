@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { AgentOptions } from '@pipeops/tunnel-agent';
 import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseLabels, type LogLevel } from './formats.ts';
+import { tunnelConfigProblems, tunnelSchema, toMuxOptions, type TunnelConfig } from './tunnel-config.ts';
 import { proxyFromEnv } from './proxy-env.ts';
 
 /**
@@ -42,6 +43,7 @@ export const agentSchema = {
       max_interval: { doc: 'Upper bound of the reconnect delay.', format: 'duration-ms', default: '1m' },
     },
   },
+  tunnel: tunnelSchema,
   kubernetes: {
     kubeconfig: { doc: 'Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config) when not in cluster.', format: String, default: '' },
     in_cluster: { doc: "Use the pod's service account.", format: 'flag', default: false },
@@ -60,6 +62,7 @@ export interface AgentConfig {
     tls: { enabled: boolean; insecure_skip_verify: boolean; ca_file: string };
     reconnect: { enabled: boolean; max_attempts: number; interval: number; max_interval: number };
   };
+  tunnel: TunnelConfig;
   kubernetes: { kubeconfig: string; in_cluster: boolean; namespace: string };
 }
 
@@ -125,6 +128,7 @@ function verifyAgentConfig(c: AgentConfig): void {
   }
   if (c.pipeops.timeout === 0) problems.push('pipeops.timeout: must be greater than 0');
   if (c.agent.poll_interval === 0) problems.push('agent.poll_interval: must be greater than 0');
+  problems.push(...tunnelConfigProblems(c.tunnel));
   problems.push(...unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]));
   if (problems.length > 0) throw configError(problems);
 }
@@ -176,6 +180,7 @@ export function toAgentOptions(c: AgentConfig, env: Record<string, string | unde
       inCluster: c.kubernetes.in_cluster,
       namespace: c.kubernetes.namespace,
     },
+    mux: toMuxOptions(c.tunnel),
     ...(proxy !== undefined ? { proxy } : {}),
   };
 }

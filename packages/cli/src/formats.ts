@@ -74,6 +74,13 @@ export function registerFormats(): void {
         }
       },
     },
+    // Sizes become integer bytes: 262144, 256KiB, 16MiB, 1GiB.
+    'byte-size': {
+      validate(v: unknown) {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error('must be a size such as 262144, 256KiB or 16MiB');
+      },
+      coerce: (v: string) => parseByteSize(v) ?? v,
+    },
     'string-map': {
       validate(v: unknown) {
         if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be a map of strings');
@@ -83,6 +90,16 @@ export function registerFormats(): void {
       },
     },
   });
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** `16MiB` → 16777216; a plain integer is bytes. undefined when it is not a size. */
+export function parseByteSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return text;
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
+  return m === null || unit === undefined ? undefined : Number(m[1]) * unit;
 }
 
 /** Parses `HOST:PORT` (IPv6 hosts in brackets). */

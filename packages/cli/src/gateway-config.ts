@@ -1,5 +1,6 @@
 import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseHostPort, type LogLevel } from './formats.ts';
+import { tunnelConfigProblems, tunnelSchema, type TunnelConfig } from './tunnel-config.ts';
 
 /**
  * The gateway's configuration schema (`pipeops-tunnel gateway`). Every key
@@ -21,6 +22,7 @@ export const gatewaySchema = {
     handshake_timeout: { doc: "How long an agent's WebSocket upgrade and hello may take.", format: 'duration-ms', default: '10s' },
     log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
   },
+  tunnel: tunnelSchema,
 } as unknown as Schema;
 
 /** The validated gateway configuration (durations in ms). */
@@ -31,6 +33,8 @@ export interface GatewayConfig {
     tokens_file: string; dev: boolean; allow_insecure: boolean; state_dir: string;
     drain_timeout: number; handshake_timeout: number; log_level: LogLevel;
   };
+  /** Sizes of the mux sessions with agents and with runners. */
+  tunnel: TunnelConfig;
 }
 
 /** Flags of `pipeops-tunnel gateway`, as parsed. */
@@ -84,6 +88,7 @@ function verifyGatewayConfig(c: GatewayConfig): void {
     problems.push('gateway.tls.cert: is required (or gateway.dev: true for a generated certificate, or gateway.allow_insecure: true for plain HTTP)');
   }
   if (g.tls.cert !== '' && g.dev) problems.push('gateway.dev: cannot be combined with gateway.tls.cert');
+  problems.push(...tunnelConfigProblems(c.tunnel));
   problems.push(...unreadableFiles([['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]]));
   if (problems.length > 0) throw configError(problems);
 }

@@ -111,3 +111,17 @@ test('no proxy variables means no proxy option, and lower-case variables win', (
   assert.equal(proxyFromEnv({}), undefined);
   assert.deepEqual(proxyFromEnv({ https_proxy: 'http://a:1', HTTPS_PROXY: 'http://b:1' }), { httpsProxy: 'http://a:1' });
 });
+
+test('tunnel sizes are read as bytes from the file or the environment and reach the mux options', () => {
+  const fromEnv = loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: '4MiB', PIPEOPS_TUNNEL_MAX_STREAMS: '20000' });
+  assert.deepEqual(toAgentOptions(fromEnv, {}, '0.0.0').mux, { maxStreamWindowBytes: 4 * 1024 * 1024, autoTuneWindow: true, maxConcurrentStreams: 20_000 });
+  const defaults = loadAgentConfig({}, required);
+  assert.deepEqual(toAgentOptions(defaults, {}, '0.0.0').mux, { maxStreamWindowBytes: 16 * 1024 * 1024, autoTuneWindow: true, maxConcurrentStreams: 65_536 });
+  assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: '262144' }).tunnel.stream_window, 262_144);
+});
+
+test('a tunnel window below the yamux initial window or not a size is refused naming the key', () => {
+  for (const bad of ['100KiB', 'lots', '16MB']) {
+    assert.throws(() => loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: bad }), (err: CliError) => err.message.includes('tunnel.stream_window'), bad);
+  }
+});

@@ -50,6 +50,14 @@ export interface ConnectOptions {
   logger?: Logger;
 }
 
+/**
+ * The session's defaults where they differ from the mux library's: windows
+ * that grow from 256 KiB toward 16 MiB while a stream is read quickly (one
+ * stream keeps up over a high-latency link; a paused reader still holds only
+ * its current window), and room for 65,536 streams (every WATCH holds one).
+ */
+export const defaultMuxOptions = { maxStreamWindowBytes: 16 * 1024 * 1024, autoTuneWindow: true, maxConcurrentStreams: 65_536 } as const;
+
 /** The defaults of every {@link ConnectOptions} field that has one. */
 export const defaultConnectOptions = {
   insecureSkipVerify: false,
@@ -128,6 +136,6 @@ export function resolveConnectOptions(o: ConnectOptions): ResolvedConnectOptions
     handshakeTimeoutMs: nonNegative('handshakeTimeoutMs', o.handshakeTimeoutMs ?? defaultConnectOptions.handshakeTimeoutMs),
     waitForConnectionMs: nonNegative('waitForConnectionMs', o.waitForConnectionMs ?? defaultConnectOptions.waitForConnectionMs),
     baseUrl: new URL(baseUrl.origin),
-    mux: o.mux ?? {},
+    mux: { ...defaultMuxOptions, ...o.mux },
   };
 }

@@ -1,5 +1,5 @@
 export { connect, Tunnel } from './tunnel.ts';
-export { defaultConnectOptions, resolveConnectOptions } from './config.ts';
+export { defaultConnectOptions, defaultMuxOptions, resolveConnectOptions } from './config.ts';
 export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions } from './config.ts';
 export type { TunnelState } from './connection.ts';
 export { TunnelDispatcher } from './dispatcher.ts';

@@ -11,6 +11,7 @@ import { onStopSignal } from '../signals.ts';
 import { VERSION } from '../version.ts';
 import { formatFlags, type FlagSpecs } from '../usage.ts';
 import { loadOrExit, parseCommandArgs } from './command-args.ts';
+import { toMuxOptions } from '../tunnel-config.ts';
 
 /** Flags of `pipeops-tunnel gateway`. */
 export const gatewayFlags: FlagSpecs = {
@@ -107,6 +108,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         drainTimeoutMs: config.gateway.drain_timeout,
         handshakeTimeoutMs: config.gateway.handshake_timeout,
         gatewayVersion: VERSION,
+        mux: toMuxOptions(config.tunnel),
       },
       { logger, registry },
     );

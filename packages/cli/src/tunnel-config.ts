@@ -1,0 +1,32 @@
+import type { SessionOptions } from '@pipeops/tunnel-mux';
+
+/**
+ * The `tunnel` section, shared by the agent's and the gateway's
+ * configuration: how the yamux session over the WebSocket is sized. Both
+ * ends apply their own values to what they receive; the sender obeys the
+ * receiver's window, so the two need not match.
+ */
+export const tunnelSchema = {
+  stream_window: {
+    doc: 'Largest receive window of one stream (bytes, or 256KiB, 16MiB). Windows start at 256 KiB and grow toward this while a stream is read quickly; a paused reader never holds more than its window. Bigger sustains more throughput per stream on high-latency links.',
+    format: 'byte-size', default: '16MiB',
+  },
+  max_streams: { doc: 'Open streams per tunnel session (every WATCH, log follow, exec and request in flight holds one).', format: 'nat', default: 65_536 },
+};
+
+/** The validated `tunnel` section. */
+export interface TunnelConfig { stream_window: number; max_streams: number }
+
+/** Checks the schema cannot express; returns problems as `key: why` lines. */
+export function tunnelConfigProblems(t: TunnelConfig): string[] {
+  const problems: string[] = [];
+  if (t.stream_window < 256 * 1024) problems.push('tunnel.stream_window: must be at least 256KiB (the yamux initial window)');
+  if (t.stream_window > 2 ** 32 - 1) problems.push('tunnel.stream_window: must be below 4GiB');
+  if (t.max_streams < 1) problems.push('tunnel.max_streams: must be at least 1');
+  return problems;
+}
+
+/** The mux session options of the `tunnel` section. */
+export function toMuxOptions(t: TunnelConfig): Partial<SessionOptions> {
+  return { maxStreamWindowBytes: t.stream_window, autoTuneWindow: true, maxConcurrentStreams: t.max_streams };
+}
