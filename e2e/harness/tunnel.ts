@@ -33,7 +33,31 @@ export interface Tunnel {
 
 const secret = () => randomBytes(24).toString('base64url');
 
-export async function startTunnel(o: { dir: string; logDir: string; home: string; agents: AgentSpec[] }): Promise<Tunnel> {
+export interface StartTunnelOptions {
+  dir: string;
+  logDir: string;
+  home: string;
+  agents: AgentSpec[];
+  /** Start a `pipeops-tunnel proxy` and write a runner kubeconfig per cluster. Default true. */
+  runnerTools?: boolean;
+  /** Merged into each agent's config file (e.g. `{ tunnel: { stream_window: '16MiB' } }`). */
+  agentConfig?: Record<string, unknown>;
+  /** Merged into the gateway's config file. */
+  gatewayConfig?: Record<string, unknown>;
+  /** The URL agents dial, given the gateway's (default: the gateway's own), e.g. a relay in front of it. */
+  agentDialUrl?: (gatewayUrl: string) => Promise<string>;
+}
+
+/** `base` with every section of `extra` merged in (one level deep: config files are section → key). */
+function mergeSections(base: Record<string, Record<string, unknown>>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [section, value] of Object.entries(extra)) {
+    out[section] = typeof value === 'object' && value !== null ? { ...base[section], ...(value as Record<string, unknown>) } : value;
+  }
+  return out;
+}
+
+export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const node = process.execPath;
   const tokens = { runner: secret(), admin: secret(), agents: new Map(o.agents.map((a) => [a.cluster, secret()])) };
   const tdir = join(o.dir, 'tunnel');
@@ -45,7 +69,7 @@ export async function startTunnel(o: { dir: string; logDir: string; home: string
     admins: [{ token: tokens.admin }],
   }), { mode: 0o600 });
   const gwConfig = join(tdir, 'gateway.yaml');
-  writeFileSync(gwConfig, stringify({ gateway: { state_dir: join(tdir, 'gw-state'), drain_timeout: '2s' } }));
+  writeFileSync(gwConfig, stringify(mergeSections({ gateway: { state_dir: join(tdir, 'gw-state'), drain_timeout: '2s' } }, o.gatewayConfig)));
 
   let port = 0;
   let gateway: Proc | undefined;
@@ -60,15 +84,16 @@ export async function startTunnel(o: { dir: string; logDir: string; home: string
   };
   await launch();
   const gatewayUrl = `https://127.0.0.1:${port}`;
+  const dialUrl = o.agentDialUrl === undefined ? gatewayUrl : await o.agentDialUrl(gatewayUrl);
 
   const agents = new Map<string, { proc: Proc; healthUrl: string }>();
   for (const a of o.agents) {
     const cfg = join(tdir, `agent-${a.cluster}.yaml`);
-    writeFileSync(cfg, stringify({
+    writeFileSync(cfg, stringify(mergeSections({
       agent: { cluster_name: a.cluster, name: `e2e-agent-${a.cluster}`, port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
-      pipeops: { api_url: gatewayUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
+      pipeops: { api_url: dialUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
       kubernetes: { kubeconfig: a.kubeconfig },
-    }));
+    }, o.agentConfig)));
     const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], { logDir: o.logDir, env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' } });
     const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
     agents.set(a.cluster, { proc, healthUrl: `http://${String(rec.msg).slice('health listener on '.length)}` });
@@ -83,14 +108,14 @@ export async function startTunnel(o: { dir: string; logDir: string; home: string
 
   const runnerEnv = { ...process.env, PIPEOPS_RUNNER_TOKEN: tokens.runner };
   const proxies = new Map<string, { proc: Proc; url: string }>();
-  for (const a of o.agents) {
+  for (const a of o.runnerTools === false ? [] : o.agents) {
     const proc = start(`proxy-${a.cluster}`, node, [CLI, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], { logDir: o.logDir, env: runnerEnv });
     const rec = await proc.waitForRecord('proxy listening', (r) => typeof r.url === 'string', 30_000);
     proxies.set(a.cluster, { proc, url: String(rec.url) });
   }
 
   const kubeconfigs = new Map<string, string>();
-  for (const a of o.agents) {
+  for (const a of o.runnerTools === false ? [] : o.agents) {
     const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile], { home: o.home, env: { PIPEOPS_RUNNER_TOKEN: tokens.runner }, timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`pipeops-tunnel kubeconfig failed: ${r.stderr}`);
     const file = join(tdir, `runner-${a.cluster}.kubeconfig`);

@@ -1,17 +1,19 @@
-// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only SUBSTRING]`
+// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only SUBSTRING] [--list]`
 //
-// Runs every scenario in ./scenarios against a sink in a child process, each
-// next to its baseline in the same run, alternating the two sides (ABBA) so
-// drift on a shared machine hits both; prints a table, optionally writes JSON.
+// Runs every scenario in ./scenarios, each next to its baseline (and the
+// reference peer where there is one) in the same run, alternating the sides
+// (ABBA) so drift on a shared machine hits all of them; prints a table,
+// optionally writes the JSON summary. Targets are reported, not asserted:
+// the figures of a shared 2-core machine are evidence, not a test.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { scenarios } from './scenarios/index.ts';
 import { LARGE_WINDOW_BYTES } from './scenarios/mux-throughput.ts';
-import type { BenchOptions, Scenario } from './scenarios/types.ts';
-import { startSink } from './lib/sink-process.ts';
-import { summarize } from './lib/stats.ts';
-import { formatTable, machineInfo } from './lib/report.ts';
-import type { Report, ScenarioReport } from './lib/report.ts';
+import type { BenchOptions, Figures, Scenario } from './scenarios/types.ts';
+import { startSink, type SinkProcess } from './lib/sink-process.ts';
+import { startFullPath, type FullPath } from './lib/full-path.ts';
+import { summarize, type Summary } from './lib/stats.ts';
+import { formatTable, machineInfo, metricReport, type MetricReport, type Report } from './lib/report.ts';
 
 const { values } = parseArgs({
   options: {
@@ -19,63 +21,73 @@ const { values } = parseArgs({
     json: { type: 'string' },
     rounds: { type: 'string' },
     only: { type: 'string' },
+    list: { type: 'boolean', default: false },
   },
 });
 
 const MiB = 1024 * 1024;
 const quick = values.quick;
 const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 3 : 5;
-const totalBytes = (quick ? 64 : 256) * MiB;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 
+if (values.list) {
+  for (const s of scenarios) process.stdout.write(`${s.name}: ${s.metrics.map((m) => m.name).join(', ')}\n`);
+  process.exit(0);
+}
 const selected = scenarios.filter((s) => values.only === undefined || s.name.includes(values.only));
-const sink = await startSink(LARGE_WINDOW_BYTES);
-const results: ScenarioReport[] = [];
+if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario matches (see --list)`);
+
+let sink: Promise<SinkProcess> | undefined;
+let shared: Promise<FullPath> | undefined;
+const options: BenchOptions = {
+  quick, rounds, totalBytes: (quick ? 64 : 256) * MiB,
+  sink: () => (sink ??= startSink(LARGE_WINDOW_BYTES)),
+  fullPath: () => (shared ??= startFullPath({ peer: true })),
+  startFullPath,
+};
+
+const results: MetricReport[] = [];
+const started = Date.now();
 try {
-  const options: BenchOptions = { totalBytes, rounds, sink };
   for (const scenario of selected) {
     process.stderr.write(`${scenario.name} …`);
-    results.push(await runScenario(scenario, options));
-    process.stderr.write(' done\n');
+    const t0 = Date.now();
+    results.push(...await runScenario(scenario, options));
+    process.stderr.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
 } finally {
-  await sink.close();
+  await (await shared?.catch(() => undefined))?.close();
+  await (await sink?.catch(() => undefined))?.close();
 }
 
-const report: Report = { machine: machineInfo(quick, rounds, totalBytes), scenarios: results };
-process.stdout.write(`${formatTable(report)}\n`);
+const report: Report = { machine: machineInfo(quick, rounds), scenarios: results };
+process.stdout.write(`${formatTable(report)}\n\ntotal ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 if (values.json !== undefined) {
   await writeFile(values.json, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nJSON written to ${values.json}\n`);
+  process.stdout.write(`JSON written to ${values.json}\n`);
 }
 
-async function runScenario(scenario: Scenario, options: BenchOptions): Promise<ScenarioReport> {
-  const rig = await scenario.setup(options);
-  const tunnel: number[] = [];
-  const direct: number[] = [];
+async function runScenario(scenario: Scenario, o: BenchOptions): Promise<MetricReport[]> {
+  const rig = await scenario.setup(o);
+  const sides = { tunnel: [] as Figures[], direct: [] as Figures[], peer: [] as Figures[] };
+  const n = scenario.rounds?.(o) ?? o.rounds;
   try {
-    for (let round = 0; round < options.rounds; round++) {
-      // ABBA: even rounds tunnel first, odd rounds baseline first.
-      const order = round % 2 === 0 ? ['tunnel', 'direct'] as const : ['direct', 'tunnel'] as const;
-      for (const side of order) {
-        if (side === 'tunnel') tunnel.push(await rig.tunnel());
-        else if (rig.direct) direct.push(await rig.direct());
-      }
+    for (let round = 0; round < n; round++) {
+      // ABBA: even rounds tunnel first, odd rounds tunnel last.
+      const order = (['tunnel', 'direct', 'peer'] as const).filter((side) => rig[side] !== null);
+      if (round % 2 === 1) order.reverse();
+      for (const side of order) sides[side].push(await rig[side]!());
     }
   } finally {
     await rig.close();
   }
-  const t = summarize(tunnel);
-  const d = direct.length > 0 ? summarize(direct) : null;
-  return {
-    name: scenario.name,
-    unit: scenario.unit,
-    description: scenario.description,
-    tunnel: t.median,
-    direct: d ? d.median : null,
-    peer: null,
-    target: null,
-    ratio: d ? t.median / d.median : null,
-    detail: { tunnel: t, direct: d },
+  const pick = (samples: Figures[], name: string): Summary | null => {
+    const got = samples.map((f) => f[name]).filter((v): v is number => v !== undefined);
+    return got.length === 0 ? null : summarize(got);
   };
+  return scenario.metrics.map((m) => {
+    const tunnel = pick(sides.tunnel, m.name);
+    if (tunnel === null) throw new Error(`${scenario.name}: no tunnel figure for ${m.name}`);
+    return metricReport(m, tunnel, pick(sides.direct, m.name), pick(sides.peer, m.name));
+  });
 }

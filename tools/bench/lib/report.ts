@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Summary } from './stats.ts';
+import type { Metric, Target } from '../scenarios/types.ts';
 
 /** What the JSON report says about the machine the figures come from. */
 export interface MachineInfo {
@@ -9,34 +10,40 @@ export interface MachineInfo {
   platform: string;
   arch: string;
   totalMemoryBytes: number;
+  loadAverage: number[];
   date: string;
   quick: boolean;
   rounds: number;
-  totalBytesPerSample: number;
 }
 
-/** One scenario's line in the JSON report: `tunnel` = mux median, `direct` = raw ws median. */
-export interface ScenarioReport {
+/** One row of the report: one metric, medians of each side, the target and whether it is met. */
+export interface MetricReport {
   name: string;
   unit: string;
   description: string;
+  /** Median of our tunnel's samples. */
   tunnel: number;
+  /** Median of the baseline's samples (same client straight to the upstream), or null. */
   direct: number | null;
-  /** Figure of a third-party peer (e.g. another tunnel) in the same run; none yet. */
-  peer: null;
-  /** Target figure, once one is agreed; none yet. */
-  target: null;
-  /** tunnel / direct medians. */
+  /** Median of the reference peer's samples (chisel), or null. */
+  peer: number | null;
+  target: Target | null;
+  peer_target: Target | null;
+  /** tunnel / direct, or null. */
   ratio: number | null;
-  detail: { tunnel: Summary; direct: Summary | null };
+  /** tunnel / peer, or null. */
+  peer_ratio: number | null;
+  /** Every target (direct and peer) met; null when there is no target or a figure it needs is missing. */
+  met: boolean | null;
+  detail: { tunnel: Summary; direct: Summary | null; peer: Summary | null };
 }
 
 export interface Report {
   machine: MachineInfo;
-  scenarios: ScenarioReport[];
+  scenarios: MetricReport[];
 }
 
-export function machineInfo(quick: boolean, rounds: number, totalBytesPerSample: number): MachineInfo {
+export function machineInfo(quick: boolean, rounds: number): MachineInfo {
   const cpus = os.cpus();
   return {
     cpus: cpus.length,
@@ -45,30 +52,73 @@ export function machineInfo(quick: boolean, rounds: number, totalBytesPerSample:
     platform: os.platform(),
     arch: os.arch(),
     totalMemoryBytes: os.totalmem(),
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
     date: new Date().toISOString(),
     quick,
     rounds,
-    totalBytesPerSample,
   };
 }
 
-const fmt = (n: number): string => n.toFixed(1);
-const range = (s: Summary): string => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+/** Whether `tunnel` meets `target` against `other` (direct or peer); null when `other` is needed and missing. */
+export function meets(target: Target, tunnel: number, other: number | null): boolean | null {
+  switch (target.kind) {
+    case 'at_most': return tunnel <= target.value;
+    case 'at_least': return tunnel >= target.value;
+    case 'ratio_at_least': return other === null || other === 0 ? null : tunnel / other >= target.value;
+    case 'added_at_most': return other === null ? null : tunnel - other <= target.value;
+  }
+}
+
+/** Builds a row from a metric and the samples of each side. */
+export function metricReport(metric: Metric, tunnel: Summary, direct: Summary | null, peer: Summary | null): MetricReport {
+  const results: Array<boolean | null> = [];
+  if (metric.target !== null) results.push(meets(metric.target, tunnel.median, direct?.median ?? null));
+  if (metric.peerTarget !== undefined) results.push(meets(metric.peerTarget, tunnel.median, peer?.median ?? null));
+  return {
+    name: metric.name,
+    unit: metric.unit,
+    description: metric.description,
+    tunnel: tunnel.median,
+    direct: direct?.median ?? null,
+    peer: peer?.median ?? null,
+    target: metric.target,
+    peer_target: metric.peerTarget ?? null,
+    ratio: direct !== null && direct.median !== 0 ? tunnel.median / direct.median : null,
+    peer_ratio: peer !== null && peer.median !== 0 ? tunnel.median / peer.median : null,
+    met: results.length === 0 || results.includes(null) ? null : results.every(Boolean),
+    detail: { tunnel, direct, peer },
+  };
+}
+
+const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+const range = (s: Summary | null): string => (s === null ? '—' : s.samples.length === 1 ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`);
+
+/** A target as text, e.g. `≥ 0.40× direct`, `≤ +0.3 direct`, `≤ 300`. */
+export function targetText(t: Target | null, against: string): string {
+  if (t === null) return '';
+  switch (t.kind) {
+    case 'ratio_at_least': return `≥ ${t.value.toFixed(2)}× ${against}`;
+    case 'added_at_most': return `≤ ${against} + ${t.value}`;
+    case 'at_most': return `≤ ${t.value}`;
+    case 'at_least': return `≥ ${t.value}`;
+  }
+}
 
 /** The human-readable table. */
 export function formatTable(report: Report): string {
   const m = report.machine;
   const head = [
-    `machine: ${m.cpus} × ${m.cpuModel}, ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, ${m.platform}/${m.arch}, Node ${m.node}`,
-    `${m.rounds} rounds (ABBA order), ${m.totalBytesPerSample / 2 ** 20} MiB per sample; MB = 10^6 bytes; median (min–max)`,
+    `machine: ${m.cpus} × ${m.cpuModel}, ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, ${m.platform}/${m.arch}, Node ${m.node}, load ${m.loadAverage.join(' ')}`,
+    `${m.quick ? 'quick run, ' : ''}rounds in ABBA order; median (min–max); MB = 10^6 bytes`,
     '',
   ];
-  const rows = [['scenario', 'unit', 'tunnel (mux)', 'direct (raw ws 64 KiB msgs)', 'ratio']];
+  const rows = [['scenario', 'unit', 'tunnel', 'direct', 'peer (chisel)', '÷direct', '÷peer', 'target', 'met']];
   for (const s of report.scenarios) {
     rows.push([
-      s.name, s.unit, range(s.detail.tunnel),
-      s.detail.direct ? range(s.detail.direct) : '—',
-      s.ratio === null ? '—' : s.ratio.toFixed(2),
+      s.name, s.unit, range(s.detail.tunnel), range(s.detail.direct), range(s.detail.peer),
+      s.ratio === null ? '—' : s.ratio.toFixed(2), s.peer_ratio === null ? '—' : s.peer_ratio.toFixed(2),
+      [targetText(s.target, 'direct'), targetText(s.peer_target, 'peer')].filter(Boolean).join(', '),
+      s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

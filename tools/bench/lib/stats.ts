@@ -1,4 +1,4 @@
-/** Summary of the samples of one measurement, in the scenario's unit. */
+/** Summary of the samples of one measurement, in the metric's unit. */
 export interface Summary {
   median: number;
   min: number;
@@ -20,4 +20,12 @@ export function summarize(samples: readonly number[]): Summary {
 /** Throughput in MB/s (10^6 bytes per second) of `bytes` moved in `ns` nanoseconds. */
 export function mbPerSecond(bytes: number, ns: bigint): number {
   return bytes / 1e6 / (Number(ns) / 1e9);
+}
+
+/** The `p`th percentile (0–100, nearest rank) of a non-empty list. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) throw new Error('percentile of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
 }

@@ -1,8 +1,29 @@
 import type { Scenario } from './types.ts';
 import { DEFAULT_WINDOW_BYTES, LARGE_WINDOW_BYTES, muxThroughput } from './mux-throughput.ts';
+import { response1GiB, responses16x256MiB, upload256MiB } from './http-throughput.ts';
+import { smallGetLatency, smallGetRate } from './small-get.ts';
+import { watches10k } from './watches.ts';
+import { pausedReader } from './paused-reader.ts';
+import { reconnect } from './reconnect.ts';
+import { idleAgent } from './idle-agent.ts';
+import { highLatency } from './high-latency.ts';
 
 /** Every scenario `pnpm bench` runs, in order. Add new ones here. */
 export const scenarios: Scenario[] = [
+  response1GiB('client'),
+  response1GiB('endpoint'),
+  upload256MiB('client'),
+  responses16x256MiB('client'),
+  smallGetLatency('client'),
+  smallGetLatency('endpoint'),
+  smallGetRate('client'),
+  smallGetRate('endpoint'),
+  watches10k,
+  pausedReader('client'),
+  pausedReader('endpoint'),
+  reconnect,
+  idleAgent,
+  highLatency,
   muxThroughput({ name: 'mux-ws-1-stream', transport: 'ws', streams: 1, windowBytes: LARGE_WINDOW_BYTES }),
   muxThroughput({ name: 'mux-ws-16-streams', transport: 'ws', streams: 16, windowBytes: LARGE_WINDOW_BYTES }),
   muxThroughput({ name: 'mux-ws-1-stream-default-window', transport: 'ws', streams: 1, windowBytes: DEFAULT_WINDOW_BYTES }),

@@ -1,0 +1,168 @@
+// The full path the issue measures, every part a real process with TLS on
+// every hop as in production:
+//
+//   runner (this process: @pipeops/tunnel-client, or HTTPS to the gateway's /k8s/clusters/…)
+//     → `pipeops-tunnel gateway --dev` (TLS) → `pipeops-tunnel connect` (agent)
+//     → the bench upstream (TLS, ../upstream.ts, a stand-in for kube-apiserver)
+//
+// next to the same runner straight to the upstream (direct), and, when the
+// peer binary is built, chisel as a reverse tunnel over the same loopback
+// (runner → chisel server → chisel client → upstream, TLS end to end).
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Agent, type Dispatcher } from 'undici';
+import { connect, type Tunnel as RunnerTunnel } from '@pipeops/tunnel-client';
+import { startTunnel, writeKubeconfig, type Tunnel } from '@pipeops/tunnel-e2e/harness/tunnel';
+import { startChisel, type ChiselPeer } from './chisel.ts';
+
+const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
+export const BENCH_CLUSTER = 'bench';
+
+/** Where a runner sends a request: an origin, the path prefix in front of API paths, headers, and the dispatcher. */
+export interface Target {
+  /** e.g. `https://127.0.0.1:1234` */
+  origin: string;
+  /** Put in front of the API path: '' or `/k8s/clusters/bench`. */
+  prefix: string;
+  headers: Record<string, string>;
+  dispatcher: Dispatcher;
+}
+
+export interface Upstream {
+  url: string;
+  port: number;
+  controlUrl: string;
+  caFile: string;
+  token: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+/** Starts ../upstream.ts as a child process and waits for its READY line. */
+export async function startUpstream(dir: string): Promise<Upstream> {
+  const child = spawn(process.execPath, [UPSTREAM_PATH, '--dir', dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const exited = once(child, 'exit').then(() => { throw new Error('bench upstream exited before READY'); });
+  const ready = (async () => {
+    for await (const line of lines) if (line.startsWith('READY ')) return JSON.parse(line.slice(6)) as Omit<Upstream, 'pid' | 'close'>;
+    throw new Error('bench upstream closed stdout before READY');
+  })();
+  const info = await Promise.race([ready, exited]);
+  return {
+    ...info,
+    pid: child.pid!,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = once(child, 'exit');
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface FullPathOptions {
+  /** Merged into the agent's config file (e.g. `{ tunnel: { … } }`). */
+  agentConfig?: Record<string, unknown>;
+  gatewayConfig?: Record<string, unknown>;
+  /** The URL the agent dials instead of the gateway's (e.g. a latency relay in front of it). */
+  agentDialUrl?: (gatewayUrl: string) => Promise<string>;
+  /** Start chisel next to the tunnel (when its binary is built). Default false. */
+  peer?: boolean;
+  /** mux options of the runner's tunnel-client session. */
+  runnerMux?: Parameters<typeof connect>[0]['mux'];
+}
+
+export interface FullPath {
+  dir: string;
+  upstream: Upstream;
+  tunnel: Tunnel;
+  runner: RunnerTunnel;
+  agentPid(): number;
+  gatewayPid(): number;
+  /** Runner → tunnel-client → gateway → agent → upstream. */
+  viaClient: Target;
+  /** Runner → HTTPS /k8s/clusters/bench on the gateway → agent → upstream. */
+  viaEndpoint: Target;
+  /** Runner → upstream. */
+  direct: Target;
+  /** Runner → chisel server → chisel client → upstream; null when not asked for or not built. */
+  peer: Target | null;
+  chisel: ChiselPeer | null;
+  close(): Promise<void>;
+}
+
+/**
+ * An undici Agent like any runner would use: keep-alive, no pipelining,
+ * trusting `caFile`. HTTP/1.1 only: the upstream also speaks h2 (as
+ * kube-apiserver does), and undici over h2 is slower for bulk bodies, which
+ * would flatter the tunnel's ratio against direct.
+ */
+function httpsAgent(caFile: string): Agent {
+  return new Agent({ connect: { ca: readFileSync(caFile) }, keepAliveTimeout: 30_000, connections: null, allowH2: false });
+}
+
+export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> {
+  const dir = mkdtempSync(join(tmpdir(), 'pipeops-bench-'));
+  const logDir = join(dir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const closers: Array<() => Promise<unknown>> = [async () => rmSync(dir, { recursive: true, force: true })];
+  const close = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => {});
+  };
+  try {
+    const upstream = await startUpstream(dir);
+    closers.push(() => upstream.close());
+    const kubeconfig = writeKubeconfig(join(dir, 'agent.kubeconfig'), { server: upstream.url, token: upstream.token, caData: readFileSync(upstream.caFile, 'utf8'), name: BENCH_CLUSTER });
+    const tunnel = await startTunnel({
+      dir, logDir, home: dir, agents: [{ cluster: BENCH_CLUSTER, kubeconfig }], runnerTools: false,
+      ...(o.agentConfig ? { agentConfig: o.agentConfig } : {}),
+      ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
+      ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
+    });
+    closers.push(() => tunnel.close());
+    const runner = await connect({
+      gatewayUrl: tunnel.gatewayUrl, token: tunnel.runnerToken, cluster: BENCH_CLUSTER, ca: readFileSync(tunnel.caFile),
+      ...(o.runnerMux ? { mux: o.runnerMux } : {}),
+    });
+    closers.push(() => runner.close());
+    const upstreamAuth = { authorization: `Bearer ${upstream.token}` };
+    const endpointAgent = httpsAgent(tunnel.caFile);
+    const directAgent = httpsAgent(upstream.caFile);
+    closers.push(() => endpointAgent.close(), () => directAgent.close());
+    let chisel: ChiselPeer | null = null;
+    let peer: Target | null = null;
+    if (o.peer) {
+      chisel = await startChisel({ dir, upstreamPort: upstream.port });
+      if (chisel !== null) {
+        const c = chisel;
+        closers.push(() => c.close());
+        const peerAgent = httpsAgent(upstream.caFile);
+        closers.push(() => peerAgent.close());
+        peer = { origin: `https://127.0.0.1:${chisel.port}`, prefix: '', headers: upstreamAuth, dispatcher: peerAgent };
+      }
+    }
+    return {
+      dir, upstream, tunnel, runner, chisel, peer, close,
+      agentPid: () => pidOf(tunnel.agents.get(BENCH_CLUSTER)?.proc.child.pid),
+      gatewayPid: () => pidOf(tunnel.gateway().child.pid),
+      viaClient: { origin: runner.baseUrl, prefix: '', headers: {}, dispatcher: runner.dispatcher },
+      viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${tunnel.runnerToken}` }, dispatcher: endpointAgent },
+      direct: { origin: upstream.url, prefix: '', headers: upstreamAuth, dispatcher: directAgent },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function pidOf(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('process not running');
+  return pid;
+}

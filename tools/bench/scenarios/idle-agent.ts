@@ -1,0 +1,41 @@
+import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
+import type { BenchOptions, Rig, Scenario } from './types.ts';
+
+const MB = 1e6;
+
+/**
+ * A connected agent with nothing to do, for 60 s (10 s with --quick): its
+ * RSS at the end and the CPU it used, as a percentage of one core. Keepalive
+ * pings, status reports and API-server health checks run as configured by
+ * default.
+ */
+export const idleAgent: Scenario = {
+  name: 'idle-agent',
+  metrics: [
+    { name: 'idle-agent-rss', unit: 'MB', description: 'RSS of a connected, idle agent (largest of samples every 100 ms over the period)', target: { kind: 'at_most', value: 80 } },
+    { name: 'idle-agent-cpu', unit: '% core', description: 'CPU time (user + system) used while idle, per wall time (CPU ≈ 0 read as ≤ 0.5 % of one core)', target: { kind: 'at_most', value: 0.5 } },
+  ],
+  rounds: () => 1,
+  async setup(o: BenchOptions): Promise<Rig> {
+    const path = await o.startFullPath({});
+    const seconds = o.quick ? 10 : 60;
+    return {
+      async tunnel() {
+        const pid = path.agentPid();
+        // Let start-up work (first status report, first health check) finish first.
+        await new Promise((r) => setTimeout(r, 2_000));
+        const cpu0 = cpuSeconds(pid);
+        const t0 = process.hrtime.bigint();
+        let peak = rssBytes(pid);
+        const timer = setInterval(() => { peak = Math.max(peak, rssBytes(pid)); }, 100);
+        await new Promise((r) => setTimeout(r, seconds * 1000));
+        clearInterval(timer);
+        const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        return { 'idle-agent-rss': peak / MB, 'idle-agent-cpu': (100 * (cpuSeconds(pid) - cpu0)) / wall };
+      },
+      direct: null,
+      peer: null,
+      close: () => path.close(),
+    };
+  },
+};
