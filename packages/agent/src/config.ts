@@ -51,7 +51,7 @@ export interface ReconnectOptions {
 
 /** Where the agent finds its API server and credentials (see the README, "Kubernetes path"). */
 export interface KubernetesOptions {
-  /** Kubeconfig file (current context). Absent and not `inCluster` → client-node's defaults (`$KUBECONFIG`, `~/.kube/config`, service account). */
+  /** Kubeconfig file (current context). Absent and not `inCluster` → the defaults (`$KUBECONFIG`, `~/.kube/config`, service account), as kubectl. */
   kubeconfig?: string;
   /** Use the pod's service account. Default `false`. */
   inCluster: boolean;

@@ -17,7 +17,8 @@ export const idleAgent: Scenario = {
   ],
   rounds: () => 1,
   async setup(o: BenchOptions): Promise<Rig> {
-    const path = await o.startFullPath({});
+    // The agent's default status and API-health period (30 s); the harness otherwise runs agents at 5 s.
+    const path = await o.startFullPath({ agentConfig: { agent: { poll_interval: '30s' } } });
     const seconds = o.quick ? 10 : 60;
     return {
       async tunnel() {
