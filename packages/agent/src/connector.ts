@@ -173,6 +173,7 @@ export class Connector extends EventEmitter {
         const outcome = await waitBeforeDial({
           delayMs, probe: this.#plan.probe, refusing, signal: this.#abort.signal,
           probeIntervalMs: r.probeIntervalMs ?? defaultAgentOptions.reconnect.probeIntervalMs,
+          onRefusing: () => this.#log.debug({ event: 'gateway_port_refusing' }, 'gateway port refuses connections; dialing as soon as it accepts'),
         });
         if (outcome === 'aborted' || this.#closing) return;
         probeTriggered = outcome === 'port-open';

@@ -13,6 +13,8 @@ export interface WaitOptions {
   refusing: boolean;
   signal: AbortSignal;
   random?: () => number;
+  /** Called the first time a probe of this wait finds the port refusing (the gateway is gone). */
+  onRefusing?: () => void;
 }
 
 /** One TCP connect attempt: 'open', 'refused', or 'other' (timeout, unreachable…). */
@@ -54,6 +56,7 @@ export async function waitBeforeDial(o: WaitOptions): Promise<WaitOutcome> {
     if (!canProbe || o.probe === undefined || deadline - Date.now() <= 0) continue;
     const r = await probePort(o.probe.host, o.probe.port, Math.max(100, o.probeIntervalMs));
     if (o.signal.aborted) return 'aborted';
+    if (r === 'refused' && !refusing) o.onRefusing?.();
     if (r === 'refused') refusing = true;
     else if (r === 'open' && refusing) return 'port-open';
   }

@@ -41,7 +41,9 @@ test('against the real gateway: a gateway closed and restarted on the same port 
   const gone = once(agent, 'disconnected');
   await gw.gateway.close(500);
   await gone;
-  await waitFor(() => logs.records().some((r) => r.msg === 'tunnel dial failed') && agent.state === 'backoff', 5_000, 'a refused dial');
+  // The agent must have seen the port gone (a refused dial, or a probe while it waits: its redial may
+  // instead meet the draining gateway's 503) before the new gateway listens.
+  await waitFor(() => agent.state === 'backoff' && logs.records().some((r) => r.event === 'gateway_port_refusing' || (r.msg === 'tunnel dial failed' && r.reason === 'network')), 5_000, 'the port seen refusing');
   const back = nextConnected(agent);
   const gw2 = await startGateway(t, { token, port: gw.port });
   const listeningAt = performance.now();

@@ -38,8 +38,15 @@ export function sendStatus(res: ServerResponse, code: number, message: string, h
   res.end(body);
 }
 
-/** Answers an upgrade (or CONNECT) on the raw socket with a complete `Status` response, then closes it. */
-export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}): void {
+/**
+ * Answers an upgrade (or CONNECT) on the raw socket with a complete `Status`
+ * response, then closes it. With `drain`, the socket is not destroyed after
+ * the response: what the peer still sends is read and dropped, and the
+ * socket closes when the peer ends too. That is for a mux stream, where a
+ * reset right behind the response can reach the runner before it has read
+ * the response, and the runner's stream would fail without it.
+ */
+export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}, o: { drain?: boolean } = {}): void {
   if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
   const body = statusJson(code, reasonFor(code), message);
   const lines = [
@@ -52,6 +59,7 @@ export function refuseWithStatus(socket: Duplex, code: number, message: string, 
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.once('error', () => socket.destroy());
-  socket.once('finish', () => socket.destroy());
+  if (o.drain === true) socket.resume();
+  else socket.once('finish', () => socket.destroy());
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -105,7 +105,7 @@ export class RunnerForwarder {
     const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
     const fallbackCtx = (): RunnerRequestContext => ({ ...who, path: '', route: 'ws-runner', requestId: randomUUID() });
     const refuse = (ctx: RunnerRequestContext, status: number, message: string, method?: string) => {
-      refuseWithStatus(runner, status, message, { [REQUEST_ID_HEADER]: ctx.requestId });
+      refuseWithStatus(runner, status, message, { [REQUEST_ID_HEADER]: ctx.requestId }, { drain: true });
       return { method, ctx, result: { ...result, status, error: new Error(message) } };
     };
     let request: { head: string; rest: Buffer };

@@ -39,7 +39,25 @@ export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions =
       return;
     }
     if (ws.readyState !== WebSocket.OPEN) { cb(closedError()); return; }
+    corkForThisTick();
     ws.send(chunk, { binary: true }, (err) => cb(err ?? null));
+  };
+
+  // Every message sent in one tick leaves in one socket write: a small
+  // request or response is several mux frames (open, data, FIN, window
+  // updates) produced together, and each message written on its own cost a
+  // TLS record and a system call. Messages stay one per frame.
+  let corked: { uncork(): void } | undefined;
+  const corkForThisTick = (): void => {
+    if (corked !== undefined) return;
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void; destroyed?: boolean } })._socket;
+    if (socket === undefined || socket.destroyed === true) return;
+    socket.cork();
+    corked = socket;
+    process.nextTick(() => {
+      corked = undefined;
+      socket.uncork();
+    });
   };
 
   const duplex = new Duplex({
