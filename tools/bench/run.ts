@@ -48,6 +48,7 @@ const options: BenchOptions = {
 
 const results: MetricReport[] = [];
 const started = Date.now();
+const machine = machineInfo(quick, rounds); // load average before the run's own processes
 try {
   for (const scenario of selected) {
     process.stderr.write(`${scenario.name} …`);
@@ -60,7 +61,7 @@ try {
   await (await sink?.catch(() => undefined))?.close();
 }
 
-const report: Report = { machine: machineInfo(quick, rounds), scenarios: results };
+const report: Report = { machine, scenarios: results };
 process.stdout.write(`${formatTable(report)}\n\ntotal ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 if (values.json !== undefined) {
   await writeFile(values.json, `${JSON.stringify(report, null, 2)}\n`);

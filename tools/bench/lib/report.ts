@@ -10,6 +10,7 @@ export interface MachineInfo {
   platform: string;
   arch: string;
   totalMemoryBytes: number;
+  /** 1, 5 and 15 min load average when the run started. */
   loadAverage: number[];
   date: string;
   quick: boolean;
@@ -108,7 +109,7 @@ export function targetText(t: Target | null, against: string): string {
 export function formatTable(report: Report): string {
   const m = report.machine;
   const head = [
-    `machine: ${m.cpus} × ${m.cpuModel}, ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, ${m.platform}/${m.arch}, Node ${m.node}, load ${m.loadAverage.join(' ')}`,
+    `machine: ${m.cpus} × ${m.cpuModel}, ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, ${m.platform}/${m.arch}, Node ${m.node}, load at start ${m.loadAverage.join(' ')}`,
     `${m.quick ? 'quick run, ' : ''}rounds in ABBA order; median (min–max); MB = 10^6 bytes`,
     '',
   ];
