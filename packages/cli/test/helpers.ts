@@ -110,24 +110,44 @@ export function writeFile(dir: string, name: string, text: string): string {
   return path;
 }
 
-/** A TCP server on 127.0.0.1 that counts the connections it sees. */
+/**
+ * A TCP server on 127.0.0.1 that counts the dial attempts it sees: connections
+ * that send a request (a tunnel dial always starts with its HTTP upgrade).
+ * A connection that closes without a byte is not counted: with many test
+ * files running at once, another test's agent may still be probing a port it
+ * used, and the kernel may have handed that port number to this server.
+ */
 export async function countingServer(t: TestContext): Promise<{ port: number; connections(): Promise<number> }> {
-  let count = 0;
-  const server: Server = createServer((s) => { count++; s.destroy(); });
+  let accepted = 0;
+  let dials = 0;
+  const pending = new Set<Promise<void>>();
+  const server: Server = createServer((s) => {
+    accepted++;
+    const settled = new Promise<void>((resolve) => {
+      s.once('data', () => { dials++; s.destroy(); resolve(); });
+      s.once('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    pending.add(settled);
+    void settled.then(() => pending.delete(settled));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const { port } = server.address() as AddressInfo;
   return {
     port,
-    // Connections are accepted in order: once our own probe is counted, any earlier one has been too.
+    // Connections are accepted in order: once our own probe (which sends nothing) is accepted, any
+    // earlier one has been too; each then either sent its request or closed.
     async connections() {
-      const before = count;
+      const before = accepted;
       const probe = netConnect(port, '127.0.0.1');
+      probe.on('connect', () => probe.end());
       await once(probe, 'close');
       const deadline = Date.now() + 5_000;
-      while (count === before && Date.now() < deadline) await new Promise((r) => setImmediate(r));
-      return count - 1;
+      while (accepted === before && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      await Promise.race([Promise.all([...pending]), new Promise((r) => setTimeout(r, 5_000))]);
+      return dials;
     },
   };
 }
