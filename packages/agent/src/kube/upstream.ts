@@ -38,6 +38,8 @@ export type UpstreamUse =
 
 interface Pools {
   key: string;
+  /** The identity last served by these pools (compared by reference before hashing). */
+  tls: KubeTlsOptions;
   request: Pool;
   stream: Pool;
 }
@@ -72,6 +74,8 @@ export class KubeUpstream {
   /** The pool for this TLS identity and use. */
   dispatcher(tls: KubeTlsOptions, use: UpstreamUse = 'request'): Dispatcher {
     if (this.#closed) throw new Error('upstream closed');
+    // Per request: hash the identity only when it is not made of the very same values as the last one.
+    if (this.#current !== undefined && sameIdentity(this.#current.tls, tls)) return this.#current[use];
     const key = tlsKey(tls);
     if (this.#current?.key !== key) {
       const previous = this.#current;
@@ -81,6 +85,7 @@ export class KubeUpstream {
         void previous.stream.close().catch(() => {});
       }
     }
+    this.#current.tls = tls;
     return this.#current[use];
   }
 
@@ -109,6 +114,7 @@ export class KubeUpstream {
     };
     return {
       key,
+      tls,
       // undici 8 would negotiate h2 by default; upgrades must stay HTTP/1.1.
       request: new Pool(this.origin, { ...common, allowH2: false }),
       stream: new Pool(this.origin, {
@@ -135,6 +141,11 @@ function tlsConnect(tls: KubeTlsOptions): Record<string, unknown> {
   const c: Record<string, unknown> = { rejectUnauthorized: tls.rejectUnauthorized, secureContext };
   if (tls.servername !== undefined) c.servername = tls.servername;
   return c;
+}
+
+/** The same identity when every part is the same value (the credentials hand out the same Buffers until a file changes). */
+function sameIdentity(a: KubeTlsOptions, b: KubeTlsOptions): boolean {
+  return a.ca === b.ca && a.cert === b.cert && a.key === b.key && a.servername === b.servername && a.rejectUnauthorized === b.rejectUnauthorized;
 }
 
 function tlsKey(tls: KubeTlsOptions): string {
