@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { testCertificates } from '@pipeops/tunnel-testkit';
+import { testCertificates, waitFor } from '@pipeops/tunnel-testkit';
 
 const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 const PEERS_DIR = join(BENCH_DIR, 'peers');
@@ -61,18 +61,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Resolves once `port` on 127.0.0.1 accepts a connection and passes it on (the reverse tunnel is up). */
-async function untilForwarding(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = tcpConnect({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`chisel: reverse port ${port} not up within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function untilForwarding(port: number, timeoutMs: number): Promise<boolean> {
+  return waitFor(() => new Promise<boolean>((resolve) => {
+    const s = tcpConnect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  }), { what: `chisel's reverse port ${port}`, timeoutMs, intervalMs: 50 });
 }
 
 /** Starts chisel server (TLS) and chisel client (reverse remote to the upstream); null when chisel is not available. */

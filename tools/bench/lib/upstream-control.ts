@@ -1,3 +1,4 @@
+import { waitFor } from '@pipeops/tunnel-testkit';
 import type { Upstream } from './full-path.ts';
 
 export interface UpstreamStats { watches: number; blobBytesWritten: number }
@@ -13,12 +14,9 @@ export async function emitEvents(u: Upstream, count: number): Promise<number> {
 }
 
 /** Polls the upstream's stats every 50 ms until `ok` holds (a measurement loop of the benchmark, not a test). */
-export async function untilStats(u: Upstream, what: string, ok: (s: UpstreamStats) => boolean, timeoutMs = 120_000): Promise<UpstreamStats> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+export function untilStats(u: Upstream, what: string, ok: (s: UpstreamStats) => boolean, timeoutMs = 120_000): Promise<UpstreamStats> {
+  return waitFor(async () => {
     const s = await upstreamStats(u);
-    if (ok(s)) return s;
-    if (Date.now() > deadline) throw new Error(`upstream: ${what} not reached within ${timeoutMs} ms (${JSON.stringify(s)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return ok(s) ? s : undefined;
+  }, { what: `upstream: ${what}`, timeoutMs, intervalMs: 50 });
 }

@@ -1,4 +1,4 @@
-import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
+import { cpuSeconds, peakRssDuring } from '../lib/proc-stats.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
 
 const MB = 1e6;
@@ -27,12 +27,9 @@ export const idleAgent: Scenario = {
         await new Promise((r) => setTimeout(r, 2_000));
         const cpu0 = cpuSeconds(pid);
         const t0 = process.hrtime.bigint();
-        let peak = rssBytes(pid);
-        const timer = setInterval(() => { peak = Math.max(peak, rssBytes(pid)); }, 100);
-        await new Promise((r) => setTimeout(r, seconds * 1000));
-        clearInterval(timer);
+        const { peak } = await peakRssDuring([pid], () => new Promise((r) => setTimeout(r, seconds * 1000)), 100);
         const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-        return { 'idle-agent-rss': peak / MB, 'idle-agent-cpu': (100 * (cpuSeconds(pid) - cpu0)) / wall };
+        return { 'idle-agent-rss': peak[0]! / MB, 'idle-agent-cpu': (100 * (cpuSeconds(pid) - cpu0)) / wall };
       },
       direct: null,
       peer: null,
