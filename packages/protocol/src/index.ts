@@ -15,3 +15,5 @@ export { HOP_BY_HOP_HEADERS, requestOverStream, serveHttpOverStream } from './ht
 export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
 export { HeadTimeoutError, relayErrorStatus, relayRequest, relayUpgrade, splice } from './http-relay.ts';
 export type { RelayOptions, RelayResult } from './http-relay.ts';
+export { requestInfo } from './request-info.ts';
+export type { RequestInfo } from './request-info.ts';
