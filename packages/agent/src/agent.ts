@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { StreamKind } from '@pipeops/tunnel-protocol';
+import { createAuditSink, type AuditSink, type StreamKind } from '@pipeops/tunnel-protocol';
 import type { AgentOptions, ReadinessCheck, StatusExtras } from './config.ts';
 import { defaultAgentOptions, verifyAgentOptions } from './config.ts';
 import { Connector } from './connector.ts';
@@ -15,6 +15,7 @@ import { StreamDispatcher } from './streams.ts';
 import { createKubePath } from './kube/kube-path.ts';
 import type { KubePath } from './kube/kube-path.ts';
 import type { StreamHandler } from './streams.ts';
+import { defaultAgentPolicy, policySummary, verifyAgentPolicy } from './kube/policy.ts';
 
 /** Injected dependencies of {@link createAgent}. */
 export interface AgentDeps {
@@ -48,6 +49,7 @@ class TunnelAgent extends EventEmitter implements Agent {
   readonly #dispatcher: StreamDispatcher;
   readonly #health: HealthServer;
   readonly #kube: KubePath | undefined;
+  readonly #audit: AuditSink;
   readonly #checks: ReadinessCheck[];
   #started = false;
   #closing: Promise<void> | undefined;
@@ -60,18 +62,25 @@ class TunnelAgent extends EventEmitter implements Agent {
     const metrics = new AgentMetrics(deps.registry);
     this.#dispatcher = new StreamDispatcher({ logger: deps.logger.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });
     this.#checks = [...(options.readinessChecks ?? [])];
-    let connectorOptions = options;
+    const policy = options.policy !== undefined ? verifyAgentPolicy(options.policy) : defaultAgentPolicy;
+    const accessAs = options.kubernetes.accessAs ?? 'agent';
+    this.#audit = createAuditSink({ file: options.audit?.file, logger: deps.logger.child({ component: 'kube' }), message: 'kube request' });
+    // The owner's choices travel in hello and every status report, so the control plane shows what it may do here.
+    const ownerPolicy = { access_as: accessAs, ...policySummary(policy) };
+    this.#log.info({ event: 'owner_policy', policy: ownerPolicy, audit: this.#audit.destination }, 'owner policy in force');
+    let connectorOptions: AgentOptions & { ownerPolicy?: Record<string, unknown> } = { ...options, ownerPolicy };
     if (options.kubernetes.enabled !== false) {
       const kube = createKubePath({
         ...options.kubernetes,
         apiHealthIntervalMs: options.kubernetes.apiHealthIntervalMs ?? options.pollIntervalMs,
-      }, { logger: deps.logger.child({ component: 'kube' }), registry: deps.registry });
+        admission: { accessAs, policy },
+      }, { logger: deps.logger.child({ component: 'kube' }), registry: deps.registry, audit: this.#audit });
       this.#kube = kube;
       this.#dispatcher.register('http', kube.handler);
       if (kube.readinessCheck !== undefined) this.#checks.push(kube.readinessCheck);
       const user = options.statusProvider;
       connectorOptions = {
-        ...options,
+        ...connectorOptions,
         statusProvider: async (): Promise<StatusExtras> => ({ ...kube.status(), ...(user !== undefined ? await user() : {}) }),
       };
     }
@@ -134,6 +143,7 @@ class TunnelAgent extends EventEmitter implements Agent {
       this.#log.info({ deadlineMs }, 'agent closing');
       await this.#connector.close(deadlineMs);
       await this.#kube?.close();
+      await this.#audit.close();
       await this.#health.close();
       this.#log.info('agent closed');
     })();

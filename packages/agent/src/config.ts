@@ -1,6 +1,8 @@
 import type { SessionOptions } from '@pipeops/tunnel-mux';
 import { TUNNEL_PATH } from '@pipeops/tunnel-protocol';
 import { AgentError } from './errors.ts';
+import { ACCESS_AS_VALUES, type AccessAs } from './kube/admission.ts';
+import { verifyAgentPolicy, type AgentPolicy } from './kube/policy.ts';
 
 /** Extra fields merged into every status report (e.g. API-server reachability). */
 export interface StatusExtras {
@@ -62,6 +64,19 @@ export interface KubernetesOptions {
   apiHealthIntervalMs?: number;
   /** `false` disables the Kubernetes path (no `http` handler, no API checks): a tunnel-only agent. Default `true`. */
   enabled?: boolean;
+  /**
+   * Who runner requests act as at the API server: `agent` (the agent's own
+   * credentials) or `runner` (impersonated as `pipeops:runner:<id>` in groups
+   * `pipeops:runners` and the runner's groups from the gateway's tokens file;
+   * the agent's credentials need the `impersonate` verb for them). Default `agent`.
+   */
+  accessAs?: AccessAs;
+}
+
+/** The audit trail: one record per runner request. */
+export interface AuditOptions {
+  /** JSON-lines file, appended to; absent or `''` → the log stream. */
+  file?: string;
 }
 
 /** Options of {@link createAgent}. Durations are in milliseconds. */
@@ -98,6 +113,10 @@ export interface AgentOptions {
   /** yamux session options (`client` is forced to `true`). */
   mux?: Partial<SessionOptions>;
   kubernetes: KubernetesOptions;
+  /** The cluster owner's policy, enforced on every runner request (see kube/policy.ts). Default: everything allowed. */
+  policy?: AgentPolicy;
+  /** Where audit records go. Default: the log stream. */
+  audit?: AuditOptions;
   /** Hook for extra status fields (the agent adds `apiServer` itself). */
   statusProvider?: StatusProvider;
   /** Hook for extra readiness conditions (next issue: API server answered recently). */
@@ -174,6 +193,11 @@ export function verifyAgentOptions(o: AgentOptions): void {
   if (typeof o.kubernetes.inCluster !== 'boolean') fail('kubernetes.inCluster', 'must be a boolean');
   if (o.kubernetes.apiHealthIntervalMs !== undefined) intInRange(o.kubernetes.apiHealthIntervalMs, 'kubernetes.apiHealthIntervalMs', 50, 86_400_000);
   if (o.kubernetes.enabled !== undefined && typeof o.kubernetes.enabled !== 'boolean') fail('kubernetes.enabled', 'must be a boolean');
+  if (o.kubernetes.accessAs !== undefined && !ACCESS_AS_VALUES.includes(o.kubernetes.accessAs)) fail('kubernetes.accessAs', `must be one of ${ACCESS_AS_VALUES.join(', ')}`);
+  if (o.policy !== undefined) {
+    try { verifyAgentPolicy(o.policy); } catch (err) { fail('policy', (err as Error).message); }
+  }
+  if (o.audit !== undefined && (o.audit === null || typeof o.audit !== 'object' || (o.audit.file !== undefined && typeof o.audit.file !== 'string'))) fail('audit.file', 'must be a path');
   if (o.statusProvider !== undefined && typeof o.statusProvider !== 'function') fail('statusProvider', 'must be a function');
   if (o.readinessChecks !== undefined && !Array.isArray(o.readinessChecks)) fail('readinessChecks', 'must be an array');
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ControlChannel, PROTOCOL_VERSION } from '@pipeops/tunnel-protocol';
-import type { ControlMessage, StatusMessage, WelcomeMessage } from '@pipeops/tunnel-protocol';
+import type { ControlMessage, OwnerPolicyReport, StatusMessage, WelcomeMessage } from '@pipeops/tunnel-protocol';
 import type { AgentOptions, StatusExtras } from './config.ts';
 import { AgentError } from './errors.ts';
 
@@ -16,7 +16,8 @@ export interface StatusSource {
 
 export interface AgentControlOptions {
   stream: Duplex;
-  options: AgentOptions;
+  /** The agent's options; `ownerPolicy` (what the agent enforces, snake_case as in its config) goes into hello and every status report. */
+  options: AgentOptions & { ownerPolicy?: OwnerPolicyReport };
   source: StatusSource;
   logger: Logger;
 }
@@ -65,7 +66,7 @@ export class AgentControl extends EventEmitter {
       this.#channel.on('close', onClose);
       this.#channel.send({
         type: 'hello', agentId: o.agentId, name: o.name, clusterName: o.clusterName, version: o.version,
-        labels: o.labels, protocolVersion: PROTOCOL_VERSION,
+        labels: o.labels, protocolVersion: PROTOCOL_VERSION, ...(o.ownerPolicy !== undefined ? { policy: o.ownerPolicy } : {}),
       });
     });
   }
@@ -88,6 +89,8 @@ export class AgentControl extends EventEmitter {
     };
     const rtt = s.rttMs();
     if (rtt !== undefined) msg.rttMs = rtt;
+    const policy = this.#o.options.ownerPolicy;
+    if (policy !== undefined) msg.policy = policy;
     const provider = this.#o.options.statusProvider;
     if (provider !== undefined) {
       try {

@@ -27,7 +27,8 @@ test('the agent dials wss with its headers, says hello, and reports status', asy
   assert.equal(h['sec-websocket-protocol'], SUBPROTOCOL);
   assert.equal(h['sec-websocket-extensions'], undefined, 'permessage-deflate is off');
   const hello = gw.messages.find((m) => m.type === 'hello');
-  assert.deepEqual(hello, { type: 'hello', agentId: 'agent-1', name: 'test agent', clusterName: 'c1', version: '0.1.0-test', labels: { env: 'test' }, protocolVersion: 1 });
+  const policy = { access_as: 'agent', read_only: false, deny_subresources: [], deny_resources: [], namespaces: [] };
+  assert.deepEqual(hello, { type: 'hello', agentId: 'agent-1', name: 'test agent', clusterName: 'c1', version: '0.1.0-test', labels: { env: 'test' }, protocolVersion: 1, policy });
   await waitFor(() => gw.messages.filter((m) => m.type === 'status').length >= 2, 5_000, 'two status reports');
   const status = gw.messages.find((m) => m.type === 'status');
   assert.ok(status !== undefined && status.type === 'status');

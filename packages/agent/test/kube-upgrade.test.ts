@@ -40,7 +40,7 @@ test('a WebSocket exec upgrade is relayed with its subprotocol and echoes both w
   const [code] = (await closed) as [number];
   assert.equal(code, 1000);
   await waitFor(async () => (await metricValue(h.registry, 'pipeops_tunnel_k8s_upgrades_active')) === 0);
-  await waitFor(() => h.logs.find((r) => r.msg === 'kube request' && r.upgraded === true && r.status === 101 && r.verb === 'connect'));
+  await waitFor(() => h.logs.find((r) => r.msg === 'kube request' && r.upgraded === true && r.status === 101 && r.subresource === 'exec' && r.resource === 'pods'));
 });
 
 test('a SPDY/3.1 upgrade carries raw bytes both ways and relays each half-close', async (t) => {

@@ -1,5 +1,6 @@
 import type { SessionOptions } from '@pipeops/tunnel-mux';
 import { gatewayError } from './errors.ts';
+import { verifyRunnerLimits, type RunnerLimits } from './runner-limits.ts';
 import type { TokensConfig } from './tokens.ts';
 
 /** Options of {@link createGateway}. Durations are in milliseconds, sizes in bytes. */
@@ -32,6 +33,16 @@ export interface GatewayOptions {
   agentHeadTimeoutMs?: number;
   /** `GET /ws/k8s` (JSON protocol): largest message accepted from a runner (bytes). Default 1_048_576 (1 MiB). */
   jsonMaxMessageBytes?: number;
+  /** Every runner's limits unless its tokens-file entry sets its own (`0` = unlimited). Default `{ maxStreams: 1_000, requestsPerSecond: 0, burst: 0 }`. */
+  runnerLimits?: Partial<RunnerLimits>;
+  /** Audit records (one per runner request) go to this JSON-lines file; absent or `''` → the log stream. */
+  auditFile?: string;
+  /** Time a client has from its TCP connection to the end of the TLS handshake; beyond it the connection is destroyed (ms). Absolute, so a handshake trickled byte by byte ends too. Default 10_000. */
+  tlsHandshakeTimeoutMs?: number;
+  /** Time a client has to send a complete request head (request line and headers), from the connection (after TLS) or, on a kept-alive connection, from the request's first byte; beyond it → 408 and the connection is closed (ms). Only the head: a WATCH, a log follow, or an upgraded exec is never cut by it. Default 30_000. */
+  requestHeadTimeoutMs?: number;
+  /** Open TCP connections the server accepts at once (agents, runners, probes, handshakes in progress); a connection beyond it is closed at once. Default 10_000. */
+  maxConnections?: number;
 }
 
 /** Defaults of the optional and commonly defaulted {@link GatewayOptions} fields. */
@@ -44,11 +55,15 @@ export const defaultGatewayOptions = Object.freeze({
   gatewayVersion: '0.1.0',
   agentHeadTimeoutMs: 30_000,
   jsonMaxMessageBytes: 1024 * 1024,
+  tlsHandshakeTimeoutMs: 10_000,
+  requestHeadTimeoutMs: 30_000,
+  maxConnections: 10_000,
 });
 
 /** Options with every defaulted field filled in. */
 export type ResolvedGatewayOptions = GatewayOptions & Required<Pick<GatewayOptions,
-  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion' | 'agentHeadTimeoutMs' | 'jsonMaxMessageBytes'>>;
+  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion' | 'agentHeadTimeoutMs' | 'jsonMaxMessageBytes'
+  | 'tlsHandshakeTimeoutMs' | 'requestHeadTimeoutMs' | 'maxConnections'>>;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -58,7 +73,7 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   if (o === null || typeof o !== 'object') fail('options', 'must be an object');
   if (typeof o.host !== 'string' || o.host === '') fail('host', 'must be a non-empty string');
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535) fail('port', `must be an integer 0..65535, got ${String(o.port)}`);
-  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs' | 'agentHeadTimeoutMs', min: number): void => {
+  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs' | 'agentHeadTimeoutMs' | 'tlsHandshakeTimeoutMs' | 'requestHeadTimeoutMs', min: number): void => {
     const v = o[key];
     if (v === undefined) return;
     if (!Number.isInteger(v) || v < min || v > MAX_TIMER_MS) fail(key, `must be an integer ${min}..${MAX_TIMER_MS} (ms), got ${String(v)}`);
@@ -67,12 +82,23 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   ms('handshakeTimeoutMs', 1);
   ms('tokensReloadDebounceMs', 0);
   ms('agentHeadTimeoutMs', 1);
+  ms('tlsHandshakeTimeoutMs', 1);
+  ms('requestHeadTimeoutMs', 1);
+  if (o.maxConnections !== undefined && (!Number.isInteger(o.maxConnections) || o.maxConnections < 1)) {
+    fail('maxConnections', `must be an integer >= 1, got ${String(o.maxConnections)}`);
+  }
   if (o.jsonMaxMessageBytes !== undefined && (!Number.isInteger(o.jsonMaxMessageBytes) || o.jsonMaxMessageBytes < 1024)) {
     fail('jsonMaxMessageBytes', `must be an integer >= 1024 (bytes), got ${String(o.jsonMaxMessageBytes)}`);
   }
   if (o.maxPayloadBytes !== undefined && (!Number.isInteger(o.maxPayloadBytes) || o.maxPayloadBytes < 1024)) {
     fail('maxPayloadBytes', `must be an integer >= 1024 (bytes), got ${String(o.maxPayloadBytes)}`);
   }
+  if (o.runnerLimits !== undefined) {
+    const given = o.runnerLimits as Record<string, unknown>;
+    const snake = { max_streams: given.maxStreams, requests_per_second: given.requestsPerSecond, burst: given.burst };
+    try { verifyRunnerLimits(Object.fromEntries(Object.entries(snake).filter(([, v]) => v !== undefined)), 'runnerLimits'); } catch (err) { fail('runnerLimits', (err as Error).message); }
+  }
+  if (o.auditFile !== undefined && typeof o.auditFile !== 'string') fail('auditFile', 'must be a path');
   if ((o.tokensFile === undefined) === (o.tokens === undefined)) fail('tokensFile', 'give exactly one of tokensFile and tokens');
   if (o.tokensFile !== undefined && (typeof o.tokensFile !== 'string' || o.tokensFile === '')) fail('tokensFile', 'must be a path');
   if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) fail('tls', 'needs both cert and key');
@@ -91,5 +117,8 @@ export function resolveGatewayOptions(o: GatewayOptions): ResolvedGatewayOptions
     gatewayVersion: o.gatewayVersion ?? defaultGatewayOptions.gatewayVersion,
     agentHeadTimeoutMs: o.agentHeadTimeoutMs ?? defaultGatewayOptions.agentHeadTimeoutMs,
     jsonMaxMessageBytes: o.jsonMaxMessageBytes ?? defaultGatewayOptions.jsonMaxMessageBytes,
+    tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs ?? defaultGatewayOptions.tlsHandshakeTimeoutMs,
+    requestHeadTimeoutMs: o.requestHeadTimeoutMs ?? defaultGatewayOptions.requestHeadTimeoutMs,
+    maxConnections: o.maxConnections ?? defaultGatewayOptions.maxConnections,
   };
 }

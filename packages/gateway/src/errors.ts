@@ -11,6 +11,7 @@ export const gatewayErrorCodes = {
   PT_ERR_GATEWAY_CLOSED: { status: 503, message: 'gateway closed' },
   PT_ERR_INTERNAL: { status: 500, message: 'internal error' },
   PT_ERR_METRICS: { status: 500, message: 'metrics collection failed' },
+  PT_ERR_RUNNER_LIMITED: { status: 429, message: "over the runner's stream or request-rate limit" },
 } as const satisfies Record<string, { status?: number; message: string }>;
 
 /** A code from {@link gatewayErrorCodes}. */

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type WebSocket from 'ws';
-import { TunnelError, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import { createAuditSink, TunnelError, type AuditSink, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import { AgentConnection } from './agent-connection.ts';
 import { ClusterRegistry, type ClusterInfo } from './cluster-registry.ts';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './config.ts';
@@ -15,11 +15,12 @@ import { createJsonProtocolEndpoint, type JsonProtocolEndpoint } from './json-pr
 import { GatewayMetrics } from './metrics.ts';
 import { RunnerEndpoint } from './runner-endpoint.ts';
 import { RunnerForwarder } from './runner-forwarder.ts';
+import { defaultRunnerLimits, isLimited, RunnerLimiter, type RunnerLimits } from './runner-limits.ts';
 import { RunnerRoutes } from './runner-routes.ts';
 import { createServer } from './server.ts';
 import { handleStatusRequest } from './status-endpoints.ts';
 import { TokensWatcher } from './tokens-watcher.ts';
-import { TokenStore, loadTokensFile, type AgentIdentity } from './tokens.ts';
+import { TokenStore, loadTokensFile, type AgentIdentity, type RunnerIdentity } from './tokens.ts';
 import { TunnelEndpoint } from './tunnel-endpoint.ts';
 
 /** The gateway (control-plane relay). See {@link createGateway}. */
@@ -62,6 +63,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #runners: RunnerEndpoint;
   readonly #json: JsonProtocolEndpoint;
   readonly #runnerRoutes: RunnerRoutes;
+  readonly #limiter = new RunnerLimiter();
+  readonly #audit: AuditSink;
   #tokens: TokenStore;
   #watcher: TokensWatcher | undefined;
   #listening = false;
@@ -85,18 +88,22 @@ class GatewayImpl extends EventEmitter implements Gateway {
       onAgent: (ws, identity, remote) => this.#onAgent(ws, identity, remote),
     });
     const openStream = (cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> => this.openStream(cluster, preamble);
+    const runnerLog = this.#log.child({ component: 'runner' });
+    this.#audit = createAuditSink({ file: opts.auditFile, logger: runnerLog, message: 'runner request' });
+    this.#metrics.countOpenStreams(() => this.#limiter.openByRunner());
     const forwarder = new RunnerForwarder({
-      openStream, logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, agentHeadTimeoutMs: opts.agentHeadTimeoutMs,
+      openStream, logger: runnerLog, metrics: this.#metrics, agentHeadTimeoutMs: opts.agentHeadTimeoutMs,
+      requestHeadTimeoutMs: opts.requestHeadTimeoutMs, limiter: this.#limiter, audit: this.#audit,
     });
     this.#runners = new RunnerEndpoint({
       logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
     });
     this.#json = createJsonProtocolEndpoint({
-      openStream, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
+      openStream: (cluster, preamble) => this.#openLimited(cluster, preamble), logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
     });
     const runnerRoutes = new RunnerRoutes({
       tokens: () => this.#tokens, draining: () => this.#draining, forwarder, runners: this.#runners, json: () => this.#json,
-      logger: this.#log.child({ component: 'runner' }),
+      limitsFor: (runner) => this.#limitsFor(runner), logger: runnerLog,
     });
     this.#runnerRoutes = runnerRoutes;
     this.server = createServer(opts.tls, {
@@ -109,7 +116,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
         notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
       }) || runnerRoutes.notFound(req, res, path),
       tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
-    }, this.#log);
+    }, this.#log, opts);
   }
 
   async start(): Promise<AddressInfo> {
@@ -140,7 +147,37 @@ class GatewayImpl extends EventEmitter implements Gateway {
     if (conn === undefined || conn.closed || conn.session.remoteGoAway) {
       throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
     }
-    return conn.openStream({ ...preamble, cluster: preamble.cluster ?? cluster });
+    const runnerId = preamble.runnerId;
+    // The runner's groups travel from the tokens file, never from the request (the agent impersonates them with access_as: runner).
+    const groups = preamble.groups ?? (runnerId !== undefined ? this.#tokens.runnerById(runnerId)?.groups : undefined);
+    const stream = await conn.openStream({ ...preamble, cluster: preamble.cluster ?? cluster, ...(groups !== undefined && groups.length > 0 ? { groups: [...groups] } : {}) });
+    // Each runner is its own scheduling group on the agent session: a runner with 200 uploads gets the same share as one with one.
+    if (runnerId !== undefined) (stream as Duplex & { setGroup?: (g: string) => void }).setGroup?.(runnerId);
+    return stream;
+  }
+
+  /** The JSON protocol's stream opener: the runner's stream and rate limits apply as on the other routes (429 → a per-id error). */
+  async #openLimited(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
+    const runner = preamble.runnerId !== undefined ? this.#tokens.runnerById(preamble.runnerId) : undefined;
+    if (runner === undefined) return this.openStream(cluster, preamble);
+    const slot = this.#limiter.acquire(runner.id, this.#limitsFor(runner));
+    if (isLimited(slot)) {
+      this.#metrics.runnerLimited.inc({ runner: runner.id, limit: slot.limited });
+      throw gatewayError('PT_ERR_RUNNER_LIMITED', slot.message);
+    }
+    try {
+      const stream = await this.openStream(cluster, preamble);
+      stream.once('close', () => slot.release());
+      return stream;
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+  }
+
+  /** A runner's limits: the gateway's defaults under what its tokens-file entry sets. */
+  #limitsFor(runner: RunnerIdentity): RunnerLimits {
+    return { ...defaultRunnerLimits, ...this.#opts.runnerLimits, ...runner.limits };
   }
 
   reloadTokens(): Promise<void> {
@@ -193,6 +230,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     await Promise.all(conns.map((conn) => conn.shutdown(Math.min(left, 1_000))));
     for (const conn of this.#pending) conn.abort();
     await this.#endpoint.close();
+    await this.#audit.close();
     if (this.#listening) {
       const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();

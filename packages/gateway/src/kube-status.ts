@@ -2,11 +2,11 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** Kubernetes `StatusReason`s the gateway answers with itself (k8s.io/apimachinery `metav1.StatusReason`). */
-export type KubeStatusReason = 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'InternalError' | 'ServiceUnavailable' | 'Timeout' | 'BadGateway';
+export type KubeStatusReason = 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'TooManyRequests' | 'InternalError' | 'ServiceUnavailable' | 'Timeout' | 'BadGateway';
 
 /** Reason for each status the runner routes produce. */
 const REASON_BY_STATUS: Record<number, KubeStatusReason> = {
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'BadRequest',
+  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'BadRequest', 429: 'TooManyRequests',
   500: 'InternalError', 502: 'BadGateway', 503: 'ServiceUnavailable', 504: 'Timeout',
 };
 

@@ -26,6 +26,13 @@ export class GatewayMetrics {
   readonly runnerRequests: Counter<'code'>;
   /** Open runner mux sessions (`GET /ws/runner`). */
   readonly runnerSessions: Gauge;
+  /** Requests refused for a runner's limits, by runner id (from the tokens file: a bounded set) and limit. */
+  readonly runnerLimited: Counter<'runner' | 'limit'>;
+  /** Bytes of runner requests, by runner id and direction (`in`: from the runner). */
+  readonly runnerBytes: Counter<'runner' | 'direction'>;
+  /** Requests open per runner id (collected from the limiter at scrape time). */
+  readonly runnerStreamsActive: Gauge<'runner'>;
+  #openByRunner: () => Iterable<[string, number]> = () => [];
   readonly #sources = new Map<object, { read: () => SessionCounters; last: SessionCounters }>();
 
   constructor(registry: Registry, opts: { collectDefaultMetrics: boolean }) {
@@ -43,8 +50,20 @@ export class GatewayMetrics {
     this.tokenReloads = new Counter({ name: 'pipeops_tunnel_token_reloads_total', help: 'Tokens file reloads, by result', labelNames: ['result'], registers });
     this.runnerRequests = new Counter({ name: 'pipeops_tunnel_runner_requests_total', help: 'Runner requests relayed or refused by the gateway, by status class', labelNames: ['code'], registers });
     this.runnerSessions = new Gauge({ name: 'pipeops_tunnel_runner_sessions', help: 'Open runner mux sessions (GET /ws/runner)', registers });
+    this.runnerLimited = new Counter({ name: 'pipeops_tunnel_runner_limited_total', help: 'Runner requests refused with 429, by runner and limit (stream_limit, rate_limit)', labelNames: ['runner', 'limit'], registers });
+    this.runnerBytes = new Counter({ name: 'pipeops_tunnel_runner_bytes_total', help: 'Bytes of finished runner requests, by runner and direction', labelNames: ['runner', 'direction'], registers });
+    const openByRunner = (): Iterable<[string, number]> => this.#openByRunner();
+    this.runnerStreamsActive = new Gauge({
+      name: 'pipeops_tunnel_runner_streams_active', help: 'Runner requests open, by runner', labelNames: ['runner'], registers,
+      collect() { this.reset(); for (const [runner, n] of openByRunner()) this.set({ runner }, n); },
+    });
     for (const d of ['in', 'out']) { this.bytes.inc({ direction: d }, 0); this.frames.inc({ direction: d }, 0); this.resets.inc({ direction: d }, 0); }
     if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** Where `pipeops_tunnel_runner_streams_active` reads its numbers at scrape time. */
+  countOpenStreams(source: () => Iterable<[string, number]>): void {
+    this.#openByRunner = source;
   }
 
   /** Starts counting a session's cumulative stats (pulled at scrape time). */

@@ -8,6 +8,7 @@ import { SUBPROTOCOL, websocketDuplex } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus } from './kube-status.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RunnerForwarder } from './runner-forwarder.ts';
+import type { RunnerLimits } from './runner-limits.ts';
 import type { TokenStore } from './tokens.ts';
 
 /** WebSocket close code and reason a runner gets when a tokens reload revoked its token or its access to the cluster. */
@@ -27,7 +28,15 @@ export interface RunnerEndpointDeps {
 }
 
 /** The authenticated runner a session belongs to. */
-export interface RunnerSessionIdentity { runnerId: string; cluster: string; clientId: string | undefined }
+export interface RunnerSessionIdentity { runnerId: string; cluster: string; clientId: string | undefined; limits: Readonly<RunnerLimits> }
+
+/**
+ * Streams a runner session may have open beyond the runner's `maxStreams`
+ * before the mux resets new ones outright: within the slack a new stream gets
+ * the limiter's 429 `Status` (readable, with Retry-After); beyond it, SYNs
+ * cost the gateway nothing but an RST.
+ */
+const STREAM_SLACK = 64;
 
 /** Re-checks, against a reloaded token set, that the runner's token still exists and still reaches its cluster. */
 export type RunnerStillAllowed = (tokens: TokenStore) => boolean;
@@ -97,8 +106,9 @@ export class RunnerEndpoint {
   #onRunner(ws: WebSocket, who: RunnerSessionIdentity, allowed: RunnerStillAllowed): void {
     const { metrics, forwarder } = this.#deps;
     const log = this.#deps.logger.child({ runnerId: who.runnerId, cluster: who.cluster, clientId: who.clientId });
-    const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, client: false });
-    session.on('stream', (stream: Duplex) => forwarder.stream(stream, { runnerId: who.runnerId, cluster: who.cluster }));
+    const cap = who.limits.maxStreams > 0 ? { maxConcurrentStreams: who.limits.maxStreams + STREAM_SLACK } : {};
+    const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, ...cap, client: false });
+    session.on('stream', (stream: Duplex) => forwarder.stream(stream, { runnerId: who.runnerId, cluster: who.cluster, limits: who.limits }));
     this.#sessions.set(session, { ws, who, allowed, log });
     metrics.runnerSessions.inc();
     log.info({ event: 'runner_connected' }, 'runner session opened');

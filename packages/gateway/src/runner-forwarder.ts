@@ -3,8 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import {
-  HeadTimeoutError, relayErrorStatus, relayRequest, relayUpgrade, splice, type RelayOptions, type RelayResult, type StreamPreamble,
+  auditPath, auditTarget, findImpersonationHeader, HeadTimeoutError, impersonationRefusal, relayErrorStatus, relayRequest, relayUpgrade, requestInfo, splice,
+  type AuditDenyRule, type AuditSink, type RelayOptions, type RelayResult, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
+import { isLimited, type RunnerLimiter, type RunnerLimits, type RunnerSlot } from './runner-limits.ts';
 import {
   forwardedHead, HeadError, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, readHead, runnerResponseHead, statusOf,
 } from './runner-splice.ts';
@@ -26,7 +28,12 @@ export interface RunnerRequestContext {
   path: string;
   route: RunnerRoute;
   requestId: string;
+  /** The runner's limits (its tokens-file entry over the gateway's defaults). */
+  limits: Readonly<RunnerLimits>;
 }
+
+/** A refused request's context: what is known when it is refused (before authentication: little). */
+export type RefusalContext = Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute; rule?: AuditDenyRule };
 
 /** What the forwarder needs from the gateway. */
 export interface RunnerForwarderDeps {
@@ -35,6 +42,12 @@ export interface RunnerForwarderDeps {
   metrics: GatewayMetrics;
   /** Time from opening the agent stream to the response head (ms); beyond it → 504 `Status`. */
   agentHeadTimeoutMs: number;
+  /** A `/ws/runner` stream must deliver its request head within this (ms), or it is refused (408-like 400 Status) and closed. */
+  requestHeadTimeoutMs: number;
+  /** Per-runner stream and rate limits. */
+  limiter: RunnerLimiter;
+  /** Where the one audit record per runner request goes. */
+  audit: AuditSink;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -77,14 +90,38 @@ export class RunnerForwarder {
 
   /** Relays a plain request. Never throws. */
   request(req: IncomingMessage, res: ServerResponse, ctx: RunnerRequestContext): void {
+    const slot = this.#admit(req, res, ctx, req.rawHeaders);
+    if (slot === undefined) return;
     const started = performance.now();
-    void relayRequest(req, res, this.#opener(ctx), this.#relayOptions(ctx)).then((r) => this.#done(req, ctx, r, started));
+    void relayRequest(req, res, this.#opener(ctx), this.#relayOptions(ctx)).then((r) => { slot.release(); this.#done(req, ctx, r, started); });
   }
 
   /** Relays an upgrade (exec, attach, port-forward). Never throws. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: RunnerRequestContext): void {
+    const slot = this.#admit(req, socket, ctx, req.rawHeaders);
+    if (slot === undefined) return;
     const started = performance.now();
-    void relayUpgrade(req, socket, head, this.#opener(ctx), this.#relayOptions(ctx)).then((r) => this.#done(req, ctx, r, started));
+    void relayUpgrade(req, socket, head, this.#opener(ctx), this.#relayOptions(ctx)).then((r) => { slot.release(); this.#done(req, ctx, r, started); });
+  }
+
+  /**
+   * The gateway's checks of an authenticated runner's request: no
+   * impersonation header (403), within the runner's stream and rate limits
+   * (429 with Retry-After). Answers and returns undefined when refused.
+   */
+  #admit(req: { method?: string | undefined }, target: ServerResponse | Duplex, ctx: RunnerRequestContext, rawHeaders: readonly string[], drain = false): RunnerSlot | undefined {
+    const forged = findImpersonationHeader(rawHeaders);
+    if (forged !== undefined) {
+      this.refuse(req, target, 403, impersonationRefusal(forged), { ...ctx, rule: 'impersonation' }, {}, drain);
+      return undefined;
+    }
+    const slot = this.#deps.limiter.acquire(ctx.runnerId, ctx.limits);
+    if (isLimited(slot)) {
+      this.#deps.metrics.runnerLimited.inc({ runner: ctx.runnerId, limit: slot.limited });
+      this.refuse(req, target, 429, slot.message, { ...ctx, rule: slot.limited }, { 'retry-after': String(slot.retryAfterSeconds) }, drain);
+      return undefined;
+    }
+    return slot;
   }
 
   /**
@@ -93,7 +130,7 @@ export class RunnerForwarder {
    * only the response head on the way (for the request id, the log record
    * and the metric). Never throws.
    */
-  stream(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster'>): void {
+  stream(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster' | 'limits'>): void {
     const started = performance.now();
     void this.#splice(runner, who).then(
       ({ method, ctx, result }) => { if (ctx !== undefined) this.#log({ method }, ctx, result, performance.now() - started, result.error?.message); },
@@ -101,7 +138,7 @@ export class RunnerForwarder {
     );
   }
 
-  async #splice(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster'>): Promise<{ method: string | undefined; ctx: RunnerRequestContext | undefined; result: RelayResult }> {
+  async #splice(runner: Duplex, who: Pick<RunnerRequestContext, 'runnerId' | 'cluster' | 'limits'>): Promise<{ method: string | undefined; ctx: RunnerRequestContext | undefined; result: RelayResult }> {
     const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
     const fallbackCtx = (): RunnerRequestContext => ({ ...who, path: '', route: 'ws-runner', requestId: randomUUID() });
     const refuse = (ctx: RunnerRequestContext, status: number, message: string, method?: string) => {
@@ -109,12 +146,18 @@ export class RunnerForwarder {
       return { method, ctx, result: { ...result, status, error: new Error(message) } };
     };
     let request: { head: string; rest: Buffer };
+    // A stream that never sends its head would hold a mux stream and a closure forever.
+    const headTimer = setTimeout(() => runner.destroy(new HeadTimeoutError(this.#deps.requestHeadTimeoutMs)), this.#deps.requestHeadTimeoutMs);
     try {
       request = await readHead(runner, MAX_REQUEST_HEAD_BYTES);
     } catch (err) {
       if (err instanceof HeadError && err.why === 'too-large') return refuse(fallbackCtx(), 400, 'request head too large');
       runner.destroy();
-      return { method: undefined, ctx: undefined, result }; // the runner went away before asking anything
+      // The runner went away before asking anything, or sent no head in time (logged: it held a stream open).
+      if (err instanceof HeadTimeoutError) return { method: undefined, ctx: fallbackCtx(), result: { ...result, error: new Error('no request head in time') } };
+      return { method: undefined, ctx: undefined, result };
+    } finally {
+      clearTimeout(headTimer);
     }
     const head = parseRequestHead(request.head);
     if (head === undefined) return refuse(fallbackCtx(), 400, 'malformed HTTP request');
@@ -122,6 +165,9 @@ export class RunnerForwarder {
     const ctx: RunnerRequestContext = { ...who, path: head.target, route: 'ws-runner', requestId: requestIdFrom(given) };
     const problem = targetProblem(head.method, head.target);
     if (problem !== undefined) return refuse(ctx, 400, problem, head.method);
+    const slot = this.#admit(head, runner, ctx, head.headers.flat(), true);
+    if (slot === undefined) return { method: head.method, ctx: undefined, result };
+    runner.once('close', () => slot.release());
     const gone = new Promise<'gone'>((resolve) => runner.once('close', () => resolve('gone')));
     const opening = this.#opener(ctx)();
     let agent: Duplex;
@@ -186,15 +232,16 @@ export class RunnerForwarder {
     }
   }
 
-  /** Refuses a request with a `Status` (401, 403, 400…), logged and counted like a relayed one. */
-  refuse(req: IncomingMessage, target: ServerResponse | Duplex, status: number, message: string, ctx: Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute }): void {
-    const headers = { [REQUEST_ID_HEADER]: ctx.requestId };
+  /** Refuses a request with a `Status` (401, 403, 429, 400…), audited as denied (by `ctx.rule`, when given) and counted. */
+  refuse(req: { method?: string | undefined }, target: ServerResponse | Duplex, status: number, message: string, ctx: RefusalContext, extraHeaders: Record<string, string> = {}, drain = false): void {
+    const headers = { ...extraHeaders, [REQUEST_ID_HEADER]: ctx.requestId };
     if (isResponse(target)) sendStatus(target, status, message, headers);
-    else refuseWithStatus(target, status, message, headers);
+    else refuseWithStatus(target, status, message, headers, { drain });
     this.#log(req, ctx, { status, bytesIn: 0, bytesOut: 0, upgraded: false }, 0, message);
   }
 
   #opener(ctx: RunnerRequestContext): () => Promise<Duplex> {
+    // The runner's groups are filled in by the gateway from its tokens (see Gateway.openStream).
     return () => this.#deps.openStream(ctx.cluster, { kind: 'http', requestId: ctx.requestId, runnerId: ctx.runnerId, cluster: ctx.cluster });
   }
 
@@ -213,17 +260,24 @@ export class RunnerForwarder {
     this.#log(req, ctx, r, performance.now() - started, r.error?.message);
   }
 
-  #log(req: { method?: string | undefined }, ctx: Partial<RunnerRequestContext> & { requestId: string; route: RunnerRoute }, r: RelayResult, ms: number, error: string | undefined): void {
+  #log(req: { method?: string | undefined }, ctx: RefusalContext, r: RelayResult, ms: number, error: string | undefined): void {
     this.#deps.metrics.runnerRequests.inc({ code: statusClass(r.status) });
+    if (ctx.runnerId !== undefined) {
+      if (r.bytesIn > 0) this.#deps.metrics.runnerBytes.inc({ runner: ctx.runnerId, direction: 'in' }, r.bytesIn);
+      if (r.bytesOut > 0) this.#deps.metrics.runnerBytes.inc({ runner: ctx.runnerId, direction: 'out' }, r.bytesOut);
+    }
     // Never headers, never the query (it is the runner's business), never a token.
-    const rec: Record<string, unknown> = {
-      event: 'runner_request', route: ctx.route, requestId: ctx.requestId, runnerId: ctx.runnerId, cluster: ctx.cluster,
-      method: req.method, path: pathOnly(ctx.path ?? ''), status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut,
-      ms: Math.round(ms * 10) / 10, upgraded: r.upgraded,
-    };
-    if (error !== undefined) rec.error = error;
-    if (r.status >= 500 && r.status !== 503) this.#deps.logger.warn(rec, 'runner request');
-    else this.#deps.logger.info(rec, 'runner request');
+    const method = req.method ?? '';
+    const path = ctx.path ?? '';
+    this.#deps.audit.write({
+      event: 'audit', side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: ctx.requestId,
+      runnerId: ctx.runnerId ?? null, cluster: ctx.cluster ?? null, route: ctx.route,
+      method, path: auditPath(path), ...auditTarget(requestInfo(method, path)),
+      status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms * 10) / 10, upgraded: r.upgraded,
+      decision: ctx.rule === undefined ? 'allowed' : 'denied',
+      ...(ctx.rule !== undefined ? { rule: ctx.rule } : {}),
+      ...(error !== undefined ? { error } : {}),
+    }, r.status >= 500 && r.status !== 503 ? 'warn' : 'info');
   }
 }
 
@@ -236,7 +290,3 @@ function isResponse(target: ServerResponse | Duplex): target is ServerResponse {
   return typeof (target as ServerResponse).writeHead === 'function';
 }
 
-function pathOnly(target: string): string {
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
-}

@@ -5,6 +5,7 @@ import { K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL } from '@pipeops/tunnel-protoc
 import type { JsonProtocolEndpoint } from './json-protocol/index.ts';
 import { RUNNER_REVOKED_CLOSE, type RunnerEndpoint, type RunnerStillAllowed } from './runner-endpoint.ts';
 import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRoute } from './runner-forwarder.ts';
+import type { RunnerLimits } from './runner-limits.ts';
 import { bearerToken, type RunnerIdentity, type TokenStore } from './tokens.ts';
 
 /** Prefix of the runners' Kubernetes API route. */
@@ -38,6 +39,8 @@ export interface RunnerRoutesDeps {
   runners: RunnerEndpoint;
   /** The JSON message protocol endpoint (`/ws/k8s`); undefined → 501. */
   json: () => JsonProtocolEndpoint | undefined;
+  /** A runner's limits: its tokens-file entry over the gateway's defaults. */
+  limitsFor: (runner: RunnerIdentity) => RunnerLimits;
   logger: Logger;
 }
 
@@ -152,10 +155,10 @@ export class RunnerRoutes {
     }
     const ctxBase = { ...base, cluster: parsed.cluster };
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, parsed.cluster);
-    if (!auth.ok) { forwarder.refuse(req, target, auth.status, auth.message, ctxBase); return; }
-    const ctx = { ...ctxBase, runnerId: auth.runner.id };
+    if (!auth.ok) { forwarder.refuse(req, target, auth.status, auth.message, { ...ctxBase, rule: auth.status === 401 ? 'auth' : 'cluster' }); return; }
+    const ctx = { ...ctxBase, runnerId: auth.runner.id, limits: this.#deps.limitsFor(auth.runner) };
     const problem = targetProblem(req.method, parsed.path);
-    if (problem !== undefined) { forwarder.refuse(req, target, 400, problem, ctx); return; }
+    if (problem !== undefined) { forwarder.refuse(req, target, 400, problem, { ...ctx, rule: 'protocol' }); return; }
     if (head === undefined) forwarder.request(req, target as ServerResponse, ctx);
     else forwarder.upgrade(req, target as Duplex, head, ctx);
   }
@@ -171,7 +174,7 @@ export class RunnerRoutes {
     if (this.#deps.draining()) { forwarder.refuse(req, socket, 503, 'the gateway is draining; connect again later', base); return undefined; }
     if (!CLUSTER_RE.test(cluster)) { forwarder.refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, cluster);
-    if (!auth.ok) { forwarder.refuse(req, socket, auth.status, auth.message, base); return undefined; }
+    if (!auth.ok) { forwarder.refuse(req, socket, auth.status, auth.message, { ...base, rule: auth.status === 401 ? 'auth' : 'cluster' }); return undefined; }
     // The same check against a reloaded token set (the header is kept only in this closure, never logged).
     const authorization = req.headers.authorization;
     const allowed: RunnerStillAllowed = (tokens) => authorizeRunner(tokens, authorization, cluster).ok;
@@ -186,7 +189,9 @@ export class RunnerRoutes {
       this.#deps.forwarder.refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
       return;
     }
-    this.#deps.runners.accept(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined }, ok.allowed);
+    this.#deps.runners.accept(req, socket, head, {
+      runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined, limits: this.#deps.limitsFor(ok.runner),
+    }, ok.allowed);
   }
 
   #wsK8s(req: IncomingMessage, socket: Duplex, head: Buffer): void {

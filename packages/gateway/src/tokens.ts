@@ -2,11 +2,19 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { gatewayError } from './errors.ts';
+import { verifyRunnerLimits, type RunnerLimits } from './runner-limits.ts';
 
 /** An agent token: it lets one agent connect as `cluster`. */
 export interface AgentTokenEntry { cluster: string; token_sha256?: string; token?: string }
-/** A runner token: it reaches the listed clusters (`"*"` = every cluster). */
-export interface RunnerTokenEntry { id: string; token_sha256?: string; token?: string; clusters: string[] }
+/**
+ * A runner token: it reaches the listed clusters (`"*"` = every cluster).
+ * `groups` are impersonated (with the runner's user) by agents with
+ * `access_as: runner`; `limits` override the gateway's runner limits.
+ */
+export interface RunnerTokenEntry {
+  id: string; token_sha256?: string; token?: string; clusters: string[]; groups?: string[];
+  limits?: { max_streams?: number; requests_per_second?: number; burst?: number };
+}
 /** An admin token: it sees every cluster. */
 export interface AdminTokenEntry { id?: string; token_sha256?: string; token?: string }
 /** The tokens file's content. Give `token_sha256` (hex SHA-256 of the token) or, for development, `token`. */
@@ -14,13 +22,19 @@ export interface TokensConfig { agents?: AgentTokenEntry[]; runners?: RunnerToke
 
 /** A verified agent. `tokenId` is a non-secret handle (first 12 hex of the digest's digest) for logs and revocation checks. */
 export interface AgentIdentity { cluster: string; tokenId: string }
-/** A verified runner. */
-export interface RunnerIdentity { id: string; allClusters: boolean; clusters: ReadonlySet<string> }
+/** A verified runner. `limits` holds only what its entry sets; the gateway's defaults fill the rest. */
+export interface RunnerIdentity {
+  id: string; allClusters: boolean; clusters: ReadonlySet<string>; groups: readonly string[];
+  limits: Partial<RunnerLimits>;
+}
 
 interface Stored<T> { digest: Buffer; value: T }
 
 const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const HEX64_RE = /^[0-9a-fA-F]{64}$/;
+const RUNNER_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+// Kubernetes group names are free text; refuse what would break a header value or a comma-joined list.
+const GROUP_RE = /^[\x21-\x2b\x2d-\x7e]([\x20-\x2b\x2d-\x7e]{0,251}[\x21-\x2b\x2d-\x7e])?$/;
 
 /** SHA-256 of a token, hex, as the tokens file stores it. */
 export function hashToken(token: string): string {
@@ -85,15 +99,25 @@ export class TokenStore {
       const digest = digestOf(e, where);
       return { digest, value: { cluster, tokenId: tokenIdOf(digest) } };
     });
+    const ids = new Map<string, string>();
     this.#runners = list('runners').map((e, i) => {
       const where = `runners[${i}]`;
-      checkKeys(e, ['id', 'token_sha256', 'token', 'clusters'], where, fail);
-      if (typeof e.id !== 'string' || e.id === '') fail(where, 'id must be a non-empty string');
+      checkKeys(e, ['id', 'token_sha256', 'token', 'clusters', 'groups', 'limits'], where, fail);
+      if (typeof e.id !== 'string' || !RUNNER_ID_RE.test(e.id)) fail(where, 'id must be 1-128 letters, digits, ".", "_", "-" (it becomes the user name pipeops:runner:<id>)');
+      const groups = e.groups ?? [];
+      if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string' && GROUP_RE.test(g))) {
+        fail(`${where}.groups`, 'must be a list of group names (1-253 printable characters, no commas)');
+      }
+      let limits: Partial<RunnerLimits> = {};
+      try { limits = verifyRunnerLimits(e.limits, `${where}.limits`); } catch (err) { fail(where, (err as Error).message); }
       if (!Array.isArray(e.clusters)) fail(where, 'clusters must be a list of cluster names or ["*"]');
       const raw = e.clusters as unknown[];
       const allClusters = raw.includes('*');
       const clusters = new Set(raw.filter((v) => v !== '*').map((v, j) => clusterName(v, `${where}.clusters[${j}]`)));
-      return { digest: digestOf(e, where), value: { id: e.id as string, allClusters, clusters } };
+      const prev = ids.get(e.id as string);
+      if (prev !== undefined) fail(where, `same id as ${prev}`);
+      ids.set(e.id as string, where);
+      return { digest: digestOf(e, where), value: { id: e.id as string, allClusters, clusters, groups: [...(groups as string[])], limits } };
     });
     this.#admins = list('admins').map((e, i) => {
       const where = `admins[${i}]`;
@@ -116,6 +140,11 @@ export class TokenStore {
   /** The runner this token belongs to, or undefined. */
   verifyRunner(token: string | undefined): RunnerIdentity | undefined {
     return match(this.#runners, token);
+  }
+
+  /** The runner with this id (ids are unique in a tokens file), or undefined. */
+  runnerById(id: string): RunnerIdentity | undefined {
+    return this.#runners.find((r) => r.value.id === id)?.value;
   }
 
   /** The admin's id when this token is an admin token, or undefined. */

@@ -62,8 +62,8 @@ test('each request gets an id in the response header, the gateway log record and
   const body = await res.body.text();
   const id = String(res.headers['x-pipeops-request-id']);
   assert.match(id, /^[0-9a-f-]{36}$/);
-  await waitFor(() => rig.gw.log.records().find((r) => r.event === 'runner_request' && r.requestId === id), { what: 'gateway log record' });
-  const rec = rig.gw.log.records().find((r) => r.event === 'runner_request' && r.requestId === id) ?? {};
+  await waitFor(() => rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === id), { what: 'gateway log record' });
+  const rec = rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === id) ?? {};
   assert.deepEqual(
     { runnerId: rec.runnerId, cluster: rec.cluster, method: rec.method, path: rec.path, status: rec.status, bytesIn: rec.bytesIn, bytesOut: rec.bytesOut, upgraded: rec.upgraded, route: rec.route },
     { runnerId: 'r1', cluster: 'c1', method: 'GET', path: '/api/v1/namespaces/default/pods', status: 200, bytesIn: 0, bytesOut: Buffer.byteLength(body), upgraded: false, route: 'k8s' },
@@ -152,8 +152,8 @@ test('an exec upgrade (SPDY/3.1) through /k8s/clusters becomes a raw pipe with h
   socket.end();
   await once(socket, 'end');
   assert.equal(received.subarray(payload.length).toString(), FAKE_SPDY_BYE);
-  await waitFor(() => rig.gw.log.records().find((r) => r.event === 'runner_request' && r.upgraded === true), { what: 'upgrade log record' });
-  const rec = rig.gw.log.records().find((r) => r.event === 'runner_request' && r.upgraded === true) ?? {};
+  await waitFor(() => rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.upgraded === true), { what: 'upgrade log record' });
+  const rec = rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.upgraded === true) ?? {};
   assert.equal(rec.status, 101);
   assert.equal(rec.bytesIn, payload.length);
 });

@@ -70,7 +70,7 @@ test('one runner session carries many concurrent requests: gets, a 4 MiB upload 
   assert.match(String(first), /while-others-ran/);
   rig.fake.watch.end();
   await once(watch.response, 'end');
-  const recs = rig.gw.log.records().filter((r) => r.event === 'runner_request' && r.route === 'ws-runner');
+  const recs = rig.gw.log.records().filter((r) => r.event === 'audit' && r.side === 'gateway' && r.route === 'ws-runner');
   assert.ok(recs.length >= 9);
   assert.ok(recs.every((r) => r.runnerId === 'r1' && r.cluster === 'c1'));
   // /ws/runner streams are spliced: bytesIn counts the bytes after the request head as sent (chunk framing included).
@@ -163,7 +163,7 @@ test('runner streams are spliced: a half-close after the request still gets the 
   const text = await rawExchange(dialed.session, 'GET /version HTTP/1.1\r\nHost: cluster\r\nx-pipeops-request-id: splice-1\r\n\r\n', { end: true });
   assert.match(text, /^HTTP\/1\.1 200 OK\r\nx-pipeops-request-id: splice-1\r\n/);
   assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
-  const rec = rig.gw.log.records().find((r) => r.event === 'runner_request' && r.requestId === 'splice-1');
+  const rec = rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === 'splice-1');
   assert.equal(rec?.status, 200);
   assert.equal(rec?.route, 'ws-runner');
 });

@@ -3,10 +3,25 @@ import type { Duplex } from 'node:stream';
 import { DEFAULT_MAX_CONTROL_LINE_BYTES } from './constants.ts';
 import { TunnelError } from './errors.ts';
 
+/**
+ * What the cluster owner lets runners do through this agent, as the agent
+ * enforces it (its config's `kubernetes.access_as` and `policy` section,
+ * snake_case as written there). Reported, never negotiated: nothing the
+ * gateway sends changes it.
+ */
+export interface OwnerPolicyReport {
+  access_as?: 'agent' | 'runner';
+  read_only?: boolean;
+  deny_subresources?: string[];
+  deny_resources?: string[];
+  namespaces?: string[];
+}
+
 /** Agent → gateway, first message on the control stream. */
 export interface HelloMessage {
   type: 'hello'; agentId: string; name: string; clusterName: string; version: string;
   labels: Record<string, string>; protocolVersion: number;
+  policy?: OwnerPolicyReport;
 }
 /** Gateway → agent, answer to `hello`. */
 export interface WelcomeMessage { type: 'welcome'; sessionId: string; gatewayVersion: string }
@@ -15,6 +30,7 @@ export interface StatusMessage {
   type: 'status'; at: string; uptimeSeconds: number; streamsActive: number; bytesIn: number; bytesOut: number;
   rttMs?: number;
   apiServer?: { reachable: boolean; version?: string; checkedAt?: string; error?: string };
+  policy?: OwnerPolicyReport;
 }
 /** Gateway → agent: the gateway is draining; dial again (sent before GoAway). */
 export interface ReconnectMessage { type: 'reconnect'; reason: string }

@@ -16,7 +16,10 @@ export interface StreamPreamble {
   kind: StreamKind;
   /** Correlates gateway and agent logs; not a secret. */
   requestId: string;
+  /** The authenticated runner's id from the gateway's tokens file (set on runner streams only). */
   runnerId?: string;
+  /** That runner's groups from the tokens file; the agent impersonates them with `access_as: runner`. */
+  groups?: string[];
   cluster?: string;
 }
 
@@ -24,6 +27,7 @@ export interface StreamPreamble {
 export function encodePreamble(p: StreamPreamble): Buffer {
   const out: StreamPreamble = { v: p.v, kind: p.kind, requestId: p.requestId };
   if (p.runnerId !== undefined) out.runnerId = p.runnerId;
+  if (p.groups !== undefined && p.groups.length > 0) out.groups = p.groups;
   if (p.cluster !== undefined) out.cluster = p.cluster;
   return Buffer.from(`${JSON.stringify(out)}\n`, 'utf8');
 }
@@ -105,6 +109,7 @@ export function parsePreamble(line: string): StreamPreamble {
   if (typeof p.requestId !== 'string') throw invalid('preamble requestId must be a string');
   if (p.runnerId !== undefined && typeof p.runnerId !== 'string') throw invalid('preamble runnerId must be a string');
   if (p.cluster !== undefined && typeof p.cluster !== 'string') throw invalid('preamble cluster must be a string');
+  if (p.groups !== undefined && (!Array.isArray(p.groups) || !p.groups.every((g) => typeof g === 'string'))) throw invalid('preamble groups must be a list of strings');
   if (typeof p.kind !== 'string') throw invalid('preamble kind must be a string');
   if (!(STREAM_KINDS as readonly string[]).includes(p.kind)) {
     throw new TunnelError('PT_ERR_PREAMBLE_UNKNOWN_KIND', `unknown stream kind ${JSON.stringify(p.kind.slice(0, 64))}`);

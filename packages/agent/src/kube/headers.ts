@@ -5,8 +5,8 @@
  */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'transfer-encoding', 'upgrade']);
 
-/** Request headers the agent never forwards besides hop-by-hop ones: the agent sets Host and Authorization itself; undici refuses Expect. */
-const REQUEST_DROP = new Set(['host', 'authorization', 'expect', 'trailer']);
+/** Request headers the agent never forwards besides hop-by-hop ones: the agent sets Host, Authorization and Audit-ID itself; undici refuses Expect. */
+const REQUEST_DROP = new Set(['host', 'authorization', 'expect', 'trailer', 'audit-id']);
 
 /** Names listed in `Connection` (hop-by-hop by declaration), lower-cased. */
 function connectionTokens(raw: readonly string[]): Set<string> {
@@ -23,10 +23,14 @@ function connectionTokens(raw: readonly string[]): Set<string> {
 
 /**
  * The headers to send upstream, from a request's `rawHeaders` (order and
- * repeats kept), without hop-by-hop, Host, Authorization, Expect and the
- * gateway's `x-pipeops-*`; then the agent's credential headers.
+ * repeats kept), without hop-by-hop, Host, Authorization, Expect, Audit-ID
+ * and the gateway's `x-pipeops-*`; then the agent's credential headers, then
+ * `added` (`[name, value, …]`: the identity and `Audit-ID` from admission).
+ * When `added` sets an identity (`Impersonate-User`), the credential's own
+ * `Impersonate-*` headers (a kubeconfig `as:`) give way to it. (A runner's
+ * own `Impersonate-*` headers never get here: admission refuses them.)
  */
-export function upstreamRequestHeaders(raw: readonly string[], auth: Record<string, string>): string[] {
+export function upstreamRequestHeaders(raw: readonly string[], auth: Record<string, string>, added: readonly string[] = []): string[] {
   const drop = connectionTokens(raw);
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -36,7 +40,12 @@ export function upstreamRequestHeaders(raw: readonly string[], auth: Record<stri
     if (lower in auth) continue;
     out.push(name, raw[i + 1] ?? '');
   }
-  for (const [k, v] of Object.entries(auth)) out.push(k, v);
+  const actsAsRunner = added.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'impersonate-user');
+  for (const [k, v] of Object.entries(auth)) {
+    if (actsAsRunner && k.startsWith('impersonate-')) continue;
+    out.push(k, v);
+  }
+  for (const v of added) out.push(v);
   return out;
 }
 

@@ -1,11 +1,12 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { serveHttpOverStream } from '@pipeops/tunnel-protocol';
-import type { StreamPreamble } from '@pipeops/tunnel-protocol';
+import { auditPath, auditTarget, NO_AUDIT_TARGET, serveHttpOverStream } from '@pipeops/tunnel-protocol';
+import type { AuditDenyRule, AuditSink, AuditTarget, StreamPreamble } from '@pipeops/tunnel-protocol';
 import type { StreamHandler } from '../streams.ts';
+import { admit, ImpersonationTrailerError, trailerCheckedBody, type AdmissionOptions } from './admission.ts';
 import type { KubeCredentials } from './credentials.ts';
 import { downstreamResponseHeaders, targetProblem, trailerPairs, upstreamRequestHeaders } from './headers.ts';
 import type { KubeMetrics } from './kube-metrics.ts';
@@ -21,6 +22,10 @@ export interface KubeProxyOptions {
   /** The agent's API-server access, or the reason there is none (every request is then answered 503). */
   access: { credentials: KubeCredentials; upstream: KubeUpstream } | { unavailable: string };
   metrics: KubeMetrics;
+  /** Who the agent acts as, and the cluster owner's policy (see admission.ts). */
+  admission: AdmissionOptions;
+  /** Where the one audit record per request goes. */
+  audit: AuditSink;
   /** Max bytes of a request head. Default `32_768`. */
   maxHeaderBytes?: number;
   /** After the agent's response ended, how long the far side may keep its half of the stream open before it is reset, ms. Default `30_000`. */
@@ -38,6 +43,10 @@ export interface Exchange {
   preamble: StreamPreamble;
   logger: Logger;
   started: number;
+  /** When the stream arrived (ISO 8601), for the audit record. */
+  time: string;
+  /** Requests seen on this stream: one is allowed (see `createKubeProxy`). */
+  requests: number;
   /** Set once the exchange is recorded (log line + metrics). */
   recorded: boolean;
   /** Set when the stream closed before the exchange finished (the runner went away). */
@@ -58,20 +67,28 @@ export interface ExchangeResult {
   bytesOut: number;
   upgraded: boolean;
   error?: unknown;
+  /** The request-info fields (verb, group, resource, …) once the request was read. */
+  target?: AuditTarget;
+  /** Set when the agent refused the request (impersonation, the owner's policy, identity). */
+  rule?: AuditDenyRule;
 }
 
-/** Writes the exchange's one log record and its metrics (once). */
-export function recordExchange(ex: Exchange, r: ExchangeResult, metrics: KubeMetrics): void {
+/** Writes the exchange's one audit record and its metrics (once). */
+export function recordExchange(ex: Exchange, r: ExchangeResult, o: Pick<KubeProxyOptions, 'metrics' | 'audit'>): void {
   if (ex.recorded) return;
   ex.recorded = true;
   const ms = performance.now() - ex.started;
-  metrics.observe(r.verb, r.status, ms / 1000);
-  const rec: Record<string, unknown> = {
-    runnerId: ex.preamble.runnerId, method: r.method, path: r.path.length > 2_048 ? `${r.path.slice(0, 2_048)}…` : r.path,
-    verb: r.verb, status: r.status ?? null, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms), upgraded: r.upgraded,
-  };
-  if (r.error !== undefined) rec.err = { code: (r.error as { code?: unknown }).code, message: (r.error as Error).message };
-  ex.logger.info(rec, 'kube request');
+  o.metrics.observe(r.verb, r.status, ms / 1000);
+  if (r.rule !== undefined) o.metrics.denied(r.rule);
+  const p = ex.preamble;
+  o.audit.write({
+    event: 'audit', side: 'agent', time: ex.time, requestId: p.requestId, runnerId: p.runnerId ?? null, cluster: p.cluster ?? null,
+    method: r.method, path: auditPath(r.path), ...(r.target ?? NO_AUDIT_TARGET),
+    status: r.status ?? null, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms), upgraded: r.upgraded,
+    decision: r.rule === undefined ? 'allowed' : 'denied',
+    ...(r.rule !== undefined ? { rule: r.rule } : {}),
+    ...(r.error !== undefined ? { error: (r.error as Error).message ?? String(r.error) } : {}),
+  }, r.status !== undefined && r.status >= 500 ? 'warn' : 'info');
 }
 
 /** Where a request goes upstream, or why it cannot: the Status to answer with. */
@@ -86,12 +103,12 @@ export type UpstreamTarget =
  * 503 when the agent has no API access, 502 when the credentials cannot be
  * obtained (counted as a `credentials` upstream error).
  */
-export async function upstreamTarget(rawHeaders: readonly string[], o: KubeProxyOptions, use: UpstreamUse = 'request'): Promise<UpstreamTarget> {
+export async function upstreamTarget(rawHeaders: readonly string[], added: readonly string[], o: KubeProxyOptions, use: UpstreamUse = 'request'): Promise<UpstreamTarget> {
   if ('unavailable' in o.access) return { refusal: { code: 503, message: `the agent has no Kubernetes API access: ${o.access.unavailable}` } };
   const { credentials, upstream } = o.access;
   try {
     const resolved = await credentials.resolve();
-    return { headers: upstreamRequestHeaders(rawHeaders, resolved.headers), dispatcher: upstream.dispatcher(resolved.tls, use), credentials };
+    return { headers: upstreamRequestHeaders(rawHeaders, resolved.headers, added), dispatcher: upstream.dispatcher(resolved.tls, use), credentials };
   } catch (err) {
     o.metrics.upstreamError('credentials');
     return { refusal: { code: 502, message: `cannot obtain API-server credentials: ${(err as Error).message}`, error: err } };
@@ -115,12 +132,22 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
   });
   // FIN after the request is a half-close, not a cancellation (RST is).
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  // One stream carries exactly one request: the gateway authorises, polices
+  // and audits the first head only, so a second request pipelined behind it
+  // would reach the API server unseen. Node's parser keeps reading a
+  // connection, so the second head resets the stream instead.
+  const secondRequest = (ex: Exchange, req: IncomingMessage): void => {
+    ex.logger.warn({ event: 'pipelined_request_refused', requestId: ex.preamble.requestId, method: req.method }, 'a second request on one stream; stream reset');
+    ex.abort?.(new Error('a second request was pipelined on the stream'));
+    ex.stream.destroy();
+  };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const ex = exchanges.get(req.socket);
     if (ex === undefined) {
       res.destroy();
       return;
     }
+    if (++ex.requests > 1) { secondRequest(ex, req); return; }
     void relayRequest(req, res, ex, o).catch((err: unknown) => {
       ex.logger.error({ err }, 'kube request failed unexpectedly');
       if (!res.headersSent) sendStatus(res, 502, 'agent error');
@@ -134,6 +161,7 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
       socket.destroy();
       return;
     }
+    if (++ex.requests > 1) { secondRequest(ex, req); return; }
     void relayUpgrade(req, socket, head, ex, o).catch((err: unknown) => {
       ex.logger.error({ err }, 'kube upgrade failed unexpectedly');
       socket.destroy();
@@ -143,7 +171,7 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
     const ex = exchanges.get(socket);
     sendRawStatus(socket, 400, 'CONNECT is not allowed');
     if (ex !== undefined) {
-      recordExchange(ex, { method: 'CONNECT', path: req.url ?? '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false }, o.metrics);
+      recordExchange(ex, { method: 'CONNECT', path: req.url ?? '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, rule: 'protocol' }, o);
     }
   });
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
@@ -156,12 +184,14 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     sendRawStatus(socket, 400, tooLarge ? 'request head too large' : 'malformed HTTP request');
     if (ex !== undefined) {
-      recordExchange(ex, { method: '', path: '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, error: err }, o.metrics);
+      recordExchange(ex, { method: '', path: '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, error: err, rule: 'protocol' }, o);
     }
   });
 
   const handler: StreamHandler = (stream, preamble, ctx) => new Promise<void>((resolve, reject) => {
-    const ex: Exchange = { stream, preamble, logger: ctx.logger, started: performance.now(), recorded: false, gone: false, upgraded: false };
+    const ex: Exchange = {
+      stream, preamble, logger: ctx.logger, started: performance.now(), time: new Date().toISOString(), requests: 0, recorded: false, gone: false, upgraded: false,
+    };
     exchanges.set(stream, ex);
     let linger: NodeJS.Timeout | undefined;
     const onFinishWrite = (): void => {
@@ -205,24 +235,29 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
   const result: ExchangeResult = { method, path, verb, status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false };
   res.shouldKeepAlive = false;
   res.sendDate = false;
-  const answer = (code: number, message: string, error?: unknown): void => {
+  const answer = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
     req.resume();
     sendStatus(res, code, message);
     result.status = code;
     if (error !== undefined) result.error = error;
-    res.once('finish', () => recordExchange(ex, result, o.metrics));
+    if (rule !== undefined) result.rule = rule;
+    res.once('finish', () => recordExchange(ex, result, o));
   };
   const problem = targetProblem(path, req.rawHeaders);
-  if (problem !== undefined) return answer(400, problem);
-  if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade');
-  const target = await upstreamTarget(req.rawHeaders, o, upstreamUse(verb, method, path));
+  if (problem !== undefined) return answer(400, problem, undefined, 'protocol');
+  if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade', undefined, 'protocol');
+  const admitted = admit(method, path, req.rawHeaders, ex.preamble, false, o.admission);
+  result.target = auditTarget(admitted.info);
+  if ('refusal' in admitted) return answer(admitted.refusal.code, admitted.refusal.message, undefined, admitted.refusal.rule);
+  const target = await upstreamTarget(req.rawHeaders, admitted.headers, o, upstreamUse(verb, method, path));
   if ('refusal' in target) return answer(target.refusal.code, target.refusal.message, target.refusal.error);
   const { dispatcher, headers, credentials } = target;
   if (ex.gone) {
-    recordExchange(ex, result, o.metrics);
+    recordExchange(ex, result, o);
     return;
   }
-  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || chunked;
   if (!hasBody) req.resume();
   const watching = verb === 'watch';
   if (watching) o.metrics.watchesActive.inc();
@@ -230,10 +265,12 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
     delete ex.abort;
     if (watching) o.metrics.watchesActive.dec();
     if (error !== undefined) result.error = error;
-    recordExchange(ex, result, o.metrics);
+    recordExchange(ex, result, o);
   };
+  // Only a chunked body can carry trailers; undici never forwards them, and this makes a forged one a 403.
+  const body = !hasBody ? null : chunked ? Readable.from(trailerCheckedBody(req), { objectMode: false }) : req;
   await new Promise<void>((settle) => {
-    dispatcher.dispatch({ path, method, headers, body: hasBody ? req : null }, {
+    dispatcher.dispatch({ path, method, headers, body }, {
       onRequestStart(controller) {
         ex.abort = (reason) => controller.abort(reason);
         if (ex.gone) controller.abort(new Error('the stream closed'));
@@ -272,6 +309,9 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
       },
       onResponseError(_controller, err) {
         if (ex.gone) {
+          done();
+        } else if (err instanceof ImpersonationTrailerError && !res.headersSent) {
+          answer(403, err.message, undefined, 'impersonation');
           done();
         } else {
           o.metrics.upstreamError(upstreamErrorReason(err));

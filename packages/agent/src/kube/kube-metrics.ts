@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { AuditDenyRule } from '@pipeops/tunnel-protocol';
 import { codeClass, kubeVerbs } from './verb.ts';
 import type { KubeVerb } from './verb.ts';
 
@@ -14,6 +15,7 @@ export class KubeMetrics {
   readonly upgradesActive: Gauge;
   readonly watchesActive: Gauge;
   readonly #upstreamErrors: Counter<'reason'>;
+  readonly #denied: Counter<'rule'>;
 
   constructor(register: Registry) {
     const registers = [register];
@@ -25,6 +27,7 @@ export class KubeMetrics {
     this.upgradesActive = new Gauge({ name: 'pipeops_tunnel_k8s_upgrades_active', help: 'Upgraded exec/attach/port-forward connections open', registers });
     this.watchesActive = new Gauge({ name: 'pipeops_tunnel_k8s_watches_active', help: 'WATCH requests open', registers });
     this.#upstreamErrors = new Counter({ name: 'pipeops_tunnel_k8s_upstream_errors_total', help: 'Failures talking to the API server, by reason', labelNames: ['reason'], registers });
+    this.#denied = new Counter({ name: 'pipeops_tunnel_policy_denied_total', help: 'Requests the agent refused before the API server, by rule (impersonation, the owner policy, identity, protocol)', labelNames: ['rule'], registers });
     for (const verb of kubeVerbs) this.#duration.zero({ verb });
   }
 
@@ -32,6 +35,11 @@ export class KubeMetrics {
   observe(verb: KubeVerb, status: number | undefined, seconds: number): void {
     this.#requests.inc({ verb, code: codeClass(status) });
     this.#duration.observe({ verb }, seconds);
+  }
+
+  /** One request refused by the agent (rule from the fixed {@link AuditDenyRule} set). */
+  denied(rule: AuditDenyRule): void {
+    this.#denied.inc({ rule });
   }
 
   upstreamError(reason: UpstreamErrorReason): void {

@@ -9,6 +9,7 @@ export function statusBody(code: number, reason: string, message: string): strin
 /** Reason strings used by the agent's own answers. */
 export const statusReasons: Record<number, string> = {
   400: 'BadRequest',
+  403: 'Forbidden',
   502: 'BadGateway',
   503: 'ServiceUnavailable',
 };
@@ -24,6 +25,6 @@ export function sendStatus(res: ServerResponse, code: number, message: string): 
 export function sendRawStatus(socket: Duplex, code: number, message: string): void {
   if (socket.destroyed || socket.writableEnded) return;
   const body = statusBody(code, statusReasons[code] ?? 'InternalError', message);
-  const text = code === 400 ? 'Bad Request' : code === 502 ? 'Bad Gateway' : code === 503 ? 'Service Unavailable' : 'Error';
+  const text = code === 400 ? 'Bad Request' : code === 403 ? 'Forbidden' : code === 502 ? 'Bad Gateway' : code === 503 ? 'Service Unavailable' : 'Error';
   socket.end(`HTTP/1.1 ${String(code)} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${String(Buffer.byteLength(body))}\r\nconnection: close\r\n\r\n${body}`);
 }

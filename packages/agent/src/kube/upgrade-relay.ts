@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { auditTarget, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { admit } from './admission.ts';
 import type { Exchange, ExchangeResult, KubeProxyOptions } from './http-handler.ts';
 import { recordExchange, upstreamTarget } from './http-handler.ts';
 import { downstreamResponseHeaders, targetProblem } from './headers.ts';
@@ -29,21 +31,25 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
   const method = req.method ?? 'GET';
   const path = req.url ?? '';
   const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false };
-  const refuse = (code: number, message: string, error?: unknown): void => {
+  const refuse = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
     sendRawStatus(stream, code, message);
     result.status = code;
     if (error !== undefined) result.error = error;
-    recordExchange(ex, result, o.metrics);
+    if (rule !== undefined) result.rule = rule;
+    recordExchange(ex, result, o);
   };
   const problem = targetProblem(path, req.rawHeaders);
-  if (problem !== undefined) return refuse(400, problem);
+  if (problem !== undefined) return refuse(400, problem, undefined, 'protocol');
   const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase());
-  if (protocol === undefined) return refuse(400, 'only websocket and SPDY/3.1 upgrades are supported');
-  const target = await upstreamTarget(req.rawHeaders, o);
+  if (protocol === undefined) return refuse(400, 'only websocket and SPDY/3.1 upgrades are supported', undefined, 'protocol');
+  const admitted = admit(method, path, req.rawHeaders, ex.preamble, true, o.admission);
+  result.target = auditTarget(admitted.info);
+  if ('refusal' in admitted) return refuse(admitted.refusal.code, admitted.refusal.message, undefined, admitted.refusal.rule);
+  const target = await upstreamTarget(req.rawHeaders, admitted.headers, o);
   if ('refusal' in target) return refuse(target.refusal.code, target.refusal.message, target.refusal.error);
   const { dispatcher, headers, credentials } = target;
   if (ex.gone) {
-    recordExchange(ex, result, o.metrics);
+    recordExchange(ex, result, o);
     return;
   }
   await new Promise<void>((settle) => {
@@ -81,7 +87,7 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
       onResponseEnd() {
         delete ex.abort;
         stream.end();
-        recordExchange(ex, result, o.metrics);
+        recordExchange(ex, result, o);
         settle();
       },
       onResponseError(_controller, err) {
@@ -96,7 +102,7 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
           }
           result.error = err;
         }
-        recordExchange(ex, result, o.metrics);
+        recordExchange(ex, result, o);
         settle();
       },
     });
@@ -126,7 +132,7 @@ function pipeBoth(stream: Duplex, socket: Duplex, head: Buffer, ex: Exchange, re
     if (finished) return;
     finished = true;
     o.metrics.upgradesActive.dec();
-    recordExchange(ex, result, o.metrics);
+    recordExchange(ex, result, o);
   };
   stream.once('close', () => {
     if (stream.errored !== null && stream.errored !== undefined) socket.destroy();

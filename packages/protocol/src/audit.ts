@@ -1,0 +1,156 @@
+// One audit record per runner request, on the gateway and on the agent
+// (issue 9): who (runner, cluster, request id) did what (verb, API group,
+// resource, subresource, namespace, name), with what outcome (status, bytes,
+// duration, allowed or denied and by which rule). Never a token, a header
+// value, a query or a body: what a runner asked for is described by the
+// request-info fields, which carry no secrets.
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+/** Why a request was refused before it reached the API server (a fixed set; also a metric label). */
+export type AuditDenyRule =
+  | 'impersonation' | 'read_only' | 'deny_subresources' | 'deny_resources' | 'namespaces'
+  | 'auth' | 'cluster' | 'stream_limit' | 'rate_limit' | 'protocol' | 'identity';
+
+/** The request-info fields of an audit record (what kube-apiserver's request-info resolver derives). */
+export interface AuditTarget {
+  verb: string;
+  apiGroup: string;
+  apiVersion: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+}
+
+/** One audit record. `time` is when the request arrived; `ms` how long it lasted. */
+export interface AuditRecord extends AuditTarget {
+  event: 'audit';
+  side: 'gateway' | 'agent';
+  time: string;
+  requestId: string;
+  runnerId: string | null;
+  cluster: string | null;
+  /** Gateway only: the runner route (`k8s`, `ws-runner`, `ws-k8s`). */
+  route?: string;
+  method: string;
+  /** The request path without its query, cut at 2,048 characters. */
+  path: string;
+  /** The status sent to the runner; null when none was (the runner went away first). */
+  status: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  ms: number;
+  upgraded: boolean;
+  decision: 'allowed' | 'denied';
+  /** Set when `decision` is `denied`. */
+  rule?: AuditDenyRule;
+  /** What went wrong, when something did (a message, never a secret). */
+  error?: string;
+}
+
+/** What a log-stream sink needs of a logger (pino's shape). */
+export interface AuditLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Options of {@link createAuditSink}. */
+export interface AuditSinkOptions {
+  /** JSON-lines file, appended to; absent or `''` → the log stream. */
+  file?: string | undefined;
+  logger: AuditLogger;
+  /** The log-stream record's message. Default `'audit'`. */
+  message?: string;
+  /** A file sink that falls this far behind drops records (counted in `dropped`) instead of growing memory, bytes. Default `16_777_216` (16 MiB). */
+  maxBufferedBytes?: number;
+}
+
+/** Where audit records go. */
+export interface AuditSink {
+  /** Writes one record; `warn` marks it as a failure worth attention in the log stream. */
+  write(rec: AuditRecord, level?: 'info' | 'warn'): void;
+  /** Records dropped because the file could not keep up (or failed). */
+  readonly dropped: number;
+  /** Flushes and closes a file sink. */
+  close(): Promise<void>;
+  /** The destination, for start-up logs: `log` or the file path. */
+  readonly destination: string;
+}
+
+/** Cuts a request target to the audited path: no query, at most 2,048 characters. */
+export function auditPath(target: string): string {
+  const q = target.indexOf('?');
+  const path = q === -1 ? target : target.slice(0, q);
+  return path.length > 2_048 ? `${path.slice(0, 2_048)}…` : path;
+}
+
+/** The empty request-info fields (a request refused before it could be read). */
+export const NO_AUDIT_TARGET: Readonly<AuditTarget> = Object.freeze({ verb: '', apiGroup: '', apiVersion: '', resource: '', subresource: '', namespace: '', name: '' });
+
+/** The request-info fields of an audit record, from a resolved request info. */
+export function auditTarget(info: AuditTarget): AuditTarget {
+  return {
+    verb: info.verb, apiGroup: info.apiGroup, apiVersion: info.apiVersion, resource: info.resource,
+    subresource: info.subresource, namespace: info.namespace, name: info.name,
+  };
+}
+
+/**
+ * Creates the audit sink: the log stream (one record per request, at info,
+ * `warn` for failures) or a JSON-lines file opened for appending. A file
+ * that fails or falls more than `maxBufferedBytes` behind drops records and
+ * counts them; the failure is logged once.
+ */
+export function createAuditSink(o: AuditSinkOptions): AuditSink {
+  const message = o.message ?? 'audit';
+  if (o.file === undefined || o.file === '') {
+    return {
+      destination: 'log',
+      dropped: 0,
+      write(rec, level = 'info') { o.logger[level](rec, message); },
+      close: () => Promise.resolve(),
+    };
+  }
+  return new FileAuditSink(o.file, o.logger, o.maxBufferedBytes ?? 16 * 1024 * 1024);
+}
+
+class FileAuditSink implements AuditSink {
+  readonly destination: string;
+  readonly #out: WriteStream;
+  readonly #logger: AuditLogger;
+  readonly #maxBuffered: number;
+  #dropped = 0;
+  #failed = false;
+  #warnedBehind = false;
+
+  constructor(file: string, logger: AuditLogger, maxBuffered: number) {
+    this.destination = file;
+    this.#logger = logger;
+    this.#maxBuffered = maxBuffered;
+    this.#out = createWriteStream(file, { flags: 'a', mode: 0o600 });
+    this.#out.on('error', (err) => {
+      if (this.#failed) return;
+      this.#failed = true;
+      logger.warn({ event: 'audit_file_failed', file, err }, 'audit file failed; audit records are dropped from now on');
+    });
+  }
+
+  get dropped(): number { return this.#dropped; }
+
+  write(rec: AuditRecord): void {
+    if (this.#failed || this.#out.writableLength > this.#maxBuffered) {
+      this.#dropped++;
+      if (!this.#failed && !this.#warnedBehind) {
+        this.#warnedBehind = true;
+        this.#logger.warn({ event: 'audit_file_behind', file: this.destination }, 'audit file cannot keep up; records are dropped while it is behind');
+      }
+      return;
+    }
+    this.#out.write(`${JSON.stringify(rec)}\n`);
+  }
+
+  close(): Promise<void> {
+    if (this.#out.closed || this.#failed) return Promise.resolve();
+    return new Promise((resolve) => this.#out.end(() => resolve()));
+  }
+}
