@@ -35,6 +35,18 @@ export interface SessionOptions {
   maxFrameBytes?: number;
   /** Default deadline of `close()` and of flushing the final GoAway (ms). Default 5_000. */
   goAwayTimeoutMs?: number;
+  /**
+   * Pings from the peer answered per second, on average (pings/s): a token bucket of
+   * {@link pingBurst} tokens refilled at this rate. A ping beyond it gets no pong (the
+   * peer's own ping times out) and is counted in `SessionStats.pingsDropped`, so a peer's
+   * ping flood costs neither output nor memory. Independently, at most 64 pongs wait for
+   * a transport that does not drain; pings beyond that are dropped and counted the same
+   * way. An honest peer pings once per keepalive interval (30 s by default here and in
+   * hashicorp/yamux). Default 50.
+   */
+  maxPingsPerSecond?: number;
+  /** Pings from the peer answered back to back before {@link maxPingsPerSecond} applies (pings). Default 50. */
+  pingBurst?: number;
 }
 
 /** Resolved options, every field present. */
@@ -52,6 +64,8 @@ export const defaultSessionOptions: Required<Omit<SessionOptions, 'client'>> = O
   autoTuneWindow: false,
   maxFrameBytes: 65_536,
   goAwayTimeoutMs: 5_000,
+  maxPingsPerSecond: 50,
+  pingBurst: 50,
 });
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -86,6 +100,8 @@ export function verifySessionOptions(o: SessionOptions): void {
   }
   int(o, 'maxFrameBytes', 1, 16 * 1024 * 1024);
   int(o, 'goAwayTimeoutMs', 1, MAX_TIMER_MS);
+  int(o, 'maxPingsPerSecond', 1, MAX_UINT32);
+  int(o, 'pingBurst', 1, MAX_UINT32);
 }
 
 /** Verifies and fills in defaults. */

@@ -2,9 +2,12 @@ import { Duplex } from 'node:stream';
 import { resolveSessionOptions, type ResolvedSessionOptions, type SessionOptions } from './config.ts';
 import { FrameDecoder } from './decoder.ts';
 import { destroyQuietly, MuxError } from './errors.ts';
+import { Fifo } from './fifo.ts';
 import { encodeHeader, Flag, FrameType, GoAwayCode, type FrameHeader } from './frame.ts';
 import { Pinger } from './pinger.ts';
+import { SendScheduler } from './send-scheduler.ts';
 import { Stream, type StreamHost, type StreamSettings } from './stream.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** Counters of a session; a snapshot is returned by {@link Session.stats}. */
 export interface SessionStats {
@@ -16,9 +19,20 @@ export interface SessionStats {
   streamsAccepted: number;
   resetsIn: number;
   resetsOut: number;
+  /**
+   * Pings from the peer left unanswered: beyond `maxPingsPerSecond` / `pingBurst`, or
+   * while {@link MAX_QUEUED_PONGS} pongs were already waiting for the transport.
+   */
+  pingsDropped: number;
 }
 
 const MAX_STREAM_ID = 0xffff_ffff;
+/**
+ * Pongs queued but not yet handed to the transport, at most. A peer that floods
+ * pings and does not read our output would otherwise grow this queue with every
+ * ping; beyond it a ping is dropped (counted in `pingsDropped`).
+ */
+export const MAX_QUEUED_PONGS = 64;
 /** Window auto-tuning re-measures the RTT with a ping when the last sample is older than this (ms). */
 const RTT_REFRESH_MS = 10_000;
 
@@ -39,11 +53,21 @@ export interface Session {
  * into it, read the bytes to send out of it (see {@link createSession}).
  *
  * Output order: control frames (window updates, pings, RST, GoAway) always go
- * before queued data; streams with data take turns one frame
- * (≤ `maxFrameBytes`) at a time. Output is produced only while the readable
- * side wants more (push() backpressure). Input is never blocked by output:
- * every inbound frame is handled as it arrives, and inbound data is bounded by
- * the per-stream receive windows.
+ * before queued data. Data frames (≤ `maxFrameBytes`) are scheduled fairly by
+ * group: round-robin across the scheduling groups that have a ready stream
+ * ({@link Stream.setGroup}; every ungrouped stream shares one group), and
+ * round-robin across the ready streams within a group, one frame per turn. So
+ * a group with 200 bulk streams and a group with one small request each get
+ * every other frame; with no groups set this is plain round-robin over the
+ * streams. Choosing the next frame is O(1). Output is produced only while the
+ * readable side wants more (push() backpressure). Input is never blocked by
+ * output: every inbound frame is handled as it arrives, and inbound data is
+ * bounded by the per-stream receive windows.
+ *
+ * Pings from the peer are answered at most `maxPingsPerSecond` (burst
+ * `pingBurst`), and at most {@link MAX_QUEUED_PONGS} pongs wait for the
+ * transport; other pings are dropped and counted in `stats.pingsDropped`. Window
+ * announcements, window updates and RSTs are never dropped.
  *
  * Frames for an unknown stream ID (never opened, or already closed) are
  * ignored, as hashicorp/yamux does: a late frame for a just-closed stream is
@@ -61,9 +85,10 @@ export class Session extends Duplex implements StreamHost {
   readonly #streams = new Map<number, Stream>();
   readonly #decoder: FrameDecoder;
   #nextId: number;
-  #control: Buffer[] = [];
-  #ready: Stream[] = [];
-  #readyHead = 0;
+  readonly #control = new Fifo<Buffer>();
+  readonly #pongs = new Fifo<Buffer>();
+  readonly #pingBucket: TokenBucket;
+  readonly #scheduler = new SendScheduler();
   #wantOutput = false;
   #flushing = false;
   #ending = false;
@@ -81,7 +106,7 @@ export class Session extends Duplex implements StreamHost {
   #tuningPing = false;
   readonly #stats: SessionStats = {
     bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0,
-    streamsOpened: 0, streamsAccepted: 0, resetsIn: 0, resetsOut: 0,
+    streamsOpened: 0, streamsAccepted: 0, resetsIn: 0, resetsOut: 0, pingsDropped: 0,
   };
 
   /** @throws MuxError PT_ERR_MUX_CONFIG when an option is invalid. */
@@ -96,6 +121,7 @@ export class Session extends Duplex implements StreamHost {
       closeTimeoutMs: o.streamCloseTimeoutMs,
     };
     this.#nextId = o.client ? 1 : 2;
+    this.#pingBucket = new TokenBucket(o.maxPingsPerSecond, o.pingBurst);
     this.#decoder = new FrameDecoder(o.maxStreamWindowBytes, (h, p) => this.#onFrame(h, p));
     this.#pinger = new Pinger((id) => this.sendControl(encodeHeader(FrameType.ping, Flag.syn, 0, id), false), o.keepAliveTimeoutMs);
     if (o.keepAliveIntervalMs > 0) {
@@ -123,6 +149,8 @@ export class Session extends Duplex implements StreamHost {
   get stats(): Readonly<SessionStats> { return { ...this.#stats }; }
   /** @internal */
   get hostClosed(): boolean { return this.#closed; }
+  /** @internal Scheduling groups holding streams with data to send (0 when idle). */
+  get scheduledGroupCount(): number { return this.#scheduler.groupCount; }
 
   /**
    * @internal The RTT window auto-tuning compares against: the last ping's
@@ -226,10 +254,7 @@ export class Session extends Duplex implements StreamHost {
 
   /** @internal */
   markReady(stream: Stream): void {
-    if (!stream.inReadyQueue && stream.hasSendable()) {
-      stream.inReadyQueue = true;
-      this.#ready.push(stream);
-    }
+    this.#scheduler.add(stream);
     this.#flush();
   }
 
@@ -272,7 +297,7 @@ export class Session extends Duplex implements StreamHost {
     this.#flushing = true;
     try {
       while (this.#wantOutput) {
-        const frame = this.#control.shift() ?? this.#nextData();
+        const frame = this.#control.shift() ?? this.#pongs.shift() ?? this.#nextData();
         if (frame === undefined) {
           if (this.#ending) {
             this.#ended = true;
@@ -289,24 +314,10 @@ export class Session extends Duplex implements StreamHost {
     }
   }
 
-  // Round-robin: each ready stream gives one frame, then goes to the back.
+  // Group-fair round-robin, one frame per turn (see the class doc).
   #nextData(): Buffer | undefined {
     if (this.#ending && this.#closed) return undefined;
-    let frame: Buffer | undefined;
-    while (frame === undefined && this.#readyHead < this.#ready.length) {
-      const s = this.#ready[this.#readyHead++] as Stream;
-      s.inReadyQueue = false;
-      frame = s.nextFrame(this.#o.maxFrameBytes);
-      if (s.hasSendable() && !s.inReadyQueue) {
-        s.inReadyQueue = true;
-        this.#ready.push(s);
-      }
-    }
-    if (this.#readyHead > 1024 && this.#readyHead * 2 > this.#ready.length) {
-      this.#ready = this.#ready.slice(this.#readyHead);
-      this.#readyHead = 0;
-    }
-    return frame;
+    return this.#scheduler.next(this.#o.maxFrameBytes);
   }
 
   // ---- inbound ----
@@ -319,7 +330,7 @@ export class Session extends Duplex implements StreamHost {
         this.#onStreamFrame(h, payload);
         return;
       case FrameType.ping:
-        if (h.flags & Flag.syn) this.sendControl(encodeHeader(FrameType.ping, Flag.ack, 0, h.length), false);
+        if (h.flags & Flag.syn) this.#answerPing(h.length);
         else if (h.flags & Flag.ack) this.#pinger.onPong(h.length);
         return;
       case FrameType.goAway:
@@ -327,6 +338,20 @@ export class Session extends Duplex implements StreamHost {
         this.emit('goaway', h.length);
         return;
     }
+  }
+
+  // A pong costs output and, while the transport is not draining, memory; a
+  // peer's ping flood must cost neither, so answers are rate-limited and the
+  // queue of unsent pongs is bounded. Nothing else is dropped: a lost window
+  // announcement, window update or RST would stall or leak a stream.
+  #answerPing(opaque: number): void {
+    if (this.#closed) return;
+    if (this.#pongs.length >= MAX_QUEUED_PONGS || !this.#pingBucket.take()) {
+      this.#stats.pingsDropped++;
+      return;
+    }
+    this.#pongs.push(encodeHeader(FrameType.ping, Flag.ack, 0, opaque));
+    this.#flush();
   }
 
   #onStreamFrame(h: FrameHeader, payload: Buffer): void {
@@ -409,8 +434,8 @@ export class Session extends Duplex implements StreamHost {
     const streams = [...this.#streams.values()];
     this.#streams.clear();
     this.#acceptQueue = [];
-    this.#ready = [];
-    this.#readyHead = 0;
+    this.#scheduler.clear();
+    this.#pongs.clear();
     for (const s of streams) s.fail(err);
     for (const w of this.#acceptWaiters.splice(0)) w.reject(err);
     this.#pinger.rejectAll(err);

@@ -38,6 +38,8 @@ export interface StreamSettings {
  *   a paused reader stops the far writer after one window. With
  *   `autoTuneWindow` that window doubles (up to `maxStreamWindowBytes`) each
  *   time half of it was consumed within two round trips.
+ * - Output scheduling: streams take turns one frame at a time, round-robin
+ *   across scheduling groups first ({@link setGroup}), then within a group.
  * - Error policy: `destroy(err)` emits `'error'` only if an `'error'` listener
  *   exists (pipeline, `for await`, `events.once` all add one); otherwise the
  *   stream closes without `'error'` and the error is kept in {@link closeError}.
@@ -62,6 +64,7 @@ export class Stream extends Duplex {
   #openTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #closeError: Error | undefined;
+  #group: string | undefined;
   /** @internal round-robin bookkeeping owned by the session */
   inReadyQueue = false;
 
@@ -98,6 +101,24 @@ export class Stream extends Duplex {
   /** Current receive window (bytes): the most this stream holds unread. Fixed, or grown by `autoTuneWindow`. */
   get receiveWindowBytes(): number {
     return this.#windowSize;
+  }
+
+  /** Scheduling group set by {@link setGroup}; undefined: the group shared by all ungrouped streams. */
+  get group(): string | undefined {
+    return this.#group;
+  }
+
+  /**
+   * Puts the stream in a scheduling group (e.g. a tenant id); `undefined` puts it back in
+   * the group shared by all ungrouped streams. The session's output takes turns across
+   * groups that have data to send, then across the streams within a group, one frame
+   * (≤ `maxFrameBytes`) per turn: a group with 200 busy streams gets the same share of
+   * the link as a group with one busy stream. A change applies from the stream's next turn. Keys
+   * are held only while the group has data queued. Returns the stream (chainable).
+   */
+  setGroup(key: string | undefined): this {
+    this.#group = key;
+    return this;
   }
 
   /** @internal SYN or ACK frame advertising our window (delta above the spec's 256 KiB). */
