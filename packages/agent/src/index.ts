@@ -9,3 +9,8 @@ export type { Readiness } from './health-server.ts';
 export { pingHandler } from './streams.ts';
 export type { StreamHandler, StreamContext } from './streams.ts';
 export { bypassesProxy } from './proxy.ts';
+export type { AuditOptions } from './config.ts';
+export { defaultAgentPolicy, evaluatePolicy, policySummary, verifyAgentPolicy } from './kube/policy.ts';
+export type { AgentPolicy, PolicyDecision, PolicyRule } from './kube/policy.ts';
+export { ACCESS_AS_VALUES, RUNNERS_GROUP, runnerUserName } from './kube/admission.ts';
+export type { AccessAs } from './kube/admission.ts';

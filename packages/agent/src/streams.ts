@@ -31,7 +31,7 @@ export interface StreamDispatcherOptions {
   preambleTimeoutMs: number;
 }
 
-type StreamLike = Duplex & { id?: number };
+type StreamLike = Duplex & { id?: number; setGroup?: (group: string | undefined) => unknown };
 
 /**
  * Reads each inbound stream's preamble and hands it to the handler
@@ -80,6 +80,9 @@ export class StreamDispatcher {
       return;
     }
     clearTimeout(timer);
+    // Each runner is its own scheduling group on the session: the agent's answers (downloads, WATCH
+    // events) are shared per runner, so 200 bulk streams of one runner cannot starve another's.
+    if (preamble.runnerId !== undefined) stream.setGroup?.(preamble.runnerId);
     const kind = preamble.kind;
     const handler = this.#handlers.get(kind);
     const slog = log.child({ kind, requestId: preamble.requestId });

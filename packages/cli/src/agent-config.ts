@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { AgentOptions } from '@pipeops/tunnel-agent';
+import { verifyAgentPolicy, type AgentOptions } from '@pipeops/tunnel-agent';
 import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseLabels, type LogLevel } from './formats.ts';
 import { tunnelConfigProblems, tunnelSchema, toMuxOptions, type TunnelConfig } from './tunnel-config.ts';
@@ -48,6 +48,19 @@ export const agentSchema = {
     kubeconfig: { doc: 'Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config) when not in cluster.', format: String, default: '' },
     in_cluster: { doc: "Use the pod's service account.", format: 'flag', default: false },
     namespace: { doc: 'Default namespace.', format: String, default: 'pipeops-system' },
+    access_as: {
+      doc: "Who runner requests act as at the API server: agent (the agent's own credentials) or runner (impersonated as pipeops:runner:<id>, groups pipeops:runners and the runner's groups; needs the impersonate verb).",
+      format: 'access-as', default: 'agent',
+    },
+  },
+  policy: {
+    read_only: { doc: "The cluster owner's policy: only get, list and watch (and GET on non-resource paths); no exec, attach, port-forward or proxy.", format: 'flag', default: false },
+    deny_subresources: { doc: 'Subresources refused, e.g. [exec, attach, portforward, proxy]. Env: comma-separated.', format: 'name-list', default: [] },
+    deny_resources: { doc: 'Resources refused in every namespace, e.g. [secrets]; resource.group for one API group. Env: comma-separated.', format: 'name-list', default: [] },
+    namespaces: { doc: 'Namespaces runners may reach (empty: all); when set, cluster-scoped writes and all-namespace requests are refused. Env: comma-separated.', format: 'name-list', default: [] },
+  },
+  audit: {
+    file: { doc: 'JSON-lines file for the audit records (one per runner request); empty: the log stream.', format: String, default: '' },
   },
 } as unknown as Schema;
 
@@ -63,7 +76,9 @@ export interface AgentConfig {
     reconnect: { enabled: boolean; max_attempts: number; interval: number; max_interval: number };
   };
   tunnel: TunnelConfig;
-  kubernetes: { kubeconfig: string; in_cluster: boolean; namespace: string };
+  kubernetes: { kubeconfig: string; in_cluster: boolean; namespace: string; access_as: 'agent' | 'runner' };
+  policy: { read_only: boolean; deny_subresources: string[]; deny_resources: string[]; namespaces: string[] };
+  audit: { file: string };
 }
 
 /** Flags of `pipeops-tunnel connect`, as parsed. */
@@ -75,6 +90,7 @@ export interface ConnectFlags {
   port?: string | undefined;
   kubeconfig?: string | undefined;
   'in-cluster'?: boolean | undefined;
+  'access-as'?: string | undefined;
   'log-level'?: string | undefined;
   debug?: boolean | undefined;
 }
@@ -102,6 +118,7 @@ export function loadAgentConfig(flags: ConnectFlags, env: Record<string, string 
       'agent.port': flags.port,
       'kubernetes.kubeconfig': flags.kubeconfig,
       'kubernetes.in_cluster': flags['in-cluster'] === true ? true : undefined,
+      'kubernetes.access_as': flags['access-as'],
       'agent.log_level': flags['log-level'],
       'agent.debug': flags.debug === true ? true : undefined,
     },
@@ -130,6 +147,12 @@ function verifyAgentConfig(c: AgentConfig): void {
   if (c.agent.poll_interval === 0) problems.push('agent.poll_interval: must be greater than 0');
   problems.push(...tunnelConfigProblems(c.tunnel));
   problems.push(...unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]));
+  try {
+    verifyAgentPolicy(c.policy);
+  } catch (err) {
+    // The library names the key as policy.<key>; the message is the reason.
+    problems.push((err as Error).message.replace(/^invalid agent option /, ''));
+  }
   if (problems.length > 0) throw configError(problems);
 }
 
@@ -179,7 +202,10 @@ export function toAgentOptions(c: AgentConfig, env: Record<string, string | unde
       ...(kubeconfig !== undefined && kubeconfig !== '' ? { kubeconfig } : {}),
       inCluster: c.kubernetes.in_cluster,
       namespace: c.kubernetes.namespace,
+      accessAs: c.kubernetes.access_as,
     },
+    policy: verifyAgentPolicy(c.policy),
+    ...(c.audit.file !== '' ? { audit: { file: c.audit.file } } : {}),
     mux: toMuxOptions(c.tunnel),
     ...(proxy !== undefined ? { proxy } : {}),
   };

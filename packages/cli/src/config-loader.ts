@@ -135,6 +135,8 @@ function checkShape(data: Record<string, unknown>, schema: Schema, prefix: strin
         else for (const [lk, lv] of Object.entries(value)) {
           if (typeof lv === 'object' && lv !== null) problems.push(`${key}: value of label "${lk}" must be a string`);
         }
+      } else if (node.format === 'name-list') {
+        if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) problems.push(`${key}: must be a list of names`);
       } else if (isMap || Array.isArray(value)) {
         problems.push(`${key}: must be a single value, not a ${isMap ? 'mapping' : 'list'}`);
       }

@@ -40,6 +40,19 @@ export function registerFormats(): void {
         return v;
       },
     },
+    // Lists of names: a YAML list in the file, `a,b c` (commas or spaces) in the environment.
+    'name-list': {
+      validate(v: unknown) {
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new Error('must be a list of names (env: comma-separated)');
+      },
+      coerce: (v: string) => v.split(/[\s,]+/).filter((x) => x !== ''),
+    },
+    'access-as': {
+      validate(v: unknown) {
+        if (v !== 'agent' && v !== 'runner') throw new Error('must be agent or runner');
+      },
+      coerce: (v: string) => v.trim().toLowerCase(),
+    },
     'required-string': {
       validate(v: unknown) {
         if (typeof v !== 'string' || v.trim() === '') throw new Error('is required');

@@ -23,6 +23,14 @@ export const gatewaySchema = {
     log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
   },
   tunnel: tunnelSchema,
+  runners: {
+    max_streams: { doc: "Requests (streams) one runner may have open at once, over all its connections; beyond it: 429 with Retry-After. 0 = unlimited. A runner's tokens-file limits override it.", format: 'nat', default: 1000 },
+    requests_per_second: { doc: 'Requests one runner may start per second, sustained; beyond it: 429 with Retry-After. 0 = unlimited.', format: 'nat', default: 0 },
+    burst: { doc: 'Requests one runner may start at once above requests_per_second (0 = twice requests_per_second).', format: 'nat', default: 0 },
+  },
+  audit: {
+    file: { doc: 'JSON-lines file for the audit records (one per runner request); empty: the log stream.', format: String, default: '' },
+  },
 } as unknown as Schema;
 
 /** The validated gateway configuration (durations in ms). */
@@ -35,6 +43,9 @@ export interface GatewayConfig {
   };
   /** Sizes of the mux sessions with agents and with runners. */
   tunnel: TunnelConfig;
+  /** Every runner's limits, unless its tokens-file entry sets its own. */
+  runners: { max_streams: number; requests_per_second: number; burst: number };
+  audit: { file: string };
 }
 
 /** Flags of `pipeops-tunnel gateway`, as parsed. */

@@ -92,7 +92,7 @@ test('the agent options carry every configured value, with proxy and kubeconfig 
   assert.equal(o.allowInsecureTransport, false);
   assert.deepEqual(o.reconnect, { enabled: true, maxAttempts: 2, intervalMs: 5_000, maxIntervalMs: 60_000 });
   assert.deepEqual(o.proxy, { httpsProxy: 'http://proxy:3128', noProxy: '.internal' });
-  assert.deepEqual(o.kubernetes, { kubeconfig: '/k/config', inCluster: false, namespace: 'pipeops-system' });
+  assert.deepEqual(o.kubernetes, { kubeconfig: '/k/config', inCluster: false, namespace: 'pipeops-system', accessAs: 'agent' });
   assert.deepEqual(o.tls, { insecureSkipVerify: false });
 });
 
@@ -124,4 +124,35 @@ test('a tunnel window below the yamux initial window or not a size is refused na
   for (const bad of ['100KiB', 'lots', '16MB']) {
     assert.throws(() => loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: bad }), (err: CliError) => err.message.includes('tunnel.stream_window'), bad);
   }
+});
+
+test('access_as and the owner policy are read from the file, the environment (lists comma-separated) and --access-as', (t) => {
+  const file = writeFile(tempDir(t), 'agent.yaml', [
+    'kubernetes: { access_as: runner }',
+    'policy: { read_only: true, deny_resources: [secrets], namespaces: [team-a, team-b] }',
+    'audit: { file: /var/log/pipeops/audit.jsonl }',
+  ].join('\n'));
+  const fromFile = loadAgentConfig({ config: file }, required);
+  assert.equal(fromFile.kubernetes.access_as, 'runner');
+  assert.deepEqual(fromFile.policy, { read_only: true, deny_subresources: [], deny_resources: ['secrets'], namespaces: ['team-a', 'team-b'] });
+  const o = toAgentOptions(fromFile, {}, '1.0.0');
+  assert.equal(o.kubernetes.accessAs, 'runner');
+  assert.equal(o.policy?.readOnly, true);
+  assert.deepEqual(o.policy?.namespaces, ['team-a', 'team-b']);
+  assert.deepEqual(o.audit, { file: '/var/log/pipeops/audit.jsonl' });
+  const fromEnv = loadAgentConfig({ config: file, 'access-as': 'agent' }, {
+    ...required, PIPEOPS_POLICY_DENY_SUBRESOURCES: 'exec, attach,portforward', PIPEOPS_POLICY_READ_ONLY: 'false',
+  });
+  assert.equal(fromEnv.kubernetes.access_as, 'agent', 'the flag wins over the file');
+  assert.deepEqual(fromEnv.policy.deny_subresources, ['exec', 'attach', 'portforward']);
+  assert.equal(fromEnv.policy.read_only, false);
+});
+
+test('an unknown access_as or a malformed policy name is a configuration error naming the key', () => {
+  const fails = (env: Record<string, string>, key: RegExp): void => {
+    assert.throws(() => loadAgentConfig({}, { ...required, ...env }), (err: unknown) => err instanceof CliError && key.test(err.message));
+  };
+  fails({ PIPEOPS_KUBERNETES_ACCESS_AS: 'admin' }, /kubernetes\.access_as: must be agent or runner/);
+  fails({ PIPEOPS_POLICY_NAMESPACES: 'Team_A' }, /policy\.namespaces/);
+  fails({ PIPEOPS_POLICY_DENY_RESOURCES: 'secrets,Not A Name' }, /policy\.deny_resources/);
 });

@@ -99,3 +99,13 @@ test('gateway.example.yaml loads and validates with certificate files and tokens
   assert.equal(c.gateway.listen, '0.0.0.0:8443');
   assert.equal(c.gateway.drain_timeout, 30_000);
 });
+
+test('the gateway reads runner limits and the audit file from the file and PIPEOPS_RUNNERS_* / PIPEOPS_AUDIT_FILE', (t) => {
+  const dir = tempDir(t);
+  const tokens = writeFile(dir, 'tokens.yaml', 'runners: []\n');
+  const file = writeFile(dir, 'gw.yaml', `gateway: { tokens_file: ${tokens}, dev: true }\nrunners: { max_streams: 50 }\n`);
+  const c = loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_REQUESTS_PER_SECOND: '20', PIPEOPS_AUDIT_FILE: '/tmp/audit.jsonl' });
+  assert.deepEqual(c.runners, { max_streams: 50, requests_per_second: 20, burst: 0 });
+  assert.equal(c.audit.file, '/tmp/audit.jsonl');
+  assert.throws(() => loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_MAX_STREAMS: '-1' }), /runners\.max_streams/);
+});

@@ -109,6 +109,8 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         handshakeTimeoutMs: config.gateway.handshake_timeout,
         gatewayVersion: VERSION,
         mux: toMuxOptions(config.tunnel),
+        runnerLimits: { maxStreams: config.runners.max_streams, requestsPerSecond: config.runners.requests_per_second, burst: config.runners.burst },
+        ...(config.audit.file !== '' ? { auditFile: config.audit.file } : {}),
       },
       { logger, registry },
     );
