@@ -8,33 +8,18 @@ import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
-import { startK8sPath, RUNNER_TOKEN, type K8sPath } from './k8s-harness.ts';
+import { rawExchange, startK8sPath, RUNNER_TOKEN, type K8sPath } from './k8s-harness.ts';
 
-/** Writes `text` and collects everything until the peer ends or closes (bounded); returns the status code and all text. */
-async function exchange(conn: Duplex, text: string): Promise<{ status: number; text: string }> {
-  let received = '';
-  conn.setEncoding('utf8');
-  conn.on('data', (d: string) => { received += d; });
-  conn.on('error', () => {});
-  const done = Promise.race([once(conn, 'end'), once(conn, 'close')]);
-  conn.write(text);
-  const timer = setTimeout(() => conn.destroy(), 5_000);
-  await done.catch(() => {});
-  clearTimeout(timer);
-  conn.destroy();
-  const m = /^HTTP\/1\.1 (\d{3})/.exec(received);
-  return { status: m ? Number(m[1]) : 0, text: received };
-}
 
 async function viaGateway(p: K8sPath, text: string): Promise<{ status: number; text: string }> {
   const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
   await once(socket, 'secureConnect');
-  return exchange(socket, text);
+  return rawExchange(socket, text);
 }
 
 async function viaAgentStream(p: K8sPath, id: string, text: string): Promise<{ status: number; text: string }> {
   const stream = await p.gateway.openStream('c1', { kind: 'http', requestId: id, runnerId: 'isolation-test', cluster: 'c1' });
-  return exchange(stream, text);
+  return rawExchange(stream, text);
 }
 
 test('absolute-form targets, CONNECT and a foreign Host sent raw to the gateway get 400 and never reach the canary', async (t) => {

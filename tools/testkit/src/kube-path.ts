@@ -58,6 +58,8 @@ export interface KubePathOptions<A extends KubePathAgent> {
   reconnect?: { intervalMs: number; maxIntervalMs: number };
   /** Grace given to the gateway and the agent when closed, ms. Default `500`. */
   closeGraceMs?: number;
+  /** Merged over the agent options built here (`kubernetes` merged key by key): `policy`, `audit`, `kubernetes.accessAs`… */
+  agent?: { kubernetes?: Record<string, unknown>; [key: string]: unknown };
 }
 
 /** A running path; everything is closed in `t.after`. */
@@ -76,6 +78,7 @@ export interface KubePath<A extends KubePathAgent> {
   gatewayRegistry: Registry;
   gatewayLogs: LogCollector;
   agentLogs: LogCollector;
+  agentRegistry: Registry;
   /** Trusts the gateway's CA. */
   dispatcher: UndiciAgent;
   /** A temporary directory removed after the test. */
@@ -131,13 +134,15 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
   const kubeconfig = join(dir, 'agent-kubeconfig.yaml');
   writeFileSync(kubeconfig, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }), { mode: 0o600 });
   const agentLogs = collectLogs();
+  const agentRegistry = new Registry();
   const agent = opts.createAgent({
     apiUrl: `https://127.0.0.1:${port}`, token: agentToken, agentId: 'a1', name: 'kube path', clusterName: cluster,
     labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
     tls: { insecureSkipVerify: false, caFile: gatewayCaFile }, allowInsecureTransport: false,
     reconnect: { enabled: true, maxAttempts: 0, ...(opts.reconnect ?? { intervalMs: 100, maxIntervalMs: 1_000 }) },
-    kubernetes: { kubeconfig, inCluster: false, namespace: 'default' },
-  }, { logger: agentLogs.logger('debug'), registry: new Registry() });
+    ...opts.agent,
+    kubernetes: { kubeconfig, inCluster: false, namespace: 'default', ...opts.agent?.kubernetes },
+  } as KubePathAgentOptions, { logger: agentLogs.logger('debug'), registry: agentRegistry });
   t.after(() => agent.close(closeGraceMs));
   const connected = once(first, 'agent-connected');
   await agent.start();
@@ -148,7 +153,7 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
   t.after(() => dispatcher.destroy());
   const secrets = [...tokens.agents ?? [], ...tokens.runners ?? [], ...tokens.admins ?? []].flatMap((entry) => entry.token ?? []).concat(fake.token);
   return {
-    fake, agent, gatewayCa: certs.caCert, gatewayCaFile, gatewayRegistry, gatewayLogs, agentLogs, dispatcher, dir, secrets,
+    fake, agent, gatewayCa: certs.caCert, gatewayCaFile, gatewayRegistry, gatewayLogs, agentLogs, agentRegistry, dispatcher, dir, secrets,
     stopGateway, startGateway: async () => { await launchGateway(); },
     get gateway() {
       if (gateway === undefined) throw new Error('the gateway is stopped');
