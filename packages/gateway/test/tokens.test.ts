@@ -67,3 +67,16 @@ test('bearerToken extracts the token of a Bearer Authorization header and nothin
   assert.equal(bearerToken('Bearer a b'), undefined);
   assert.equal(bearerToken(undefined), undefined);
 });
+
+test('a runner entry may list groups and limits; a bad group, limit or a duplicate id is refused naming the entry', () => {
+  const store = new TokenStore({ runners: [{ id: 'r1', token: 'runner-token-1', clusters: ['c1'], groups: ['team-a', 'system:authenticated'], limits: { max_streams: 5 } }] });
+  const r = store.verifyRunner('runner-token-1');
+  assert.deepEqual(r?.groups, ['team-a', 'system:authenticated']);
+  assert.deepEqual(r?.limits, { maxStreams: 5 });
+  assert.equal(store.runnerById('r1')?.id, 'r1');
+  const bad = (runners: unknown[], why: RegExp): void => assert.throws(() => new TokenStore({ runners }), why);
+  bad([{ id: 'r1', token: 'runner-token-1', clusters: ['c1'], groups: ['a,b'] }], /runners\[0\]\.groups/);
+  bad([{ id: 'r1', token: 'runner-token-1', clusters: ['c1'], limits: { max_streams: 'many' } }], /runners\[0\].*max_streams/);
+  bad([{ id: 'has space', token: 'runner-token-1', clusters: ['c1'] }], /runners\[0\]: id must be/);
+  bad([{ id: 'r1', token: 'runner-token-1', clusters: ['c1'] }, { id: 'r1', token: 'runner-token-2', clusters: ['c1'] }], /runners\[1\]: same id as runners\[0\]/);
+});

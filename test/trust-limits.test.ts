@@ -1,0 +1,74 @@
+// Issue 9, fairness: a runner over its stream or request-rate limit gets a
+// 429 Status with Retry-After, on every runner route, and only that runner.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fetch, request } from 'undici';
+import { connect } from '@pipeops/tunnel-client';
+import { waitFor } from '@pipeops/tunnel-testkit';
+import { startK8sPath } from './k8s-harness.ts';
+
+const AGENT = 'kube-path-agent-token-0123456789abcdef';
+const GREEDY = 'greedy-runner-token-0123456789abcdef';
+const POLITE = 'polite-runner-token-0123456789abcdef';
+const WATCH = '/api/v1/namespaces/default/pods?watch=1';
+const PODS = '/api/v1/namespaces/default/pods';
+
+test('a runner at max_streams gets 429 with Retry-After on /k8s/clusters and /ws/runner, until a stream ends; another runner is served', async (t) => {
+  const p = await startK8sPath(t, {
+    gateway: {
+      tokens: {
+        agents: [{ cluster: 'c1', token: AGENT }],
+        runners: [{ id: 'greedy', token: GREEDY, clusters: ['c1'], limits: { max_streams: 2 } }, { id: 'polite', token: POLITE, clusters: ['c1'] }],
+      },
+    },
+  });
+  const greedy = { authorization: `Bearer ${GREEDY}` };
+  const watches = [new AbortController(), new AbortController()];
+  for (const w of watches) {
+    const res = await request(`${p.base}${WATCH}`, { dispatcher: p.dispatcher, headers: greedy, signal: w.signal });
+    assert.equal(res.statusCode, 200);
+    res.body.on('error', () => {});
+  }
+  const over = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: greedy });
+  assert.equal(over.statusCode, 429);
+  assert.equal(over.headers['retry-after'], '1');
+  const status = await over.body.json() as { kind: string; reason: string; message: string };
+  assert.equal(status.kind, 'Status');
+  assert.equal(status.reason, 'TooManyRequests');
+  assert.match(status.message, /max_streams 2/);
+  // The same runner through tunnel-client: the limit counts its streams across routes.
+  const tunnel = await connect({ gatewayUrl: p.gatewayUrl, token: GREEDY, cluster: 'c1', ca: p.gatewayCa });
+  t.after(() => tunnel.close());
+  const viaMux = await fetch(`${tunnel.baseUrl}${PODS}`, { dispatcher: tunnel.dispatcher });
+  assert.equal(viaMux.status, 429);
+  assert.equal(viaMux.headers.get('retry-after'), '1');
+  await viaMux.body?.cancel();
+  const polite = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: { authorization: `Bearer ${POLITE}` } });
+  assert.equal(polite.statusCode, 200, 'another runner is not limited by the greedy one');
+  await polite.body.dump();
+  const metrics = await p.gatewayRegistry.metrics();
+  assert.match(metrics, /pipeops_tunnel_runner_limited_total\{runner="greedy",limit="stream_limit"\} 2/);
+  assert.match(metrics, /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 2/);
+  const denied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.rule === 'stream_limit');
+  assert.equal(denied.length, 2);
+  watches[0]!.abort();
+  await waitFor(async () => /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 1/.test(await p.gatewayRegistry.metrics()), { what: 'the aborted watch to release its slot' });
+  const again = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: greedy });
+  assert.equal(again.statusCode, 200);
+  await again.body.dump();
+  watches[1]!.abort();
+});
+
+test('a runner over requests_per_second gets 429 with Retry-After; the gateway default applies when its entry sets none', async (t) => {
+  const p = await startK8sPath(t, { gateway: { runnerLimits: { requestsPerSecond: 0.5, burst: 2 } } });
+  const codes: number[] = [];
+  let retryAfter: string | string[] | undefined;
+  for (let i = 0; i < 3; i++) {
+    const res = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: p.auth });
+    codes.push(res.statusCode);
+    if (res.statusCode === 429) retryAfter = res.headers['retry-after'];
+    await res.body.dump();
+  }
+  assert.deepEqual(codes, [200, 200, 429]);
+  assert.equal(retryAfter, '2', 'one token at 0.5/s is two seconds away');
+});
