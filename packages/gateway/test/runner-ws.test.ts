@@ -203,3 +203,33 @@ test('a runner that half-closes during a streaming WATCH ends the upstream watch
   assert.match(malformed, /^HTTP\/1\.1 400 /);
   assert.equal((await send(dialed.session, 'GET', '/version')).status, 200, 'the session carries on');
 });
+
+test('a /ws/runner stream that never sends its request head is closed after requestHeadTimeoutMs and audited', async (t) => {
+  const rig = await startRunnerRig(t, { requestHeadTimeoutMs: 300 });
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const idle = dialed.session.open();
+  idle.on('error', () => {});
+  idle.resume();
+  await new Promise((resolve) => idle.once('close', resolve));
+  await waitFor(() => rig.gw.log.records().some((r) => r.event === 'audit' && r.route === 'ws-runner' && r.error === 'no request head in time'));
+  const ok = await send(dialed.session, 'GET', '/version');
+  assert.equal(ok.status, 200, 'the session keeps serving');
+});
+
+test('a runner opening thousands of streams it never uses is capped: beyond max_streams the mux resets them, memory stays bounded', async (t) => {
+  const rig = await startRunnerRig(t, { runnerLimits: { maxStreams: 10 } });
+  const dialed = await dialRunner(rig, t, { token: T.runnerC1 });
+  assert.ok('session' in dialed);
+  const streams = Array.from({ length: 2_000 }, () => {
+    const s = dialed.session.open();
+    s.on('error', () => {});
+    return s;
+  });
+  // The gateway keeps at most max_streams + 64 of them; the rest are reset at once.
+  await waitFor(() => streams.filter((s) => s.destroyed).length >= 2_000 - 74, 15_000, 'the streams beyond the cap to be reset');
+  // Of those it keeps, the ones beyond max_streams hold no slot: they wait for their head like any other.
+  const metrics = await rig.gw.registry.metrics();
+  assert.doesNotMatch(metrics, /pipeops_tunnel_runner_streams_active\{runner="r1"\} ([1-9]\d+)/);
+  for (const s of streams) s.destroy();
+});
