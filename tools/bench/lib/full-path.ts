@@ -19,6 +19,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { connect, type Tunnel as RunnerTunnel } from '@pipeops/tunnel-client';
 import { startTunnel, writeKubeconfig, type Tunnel } from '@pipeops/tunnel-e2e/harness/tunnel';
 import { startChisel, type ChiselPeer } from './chisel.ts';
+import { addRunnerTokens } from './tokens-file.ts';
 
 const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
 export const BENCH_CLUSTER = 'bench';
@@ -77,6 +78,17 @@ export interface FullPathOptions {
   peer?: boolean;
   /** mux options of the runner's tunnel-client session. */
   runnerMux?: Parameters<typeof connect>[0]['mux'];
+  /** Ids of more runners, each given its own token (every cluster) in the gateway's tokens file. Default none. */
+  runners?: string[];
+}
+
+/** A runner of {@link FullPathOptions.runners}: its token and its way in through the gateway's /k8s/clusters endpoint. */
+export interface ExtraRunner {
+  id: string;
+  token: string;
+  caFile: string;
+  /** HTTPS to /k8s/clusters/bench with this runner's token, on an undici Agent of its own (its own connections). */
+  viaEndpoint: Target;
 }
 
 export interface FullPath {
@@ -95,6 +107,8 @@ export interface FullPath {
   /** Runner → chisel server → chisel client → upstream; null when not asked for or not built. */
   peer: Target | null;
   chisel: ChiselPeer | null;
+  /** The runners of {@link FullPathOptions.runners}, by id. */
+  runners: Map<string, ExtraRunner>;
   close(): Promise<void>;
 }
 
@@ -127,6 +141,19 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
     });
     closers.push(() => tunnel.close());
+    const runners = new Map<string, ExtraRunner>();
+    if (o.runners !== undefined && o.runners.length > 0) {
+      // startTunnel writes the tokens file as <dir>/tunnel/tokens.yaml, with one runner; the others are added to it.
+      const tokens = await addRunnerTokens(join(dir, 'tunnel', 'tokens.yaml'), tunnel.gateway(), o.runners);
+      for (const [id, token] of tokens) {
+        const agent = httpsAgent(tunnel.caFile);
+        closers.push(() => agent.close());
+        runners.set(id, {
+          id, token, caFile: tunnel.caFile,
+          viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${token}` }, dispatcher: agent },
+        });
+      }
+    }
     const runner = await connect({
       gatewayUrl: tunnel.gatewayUrl, token: tunnel.runnerToken, cluster: BENCH_CLUSTER, ca: readFileSync(tunnel.caFile),
       ...(o.runnerMux ? { mux: o.runnerMux } : {}),
@@ -149,7 +176,7 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       }
     }
     return {
-      dir, upstream, tunnel, runner, chisel, peer, close,
+      dir, upstream, tunnel, runner, chisel, peer, runners, close,
       agentPid: () => pidOf(tunnel.agents.get(BENCH_CLUSTER)?.proc.child.pid),
       gatewayPid: () => pidOf(tunnel.gateway().child.pid),
       viaClient: { origin: runner.baseUrl, prefix: '', headers: {}, dispatcher: runner.dispatcher },

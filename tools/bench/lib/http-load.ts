@@ -77,3 +77,17 @@ export async function smallGets(t: Target, count: number, concurrency: number): 
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   return { latencies, perSecond: count / seconds };
 }
+
+/**
+ * Small GETs one at a time until `maxCount` are done or `maxMs` has passed,
+ * whichever comes first (a request under way when time is up is finished and
+ * counted); returns each latency (ms) and the rate (requests/s).
+ */
+export async function smallGetsFor(t: Target, maxCount: number, maxMs: number): Promise<{ latencies: number[]; perSecond: number }> {
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(maxMs * 1e6));
+  while (latencies.length < maxCount && process.hrtime.bigint() < deadline) latencies.push(await smallGet(t));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { latencies, perSecond: latencies.length / seconds };
+}

@@ -24,8 +24,10 @@ export interface MetricReport {
   description: string;
   /** Median of our tunnel's samples. */
   tunnel: number;
-  /** Median of the baseline's samples (same client straight to the upstream), or null. */
+  /** Median of the baseline's samples (same client straight to the upstream, unless `baseline` says otherwise), or null. */
   direct: number | null;
+  /** What `direct` is: `direct`, or the metric's own baseline (e.g. `alone`). */
+  baseline: string;
   /** Median of the reference peer's samples (chisel), or null. */
   peer: number | null;
   target: Target | null;
@@ -66,6 +68,7 @@ export function meets(target: Target, tunnel: number, other: number | null): boo
     case 'at_most': return tunnel <= target.value;
     case 'at_least': return tunnel >= target.value;
     case 'ratio_at_least': return other === null || other === 0 ? null : tunnel / other >= target.value;
+    case 'ratio_at_most': return other === null || other === 0 ? null : tunnel / other <= target.value;
     case 'added_at_most': return other === null ? null : tunnel - other <= target.value;
   }
 }
@@ -82,6 +85,7 @@ export function metricReport(metric: Metric, tunnel: Summary, direct: Summary | 
     tunnel: tunnel.median,
     direct: direct?.median ?? null,
     peer: peer?.median ?? null,
+    baseline: metric.baseline ?? 'direct',
     target: metric.target,
     peer_target: metric.peerTarget ?? null,
     ratio: direct !== null && direct.median !== 0 ? tunnel.median / direct.median : null,
@@ -99,6 +103,7 @@ export function targetText(t: Target | null, against: string): string {
   if (t === null) return '';
   switch (t.kind) {
     case 'ratio_at_least': return `≥ ${t.value.toFixed(2)}× ${against}`;
+    case 'ratio_at_most': return `≤ ${t.value.toFixed(2)}× ${against}`;
     case 'added_at_most': return `≤ ${against} + ${t.value}`;
     case 'at_most': return `≤ ${t.value}`;
     case 'at_least': return `≥ ${t.value}`;
@@ -118,7 +123,7 @@ export function formatTable(report: Report): string {
     rows.push([
       s.name, s.unit, range(s.detail.tunnel), range(s.detail.direct), range(s.detail.peer),
       s.ratio === null ? '—' : s.ratio.toFixed(2), s.peer_ratio === null ? '—' : s.peer_ratio.toFixed(2),
-      [targetText(s.target, 'direct'), targetText(s.peer_target, 'peer')].filter(Boolean).join(', '),
+      [targetText(s.target, s.baseline), targetText(s.peer_target, 'peer')].filter(Boolean).join(', '),
       s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ]);
   }

@@ -29,11 +29,13 @@ export interface SinkAddress {
 
 /**
  * How a figure is judged. `ratio_at_least`: tunnel / direct ≥ value (or
- * tunnel / peer for a peer target); `added_at_most`: tunnel − direct ≤ value;
- * `at_most` / `at_least`: the tunnel figure alone against value.
+ * tunnel / peer for a peer target); `ratio_at_most`: tunnel / direct ≤ value
+ * (e.g. a latency under load against the same latency without);
+ * `added_at_most`: tunnel − direct ≤ value; `at_most` / `at_least`: the
+ * tunnel figure alone against value.
  */
 export interface Target {
-  kind: 'ratio_at_least' | 'added_at_most' | 'at_most' | 'at_least';
+  kind: 'ratio_at_least' | 'ratio_at_most' | 'added_at_most' | 'at_most' | 'at_least';
   value: number;
 }
 
@@ -46,6 +48,12 @@ export interface Metric {
   target: Target | null;
   /** A target against the peer (e.g. ≥ 3× chisel). */
   peerTarget?: Target;
+  /**
+   * What the `direct` side of this metric is, when it is not the same client
+   * straight to the upstream: e.g. `alone` for a figure under load next to
+   * the same figure without the load. Default `direct`.
+   */
+  baseline?: string;
 }
 
 /** The figures one sample produced, by metric name. */
