@@ -1,32 +1,10 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-
-/** Kubernetes `StatusReason`s the gateway answers with itself (k8s.io/apimachinery `metav1.StatusReason`). */
-export type KubeStatusReason = 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'TooManyRequests' | 'InternalError' | 'ServiceUnavailable' | 'Timeout' | 'BadGateway';
-
-/** Reason for each status the runner routes produce. */
-const REASON_BY_STATUS: Record<number, KubeStatusReason> = {
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'BadRequest', 429: 'TooManyRequests',
-  500: 'InternalError', 502: 'BadGateway', 503: 'ServiceUnavailable', 504: 'Timeout',
-};
-
-/** The reason the gateway uses for `status`. */
-export function reasonFor(status: number): string {
-  return REASON_BY_STATUS[status] ?? (status >= 500 ? 'InternalError' : 'BadRequest');
-}
-
-/**
- * A Kubernetes `Status` object (kind Status, apiVersion v1, status Failure),
- * serialised exactly as the API server does, so kubectl, client-go and
- * client-node print the gateway's own errors like any API error.
- */
-export function statusJson(code: number, reason: string, message: string): string {
-  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
-}
+import { kubeStatusJson } from '@pipeops/tunnel-protocol';
 
 /** Writes a `Status` response (`Content-Type: application/json`). */
 export function sendStatus(res: ServerResponse, code: number, message: string, headers: Record<string, string> = {}): void {
-  const body = statusJson(code, reasonFor(code), message);
+  const body = kubeStatusJson(code, message);
   if (res.headersSent) { res.destroy(); return; }
   res.writeHead(code, {
     ...headers,
@@ -48,7 +26,7 @@ export function sendStatus(res: ServerResponse, code: number, message: string, h
  */
 export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}, o: { drain?: boolean } = {}): void {
   if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
-  const body = statusJson(code, reasonFor(code), message);
+  const body = kubeStatusJson(code, message);
   const lines = [
     `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}`,
     'Connection: close',

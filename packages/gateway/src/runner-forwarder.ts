@@ -3,14 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import {
-  auditPath, auditTarget, findImpersonationHeader, HeadTimeoutError, impersonationRefusal, relayErrorStatus, relayRequest, relayUpgrade, requestInfo, splice,
+  auditPath, auditTarget, findImpersonationHeader, kubeStatusJson, HeadTimeoutError, impersonationRefusal, relayErrorStatus, relayRequest, relayUpgrade, requestInfo, splice,
   type AuditDenyRule, type AuditSink, type RelayOptions, type RelayResult, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { isLimited, type RunnerLimiter, type RunnerLimits, type RunnerSlot } from './runner-limits.ts';
 import {
   forwardedHead, HeadError, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, readHead, runnerResponseHead, statusOf,
 } from './runner-splice.ts';
-import { refuseWithStatus, sendStatus, statusJson } from './kube-status.ts';
+import { refuseWithStatus, sendStatus } from './kube-status.ts';
 import { statusClass, type GatewayMetrics } from './metrics.ts';
 
 /** Header carrying the request id on the forwarded request and on the runner's response. */
@@ -252,7 +252,7 @@ export class RunnerForwarder {
       setHeaders: { [REQUEST_ID_HEADER]: ctx.requestId },
       responseHeaders: { [REQUEST_ID_HEADER]: ctx.requestId },
       headTimeoutMs: this.#deps.agentHeadTimeoutMs,
-      errorResponse: (status, reason, message) => ({ contentType: 'application/json', body: statusJson(status, reason, message) }),
+      errorResponse: (status, reason, message) => ({ contentType: 'application/json', body: kubeStatusJson(status, message, reason) }),
     };
   }
 

@@ -227,7 +227,7 @@ test('a runner opening thousands of streams it never uses is capped: beyond max_
     return s;
   });
   // The gateway keeps at most max_streams + 64 of them; the rest are reset at once.
-  await waitFor(() => streams.filter((s) => s.destroyed).length >= 2_000 - 74, 15_000, 'the streams beyond the cap to be reset');
+  await waitFor(() => streams.filter((s) => s.destroyed).length >= 2_000 - 74, { timeoutMs: 15_000, what: 'the streams beyond the cap to be reset' });
   // Of those it keeps, the ones beyond max_streams hold no slot: they wait for their head like any other.
   const metrics = await rig.gw.registry.metrics();
   assert.doesNotMatch(metrics, /pipeops_tunnel_runner_streams_active\{runner="r1"\} ([1-9]\d+)/);

@@ -20,3 +20,5 @@ export { NO_AUDIT_TARGET, auditPath, auditTarget, createAuditSink } from './audi
 export type { AuditDenyRule, AuditLogger, AuditRecord, AuditSink, AuditSinkOptions, AuditTarget } from './audit.ts';
 export { requestInfo } from './request-info.ts';
 export type { RequestInfo } from './request-info.ts';
+export { kubeStatus, kubeStatusJson, statusReason } from './kube-status.ts';
+export type { KubeStatus } from './kube-status.ts';

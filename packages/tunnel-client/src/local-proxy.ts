@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
+import { kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
 import type { Logger } from 'pino';
 
 /** Options of `tunnel.listen()`. */
@@ -27,7 +27,7 @@ export interface LocalProxy {
 function statusBody(status: number, reason: string, message: string): { contentType: string; body: string } {
   return {
     contentType: 'application/json',
-    body: JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code: status }),
+    body: kubeStatusJson(status, message, reason),
   };
 }
 
