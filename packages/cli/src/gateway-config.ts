@@ -21,6 +21,9 @@ export const gatewaySchema = {
     drain_timeout: { doc: 'On SIGTERM/SIGINT, how long agents and open streams get to finish.', format: 'duration-ms', default: '30s' },
     handshake_timeout: { doc: "How long an agent's WebSocket upgrade and hello may take.", format: 'duration-ms', default: '10s' },
     log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
+    tls_handshake_timeout: { doc: 'How long a client has from its TCP connection to the end of the TLS handshake; then the connection is closed.', format: 'duration-ms', default: '10s' },
+    request_head_timeout: { doc: 'How long a client has to send a complete request head; then 408 and the connection is closed. Only the head: WATCH, logs -f and exec are never cut by it.', format: 'duration-ms', default: '30s' },
+    max_connections: { doc: 'Open connections the gateway accepts at once (agents, runners, handshakes in progress); beyond it new connections are closed.', format: 'nat', default: 10_000 },
   },
   tunnel: tunnelSchema,
   runners: {
@@ -40,6 +43,7 @@ export interface GatewayConfig {
     tls: { cert: string; key: string };
     tokens_file: string; dev: boolean; allow_insecure: boolean; state_dir: string;
     drain_timeout: number; handshake_timeout: number; log_level: LogLevel;
+    tls_handshake_timeout: number; request_head_timeout: number; max_connections: number;
   };
   /** Sizes of the mux sessions with agents and with runners. */
   tunnel: TunnelConfig;
@@ -99,6 +103,9 @@ function verifyGatewayConfig(c: GatewayConfig): void {
     problems.push('gateway.tls.cert: is required (or gateway.dev: true for a generated certificate, or gateway.allow_insecure: true for plain HTTP)');
   }
   if (g.tls.cert !== '' && g.dev) problems.push('gateway.dev: cannot be combined with gateway.tls.cert');
+  if (g.tls_handshake_timeout < 1) problems.push('gateway.tls_handshake_timeout: must be at least 1ms');
+  if (g.request_head_timeout < 1) problems.push('gateway.request_head_timeout: must be at least 1ms');
+  if (g.max_connections < 1) problems.push('gateway.max_connections: must be at least 1');
   problems.push(...tunnelConfigProblems(c.tunnel));
   problems.push(...unreadableFiles([['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]]));
   if (problems.length > 0) throw configError(problems);

@@ -8,7 +8,7 @@ import {
   ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, websocketDuplex,
   type ControlMessage, type HelloMessage, type StatusMessage, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
-import type { ClusterInfo } from './cluster-registry.ts';
+import { boundedHello, boundedStatus, type ClusterInfo } from './cluster-registry.ts';
 import { kindLabel, type GatewayMetrics, type StreamResult } from './metrics.ts';
 import type { AgentIdentity } from './tokens.ts';
 
@@ -136,7 +136,7 @@ export class AgentConnection extends EventEmitter {
   info(): ClusterInfo {
     const h = this.hello;
     const rtt = this.session.rttMs ?? this.lastStatus?.rttMs;
-    return {
+    const info: ClusterInfo = {
       cluster: this.cluster,
       agentId: h?.agentId ?? '',
       name: h?.name ?? '',
@@ -148,6 +148,9 @@ export class AgentConnection extends EventEmitter {
       rttMs: rtt ?? null,
       streamsActive: this.streamsActive,
     };
+    const policy = this.lastStatus?.policy ?? h?.policy;
+    if (policy !== undefined) info.policy = policy;
+    return info;
   }
 
   #onInboundStream(stream: Duplex): void {
@@ -190,17 +193,17 @@ export class AgentConnection extends EventEmitter {
         return;
       }
       if (m.clusterName !== '' && m.clusterName !== this.cluster) {
-        this.log.warn({ event: 'hello_cluster_mismatch', helloCluster: m.clusterName }, 'hello names another cluster than the agent token; using the token\'s');
+        this.log.warn({ event: 'hello_cluster_mismatch', helloCluster: m.clusterName.slice(0, 253) }, 'hello names another cluster than the agent token; using the token\'s');
       }
       if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
       this.#handshakeTimer = undefined;
-      this.hello = m;
+      this.hello = boundedHello(m);
       this.connectedAt = new Date();
       this.#ready = true;
       this.#deps.onReady(this);
       if (this.#closed) return;
       this.send({ type: 'welcome', sessionId: this.sessionId, gatewayVersion: this.#deps.gatewayVersion });
-      this.log.info({ event: 'agent_connected', agentId: m.agentId, name: m.name, version: m.version }, 'agent connected');
+      this.log.info({ event: 'agent_connected', agentId: this.hello.agentId, name: this.hello.name, version: this.hello.version }, 'agent connected');
       // One ping at once, so /v1/clusters shows a round-trip time from the
       // start rather than after the first keepalive interval.
       this.session.ping().then(
@@ -211,7 +214,7 @@ export class AgentConnection extends EventEmitter {
     }
     switch (m.type) {
       case 'status':
-        this.lastStatus = m;
+        this.lastStatus = boundedStatus(m);
         this.lastStatusAt = new Date();
         if (this.session.rttMs !== undefined) this.#deps.metrics.rtt.observe(this.session.rttMs / 1000);
         this.log.debug({ event: 'agent_status', streamsActive: m.streamsActive, apiReachable: m.apiServer?.reachable }, 'agent status');

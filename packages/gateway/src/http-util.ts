@@ -31,3 +31,27 @@ export function refuseUpgrade(socket: Duplex, status: number, code: string, mess
   socket.once('error', () => socket.destroy());
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
+
+/** How long {@link closeWithStatus} waits for its answer to be flushed before destroying the socket anyway (ms). */
+const CLOSE_FLUSH_MS = 1_000;
+
+/**
+ * Ends a connection the HTTP parser gave up on (malformed or late request
+ * head): a bodiless `status` answer when no response is under way on it, then
+ * the socket is destroyed — once the answer is flushed, or after
+ * {@link CLOSE_FLUSH_MS} if the client does not read. Never leaves a
+ * half-closed socket behind (the server allows half-open connections).
+ */
+export function closeWithStatus(socket: Duplex, status: number): void {
+  if (socket.destroyed) return;
+  socket.on('error', () => socket.destroy());
+  // Node's own check (lib/_http_server.js): never write into a response that has started.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent === true) { socket.destroy(); return; }
+  const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
+  timer.unref();
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
+}

@@ -1,10 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TUNNEL_PATH } from '@pipeops/tunnel-protocol';
-import { errorBody, refuseUpgrade, sendJson } from './http-util.ts';
+import { closeWithStatus, errorBody, refuseUpgrade, sendJson } from './http-util.ts';
 import { refuseWithStatus, sendStatus } from './kube-status.ts';
 
 /** Routes of the gateway's HTTP(S) server. */
@@ -20,12 +21,43 @@ export interface ServerRoutes {
 }
 
 /**
+ * What a connection may cost before it has said who it is. Durations in
+ * milliseconds; see the `GatewayOptions` fields of the same names.
+ */
+export interface ServerLimits {
+  /** TCP connection → end of the TLS handshake. */
+  tlsHandshakeTimeoutMs: number;
+  /** Connection (after TLS), or a kept-alive request's first byte → complete request head. */
+  requestHeadTimeoutMs: number;
+  /** Open connections; one more is closed at once. */
+  maxConnections: number;
+}
+
+/**
+ * Node's own whole-request limit (`requestTimeout`, 300 s by default) is
+ * kept: it ends a request *body* trickled forever. It counts only until the
+ * request has been received, so a WATCH or log follow (a long response) and
+ * an upgraded exec (no longer HTTP) are never cut by it.
+ */
+const REQUEST_TIMEOUT_MS = 300_000;
+/** Drop warnings are logged at most this often, with the count since the last one (ms). */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
  * The gateway's server: HTTPS when `tls` is given, plain HTTP otherwise
  * (tests and development only). Unknown paths get a JSON 404; an upgrade no
  * route takes is answered 404 on the raw socket. Absolute-form targets and
  * CONNECT get a 400 Kubernetes `Status` (the gateway is no forward proxy).
+ *
+ * Unauthenticated connections are bounded ({@link ServerLimits}): a TLS
+ * handshake not finished within `tlsHandshakeTimeoutMs` and a request head
+ * not complete within `requestHeadTimeoutMs` (answered 408) end the
+ * connection, and beyond `maxConnections` new connections are closed as
+ * they arrive. Every client error ends with the socket destroyed.
  */
-export function createServer(tls: { cert: string | Buffer; key: string | Buffer } | undefined, routes: ServerRoutes, logger: Logger): http.Server | https.Server {
+export function createServer(
+  tls: { cert: string | Buffer; key: string | Buffer } | undefined, routes: ServerRoutes, logger: Logger, limits: ServerLimits,
+): http.Server | https.Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const path = pathOf(req);
     if (!path.startsWith('/')) {
@@ -43,9 +75,32 @@ export function createServer(tls: { cert: string | Buffer; key: string | Buffer 
     }
     sendJson(res, 404, errorBody('PT_ERR_NOT_FOUND', `no route for ${req.method ?? 'GET'} ${path}`));
   };
+  const httpOptions: http.ServerOptions = {
+    headersTimeout: limits.requestHeadTimeoutMs,
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.requestHeadTimeoutMs),
+    // How often Node looks for expired heads: the deadline holds to within a quarter of itself (at most 1 s late).
+    connectionsCheckingInterval: Math.min(1_000, Math.max(10, Math.floor(limits.requestHeadTimeoutMs / 4))),
+  };
   const server = tls
-    ? https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, onRequest)
-    : http.createServer(onRequest);
+    ? https.createServer({
+      cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2',
+      // Counted from the TCP connection; bytes trickled during the handshake do not extend it (a
+      // regression test holds Node to that). It ends in 'tlsClientError' below.
+      handshakeTimeout: limits.tlsHandshakeTimeoutMs,
+      ...httpOptions,
+    }, onRequest)
+    : http.createServer(httpOptions, onRequest);
+  server.maxConnections = limits.maxConnections;
+  let dropped = 0;
+  let dropLoggedAt = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    const now = performance.now();
+    if (now - dropLoggedAt < DROP_LOG_INTERVAL_MS) return;
+    logger.warn({ event: 'connection_dropped', reason: 'max_connections', maxConnections: limits.maxConnections, dropped }, 'connection limit reached; new connections are closed');
+    dropLoggedAt = now;
+    dropped = 0;
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => logger.debug({ event: 'upgrade_socket_error', err }, 'socket error during upgrade'));
     const path = pathOf(req);
@@ -65,15 +120,28 @@ export function createServer(tls: { cert: string | Buffer; key: string | Buffer 
     if (routes.connect) routes.connect(req, socket);
     else refuseWithStatus(socket, 400, 'CONNECT is not supported by the gateway');
   });
+  // With a 'clientError' listener Node leaves the socket to us: answer (unless a response is under way) and destroy it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    logger.debug({ event: 'client_error', code: err.code }, 'malformed client request');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
+    const status = clientErrorStatus(err.code);
+    logger.debug({ event: 'client_error', code: err.code, status }, status === 408 ? 'request head not received in time; closing' : 'malformed client request; closing');
+    closeWithStatus(socket, status);
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-    logger.debug({ event: 'tls_client_error', code: err.code }, 'TLS handshake with a client failed');
+  // Likewise a 'tlsClientError' listener suppresses Node's destroy of the failed socket.
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    logger.debug({ event: 'tls_client_error', code: err.code }, 'TLS handshake with a client failed; closing');
+    socket.destroy();
   });
   return server;
+}
+
+// Node's own choice of status for each parser error (lib/_http_server.js socketOnError).
+function clientErrorStatus(code: string | undefined): number {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT': return 408;
+    case 'HPE_HEADER_OVERFLOW': return 431;
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW': return 413;
+    default: return 400;
+  }
 }
 
 function pathOf(req: IncomingMessage): string {

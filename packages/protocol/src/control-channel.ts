@@ -7,7 +7,11 @@ import { TunnelError } from './errors.ts';
  * What the cluster owner lets runners do through this agent, as the agent
  * enforces it (its config's `kubernetes.access_as` and `policy` section,
  * snake_case as written there). Reported, never negotiated: nothing the
- * gateway sends changes it.
+ * gateway sends changes it. {@link parseControlMessage} keeps a reported
+ * policy only when `read_only` and the three lists are all there with their
+ * types, no list longer than {@link MAX_POLICY_ENTRIES}, no string longer
+ * than {@link MAX_POLICY_STRING_CHARS}, and `access_as`, if given, one of its
+ * two values; any other `policy` is dropped (the rest of the message stays).
  */
 export interface OwnerPolicyReport {
   access_as?: 'agent' | 'runner';
@@ -16,6 +20,10 @@ export interface OwnerPolicyReport {
   deny_resources?: string[];
   namespaces?: string[];
 }
+/** Longest list kept in an {@link OwnerPolicyReport}. */
+export const MAX_POLICY_ENTRIES = 256;
+/** Longest string kept in an {@link OwnerPolicyReport} (a Kubernetes name is at most 253). */
+export const MAX_POLICY_STRING_CHARS = 253;
 
 /** Agent → gateway, first message on the control stream. */
 export interface HelloMessage {
@@ -155,8 +163,12 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const optional = (v: unknown, check: (x: unknown) => boolean): boolean => v === undefined || check(v);
 
 /**
- * Parses and validates one control line. Unknown fields are kept; unknown
- * types and wrong field types throw {@link TunnelError} `PT_ERR_CONTROL_INVALID`.
+ * Parses and validates one control line into a fresh message holding only
+ * the fields this version knows: unknown fields are dropped, so whatever
+ * they hold, however deeply nested, never reaches the gateway's state or its
+ * answers. Unknown types and wrong types of known fields throw
+ * {@link TunnelError} `PT_ERR_CONTROL_INVALID`; a `policy` that is not an
+ * {@link OwnerPolicyReport} of the documented shape is dropped.
  */
 export function parseControlMessage(line: string): ControlMessage {
   let value: unknown;
@@ -168,34 +180,75 @@ export function parseControlMessage(line: string): ControlMessage {
   if (!isObj(value)) throw invalid('control message is not an object');
   const m = value;
   switch (m.type) {
-    case 'hello':
+    case 'hello': {
       if (!isStr(m.agentId) || !isStr(m.name) || !isStr(m.clusterName) || !isStr(m.version) || !isNum(m.protocolVersion)) {
         throw invalid('hello: agentId, name, clusterName, version must be strings and protocolVersion a number');
       }
       if (!isObj(m.labels) || !Object.values(m.labels).every(isStr)) throw invalid('hello: labels must map strings to strings');
-      return m as unknown as HelloMessage;
+      const hello: HelloMessage = {
+        type: 'hello', agentId: m.agentId, name: m.name, clusterName: m.clusterName, version: m.version,
+        labels: { ...m.labels } as Record<string, string>, protocolVersion: m.protocolVersion,
+      };
+      const policy = parsePolicy(m.policy);
+      if (policy !== undefined) hello.policy = policy;
+      return hello;
+    }
     case 'welcome':
       if (!isStr(m.sessionId) || !isStr(m.gatewayVersion)) throw invalid('welcome: sessionId and gatewayVersion must be strings');
-      return m as unknown as WelcomeMessage;
+      return { type: 'welcome', sessionId: m.sessionId, gatewayVersion: m.gatewayVersion };
     case 'status': {
       if (!isStr(m.at) || !isNum(m.uptimeSeconds) || !isNum(m.streamsActive) || !isNum(m.bytesIn) || !isNum(m.bytesOut) || !optional(m.rttMs, isNum)) {
         throw invalid('status: at must be a string; uptimeSeconds, streamsActive, bytesIn, bytesOut, rttMs numbers');
       }
+      const status: StatusMessage = {
+        type: 'status', at: m.at, uptimeSeconds: m.uptimeSeconds, streamsActive: m.streamsActive, bytesIn: m.bytesIn, bytesOut: m.bytesOut,
+      };
+      if (isNum(m.rttMs)) status.rttMs = m.rttMs;
       const api = m.apiServer;
-      if (api !== undefined && (!isObj(api) || typeof api.reachable !== 'boolean' || !optional(api.version, isStr) || !optional(api.checkedAt, isStr) || !optional(api.error, isStr))) {
-        throw invalid('status: apiServer must be { reachable: boolean, version?, checkedAt?, error?: string }');
+      if (api !== undefined) {
+        if (!isObj(api) || typeof api.reachable !== 'boolean' || !optional(api.version, isStr) || !optional(api.checkedAt, isStr) || !optional(api.error, isStr)) {
+          throw invalid('status: apiServer must be { reachable: boolean, version?, checkedAt?, error?: string }');
+        }
+        const apiServer: NonNullable<StatusMessage['apiServer']> = { reachable: api.reachable };
+        if (isStr(api.version)) apiServer.version = api.version;
+        if (isStr(api.checkedAt)) apiServer.checkedAt = api.checkedAt;
+        if (isStr(api.error)) apiServer.error = api.error;
+        status.apiServer = apiServer;
       }
-      return m as unknown as StatusMessage;
+      const policy = parsePolicy(m.policy);
+      if (policy !== undefined) status.policy = policy;
+      return status;
     }
     case 'reconnect':
       if (!isStr(m.reason)) throw invalid('reconnect: reason must be a string');
-      return m as unknown as ReconnectMessage;
+      return { type: 'reconnect', reason: m.reason };
     case 'error':
       if (!isStr(m.code) || !isStr(m.message)) throw invalid('error: code and message must be strings');
-      return m as unknown as ErrorMessage;
+      return { type: 'error', code: m.code, message: m.message };
     default:
       throw invalid(`unknown control message type ${typeof m.type === 'string' ? JSON.stringify(m.type.slice(0, 64)) : typeof m.type}`);
   }
+}
+
+const POLICY_LISTS = ['deny_subresources', 'deny_resources', 'namespaces'] as const;
+const ACCESS_AS = new Set(['agent', 'runner']);
+
+/** A fresh {@link OwnerPolicyReport} from `v`, or undefined when `v` does not have that shape and bounds. */
+function parsePolicy(v: unknown): OwnerPolicyReport | undefined {
+  if (!isObj(v) || typeof v.read_only !== 'boolean') return undefined;
+  const policy: OwnerPolicyReport = {};
+  if (v.access_as !== undefined) {
+    if (typeof v.access_as !== 'string' || !ACCESS_AS.has(v.access_as)) return undefined;
+    policy.access_as = v.access_as as 'agent' | 'runner';
+  }
+  policy.read_only = v.read_only;
+  for (const key of POLICY_LISTS) {
+    const list = v[key];
+    if (!Array.isArray(list) || list.length > MAX_POLICY_ENTRIES) return undefined;
+    if (!list.every((x: unknown) => isStr(x) && x.length <= MAX_POLICY_STRING_CHARS)) return undefined;
+    policy[key] = [...list as string[]];
+  }
+  return policy;
 }
 
 function invalid(message: string): TunnelError {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { ExitCode, exitCodeFor } from '../errors.ts';
 import { listenAddress, loadGatewayConfig, type GatewayConfig, type GatewayFlags } from '../gateway-config.ts';
 import type { CliIo } from '../io.ts';
@@ -93,6 +93,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const { host, port } = listenAddress(config);
+  const removeGuard = guardProcess(logger, registry);
 
   let gateway;
   try {
@@ -111,6 +112,9 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         mux: toMuxOptions(config.tunnel),
         runnerLimits: { maxStreams: config.runners.max_streams, requestsPerSecond: config.runners.requests_per_second, burst: config.runners.burst },
         ...(config.audit.file !== '' ? { auditFile: config.audit.file } : {}),
+        tlsHandshakeTimeoutMs: config.gateway.tls_handshake_timeout,
+        requestHeadTimeoutMs: config.gateway.request_head_timeout,
+        maxConnections: config.gateway.max_connections,
       },
       { logger, registry },
     );
@@ -120,6 +124,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
   } catch (err) {
     logger.error({ err }, 'gateway failed to start');
     await gateway?.close(0).catch(() => {});
+    removeGuard();
     return exitCodeFor(err);
   }
 
@@ -146,6 +151,39 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
   });
   removeSignals();
   process.off('SIGHUP', onHup);
+  removeGuard();
   logger.info({ exitCode: code }, 'gateway stopped');
   return code;
+}
+
+/**
+ * The last line of defence of a process that serves many agents and runners:
+ * an exception no handler caught, or a rejection nobody awaited, comes from
+ * one connection or request (every input path is guarded; this is for the
+ * one that was missed). It is logged (`event: 'uncaught_exception'`, error
+ * level) and counted in `pipeops_tunnel_uncaught_errors_total{kind}`, and the
+ * gateway keeps serving everyone else instead of exiting. Returns a function
+ * that removes the handlers.
+ */
+function guardProcess(logger: Logger, registry: Registry): () => void {
+  const uncaught = new Counter({
+    name: 'pipeops_tunnel_uncaught_errors_total',
+    help: 'Exceptions and promise rejections no handler caught; the gateway logged them and kept serving.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const onException = (err: Error): void => {
+    uncaught.inc({ kind: 'exception' });
+    logger.error({ event: 'uncaught_exception', kind: 'exception', err }, 'uncaught exception; the gateway keeps serving');
+  };
+  const onRejection = (reason: unknown): void => {
+    uncaught.inc({ kind: 'rejection' });
+    logger.error({ event: 'uncaught_exception', kind: 'rejection', err: reason }, 'unhandled promise rejection; the gateway keeps serving');
+  };
+  process.on('uncaughtException', onException);
+  process.on('unhandledRejection', onRejection);
+  return () => {
+    process.off('uncaughtException', onException);
+    process.off('unhandledRejection', onRejection);
+  };
 }

@@ -42,7 +42,15 @@ export class JsonConnection {
     ws.on('error', (err: Error & { code?: string }) => {
       this.#log.debug({ event: 'json_socket_error', code: err.code, message: err.message }, 'json protocol socket error');
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // Anything thrown here would escape ws's socket handler and end the process: it ends this message only.
+      try {
+        this.#onMessage(data, isBinary);
+      } catch (err) {
+        this.#log.error({ event: 'json_message_failed', err }, 'json protocol message handling failed');
+        this.#outbox.send({ id: null, error: { code: 'PT_ERR_INTERNAL', message: 'internal error' } });
+      }
+    });
     this.#startHeartbeat();
     this.#log.debug({ event: 'json_socket_open' }, 'json protocol socket open');
   }

@@ -17,6 +17,7 @@ export const jsonProtocolErrorCodes = {
   PT_ERR_JSON_RESPONSE_TOO_LARGE: { message: 'response body (or one stream chunk) exceeds the size limit' },
   PT_ERR_JSON_UPSTREAM_FAILED: { message: 'the stream to the agent failed' },
   PT_ERR_JSON_UPSTREAM_MALFORMED: { message: 'a WATCH event from the API server is not valid JSON' },
+  PT_ERR_JSON_TOO_DEEP: { message: 'a JSON value is nested too deeply for the gateway to encode' },
 } as const satisfies Record<string, { status?: number; message: string }>;
 
 /** A code from {@link jsonProtocolErrorCodes}. */

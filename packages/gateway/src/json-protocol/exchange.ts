@@ -158,7 +158,10 @@ export class Exchange {
   #reply(status: number, headers: Record<string, string[]>, body: unknown, bodyEncoding?: 'base64'): void {
     const msg: Record<string, unknown> = { id: this.id, status, headers, body };
     if (bodyEncoding !== undefined) msg.bodyEncoding = bodyEncoding;
-    this.#ctx.outbox.send(msg);
+    if (!this.#ctx.outbox.send(msg)) {
+      this.#error('PT_ERR_JSON_TOO_DEEP', 'the response body is nested too deeply to be encoded as JSON');
+      return;
+    }
     this.#finish('ok');
   }
 
@@ -199,7 +202,10 @@ export class Exchange {
         this.#error('PT_ERR_JSON_UPSTREAM_MALFORMED');
         return false;
       }
-      this.#ctx.outbox.send({ id: this.id, chunk: event });
+      if (!this.#ctx.outbox.send({ id: this.id, chunk: event })) {
+        this.#error('PT_ERR_JSON_TOO_DEEP', 'a stream event is nested too deeply to be encoded as JSON');
+        return false;
+      }
       return true;
     };
     this.#readBody(res, (chunk) => {
@@ -214,12 +220,25 @@ export class Exchange {
     });
   }
 
-  /** Reads `res` with backpressure from the runner socket; a response cut short is an error for this id. */
+  /**
+   * Reads `res` with backpressure from the runner socket; a response cut
+   * short is an error for this id. A failure of `onChunk` or `onEnd` (thrown
+   * from a stream event handler, it would end the process) ends this
+   * request with an error instead.
+   */
   #readBody(res: IncomingMessage, onChunk: (chunk: Buffer) => void, onEnd: () => void): void {
+    const guarded = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (err) {
+        this.#ctx.logger.error({ event: 'json_request_failed', requestId: this.requestId, err }, 'json protocol request failed');
+        this.#error('PT_ERR_JSON_UPSTREAM_FAILED', 'internal error');
+      }
+    };
     res.on('data', (chunk: Buffer) => {
       if (this.#finished) return;
       this.#bytes += chunk.length;
-      onChunk(chunk);
+      guarded(() => onChunk(chunk));
       if (this.#finished || !this.#ctx.outbox.congested || this.#unwait !== undefined) return;
       res.pause();
       this.#unwait = this.#ctx.outbox.whenDrained(() => {
@@ -227,7 +246,7 @@ export class Exchange {
         if (!this.#finished) res.resume();
       });
     });
-    res.on('end', () => { if (!this.#finished) onEnd(); });
+    res.on('end', () => { if (!this.#finished) guarded(onEnd); });
     res.on('error', () => { /* 'close' follows */ });
     res.once('close', () => {
       if (this.#finished || res.complete) return;

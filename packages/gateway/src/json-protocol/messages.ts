@@ -1,6 +1,7 @@
 // Parsing and validation of the runner's messages (the original VM agent's
 // runner protocol). Nothing here throws: every outcome is a value the
 // connection turns into a request, a cancel, or an error message for one id.
+import { encodeJson } from './safe-json.ts';
 
 /** A runner-chosen request id: a non-empty string (at most 256 characters) or a safe integer. Echoed back as given. */
 export type MessageId = string | number;
@@ -26,7 +27,10 @@ export interface JsonRequest {
 export type ParsedMessage =
   | { kind: 'request'; request: JsonRequest }
   | { kind: 'cancel'; id: MessageId }
-  | { kind: 'invalid'; id: MessageId | null; code: 'PT_ERR_JSON_MALFORMED' | 'PT_ERR_JSON_INVALID_REQUEST'; message: string };
+  | { kind: 'invalid'; id: MessageId | null; code: InvalidCode; message: string };
+
+/** The codes {@link parseMessage} answers bad input with. */
+export type InvalidCode = 'PT_ERR_JSON_MALFORMED' | 'PT_ERR_JSON_INVALID_REQUEST' | 'PT_ERR_JSON_TOO_DEEP';
 
 const KNOWN_FIELDS = new Set(['id', 'method', 'path', 'query', 'headers', 'body', 'bodyEncoding', 'stream', 'cancel']);
 // RFC 9110 §5.6.2 token.
@@ -39,7 +43,13 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_ID_CHARS = 256;
 const MAX_METHOD_CHARS = 32;
 
-class Invalid extends Error {}
+class Invalid extends Error {
+  readonly code: InvalidCode;
+  constructor(message: string, code: InvalidCode = 'PT_ERR_JSON_INVALID_REQUEST') {
+    super(message);
+    this.code = code;
+  }
+}
 
 /** Parses one text message. */
 export function parseMessage(text: string): ParsedMessage {
@@ -63,7 +73,7 @@ export function parseMessage(text: string): ParsedMessage {
     return { kind: 'request', request: readRequest(id, value) };
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
-    return { kind: 'invalid', id, code: 'PT_ERR_JSON_INVALID_REQUEST', message: err.message };
+    return { kind: 'invalid', id, code: err.code, message: err.message };
   }
 }
 
@@ -148,7 +158,11 @@ function readBody(v: unknown, encoding: unknown): { body: Buffer | undefined; bo
     return { body: Buffer.from(v, 'utf8'), bodyIsJson: false };
   }
   if (encoding === 'base64') throw new Invalid('body: must be a string when bodyEncoding is base64');
-  if (typeof v === 'object') return { body: Buffer.from(JSON.stringify(v), 'utf8'), bodyIsJson: true };
+  if (typeof v === 'object') {
+    const text = encodeJson(v);
+    if (text === undefined) throw new Invalid('body: nested too deeply to be encoded as JSON', 'PT_ERR_JSON_TOO_DEEP');
+    return { body: Buffer.from(text, 'utf8'), bodyIsJson: true };
+  }
   throw new Invalid('body: must be a string, an object or an array');
 }
 

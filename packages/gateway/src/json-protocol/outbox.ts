@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { encodeJson } from './safe-json.ts';
 
 /**
  * The sending side of one runner socket: JSON messages out, and the
@@ -19,10 +20,18 @@ export class Outbox {
     this.#maxBufferedBytes = maxBufferedBytes;
   }
 
-  /** Sends one message (a no-op once the socket is closing). */
-  send(message: Record<string, unknown>): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) return;
-    this.#ws.send(JSON.stringify(message), this.#onFlushed);
+  /**
+   * Sends one message (a no-op once the socket is closing). Returns false,
+   * sending nothing, when the message cannot be encoded: a value nested
+   * deeper than `JSON.stringify` can follow (it throws a RangeError) — the
+   * caller answers that id with an error instead.
+   */
+  send(message: Record<string, unknown>): boolean {
+    if (this.#ws.readyState !== WebSocket.OPEN) return true;
+    const text = encodeJson(message);
+    if (text === undefined) return false;
+    this.#ws.send(text, this.#onFlushed);
+    return true;
   }
 
   /** True while more than `maxBufferedBytes` wait to be written to the runner. */
