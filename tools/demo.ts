@@ -81,6 +81,19 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 // Asynchronous on purpose: the stand-in API server lives in this process.
 async function kubectl(args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await kubectlRun(args);
+  if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim()}`);
+  return stdout;
+}
+
+/** kubectl that is expected to fail: its error output. */
+async function kubectlRefused(args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await kubectlRun(args);
+  if (code === 0) throw new Error(`kubectl ${args.join(' ')} was expected to be refused, and printed: ${stdout.trim()}`);
+  return stderr.trim();
+}
+
+async function kubectlRun(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = spawn(KUBECTL, args, { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeout: 30_000 });
   let stdout = '';
   let stderr = '';
@@ -90,8 +103,7 @@ async function kubectl(args: string[]): Promise<string> {
     once(child, 'close'),
     once(child, 'error').then(([err]) => { throw new Error(`kubectl: ${(err as Error).message} (set KUBECTL=/path/to/kubectl)`); }),
   ]);
-  if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim()}`);
-  return stdout;
+  return { code: code as number, stdout, stderr };
 }
 
 function startGateway(port: number) {
@@ -143,7 +155,9 @@ async function main(): Promise<void> {
     'agent:', `  cluster_name: ${CLUSTER}`, '  name: demo-agent', '  port: 0', '  listen_host: 127.0.0.1', '  poll_interval: 2s',
     '  labels: { environment: demo }',
     'pipeops:', `  api_url: ${gatewayUrl}`, '  tls:', `    ca_file: ${caFile}`, '  reconnect: { interval: 200ms, max_interval: 1s }',
-    'kubernetes:', `  kubeconfig: ${clusterKubeconfig}`, '',
+    'kubernetes:', `  kubeconfig: ${clusterKubeconfig}`,
+    "# the cluster owner's policy: the control plane cannot override it",
+    'policy:', '  deny_resources: [secrets]', '',
   ].join('\n'));
   const agent = run('agent', ['connect', '--config', join(dir, 'agent.yaml')], { PIPEOPS_PIPEOPS_TOKEN: tokens.agent });
   const health = await agent.waitFor('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'));
@@ -172,6 +186,15 @@ async function main(): Promise<void> {
   show(`server: ${/server: (.*)/.exec(kubeconfigText)?.[1] ?? '?'}`);
   show(`$ kubectl version\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'version'])}`);
   show(`$ kubectl get pods\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', 'pods', ...(fake ? [] : ['-A'])])}`);
+
+  step("the trust boundary: a runner cannot pick its identity, and the cluster owner's policy (deny_resources: [secrets]) holds");
+  show(`$ kubectl --as=jane get pods\n${await kubectlRefused(['--kubeconfig', runnerKubeconfig, '--as=jane', 'get', 'pods'])}`);
+  const secrets = JSON.parse(await httpsGet(`${gatewayUrl}/k8s/clusters/${CLUSTER}/api/v1/namespaces/default/secrets`, tokens.runner, ca)) as { code: number; message: string };
+  show(`GET /k8s/clusters/${CLUSTER}/api/v1/namespaces/default/secrets → ${secrets.code}: ${secrets.message}`);
+  const denied = await agent.waitFor('the audit record of the refusal', (r) => r.event === 'audit' && r.decision === 'denied' && r.rule === 'deny_resources');
+  show(`agent audit record: ${JSON.stringify({ runnerId: denied.runnerId, verb: denied.verb, resource: denied.resource, namespace: denied.namespace, status: denied.status, decision: denied.decision, rule: denied.rule, requestId: denied.requestId })}`);
+  const policy = JSON.parse(await httpsGet(`${gatewayUrl}/v1/clusters`, tokens.admin, ca)).clusters?.[0]?.policy;
+  show(`/v1/clusters policy: ${JSON.stringify(policy)}`);
 
   step('pipeops-tunnel proxy --listen 127.0.0.1:0 (like kubectl proxy, through the tunnel)');
   const proxy = run('proxy', ['proxy', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile, '--listen', '127.0.0.1:0'], { PIPEOPS_RUNNER_TOKEN: tokens.runner });
