@@ -2,7 +2,9 @@
 // 429 Status with Retry-After, on every runner route, and only that runner.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { fetch, request } from 'undici';
+import { WebSocket } from 'ws';
 import { connect } from '@pipeops/tunnel-client';
 import { waitFor } from '@pipeops/tunnel-testkit';
 import { startK8sPath } from './k8s-harness.ts';
@@ -43,14 +45,22 @@ test('a runner at max_streams gets 429 with Retry-After on /k8s/clusters and /ws
   assert.equal(viaMux.status, 429);
   assert.equal(viaMux.headers.get('retry-after'), '1');
   await viaMux.body?.cancel();
+  // And through the JSON protocol: that id gets the 429 Status, the socket stays.
+  const ws = new WebSocket(`wss://127.0.0.1:${p.gatewayPort}/ws/k8s?cluster=c1`, { ca: p.gatewayCa, headers: greedy });
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  const reply = once(ws, 'message');
+  ws.send(JSON.stringify({ id: 'over', method: 'GET', path: PODS }));
+  const json = JSON.parse(String((await reply)[0])) as { id: string; status: number; body: { reason: string } };
+  assert.deepEqual({ id: json.id, status: json.status, reason: json.body.reason }, { id: 'over', status: 429, reason: 'TooManyRequests' });
   const polite = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: { authorization: `Bearer ${POLITE}` } });
   assert.equal(polite.statusCode, 200, 'another runner is not limited by the greedy one');
   await polite.body.dump();
   const metrics = await p.gatewayRegistry.metrics();
-  assert.match(metrics, /pipeops_tunnel_runner_limited_total\{runner="greedy",limit="stream_limit"\} 2/);
+  assert.match(metrics, /pipeops_tunnel_runner_limited_total\{runner="greedy",limit="stream_limit"\} 3/);
   assert.match(metrics, /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 2/);
   const denied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.rule === 'stream_limit');
-  assert.equal(denied.length, 2);
+  assert.deepEqual(denied.map((r) => r.route).sort(), ['k8s', 'ws-k8s', 'ws-runner']);
   watches[0]!.abort();
   await waitFor(async () => /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 1/.test(await p.gatewayRegistry.metrics()), { what: 'the aborted watch to release its slot' });
   const again = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: greedy });

@@ -99,7 +99,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
       logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
     });
     this.#json = createJsonProtocolEndpoint({
-      openStream: (cluster, preamble) => this.#openLimited(cluster, preamble), logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
+      openStream: (cluster, preamble) => this.#openLimited(cluster, preamble), audit: this.#audit, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
     });
     const runnerRoutes = new RunnerRoutes({
       tokens: () => this.#tokens, draining: () => this.#draining, forwarder, runners: this.#runners, json: () => this.#json,
@@ -163,7 +163,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const slot = this.#limiter.acquire(runner.id, this.#limitsFor(runner));
     if (isLimited(slot)) {
       this.#metrics.runnerLimited.inc({ runner: runner.id, limit: slot.limited });
-      throw gatewayError('PT_ERR_RUNNER_LIMITED', slot.message);
+      throw Object.assign(gatewayError('PT_ERR_RUNNER_LIMITED', slot.message), { rule: slot.limited });
     }
     try {
       const stream = await this.openStream(cluster, preamble);

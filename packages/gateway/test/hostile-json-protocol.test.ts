@@ -74,7 +74,7 @@ test('a response nested 100,000 deep is answered PT_ERR_JSON_TOO_DEEP for its id
   assert.equal((final.error as { code: string }).code, 'PT_ERR_JSON_TOO_DEEP');
   assert.equal(client.for(7).length, 1, 'one message for that id, the error');
   await assertStillServing(gw, client, 'after');
-  const log = gw.log.records().find((r) => r.event === 'json_request' && r.path === '/deep');
+  const log = gw.log.records().find((r) => r.event === 'audit' && r.route === 'ws-k8s' && r.path === '/deep');
   assert.equal(log?.outcome, 'error');
 });
 

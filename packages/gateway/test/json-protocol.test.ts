@@ -27,8 +27,8 @@ test('a list request gets one reply with the parsed body, lower-cased repeated h
   assert.equal(seen.headers['x-pipeops-request-id'], requestId);
   assert.deepEqual(seen.preamble, { v: 1, kind: 'http', requestId, runnerId: 'r1', cluster: 'c1' });
 
-  await waitFor(() => rig.log.records().some((r) => r.event === 'json_request'), 5_000, 'the request log record');
-  const rec = rig.log.records().find((r) => r.event === 'json_request') as Record<string, unknown>;
+  await waitFor(() => rig.log.records().some((r) => r.event === 'audit' && r.route === 'ws-k8s'), 5_000, 'the request log record');
+  const rec = rig.log.records().find((r) => r.event === 'audit' && r.route === 'ws-k8s') as Record<string, unknown>;
   assert.equal(rec.requestId, requestId);
   assert.equal(rec.runnerId, 'r1');
   assert.equal(rec.cluster, 'c1');

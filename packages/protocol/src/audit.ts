@@ -46,6 +46,8 @@ export interface AuditRecord extends AuditTarget {
   rule?: AuditDenyRule;
   /** What went wrong, when something did (a message, never a secret). */
   error?: string;
+  /** JSON protocol (`/ws/k8s`) only: how the exchange ended (`ok`, `error`, `cancelled` by the runner, `closed` with its socket). */
+  outcome?: string;
 }
 
 /** What a log-stream sink needs of a logger (pino's shape). */

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { createAuditSink, type AuditSink } from '@pipeops/tunnel-protocol';
 import { gatewayError } from '../errors.ts';
 
 /** The preamble the endpoint asks the gateway to write on each stream it opens. */
@@ -9,8 +10,10 @@ export interface JsonProtocolPreamble { kind: 'http'; requestId: string; runnerI
 export interface JsonProtocolDeps {
   /** Opens a data stream to the cluster's agent, preamble written (the gateway's `openStream`). Rejects TunnelError with status 503 when the cluster is not connected. */
   openStream: (cluster: string, preamble: JsonProtocolPreamble) => Promise<Duplex>;
-  /** Injected pino logger; one record per request. */
+  /** Injected pino logger. */
   logger: Logger;
+  /** Where the one audit record per request goes. Default: the logger. */
+  audit?: AuditSink;
   /** Largest message accepted from the runner (bytes); a bigger one closes the socket with 1009. Required. */
   maxMessageBytes: number;
   /** Requests in flight on one socket; one more gets `PT_ERR_JSON_TOO_MANY_REQUESTS`. Default 256. */
@@ -45,6 +48,7 @@ export function resolveJsonProtocolDeps(deps: JsonProtocolDeps): ResolvedJsonPro
   if (typeof deps.openStream !== 'function') throw gatewayError('PT_ERR_GATEWAY_CONFIG', 'json protocol: openStream must be a function');
   if (deps.logger === undefined || deps.logger === null) throw gatewayError('PT_ERR_GATEWAY_CONFIG', 'json protocol: logger is required');
   const resolved: ResolvedJsonProtocolDeps = { ...defaultJsonProtocolLimits, ...stripUndefined(deps) } as ResolvedJsonProtocolDeps;
+  resolved.audit ??= createAuditSink({ logger: deps.logger, message: 'json protocol request' });
   for (const key of ['maxMessageBytes', 'maxConcurrentRequests', 'maxResponseBytes', 'maxBufferedBytes', 'headTimeoutMs', 'closeTimeoutMs', 'pingIntervalMs'] as const) {
     const v = resolved[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {

@@ -8,6 +8,7 @@ import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from './errors.ts'
 import { LineSplitter } from './line-splitter.ts';
 import { targetOf, type JsonRequest, type MessageId } from './messages.ts';
 import type { Outbox } from './outbox.ts';
+import { auditPath, auditTarget, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 import { encodeBody, headerMap, isJsonType, kubernetesStatus } from './response-body.ts';
 
 /** Header carrying the gateway's request id, upstream and back to the runner. */
@@ -52,6 +53,7 @@ export class Exchange {
   #unwait: (() => void) | undefined;
   #status = 0;
   #bytes = 0;
+  #rule: AuditDenyRule | undefined;
 
   constructor(ctx: ExchangeContext, req: JsonRequest, onDone: (ex: Exchange) => void) {
     this.#ctx = ctx;
@@ -147,6 +149,11 @@ export class Exchange {
     if (timedOut || e.code === 'PT_ERR_MUX_OPEN_TIMEOUT') {
       status = 504; reason = 'Timeout';
       message = `the agent for cluster ${this.#ctx.cluster} did not answer within ${this.#ctx.deps.headTimeoutMs} ms`;
+    } else if (e.status === 429) {
+      // The runner's stream or rate limit (the gateway's opener): the same 429 as on the other routes.
+      status = 429; reason = 'TooManyRequests'; message = String(e.message);
+      const rule = (err as { rule?: unknown }).rule;
+      if (rule === 'stream_limit' || rule === 'rate_limit') this.#rule = rule;
     } else if (e.status === 503) {
       status = 503; reason = 'ServiceUnavailable';
       message = e.code === 'PT_ERR_CLUSTER_NOT_CONNECTED' ? `cluster ${this.#ctx.cluster} is not connected` : String(e.message);
@@ -264,12 +271,16 @@ export class Exchange {
       this.#response?.destroy();
       this.#stream?.destroy();
     }
-    const { logger, runnerId, cluster } = this.#ctx;
-    logger.info({
-      event: 'json_request', requestId: this.requestId, runnerId, cluster,
-      method: this.#req.method, path: this.#req.path.split('?')[0], stream: this.#req.stream,
-      status: this.#status, bytes: this.#bytes, ms: Math.round(performance.now() - this.#started), outcome,
-    }, 'json protocol request');
+    const { deps, runnerId, cluster } = this.#ctx;
+    const ms = performance.now() - this.#started;
+    const method = this.#req.method;
+    deps.audit.write({
+      event: 'audit', side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: this.requestId, runnerId, cluster, route: 'ws-k8s',
+      method, path: auditPath(this.#req.path), ...auditTarget(requestInfo(method, targetOf(this.#req))),
+      status: this.#status === 0 ? null : this.#status, bytesIn: this.#req.body?.length ?? 0, bytesOut: this.#bytes, ms: Math.round(ms), upgraded: false,
+      decision: this.#rule === undefined ? 'allowed' : 'denied', ...(this.#rule !== undefined ? { rule: this.#rule } : {}),
+      outcome,
+    }, this.#status >= 500 && this.#status !== 503 ? 'warn' : 'info');
     this.#onDone(this);
   }
 }

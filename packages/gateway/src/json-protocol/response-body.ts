@@ -1,4 +1,5 @@
 // Turning an HTTP response into the JSON protocol's `headers` and `body`.
+import { kubeStatus, type KubeStatus } from '@pipeops/tunnel-protocol';
 
 /** Response headers never passed to the runner: they describe the HTTP/1.1 connection, not the resource. */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-connection']);
@@ -67,6 +68,6 @@ export function encodeBody(bytes: Buffer, contentType: string | undefined): Enco
 }
 
 /** A Kubernetes `Status` object for the gateway's own answers (what kubectl prints like an API server error). */
-export function kubernetesStatus(code: number, reason: string, message: string): Record<string, unknown> {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+export function kubernetesStatus(code: number, reason: string, message: string): KubeStatus {
+  return kubeStatus(code, message, reason);
 }
