@@ -82,3 +82,17 @@ test('a runner over requests_per_second gets 429 with Retry-After; the gateway d
   assert.deepEqual(codes, [200, 200, 429]);
   assert.equal(retryAfter, '2', 'one token at 0.5/s is two seconds away');
 });
+
+test('bytes_per_second paces one runner through the tunnel flow control: a download takes at least its size over the rate, without an error', async (t) => {
+  const RATE = 1024 * 1024;
+  const p = await startK8sPath(t, { gateway: { runnerLimits: { bytesPerSecond: RATE } } });
+  const started = performance.now();
+  const res = await request(`${p.base}/blob?bytes=${4 * RATE}`, { dispatcher: p.dispatcher, headers: p.auth });
+  assert.equal(res.statusCode, 200);
+  const body = Buffer.from(await res.body.arrayBuffer());
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(body.length, 4 * RATE);
+  // A second's burst and the first window (256 KiB) need no waiting: the rest comes at the rate at most.
+  t.diagnostic(`4 MiB at ${RATE} B/s took ${seconds.toFixed(2)} s`);
+  assert.ok(seconds >= (4 * RATE - RATE - 256 * 1024) / RATE * 0.9, `the download took ${seconds.toFixed(2)} s: faster than the limit allows`);
+});

@@ -30,6 +30,7 @@ export const gatewaySchema = {
     max_streams: { doc: "Requests (streams) one runner may have open at once, over all its connections; beyond it: 429 with Retry-After. 0 = unlimited. A runner's tokens-file limits override it.", format: 'nat', default: 1000 },
     requests_per_second: { doc: 'Requests one runner may start per second, sustained; beyond it: 429 with Retry-After. 0 = unlimited.', format: 'nat', default: 0 },
     burst: { doc: 'Requests one runner may start at once above requests_per_second (0 = twice requests_per_second).', format: 'nat', default: 0 },
+    bytes_per_second: { doc: "Bytes per second one runner may pull from its clusters, all its streams together (and push on /ws/runner), paced through the tunnel's flow control. 0 = unlimited. Sizes: 10MiB.", format: 'byte-size', default: 0 },
   },
   audit: {
     file: { doc: 'JSON-lines file for the audit records (one per runner request); empty: the log stream.', format: String, default: '' },
@@ -48,7 +49,7 @@ export interface GatewayConfig {
   /** Sizes of the mux sessions with agents and with runners. */
   tunnel: TunnelConfig;
   /** Every runner's limits, unless its tokens-file entry sets its own. */
-  runners: { max_streams: number; requests_per_second: number; burst: number };
+  runners: { max_streams: number; requests_per_second: number; burst: number; bytes_per_second: number };
   audit: { file: string };
 }
 

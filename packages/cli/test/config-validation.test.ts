@@ -104,8 +104,8 @@ test('the gateway reads runner limits and the audit file from the file and PIPEO
   const dir = tempDir(t);
   const tokens = writeFile(dir, 'tokens.yaml', 'runners: []\n');
   const file = writeFile(dir, 'gw.yaml', `gateway: { tokens_file: ${tokens}, dev: true }\nrunners: { max_streams: 50 }\n`);
-  const c = loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_REQUESTS_PER_SECOND: '20', PIPEOPS_AUDIT_FILE: '/tmp/audit.jsonl' });
-  assert.deepEqual(c.runners, { max_streams: 50, requests_per_second: 20, burst: 0 });
+  const c = loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_REQUESTS_PER_SECOND: '20', PIPEOPS_RUNNERS_BYTES_PER_SECOND: '10MiB', PIPEOPS_AUDIT_FILE: '/tmp/audit.jsonl' });
+  assert.deepEqual(c.runners, { max_streams: 50, requests_per_second: 20, burst: 0, bytes_per_second: 10 * 1024 * 1024 });
   assert.equal(c.audit.file, '/tmp/audit.jsonl');
   assert.throws(() => loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_MAX_STREAMS: '-1' }), /runners\.max_streams/);
 });

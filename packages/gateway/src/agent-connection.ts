@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { createSession, GoAwayCode, type Session, type SessionOptions } from '@pipeops/tunnel-mux';
+import { createSession, GoAwayCode, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import {
   ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, websocketDuplex,
   type ControlMessage, type HelloMessage, type StatusMessage, type StreamPreamble,
@@ -74,10 +74,11 @@ export class AgentConnection extends EventEmitter {
   get closed(): boolean { return this.#closed; }
 
   /** Opens a data stream to the agent with the preamble written. Throws TunnelError 503 if the session cannot take one. */
-  openStream(preamble: Omit<StreamPreamble, 'v'>): Duplex {
-    let stream: Duplex;
+  openStream(preamble: Omit<StreamPreamble, 'v'>): Stream {
+    let stream: Stream;
     try {
-      stream = this.session.open();
+      // Each runner is its own scheduling group on the session, from the first byte (the preamble) on.
+      stream = this.session.open().setGroup(preamble.runnerId);
     } catch (err) {
       throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cannot open a stream to cluster ${this.cluster}`, { cause: err });
     }

@@ -96,7 +96,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
       requestHeadTimeoutMs: opts.requestHeadTimeoutMs, limiter: this.#limiter, audit: this.#audit,
     });
     this.#runners = new RunnerEndpoint({
-      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
+      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux, limiter: this.#limiter,
     });
     this.#json = createJsonProtocolEndpoint({
       openStream: (cluster, preamble) => this.#openLimited(cluster, preamble), audit: this.#audit, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
@@ -148,11 +148,12 @@ class GatewayImpl extends EventEmitter implements Gateway {
       throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
     }
     const runnerId = preamble.runnerId;
+    const runner = runnerId !== undefined ? this.#tokens.runnerById(runnerId) : undefined;
     // The runner's groups travel from the tokens file, never from the request (the agent impersonates them with access_as: runner).
-    const groups = preamble.groups ?? (runnerId !== undefined ? this.#tokens.runnerById(runnerId)?.groups : undefined);
+    const groups = preamble.groups ?? runner?.groups;
     const stream = await conn.openStream({ ...preamble, cluster: preamble.cluster ?? cluster, ...(groups !== undefined && groups.length > 0 ? { groups: [...groups] } : {}) });
-    // Each runner is its own scheduling group on the agent session: a runner with 200 uploads gets the same share as one with one.
-    if (runnerId !== undefined) (stream as Duplex & { setGroup?: (g: string) => void }).setGroup?.(runnerId);
+    // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set by openStream).
+    if (runner !== undefined) stream.setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
     return stream;
   }
 

@@ -3,12 +3,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { createSession, type Session, type SessionOptions } from '@pipeops/tunnel-mux';
+import { createSession, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import { SUBPROTOCOL, websocketDuplex } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus } from './kube-status.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RunnerForwarder } from './runner-forwarder.ts';
-import type { RunnerLimits } from './runner-limits.ts';
+import type { RunnerLimiter, RunnerLimits } from './runner-limits.ts';
 import type { TokenStore } from './tokens.ts';
 
 /** WebSocket close code and reason a runner gets when a tokens reload revoked its token or its access to the cluster. */
@@ -25,6 +25,8 @@ export interface RunnerEndpointDeps {
   maxPayloadBytes: number;
   /** Mux options of runner sessions (`client` is always false: the runner dials). */
   mux: Partial<SessionOptions> | undefined;
+  /** Paces a runner's uploads by its byte rate. */
+  limiter: RunnerLimiter;
 }
 
 /** The authenticated runner a session belongs to. */
@@ -108,7 +110,8 @@ export class RunnerEndpoint {
     const log = this.#deps.logger.child({ runnerId: who.runnerId, cluster: who.cluster, clientId: who.clientId });
     const cap = who.limits.maxStreams > 0 ? { maxConcurrentStreams: who.limits.maxStreams + STREAM_SLACK } : {};
     const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, ...cap, client: false });
-    session.on('stream', (stream: Duplex) => forwarder.stream(stream, { runnerId: who.runnerId, cluster: who.cluster, limits: who.limits }));
+    const pacer = this.#deps.limiter.pacer(who.runnerId, who.limits);
+    session.on('stream', (stream: Stream) => forwarder.stream(stream.setGrantPacer(pacer), { runnerId: who.runnerId, cluster: who.cluster, limits: who.limits }));
     this.#sessions.set(session, { ws, who, allowed, log });
     metrics.runnerSessions.inc();
     log.info({ event: 'runner_connected' }, 'runner session opened');

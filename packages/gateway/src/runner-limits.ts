@@ -1,9 +1,13 @@
 // Per-runner fairness at the gateway (issue 9): how many streams a runner may
 // have open at once (across all its routes and sessions) and how many
-// requests it may start per second. Over either → a 429 Status with
-// Retry-After. Bandwidth is shared per runner by the mux itself (streams
-// carry their runner as scheduling group), so these limits only bound what a
-// runner may hold and how fast it may ask.
+// requests it may start per second — over either, a 429 Status with
+// Retry-After — and how many bytes per second it may pull through the
+// tunnel. Bandwidth is also shared per runner by the mux itself (streams
+// carry their runner as scheduling group); the byte rate is for when equal
+// shares are not enough: on a host whose CPU is the bottleneck, a saturating
+// runner delays everyone's small requests in every process's queues, and
+// only taking less keeps them short.
+import { TokenBucket } from '@pipeops/tunnel-mux';
 
 /** One runner's limits. `0` means unlimited. */
 export interface RunnerLimits {
@@ -13,13 +17,19 @@ export interface RunnerLimits {
   requestsPerSecond: number;
   /** Requests that may start at once above the sustained rate (bucket size). `0` → twice `requestsPerSecond`. */
   burst: number;
+  /**
+   * Response bytes per second from the cluster, all the runner's streams
+   * together (and request bytes on `/ws/runner`), enforced through the
+   * tunnel's flow control: the agent is granted window credit no faster.
+   */
+  bytesPerSecond: number;
 }
 
 /** Gateway-wide defaults (overridden per runner in the tokens file, `limits:`). */
-export const defaultRunnerLimits: Readonly<RunnerLimits> = Object.freeze({ maxStreams: 1_000, requestsPerSecond: 0, burst: 0 });
+export const defaultRunnerLimits: Readonly<RunnerLimits> = Object.freeze({ maxStreams: 1_000, requestsPerSecond: 0, burst: 0, bytesPerSecond: 0 });
 
 /** Names of the limits as the tokens file and the config spell them. */
-export const RUNNER_LIMIT_KEYS = { max_streams: 'maxStreams', requests_per_second: 'requestsPerSecond', burst: 'burst' } as const;
+export const RUNNER_LIMIT_KEYS = { max_streams: 'maxStreams', requests_per_second: 'requestsPerSecond', burst: 'burst', bytes_per_second: 'bytesPerSecond' } as const;
 
 /** The limits a tokens-file `limits:` mapping sets (snake_case keys); throws an Error naming the first invalid key. */
 export function verifyRunnerLimits(value: unknown, where: string): Partial<RunnerLimits> {
@@ -29,8 +39,9 @@ export function verifyRunnerLimits(value: unknown, where: string): Partial<Runne
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     const field = (RUNNER_LIMIT_KEYS as Record<string, keyof RunnerLimits>)[k];
     if (field === undefined) throw new Error(`${where}: unknown key ${JSON.stringify(k)} (expected ${Object.keys(RUNNER_LIMIT_KEYS).join(', ')})`);
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (field !== 'requestsPerSecond' && !Number.isInteger(v))) {
-      throw new Error(`${where}.${k}: must be a number >= 0 (0 = unlimited)${field !== 'requestsPerSecond' ? ', an integer' : ''}`);
+    const fractional = field === 'requestsPerSecond';
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!fractional && !Number.isInteger(v))) {
+      throw new Error(`${where}.${k}: must be a number >= 0 (0 = unlimited)${fractional ? '' : ', an integer'}`);
     }
     out[field] = v;
   }
@@ -42,22 +53,25 @@ export interface RunnerSlot { release(): void }
 /** A refusal: the 429 message and the `Retry-After` seconds. */
 export interface RunnerLimited { limited: 'stream_limit' | 'rate_limit'; retryAfterSeconds: number; message: string }
 
-interface RunnerState { open: number; tokens: number; at: number }
+interface RunnerState { open: number; requests: TokenBucket | undefined }
 
 /**
- * Counts each runner's open streams and its request rate. `now` is injected
- * for tests (ms, monotonic). State is dropped when a runner has nothing open
- * and a full bucket, so the map holds only active runners.
+ * Counts each runner's open streams and its request rate, and holds each
+ * runner's byte-rate pacer. `now` is injected for tests (ms, monotonic).
+ * Stream and rate state is dropped when a runner has nothing open and a full
+ * bucket, so that map holds only active runners; pacers are kept per runner
+ * id and rate (runner ids come from the tokens file: a bounded set).
  */
 export class RunnerLimiter {
   readonly #runners = new Map<string, RunnerState>();
+  readonly #pacers = new Map<string, { rate: number; bucket: TokenBucket }>();
   readonly #now: () => number;
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
   }
 
-  /** Runners with state (for tests and metrics). */
+  /** Runners with stream or rate state (for tests). */
   get size(): number { return this.#runners.size; }
 
   /** Streams `runnerId` has open now. */
@@ -70,26 +84,21 @@ export class RunnerLimiter {
 
   /** Takes a slot for one new request, or says why not. */
   acquire(runnerId: string, limits: Readonly<RunnerLimits>): RunnerSlot | RunnerLimited {
-    const now = this.#now();
     let s = this.#runners.get(runnerId);
-    const capacity = limits.burst > 0 ? limits.burst : Math.max(1, limits.requestsPerSecond * 2);
     if (s === undefined) {
-      s = { open: 0, tokens: capacity, at: now };
+      s = { open: 0, requests: undefined };
       this.#runners.set(runnerId, s);
-    } else if (limits.requestsPerSecond > 0) {
-      s.tokens = Math.min(capacity, s.tokens + ((now - s.at) / 1000) * limits.requestsPerSecond);
-      s.at = now;
     }
     if (limits.maxStreams > 0 && s.open >= limits.maxStreams) {
-      this.#forgetIdle(runnerId, s, capacity);
+      this.#forgetIdle(runnerId, s);
       return { limited: 'stream_limit', retryAfterSeconds: 1, message: `runner "${runnerId}" has ${String(s.open)} requests open, its limit (max_streams ${String(limits.maxStreams)}); retry when one ends` };
     }
     if (limits.requestsPerSecond > 0) {
-      if (s.tokens < 1) {
-        const wait = Math.max(1, Math.ceil((1 - s.tokens) / limits.requestsPerSecond));
+      s.requests ??= new TokenBucket(limits.requestsPerSecond, limits.burst > 0 ? limits.burst : Math.max(1, limits.requestsPerSecond * 2), this.#now);
+      if (!s.requests.take()) {
+        const wait = Math.max(1, Math.ceil(s.requests.waitMs(1) / 1000));
         return { limited: 'rate_limit', retryAfterSeconds: wait, message: `runner "${runnerId}" is over its request rate (requests_per_second ${String(limits.requestsPerSecond)}); retry after ${String(wait)} s` };
       }
-      s.tokens -= 1;
     }
     s.open++;
     let released = false;
@@ -99,13 +108,26 @@ export class RunnerLimiter {
         if (released) return;
         released = true;
         state.open--;
-        this.#forgetIdle(runnerId, state, capacity);
+        this.#forgetIdle(runnerId, state);
       },
     };
   }
 
-  #forgetIdle(runnerId: string, s: RunnerState, capacity: number): void {
-    if (s.open === 0 && s.tokens >= capacity && this.#runners.get(runnerId) === s) this.#runners.delete(runnerId);
+  /**
+   * The runner's byte-rate pacer (one per runner, shared by all its streams),
+   * or undefined when `bytesPerSecond` is 0. A burst of one second's worth.
+   */
+  pacer(runnerId: string, limits: Readonly<RunnerLimits>): TokenBucket | undefined {
+    if (limits.bytesPerSecond <= 0) return undefined;
+    const known = this.#pacers.get(runnerId);
+    if (known !== undefined && known.rate === limits.bytesPerSecond) return known.bucket;
+    const bucket = new TokenBucket(limits.bytesPerSecond, limits.bytesPerSecond, this.#now);
+    this.#pacers.set(runnerId, { rate: limits.bytesPerSecond, bucket });
+    return bucket;
+  }
+
+  #forgetIdle(runnerId: string, s: RunnerState): void {
+    if (s.open === 0 && (s.requests === undefined || s.requests.full) && this.#runners.get(runnerId) === s) this.#runners.delete(runnerId);
   }
 }
 

@@ -1,5 +1,6 @@
 export { Session, type SessionStats } from './session.ts';
-export { Stream } from './stream.ts';
+export { Stream, type GrantPacer } from './stream.ts';
+export { TokenBucket } from './token-bucket.ts';
 export { createSession } from './create-session.ts';
 export { defaultSessionOptions, verifySessionOptions, type SessionOptions } from './config.ts';
 export { MuxError, muxErrorCodes, type MuxErrorCode } from './errors.ts';

@@ -3,6 +3,19 @@ import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeDataFrame, encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW } from './frame.ts';
 import type { Session } from './session.ts';
 
+
+/**
+ * Paces window grants (see {@link Stream.setGrantPacer}): a byte budget that
+ * may run into debt. A grant waits while `waitMs()` is above 0, and is
+ * charged in full when sent.
+ */
+export interface GrantPacer {
+  /** How long until the budget is out of debt, ms (0: grant now). */
+  waitMs(): number;
+  /** Records `bytes` granted. */
+  charge(bytes: number): void;
+}
+
 /**
  * What a Stream needs from its Session. Implemented by Session; not exported
  * from the package.
@@ -65,6 +78,8 @@ export class Stream extends Duplex {
   #closeTimer: NodeJS.Timeout | undefined;
   #closeError: Error | undefined;
   #group: string | undefined;
+  #pacer: GrantPacer | undefined;
+  #paceTimer: NodeJS.Timeout | undefined;
   /** @internal round-robin bookkeeping owned by the session */
   inReadyQueue = false;
 
@@ -121,6 +136,19 @@ export class Stream extends Duplex {
     return this;
   }
 
+  /**
+   * Paces this stream's receive side: window credit is granted back only as
+   * fast as `pacer` allows, so the peer can send no faster than that (one
+   * pacer may be shared by many streams: a rate for all of them together).
+   * A paused reader is unaffected (it grants nothing anyway); a fast one
+   * gets its credit later instead of at once. `undefined` removes pacing.
+   * Returns the stream (chainable).
+   */
+  setGrantPacer(pacer: GrantPacer | undefined): this {
+    this.#pacer = pacer;
+    return this;
+  }
+
   /** @internal SYN or ACK frame advertising our window (delta above the spec's 256 KiB). */
   windowAnnouncement(flag: number): Buffer {
     return encodeHeader(FrameType.windowUpdate, flag, this.id, this.#windowSize - INITIAL_STREAM_WINDOW);
@@ -173,10 +201,18 @@ export class Stream extends Duplex {
 
   // Grant back what the application consumed: consumed = window - held - still-open.
   #maybeGrant(): void {
-    if (this.#remoteFin || this.#gone) return;
+    if (this.#remoteFin || this.#gone || this.#paceTimer !== undefined) return;
     if (this.#windowSize - this.readableLength - this.#recvWindow < this.#windowSize / 2) return;
+    if (this.#pacer !== undefined) {
+      const waitMs = this.#pacer.waitMs();
+      if (waitMs > 0) {
+        this.#paceTimer = setTimeout(() => { this.#paceTimer = undefined; this.#maybeGrant(); }, waitMs);
+        return;
+      }
+    }
     if (this.#settings.autoTuneWindow) this.#maybeGrowWindow();
     const delta = this.#windowSize - this.readableLength - this.#recvWindow;
+    this.#pacer?.charge(delta);
     this.#recvWindow += delta;
     this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, delta), false);
   }
@@ -291,6 +327,8 @@ export class Stream extends Duplex {
   #forget(): void {
     if (this.#openTimer) clearTimeout(this.#openTimer);
     if (this.#closeTimer) clearTimeout(this.#closeTimer);
+    if (this.#paceTimer) clearTimeout(this.#paceTimer);
+    this.#paceTimer = undefined;
     this.#openTimer = undefined;
     this.#closeTimer = undefined;
     if (this.#gone) return;

@@ -110,7 +110,10 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         handshakeTimeoutMs: config.gateway.handshake_timeout,
         gatewayVersion: VERSION,
         mux: toMuxOptions(config.tunnel),
-        runnerLimits: { maxStreams: config.runners.max_streams, requestsPerSecond: config.runners.requests_per_second, burst: config.runners.burst },
+        runnerLimits: {
+          maxStreams: config.runners.max_streams, requestsPerSecond: config.runners.requests_per_second,
+          burst: config.runners.burst, bytesPerSecond: config.runners.bytes_per_second,
+        },
         ...(config.audit.file !== '' ? { auditFile: config.audit.file } : {}),
         tlsHandshakeTimeoutMs: config.gateway.tls_handshake_timeout,
         requestHeadTimeoutMs: config.gateway.request_head_timeout,
