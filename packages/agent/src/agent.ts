@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createAuditSink, type AuditSink, type StreamKind } from '@pipeops/tunnel-protocol';
+import { createAuditSink, type AuditSink, type OwnerPolicyReport, type StreamKind } from '@pipeops/tunnel-protocol';
 import type { AgentOptions, ReadinessCheck, StatusExtras } from './config.ts';
 import { defaultAgentOptions, verifyAgentOptions } from './config.ts';
 import { Connector } from './connector.ts';
@@ -66,9 +66,9 @@ class TunnelAgent extends EventEmitter implements Agent {
     const accessAs = options.kubernetes.accessAs ?? 'agent';
     this.#audit = createAuditSink({ file: options.audit?.file, logger: deps.logger.child({ component: 'kube' }), message: 'kube request' });
     // The owner's choices travel in hello and every status report, so the control plane shows what it may do here.
-    const ownerPolicy = { access_as: accessAs, ...policySummary(policy) };
+    const ownerPolicy: OwnerPolicyReport = { access_as: accessAs, ...policySummary(policy) };
     this.#log.info({ event: 'owner_policy', policy: ownerPolicy, audit: this.#audit.destination }, 'owner policy in force');
-    let connectorOptions: AgentOptions & { ownerPolicy?: Record<string, unknown> } = { ...options, ownerPolicy };
+    let connectorOptions: AgentOptions & { ownerPolicy?: OwnerPolicyReport } = { ...options, ownerPolicy };
     if (options.kubernetes.enabled !== false) {
       const kube = createKubePath({
         ...options.kubernetes,

@@ -1,4 +1,4 @@
-import type { RequestInfo } from '@pipeops/tunnel-protocol';
+import type { OwnerPolicyReport, RequestInfo } from '@pipeops/tunnel-protocol';
 import { AgentError } from '../errors.ts';
 
 /**
@@ -193,7 +193,7 @@ export function isOpenPolicy(p: AgentPolicy): boolean {
 }
 
 /** The policy as reported in hello/status and `/v1/clusters`: `{ read_only, deny_subresources, deny_resources, namespaces }`. */
-export function policySummary(p: AgentPolicy): Record<string, unknown> {
+export function policySummary(p: AgentPolicy): Required<Omit<OwnerPolicyReport, 'access_as'>> {
   return {
     read_only: p.readOnly,
     deny_subresources: [...p.denySubresources],
