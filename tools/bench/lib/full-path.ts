@@ -80,6 +80,8 @@ export interface FullPathOptions {
   runnerMux?: Parameters<typeof connect>[0]['mux'];
   /** Ids of more runners, each given its own token (every cluster) in the gateway's tokens file. Default none. */
   runners?: string[];
+  /** Tokens-file `limits` of some of those runners, by id (e.g. `{ bytes_per_second: 10_000_000 }`). */
+  runnerLimits?: Record<string, Record<string, number>>;
 }
 
 /** A runner of {@link FullPathOptions.runners}: its token and its way in through the gateway's /k8s/clusters endpoint. */
@@ -137,14 +139,15 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
     const tunnel = await startTunnel({
       dir, logDir, home: dir, agents: [{ cluster: BENCH_CLUSTER, kubeconfig }], runnerTools: false,
       ...(o.agentConfig ? { agentConfig: o.agentConfig } : {}),
-      ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
+      // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
+      gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
     });
     closers.push(() => tunnel.close());
     const runners = new Map<string, ExtraRunner>();
     if (o.runners !== undefined && o.runners.length > 0) {
       // startTunnel writes the tokens file as <dir>/tunnel/tokens.yaml, with one runner; the others are added to it.
-      const tokens = await addRunnerTokens(join(dir, 'tunnel', 'tokens.yaml'), tunnel.gateway(), o.runners);
+      const tokens = await addRunnerTokens(join(dir, 'tunnel', 'tokens.yaml'), tunnel.gateway(), o.runners, o.runnerLimits);
       for (const [id, token] of tokens) {
         const agent = httpsAgent(tunnel.caFile);
         closers.push(() => agent.close());

@@ -10,7 +10,8 @@ import type { Proc } from '@pipeops/tunnel-e2e/harness/proc';
 const RELOAD_TIMEOUT_MS = 15_000;
 
 /**
- * Adds one runner entry per id (a fresh token, every cluster) to the tokens
+ * Adds one runner entry per id (a fresh token, every cluster, the tokens-file
+ * `limits` given for it, if any) to the tokens
  * file `file` and waits until `gateway` logged a successful reload. Returns
  * the tokens by runner id.
  *
@@ -18,12 +19,15 @@ const RELOAD_TIMEOUT_MS = 15_000;
  * existing `runners:` items, so the rest of the file (agent and admin tokens
  * the harness does not hand out) is kept byte for byte.
  */
-export async function addRunnerTokens(file: string, gateway: Proc, ids: readonly string[]): Promise<Map<string, string>> {
+export async function addRunnerTokens(file: string, gateway: Proc, ids: readonly string[], limits: Readonly<Record<string, Record<string, number>>> = {}): Promise<Map<string, string>> {
   const tokens = new Map(ids.map((id) => [id, randomBytes(24).toString('base64url')]));
   const text = readFileSync(file, 'utf8');
   const m = /^runners:\n(\s*)- /m.exec(text);
   if (m === null) throw new Error(`${file}: no block sequence under "runners:" to add runners to`);
-  const entries = [...tokens].map(([id, token]) => `${m[1]}- ${JSON.stringify({ id, token, clusters: ['*'] })}\n`).join('');
+  const entries = [...tokens].map(([id, token]) => {
+    const entry = { id, token, clusters: ['*'], ...(limits[id] !== undefined ? { limits: limits[id] } : {}) };
+    return `${m[1]}- ${JSON.stringify(entry)}\n`;
+  }).join('');
   const from = gateway.lines.length;
   writeFileSync(file, text.replace(/^runners:\n/m, () => `runners:\n${entries}`), { mode: 0o600 });
   const rec = await gateway.waitForRecord(

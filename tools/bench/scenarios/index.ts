@@ -7,7 +7,7 @@ import { pausedReader } from './paused-reader.ts';
 import { reconnect } from './reconnect.ts';
 import { idleAgent } from './idle-agent.ts';
 import { highLatency } from './high-latency.ts';
-import { greedyVsPolite } from './greedy-vs-polite.ts';
+import { greedyCappedVsPolite, greedyVsPolite } from './greedy-vs-polite.ts';
 
 /** Every scenario `pnpm bench` runs, in order. Add new ones here. */
 export const scenarios: Scenario[] = [
@@ -26,6 +26,7 @@ export const scenarios: Scenario[] = [
   idleAgent,
   highLatency,
   greedyVsPolite,
+  greedyCappedVsPolite,
   muxThroughput({ name: 'mux-ws-1-stream', transport: 'ws', streams: 1, windowBytes: LARGE_WINDOW_BYTES }),
   muxThroughput({ name: 'mux-ws-16-streams', transport: 'ws', streams: 16, windowBytes: LARGE_WINDOW_BYTES }),
   muxThroughput({ name: 'mux-ws-1-stream-default-window', transport: 'ws', streams: 1, windowBytes: DEFAULT_WINDOW_BYTES }),
