@@ -1,8 +1,9 @@
 // `pnpm e2e`: builds what is missing (kubesim + kubectl, kwok, helm — cached
-// in e2e/.cache/bin), starts a real kube-apiserver, kwok, the gateway, two
-// agents and two proxies, runs every scenario directly and through the tunnel
-// (gateway endpoint and `pipeops-tunnel proxy`), prints one line per
-// scenario, writes e2e/.cache/last-run.json and exits 1 if any failed.
+// in e2e/.cache/bin), starts a real kube-apiserver, kwok, the gateway, five
+// agents and five proxies (harness/env.ts), runs every scenario directly and
+// through the tunnel (gateway endpoint and `pipeops-tunnel proxy`), prints
+// one line per scenario, writes e2e/.cache/last-run.json and exits 1 if any
+// failed.
 //
 //   node e2e/run.ts [--only REGEX] [--list]
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // Go modules) and kwok (fake kubelet: nodes Ready, pods Running, and logs,
 // exec and port-forward served for the API server to proxy to).
 import { createServer, type Server } from 'node:net';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -15,6 +15,8 @@ export interface Cluster {
   adminKubeconfig: string;
   /** PEM of the API server's CA (from the admin kubeconfig). */
   caData: string;
+  /** The kube-apiserver's audit log (JSON lines, level Metadata for every request): `LOG_DIR/kube-apiserver-audit.log`. */
+  auditLog: string;
   kubesim: Proc;
   kwok: Proc;
   /** kubectl with the admin credential (setup only; scenarios use the agent's). */
@@ -30,6 +32,14 @@ export interface Cluster {
 }
 
 export interface ClusterOptions { kubesim: string; kubectl: string; kwok: string; dir: string; logDir: string; home: string }
+
+/** audit.k8s.io/v1 Policy: level Metadata for every request. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+`;
 
 export async function freePort(): Promise<number> {
   const srv = createServer();
@@ -52,7 +62,18 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   mkdirSync(simDir, { recursive: true, mode: 0o700 });
   // E2E_APISERVER_FLAGS: extra kube-apiserver flags (space-separated), e.g. --disable-http2-serving
   const extra = (process.env.E2E_APISERVER_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
-  const kubesim = start('kubesim', o.kubesim, ['--dir', simDir, '--port', '0', ...(extra.length > 0 ? ['--', ...extra] : [])], { logDir: o.logDir });
+  // An audit log, kept with the run's logs: every request at level Metadata
+  // (who, verb, resource, status — never bodies), one JSON event per line and
+  // stage (RequestReceived is left out: ResponseComplete, or ResponseStarted
+  // for a watch or an exec, carries the same fields plus the outcome). The
+  // `log` backend is synchronous (`--audit-log-mode=blocking`, the default).
+  // Scenarios find a request by its auditID (the tunnel sets `Audit-ID` from
+  // its request id). Flags after `--` go to kube-apiserver unchanged.
+  const auditPolicy = join(simDir, 'audit-policy.yaml');
+  writeFileSync(auditPolicy, AUDIT_POLICY);
+  const auditLog = join(o.logDir, 'kube-apiserver-audit.log');
+  const auditFlags = [`--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLog}`, '--audit-log-maxsize=200', '--audit-log-maxbackup=2'];
+  const kubesim = start('kubesim', o.kubesim, ['--dir', simDir, '--port', '0', '--', ...auditFlags, ...extra], { logDir: o.logDir });
   const ready = await kubesim.waitForLine('KUBESIM READY', /KUBESIM READY https:\/\//, 180_000);
   const url = /KUBESIM READY (https:\/\/\S+)/.exec(ready)?.[1] ?? '';
   const adminKubeconfig = join(simDir, 'admin.kubeconfig');
@@ -98,7 +119,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   }, 90_000, 250).catch((err: Error) => { throw new Error(`${err.message}\nkwok:\n${kwok.tail()}`); });
 
   return {
-    url, adminKubeconfig, caData, kubesim, kwok, admin, appendLog, echoPort: echo.port, execDir, nodeName,
+    url, adminKubeconfig, caData, auditLog, kubesim, kwok, admin, appendLog, echoPort: echo.port, execDir, nodeName,
     async close() {
       await kwok.stop('SIGTERM', 3_000);
       await kubesim.stop('SIGTERM', 10_000);

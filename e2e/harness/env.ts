@@ -3,9 +3,10 @@
 // service-account token: the same identity and RBAC the tunnel acts with),
 // `gateway` (a kubeconfig from `pipeops-tunnel kubeconfig`: server
 // https://GATEWAY/k8s/clusters/C, runner token) and `proxy` (`pipeops-tunnel
-// proxy`, plain HTTP on 127.0.0.1).
+// proxy`, plain HTTP on 127.0.0.1). Five agents, one per cluster name (see
+// CLUSTER_NAMES); the trust-boundary ones are described in trust.ts.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,13 +17,26 @@ import { startCluster, type Cluster } from './cluster.ts';
 import { start, stopAll, type Proc } from './proc.ts';
 import { runCommand, cleanEnv, type CommandResult } from './run-command.ts';
 import { startTunnel, writeKubeconfig, type Tunnel } from './tunnel.ts';
+import { AS_RUNNER_SA, POLICY, READ_ONLY_POLICY, RUNNER_GROUPS, RUNNER_ID, RUNNER_USER, RUNNERS_GROUP, setupTrust } from './trust.ts';
 import { CACHE_DIR, REPO_DIR } from './paths.ts';
 
 export type TargetName = 'direct' | 'gateway' | 'proxy';
 export const TARGETS: TargetName[] = ['direct', 'gateway', 'proxy'];
-/** `full`: the agent with deploy/kubernetes/agent.yaml's ClusterRole; `readonly`: a second agent whose SA is bound to `view`. */
-export type ClusterKind = 'full' | 'readonly';
-export const CLUSTER_NAMES: Record<ClusterKind, string> = { full: 'e2e', readonly: 'e2e-readonly' };
+/**
+ * `full`: the agent with deploy/kubernetes/agent.yaml's ClusterRole; `readonly`: a second agent whose SA is bound to `view`;
+ * `as-runner`: `kubernetes.access_as: runner` (acts as `pipeops:runner:<id>`); `policy`: an owner policy (no exec, no
+ * secrets, one namespace); `policy-readonly`: `policy.read_only`. See trust.ts.
+ */
+export type ClusterKind = 'full' | 'readonly' | 'as-runner' | 'policy' | 'policy-readonly';
+export const CLUSTER_NAMES: Record<ClusterKind, string> = {
+  full: 'e2e', readonly: 'e2e-readonly', 'as-runner': 'e2e-as-runner', policy: 'e2e-policy', 'policy-readonly': 'e2e-policy-readonly',
+};
+/** Per agent: its config file additions. */
+const AGENT_CONFIG: Partial<Record<ClusterKind, Record<string, unknown>>> = {
+  'as-runner': { kubernetes: { access_as: 'runner' } },
+  policy: { policy: POLICY },
+  'policy-readonly': { policy: READ_ONLY_POLICY },
+};
 
 export interface RunOpts { stdin?: string | Buffer; stdinPipe?: boolean; timeoutMs?: number; env?: Record<string, string>; bin?: string; cwd?: string }
 
@@ -91,8 +105,27 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
   const cluster = await startCluster({ kubesim: bins.kubesim, kubectl: bins.kubectl, kwok: bins.kwok, dir, logDir, home });
   log(`kube-apiserver ready at ${cluster.url}, kwok node Ready (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 
+  const namespace = async (name: string) => {
+    const r = await cluster.admin(['create', 'namespace', name]);
+    if (r.code !== 0) throw new Error(`namespace ${name}: ${r.stderr}`);
+    // kube-controller-manager creates `default` too, concurrently: AlreadyExists is fine
+    const sa = await cluster.admin(['create', 'serviceaccount', 'default', '-n', name]);
+    if (sa.code !== 0 && !/already ?exists/i.test(sa.stderr)) throw new Error(`namespace ${name}: ${sa.stderr}`);
+    return name;
+  };
+  const pod = async (ns: string, name: string, extra: Record<string, unknown> = {}) => {
+    const r = await cluster.admin(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: { app: name } },
+      spec: { nodeName: cluster.nodeName, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'fake-image', ports: [{ containerPort: 8080 }] }], ...extra },
+    }));
+    if (r.code !== 0) throw new Error(`pod ${ns}/${name}: ${r.stderr}`);
+    const w = await cluster.admin(['wait', '--for=condition=Ready', `pod/${name}`, '-n', ns, '--timeout=60s']);
+    if (w.code !== 0) throw new Error(`pod ${ns}/${name} not Ready: ${w.stderr}`);
+  };
+
   // The agents' identities: deploy/kubernetes/agent.yaml as shipped (its
-  // ServiceAccount, ClusterRole and binding), and a read-only second agent.
+  // ServiceAccount, ClusterRole and binding), a read-only second agent, and
+  // the trust fixture (trust.ts).
   const applied = await cluster.admin(['apply', '-f', join(REPO_DIR, 'deploy', 'kubernetes', 'agent.yaml')]);
   if (applied.code !== 0) throw new Error(`kubectl apply deploy/kubernetes/agent.yaml: ${applied.stderr}`);
   const ro = await cluster.admin(['apply', '-f', '-'], JSON.stringify({
@@ -106,33 +139,46 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
     ],
   }));
   if (ro.code !== 0) throw new Error(`read-only agent RBAC: ${ro.stderr}`);
+  await setupTrust({ admin: cluster.admin, namespace, pod });
   const token = async (sa: string) => {
     const r = await cluster.admin(['create', 'token', sa, '-n', 'pipeops-system', '--duration=6h']);
     if (r.code !== 0 || r.stdout.trim() === '') throw new Error(`kubectl create token ${sa}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const agentTokens: Record<ClusterKind, string> = { full: await token('pipeops-tunnel-agent'), readonly: await token('pipeops-tunnel-agent-readonly') };
-  const agentKubeconfigs: Record<ClusterKind, string> = {
-    full: writeKubeconfig(join(dir, 'agent-full.kubeconfig'), { server: cluster.url, token: agentTokens.full, caData: cluster.caData }),
-    readonly: writeKubeconfig(join(dir, 'agent-readonly.kubeconfig'), { server: cluster.url, token: agentTokens.readonly, caData: cluster.caData }),
+  // The policy agents use the full agent's service account: what they refuse, their policy refuses.
+  const fullToken = await token('pipeops-tunnel-agent');
+  const agentTokens: Record<ClusterKind, string> = {
+    full: fullToken, readonly: await token('pipeops-tunnel-agent-readonly'), 'as-runner': await token(AS_RUNNER_SA), policy: fullToken, 'policy-readonly': fullToken,
+  };
+  const kinds = Object.keys(CLUSTER_NAMES) as ClusterKind[];
+  const agentKubeconfigs = Object.fromEntries(kinds.map((k) => [k,
+    writeKubeconfig(join(dir, `agent-${k}.kubeconfig`), { server: cluster.url, token: agentTokens[k], caData: cluster.caData })])) as Record<ClusterKind, string>;
+  // `direct` on the as-runner cluster: the agent's own credential acting as the runner, exactly what
+  // the agent sends (Impersonate-User pipeops:runner:<id>, Impersonate-Group pipeops:runners + the
+  // runner's groups), so the API server's answers can be compared.
+  const runnerImpersonation = { user: RUNNER_USER, groups: [RUNNERS_GROUP, ...RUNNER_GROUPS] };
+  const directKubeconfigs: Record<ClusterKind, string> = {
+    ...agentKubeconfigs,
+    'as-runner': writeKubeconfig(join(dir, 'direct-as-runner.kubeconfig'), { server: cluster.url, token: agentTokens['as-runner'], caData: cluster.caData, as: runnerImpersonation }),
   };
 
   const t1 = performance.now();
   const tunnel = await startTunnel({
     dir, logDir, home,
-    agents: (Object.keys(CLUSTER_NAMES) as ClusterKind[]).map((k) => ({ cluster: CLUSTER_NAMES[k], kubeconfig: agentKubeconfigs[k] })),
+    agents: kinds.map((k) => ({ cluster: CLUSTER_NAMES[k], kubeconfig: agentKubeconfigs[k], ...(AGENT_CONFIG[k] !== undefined ? { config: AGENT_CONFIG[k] } : {}) })),
+    runner: { id: RUNNER_ID, groups: RUNNER_GROUPS },
   });
   log(`gateway ${tunnel.gatewayUrl}, agents ready, proxies up (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
 
   const proxyKubeconfigs = new Map<ClusterKind, string>();
-  for (const k of Object.keys(CLUSTER_NAMES) as ClusterKind[]) {
+  for (const k of kinds) {
     const url = tunnel.proxies.get(CLUSTER_NAMES[k])?.url ?? '';
     proxyKubeconfigs.set(k, writeKubeconfig(join(dir, `proxy-${k}.kubeconfig`), { server: url }));
   }
   const clientTunnels: ClientTunnel[] = [];
   const targets = new Map<string, Target>();
   const makeTarget = (name: TargetName, kind: ClusterKind): Target => {
-    const kubeconfig = name === 'direct' ? agentKubeconfigs[kind] : name === 'gateway' ? tunnel.gatewayKubeconfig(CLUSTER_NAMES[kind]) : proxyKubeconfigs.get(kind) ?? '';
+    const kubeconfig = name === 'direct' ? directKubeconfigs[kind] : name === 'gateway' ? tunnel.gatewayKubeconfig(CLUSTER_NAMES[kind]) : proxyKubeconfigs.get(kind) ?? '';
     const server = name === 'direct' ? cluster.url : name === 'gateway' ? `${tunnel.gatewayUrl}/k8s/clusters/${CLUSTER_NAMES[kind]}` : tunnel.proxies.get(CLUSTER_NAMES[kind])?.url ?? '';
     const prefix = name === 'gateway' ? `/k8s/clusters/${CLUSTER_NAMES[kind]}` : '';
     let kc: KubeConfig | undefined;
@@ -141,8 +187,12 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
     const send = (path: string, o: { method?: string; headers?: Record<string, string>; body?: string | Buffer }) =>
       new Promise<{ res: IncomingMessage; abort(): void }>((resolve, reject) => {
         const url = new URL(`${server}${path}`);
-        const headers: Record<string, string> = { ...(o.headers ?? {}) };
+        const headers: OutgoingHttpHeaders = { ...(o.headers ?? {}) };
         if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
+        if (name === 'direct' && kind === 'as-runner') {
+          headers['impersonate-user'] = runnerImpersonation.user;
+          headers['impersonate-group'] = runnerImpersonation.groups;
+        }
         const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: o.method ?? 'GET', headers, ...(ca !== undefined ? { ca } : {}) },
           (res) => resolve({ res, abort: () => req.destroy() }));
         req.on('error', reject);
@@ -196,24 +246,6 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
     let t = targets.get(key);
     if (t === undefined) { t = makeTarget(name, kind); targets.set(key, t); }
     return t;
-  };
-
-  const namespace = async (name: string) => {
-    const r = await cluster.admin(['create', 'namespace', name]);
-    if (r.code !== 0) throw new Error(`namespace ${name}: ${r.stderr}`);
-    // kube-controller-manager creates `default` too, concurrently: AlreadyExists is fine
-    const sa = await cluster.admin(['create', 'serviceaccount', 'default', '-n', name]);
-    if (sa.code !== 0 && !/already ?exists/i.test(sa.stderr)) throw new Error(`namespace ${name}: ${sa.stderr}`);
-    return name;
-  };
-  const pod = async (ns: string, name: string, extra: Record<string, unknown> = {}) => {
-    const r = await cluster.admin(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: { app: name } },
-      spec: { nodeName: cluster.nodeName, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'fake-image', ports: [{ containerPort: 8080 }] }], ...extra },
-    }));
-    if (r.code !== 0) throw new Error(`pod ${ns}/${name}: ${r.stderr}`);
-    const w = await cluster.admin(['wait', '--for=condition=Ready', `pod/${name}`, '-n', ns, '--timeout=60s']);
-    if (w.code !== 0) throw new Error(`pod ${ns}/${name} not Ready: ${w.stderr}`);
   };
 
   return {

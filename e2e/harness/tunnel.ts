@@ -11,12 +11,19 @@ import { start, until, type Proc } from './proc.ts';
 import { runCommand } from './run-command.ts';
 import { CLI } from './paths.ts';
 
-export interface AgentSpec { cluster: string; kubeconfig: string }
+export interface AgentSpec {
+  cluster: string;
+  kubeconfig: string;
+  /** Merged into this agent's config file after `agentConfig` (e.g. `{ kubernetes: { access_as: 'runner' } }`). */
+  config?: Record<string, unknown>;
+}
 
 export interface Tunnel {
   gatewayUrl: string;
   caFile: string;
   runnerToken: string;
+  /** The runner's id in the tokens file (the agents' `access_as: runner` acts as `pipeops:runner:<id>`). */
+  runnerId: string;
   adminToken: string;
   gateway(): Proc;
   agents: Map<string, { proc: Proc; healthUrl: string }>;
@@ -42,6 +49,8 @@ export interface StartTunnelOptions {
   runnerTools?: boolean;
   /** Merged into each agent's config file (e.g. `{ tunnel: { stream_window: '16MiB' } }`). */
   agentConfig?: Record<string, unknown>;
+  /** The one runner entry of the tokens file: its id (default `e2e-runner`) and `groups` (default none). */
+  runner?: { id?: string; groups?: string[] };
   /** Merged into the gateway's config file. */
   gatewayConfig?: Record<string, unknown>;
   /** The URL agents dial, given the gateway's (default: the gateway's own), e.g. a relay in front of it. */
@@ -59,13 +68,14 @@ function mergeSections(base: Record<string, Record<string, unknown>>, extra: Rec
 
 export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const node = process.execPath;
+  const runnerId = o.runner?.id ?? 'e2e-runner';
   const tokens = { runner: secret(), admin: secret(), agents: new Map(o.agents.map((a) => [a.cluster, secret()])) };
   const tdir = join(o.dir, 'tunnel');
   mkdirSync(join(tdir, 'gw-state'), { recursive: true });
   const tokensFile = join(tdir, 'tokens.yaml');
   writeFileSync(tokensFile, stringify({
     agents: o.agents.map((a) => ({ cluster: a.cluster, token: tokens.agents.get(a.cluster) })),
-    runners: [{ id: 'e2e-runner', token: tokens.runner, clusters: ['*'] }],
+    runners: [{ id: runnerId, token: tokens.runner, clusters: ['*'], ...(o.runner?.groups !== undefined ? { groups: o.runner.groups } : {}) }],
     admins: [{ token: tokens.admin }],
   }), { mode: 0o600 });
   const gwConfig = join(tdir, 'gateway.yaml');
@@ -89,11 +99,12 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const agents = new Map<string, { proc: Proc; healthUrl: string }>();
   for (const a of o.agents) {
     const cfg = join(tdir, `agent-${a.cluster}.yaml`);
-    writeFileSync(cfg, stringify(mergeSections({
+    const shared = mergeSections({
       agent: { cluster_name: a.cluster, name: `e2e-agent-${a.cluster}`, port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
       pipeops: { api_url: dialUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
       kubernetes: { kubeconfig: a.kubeconfig },
-    }, o.agentConfig)));
+    }, o.agentConfig);
+    writeFileSync(cfg, stringify(mergeSections(shared as Record<string, Record<string, unknown>>, a.config)));
     const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], { logDir: o.logDir, env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' } });
     const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
     agents.set(a.cluster, { proc, healthUrl: `http://${String(rec.msg).slice('health listener on '.length)}` });
@@ -124,7 +135,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   }
 
   return {
-    gatewayUrl, caFile, runnerToken: tokens.runner, adminToken: tokens.admin, agents, proxies, agentsReady,
+    gatewayUrl, caFile, runnerToken: tokens.runner, runnerId, adminToken: tokens.admin, agents, proxies, agentsReady,
     gateway: () => { if (gateway === undefined) throw new Error('gateway stopped'); return gateway; },
     gatewayKubeconfig: (cluster) => {
       const f = kubeconfigs.get(cluster);
@@ -145,14 +156,19 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   };
 }
 
-/** A kubeconfig for `server` with a bearer token and a CA (PEM). */
-export function writeKubeconfig(file: string, o: { server: string; token?: string; caData?: string; name?: string }): string {
+/** A kubeconfig for `server` with a bearer token and a CA (PEM); `as`: the user acts as someone else (kubectl sends `Impersonate-*`). */
+export function writeKubeconfig(file: string, o: { server: string; token?: string; caData?: string; name?: string; as?: { user: string; groups?: string[] } }): string {
   const name = o.name ?? 'e2e';
   const cluster: Record<string, unknown> = { server: o.server };
   if (o.caData !== undefined) cluster['certificate-authority-data'] = Buffer.from(o.caData).toString('base64');
+  const user: Record<string, unknown> = o.token !== undefined ? { token: o.token } : {};
+  if (o.as !== undefined) {
+    user.as = o.as.user;
+    if (o.as.groups !== undefined) user['as-groups'] = o.as.groups;
+  }
   writeFileSync(file, stringify({
     apiVersion: 'v1', kind: 'Config', clusters: [{ name, cluster }],
-    users: [{ name, user: o.token !== undefined ? { token: o.token } : {} }],
+    users: [{ name, user }],
     contexts: [{ name, context: { cluster: name, user: name } }], 'current-context': name,
   }), { mode: 0o600 });
   return file;

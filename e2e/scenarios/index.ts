@@ -7,6 +7,7 @@ import { olderKubectlScenarios } from './older-kubectl.ts';
 import { helmScenarios, rbacScenarios } from './rbac-helm.ts';
 import { readScenarios } from './read.ts';
 import { streamScenarios } from './streams.ts';
+import { trustScenarios } from './trust.ts';
 import { watchScenarios } from './watch.ts';
 import { writeScenarios } from './write.ts';
 
@@ -16,6 +17,7 @@ export const allScenarios: Scenario[] = [
   ...watchScenarios,
   ...streamScenarios,
   ...rbacScenarios,
+  ...trustScenarios,
   ...helmScenarios,
   ...clientNodeScenarios,
   ...jsonProtocolScenarios,
