@@ -6,7 +6,7 @@
 //      from the gateway session's preamble — never from the request itself;
 //   4. the gateway's request id travels as `Audit-ID`, so the API server's
 //      audit log and ours correlate.
-import { findImpersonationHeader, impersonationRefusal, requestInfo, type AuditDenyRule, type RequestInfo, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import { findImpersonationHeader, impersonationRefusal, type AuditDenyRule, type RequestInfo, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import { evaluatePolicy, type AgentPolicy } from './policy.ts';
 
 /** Who the agent acts as at the API server: its own credentials, or the runner (impersonated). */
@@ -27,28 +27,27 @@ export interface AdmissionOptions {
   policy: AgentPolicy;
 }
 
-/** A request the agent may send: its request info and the headers the agent adds (identity, `Audit-ID`). */
-export interface Admitted { info: RequestInfo; headers: string[] }
+/** A request the agent may send: the headers the agent adds (identity, `Audit-ID`). */
+export interface Admitted { headers: string[] }
 /** A refused request: a 403 `Status` with this message, audited as denied by `rule`. */
-export interface Refused { info: RequestInfo; refusal: { code: 403; message: string; rule: AuditDenyRule } }
+export interface Refused { refusal: { code: 403; message: string; rule: AuditDenyRule } }
 
-/** Admits or refuses one request (method, origin-form target, raw headers) arriving on a stream with `preamble`. */
-export function admit(method: string, target: string, rawHeaders: readonly string[], preamble: StreamPreamble, upgrade: boolean, o: AdmissionOptions): Admitted | Refused {
-  const info = requestInfo(method, target);
+/** Admits or refuses one request (its request info and raw headers) arriving on a stream with `preamble`. */
+export function admit(info: RequestInfo, rawHeaders: readonly string[], preamble: StreamPreamble, upgrade: boolean, o: AdmissionOptions): Admitted | Refused {
   const forged = findImpersonationHeader(rawHeaders);
-  if (forged !== undefined) return { info, refusal: { code: 403, message: impersonationRefusal(forged), rule: 'impersonation' } };
+  if (forged !== undefined) return { refusal: { code: 403, message: impersonationRefusal(forged), rule: 'impersonation' } };
   const decision = evaluatePolicy(o.policy, info, { upgrade });
-  if (!decision.allowed) return { info, refusal: { code: 403, message: decision.message, rule: decision.rule } };
+  if (!decision.allowed) return { refusal: { code: 403, message: decision.message, rule: decision.rule } };
   const headers: string[] = ['Audit-ID', preamble.requestId];
   if (o.accessAs === 'runner') {
     const runnerId = preamble.runnerId;
     if (runnerId === undefined || runnerId === '') {
-      return { info, refusal: { code: 403, message: 'this agent acts as the runner (access_as: runner), and the stream names no runner', rule: 'identity' } };
+      return { refusal: { code: 403, message: 'this agent acts as the runner (access_as: runner), and the stream names no runner', rule: 'identity' } };
     }
     headers.push('Impersonate-User', runnerUserName(runnerId), 'Impersonate-Group', RUNNERS_GROUP);
     for (const g of preamble.groups ?? []) headers.push('Impersonate-Group', g);
   }
-  return { info, headers };
+  return { headers };
 }
 
 /** Thrown from a chunked request body whose trailers carry an impersonation header; the request is aborted before it completes upstream. */

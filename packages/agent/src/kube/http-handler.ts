@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { auditPath, auditTarget, NO_AUDIT_TARGET, serveHttpOverStream } from '@pipeops/tunnel-protocol';
+import { auditPath, auditTarget, NO_AUDIT_TARGET, requestInfo, serveHttpOverStream } from '@pipeops/tunnel-protocol';
 import type { AuditDenyRule, AuditSink, AuditTarget, StreamPreamble } from '@pipeops/tunnel-protocol';
 import type { StreamHandler } from '../streams.ts';
 import { admit, ImpersonationTrailerError, trailerCheckedBody, type AdmissionOptions } from './admission.ts';
@@ -231,7 +231,8 @@ export function upstreamUse(verb: KubeVerb, method: string, target: string): Ups
 async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Exchange, o: KubeProxyOptions): Promise<void> {
   const method = req.method ?? 'GET';
   const path = req.url ?? '';
-  const verb = kubeVerb(method, path, false);
+  const info = requestInfo(method, path);
+  const verb = kubeVerb(method, path, false, info);
   const result: ExchangeResult = { method, path, verb, status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false };
   res.shouldKeepAlive = false;
   res.sendDate = false;
@@ -246,8 +247,8 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
   const problem = targetProblem(path, req.rawHeaders);
   if (problem !== undefined) return answer(400, problem, undefined, 'protocol');
   if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? '')) return answer(400, 'unsupported upgrade', undefined, 'protocol');
-  const admitted = admit(method, path, req.rawHeaders, ex.preamble, false, o.admission);
-  result.target = auditTarget(admitted.info);
+  result.target = auditTarget(info);
+  const admitted = admit(info, req.rawHeaders, ex.preamble, false, o.admission);
   if ('refusal' in admitted) return answer(admitted.refusal.code, admitted.refusal.message, undefined, admitted.refusal.rule);
   const target = await upstreamTarget(req.rawHeaders, admitted.headers, o, upstreamUse(verb, method, path));
   if ('refusal' in target) return answer(target.refusal.code, target.refusal.message, target.refusal.error);

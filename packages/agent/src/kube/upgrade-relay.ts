@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { auditTarget, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { auditTarget, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 import { admit } from './admission.ts';
 import type { Exchange, ExchangeResult, KubeProxyOptions } from './http-handler.ts';
 import { recordExchange, upstreamTarget } from './http-handler.ts';
@@ -30,7 +30,8 @@ function headBytes(statusLine: string, raw: readonly string[]): Buffer {
 export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: Buffer, ex: Exchange, o: KubeProxyOptions): Promise<void> {
   const method = req.method ?? 'GET';
   const path = req.url ?? '';
-  const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false };
+  const info = requestInfo(method, path);
+  const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
   const refuse = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
     sendRawStatus(stream, code, message);
     result.status = code;
@@ -42,8 +43,7 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
   if (problem !== undefined) return refuse(400, problem, undefined, 'protocol');
   const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase());
   if (protocol === undefined) return refuse(400, 'only websocket and SPDY/3.1 upgrades are supported', undefined, 'protocol');
-  const admitted = admit(method, path, req.rawHeaders, ex.preamble, true, o.admission);
-  result.target = auditTarget(admitted.info);
+  const admitted = admit(info, req.rawHeaders, ex.preamble, true, o.admission);
   if ('refusal' in admitted) return refuse(admitted.refusal.code, admitted.refusal.message, undefined, admitted.refusal.rule);
   const target = await upstreamTarget(req.rawHeaders, admitted.headers, o);
   if ('refusal' in target) return refuse(target.refusal.code, target.refusal.message, target.refusal.error);

@@ -1,3 +1,5 @@
+import { requestInfo, type RequestInfo } from '@pipeops/tunnel-protocol';
+
 /** Values of the `verb` label of the Kubernetes request metrics (a fixed set). */
 export const kubeVerbs = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'head', 'options', 'connect', 'other'] as const;
 export type KubeVerb = (typeof kubeVerbs)[number];
@@ -15,40 +17,19 @@ export function codeClass(status: number | undefined): KubeCode {
 const SUBRESOURCE_CONNECT = new Set(['exec', 'attach', 'portforward']);
 
 /**
- * The Kubernetes verb of a request, from its method, `watch` query and path
- * shape (`/api/v1/[namespaces/NS/]RESOURCE[/NAME[/SUB]]`,
- * `/apis/GROUP/VERSION/…`). Non-resource paths (`/version`, `/readyz`) are `get`.
+ * The `verb` label of a request (a fixed set): kube-apiserver's verb from
+ * the request info (list vs get vs watch, deletecollection), with `connect`
+ * for exec/attach/port-forward and any upgrade, and the method's name for
+ * HEAD, OPTIONS and non-resource writes (`create` for a POST).
  */
-export function kubeVerb(method: string, target: string, upgrade: boolean): KubeVerb {
-  const q = target.indexOf('?');
-  const path = q === -1 ? target : target.slice(0, q);
-  const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
-  const segs = path.split('/').filter((s) => s !== '');
-  let rest: string[] | undefined;
-  if (segs[0] === 'api' && segs.length >= 2) rest = segs.slice(2);
-  else if (segs[0] === 'apis' && segs.length >= 3) rest = segs.slice(3);
-  let legacyWatch = false;
-  if (rest?.[0] === 'watch') {
-    legacyWatch = true;
-    rest = rest.slice(1);
-  }
-  if (rest !== undefined && rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
-  const hasName = rest !== undefined && rest.length >= 2;
-  const sub = rest?.[2];
-  const collection = rest !== undefined && rest.length === 1;
-  const m = method.toUpperCase();
-  if (upgrade || (sub !== undefined && SUBRESOURCE_CONNECT.has(sub))) return 'connect';
-  switch (m) {
-    case 'GET': {
-      const w = query.get('watch');
-      if (legacyWatch || w === 'true' || w === '1') return 'watch';
-      if (rest === undefined || rest.length === 0) return 'get';
-      return collection ? 'list' : 'get';
-    }
+export function kubeVerb(method: string, target: string, upgrade: boolean, info: RequestInfo = requestInfo(method, target)): KubeVerb {
+  if (upgrade || SUBRESOURCE_CONNECT.has(info.subresource)) return 'connect';
+  switch (method.toUpperCase()) {
+    case 'GET': return info.verb === 'watch' || info.verb === 'list' ? info.verb : 'get';
     case 'POST': return 'create';
     case 'PUT': return 'update';
     case 'PATCH': return 'patch';
-    case 'DELETE': return collection && !hasName ? 'deletecollection' : 'delete';
+    case 'DELETE': return info.verb === 'deletecollection' ? 'deletecollection' : 'delete';
     case 'HEAD': return 'head';
     case 'OPTIONS': return 'options';
     default: return 'other';
