@@ -42,7 +42,7 @@ export interface RunnerForwarderDeps {
   metrics: GatewayMetrics;
   /** Time from opening the agent stream to the response head (ms); beyond it → 504 `Status`. */
   agentHeadTimeoutMs: number;
-  /** A `/ws/runner` stream must deliver its request head within this (ms), or it is refused (408-like 400 Status) and closed. */
+  /** A `/ws/runner` stream must deliver its request head within this (ms), or it is reset (and audited with the error `no request head in time`). */
   requestHeadTimeoutMs: number;
   /** Per-runner stream and rate limits. */
   limiter: RunnerLimiter;
