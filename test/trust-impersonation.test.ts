@@ -9,6 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { fetch, request } from 'undici';
 import { WebSocket } from 'ws';
 import { connect } from '@pipeops/tunnel-client';
+import { waitFor } from '@pipeops/tunnel-testkit';
 import { CLUSTER, RUNNER_TOKEN, startK8sPath, type K8sPath, rawExchange } from './k8s-harness.ts';
 
 const PODS = '/api/v1/namespaces/default/pods';
@@ -69,6 +70,7 @@ test('impersonation headers through @pipeops/tunnel-client (/ws/runner) and its 
     const res = await fetch(`${tunnel.baseUrl}${PODS}`, { dispatcher: tunnel.dispatcher, headers: { [name]: value } });
     assertForbiddenStatus(res.status, await res.text(), name);
   }
+  assert.equal(p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.route === 'ws-runner' && r.rule === 'impersonation').length, FORGED.length);
   const proxy = await tunnel.listen({ port: 0 });
   t.after(() => proxy.close());
   const viaProxy = await request(`${proxy.url}${PODS}`, { headers: { 'Impersonate-User': 'jane' } });
@@ -92,6 +94,7 @@ test('impersonation headers in a /ws/k8s JSON request are answered 403 for that 
   assert.match(JSON.stringify(forged?.body), /impersonate-group/i);
   assert.equal(replies.get('plain')?.status, 200);
   noImpersonationReachedTheApiServer(p);
+  await waitFor(() => p.gatewayLogs.records.some((r) => r.event === 'audit' && r.route === 'ws-k8s' && r.decision === 'denied' && r.rule === 'impersonation'), { what: "the gateway's audit record of the agent's refusal" });
 });
 
 test('on a raw agent stream the agent itself refuses impersonation headers, announced trailers and trailers, before the API server', async (t) => {

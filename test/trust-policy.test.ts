@@ -76,6 +76,9 @@ test("the owner's policy refuses exec, secrets, writes outside its namespaces an
   }
   assert.equal(p.fake.requests.filter((r) => r.path.includes('secrets') || r.path.includes('exec') || r.path.includes('kube-system') || r.path === '/api/v1/pods').length, 0,
     'nothing the policy refused reached the API server');
+  // The gateway's audit records show the agent's decision too (its x-pipeops-denied-by answer header).
+  const gatewayDenied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.side === 'gateway' && r.decision === 'denied');
+  assert.deepEqual(gatewayDenied.map((r) => r.rule).sort(), cases.map(([, , , rule]) => rule).sort());
   const allowed = await call('GET', PODS);
   assert.equal(allowed.status, 200, 'a read in an allowed namespace goes through');
   const metric = await p.agentRegistry.getSingleMetricAsString('pipeops_tunnel_policy_denied_total');

@@ -3,12 +3,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import {
-  auditPath, auditTarget, findImpersonationHeader, kubeStatusJson, HeadTimeoutError, impersonationRefusal, relayErrorStatus, relayRequest, relayUpgrade, requestInfo, splice,
+  auditPath, auditTarget, DENIED_BY_HEADER, deniedByRule, findImpersonationHeader, kubeStatusJson, HeadTimeoutError, impersonationRefusal, relayErrorStatus, relayRequest, relayUpgrade, requestInfo, splice,
   type AuditDenyRule, type AuditSink, type RelayOptions, type RelayResult, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { isLimited, type RunnerLimiter, type RunnerLimits, type RunnerSlot } from './runner-limits.ts';
 import {
-  forwardedHead, HeadError, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, readHead, runnerResponseHead, statusOf,
+  forwardedHead, HeadError, headerValue, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, readHead, runnerResponseHead, statusOf,
 } from './runner-splice.ts';
 import { refuseWithStatus, sendStatus } from './kube-status.ts';
 import { statusClass, type GatewayMetrics } from './metrics.ts';
@@ -207,6 +207,9 @@ export class RunnerForwarder {
     }
     result.status = response.status;
     result.upgraded = response.status === 101;
+    // The agent's own refusals are 4xx: only those heads are searched for its deny rule.
+    const deniedBy = response.status >= 400 && response.status < 500 ? deniedByRule(headerValue(response.head, DENIED_BY_HEADER)) : undefined;
+    if (deniedBy !== undefined) result.deniedBy = deniedBy;
     streaming = true;
     runner.write(runnerResponseHead(response.head, REQUEST_ID_HEADER, ctx.requestId));
     if (response.rest.length > 0) { result.bytesOut += response.rest.length; runner.write(response.rest); }
@@ -269,13 +272,15 @@ export class RunnerForwarder {
     // Never headers, never the query (it is the runner's business), never a token.
     const method = req.method ?? '';
     const path = ctx.path ?? '';
+    // Refused here (ctx.rule), or by the agent itself (its x-pipeops-denied-by answer header).
+    const rule = ctx.rule ?? r.deniedBy;
     this.#deps.audit.write({
       event: 'audit', side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: ctx.requestId,
       runnerId: ctx.runnerId ?? null, cluster: ctx.cluster ?? null, route: ctx.route,
       method, path: auditPath(path), ...auditTarget(requestInfo(method, path)),
       status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms * 10) / 10, upgraded: r.upgraded,
-      decision: ctx.rule === undefined ? 'allowed' : 'denied',
-      ...(ctx.rule !== undefined ? { rule: ctx.rule } : {}),
+      decision: rule === undefined ? 'allowed' : 'denied',
+      ...(rule !== undefined ? { rule } : {}),
       ...(error !== undefined ? { error } : {}),
     }, r.status >= 500 && r.status !== 503 ? 'warn' : 'info');
   }

@@ -100,6 +100,16 @@ export function statusOf(head: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
+/** The value of the first header `name` (lower case) in a raw head, or undefined. */
+export function headerValue(head: string, name: string): string | undefined {
+  const lower = head.toLowerCase();
+  const at = lower.indexOf(`\r\n${name}:`);
+  if (at === -1) return undefined;
+  const from = at + name.length + 3;
+  const end = head.indexOf('\r\n', from);
+  return head.slice(from, end === -1 ? undefined : end).trim();
+}
+
 /** The request head for the agent: the runner's, minus `Authorization` and any request id, plus ours. */
 export function forwardedHead(r: RequestHead, requestIdHeader: string, requestId: string): Buffer {
   let out = `${r.requestLine}\r\n`;

@@ -6,6 +6,23 @@
 // request-info fields, which carry no secrets.
 import { createWriteStream, type WriteStream } from 'node:fs';
 
+/**
+ * Response header by which the agent tells the gateway that it refused a
+ * request itself and by which rule (its value: an {@link AuditDenyRule}), so
+ * the gateway's audit record shows the same decision as the agent's.
+ */
+export const DENIED_BY_HEADER = 'x-pipeops-denied-by';
+
+const DENY_RULES: ReadonlySet<string> = new Set([
+  'impersonation', 'read_only', 'deny_subresources', 'deny_resources', 'namespaces', 'auth', 'cluster', 'stream_limit', 'rate_limit', 'protocol', 'identity',
+]);
+
+/** The deny rule in a {@link DENIED_BY_HEADER} value, or undefined when it is not one. */
+export function deniedByRule(value: string | undefined): AuditDenyRule | undefined {
+  const v = value?.trim();
+  return v !== undefined && DENY_RULES.has(v) ? v as AuditDenyRule : undefined;
+}
+
 /** Why a request was refused before it reached the API server (a fixed set; also a metric label). */
 export type AuditDenyRule =
   | 'impersonation' | 'read_only' | 'deny_subresources' | 'deny_resources' | 'namespaces'

@@ -4,6 +4,8 @@ import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
+import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
+import { statusReason } from './kube-status.ts';
 import { HOP_BY_HOP_HEADERS, abortReason, requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
@@ -33,13 +35,10 @@ export interface RelayResult {
   upgraded: boolean;
   /** Set when the exchange did not complete normally. */
   error?: Error;
+  /** The agent refused the request itself, by this rule (its `x-pipeops-denied-by` response header). */
+  deniedBy?: AuditDenyRule;
 }
 
-/** Kubernetes-style reasons for the statuses the relay produces itself. */
-const REASONS: Record<number, string> = {
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound',
-  500: 'InternalError', 502: 'BadGateway', 503: 'ServiceUnavailable', 504: 'Timeout',
-};
 
 /** Error thrown when the head does not arrive within `headTimeoutMs`. */
 export class HeadTimeoutError extends Error {
@@ -87,6 +86,8 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, op
     return finishWithError(result, new Error('the upstream response was cut short'), (s, r, m) => writeError(res, s, r, m, opts));
   }
   result.status = up.statusCode ?? 502;
+  const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
+  if (deniedBy !== undefined) result.deniedBy = deniedBy;
   const outHeaders = responseHeaderList(up.rawHeaders, false, opts.responseHeaders);
   const declaresTrailers = up.headers.trailer !== undefined && up.headers['content-length'] === undefined;
   if (declaresTrailers) outHeaders.push('Trailer', String(up.headers.trailer));
@@ -150,6 +151,8 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   socket.off('close', onSocketClose);
   const up = answer.response;
   result.status = up.statusCode ?? 502;
+  const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
+  if (deniedBy !== undefined) result.deniedBy = deniedBy;
   if (!answer.upgraded) {
     writeRawHead(socket, result.status, up.statusMessage ?? '', [...responseHeaderList(up.rawHeaders, false, opts.responseHeaders), 'Connection', 'close']);
     return new Promise<RelayResult>((resolve) => {
@@ -244,7 +247,7 @@ export function relayErrorStatus(err: Error): { status: number; reason: string; 
   let status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 502;
   let message = err instanceof HeadTimeoutError || typeof given === 'number' ? err.message : `the tunnel stream failed: ${err.message}`;
   if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') { status = 504; message = 'the agent did not accept the stream in time'; }
-  return { status, reason: REASONS[status] ?? 'InternalError', message };
+  return { status, reason: statusReason(status), message };
 }
 
 function finishWithError(result: RelayResult, err: Error, write: (status: number, reason: string, message: string) => void): RelayResult {

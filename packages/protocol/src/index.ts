@@ -16,7 +16,7 @@ export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
 export { HeadTimeoutError, relayErrorStatus, relayRequest, relayUpgrade, splice } from './http-relay.ts';
 export type { RelayOptions, RelayResult } from './http-relay.ts';
 export { findImpersonationHeader, impersonationRefusal, isImpersonationHeader } from './impersonation.ts';
-export { NO_AUDIT_TARGET, auditPath, auditTarget, createAuditSink } from './audit.ts';
+export { DENIED_BY_HEADER, NO_AUDIT_TARGET, auditPath, auditTarget, createAuditSink, deniedByRule } from './audit.ts';
 export type { AuditDenyRule, AuditLogger, AuditRecord, AuditSink, AuditSinkOptions, AuditTarget } from './audit.ts';
 export { requestInfo } from './request-info.ts';
 export type { RequestInfo } from './request-info.ts';

@@ -238,7 +238,7 @@ async function relayRequest(req: IncomingMessage, res: ServerResponse, ex: Excha
   res.sendDate = false;
   const answer = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
     req.resume();
-    sendStatus(res, code, message);
+    sendStatus(res, code, message, rule);
     result.status = code;
     if (error !== undefined) result.error = error;
     if (rule !== undefined) result.rule = rule;

@@ -33,7 +33,7 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
   const info = requestInfo(method, path);
   const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
   const refuse = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
-    sendRawStatus(stream, code, message);
+    sendRawStatus(stream, code, message, rule);
     result.status = code;
     if (error !== undefined) result.error = error;
     if (rule !== undefined) result.rule = rule;

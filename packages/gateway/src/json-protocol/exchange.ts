@@ -8,7 +8,7 @@ import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from './errors.ts'
 import { LineSplitter } from './line-splitter.ts';
 import { targetOf, type JsonRequest, type MessageId } from './messages.ts';
 import type { Outbox } from './outbox.ts';
-import { auditPath, auditTarget, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { auditPath, auditTarget, DENIED_BY_HEADER, deniedByRule, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 import { encodeBody, headerMap, isJsonType, kubernetesStatus } from './response-body.ts';
 
 /** Header carrying the gateway's request id, upstream and back to the runner. */
@@ -118,6 +118,7 @@ export class Exchange {
     const res = answer.response;
     this.#response = res;
     this.#status = res.statusCode ?? 502;
+    this.#rule ??= deniedByRule(res.headers[DENIED_BY_HEADER] as string | undefined);
     const headers = headerMap(res.rawHeaders);
     headers[REQUEST_ID_HEADER] ??= [this.requestId];
     const ok = this.#status >= 200 && this.#status < 300;
