@@ -49,6 +49,8 @@ export function hashToken(token: string): string {
 export class TokenStore {
   readonly #agents: Stored<AgentIdentity>[];
   readonly #runners: Stored<RunnerIdentity>[];
+  /** The runners by id (ids are unique): looked up on every stream the gateway opens. */
+  readonly #runnersById: ReadonlyMap<string, RunnerIdentity>;
   readonly #admins: Stored<string>[];
 
   /** Validates `config`; throws TunnelError `PT_ERR_TOKENS_INVALID` naming the entry (and `source`). */
@@ -119,6 +121,7 @@ export class TokenStore {
       ids.set(e.id as string, where);
       return { digest: digestOf(e, where), value: { id: e.id as string, allClusters, clusters, groups: [...(groups as string[])], limits } };
     });
+    this.#runnersById = new Map(this.#runners.map((r) => [r.value.id, r.value]));
     this.#admins = list('admins').map((e, i) => {
       const where = `admins[${i}]`;
       checkKeys(e, ['id', 'token_sha256', 'token'], where, fail);
@@ -144,7 +147,7 @@ export class TokenStore {
 
   /** The runner with this id (ids are unique in a tokens file), or undefined. */
   runnerById(id: string): RunnerIdentity | undefined {
-    return this.#runners.find((r) => r.value.id === id)?.value;
+    return this.#runnersById.get(id);
   }
 
   /** The admin's id when this token is an admin token, or undefined. */
