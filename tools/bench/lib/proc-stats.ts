@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-
-/** Clock ticks per second of /proc/PID/stat's utime/stime (USER_HZ, 100 on Linux). */
-const TICKS_PER_SECOND = 100;
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** Resident set size of process `pid` in bytes, from /proc/PID/status (VmRSS). */
 export function rssBytes(pid: number): number {
@@ -11,13 +8,60 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
-/** CPU time (user + system) process `pid` has used so far, in seconds, from /proc/PID/stat. */
-export function cpuSeconds(pid: number): number {
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** The CPU time of one process at one moment, for {@link cpuSecondsSince}. */
+export interface CpuSnapshot {
+  pid: number;
+  /** Nanoseconds each live thread has spent on a CPU, by thread id. */
+  threadNs: Map<number, number>;
+  /** utime + stime of the whole process (exited threads included), in clock ticks. */
+  ticks: number;
+}
+
+/**
+ * CPU time of process `pid` now: per thread, the first field of
+ * /proc/PID/task/TID/schedstat (the scheduler's sum_exec_runtime, user and
+ * system alike, in nanoseconds; /proc/PID/schedstat is the main thread's
+ * alone), and for the whole process utime + stime from /proc/PID/stat, which
+ * counts every thread but in 10 ms ticks, too coarse for a sample of a second.
+ */
+export function cpuSnapshot(pid: number): CpuSnapshot {
+  const threadNs = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let schedstat: string;
+    try {
+      schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
+    } catch {
+      continue; // the thread exited since the directory was listed
+    }
+    threadNs.set(Number(tid), Number(schedstat.slice(0, schedstat.indexOf(' '))));
+  }
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat; fields[0] here is field 3.
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  return { pid, threadNs, ticks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/**
+ * CPU seconds (user + system, every thread) the process of `before` has used
+ * since. The sum of its threads' nanoseconds when every thread of `before` is
+ * still there; when one has exited its time is no longer listed, so the
+ * whole-process ticks stand in (10 ms resolution). A thread started
+ * meanwhile counts in full.
+ */
+export function cpuSecondsSince(before: CpuSnapshot): number {
+  const now = cpuSnapshot(before.pid);
+  let ns = 0;
+  for (const [tid, then] of before.threadNs) {
+    const t = now.threadNs.get(tid);
+    if (t === undefined || t < then) return (now.ticks - before.ticks) / TICKS_PER_SECOND;
+    ns += t - then;
+  }
+  for (const [tid, t] of now.threadNs) if (!before.threadNs.has(tid)) ns += t;
+  return ns / 1e9;
 }
 
 /** Peak RSS of `pid` sampled every `intervalMs` while `work` runs, in bytes (the start value included). */

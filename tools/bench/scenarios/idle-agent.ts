@@ -1,4 +1,4 @@
-import { cpuSeconds, peakRssDuring } from '../lib/proc-stats.ts';
+import { cpuSecondsSince, cpuSnapshot, peakRssDuring } from '../lib/proc-stats.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
 
 const MB = 1e6;
@@ -25,11 +25,11 @@ export const idleAgent: Scenario = {
         const pid = path.agentPid();
         // Let start-up work (first status report, first health check) finish first.
         await new Promise((r) => setTimeout(r, 2_000));
-        const cpu0 = cpuSeconds(pid);
+        const cpu0 = cpuSnapshot(pid);
         const t0 = process.hrtime.bigint();
         const { peak } = await peakRssDuring([pid], () => new Promise((r) => setTimeout(r, seconds * 1000)), 100);
         const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-        return { 'idle-agent-rss': peak[0]! / MB, 'idle-agent-cpu': (100 * (cpuSeconds(pid) - cpu0)) / wall };
+        return { 'idle-agent-rss': peak[0]! / MB, 'idle-agent-cpu': (100 * cpuSecondsSince(cpu0)) / wall };
       },
       direct: null,
       peer: null,
