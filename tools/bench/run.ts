@@ -13,6 +13,7 @@ import type { BenchOptions, Figures, Scenario } from './scenarios/types.ts';
 import { startSink, type SinkProcess } from './lib/sink-process.ts';
 import { startFullPath, type FullPath } from './lib/full-path.ts';
 import { summarize, type Summary } from './lib/stats.ts';
+import { costReport, startCpuMeter, type SampleCpu, type Side } from './lib/cost.ts';
 import { formatTable, machineInfo, metricReport, type MetricReport, type Report } from './lib/report.ts';
 
 const { values } = parseArgs({
@@ -71,17 +72,23 @@ if (values.json !== undefined) {
 async function runScenario(scenario: Scenario, o: BenchOptions): Promise<MetricReport[]> {
   const rig = await scenario.setup(o);
   const sides = { tunnel: [] as Figures[], direct: [] as Figures[], peer: [] as Figures[] };
+  const cpu: Record<Side, SampleCpu[]> = { tunnel: [], direct: [], peer: [] };
   const n = scenario.rounds?.(o) ?? o.rounds;
   try {
     for (let round = 0; round < n; round++) {
       // ABBA: even rounds tunnel first, odd rounds tunnel last.
       const order = (['tunnel', 'direct', 'peer'] as const).filter((side) => rig[side] !== null);
       if (round % 2 === 1) order.reverse();
-      for (const side of order) sides[side].push(await rig[side]!());
+      for (const side of order) {
+        const meter = rig.cost && startCpuMeter(rig.cost.processes(side));
+        sides[side].push(await rig[side]!());
+        if (meter) cpu[side].push(meter());
+      }
     }
   } finally {
     await rig.close();
   }
+  const cost = rig.cost ? costReport(scenario.name, rig.cost, cpu) : null;
   const pick = (samples: Figures[], name: string): Summary | null => {
     const got = samples.map((f) => f[name]).filter((v): v is number => v !== undefined);
     return got.length === 0 ? null : summarize(got);
@@ -89,6 +96,6 @@ async function runScenario(scenario: Scenario, o: BenchOptions): Promise<MetricR
   return scenario.metrics.map((m) => {
     const tunnel = pick(sides.tunnel, m.name);
     if (tunnel === null) throw new Error(`${scenario.name}: no tunnel figure for ${m.name}`);
-    return metricReport(m, tunnel, pick(sides.direct, m.name), pick(sides.peer, m.name));
+    return metricReport(m, tunnel, pick(sides.direct, m.name), pick(sides.peer, m.name), cost);
   });
 }

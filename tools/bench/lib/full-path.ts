@@ -19,6 +19,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { connect, type Tunnel as RunnerTunnel } from '@pipeops/tunnel-client';
 import { startTunnel, writeKubeconfig, type Tunnel } from '@pipeops/tunnel-e2e/harness/tunnel';
 import { startChisel, type ChiselPeer } from './chisel.ts';
+import type { Processes, Side } from './cost.ts';
 import { addRunnerTokens } from './tokens-file.ts';
 
 const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
@@ -111,6 +112,8 @@ export interface FullPath {
   chisel: ChiselPeer | null;
   /** The runners of {@link FullPathOptions.runners}, by id. */
   runners: Map<string, ExtraRunner>;
+  /** The processes a sample of `side` runs through, the runner being this process (empty for `peer` without chisel). */
+  costProcesses(side: Side): Processes;
   close(): Promise<void>;
 }
 
@@ -178,10 +181,16 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
         peer = { origin: `https://127.0.0.1:${chisel.port}`, prefix: '', headers: upstreamAuth, dispatcher: peerAgent };
       }
     }
+    const agentPid = (): number => pidOf(tunnel.agents.get(BENCH_CLUSTER)?.proc.child.pid);
+    const gatewayPid = (): number => pidOf(tunnel.gateway().child.pid);
+    const costProcesses = (side: Side): Processes => {
+      const ends = { runner: process.pid, upstream: upstream.pid };
+      if (side === 'tunnel') return { ...ends, gateway: gatewayPid(), agent: agentPid() };
+      if (side === 'peer') return chisel === null ? {} : { ...ends, chiselServer: chisel.serverPid, chiselClient: chisel.clientPid };
+      return ends;
+    };
     return {
-      dir, upstream, tunnel, runner, chisel, peer, runners, close,
-      agentPid: () => pidOf(tunnel.agents.get(BENCH_CLUSTER)?.proc.child.pid),
-      gatewayPid: () => pidOf(tunnel.gateway().child.pid),
+      dir, upstream, tunnel, runner, chisel, peer, runners, close, agentPid, gatewayPid, costProcesses,
       viaClient: { origin: runner.baseUrl, prefix: '', headers: {}, dispatcher: runner.dispatcher },
       viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${tunnel.runnerToken}` }, dispatcher: endpointAgent },
       direct: { origin: upstream.url, prefix: '', headers: upstreamAuth, dispatcher: directAgent },

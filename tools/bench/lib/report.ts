@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Summary } from './stats.ts';
+import { COST_ROLES, COST_UNIT_TEXT, type CostReport, type CostRole, type SideCost } from './cost.ts';
 import type { Metric, Target } from '../scenarios/types.ts';
 
 /** What the JSON report says about the machine the figures come from. */
@@ -39,6 +40,8 @@ export interface MetricReport {
   /** Every target (direct and peer) met; null when there is no target or a figure it needs is missing. */
   met: boolean | null;
   detail: { tunnel: Summary; direct: Summary | null; peer: Summary | null };
+  /** CPU per GiB or per request of the scenario's samples, per side and process (every metric of a scenario has the same); null when not measured. */
+  cost: CostReport | null;
 }
 
 export interface Report {
@@ -73,8 +76,8 @@ export function meets(target: Target, tunnel: number, other: number | null): boo
   }
 }
 
-/** Builds a row from a metric and the samples of each side. */
-export function metricReport(metric: Metric, tunnel: Summary, direct: Summary | null, peer: Summary | null): MetricReport {
+/** Builds a row from a metric, the samples of each side and the scenario's cost. */
+export function metricReport(metric: Metric, tunnel: Summary, direct: Summary | null, peer: Summary | null, cost: CostReport | null): MetricReport {
   const results: Array<boolean | null> = [];
   if (metric.target !== null) results.push(meets(metric.target, tunnel.median, direct?.median ?? null));
   if (metric.peerTarget !== undefined) results.push(meets(metric.peerTarget, tunnel.median, peer?.median ?? null));
@@ -92,6 +95,7 @@ export function metricReport(metric: Metric, tunnel: Summary, direct: Summary | 
     peer_ratio: peer !== null && peer.median !== 0 ? tunnel.median / peer.median : null,
     met: results.length === 0 || results.includes(null) ? null : results.every(Boolean),
     detail: { tunnel, direct, peer },
+    cost,
   };
 }
 
@@ -127,9 +131,39 @@ export function formatTable(report: Report): string {
       s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ]);
   }
+  const notes = report.scenarios.map((s) => `  ${s.name}: ${s.description}`);
+  const costs = costRows(report.scenarios);
+  const costTable = costs.length === 1 ? [] : [
+    '',
+    'cost: CPU time (user + system, every thread) per GiB moved or per request, median over the rounds; total: median of each sample\'s sum',
+    ...columns(costs),
+  ];
+  return [...head, ...columns(rows), ...costTable, '', ...notes].join('\n');
+}
+
+const ROLE_TEXT: Record<CostRole, string> = {
+  runner: 'runner', gateway: 'gateway', agent: 'agent', upstream: 'upstream', chiselServer: 'chisel server', chiselClient: 'chisel client',
+};
+
+/** The cost table's rows, header first: one row per side of each scenario that reports its cost. */
+function costRows(metrics: MetricReport[]): string[][] {
+  const rows = [['scenario', 'unit', 'side', ...COST_ROLES.map((r) => ROLE_TEXT[r]), 'total']];
+  const seen = new Set<string>();
+  for (const { cost } of metrics) {
+    if (cost === null || seen.has(cost.scenario)) continue;
+    seen.add(cost.scenario);
+    for (const side of ['tunnel', 'direct', 'peer'] as const) {
+      const c: SideCost | null = cost[side];
+      if (c === null) continue;
+      rows.push([cost.scenario, COST_UNIT_TEXT[cost.unit], side, ...COST_ROLES.map((r) => (c[r] === undefined ? '—' : fmt(c[r]))), fmt(c.total)]);
+    }
+  }
+  return rows;
+}
+
+/** Rows (header first) as aligned text columns under a rule. */
+function columns(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const table = [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-  const notes = report.scenarios.map((s) => `  ${s.name}: ${s.description}`);
-  return [...head, ...table, '', ...notes].join('\n');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
 }

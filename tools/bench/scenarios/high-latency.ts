@@ -4,6 +4,7 @@ import type { Target } from '../lib/full-path.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 /** One way; 50 ms round trip. */
 const ONE_WAY_DELAY_MS = 25;
 
@@ -14,6 +15,9 @@ const ONE_WAY_DELAY_MS = 25;
  * through the same kind of relay. With yamux's fixed 256 KiB window one
  * stream could not pass 256 KiB / 50 ms ≈ 5 MB/s; the agent's windows grow
  * toward `tunnel.stream_window` (default 16 MiB) while the stream is read.
+ * CPU per GiB as in the other throughput scenarios, with one difference:
+ * the relays run in the bench process, so on both sides the runner's figure
+ * includes the relay's.
  */
 export const highLatency: Scenario = {
   name: 'high-latency',
@@ -40,6 +44,7 @@ export const highLatency: Scenario = {
       tunnel: async () => ({ 'high-latency-1-stream': await download(path.viaClient, bytes) }),
       direct: async () => ({ 'high-latency-1-stream': await download(direct, bytes) }),
       peer: null,
+      cost: { unit: 'cpu_s_per_gib', perSample: bytes / GiB, processes: path.costProcesses },
       async close() {
         await path.close();
         for (const r of relays) await r.close();

@@ -3,6 +3,7 @@ import { download, downloads, upload } from '../lib/http-load.ts';
 import type { BenchOptions, Metric, Rig, Scenario } from './types.ts';
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 export type Via = 'client' | 'endpoint';
 
 /** The runner's way in: `@pipeops/tunnel-client` (mux over /ws/runner) or HTTPS to the gateway's /k8s/clusters/…. */
@@ -18,11 +19,13 @@ interface ThroughputSpec {
   via: Via;
   target: Metric['target'];
   peerTarget?: Metric['peerTarget'];
-  /** One sample against a target, in MB/s. */
-  sample(t: Target, quick: boolean): Promise<number>;
+  /** Bytes one sample moves. */
+  bytes(quick: boolean): number;
+  /** One sample of `bytes` against a target, in MB/s. */
+  sample(t: Target, bytes: number): Promise<number>;
 }
 
-/** A throughput scenario on the shared full path: tunnel, direct and chisel, the same sample function. */
+/** A throughput scenario on the shared full path: tunnel, direct and chisel, the same sample function, CPU charged per GiB. */
 function throughput(spec: ThroughputSpec): Scenario {
   return {
     name: spec.name,
@@ -33,37 +36,47 @@ function throughput(spec: ThroughputSpec): Scenario {
     async setup(o: BenchOptions): Promise<Rig> {
       const path = await o.fullPath();
       const tunnel = tunnelTarget(path, spec.via);
-      const measure = (t: Target) => async () => ({ [spec.name]: await spec.sample(t, o.quick) });
+      const bytes = spec.bytes(o.quick);
+      const measure = (t: Target) => async () => ({ [spec.name]: await spec.sample(t, bytes) });
       // Warm-up, untimed: JIT, TLS sessions, TCP windows, keep-alive pools.
-      for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await spec.sample(t, true);
+      for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await spec.sample(t, spec.bytes(true));
       return {
         tunnel: measure(tunnel),
         direct: measure(path.direct),
         peer: path.peer === null ? null : measure(path.peer),
+        cost: { unit: 'cpu_s_per_gib', perSample: bytes / GiB, processes: path.costProcesses },
         close: async () => {},
       };
     },
   };
 }
 
+/** A scenario's name for `via`: `base`, or `base-endpoint`. */
+export const named = (base: string, via: Via): string => (via === 'client' ? base : `${base}-endpoint`);
+
 export const response1GiB = (via: Via): Scenario => throughput({
-  name: via === 'client' ? 'response-1gib' : 'response-1gib-endpoint',
+  name: named('response-1gib', via),
   description: 'one 1 GiB response body (64 MiB with --quick)', via,
   target: { kind: 'ratio_at_least', value: 0.4 },
   ...(via === 'client' ? { peerTarget: { kind: 'ratio_at_least', value: 3 } as const } : {}),
-  sample: (t, quick) => download(t, (quick ? 64 : 1024) * MiB),
+  bytes: (quick) => (quick ? 64 : 1024) * MiB,
+  sample: download,
 });
 
 export const upload256MiB = (via: Via): Scenario => throughput({
-  name: via === 'client' ? 'upload-256mib' : 'upload-256mib-endpoint',
+  name: named('upload-256mib', via),
   description: 'one 256 MiB request body (32 MiB with --quick)', via,
   target: { kind: 'ratio_at_least', value: 0.4 },
-  sample: (t, quick) => upload(t, (quick ? 32 : 256) * MiB),
+  bytes: (quick) => (quick ? 32 : 256) * MiB,
+  sample: upload,
 });
 
+const CONCURRENT = 16;
+
 export const responses16x256MiB = (via: Via): Scenario => throughput({
-  name: via === 'client' ? 'responses-16x256mib' : 'responses-16x256mib-endpoint',
+  name: named('responses-16x256mib', via),
   description: '16 concurrent 256 MiB responses, aggregate (16 × 16 MiB with --quick)', via,
   target: { kind: 'ratio_at_least', value: 0.3 },
-  sample: (t, quick) => downloads(t, 16, (quick ? 16 : 256) * MiB),
+  bytes: (quick) => CONCURRENT * (quick ? 16 : 256) * MiB,
+  sample: (t, bytes) => downloads(t, CONCURRENT, bytes / CONCURRENT),
 });

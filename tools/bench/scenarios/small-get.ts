@@ -2,13 +2,14 @@ import type { Target } from '../lib/full-path.ts';
 import { smallGets } from '../lib/http-load.ts';
 import { percentile } from '../lib/stats.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
-import { tunnelTarget, viaText, type Via } from './http-throughput.ts';
+import { named, tunnelTarget, viaText, type Via } from './http-throughput.ts';
 
-const suffix = (via: Via): string => (via === 'client' ? '' : '-endpoint');
-
-/** Small GET (~1 KiB ConfigMap JSON) at concurrency 1: p50 and p99 latency, the tunnel's added latency judged against direct. */
+/**
+ * Small GET (~1 KiB ConfigMap JSON) at concurrency 1: p50 and p99 latency,
+ * the tunnel's added latency judged against direct; CPU per request.
+ */
 export function smallGetLatency(via: Via): Scenario {
-  const name = `small-get-c1${suffix(via)}`;
+  const name = named('small-get-c1', via);
   const p50 = `${name}-p50`;
   const p99 = `${name}-p99`;
   const what = `small GET (~1 KiB JSON), one at a time, request to last byte; ${viaText(via)}`;
@@ -27,24 +28,33 @@ export function smallGetLatency(via: Via): Scenario {
       };
       const tunnel = tunnelTarget(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 500, 1);
-      return { tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer), close: async () => {} };
+      return {
+        tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes: path.costProcesses }, close: async () => {},
+      };
     },
   };
 }
 
-/** Small GETs 64 at a time: requests per second. */
+/** Small GETs 64 at a time: requests per second; CPU per request. */
 export function smallGetRate(via: Via): Scenario {
-  const name = `small-get-c64${suffix(via)}`;
+  const name = named('small-get-c64', via);
   return {
     name,
-    metrics: [{ name, unit: 'req/s', description: `small GET (~1 KiB JSON), 64 concurrent; ${viaText(via)}`, target: { kind: 'ratio_at_least', value: 0.5 } }],
+    metrics: [{
+      name, unit: 'req/s', description: `small GET (~1 KiB JSON), 64 concurrent; ${viaText(via)}`,
+      target: { kind: 'ratio_at_least', value: 0.5 },
+    }],
     async setup(o: BenchOptions): Promise<Rig> {
       const path = await o.fullPath();
       const count = o.quick ? 5_000 : 20_000;
       const measure = (t: Target) => async () => ({ [name]: (await smallGets(t, count, 64)).perSecond });
       const tunnel = tunnelTarget(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 2_000, 64);
-      return { tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer), close: async () => {} };
+      return {
+        tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes: path.costProcesses }, close: async () => {},
+      };
     },
   };
 }

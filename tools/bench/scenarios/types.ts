@@ -1,3 +1,4 @@
+import type { CostSpec } from '../lib/cost.ts';
 import type { FullPath, FullPathOptions } from '../lib/full-path.ts';
 
 /** Options every scenario gets from the command line. */
@@ -70,6 +71,8 @@ export interface Rig {
   direct: Measure | null;
   /** The reference peer (chisel), or null. */
   peer: Measure | null;
+  /** How each sample is charged for CPU, when the scenario reports its cost; absent otherwise. */
+  cost?: CostSpec;
   close(): Promise<void>;
 }
 
