@@ -51,14 +51,21 @@ function throughput(spec: ThroughputSpec): Scenario {
   };
 }
 
+/**
+ * Issue 10's target for every bulk transfer, on both ways in: 1.5× what
+ * chisel moves in the same run. No target against direct: on this machine
+ * chisel itself reaches about a third of direct, so the peer target is the
+ * one that says something about the tunnel.
+ */
+const PEER_TARGET = { kind: 'ratio_at_least', value: 1.5 } as const;
+
 /** A scenario's name for `via`: `base`, or `base-endpoint`. */
 export const named = (base: string, via: Via): string => (via === 'client' ? base : `${base}-endpoint`);
 
 export const response1GiB = (via: Via): Scenario => throughput({
   name: named('response-1gib', via),
   description: 'one 1 GiB response body (64 MiB with --quick)', via,
-  target: { kind: 'ratio_at_least', value: 0.4 },
-  ...(via === 'client' ? { peerTarget: { kind: 'ratio_at_least', value: 3 } as const } : {}),
+  target: null, peerTarget: PEER_TARGET,
   bytes: (quick) => (quick ? 64 : 1024) * MiB,
   sample: download,
 });
@@ -66,7 +73,7 @@ export const response1GiB = (via: Via): Scenario => throughput({
 export const upload256MiB = (via: Via): Scenario => throughput({
   name: named('upload-256mib', via),
   description: 'one 256 MiB request body (32 MiB with --quick)', via,
-  target: { kind: 'ratio_at_least', value: 0.4 },
+  target: null, peerTarget: PEER_TARGET,
   bytes: (quick) => (quick ? 32 : 256) * MiB,
   sample: upload,
 });
@@ -76,7 +83,7 @@ const CONCURRENT = 16;
 export const responses16x256MiB = (via: Via): Scenario => throughput({
   name: named('responses-16x256mib', via),
   description: '16 concurrent 256 MiB responses, aggregate (16 × 16 MiB with --quick)', via,
-  target: { kind: 'ratio_at_least', value: 0.3 },
+  target: null, peerTarget: PEER_TARGET,
   bytes: (quick) => CONCURRENT * (quick ? 16 : 256) * MiB,
   sample: (t, bytes) => downloads(t, CONCURRENT, bytes / CONCURRENT),
 });
