@@ -33,8 +33,22 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
   const onTransportEnd = (): void => transportGone();
   const onTransportClose = (): void => transportGone();
 
+  // Everything the session produces in one tick (a data frame is two
+  // chunks, header and payload; a small exchange is several frames) reaches
+  // the transport as one writev: one system call, one TLS record, one
+  // WebSocket frame, instead of one per chunk.
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    transport.uncork();
+  };
   const onSessionData = (chunk: Buffer): void => {
     if (transport.destroyed || transport.writableEnded) return;
+    if (!corked) {
+      corked = true;
+      transport.cork();
+      process.nextTick(uncork);
+    }
     if (!transport.write(chunk)) {
       session.pause();
       transport.once('drain', () => session.resume());

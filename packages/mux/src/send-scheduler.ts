@@ -1,4 +1,5 @@
 import { Fifo } from './fifo.ts';
+import type { OutFrame } from './frame.ts';
 import type { Stream } from './stream.ts';
 
 /** Streams of one scheduling group that have something to send, in turn order. */
@@ -50,8 +51,8 @@ export class SendScheduler {
   }
 
   /** The next data frame (or FIN), or undefined when no stream can send. */
-  next(maxFrameBytes: number): Buffer | undefined {
-    let frame: Buffer | undefined;
+  next(maxFrameBytes: number): OutFrame | undefined {
+    let frame: OutFrame | undefined;
     while (frame === undefined) {
       const g = this.#rotation.shift();
       if (g === undefined) break;

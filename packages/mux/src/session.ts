@@ -1,9 +1,9 @@
 import { Duplex } from 'node:stream';
 import { resolveSessionOptions, type ResolvedSessionOptions, type SessionOptions } from './config.ts';
-import { FrameDecoder } from './decoder.ts';
+import { FrameReader } from './frame-reader.ts';
 import { destroyQuietly, MuxError } from './errors.ts';
 import { Fifo } from './fifo.ts';
-import { encodeHeader, Flag, FrameType, GoAwayCode, type FrameHeader } from './frame.ts';
+import { encodeHeader, Flag, FrameType, GoAwayCode, type FrameHeader, type OutFrame } from './frame.ts';
 import { Pinger } from './pinger.ts';
 import { SendScheduler } from './send-scheduler.ts';
 import { Stream, type StreamHost, type StreamSettings } from './stream.ts';
@@ -27,6 +27,8 @@ export interface SessionStats {
 }
 
 const MAX_STREAM_ID = 0xffff_ffff;
+/** Flags that act once a frame's payload is complete. */
+const END_FLAGS = Flag.fin | Flag.rst;
 /**
  * Pongs queued but not yet handed to the transport, at most. A peer that floods
  * pings and does not read our output would otherwise grow this queue with every
@@ -83,7 +85,7 @@ export class Session extends Duplex implements StreamHost {
   readonly #o: ResolvedSessionOptions;
   readonly #settings: StreamSettings;
   readonly #streams = new Map<number, Stream>();
-  readonly #decoder: FrameDecoder;
+  readonly #decoder: FrameReader;
   #nextId: number;
   readonly #control = new Fifo<Buffer>();
   readonly #pongs = new Fifo<Buffer>();
@@ -122,7 +124,7 @@ export class Session extends Duplex implements StreamHost {
     };
     this.#nextId = o.client ? 1 : 2;
     this.#pingBucket = new TokenBucket(o.maxPingsPerSecond, o.pingBurst);
-    this.#decoder = new FrameDecoder(o.maxStreamWindowBytes, (h, p) => this.#onFrame(h, p));
+    this.#decoder = new FrameReader(o.maxStreamWindowBytes, (h, p, first, last) => this.#onPiece(h, p, first, last));
     this.#pinger = new Pinger((id) => this.sendControl(encodeHeader(FrameType.ping, Flag.syn, 0, id), false), o.keepAliveTimeoutMs);
     if (o.keepAliveIntervalMs > 0) {
       this.#keepAlive = setInterval(() => {
@@ -306,8 +308,14 @@ export class Session extends Duplex implements StreamHost {
           break;
         }
         this.#stats.framesOut++;
-        this.#stats.bytesOut += frame.length;
-        if (!this.push(frame)) this.#wantOutput = false;
+        if (isDataFrame(frame)) {
+          this.#stats.bytesOut += frame[0].length + frame[1].length;
+          this.push(frame[0]);
+          if (!this.push(frame[1])) this.#wantOutput = false;
+        } else {
+          this.#stats.bytesOut += frame.length;
+          if (!this.push(frame)) this.#wantOutput = false;
+        }
       }
     } finally {
       this.#flushing = false;
@@ -315,20 +323,25 @@ export class Session extends Duplex implements StreamHost {
   }
 
   // Group-fair round-robin, one frame per turn (see the class doc).
-  #nextData(): Buffer | undefined {
+  #nextData(): OutFrame | undefined {
     if (this.#ending && this.#closed) return undefined;
     return this.#scheduler.next(this.#o.maxFrameBytes);
   }
 
   // ---- inbound ----
 
-  #onFrame(h: FrameHeader, payload: Buffer): void {
-    this.#stats.framesIn++;
+  // A data payload may arrive in pieces (see FrameReader): the frame's SYN /
+  // ACK act with the first piece, its FIN / RST with the last, so a stream
+  // sees exactly the order of a whole frame without the payload assembled.
+  #onPiece(h: FrameHeader, piece: Buffer, first: boolean, last: boolean): void {
+    if (first) this.#stats.framesIn++;
     switch (h.type) {
       case FrameType.data:
-      case FrameType.windowUpdate:
-        this.#onStreamFrame(h, payload);
+      case FrameType.windowUpdate: {
+        const flags = first && last ? h.flags : first ? h.flags & ~END_FLAGS : last ? h.flags & END_FLAGS : 0;
+        this.#onStreamFrame(h, flags, piece);
         return;
+      }
       case FrameType.ping:
         if (h.flags & Flag.syn) this.#answerPing(h.length);
         else if (h.flags & Flag.ack) this.#pinger.onPong(h.length);
@@ -354,20 +367,20 @@ export class Session extends Duplex implements StreamHost {
     this.#flush();
   }
 
-  #onStreamFrame(h: FrameHeader, payload: Buffer): void {
+  #onStreamFrame(h: FrameHeader, flags: number, payload: Buffer): void {
     const id = h.streamId;
-    if (h.flags & Flag.rst) this.#stats.resetsIn++;
+    if (flags & Flag.rst) this.#stats.resetsIn++;
     if (id === 0) throw new MuxError('PT_ERR_MUX_PROTOCOL', 'stream frame with stream id 0');
     const existing = this.#streams.get(id);
-    if (!(h.flags & Flag.syn)) {
-      existing?.onFrame(h.type, h.flags, h.length, payload); // unknown id: ignored (see class doc)
+    if (!(flags & Flag.syn)) {
+      existing?.onFrame(h.type, flags, h.length, payload); // unknown id: ignored (see class doc)
       return;
     }
     if (existing !== undefined) throw new MuxError('PT_ERR_MUX_PROTOCOL', `duplicate SYN for live stream ${id}`);
     if ((id & 1) === (this.#o.client ? 1 : 0)) {
       throw new MuxError('PT_ERR_MUX_PROTOCOL', `SYN with stream id ${id} of the wrong parity`);
     }
-    if (h.flags & Flag.rst) return;
+    if (flags & Flag.rst) return;
     if (this.#localGoAway || this.#ending ||
         this.#streams.size >= this.#o.maxConcurrentStreams ||
         this.#acceptQueue.length >= this.#o.acceptBacklog) {
@@ -376,7 +389,7 @@ export class Session extends Duplex implements StreamHost {
     }
     const s = new Stream(this, id, this.#settings, false);
     this.#streams.set(id, s);
-    s.onFrame(h.type, h.flags, h.length, payload);
+    s.onFrame(h.type, flags, h.length, payload);
     if (this.listenerCount('stream') > 0) {
       this.#acceptStream(s);
       this.emit('stream', s);
@@ -441,4 +454,8 @@ export class Session extends Duplex implements StreamHost {
     this.#pinger.rejectAll(err);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
+}
+
+function isDataFrame(f: OutFrame): f is readonly [Buffer, Buffer] {
+  return Array.isArray(f);
 }

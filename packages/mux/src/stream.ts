@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { destroyQuietly, MuxError } from './errors.ts';
-import { encodeDataFrame, encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW } from './frame.ts';
+import { encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW, type OutFrame } from './frame.ts';
 import type { Session } from './session.ts';
 
 
@@ -276,13 +276,14 @@ export class Stream extends Duplex {
   }
 
   /** @internal Next data frame (≤ maxFrameBytes and ≤ peer window) or our FIN, or undefined. */
-  nextFrame(maxFrameBytes: number): Buffer | undefined {
+  nextFrame(maxFrameBytes: number): OutFrame | undefined {
     if (this.#gone) return undefined;
     const chunk = this.#outChunk;
     if (chunk !== undefined) {
       if (this.#sendWindow === 0) return undefined;
       const n = Math.min(maxFrameBytes, this.#sendWindow, chunk.length - this.#outOffset);
-      const frame = encodeDataFrame(0, this.id, chunk.subarray(this.#outOffset, this.#outOffset + n));
+      const payload = n === chunk.length ? chunk : chunk.subarray(this.#outOffset, this.#outOffset + n);
+      const frame: OutFrame = [encodeHeader(FrameType.data, 0, this.id, n), payload];
       this.#outOffset += n;
       this.#sendWindow -= n;
       if (this.#outOffset === chunk.length) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FrameDecoder } from '../src/decoder.ts';
+import { FrameReader } from '../src/frame-reader.ts';
 import { encodeDataFrame, encodeHeader, Flag, FrameType, readHeader, type FrameHeader } from '../src/frame.ts';
 import { MuxError } from '../src/index.ts';
 import { payload } from './helpers/io.ts';
@@ -95,4 +96,33 @@ test('a bad version, an unknown type or an oversized data frame is a PT_ERR_MUX_
     dec.push(encodeHeader(FrameType.ping, 0, 0, 1));
     assert.equal(frames.length, 0, 'a failed decoder delivers nothing more');
   }
+});
+
+test('the frame reader hands a split payload on as views of the chunks it arrived in, never copied', () => {
+  const body = payload(40_000, 3);
+  const wire = Buffer.concat([encodeDataFrame(Flag.syn | Flag.fin, 7, body), encodeHeader(FrameType.ping, Flag.syn, 0, 9)]);
+  const chunks = [wire.subarray(0, 5), wire.subarray(5, 16_389), wire.subarray(16_389, 40_012), wire.subarray(40_012)];
+  const pieces: { type: number; piece: Buffer; first: boolean; last: boolean }[] = [];
+  const reader = new FrameReader(1 << 20, (h, piece, first, last) => pieces.push({ type: h.type, piece, first, last }));
+  for (const c of chunks) reader.push(c);
+  assert.deepEqual(pieces.map((p) => [p.type, p.piece.length, p.first, p.last]), [
+    [FrameType.data, 16_389 - 12, true, false],
+    [FrameType.data, 40_012 - 16_389, false, true],
+    [FrameType.ping, 0, true, true],
+  ]);
+  assert.deepEqual(Buffer.concat(pieces.slice(0, 2).map((p) => p.piece)), body);
+  // Views: each piece shares memory with the chunk it came in (the header split across chunks 1 and 2 was the only copy).
+  assert.equal(pieces[0]!.piece.buffer, chunks[1]!.buffer);
+  assert.equal(pieces[0]!.piece.byteOffset, chunks[1]!.byteOffset + 7);
+  assert.equal(pieces[1]!.piece.buffer, chunks[2]!.buffer);
+  assert.equal(reader.bufferedBytes, 0);
+});
+
+test('the frame reader validates a header split across chunks before trusting its length', () => {
+  const reader = new FrameReader(1024, () => assert.fail('nothing is delivered'));
+  const h = encodeHeader(FrameType.data, 0, 1, 4096);
+  reader.push(h.subarray(0, 11));
+  assert.equal(reader.bufferedBytes, 11);
+  assert.throws(() => reader.push(h.subarray(11)), (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_PROTOCOL');
+  reader.push(Buffer.alloc(64)); // stopped: ignored
 });
