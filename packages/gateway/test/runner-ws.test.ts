@@ -163,7 +163,10 @@ test('runner streams are spliced: a half-close after the request still gets the 
   const text = await rawExchange(dialed.session, 'GET /version HTTP/1.1\r\nHost: cluster\r\nx-pipeops-request-id: splice-1\r\n\r\n', { end: true });
   assert.match(text, /^HTTP\/1\.1 200 OK\r\nx-pipeops-request-id: splice-1\r\n/);
   assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
-  const rec = rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === 'splice-1');
+  // The audit record is written once the exchange is over on both sides, which may be just after the runner has its response.
+  const isRecord = (r: Record<string, unknown>): boolean => r.event === 'audit' && r.side === 'gateway' && r.requestId === 'splice-1';
+  await waitFor(() => rig.gw.log.records().some(isRecord), { what: 'the gateway audit record' });
+  const rec = rig.gw.log.records().find(isRecord);
   assert.equal(rec?.status, 200);
   assert.equal(rec?.route, 'ws-runner');
 });

@@ -24,6 +24,7 @@ export const errorCodes = {
   PT_ERR_CONTROL_CLOSED: { message: 'control channel closed' },
   PT_ERR_WS_TEXT_FRAME: { message: 'text WebSocket frame on a binary tunnel' },
   PT_ERR_WS_CLOSED: { message: 'WebSocket closed' },
+  PT_ERR_WS_PROTOCOL: { message: 'WebSocket protocol violation' },
 } as const satisfies Record<string, { status?: number; message: string }>;
 
 /** A code from the protocol registry. */

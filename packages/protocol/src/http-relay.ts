@@ -199,10 +199,13 @@ export function splice(from: Duplex, to: Duplex, count: (n: number) => void, fai
       to.once('drain', () => from.resume());
     }
   });
-  from.once('end', () => {
+  const ended = (): void => {
     if (onEnd !== undefined) onEnd();
     else if (!to.destroyed) to.end();
-  });
+  };
+  // A FIN that came with the head (read before the splice began) has already ended `from`.
+  if (from.readableEnded) process.nextTick(ended);
+  else from.once('end', ended);
   from.on('error', (err) => { failed(err); to.destroy(); });
   from.once('close', () => { if (!from.readableEnded) { failed(new Error('connection closed abruptly')); to.destroy(); } });
 }

@@ -1,6 +1,7 @@
 import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { TunnelError } from './errors.ts';
+import { streamFraming } from './websocket-stream-framing.ts';
 
 /** Options of {@link websocketDuplex}. */
 export interface WebSocketDuplexOptions {
@@ -8,6 +9,12 @@ export interface WebSocketDuplexOptions {
   readableHighWaterMarkBytes?: number;
   /** Writable side's buffer, in bytes, above which write() returns false. Default 262_144 (256 KiB). */
   writableHighWaterMarkBytes?: number;
+  /**
+   * `auto` (default): take the data path over from `ws` when the socket is open
+   * and untouched (`framing: 'stream'` on the result), else ws's messages;
+   * `message`: always ws's messages (one per write, assembled on receipt).
+   */
+  framing?: 'auto' | 'message';
 }
 
 const DEFAULT_HWM_BYTES = 256 * 1024;
@@ -25,8 +32,19 @@ const DEFAULT_HWM_BYTES = 256 * 1024;
  *   destroys the Duplex with that error.
  *
  * Works for a socket that is still CONNECTING: writes wait for 'open'.
+ *
+ * On an open socket whose `ws` receiver has read nothing yet (the usual
+ * case: right after the handshake) the Duplex takes the data path over
+ * from `ws` ({@link streamFraming}): binary payload bytes go from the
+ * socket's chunks to the consumer as views, never assembled into messages,
+ * and each write (or corked batch of writes) leaves as one binary frame
+ * whose header and payloads are written to the socket as they are. `ws`
+ * keeps the handshake, control frames (close, ping, pong) and the close
+ * handshake. `framing` on the returned Duplex says which path it took.
  */
-export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions = {}): Duplex {
+export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions = {}): Duplex & { framing: 'stream' | 'message' } {
+  const fast = options.framing === 'message' ? undefined : streamFraming(ws, options.readableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES, options.writableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES);
+  if (fast !== undefined) return Object.assign(fast, { framing: 'stream' as const });
   ws.binaryType = 'nodebuffer';
   let wsClosed = ws.readyState === WebSocket.CLOSED;
 
@@ -119,7 +137,7 @@ export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions =
     ws.on('error', noop);
   });
   if (wsClosed) duplex.push(null);
-  return duplex;
+  return Object.assign(duplex, { framing: 'message' as const });
 }
 
 function closedError(): TunnelError {

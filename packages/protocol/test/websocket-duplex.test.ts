@@ -1,4 +1,6 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import type { Socket } from 'node:net';
+import type WebSocket from 'ws';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
@@ -7,6 +9,18 @@ import { TunnelError, websocketDuplex } from '../src/index.ts';
 import { waitFor, wsPair } from './helpers/ws-pair.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Every test runs on both data paths: the stream framing that takes the
+ * socket over from ws (what the tunnel uses) and ws's own message path.
+ */
+const framings = ['auto', 'message'] as const;
+function framingTest(name: string, body: (t: TestContext, framing: (typeof framings)[number]) => Promise<void>): void {
+  for (const framing of framings) test(`${name} (${framing === 'auto' ? 'stream framing' : 'ws messages'})`, (t) => body(t, framing));
+}
+
+/** Whether the receiving side has stopped reading its socket (either path). */
+const socketPaused = (ws: WebSocket): boolean => ws.isPaused || (ws as unknown as { _socket: Socket })._socket.isPaused();
 
 async function writeAll(d: Duplex, data: Buffer, chunkBytes: number, onAcked?: (n: number) => void): Promise<void> {
   for (let i = 0; i < data.length; i += chunkBytes) {
@@ -29,10 +43,10 @@ function collect(d: Duplex, bytes: number): Promise<Buffer> {
   });
 }
 
-test('8 MiB echoed through the duplex come back byte for byte', async (t) => {
+framingTest('8 MiB echoed through the duplex come back byte for byte', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  const s = websocketDuplex(server);
-  const c = websocketDuplex(client);
+  const s = websocketDuplex(server, { framing });
+  const c = websocketDuplex(client, { framing });
   s.pipe(s);
   const data = randomBytes(8 * 1024 * 1024);
   const received = collect(c, data.length);
@@ -42,16 +56,16 @@ test('8 MiB echoed through the duplex come back byte for byte', async (t) => {
   assert.equal(sha(back), sha(data));
 });
 
-test('a reader that stops reading stops the writer at the far end, and nothing is lost when it resumes', async (t) => {
+framingTest('a reader that stops reading stops the writer at the far end, and nothing is lost when it resumes', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  const s = websocketDuplex(server);
-  const c = websocketDuplex(client, { readableHighWaterMarkBytes: 64 * 1024 });
+  const s = websocketDuplex(server, { framing });
+  const c = websocketDuplex(client, { framing, readableHighWaterMarkBytes: 64 * 1024 });
   c.pause();
   const data = randomBytes(32 * 1024 * 1024);
   let acked = 0;
   const writing = writeAll(s, data, 64 * 1024, (n) => { acked += n; });
   // The receiving side pauses its socket once its readable buffer is full…
-  await waitFor(() => client.isPaused && s.writableNeedDrain, 20_000, 'receiver paused and sender blocked');
+  await waitFor(() => socketPaused(client) && s.writableNeedDrain, 20_000, 'receiver paused and sender blocked');
   // …so the sender cannot have pushed everything, and the receiver holds at most its buffer plus one message.
   assert.ok(acked < data.length, `acked ${acked} of ${data.length}`);
   assert.ok(c.readableLength <= 64 * 1024 + 64 * 1024, `receiver buffered ${c.readableLength}`);
@@ -61,10 +75,10 @@ test('a reader that stops reading stops the writer at the far end, and nothing i
   assert.equal(sha(await received), sha(data));
 });
 
-test('end() closes the WebSocket with code 1000 and ends the peer duplex', async (t) => {
+framingTest('end() closes the WebSocket with code 1000 and ends the peer duplex', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  const s = websocketDuplex(server);
-  const c = websocketDuplex(client);
+  const s = websocketDuplex(server, { framing });
+  const c = websocketDuplex(client, { framing });
   const closed = once(server, 'close');
   const chunks: Buffer[] = [];
   s.on('data', (b: Buffer) => chunks.push(b));
@@ -75,19 +89,19 @@ test('end() closes the WebSocket with code 1000 and ends the peer duplex', async
   assert.equal(Buffer.concat(chunks).toString(), 'last words');
 });
 
-test('destroy() terminates the connection: the peer sees an abnormal close (1006)', async (t) => {
+framingTest('destroy() terminates the connection: the peer sees an abnormal close (1006)', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  websocketDuplex(server);
-  const c = websocketDuplex(client);
+  websocketDuplex(server, { framing });
+  const c = websocketDuplex(client, { framing });
   const closed = once(server, 'close');
   c.destroy();
   const [code] = await closed;
   assert.equal(code, 1006);
 });
 
-test('a text message from the peer destroys the duplex with PT_ERR_WS_TEXT_FRAME and closes with 1003', async (t) => {
+framingTest('a text message from the peer destroys the duplex with PT_ERR_WS_TEXT_FRAME and closes with 1003', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  const s = websocketDuplex(server);
+  const s = websocketDuplex(server, { framing });
   const closed = once(client, 'close');
   const errored = once(s, 'error');
   client.send('hello as text');
@@ -98,12 +112,44 @@ test('a text message from the peer destroys the duplex with PT_ERR_WS_TEXT_FRAME
   assert.ok(code === 1003 || code === 1006, `close code ${code}`);
 });
 
-test('when the peer closes, the writable side finishes too, since a WebSocket cannot be half-open', async (t) => {
+framingTest('when the peer closes, the writable side finishes too, since a WebSocket cannot be half-open', async (t, framing) => {
   const { server, client } = await wsPair(t);
-  const s = websocketDuplex(server);
+  const s = websocketDuplex(server, { framing });
   s.resume();
   client.close(1000);
   await once(server, 'close');
   if (!s.writableFinished) await once(s, 'finish');
   assert.equal(s.writable, false);
+});
+
+test('an open, untouched WebSocket is taken over by the stream framing; a forced message path stays on ws', async (t) => {
+  const { server, client } = await wsPair(t);
+  assert.equal(websocketDuplex(server).framing, 'stream');
+  assert.equal(websocketDuplex(client, { framing: 'message' }).framing, 'message');
+});
+
+test('stream framing and ws messages interoperate on one connection, both ways, byte for byte', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server, { framing: 'message' });
+  const c = websocketDuplex(client);
+  assert.equal(c.framing, 'stream');
+  s.pipe(s);
+  const data = randomBytes(4 * 1024 * 1024 + 7);
+  const received = collect(c, data.length);
+  await writeAll(c, data, 65_536 + 3);
+  assert.equal(sha(await received), sha(data));
+});
+
+test('under the stream framing, ws still answers pings and runs the close handshake', async (t) => {
+  const { server, client } = await wsPair(t);
+  const s = websocketDuplex(server);
+  assert.equal(s.framing, 'stream');
+  s.resume();
+  client.ping(Buffer.from('are you there'));
+  const [payload] = (await once(client, 'pong')) as [Buffer];
+  assert.equal(payload.toString(), 'are you there');
+  const closed = once(client, 'close');
+  s.end();
+  const [code] = await closed;
+  assert.equal(code, 1000);
 });
