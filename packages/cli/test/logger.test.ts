@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger } from '../src/logger.ts';
+import { createLogger, redactSecrets } from '../src/logger.ts';
 
 function capture(): { stream: Writable; records: () => Array<Record<string, unknown>>; text: () => string } {
   let text = '';
@@ -29,4 +29,14 @@ test('the level filters records', () => {
   log.info('hidden');
   log.warn('shown');
   assert.deepEqual(out.records().map((r) => r.msg), ['shown']);
+});
+
+test('redaction censors a copy: the logged object is never changed, and a record with nothing to hide is passed on as it is', () => {
+  const secretive = { event: 'x', req: { headers: { authorization: 'Bearer s8-secret', accept: '*/*' } }, tags: ['a'] };
+  const censored = redactSecrets(secretive);
+  assert.equal(secretive.req.headers.authorization, 'Bearer s8-secret');
+  assert.deepEqual(censored, { event: 'x', req: { headers: { authorization: '[Redacted]', accept: '*/*' } }, tags: ['a'] });
+  assert.equal(censored.tags, secretive.tags);
+  const plain = { event: 'audit', requestId: 'r1', status: 200, nested: { verb: 'get' } };
+  assert.equal(redactSecrets(plain), plain);
 });
