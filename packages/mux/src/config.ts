@@ -33,6 +33,14 @@ export interface SessionOptions {
   autoTuneWindow?: boolean;
   /** Largest data frame sent (bytes); streams take turns frame by frame. Default 65_536. */
   maxFrameBytes?: number;
+  /**
+   * An accepted stream's ACK (with its window announcement) rides on the first frame
+   * the stream sends (ms): its response data, its FIN or a window update, so a
+   * request answered within this costs the peer no frame, write and wake-up of its
+   * own for the ACK. Sent on its own when nothing went out by then. 0 sends it at
+   * accept, as hashicorp/yamux does. Default 20.
+   */
+  ackDelayMs?: number;
   /** Default deadline of `close()` and of flushing the final GoAway (ms). Default 5_000. */
   goAwayTimeoutMs?: number;
   /**
@@ -63,6 +71,7 @@ export const defaultSessionOptions: Required<Omit<SessionOptions, 'client'>> = O
   maxStreamWindowBytes: INITIAL_STREAM_WINDOW,
   autoTuneWindow: false,
   maxFrameBytes: 65_536,
+  ackDelayMs: 20,
   goAwayTimeoutMs: 5_000,
   maxPingsPerSecond: 50,
   pingBurst: 50,
@@ -99,6 +108,7 @@ export function verifySessionOptions(o: SessionOptions): void {
     fail('autoTuneWindow', `must be a boolean, got ${String(o.autoTuneWindow)}`);
   }
   int(o, 'maxFrameBytes', 1, 16 * 1024 * 1024);
+  int(o, 'ackDelayMs', 0, MAX_TIMER_MS);
   int(o, 'goAwayTimeoutMs', 1, MAX_TIMER_MS);
   int(o, 'maxPingsPerSecond', 1, MAX_UINT32);
   int(o, 'pingBurst', 1, MAX_UINT32);

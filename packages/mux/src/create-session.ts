@@ -33,10 +33,11 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
   const onTransportEnd = (): void => transportGone();
   const onTransportClose = (): void => transportGone();
 
-  // Everything the session produces in one tick (a data frame is two
-  // chunks, header and payload; a small exchange is several frames) reaches
-  // the transport as one writev: one system call, one TLS record, one
-  // WebSocket frame, instead of one per chunk.
+  // Everything the session produces until the event loop next checks for
+  // I/O (a data frame is two chunks, header and payload; a response is its
+  // head, body and FIN, produced over several ticks of one I/O callback)
+  // reaches the transport as one writev: one system call, one TLS record,
+  // one WebSocket frame, instead of one per chunk.
   let corked = false;
   const uncork = (): void => {
     corked = false;
@@ -47,7 +48,7 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
     if (!corked) {
       corked = true;
       transport.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     if (!transport.write(chunk)) {
       session.pause();

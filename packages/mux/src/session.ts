@@ -406,7 +406,7 @@ export class Session extends Duplex implements StreamHost {
 
   #acceptStream(s: Stream): void {
     this.#stats.streamsAccepted++;
-    this.sendControl(s.windowAnnouncement(Flag.ack), false);
+    s.deferAck(this.#o.ackDelayMs);
   }
 
   // ---- teardown ----

@@ -80,6 +80,9 @@ export class Stream extends Duplex {
   #group: string | undefined;
   #pacer: GrantPacer | undefined;
   #paceTimer: NodeJS.Timeout | undefined;
+  #ackOwed = false; // accepted, ACK not sent yet (see deferAck)
+  #ackDelta = 0; // the window announcement the ACK carries
+  #ackTimer: NodeJS.Timeout | undefined;
   /** @internal round-robin bookkeeping owned by the session */
   inReadyQueue = false;
 
@@ -149,6 +152,36 @@ export class Stream extends Duplex {
     return this;
   }
 
+  /**
+   * @internal The stream was accepted: its ACK, with the window announcement,
+   * goes out on the first frame the stream sends, or on its own after
+   * `delayMs` (at once when 0).
+   */
+  deferAck(delayMs: number): void {
+    if (delayMs <= 0) {
+      this.#host.sendControl(this.windowAnnouncement(Flag.ack), false);
+      return;
+    }
+    this.#ackOwed = true;
+    this.#ackDelta = this.#windowSize - INITIAL_STREAM_WINDOW;
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = undefined;
+      if (!this.#ackOwed || this.#gone || this.#host.hostClosed) return;
+      this.#ackOwed = false;
+      this.#host.sendControl(encodeHeader(FrameType.windowUpdate, Flag.ack, this.id, this.#ackDelta), false);
+    }, delayMs);
+  }
+
+  // The ACK flag for the frame about to go out, when one is owed (its window
+  // delta is then the caller's to send: see `#ackDelta`), else 0.
+  #takeAck(): number {
+    if (!this.#ackOwed) return 0;
+    this.#ackOwed = false;
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    return Flag.ack;
+  }
+
   /** @internal SYN or ACK frame advertising our window (delta above the spec's 256 KiB). */
   windowAnnouncement(flag: number): Buffer {
     return encodeHeader(FrameType.windowUpdate, flag, this.id, this.#windowSize - INITIAL_STREAM_WINDOW);
@@ -214,7 +247,8 @@ export class Stream extends Duplex {
     const delta = this.#windowSize - this.readableLength - this.#recvWindow;
     this.#pacer?.charge(delta);
     this.#recvWindow += delta;
-    this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, delta), false);
+    const ack = this.#takeAck();
+    this.#host.sendControl(encodeHeader(FrameType.windowUpdate, ack, this.id, ack === 0 ? delta : delta + this.#ackDelta), false);
   }
 
   // Runs just before a grant. A sender limited only by our window delivers
@@ -283,7 +317,10 @@ export class Stream extends Duplex {
       if (this.#sendWindow === 0) return undefined;
       const n = Math.min(maxFrameBytes, this.#sendWindow, chunk.length - this.#outOffset);
       const payload = n === chunk.length ? chunk : chunk.subarray(this.#outOffset, this.#outOffset + n);
-      const frame: OutFrame = [encodeHeader(FrameType.data, 0, this.id, n), payload];
+      const ack = this.#takeAck();
+      // The ACK rides on the data frame; a window announcement follows it as a window update.
+      if (ack !== 0 && this.#ackDelta > 0) this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, this.#ackDelta), false);
+      const frame: OutFrame = [encodeHeader(FrameType.data, ack, this.id, n), payload];
       this.#outOffset += n;
       this.#sendWindow -= n;
       if (this.#outOffset === chunk.length) {
@@ -299,7 +336,8 @@ export class Stream extends Duplex {
     this.#localFin = true;
     this.#finalCb = undefined;
     // Per spec "Closing a stream": FIN on a window update, as hashicorp/yamux does.
-    const frame = encodeHeader(FrameType.windowUpdate, Flag.fin, this.id, 0);
+    const ack = this.#takeAck();
+    const frame = encodeHeader(FrameType.windowUpdate, Flag.fin | ack, this.id, ack === 0 ? 0 : this.#ackDelta);
     if (this.#remoteFin) {
       this.#forget();
     } else {
@@ -321,6 +359,7 @@ export class Stream extends Duplex {
   }
 
   #sendRst(): void {
+    this.#takeAck(); // a reset needs no ACK before it
     if (this.#gone || this.#host.hostClosed) return;
     this.#host.sendControl(encodeHeader(FrameType.windowUpdate, Flag.rst, this.id, 0), true);
   }
@@ -329,7 +368,9 @@ export class Stream extends Duplex {
     if (this.#openTimer) clearTimeout(this.#openTimer);
     if (this.#closeTimer) clearTimeout(this.#closeTimer);
     if (this.#paceTimer) clearTimeout(this.#paceTimer);
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#paceTimer = undefined;
+    this.#ackTimer = undefined;
     this.#openTimer = undefined;
     this.#closeTimer = undefined;
     if (this.#gone) return;

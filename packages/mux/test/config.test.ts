@@ -6,7 +6,7 @@ test('defaults follow the contract and the spec initial window', () => {
   assert.deepEqual({ ...defaultSessionOptions }, {
     acceptBacklog: 256, maxConcurrentStreams: 10_000, keepAliveIntervalMs: 30_000, keepAliveTimeoutMs: 10_000,
     streamOpenTimeoutMs: 30_000, streamCloseTimeoutMs: 60_000, maxStreamWindowBytes: 262_144, autoTuneWindow: false,
-    maxFrameBytes: 65_536, goAwayTimeoutMs: 5_000, maxPingsPerSecond: 50, pingBurst: 50,
+    maxFrameBytes: 65_536, ackDelayMs: 20, goAwayTimeoutMs: 5_000, maxPingsPerSecond: 50, pingBurst: 50,
   });
   assert.doesNotThrow(() => verifySessionOptions({ client: true }));
 });
@@ -22,6 +22,7 @@ test('an invalid option is rejected with PT_ERR_MUX_CONFIG naming the option', (
     [{ client: false, autoTuneWindow: 'yes' }, 'autoTuneWindow'],
     [{ client: false, maxPingsPerSecond: 0 }, 'maxPingsPerSecond'],
     [{ client: true, pingBurst: 0.5 }, 'pingBurst'],
+    [{ client: true, ackDelayMs: -1 }, 'ackDelayMs'],
   ];
   for (const [o, name] of cases) {
     assert.throws(() => verifySessionOptions(o as never), (e: unknown) =>

@@ -59,7 +59,7 @@ transportTest('a remote GoAway with an error code is reported with that code', a
   assert.throws(() => peer.session.open(), { code: 'PT_ERR_MUX_GOAWAY' });
 });
 
-transportTest('an inbound stream is ACKed when accepted, not before, with the window delta', async (t, kind) => {
+transportTest('an inbound stream that sends nothing is ACKed on its own after ackDelayMs, never before it is accepted, with the window delta', async (t, kind) => {
   const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB });
   peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
   peer.send(FrameType.ping, Flag.syn, 0, 5);
@@ -69,6 +69,38 @@ transportTest('an inbound stream is ACKed when accepted, not before, with the wi
   const ack = await peer.waitFrame((f) => f.streamId === 1);
   assert.deepEqual([ack.type, ack.flags, ack.length], [FrameType.windowUpdate, Flag.ack, 768 * KiB]);
   assert.equal(s.id, 1);
+});
+
+transportTest('an accepted stream\'s ACK rides on its first data frame and its window delta follows as a window update', async (t, kind) => {
+  const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB, ackDelayMs: 60_000 });
+  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+  const s = await peer.session.accept();
+  s.write('answer');
+  const data = await peer.waitFrame((f) => f.streamId === 1 && f.type === FrameType.data);
+  assert.equal(data.flags, Flag.ack);
+  const ours = peer.frames.filter((f) => f.streamId === 1);
+  assert.equal(ours.filter((f) => (f.flags & Flag.ack) !== 0).length, 1, 'one ACK, on the data frame');
+  const update = ours.find((f) => f.type === FrameType.windowUpdate);
+  assert.deepEqual([update?.flags, update?.length], [0, 768 * KiB]);
+});
+
+transportTest('an accepted stream that only closes sends its ACK on the FIN, with the window delta', async (t, kind) => {
+  const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB, ackDelayMs: 60_000 });
+  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+  const s = await peer.session.accept();
+  s.end();
+  const fin = await peer.waitFrame((f) => f.streamId === 1);
+  assert.deepEqual([fin.type, fin.flags, fin.length], [FrameType.windowUpdate, Flag.fin | Flag.ack, 768 * KiB]);
+});
+
+transportTest('with ackDelayMs 0 an accepted stream is ACKed at once, before anything it sends', async (t, kind) => {
+  const peer = await rawPeer(t, kind, { client: false, ackDelayMs: 0 });
+  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+  const s = await peer.session.accept();
+  s.write('x');
+  await peer.waitFrame((f) => f.streamId === 1 && f.type === FrameType.data);
+  const ours = peer.frames.filter((f) => f.streamId === 1);
+  assert.deepEqual(ours.map((f) => [f.type, f.flags]), [[FrameType.windowUpdate, Flag.ack], [FrameType.data, 0]]);
 });
 
 transportTest('open() sends SYN on a window update advertising a window above 256 KiB', async (t, kind) => {
