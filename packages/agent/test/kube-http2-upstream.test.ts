@@ -205,7 +205,8 @@ test('plain requests and upgrades stay HTTP/1.1 while a WATCH goes over h2, rela
     ['/api/v1/namespaces/default/configmaps', '2.0', false],
   ]);
   assert.ok(api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`), 'the agent token, never the runner one');
-  assert.deepEqual(api.connections.toSorted(), ['h2', 'http/1.1', 'http/1.1']);
+  // The upgrade may take the plain request's idle keep-alive connection or a new one; neither is ever h2.
+  assert.deepEqual([...new Set(api.connections)].toSorted(), ['h2', 'http/1.1']);
   await waitFor(async () => (await metricValue(h.registry, 'pipeops_tunnel_k8s_requests_total', { verb: 'watch', code: '2xx' })) === 1);
   assert.equal(await metricValue(h.registry, 'pipeops_tunnel_k8s_watches_active'), 0);
 });

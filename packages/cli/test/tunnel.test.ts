@@ -108,6 +108,7 @@ describe('connect against a gateway child', () => {
   test('SIGHUP reloads the tokens: a new admin token lists the clusters, and the agent stays connected', async (t) => {
     const agent = startAgent(t);
     await waitForCluster(true);
+    await agent.waitFor(isMsg('tunnel connected'), 'tunnel connected'); // records are written in batches
     assert.equal((await clusters(ADMIN2_TOKEN)).status, 401, 'the new token is unknown before the reload');
     writeFile(dir, 'tokens.yaml', tokensYaml([ADMIN_TOKEN, ADMIN2_TOKEN]));
     const before = gateway.records.length;
