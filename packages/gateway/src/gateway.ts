@@ -11,11 +11,13 @@ import { AgentConnection } from './agent-connection.ts';
 import { ClusterRegistry, type ClusterInfo } from './cluster-registry.ts';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './config.ts';
 import { gatewayError } from './errors.ts';
+import { ForwardCore } from './forward/core.ts';
+import { K8sRoute } from './forward/k8s-route.ts';
+import { WsRunnerRoute } from './forward/ws-runner-route.ts';
 import { createJsonProtocolEndpoint, type JsonProtocolEndpoint } from './json-protocol/index.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { RunnerEndpoint } from './runner-endpoint.ts';
-import { RunnerForwarder } from './runner-forwarder.ts';
-import { defaultRunnerLimits, isLimited, RunnerLimiter, type RunnerLimits } from './runner-limits.ts';
+import { defaultRunnerLimits, RunnerLimiter, type RunnerLimits } from './runner-limits.ts';
 import { RunnerRoutes } from './runner-routes.ts';
 import { createServer } from './server.ts';
 import { handleStatusRequest } from './status-endpoints.ts';
@@ -91,19 +93,19 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const runnerLog = this.#log.child({ component: 'runner' });
     this.#audit = createAuditSink({ file: opts.auditFile, logger: runnerLog, message: 'runner request' });
     this.#metrics.countOpenStreams(() => this.#limiter.openByRunner());
-    const forwarder = new RunnerForwarder({
-      openStream, logger: runnerLog, metrics: this.#metrics, agentHeadTimeoutMs: opts.agentHeadTimeoutMs,
-      requestHeadTimeoutMs: opts.requestHeadTimeoutMs, limiter: this.#limiter, audit: this.#audit,
-    });
+    // One forwarding core under the three runner routes: their refusals, limits, agent streams, deadlines, audit and metrics.
+    const core = new ForwardCore({ openStream, agentHeadTimeoutMs: opts.agentHeadTimeoutMs, audit: this.#audit, metrics: this.#metrics, limiter: this.#limiter });
+    const limitsFor = (runner: RunnerIdentity): RunnerLimits => this.#limitsFor(runner);
     this.#runners = new RunnerEndpoint({
-      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux, limiter: this.#limiter,
+      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder: new WsRunnerRoute({ core, requestHeadTimeoutMs: opts.requestHeadTimeoutMs }),
+      maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux, limiter: this.#limiter,
     });
     this.#json = createJsonProtocolEndpoint({
-      openStream: (cluster, preamble) => this.#openLimited(cluster, preamble), audit: this.#audit, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
+      openStream, forward: core, audit: this.#audit, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
     });
     const runnerRoutes = new RunnerRoutes({
-      tokens: () => this.#tokens, draining: () => this.#draining, forwarder, runners: this.#runners, json: () => this.#json,
-      limitsFor: (runner) => this.#limitsFor(runner), logger: runnerLog,
+      tokens: () => this.#tokens, draining: () => this.#draining, core, k8s: new K8sRoute({ core, tokens: () => this.#tokens, limitsFor }),
+      runners: this.#runners, json: () => this.#json, limitsFor, logger: runnerLog,
     });
     this.#runnerRoutes = runnerRoutes;
     this.server = createServer(opts.tls, {
@@ -155,25 +157,6 @@ class GatewayImpl extends EventEmitter implements Gateway {
     // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set by openStream).
     if (runner !== undefined) stream.setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
     return stream;
-  }
-
-  /** The JSON protocol's stream opener: the runner's stream and rate limits apply as on the other routes (429 → a per-id error). */
-  async #openLimited(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
-    const runner = preamble.runnerId !== undefined ? this.#tokens.runnerById(preamble.runnerId) : undefined;
-    if (runner === undefined) return this.openStream(cluster, preamble);
-    const slot = this.#limiter.acquire(runner.id, this.#limitsFor(runner));
-    if (isLimited(slot)) {
-      this.#metrics.runnerLimited.inc({ runner: runner.id, limit: slot.limited });
-      throw Object.assign(gatewayError('PT_ERR_RUNNER_LIMITED', slot.message), { rule: slot.limited });
-    }
-    try {
-      const stream = await this.openStream(cluster, preamble);
-      stream.once('close', () => slot.release());
-      return stream;
-    } catch (err) {
-      slot.release();
-      throw err;
-    }
   }
 
   /** A runner's limits: the gateway's defaults under what its tokens-file entry sets. */

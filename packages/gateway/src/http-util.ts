@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { closingResponse, headBytes, statusLine } from '@pipeops/tunnel-protocol';
 
 /** Writes a JSON response. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -20,16 +20,8 @@ export function errorBody(code: string, message: string): { error: { code: strin
  */
 export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
-  const body = JSON.stringify(errorBody(code, message));
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-  ];
   socket.once('error', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(closingResponse(status, 'application/json', JSON.stringify(errorBody(code, message)), Object.entries(headers).flat()));
 }
 
 /** How long {@link closeWithStatus} waits for its answer to be flushed before destroying the socket anyway (ms). */
@@ -50,7 +42,7 @@ export function closeWithStatus(socket: Duplex, status: number): void {
   if (!socket.writable || inFlight?.headersSent === true) { socket.destroy(); return; }
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
   timer.unref();
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => {
+  socket.end(headBytes(statusLine(status), ['Connection', 'close', 'Content-Length', '0']), () => {
     clearTimeout(timer);
     socket.destroy();
   });

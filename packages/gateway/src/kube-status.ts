@@ -1,19 +1,10 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { kubeStatusJson } from '@pipeops/tunnel-protocol';
+import { kubeStatusResponse, sendKubeStatus } from '@pipeops/tunnel-protocol';
 
-/** Writes a `Status` response (`Content-Type: application/json`). */
+/** Writes a `Status` response (`Content-Type: application/json`); a response already started is destroyed. */
 export function sendStatus(res: ServerResponse, code: number, message: string, headers: Record<string, string> = {}): void {
-  const body = kubeStatusJson(code, message);
-  if (res.headersSent) { res.destroy(); return; }
-  res.writeHead(code, {
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    'cache-control': 'no-store',
-    ...(code === 401 ? { 'www-authenticate': 'Bearer realm="pipeops-tunnel"' } : {}),
-  });
-  res.end(body);
+  sendKubeStatus(res, code, message, headers);
 }
 
 /**
@@ -26,18 +17,8 @@ export function sendStatus(res: ServerResponse, code: number, message: string, h
  */
 export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}, o: { drain?: boolean } = {}): void {
   if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
-  const body = kubeStatusJson(code, message);
-  const lines = [
-    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Cache-Control: no-store',
-    ...(code === 401 ? ['WWW-Authenticate: Bearer realm="pipeops-tunnel"'] : []),
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-  ];
   socket.once('error', () => socket.destroy());
   if (o.drain === true) socket.resume();
   else socket.once('finish', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(kubeStatusResponse(code, message, headers));
 }

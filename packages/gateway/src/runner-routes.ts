@@ -3,15 +3,13 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
 import type { JsonProtocolEndpoint } from './json-protocol/index.ts';
+import type { ForwardCore, RefusalContext, RunnerRoute } from './forward/core.ts';
+import { K8S_CLUSTERS_PREFIX, type K8sRoute } from './forward/k8s-route.ts';
+import { requestIdFor } from './forward/request-id.ts';
+import { authorizeRunner, CLUSTER_RE } from './runner-auth.ts';
 import { RUNNER_REVOKED_CLOSE, type RunnerEndpoint, type RunnerStillAllowed } from './runner-endpoint.ts';
-import { requestIdFor, targetProblem, type RunnerForwarder, type RunnerRoute } from './runner-forwarder.ts';
 import type { RunnerLimits } from './runner-limits.ts';
-import { bearerToken, type RunnerIdentity, type TokenStore } from './tokens.ts';
-
-/** Prefix of the runners' Kubernetes API route. */
-export const K8S_CLUSTERS_PREFIX = '/k8s/clusters/';
-
-const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+import type { RunnerIdentity, TokenStore } from './tokens.ts';
 
 /** Paths the API server serves at its root: a request for one of them at the gateway's root lost its `/k8s/clusters/{cluster}` prefix. */
 const API_ROOT_PATH_RE = /^\/(?:version|api|apis|openapi|healthz|livez|readyz)(?:\/|$)/;
@@ -35,40 +33,16 @@ function closeFrame(code: number, reason: string): Buffer {
 export interface RunnerRoutesDeps {
   tokens: () => TokenStore;
   draining: () => boolean;
-  forwarder: RunnerForwarder;
+  /** The forwarding core: the runner routes' refusals are its `Status` answers and audit records. */
+  core: ForwardCore;
+  /** The `/k8s/clusters/…` front-end. */
+  k8s: K8sRoute;
   runners: RunnerEndpoint;
   /** The JSON message protocol endpoint (`/ws/k8s`); undefined → 501. */
   json: () => JsonProtocolEndpoint | undefined;
   /** A runner's limits: its tokens-file entry over the gateway's defaults. */
   limitsFor: (runner: RunnerIdentity) => RunnerLimits;
   logger: Logger;
-}
-
-/** The outcome of runner authentication. */
-type Authorized = { ok: true; runner: RunnerIdentity } | { ok: false; status: 401 | 403; message: string };
-
-/**
- * Authenticates a runner (`Authorization: Bearer <runner token>`) and checks
- * it may reach `cluster` (`clusters: ["*"]` reaches all). Agent and admin
- * tokens are not runner tokens (401).
- */
-export function authorizeRunner(tokens: TokenStore, authorization: string | undefined, cluster: string): Authorized {
-  const runner = tokens.verifyRunner(bearerToken(authorization));
-  if (runner === undefined) return { ok: false, status: 401, message: 'a valid runner token is required (Authorization: Bearer <token>)' };
-  if (!runner.allClusters && !runner.clusters.has(cluster)) {
-    return { ok: false, status: 403, message: `runner "${runner.id}" is not allowed to reach cluster "${cluster}"` };
-  }
-  return { ok: true, runner };
-}
-
-/** Splits `/k8s/clusters/{cluster}[/rest][?query]` into the cluster and the API-server target (`/rest?query`). */
-export function parseK8sTarget(url: string): { cluster: string; path: string } | undefined {
-  if (!url.startsWith(K8S_CLUSTERS_PREFIX)) return undefined;
-  const rest = url.slice(K8S_CLUSTERS_PREFIX.length);
-  const end = rest.search(/[/?]/);
-  const cluster = end === -1 ? rest : rest.slice(0, end);
-  const tail = end === -1 ? '' : rest.slice(end);
-  return { cluster, path: tail.startsWith('/') ? tail : `/${tail}` };
 }
 
 /**
@@ -120,20 +94,20 @@ export class RunnerRoutes {
     const message = `the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ${path}; `
       + `"kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): `
       + `kubectl get --raw /k8s/clusters/<cluster>${path}`;
-    this.#deps.forwarder.refuse(req, res, 404, message, { requestId: requestIdFor(req), route: 'k8s', path });
+    this.#refuse(req, res, 404, message, { requestId: requestIdFor(req), route: 'k8s', path });
     return true;
   }
 
   /** Handles `/k8s/clusters/…` requests; false for other paths. */
   request(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (!path.startsWith(K8S_CLUSTERS_PREFIX)) return false;
-    this.#k8s(req, res, undefined);
+    this.#deps.k8s.request(req, res);
     return true;
   }
 
   /** Handles upgrades on the runner paths; false for other paths. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): boolean {
-    if (path.startsWith(K8S_CLUSTERS_PREFIX)) { this.#k8s(req, socket, head); return true; }
+    if (path.startsWith(K8S_CLUSTERS_PREFIX)) { this.#deps.k8s.upgrade(req, socket, head); return true; }
     if (path === RUNNER_WS_PATH) { this.#wsRunner(req, socket, head); return true; }
     if (path === K8S_WS_PATH) { this.#wsK8s(req, socket, head); return true; }
     return false;
@@ -141,40 +115,25 @@ export class RunnerRoutes {
 
   /** CONNECT is never relayed. */
   connect(req: IncomingMessage, socket: Duplex): void {
-    this.#deps.forwarder.refuse(req, socket, 400, 'CONNECT is not supported by the gateway', { requestId: requestIdFor(req), route: 'k8s', path: '' });
+    this.#refuse(req, socket, 400, 'CONNECT is not supported by the gateway', { requestId: requestIdFor(req), route: 'k8s', path: '' });
   }
 
-  #k8s(req: IncomingMessage, target: ServerResponse | Duplex, head: Buffer | undefined): void {
-    const { forwarder } = this.#deps;
-    const requestId = requestIdFor(req);
-    const parsed = parseK8sTarget(req.url ?? '/');
-    const base = { requestId, route: 'k8s' as RunnerRoute, path: parsed?.path ?? '' };
-    if (parsed === undefined || !CLUSTER_RE.test(parsed.cluster)) {
-      forwarder.refuse(req, target, 404, 'no cluster named in the path (/k8s/clusters/{cluster}/…)', base);
-      return;
-    }
-    const ctxBase = { ...base, cluster: parsed.cluster };
-    const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, parsed.cluster);
-    if (!auth.ok) { forwarder.refuse(req, target, auth.status, auth.message, { ...ctxBase, rule: auth.status === 401 ? 'auth' : 'cluster' }); return; }
-    const ctx = { ...ctxBase, runnerId: auth.runner.id, limits: this.#deps.limitsFor(auth.runner) };
-    const problem = targetProblem(req.method, parsed.path);
-    if (problem !== undefined) { forwarder.refuse(req, target, 400, problem, { ...ctx, rule: 'protocol' }); return; }
-    if (head === undefined) forwarder.request(req, target as ServerResponse, ctx);
-    else forwarder.upgrade(req, target as Duplex, head, ctx);
+  /** Answers a `Status` refusal on `target` and records it. */
+  #refuse(req: IncomingMessage, target: ServerResponse | Duplex, status: number, message: string, ctx: RefusalContext): void {
+    this.#deps.core.refuse(req.method, target, { status, message, headers: {} }, ctx);
   }
 
   /** Shared pre-upgrade checks of the runner WebSockets; answers and returns undefined when refused. */
   #wsAuth(req: IncomingMessage, socket: Duplex, route: RunnerRoute, path: string): { runner: RunnerIdentity; cluster: string; query: URLSearchParams; allowed: RunnerStillAllowed } | undefined {
-    const { forwarder } = this.#deps;
     const requestId = requestIdFor(req);
     const query = new URL(req.url ?? '/', 'http://gateway').searchParams;
     const cluster = query.get('cluster') ?? '';
     const base = { requestId, route, path, cluster };
-    if (req.method !== 'GET') { forwarder.refuse(req, socket, 400, `${path} takes GET`, base); return undefined; }
-    if (this.#deps.draining()) { forwarder.refuse(req, socket, 503, 'the gateway is draining; connect again later', base); return undefined; }
-    if (!CLUSTER_RE.test(cluster)) { forwarder.refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
+    if (req.method !== 'GET') { this.#refuse(req, socket, 400, `${path} takes GET`, base); return undefined; }
+    if (this.#deps.draining()) { this.#refuse(req, socket, 503, 'the gateway is draining; connect again later', base); return undefined; }
+    if (!CLUSTER_RE.test(cluster)) { this.#refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, cluster);
-    if (!auth.ok) { forwarder.refuse(req, socket, auth.status, auth.message, { ...base, rule: auth.status === 401 ? 'auth' : 'cluster' }); return undefined; }
+    if (!auth.ok) { this.#refuse(req, socket, auth.status, auth.message, { ...base, rule: auth.status === 401 ? 'auth' : 'cluster' }); return undefined; }
     // The same check against a reloaded token set (the header is kept only in this closure, never logged).
     const authorization = req.headers.authorization;
     const allowed: RunnerStillAllowed = (tokens) => authorizeRunner(tokens, authorization, cluster).ok;
@@ -186,7 +145,7 @@ export class RunnerRoutes {
     if (ok === undefined) return;
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
     if (!offered.includes(SUBPROTOCOL)) {
-      this.#deps.forwarder.refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      this.#refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
       return;
     }
     this.#deps.runners.accept(req, socket, head, {
@@ -199,11 +158,17 @@ export class RunnerRoutes {
     if (ok === undefined) return;
     const json = this.#deps.json();
     if (json === undefined) {
-      this.#deps.forwarder.refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', { requestId: requestIdFor(req), route: 'ws-k8s', path: K8S_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      this.#refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', { requestId: requestIdFor(req), route: 'ws-k8s', path: K8S_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
       return;
     }
     this.#jsonSockets.set(socket, { runnerId: ok.runner.id, cluster: ok.cluster, allowed: ok.allowed });
     socket.once('close', () => this.#jsonSockets.delete(socket));
-    json.handleUpgrade(req, socket, head, { runnerId: ok.runner.id, cluster: ok.cluster });
+    // Read for each request, as the limiter reads them on the other routes: a tokens reload may change them.
+    const runnerId = ok.runner.id;
+    const limits = (): RunnerLimits | undefined => {
+      const now = this.#deps.tokens().runnerById(runnerId);
+      return now === undefined ? undefined : this.#deps.limitsFor(now);
+    };
+    json.handleUpgrade(req, socket, head, { runnerId, cluster: ok.cluster, limits });
   }
 }

@@ -3,18 +3,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
-
-/**
- * Hop-by-hop header names (RFC 9110 §7.6.1, plus the legacy `keep-alive`,
- * `proxy-connection` and `trailer` of RFC 2616 §13.5.1), lower case. A relay
- * never forwards them; names listed in a `Connection` header, and every
- * `proxy-*` header, are treated the same way. `upgrade` (and `connection:
- * upgrade`) are re-added for upgrade requests only.
- */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
-]);
+import { abortReason } from './exchange-open.ts';
 
 /** One HTTP/1.1 request for {@link requestOverStream}. */
 export interface StreamRequest {
@@ -82,10 +71,4 @@ export function requestOverStream(stream: Duplex, req: StreamRequest): Promise<S
  */
 export function serveHttpOverStream(server: http.Server, stream: Duplex): void {
   server.emit('connection', stream);
-}
-
-/** The abort reason of `signal` as an Error (a DOMException `AbortError` when it is not one). */
-export function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new DOMException('This operation was aborted', 'AbortError');
 }

@@ -1,12 +1,15 @@
 // The relays: a runner's request (or upgrade) forwarded over a stream opened
 // per request, the answer streamed back. Built on ./http-over-stream.ts.
-import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
-import { statusReason } from './kube-status.ts';
-import { HOP_BY_HOP_HEADERS, abortReason, requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
+import { headDeadline, openUnlessAborted } from './exchange-open.ts';
+import { closingResponse, headBytes, statusLine } from './http-head.ts';
+import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
+import { relayErrorStatus } from './kube-status.ts';
+import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
+import { splice, writeWithBackpressure } from './splice.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
 export interface RelayOptions {
@@ -39,12 +42,6 @@ export interface RelayResult {
   deniedBy?: AuditDenyRule;
 }
 
-
-/** Error thrown when the head does not arrive within `headTimeoutMs`. */
-export class HeadTimeoutError extends Error {
-  readonly status = 504;
-  constructor(ms: number) { super(`the agent did not answer within ${ms} ms`); this.name = 'HeadTimeoutError'; }
-}
 
 /** The runner closed its connection; nothing can be written back. */
 class RunnerGoneError extends Error {
@@ -88,21 +85,17 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, op
   result.status = up.statusCode ?? 502;
   const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
   if (deniedBy !== undefined) result.deniedBy = deniedBy;
-  const outHeaders = responseHeaderList(up.rawHeaders, false, opts.responseHeaders);
-  const declaresTrailers = up.headers.trailer !== undefined && up.headers['content-length'] === undefined;
-  if (declaresTrailers) outHeaders.push('Trailer', String(up.headers.trailer));
+  // Trailers are relayed on a chunked answer, and then the header that announces them stays.
+  const outHeaders = responseHeaderList(up.rawHeaders, { trailers: up.headers['content-length'] === undefined }, opts.responseHeaders);
   res.writeHead(result.status, up.statusMessage, outHeaders);
   if (typeof res.flushHeaders === 'function') res.flushHeaders();
   return new Promise<RelayResult>((resolve) => {
     up.on('data', (chunk: Buffer) => {
       result.bytesOut += chunk.length;
-      if (!res.write(chunk)) {
-        up.pause();
-        res.once('drain', () => up.resume());
-      }
+      writeWithBackpressure(res, chunk, up);
     });
     up.on('end', () => {
-      if (up.rawTrailers.length > 0) res.addTrailers(pairs(up.rawTrailers));
+      if (up.rawTrailers.length > 0) res.addTrailers(headerPairs(up.rawTrailers));
       res.end();
     });
     up.on('error', () => { /* handled on 'close' */ });
@@ -143,9 +136,7 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   } catch (err) {
     return finishWithError(result, err as Error, (status, reason, message) => {
       const e = errorBody(status, reason, message, opts);
-      writeRawHead(socket, status, STATUS_CODES[status] ?? 'Error',
-        ['Content-Type', e.contentType, 'Content-Length', String(e.body.length), 'Connection', 'close', ...headerList(opts.responseHeaders)]);
-      socket.end(e.body);
+      socket.end(closingResponse(status, e.contentType, e.body, headerList(opts.responseHeaders)));
     });
   }
   socket.off('close', onSocketClose);
@@ -154,7 +145,7 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
   if (deniedBy !== undefined) result.deniedBy = deniedBy;
   if (!answer.upgraded) {
-    writeRawHead(socket, result.status, up.statusMessage ?? '', [...responseHeaderList(up.rawHeaders, false, opts.responseHeaders), 'Connection', 'close']);
+    socket.write(headBytes(statusLine(result.status, up.statusMessage ?? ''), [...responseHeaderList(up.rawHeaders, {}, opts.responseHeaders), 'Connection', 'close']));
     return new Promise<RelayResult>((resolve) => {
       up.on('data', (c: Buffer) => { result.bytesOut += c.length; });
       up.on('error', () => { /* 'close' follows */ });
@@ -167,14 +158,15 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   const upstream = answer.socket;
   if (upstream.destroyed) {
     return finishWithError(result, new Error('the upstream closed right after switching protocols'), (status, reason, message) => {
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`);
+      const e = errorBody(status, reason, message, opts);
+      socket.end(closingResponse(status, e.contentType, e.body, headerList(opts.responseHeaders)));
     });
   }
   result.upgraded = true;
   // A TLS server socket is not half-open by default: its 'end' would end our write side too, and the
   // upstream's last bytes after the runner's FIN (exec's exit status, SPDY's goodbye) would be lost.
   if ('allowHalfOpen' in socket) (socket as { allowHalfOpen: boolean }).allowHalfOpen = true;
-  writeRawHead(socket, result.status, up.statusMessage ?? 'Switching Protocols', responseHeaderList(up.rawHeaders, true, opts.responseHeaders));
+  socket.write(headBytes(statusLine(result.status, up.statusMessage ?? 'Switching Protocols'), responseHeaderList(up.rawHeaders, { switching: true }, opts.responseHeaders)));
   if (answer.head.length > 0) { result.bytesOut += answer.head.length; socket.write(answer.head); }
   if (head.length > 0) { result.bytesIn += head.length; upstream.write(head); }
   return new Promise<RelayResult>((resolve) => {
@@ -187,70 +179,21 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   });
 }
 
-/**
- * Pipes `from` → `to` with backpressure; FIN of `from` ends `to` (or runs
- * `onEnd` instead); an abnormal close of `from` destroys `to`.
- */
-export function splice(from: Duplex, to: Duplex, count: (n: number) => void, failed: (err: Error) => void, onEnd?: () => void): void {
-  from.on('data', (chunk: Buffer) => {
-    count(chunk.length);
-    if (!to.write(chunk)) {
-      from.pause();
-      to.once('drain', () => from.resume());
-    }
-  });
-  const ended = (): void => {
-    if (onEnd !== undefined) onEnd();
-    else if (!to.destroyed) to.end();
-  };
-  // A FIN that came with the head (read before the splice began) has already ended `from`.
-  if (from.readableEnded) process.nextTick(ended);
-  else from.once('end', ended);
-  from.on('error', (err) => { failed(err); to.destroy(); });
-  from.once('close', () => { if (!from.readableEnded) { failed(new Error('connection closed abruptly')); to.destroy(); } });
-}
-
 /** Opens the stream and waits for the response head, bounded by `headTimeoutMs`, aborted when the runner goes away. */
 async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts: RelayOptions, runnerGone: AbortSignal, onSend?: () => void): Promise<StreamResponse> {
   const ac = new AbortController();
   const abort = (): void => ac.abort(runnerGone.reason);
   runnerGone.addEventListener('abort', abort, { once: true });
-  const timeoutMs = opts.headTimeoutMs ?? 0;
-  const timer = timeoutMs > 0 ? setTimeout(() => ac.abort(new HeadTimeoutError(timeoutMs)), timeoutMs) : undefined;
+  const disarm = headDeadline(opts.headTimeoutMs ?? 0, (err) => ac.abort(err));
   try {
-    const aborted = new Promise<never>((_, reject) => {
-      if (ac.signal.aborted) reject(abortReason(ac.signal));
-      ac.signal.addEventListener('abort', () => reject(abortReason(ac.signal)), { once: true });
-    });
-    aborted.catch(() => {});
-    const opening = open();
-    const stream = await Promise.race([opening, aborted]).catch((err: unknown) => {
-      opening.then((s) => s.destroy(), () => {});
-      throw err;
-    });
-    if (ac.signal.aborted) { stream.destroy(); throw abortReason(ac.signal); }
+    const stream = await openUnlessAborted(open, ac.signal);
     const answer = requestOverStream(stream, { ...req, signal: ac.signal });
     onSend?.();
     return await answer;
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    disarm();
     runnerGone.removeEventListener('abort', abort);
   }
-}
-
-/**
- * The status and message a relay answers for an error before the response
- * head: the error's own `status` (4xx/5xx, e.g. 503 from the opener when no
- * agent is connected), 504 for a head timeout or a stream the agent did not
- * accept in time, else 502.
- */
-export function relayErrorStatus(err: Error): { status: number; reason: string; message: string } {
-  const code = (err as { code?: unknown }).code;
-  const given = (err as { status?: unknown }).status;
-  let status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 502;
-  let message = err instanceof HeadTimeoutError || typeof given === 'number' ? err.message : `the tunnel stream failed: ${err.message}`;
-  if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') { status = 504; message = 'the agent did not accept the stream in time'; }
-  return { status, reason: statusReason(status), message };
 }
 
 function finishWithError(result: RelayResult, err: Error, write: (status: number, reason: string, message: string) => void): RelayResult {
@@ -274,24 +217,11 @@ function errorBody(status: number, reason: string, message: string, opts: RelayO
   return { contentType: e.contentType, body: Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body, 'utf8') };
 }
 
-/** The runner's headers for the upstream request: hop-by-hop, `dropHeaders` and replaced names removed; `setHeaders` added. */
+/** The runner's headers for the upstream request: hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added. */
 function forwardHeaders(req: IncomingMessage, opts: RelayOptions, upgrade: boolean): Record<string, string | string[]> {
   const drop = new Set([...(opts.dropHeaders ?? []), ...Object.keys(opts.setHeaders ?? {})].map((h) => h.toLowerCase()));
   drop.add('expect'); // the runner's server already answered any 100-continue
-  for (const token of connectionTokens(req.headers.connection)) drop.add(token);
-  const out: Record<string, string | string[]> = {};
-  const names = new Map<string, string>();
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const value = raw[i + 1] as string;
-    const lower = name.toLowerCase();
-    if (isHopByHop(lower) || drop.has(lower)) continue;
-    const key = names.get(lower);
-    if (key === undefined) { names.set(lower, name); out[name] = value; continue; }
-    const prev = out[key] as string | string[];
-    out[key] = Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
+  const out = headerRecord(forwardRequestHeaders(req.rawHeaders, (lower) => drop.has(lower)));
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out['Transfer-Encoding'] = 'chunked';
   if (upgrade) {
     out.Connection = 'Upgrade';
@@ -300,43 +230,8 @@ function forwardHeaders(req: IncomingMessage, opts: RelayOptions, upgrade: boole
   return { ...out, ...opts.setHeaders };
 }
 
-/** Upstream response headers (flat raw list) for the runner: hop-by-hop removed (kept `connection`/`upgrade` on a 101), `extra` replacing same-named ones. */
-function responseHeaderList(raw: string[], switching: boolean, extra: Record<string, string> | undefined): string[] {
+/** Upstream response headers (flat raw list) for the runner, relayed as `relay` says, `extra` replacing same-named ones. */
+function responseHeaderList(raw: string[], relay: ResponseRelay, extra: Record<string, string> | undefined): string[] {
   const replaced = new Set(Object.keys(extra ?? {}).map((h) => h.toLowerCase()));
-  const listed = new Set<string>();
-  for (let i = 0; i + 1 < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'connection') for (const t of connectionTokens(raw[i + 1])) listed.add(t);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const lower = (raw[i] as string).toLowerCase();
-    if (replaced.has(lower)) continue;
-    if (switching && (lower === 'connection' || lower === 'upgrade')) { out.push(raw[i] as string, raw[i + 1] as string); continue; }
-    if (isHopByHop(lower) || listed.has(lower)) continue;
-    out.push(raw[i] as string, raw[i + 1] as string);
-  }
-  return [...out, ...headerList(extra)];
-}
-
-function isHopByHop(lower: string): boolean {
-  return HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-');
-}
-
-function connectionTokens(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value.join(',') : value).split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && t !== 'close' && t !== 'upgrade' && t !== 'keep-alive');
-}
-
-function headerList(h: Record<string, string> | undefined): string[] {
-  return Object.entries(h ?? {}).flat();
-}
-
-function pairs(flat: string[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string]);
-  return out;
-}
-
-function writeRawHead(socket: Duplex, status: number, message: string, flat: string[]): void {
-  let head = `HTTP/1.1 ${status} ${message}\r\n`;
-  for (let i = 0; i + 1 < flat.length; i += 2) head += `${flat[i]}: ${flat[i + 1]}\r\n`;
-  socket.write(`${head}\r\n`);
+  return [...withoutHeaders(relayResponseHeaders(raw, relay), (lower) => replaced.has(lower)), ...headerList(extra)];
 }

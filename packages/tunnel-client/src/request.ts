@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import { request as undiciRequest, type Dispatcher } from 'undici';
+import { forwardRequestHeaders, headerList, headerRecord } from '@pipeops/tunnel-protocol';
 import { ClientError } from './errors.ts';
 
 /** A request in the original VM agent's message shape (`/ws/k8s`), sent through the tunnel. */
@@ -64,7 +65,8 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
-const DROPPED_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length']);
+/** Request headers undici computes itself, besides the hop-by-hop ones. */
+const COMPUTED_HEADERS = new Set(['host', 'content-length']);
 
 /** `path` with `query` appended. */
 export function pathWithQuery(path: string, query: Record<string, string | string[]> | undefined): string {
@@ -91,8 +93,9 @@ function plainHeaders(h: Dispatcher.ResponseData['headers']): Record<string, str
 /** Sends one {@link TunnelRequest} through `dispatcher` (whose origin is `origin`). */
 export async function sendRequest(dispatcher: Dispatcher, origin: string, msg: TunnelRequest): Promise<TunnelResponse | TunnelStreamResponse> {
   const id = msg.id ?? randomUUID();
-  const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(msg.headers ?? {})) if (!DROPPED_HEADERS.has(k.toLowerCase())) headers[k.toLowerCase()] = v;
+  // Names lower-cased, as undici sends them and as the content-type check below looks them up.
+  const given = headerList(msg.headers).map((v, i) => (i % 2 === 0 ? v.toLowerCase() : v));
+  const headers = headerRecord(forwardRequestHeaders(given, (lower) => COMPUTED_HEADERS.has(lower)));
   let body: string | Buffer | Uint8Array | undefined;
   if (msg.body === undefined || msg.body === null) body = undefined;
   else if (typeof msg.body === 'string' || msg.body instanceof Uint8Array) body = msg.body;

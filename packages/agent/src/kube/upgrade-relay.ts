@@ -1,23 +1,18 @@
+// An upgrade request (exec, attach, port-forward): upgraded at the API
+// server with undici, then a raw pipe both ways.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Dispatcher } from 'undici';
-import { auditTarget, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
-import { admit } from './admission.ts';
-import type { Exchange, ExchangeResult, KubeProxyOptions } from './http-handler.ts';
-import { recordExchange, upstreamTarget } from './http-handler.ts';
-import { downstreamResponseHeaders, targetProblem } from './headers.ts';
+import { auditTarget, headBytes, headerList, relayResponseHeaders, requestInfo, statusLine, writeWithBackpressure } from '@pipeops/tunnel-protocol';
+import type { Exchange, ExchangeResult, KubeProxyOptions } from './exchange.ts';
+import { recordExchange, refusedWith } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
+import { admitRequest, type Refusal } from './request-admission.ts';
 import { sendRawStatus } from './status.ts';
+import { abortWithStream } from './upstream-dispatch.ts';
 import { kubeVerb } from './verb.ts';
 
 /** Upgrade protocols the API server speaks for exec, attach and port-forward. */
 const UPGRADES = new Map([['websocket', 'websocket'], ['spdy/3.1', 'SPDY/3.1']]);
-
-function headBytes(statusLine: string, raw: readonly string[]): Buffer {
-  let s = `${statusLine}\r\n`;
-  for (let i = 0; i + 1 < raw.length; i += 2) s += `${raw[i] ?? ''}: ${raw[i + 1] ?? ''}\r\n`;
-  return Buffer.from(`${s}\r\n`, 'latin1');
-}
 
 /**
  * Serves an upgrade request (exec, attach, port-forward over WebSocket or
@@ -32,57 +27,44 @@ export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: B
   const path = req.url ?? '';
   const info = requestInfo(method, path);
   const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
-  const refuse = (code: number, message: string, error?: unknown, rule?: AuditDenyRule): void => {
-    sendRawStatus(stream, code, message, rule);
-    result.status = code;
-    if (error !== undefined) result.error = error;
-    if (rule !== undefined) result.rule = rule;
+  const refuse = (refusal: Refusal): void => {
+    sendRawStatus(stream, refusal.code, refusal.message, refusal.rule);
+    refusedWith(result, refusal);
     recordExchange(ex, result, o);
   };
-  const problem = targetProblem(path, req.rawHeaders);
-  if (problem !== undefined) return refuse(400, problem, undefined, 'protocol');
-  const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase());
-  if (protocol === undefined) return refuse(400, 'only websocket and SPDY/3.1 upgrades are supported', undefined, 'protocol');
-  const admitted = admit(info, req.rawHeaders, ex.preamble, true, o.admission);
-  if ('refusal' in admitted) return refuse(admitted.refusal.code, admitted.refusal.message, undefined, admitted.refusal.rule);
-  const target = await upstreamTarget(req.rawHeaders, admitted.headers, o);
-  if ('refusal' in target) return refuse(target.refusal.code, target.refusal.message, target.refusal.error);
-  const { dispatcher, headers, credentials } = target;
-  if (ex.gone) {
-    recordExchange(ex, result, o);
-    return;
-  }
+  const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase()) ?? '';
+  const protocolProblem = protocol === '' ? 'only websocket and SPDY/3.1 upgrades are supported' : undefined;
+  const upstream = await admitRequest(req, info, ex, o, { upgrade: true, protocolProblem, use: 'request' }, result, refuse);
+  if (upstream === undefined) return;
+  const { dispatcher, headers, credentials } = upstream;
   await new Promise<void>((settle) => {
     let headSent = false;
     dispatcher.dispatch({ path, method, headers, body: null, upgrade: protocol }, {
       onRequestStart(controller) {
-        ex.abort = (reason) => controller.abort(reason);
-        if (ex.gone) controller.abort(new Error('the stream closed'));
+        abortWithStream(ex, controller);
       },
       onRequestUpgrade(controller, statusCode, _headers, socket) {
         delete ex.abort;
         result.status = statusCode;
         result.upgraded = true;
         ex.upgraded = true;
-        const raw = downstreamResponseHeaders((controller.rawHeaders ?? []) as Buffer[], true);
-        stream.write(headBytes(`HTTP/1.1 ${String(statusCode)} Switching Protocols`, raw));
+        const raw = relayResponseHeaders(headerList(controller.rawHeaders), { switching: true });
+        stream.write(headBytes(statusLine(statusCode, 'Switching Protocols'), raw));
         pipeBoth(stream, socket, head, ex, result, o);
         settle();
       },
       onResponseStart(controller, statusCode, _headers, statusText) {
         result.status = statusCode;
         if (statusCode === 401) credentials.invalidate();
-        const raw = downstreamResponseHeaders((controller.rawHeaders ?? []) as Buffer[]);
+        // Close-delimited: the body goes as undici decoded it, and its trailers are not relayed.
+        const raw = relayResponseHeaders(headerList(controller.rawHeaders));
         raw.push('connection', 'close');
-        stream.write(headBytes(`HTTP/1.1 ${String(statusCode)} ${statusText ?? ''}`.trimEnd(), raw));
+        stream.write(headBytes(statusLine(statusCode, statusText ?? ''), raw));
         headSent = true;
       },
       onResponseData(controller, chunk) {
         result.bytesOut += chunk.length;
-        if (!stream.write(chunk)) {
-          controller.pause();
-          stream.once('drain', () => controller.resume());
-        }
+        writeWithBackpressure(stream, chunk, controller);
       },
       onResponseEnd() {
         delete ex.abort;

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createAuditSink, type AuditSink } from '@pipeops/tunnel-protocol';
 import { gatewayError } from '../errors.ts';
+import { ForwardCore } from '../forward/core.ts';
 
 /** The preamble the endpoint asks the gateway to write on each stream it opens. */
 export interface JsonProtocolPreamble { kind: 'http'; requestId: string; runnerId?: string; cluster?: string }
@@ -24,6 +25,11 @@ export interface JsonProtocolDeps {
   maxBufferedBytes?: number;
   /** Time from sending a request to the agent until the response head; beyond it the runner gets a 504 Status (ms). Default 30 000. */
   headTimeoutMs?: number;
+  /**
+   * The gateway's forwarding core the requests go through (its limits, metrics and audit apply).
+   * Default: one over `openStream`, `audit` and `headTimeoutMs`, with no limits and no metrics.
+   */
+  forward?: ForwardCore;
   /** Interval of WebSocket pings to the runner; a runner that has not answered the previous ping is terminated, cancelling its requests (ms). Default 30 000. */
   pingIntervalMs?: number;
   /** Time `close()` waits for runner sockets to finish the closing handshake before terminating them (ms). Default 2 000. */
@@ -49,6 +55,7 @@ export function resolveJsonProtocolDeps(deps: JsonProtocolDeps): ResolvedJsonPro
   if (deps.logger === undefined || deps.logger === null) throw gatewayError('PT_ERR_GATEWAY_CONFIG', 'json protocol: logger is required');
   const resolved: ResolvedJsonProtocolDeps = { ...defaultJsonProtocolLimits, ...stripUndefined(deps) } as ResolvedJsonProtocolDeps;
   resolved.audit ??= createAuditSink({ logger: deps.logger, message: 'json protocol request' });
+  resolved.forward ??= new ForwardCore({ openStream: deps.openStream, audit: resolved.audit, agentHeadTimeoutMs: resolved.headTimeoutMs });
   for (const key of ['maxMessageBytes', 'maxConcurrentRequests', 'maxResponseBytes', 'maxBufferedBytes', 'headTimeoutMs', 'closeTimeoutMs', 'pingIntervalMs'] as const) {
     const v = resolved[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {

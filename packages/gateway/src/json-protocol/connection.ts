@@ -2,12 +2,18 @@ import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import type { ResolvedJsonProtocolDeps } from './config.ts';
 import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from './errors.ts';
-import { Exchange } from './exchange.ts';
+import { Exchange } from '../forward/ws-k8s-route.ts';
+import type { RunnerLimits } from '../runner-limits.ts';
 import { parseMessage, type MessageId } from './messages.ts';
 import { Outbox } from './outbox.ts';
 
 /** Who is on the other end of a runner socket (the gateway authenticated it). */
-export interface RunnerContext { runnerId: string; cluster: string }
+export interface RunnerContext {
+  runnerId: string;
+  cluster: string;
+  /** The runner's limits now, read for each request (a tokens reload may change them). Default: none apply. */
+  limits?: () => Readonly<RunnerLimits> | undefined;
+}
 
 /**
  * One runner's WebSocket: parses each text message, runs requests
@@ -98,7 +104,7 @@ export class JsonConnection {
           return;
         }
         const ex = new Exchange(
-          { deps: this.#deps, runnerId: this.#ctx.runnerId, cluster: this.#ctx.cluster, outbox: this.#outbox, logger: this.#log },
+          { deps: this.#deps, runnerId: this.#ctx.runnerId, cluster: this.#ctx.cluster, limits: this.#ctx.limits ?? noLimits, outbox: this.#outbox, logger: this.#log },
           parsed.request,
           (done) => { if (this.#inFlight.get(key) === done) this.#inFlight.delete(key); },
         );
@@ -136,6 +142,10 @@ export class JsonConnection {
     this.#inFlight.clear();
     this.#outbox.clear();
   }
+}
+
+function noLimits(): undefined {
+  return undefined;
 }
 
 // Distinguishes the string "1" from the number 1.

@@ -42,7 +42,7 @@ export function createJsonProtocolEndpoint(deps: JsonProtocolDeps): JsonProtocol
     handleUpgrade(req, socket, head, ctx) {
       if (closing !== undefined) { refuseUpgrade(socket, 503, 'PT_ERR_GATEWAY_CLOSED', 'gateway is shutting down'); return; }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const conn = new JsonConnection(ws, { runnerId: ctx.runnerId, cluster: ctx.cluster }, d);
+        const conn = new JsonConnection(ws, ctx, d);
         connections.add(conn);
         void conn.closed.then(() => connections.delete(conn));
         if (closing !== undefined) void conn.close(1001, 'gateway shutting down', d.closeTimeoutMs);

@@ -5,4 +5,4 @@ export { defaultJsonProtocolLimits } from './config.ts';
 export type { JsonProtocolDeps, JsonProtocolPreamble } from './config.ts';
 export { jsonProtocolErrorCodes } from './errors.ts';
 export type { JsonProtocolErrorCode } from './errors.ts';
-export { REQUEST_ID_HEADER } from './exchange.ts';
+export { REQUEST_ID_HEADER } from '../forward/request-id.ts';

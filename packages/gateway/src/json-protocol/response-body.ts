@@ -1,17 +1,15 @@
 // Turning an HTTP response into the JSON protocol's `headers` and `body`.
-import { kubeStatus, type KubeStatus } from '@pipeops/tunnel-protocol';
+import { relayResponseHeaders } from '@pipeops/tunnel-protocol';
 
-/** Response headers never passed to the runner: they describe the HTTP/1.1 connection, not the resource. */
-const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-connection']);
-
-/** `{ name: [values] }` from Node's `rawHeaders` (names lower-cased, repeated headers kept in order, connection headers dropped). */
+/**
+ * `{ name: [values] }` from Node's `rawHeaders` (names lower-cased, repeated
+ * headers kept in order), relayed by the hop-by-hop rule: a reply carries no
+ * trailers, so no `Trailer` either.
+ */
 export function headerMap(rawHeaders: readonly string[]): Record<string, string[]> {
   const out = Object.create(null) as Record<string, string[]>;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] ?? '').toLowerCase();
-    if (CONNECTION_HEADERS.has(name)) continue;
-    (out[name] ??= []).push(rawHeaders[i + 1] ?? '');
-  }
+  const kept = relayResponseHeaders(rawHeaders);
+  for (let i = 0; i + 1 < kept.length; i += 2) (out[(kept[i] ?? '').toLowerCase()] ??= []).push(kept[i + 1] ?? '');
   return out;
 }
 
@@ -65,9 +63,4 @@ export function encodeBody(bytes: Buffer, contentType: string | undefined): Enco
     }
   }
   return { body: bytes.toString('base64'), bodyEncoding: 'base64' };
-}
-
-/** A Kubernetes `Status` object for the gateway's own answers (what kubectl prints like an API server error). */
-export function kubernetesStatus(code: number, reason: string, message: string): KubeStatus {
-  return kubeStatus(code, message, reason);
 }

@@ -1,22 +1,15 @@
-// The forwarding path of `/ws/runner` streams: the gateway reads only the
-// request head and the response head, and pipes every other byte as it is.
-//
-// Why not Node's HTTP server and client as on /k8s/clusters: a runner's mux
-// stream carries exactly one request and the agent's stream exactly one
-// response, so the gateway needs neither keep-alive framing nor body
-// parsing. Parsing and re-encoding both sides cost a WATCH about 40 KB of
-// gateway memory (10,000 watches: ~400 MB) and every relayed byte two HTTP
-// codec passes; splicing costs two mux streams and a closure.
+// HTTP/1.1 message heads read, parsed and written by hand (RFC 9112 §2-§4):
+// where a relay splices the bytes of a stream and looks only at its heads,
+// and where an answer is written on a raw connection.
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
-/** Largest request head the gateway reads from a runner stream (bytes); beyond it → 431-style 400 Status. */
-export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
-/** Largest response head read from an agent stream (bytes); beyond it → 502 Status. */
-export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
-
 const HEAD_END = Buffer.from('\r\n\r\n');
+// RFC 9112 §3: method SP request-target SP HTTP-version; the method a token (RFC 9110 §5.6.2).
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
+// RFC 9112 §5: field-name ":" OWS field-value OWS; no obs-fold.
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+// RFC 9112 §4: HTTP-version SP status-code SP [ reason-phrase ].
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
 
 /** A parsed request head: the request line, and the header lines as they came. */
@@ -28,10 +21,22 @@ export interface RequestHead {
   headers: Array<[string, string]>;
 }
 
+/** Why a head could not be read: the peer closed first, or it is larger than allowed. */
+export class HeadError extends Error {
+  readonly why: 'closed' | 'too-large';
+  constructor(why: 'closed' | 'too-large') {
+    super(why === 'closed' ? 'the stream ended before a complete head' : 'head too large');
+    this.name = 'HeadError';
+    this.why = why;
+  }
+}
+
 /**
  * Reads from `stream` (after the bytes of `initial`, already read) until a
- * blank line; resolves with the head (without the blank line) and what came
- * after it, the stream paused.
+ * blank line; resolves with the head (without the blank line, latin1) and
+ * what came after it, the stream paused. Rejects with {@link HeadError} when
+ * the stream ends first or the head exceeds `limit` bytes, and with the
+ * stream's error when it fails.
  */
 export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer.alloc(0)): Promise<{ head: string; rest: Buffer }> {
   const end = initial.indexOf(HEAD_END);
@@ -70,15 +75,6 @@ export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer
   });
 }
 
-/** Why a head could not be read: the peer closed first, or it is larger than allowed. */
-export class HeadError extends Error {
-  readonly why: 'closed' | 'too-large';
-  constructor(why: 'closed' | 'too-large') {
-    super(why === 'closed' ? 'the stream ended before a complete head' : 'head too large');
-    this.why = why;
-  }
-}
-
 /** Parses a request head strictly (no obs-fold, token names); undefined when malformed. */
 export function parseRequestHead(head: string): RequestHead | undefined {
   const lines = head.split('\r\n');
@@ -95,8 +91,8 @@ export function parseRequestHead(head: string): RequestHead | undefined {
 
 /** The status code of a response head's first line; undefined when it is not one. */
 export function statusOf(head: string): number | undefined {
-  const first = head.slice(0, head.indexOf('\r\n') === -1 ? undefined : head.indexOf('\r\n'));
-  const m = STATUS_LINE.exec(first);
+  const eol = head.indexOf('\r\n');
+  const m = STATUS_LINE.exec(eol === -1 ? head : head.slice(0, eol));
   return m === null ? undefined : Number(m[1]);
 }
 
@@ -110,21 +106,39 @@ export function headerValue(head: string, name: string): string | undefined {
   return head.slice(from, end === -1 ? undefined : end).trim();
 }
 
-/** The request head for the agent: the runner's, minus `Authorization` and any request id, plus ours. */
-export function forwardedHead(r: RequestHead, requestIdHeader: string, requestId: string): Buffer {
-  let out = `${r.requestLine}\r\n`;
-  for (const [name, value] of r.headers) {
-    const lower = name.toLowerCase();
-    if (lower === 'authorization' || lower === requestIdHeader) continue;
-    out += `${name}: ${value}\r\n`;
-  }
-  return Buffer.from(`${out}${requestIdHeader}: ${requestId}\r\n\r\n`, 'latin1');
+/** `HTTP/1.1 <code> <reason>`, the reason `message` or the standard phrase. */
+export function statusLine(code: number, message: string = STATUS_CODES[code] ?? 'Error'): string {
+  return `HTTP/1.1 ${String(code)} ${message}`.trimEnd();
 }
 
-/** The response head for the runner: the agent's, with the request id added after the status line. */
-export function runnerResponseHead(head: string, requestIdHeader: string, requestId: string): Buffer {
-  const eol = head.indexOf('\r\n');
-  const statusLine = eol === -1 ? head : head.slice(0, eol);
-  const rest = eol === -1 ? '' : head.slice(eol);
-  return Buffer.from(`${statusLine}\r\n${requestIdHeader}: ${requestId}${rest}\r\n\r\n`, 'latin1');
+/** A complete head: `startLine`, the headers of a flat `[name, value, …]` list, the blank line (latin1). */
+export function headBytes(startLine: string, headers: readonly string[]): Buffer {
+  let s = `${startLine}\r\n`;
+  for (let i = 0; i + 1 < headers.length; i += 2) s += `${headers[i] ?? ''}: ${headers[i + 1] ?? ''}\r\n`;
+  return Buffer.from(`${s}\r\n`, 'latin1');
+}
+
+/**
+ * A complete close-delimited answer for a raw connection (a refused upgrade
+ * or CONNECT, a parse error): `Connection: close`, the body's type and length,
+ * then `headers` (flat `[name, value, …]`).
+ */
+export function closingResponse(code: number, contentType: string, body: string | Buffer, headers: readonly string[] = []): Buffer {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const head = headBytes(statusLine(code), ['Connection', 'close', 'Content-Type', contentType, 'Content-Length', String(bytes.length), ...headers]);
+  return Buffer.concat([head, bytes]);
+}
+
+/**
+ * Why a request target is refused, or undefined when it is acceptable: the
+ * tunnel relays only origin-form targets (RFC 9112 §3.2.1, `/path?query`),
+ * never absolute-form (a proxy request), authority-form (CONNECT) or
+ * asterisk-form, and not `//…`, which a server may read as a network path.
+ */
+export function requestTargetProblem(target: string | undefined): string | undefined {
+  if (target === undefined || target === '') return 'empty request target';
+  if (target === '*') return 'asterisk-form request target is not allowed';
+  if (!target.startsWith('/')) return 'only origin-form request targets (/path?query) are accepted';
+  if (target.startsWith('//')) return 'request target must not start with //';
+  return undefined;
 }

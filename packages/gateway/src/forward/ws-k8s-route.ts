@@ -1,18 +1,18 @@
-import { randomUUID } from 'node:crypto';
+// The `/ws/k8s` front-end: each JSON request message of a runner socket is
+// one exchange with the cluster's agent, answered as JSON messages.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { HOP_BY_HOP_HEADERS, requestOverStream } from '@pipeops/tunnel-protocol';
-import type { ResolvedJsonProtocolDeps } from './config.ts';
-import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from './errors.ts';
-import { LineSplitter } from './line-splitter.ts';
-import { targetOf, type JsonRequest, type MessageId } from './messages.ts';
-import type { Outbox } from './outbox.ts';
-import { auditPath, auditTarget, DENIED_BY_HEADER, deniedByRule, requestInfo, type AuditDenyRule } from '@pipeops/tunnel-protocol';
-import { encodeBody, headerMap, isJsonType, kubernetesStatus } from './response-body.ts';
-
-/** Header carrying the gateway's request id, upstream and back to the runner. */
-export const REQUEST_ID_HEADER = 'x-pipeops-request-id';
+import { DENIED_BY_HEADER, deniedByRule, forwardRequestHeaders, headerList, headerRecord, kubeStatus, requestOverStream, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import type { ResolvedJsonProtocolDeps } from '../json-protocol/config.ts';
+import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from '../json-protocol/errors.ts';
+import { LineSplitter } from '../json-protocol/line-splitter.ts';
+import { targetOf, type JsonRequest, type MessageId } from '../json-protocol/messages.ts';
+import type { Outbox } from '../json-protocol/outbox.ts';
+import { encodeBody, headerMap, isJsonType } from '../json-protocol/response-body.ts';
+import type { RunnerLimits, RunnerSlot } from '../runner-limits.ts';
+import type { ForwardContext, Refusal } from './core.ts';
+import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.ts';
 
 /** Request headers the runner may not set: its credentials (the agent's are used upstream), the target's host, and framing the gateway computes. */
 const DROPPED_REQUEST_HEADERS = new Set(['authorization', 'host', 'content-length', 'expect', REQUEST_ID_HEADER]);
@@ -22,32 +22,35 @@ export interface ExchangeContext {
   deps: ResolvedJsonProtocolDeps;
   runnerId: string;
   cluster: string;
+  /** The runner's limits now (its tokens-file entry may change on a reload); undefined where none apply. */
+  limits: () => Readonly<RunnerLimits> | undefined;
   outbox: Outbox;
   logger: Logger;
 }
 
-/** How an exchange ended, for the log line. */
+/** How an exchange ended, for the audit record. */
 export type ExchangeOutcome = 'ok' | 'cancelled' | 'closed' | 'error';
-
-class HeadTimeout extends Error {}
 
 /**
  * One runner request: a fresh stream to the agent carrying one HTTP/1.1
  * request, and the answer as JSON messages — one reply, or for `stream: true`
  * a head, a chunk per WATCH event / log line, then `done` (or `error`).
- * Failures before the response head are answered like the HTTP route, with a
- * Kubernetes `Status` reply (503 not connected, 504 no head in time, 502
- * otherwise); after the head, with `{"id","error"}`.
+ * Failures before the response head are answered like the other routes,
+ * with a Kubernetes `Status` reply (403 impersonation, 429 over the runner's
+ * limits, 503 not connected, 504 no head in time, 502 otherwise); after the
+ * head, with `{"id","error"}`.
  */
 export class Exchange {
   readonly id: MessageId;
-  readonly requestId = randomUUID();
+  readonly requestId = requestIdFrom(undefined);
   readonly #ctx: ExchangeContext;
   readonly #req: JsonRequest;
+  readonly #forward: ForwardContext;
   readonly #onDone: (ex: Exchange) => void;
   readonly #abort = new AbortController();
   readonly #started = performance.now();
   #finished = false;
+  #slot: RunnerSlot | undefined;
   #stream: Duplex | undefined;
   #response: IncomingMessage | undefined;
   #unwait: (() => void) | undefined;
@@ -60,6 +63,7 @@ export class Exchange {
     this.#req = req;
     this.id = req.id;
     this.#onDone = onDone;
+    this.#forward = { runnerId: ctx.runnerId, cluster: ctx.cluster, path: targetOf(req), route: 'ws-k8s', requestId: this.requestId, limits: ctx.limits() };
   }
 
   /** True once the exchange sent its last message (or was cancelled). */
@@ -89,30 +93,31 @@ export class Exchange {
   }
 
   async #run(): Promise<void> {
-    const { deps, runnerId, cluster } = this.#ctx;
-    const signal = this.#abort.signal;
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; this.#abort.abort(new HeadTimeout()); }, deps.headTimeoutMs);
+    const core = this.#ctx.deps.forward;
+    const sent = headerList(this.#req.headers);
+    const admitted = core.admit(this.#forward, sent);
+    if ('refusal' in admitted) { this.#refused(admitted.refusal); return; }
+    this.#slot = admitted.slot;
+    const exchange = core.begin(this.#forward, this.#abort.signal);
     let answer: Awaited<ReturnType<typeof requestOverStream>>;
     try {
-      const stream = await openUnlessAborted(() => deps.openStream(cluster, { kind: 'http', requestId: this.requestId, runnerId, cluster }), signal);
+      const stream = await exchange.agent;
       this.#stream = stream;
       stream.on('error', () => { /* surfaces through the request or the response */ });
       answer = await requestOverStream(stream, {
-        method: this.#req.method, path: targetOf(this.#req), headers: this.#upstreamHeaders(), body: this.#req.body, signal,
+        method: this.#req.method, path: this.#forward.path, headers: this.#upstreamHeaders(sent), body: this.#req.body, signal: exchange.signal,
       });
     } catch (err) {
       if (this.#finished) return;
-      this.#replyPreHeadFailure(err, timedOut);
+      this.#refused(core.failure(err as Error));
       return;
     } finally {
-      clearTimeout(timer);
+      exchange.disarm();
     }
     if (this.#finished) { answer.response.destroy(); if (answer.upgraded) answer.socket.destroy(); return; }
     if (answer.upgraded) {
       answer.socket.destroy();
-      this.#status = 502;
-      this.#reply(502, this.#statusHeaders(), kubernetesStatus(502, 'BadGateway', 'the agent switched protocols on a plain request'));
+      this.#refused({ status: 502, message: 'the agent switched protocols on a plain request', headers: {} });
       return;
     }
     const res = answer.response;
@@ -126,41 +131,21 @@ export class Exchange {
     else this.#collectBody(res, headers);
   }
 
-  #upstreamHeaders(): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = {};
-    for (const [name, values] of Object.entries(this.#req.headers)) {
-      if (DROPPED_REQUEST_HEADERS.has(name) || HOP_BY_HOP_HEADERS.has(name) || name.startsWith('proxy-')) continue;
-      out[name] = values.length === 1 ? values[0] as string : values;
-    }
+  /** The runner's headers for the agent, by the hop-by-hop rule and without what the gateway sets itself. */
+  #upstreamHeaders(sent: readonly string[]): Record<string, string | string[]> {
+    const out = headerRecord(forwardRequestHeaders(sent, (lower) => DROPPED_REQUEST_HEADERS.has(lower)));
     if (this.#req.bodyIsJson && out['content-type'] === undefined) out['content-type'] = 'application/json';
     out[REQUEST_ID_HEADER] = this.requestId;
     return out;
   }
 
-  #statusHeaders(): Record<string, string[]> {
-    return { 'content-type': ['application/json'], [REQUEST_ID_HEADER]: [this.requestId] };
-  }
-
-  // Mirrors the HTTP route: not connected → 503, no head in time → 504, any other failure → 502.
-  #replyPreHeadFailure(err: unknown, timedOut: boolean): void {
-    const e = err as { status?: unknown; code?: unknown; message?: unknown };
-    let status = 502;
-    let reason = 'BadGateway';
-    let message = `the tunnel stream failed: ${String(e.message ?? err)}`;
-    if (timedOut || e.code === 'PT_ERR_MUX_OPEN_TIMEOUT') {
-      status = 504; reason = 'Timeout';
-      message = `the agent for cluster ${this.#ctx.cluster} did not answer within ${this.#ctx.deps.headTimeoutMs} ms`;
-    } else if (e.status === 429) {
-      // The runner's stream or rate limit (the gateway's opener): the same 429 as on the other routes.
-      status = 429; reason = 'TooManyRequests'; message = String(e.message);
-      const rule = (err as { rule?: unknown }).rule;
-      if (rule === 'stream_limit' || rule === 'rate_limit') this.#rule = rule;
-    } else if (e.status === 503) {
-      status = 503; reason = 'ServiceUnavailable';
-      message = e.code === 'PT_ERR_CLUSTER_NOT_CONNECTED' ? `cluster ${this.#ctx.cluster} is not connected` : String(e.message);
-    }
-    this.#status = status;
-    this.#reply(status, this.#statusHeaders(), kubernetesStatus(status, reason, message));
+  /** The gateway's own answer before the response head: a `Status` reply, the request audited as denied when the refusal names a rule. */
+  #refused(refusal: Refusal): void {
+    if (refusal.rule !== undefined) this.#rule = refusal.rule;
+    this.#status = refusal.status;
+    const headers: Record<string, string[]> = { 'content-type': ['application/json'], [REQUEST_ID_HEADER]: [this.requestId] };
+    for (const [name, value] of Object.entries(refusal.headers)) headers[name] = [value];
+    this.#reply(refusal.status, headers, kubeStatus(refusal.status, refusal.message));
   }
 
   #reply(status: number, headers: Record<string, string[]>, body: unknown, bodyEncoding?: 'base64'): void {
@@ -267,40 +252,15 @@ export class Exchange {
     this.#finished = true;
     this.#unwait?.();
     this.#unwait = undefined;
+    this.#slot?.release();
     if (outcome !== 'ok') {
       this.#abort.abort();
       this.#response?.destroy();
       this.#stream?.destroy();
     }
-    const { deps, runnerId, cluster } = this.#ctx;
-    const ms = performance.now() - this.#started;
-    const method = this.#req.method;
-    deps.audit.write({
-      event: 'audit', side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: this.requestId, runnerId, cluster, route: 'ws-k8s',
-      method, path: auditPath(this.#req.path), ...auditTarget(requestInfo(method, targetOf(this.#req))),
-      status: this.#status === 0 ? null : this.#status, bytesIn: this.#req.body?.length ?? 0, bytesOut: this.#bytes, ms: Math.round(ms), upgraded: false,
-      decision: this.#rule === undefined ? 'allowed' : 'denied', ...(this.#rule !== undefined ? { rule: this.#rule } : {}),
-      outcome,
-    }, this.#status >= 500 && this.#status !== 503 ? 'warn' : 'info');
+    const result = { status: this.#status, bytesIn: this.#req.body?.length ?? 0, bytesOut: this.#bytes, upgraded: false };
+    const ctx = this.#rule === undefined ? this.#forward : { ...this.#forward, rule: this.#rule };
+    this.#ctx.deps.forward.record(this.#req.method, ctx, result, performance.now() - this.#started, { outcome });
     this.#onDone(this);
-  }
-}
-
-/** `open()`, rejected with the signal's reason if it aborts first (a stream that arrives late is destroyed). */
-async function openUnlessAborted(open: () => Promise<Duplex>, signal: AbortSignal): Promise<Duplex> {
-  if (signal.aborted) throw signal.reason;
-  const opening = open();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([opening, aborted]);
-  } catch (err) {
-    opening.then((s) => s.destroy(), () => {});
-    throw err;
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
   }
 }

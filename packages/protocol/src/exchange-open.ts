@@ -1,0 +1,46 @@
+// Opening the stream of one exchange, bounded: the one place that races the
+// open against the client going away, and arms the response-head deadline.
+import type { Duplex } from 'node:stream';
+import { HeadTimeoutError } from './kube-status.ts';
+
+/**
+ * `open()`, rejected with the signal's reason (an Error) if `signal` aborts
+ * first; a stream that arrives after the abort is destroyed, and so is one
+ * whose open had already resolved when the abort came in the same tick.
+ */
+export async function openUnlessAborted(open: () => Promise<Duplex>, signal: AbortSignal): Promise<Duplex> {
+  if (signal.aborted) throw abortReason(signal);
+  const opening = open();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    const stream = await Promise.race([opening, aborted]);
+    if (signal.aborted) { stream.destroy(); throw abortReason(signal); }
+    return stream;
+  } catch (err) {
+    opening.then((s) => s.destroy(), () => {});
+    throw err;
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Arms a response-head deadline: after `ms` (0 = never), `expired` is called
+ * with a {@link HeadTimeoutError} (a 504). Returns the function that disarms
+ * it, called when the head arrived or the exchange ended.
+ */
+export function headDeadline(ms: number, expired: (err: HeadTimeoutError) => void): () => void {
+  if (ms <= 0) return () => {};
+  const timer = setTimeout(() => expired(new HeadTimeoutError(ms)), ms);
+  return () => clearTimeout(timer);
+}
+
+/** The abort reason of `signal` as an Error (a DOMException `AbortError` when it is not one). */
+export function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new DOMException('This operation was aborted', 'AbortError');
+}
