@@ -8,7 +8,7 @@ import {
   ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, websocketDuplex,
   type ControlMessage, type HelloMessage, type StatusMessage, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
-import { boundedHello, boundedStatus, type ClusterInfo } from './cluster-registry.ts';
+import { boundedHello, boundedStatus, type ClusterInfo } from './agent-report.ts';
 import { kindLabel, type GatewayMetrics, type StreamResult } from './metrics.ts';
 import type { AgentIdentity } from './tokens.ts';
 

@@ -2,7 +2,7 @@ export { createGateway } from './gateway.ts';
 export type { Gateway, GatewayDeps } from './gateway.ts';
 export { defaultGatewayOptions, verifyGatewayOptions } from './config.ts';
 export type { GatewayOptions } from './config.ts';
-export type { ClusterInfo } from './cluster-registry.ts';
+export type { ClusterInfo } from './agent-report.ts';
 export { TokenStore, loadTokensFile, hashToken, bearerToken } from './tokens.ts';
 export type { TokensConfig, AgentTokenEntry, RunnerTokenEntry, AdminTokenEntry, AgentIdentity, RunnerIdentity } from './tokens.ts';
 export { generateDevCertificates } from './dev-tls.ts';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { ClusterInfo } from './cluster-registry.ts';
+import type { ClusterInfo } from './agent-report.ts';
 import { errorBody, sendJson } from './http-util.ts';
 import { bearerToken, type TokenStore } from './tokens.ts';
 

@@ -1,7 +1,6 @@
 import { Duplex } from 'node:stream';
 import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW, type OutFrame } from './frame.ts';
-import type { Session } from './session.ts';
 
 
 /**
@@ -104,11 +103,6 @@ export class Stream extends Duplex {
         this.#abort(new MuxError('PT_ERR_MUX_OPEN_TIMEOUT', `stream ${id} not acknowledged within ${settings.openTimeoutMs} ms`));
       }, settings.openTimeoutMs).unref();
     }
-  }
-
-  /** The owning session. */
-  get session(): Session {
-    return this.#host as unknown as Session;
   }
 
   /** The error this stream ended with (RST, timeout, session death), even when no 'error' was emitted. */
