@@ -116,9 +116,13 @@ export class ForwardCore {
    * cancelled): a stream that arrives too late is destroyed.
    */
   begin(ctx: ForwardContext, gone: AbortSignal): AgentExchange {
-    const deadline = new AbortController();
-    const disarm = headDeadline(this.#deps.agentHeadTimeoutMs, (err) => deadline.abort(err));
-    const signal = AbortSignal.any([gone, deadline.signal]);
+    // One controller that both causes abort (AbortSignal.any would cost a
+    // WeakRef and a finalization-registry entry per request).
+    const either = new AbortController();
+    if (gone.aborted) either.abort(gone.reason);
+    else gone.addEventListener('abort', () => either.abort(gone.reason), { once: true });
+    const disarm = headDeadline(this.#deps.agentHeadTimeoutMs, (err) => either.abort(err));
+    const { signal } = either;
     const agent = openUnlessAborted(() => this.openAgent(ctx), signal);
     agent.catch(() => disarm());
     return { agent, signal, disarm };

@@ -86,8 +86,10 @@ export class WsRunnerRoute implements RunnerForwarder {
     const admitted = core.admit(ctx, head.headers.flat());
     if ('refusal' in admitted) return refuse(ctx, admitted.refusal, head.method);
     runner.once('close', () => admitted.slot.release());
+    // Until the response head, the runner closing cancels the exchange (after it, the splice carries the close).
     const gone = new AbortController();
-    runner.once('close', () => gone.abort(new RunnerGoneError()));
+    const runnerGone = (): void => gone.abort(new RunnerGoneError());
+    runner.once('close', runnerGone);
     const exchange = core.begin(ctx, gone.signal);
     let agent: Duplex;
     try {
@@ -121,6 +123,7 @@ export class WsRunnerRoute implements RunnerForwarder {
     } finally {
       exchange.disarm();
       exchange.signal.removeEventListener('abort', abort);
+      runner.off('close', runnerGone);
     }
     if ('error' in response) {
       agent.destroy();
