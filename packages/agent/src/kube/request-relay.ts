@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { auditTarget, headerList, headerPairs, relayResponseHeaders, requestInfo, writeWithBackpressure } from '@pipeops/tunnel-protocol';
 import { ImpersonationTrailerError, trailerCheckedBody } from './admission.ts';
+import { coalescedBody } from './coalesced-body.ts';
 import type { Exchange, ExchangeResult, KubeProxyOptions } from './exchange.ts';
 import { recordExchange, refusedWith } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
@@ -46,7 +47,7 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, ex
     recordExchange(ex, result, o);
   };
   // Only a chunked body can carry trailers; undici never forwards them, and this makes a forged one a 403.
-  const body = !hasBody ? null : chunked ? Readable.from(trailerCheckedBody(req), { objectMode: false }) : req;
+  const body = !hasBody ? null : chunked ? Readable.from(trailerCheckedBody(req), { objectMode: false }) : coalescedBody(req);
   await new Promise<void>((settle) => {
     dispatcher.dispatch({ path, method, headers, body }, {
       onRequestStart(controller) {

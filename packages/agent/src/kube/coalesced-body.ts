@@ -1,0 +1,68 @@
+// A request body on its way to the API server, written in fewer, larger
+// pieces. A body arrives as the pieces the tunnel delivered: each TLS record
+// of the gateway's WebSocket (at most 16 KiB) cut again where mux and
+// WebSocket headers fall, so 64 KiB of upload come as five or six pieces,
+// some of a few dozen bytes. undici writes every piece it is given as its own
+// TLS record and syscall, and the API server then wakes once per piece. The
+// pieces that arrive within one turn of the event loop leave as one.
+import { Readable } from 'node:stream';
+
+/** Pieces gathered beyond this are passed on at once, without waiting for the turn to end. */
+const MAX_GATHERED_BYTES = 256 * 1024;
+
+/**
+ * `source` as a Readable whose chunks are the pieces that arrived within one
+ * turn of the event loop, joined (one copy), at most {@link MAX_GATHERED_BYTES}
+ * each (a single larger piece passes as it is). Backpressure reaches
+ * `source`; its error or premature close destroys the result with that error.
+ */
+export function coalescedBody(source: Readable): Readable {
+  let pieces: Buffer[] = [];
+  let bytes = 0;
+  let scheduled: NodeJS.Immediate | undefined;
+  let ended = false;
+  const out = new Readable({
+    highWaterMark: MAX_GATHERED_BYTES,
+    read() {
+      if (source.isPaused()) source.resume();
+    },
+    destroy(err, callback) {
+      if (scheduled !== undefined) clearImmediate(scheduled);
+      pieces = [];
+      source.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err !== null) source.destroy(err);
+      callback(err);
+    },
+  });
+  const flush = (): void => {
+    scheduled = undefined;
+    if (bytes > 0) {
+      const chunk = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes);
+      pieces = [];
+      bytes = 0;
+      if (!out.push(chunk)) source.pause();
+    }
+    if (ended) out.push(null);
+  };
+  const onData = (piece: Buffer): void => {
+    pieces.push(piece);
+    bytes += piece.length;
+    if (bytes >= MAX_GATHERED_BYTES) {
+      if (scheduled !== undefined) clearImmediate(scheduled);
+      flush();
+    } else {
+      scheduled ??= setImmediate(flush);
+    }
+  };
+  const onEnd = (): void => {
+    ended = true;
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    flush();
+  };
+  const onError = (err: Error): void => { out.destroy(err); };
+  const onClose = (): void => {
+    if (!ended) out.destroy(source.errored ?? new Error('the request body ended early'));
+  };
+  source.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  return out;
+}
