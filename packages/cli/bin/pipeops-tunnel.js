@@ -7,6 +7,19 @@
 // module there never loads the TypeScript stripper, which otherwise stays in
 // the process for its lifetime: ~30 MB of an idle agent's RSS.
 import module from 'node:module';
+import v8 from 'node:v8';
+
+// The young generation stays at V8's initial size (1 MiB semi-spaces) unless
+// the user chose one (--max-semi-space-size in NODE_OPTIONS or on node's
+// command line). A relay allocates one short-lived buffer per TLS record; V8
+// counts them as external memory, and with the young generation grown to its
+// 16 MiB default they outlive so many scavenges that the external-memory
+// limit starts a full mark-compact every ~80 ms (measured: a quarter of the
+// gateway's and agent's CPU during an upload). Scavenging 1 MiB semi-spaces
+// frees them young: upload through gateway and agent ~245 -> ~300 MB/s,
+// gateway CPU per GiB 3.1 -> 1.8 s (docs/benchmarks.md).
+const semiSpaceChosen = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
+if (!semiSpaceChosen) v8.setFlagsFromString('--semi-space-growth-factor=1');
 
 module.enableCompileCache?.();
 const { main } = await import('../src/main.ts');

@@ -1,0 +1,38 @@
+// The launcher keeps V8's young generation at its initial size (see
+// bin/pipeops-tunnel.js: per-record TLS buffers die young instead of
+// forcing full mark-compacts), unless the user chose a size.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { BIN, cleanEnv } from './helpers.ts';
+
+// After the command, allocate objects that survive a few scavenges (what
+// makes V8 grow the young generation) and print its size in MiB.
+const PROBE = `data:text/javascript,${encodeURIComponent(`
+import v8 from 'node:v8';
+process.on('exit', () => {
+  let keep = [];
+  for (let i = 0; i < 400000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50000) keep = []; }
+  const ns = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  process.stdout.write('NEW_SPACE_MIB=' + (ns.space_size / 1048576) + '\\n');
+});`)}`;
+
+async function newSpaceMiB(nodeOptions?: string): Promise<number> {
+  const env = cleanEnv(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions });
+  const child = spawn(process.execPath, ['--import', PROBE, BIN, '--version'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const [code] = await once(child, 'close') as [number | null];
+  assert.equal(code, 0, out);
+  const m = /NEW_SPACE_MIB=([\d.]+)/.exec(out);
+  assert.ok(m !== null, out);
+  return Number(m[1]);
+}
+
+test('the CLI keeps the young generation at its initial size; a size the user chose in NODE_OPTIONS is left alone', async () => {
+  const kept = await newSpaceMiB();
+  const chosen = await newSpaceMiB('--max-semi-space-size=8');
+  assert.ok(kept <= 4, `young generation ${kept} MiB without a choice`);
+  assert.ok(chosen > kept, `young generation ${chosen} MiB with --max-semi-space-size=8 (kept: ${kept} MiB)`);
+});
