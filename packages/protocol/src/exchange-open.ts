@@ -39,6 +39,31 @@ export function headDeadline(ms: number, expired: (err: HeadTimeoutError) => voi
   return () => clearTimeout(timer);
 }
 
+/** One exchange's stream being opened, see {@link openExchange}. */
+export interface OpeningExchange {
+  /** The stream, or the reason the exchange was cut: `gone`'s, or a {@link HeadTimeoutError}. */
+  stream: Promise<Duplex>;
+  /** Aborts when `gone` aborts or the head deadline passes: hand it to what waits for the head. */
+  signal: AbortSignal;
+  /** Disarms the head deadline: call it when the head arrived or the exchange ended. */
+  disarm: () => void;
+}
+
+/**
+ * Opens the stream of one exchange, bounded: `open()` raced against `gone`
+ * (the client went away or cancelled) and against the response-head
+ * deadline of `headTimeoutMs` (0 = none), both on one signal (not
+ * AbortSignal.any, which costs a WeakRef and a finalization-registry entry
+ * per exchange).
+ */
+export function openExchange(open: () => Promise<Duplex>, gone: AbortSignal, headTimeoutMs: number): OpeningExchange {
+  const either = new AbortController();
+  if (gone.aborted) either.abort(gone.reason);
+  else gone.addEventListener('abort', () => either.abort(gone.reason), { once: true });
+  const disarm = headDeadline(headTimeoutMs, (err) => either.abort(err));
+  return { stream: openUnlessAborted(open, either.signal), signal: either.signal, disarm };
+}
+
 /** The abort reason of `signal` as an Error (a DOMException `AbortError` when it is not one). */
 export function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;

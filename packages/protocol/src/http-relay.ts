@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
-import { headDeadline, openUnlessAborted } from './exchange-open.ts';
+import { openExchange } from './exchange-open.ts';
 import { closingResponse, headBytes, statusLine } from './http-head.ts';
 import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
 import { relayErrorStatus } from './kube-status.ts';
@@ -181,18 +181,13 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
 
 /** Opens the stream and waits for the response head, bounded by `headTimeoutMs`, aborted when the runner goes away. */
 async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts: RelayOptions, runnerGone: AbortSignal, onSend?: () => void): Promise<StreamResponse> {
-  const ac = new AbortController();
-  const abort = (): void => ac.abort(runnerGone.reason);
-  runnerGone.addEventListener('abort', abort, { once: true });
-  const disarm = headDeadline(opts.headTimeoutMs ?? 0, (err) => ac.abort(err));
+  const exchange = openExchange(open, runnerGone, opts.headTimeoutMs ?? 0);
   try {
-    const stream = await openUnlessAborted(open, ac.signal);
-    const answer = requestOverStream(stream, { ...req, signal: ac.signal });
+    const answer = requestOverStream(await exchange.stream, { ...req, signal: exchange.signal });
     onSend?.();
     return await answer;
   } finally {
-    disarm();
-    runnerGone.removeEventListener('abort', abort);
+    exchange.disarm();
   }
 }
 

@@ -17,7 +17,7 @@ export { HeadError, closingResponse, headBytes, headerValue, parseRequestHead, r
 export type { RequestHead } from './http-head.ts';
 export { requestOverStream, serveHttpOverStream } from './http-over-stream.ts';
 export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
-export { headDeadline, openUnlessAborted } from './exchange-open.ts';
+export { headDeadline, openExchange, openUnlessAborted, type OpeningExchange } from './exchange-open.ts';
 export { relayRequest, relayUpgrade } from './http-relay.ts';
 export type { RelayOptions, RelayResult } from './http-relay.ts';
 export { splice, writeWithBackpressure } from './splice.ts';

@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
-  auditPath, auditTarget, findImpersonationHeader, headDeadline, impersonationRefusal, openUnlessAborted, relayErrorStatus, requestInfo,
+  auditPath, auditTarget, findImpersonationHeader, impersonationRefusal, openExchange, relayErrorStatus, requestInfo,
   type AuditDenyRule, type AuditSink, type RelayResult, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus, sendStatus } from '../kube-status.ts';
@@ -116,14 +116,7 @@ export class ForwardCore {
    * cancelled): a stream that arrives too late is destroyed.
    */
   begin(ctx: ForwardContext, gone: AbortSignal): AgentExchange {
-    // One controller that both causes abort (AbortSignal.any would cost a
-    // WeakRef and a finalization-registry entry per request).
-    const either = new AbortController();
-    if (gone.aborted) either.abort(gone.reason);
-    else gone.addEventListener('abort', () => either.abort(gone.reason), { once: true });
-    const disarm = headDeadline(this.#deps.agentHeadTimeoutMs, (err) => either.abort(err));
-    const { signal } = either;
-    const agent = openUnlessAborted(() => this.openAgent(ctx), signal);
+    const { stream: agent, signal, disarm } = openExchange(() => this.openAgent(ctx), gone, this.#deps.agentHeadTimeoutMs);
     agent.catch(() => disarm());
     return { agent, signal, disarm };
   }
