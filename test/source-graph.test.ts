@@ -34,8 +34,16 @@ function sourceFiles(dir: string): string[] {
   return out;
 }
 
-/** Static imports, re-exports and `import('…')` calls with a literal specifier. */
+const parsed = new Map<string, ImportRef[]>();
+
+/** Static imports, re-exports and `import('…')` calls with a literal specifier (each file parsed once). */
 function importsOf(file: string): ImportRef[] {
+  let refs = parsed.get(file);
+  if (refs === undefined) parsed.set(file, refs = parseImports(file));
+  return refs;
+}
+
+function parseImports(file: string): ImportRef[] {
   const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
   const refs: ImportRef[] = [];
   const visit = (node: ts.Node): void => {
