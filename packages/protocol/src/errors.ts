@@ -19,6 +19,7 @@ export const errorCodes = {
   PT_ERR_PREAMBLE_TOO_LARGE: { status: 400, message: 'stream preamble too large' },
   PT_ERR_PREAMBLE_INVALID: { status: 400, message: 'stream preamble invalid' },
   PT_ERR_PREAMBLE_UNKNOWN_KIND: { status: 400, message: 'stream preamble kind unknown' },
+  PT_ERR_HTTP_BODY_INVALID: { status: 400, message: 'request body malformed or cut short' },
   PT_ERR_CONTROL_INVALID: { message: 'control message invalid' },
   PT_ERR_CONTROL_LINE_TOO_LARGE: { message: 'control message line too large' },
   PT_ERR_CONTROL_CLOSED: { message: 'control channel closed' },

@@ -82,6 +82,12 @@ export function withoutHeaders(raw: readonly string[], drop: (lower: string) => 
   return out;
 }
 
+/** The value of the first header `lower` (a lower-case name) in a flat `[name, value, …]` list, or undefined. */
+export function firstHeader(raw: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]?.toLowerCase() === lower) return raw[i + 1];
+  return undefined;
+}
+
 /** `{ name: value }` of a flat `[name, value, …]` list: a name keeps its first spelling, repeats become arrays in order. */
 export function headerRecord(raw: readonly string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};

@@ -26,6 +26,19 @@ export interface KubeProxyOptions {
   lingerMs?: number;
 }
 
+/** The one request of a stream, its head as read by the agent (http-handler.ts). */
+export interface KubeRequest {
+  method: string;
+  /** The request target as sent (origin-form once checked). */
+  url: string;
+  /** An HTTP/1.0 request (no chunked coding either way). */
+  http10: boolean;
+  /** `[name, value, …]` in order, names as sent. */
+  rawHeaders: string[];
+  /** What the stream delivered after the head: the body's first bytes, or an upgrade's. */
+  rest: Buffer;
+}
+
 /** What one stream's request needs besides the request itself. */
 export interface Exchange {
   stream: Duplex;
@@ -34,8 +47,6 @@ export interface Exchange {
   started: number;
   /** When the stream arrived (ISO 8601), for the audit record. */
   time: string;
-  /** Requests seen on this stream: one is allowed (see `createKubeProxy`). */
-  requests: number;
   /** Set once the exchange is recorded (log line + metrics). */
   recorded: boolean;
   /** Set when the stream closed before the exchange finished (the runner went away). */

@@ -1,15 +1,18 @@
-// The agent's `http` stream kind: one HTTP/1.1 request per stream, read by
-// Node's own parser and replayed to the API server (request-relay.ts, or
-// upgrade-relay.ts for exec, attach and port-forward).
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+// The agent's `http` stream kind: one HTTP/1.1 request per stream. The head
+// is read and parsed by hand (the protocol's http-head.ts, strict: no
+// obs-fold, token names, one Content-Length), the body framed by
+// http-body.ts, and the request replayed to the API server
+// (request-relay.ts, or upgrade-relay.ts for exec, attach and port-forward).
+// No http.Server, IncomingMessage or ServerResponse per stream: a WATCH held
+// open costs only what it holds.
 import type { Duplex } from 'node:stream';
-import { serveHttpOverStream } from '@pipeops/tunnel-protocol';
+import { connectionTokens, firstHeader, HeadError, parseRequestHead, readHead } from '@pipeops/tunnel-protocol';
 import type { StreamHandler } from '../streams.ts';
-import type { Exchange, KubeProxyOptions } from './exchange.ts';
+import type { Exchange, KubeProxyOptions, KubeRequest } from './exchange.ts';
 import { recordExchange } from './exchange-record.ts';
 import { relayRequest } from './request-relay.ts';
-import { sendRawStatus, sendStatus } from './status.ts';
+import { sendRawStatus } from './status.ts';
+import { drain } from './stream-tail.ts';
 import { relayUpgrade } from './upgrade-relay.ts';
 
 /** The `http` stream kind: one HTTP/1.1 request per stream, replayed to the API server. */
@@ -17,78 +20,20 @@ export interface KubeProxy {
   handler: StreamHandler;
 }
 
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
 /**
- * Builds the `http` stream handler. Each stream is handed to one private
- * `http.Server` (never listening) as a connection, so Node's own parser reads
- * the request; the handler validates the target, swaps in the agent's
- * credentials, replays it with undici and streams the answer back.
+ * Builds the `http` stream handler: each stream's request head is read and
+ * checked; the request is relayed (its target, Host and trust checks are
+ * the relay's), and the answer written back on the stream.
  */
 export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
-  const exchanges = new WeakMap<Duplex, Exchange>();
-  const server: Server = createServer({
-    maxHeaderSize: o.maxHeaderBytes ?? 32_768,
-    requireHostHeader: false,   // the Host check is ours, answered with a Status object
-    requestTimeout: 0,          // uploads and watches are as long as they are; the gateway bounds them
-    headersTimeout: 0,
-    keepAlive: false,
-  });
-  // FIN after the request is a half-close, not a cancellation (RST is).
-  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  // One stream carries exactly one request: the gateway authorises, polices
-  // and audits the first head only, so a second request pipelined behind it
-  // would reach the API server unseen. Node's parser keeps reading a
-  // connection, so the second head resets the stream instead.
-  const secondRequest = (ex: Exchange, req: IncomingMessage): void => {
-    ex.logger.warn({ event: 'pipelined_request_refused', requestId: ex.preamble.requestId, method: req.method }, 'a second request on one stream; stream reset');
-    ex.abort?.(new Error('a second request was pipelined on the stream'));
-    ex.stream.destroy();
-  };
-  // The first request of a stream is relayed; a failure the relay did not answer itself is logged and answered here.
-  const relay = (req: IncomingMessage, socket: Duplex, run: (ex: Exchange) => Promise<void>, failed: (ex: Exchange) => void): void => {
-    const ex = exchanges.get(socket);
-    if (ex === undefined) { socket.destroy(); return; }
-    if (++ex.requests > 1) { secondRequest(ex, req); return; }
-    void run(ex).catch((err: unknown) => {
-      ex.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
-      failed(ex);
-    });
-  };
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    relay(req, req.socket, (ex) => relayRequest(req, res, ex, o), (ex) => {
-      if (!res.headersSent) sendStatus(res, 502, 'agent error');
-      else ex.stream.destroy();
-    });
-  });
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.pause();
-    relay(req, socket, (ex) => relayUpgrade(req, socket, head, ex, o), () => socket.destroy());
-  });
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const ex = exchanges.get(socket);
-    sendRawStatus(socket, 400, 'CONNECT is not allowed');
-    if (ex !== undefined) {
-      recordExchange(ex, { method: 'CONNECT', path: req.url ?? '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, rule: 'protocol' }, o);
-    }
-  });
-  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-    // A reset stream surfaces here too: that is a cancellation, handled on 'close'.
-    if (typeof err.code !== 'string' || !err.code.startsWith('HPE_')) {
-      socket.destroy();
-      return;
-    }
-    const ex = exchanges.get(socket);
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    sendRawStatus(socket, 400, tooLarge ? 'request head too large' : 'malformed HTTP request');
-    if (ex !== undefined) {
-      recordExchange(ex, { method: '', path: '', verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, error: err, rule: 'protocol' }, o);
-    }
-  });
-
+  const limit = o.maxHeaderBytes ?? 32_768;
   const handler: StreamHandler = (stream, preamble, ctx) => new Promise<void>((resolve, reject) => {
     const ex: Exchange = {
-      stream, preamble, logger: ctx.logger, started: performance.now(), time: new Date().toISOString(), requests: 0, recorded: false, gone: false, upgraded: false,
+      stream, preamble, logger: ctx.logger, started: performance.now(), time: new Date().toISOString(), recorded: false, gone: false, upgraded: false,
     };
-    exchanges.set(stream, ex);
     let linger: NodeJS.Timeout | undefined;
     const onFinishWrite = (): void => {
       // After a plain response the far side should end its half now; if it never does, reset.
@@ -105,7 +50,57 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
       if (err !== null && err !== undefined) reject(err);
       else resolve();
     });
-    serveHttpOverStream(server, stream);
+    void serve(stream, ex, o, limit).catch((err: unknown) => {
+      ex.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
+      sendRawStatus(stream, 502, 'agent error');
+    });
   });
   return { handler };
+}
+
+/** Reads the stream's request head and relays the request, or answers why not. */
+async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: number): Promise<void> {
+  let read: { head: string; rest: Buffer };
+  try {
+    read = await readHead(stream, limit);
+  } catch (err) {
+    if (err instanceof HeadError && err.why === 'too-large') refuseHead(ex, o, 400, 'request head too large', err);
+    else if (err instanceof HeadError && !stream.destroyed) stream.end();   // closed before a request: nothing to answer
+    return;
+  }
+  const parsed = parseRequestHead(read.head);
+  if (parsed === undefined || parsed.headers.some(([, v]) => CONTROL.test(v))) {
+    refuseHead(ex, o, 400, 'malformed HTTP request', new Error('malformed HTTP request head'));
+    return;
+  }
+  const rawHeaders: string[] = [];
+  for (const [name, value] of parsed.headers) rawHeaders.push(name, value);
+  const req: KubeRequest = { method: parsed.method, url: parsed.target, http10: parsed.requestLine.endsWith('1.0'), rawHeaders, rest: read.rest };
+  if (req.method === 'CONNECT') {
+    sendRawStatus(stream, 400, 'CONNECT is not allowed');
+    recordExchange(ex, { method: 'CONNECT', path: req.url, verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, rule: 'protocol' }, o);
+    return;
+  }
+  if (firstHeader(rawHeaders, 'upgrade') !== undefined && connectionTokens(rawHeaders).has('upgrade')) {
+    await relayUpgrade(req, stream, ex, o);
+    return;
+  }
+  const expect = firstHeader(rawHeaders, 'expect');
+  if (expect !== undefined && !req.http10) {
+    // As Node's server does: `100-continue` is granted at once, any other expectation fails (RFC 9110 §10.1.1).
+    if (expect.toLowerCase() !== '100-continue') {
+      sendRawStatus(stream, 417, `unsupported expectation: ${expect}`, 'protocol', req.method);
+      recordExchange(ex, { method: req.method, path: req.url, verb: 'other', status: 417, bytesIn: 0, bytesOut: 0, upgraded: false, rule: 'protocol' }, o);
+      return;
+    }
+    stream.write(CONTINUE);
+  }
+  await relayRequest(req, stream, ex, o);
+}
+
+/** A head that cannot be read or parsed: a 400 `Status` on the raw stream, audited as a protocol refusal. */
+function refuseHead(ex: Exchange, o: KubeProxyOptions, code: number, message: string, error: Error): void {
+  sendRawStatus(ex.stream, code, message);
+  drain(ex.stream);
+  recordExchange(ex, { method: '', path: '', verb: 'other', status: code, bytesIn: 0, bytesOut: 0, upgraded: false, error, rule: 'protocol' }, o);
 }

@@ -2,12 +2,11 @@
 // the checks both relays (plain and upgrade) run before anything is sent —
 // the request target and Host, the relay's own protocol check, the trust
 // boundary (admission.ts) — then the agent's credentials and connection.
-import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { AuditDenyRule, RequestInfo } from '@pipeops/tunnel-protocol';
 import { admit } from './admission.ts';
 import type { KubeCredentials } from './credentials.ts';
-import type { Exchange, ExchangeResult, KubeProxyOptions } from './exchange.ts';
+import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
 import { recordExchange } from './exchange-record.ts';
 import { targetProblem, upstreamRequestHeaders } from './headers.ts';
 import type { UpstreamUse } from './upstream.ts';
@@ -33,7 +32,7 @@ export interface RelayKind {
  * goes; undefined when it goes nowhere: refused (answered with `refuse`) or
  * its stream closed meanwhile (recorded as it is).
  */
-export async function admitRequest(req: IncomingMessage, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind,
+export async function admitRequest(req: KubeRequest, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind,
   result: ExchangeResult, refuse: (refusal: Refusal) => void): Promise<Upstream | undefined> {
   const admitted = await admission(req, info, ex, o, kind);
   if ('refusal' in admitted) { refuse(admitted.refusal); return undefined; }
@@ -47,7 +46,7 @@ export async function admitRequest(req: IncomingMessage, info: RequestInfo, ex: 
  * missing identity → 403 (their rule); no API access → 503; credentials
  * that cannot be obtained → 502.
  */
-async function admission(req: IncomingMessage, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind): Promise<{ refusal: Refusal } | { upstream: Upstream }> {
+async function admission(req: KubeRequest, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind): Promise<{ refusal: Refusal } | { upstream: Upstream }> {
   const problem = targetProblem(req.url, req.rawHeaders) ?? kind.protocolProblem;
   if (problem !== undefined) return { refusal: { code: 400, message: problem, rule: 'protocol' } };
   const admitted = admit(info, req.rawHeaders, ex.preamble, kind.upgrade, o.admission);

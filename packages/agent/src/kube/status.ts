@@ -1,19 +1,21 @@
-import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DENIED_BY_HEADER, kubeStatusResponse, sendKubeStatus, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { DENIED_BY_HEADER, kubeStatusResponse, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 
 /** The header telling the gateway the agent refused a request itself, and by which rule (see DENIED_BY_HEADER). */
 function deniedBy(rule: AuditDenyRule | undefined): Record<string, string> {
   return rule === undefined ? {} : { [DENIED_BY_HEADER]: rule };
 }
 
-/** Writes a Status answer on a ServerResponse whose head was not sent; `rule` when the agent refused the request. */
-export function sendStatus(res: ServerResponse, code: number, message: string, rule?: AuditDenyRule): void {
-  sendKubeStatus(res, code, message, deniedBy(rule));
-}
+const HEAD_END = Buffer.from('\r\n\r\n');
 
-/** Writes a complete Status answer on a raw connection (CONNECT, a refused upgrade, a parse error) and ends it. */
-export function sendRawStatus(socket: Duplex, code: number, message: string, rule?: AuditDenyRule): void {
+/**
+ * Writes a complete `Status` answer on a stream whose response has not
+ * started (a refusal, a parse error, a failed upstream request) and ends it;
+ * `rule` when the agent refused the request. The answer to a HEAD request
+ * has no body.
+ */
+export function sendRawStatus(socket: Duplex, code: number, message: string, rule?: AuditDenyRule, method?: string): void {
   if (socket.destroyed || socket.writableEnded) return;
-  socket.end(kubeStatusResponse(code, message, deniedBy(rule)));
+  const answer = kubeStatusResponse(code, message, deniedBy(rule));
+  socket.end(method === 'HEAD' ? answer.subarray(0, answer.indexOf(HEAD_END) + HEAD_END.length) : answer);
 }

@@ -1,13 +1,13 @@
 // An upgrade request (exec, attach, port-forward): upgraded at the API
 // server with undici, then a raw pipe both ways.
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { auditTarget, headBytes, headerList, relayResponseHeaders, requestInfo, statusLine, writeWithBackpressure } from '@pipeops/tunnel-protocol';
-import type { Exchange, ExchangeResult, KubeProxyOptions } from './exchange.ts';
+import { auditTarget, firstHeader, headBytes, headerList, relayResponseHeaders, requestInfo, statusLine, writeWithBackpressure } from '@pipeops/tunnel-protocol';
+import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
 import { recordExchange, refusedWith } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
 import { admitRequest, type Refusal } from './request-admission.ts';
 import { sendRawStatus } from './status.ts';
+import { drain } from './stream-tail.ts';
 import { abortWithStream } from './upstream-dispatch.ts';
 import { kubeVerb } from './verb.ts';
 
@@ -22,17 +22,17 @@ const UPGRADES = new Map([['websocket', 'websocket'], ['spdy/3.1', 'SPDY/3.1']])
  * a half-close. Any other answer is relayed as a plain response (the body
  * delimited by its length or by the end of the stream).
  */
-export async function relayUpgrade(req: IncomingMessage, stream: Duplex, head: Buffer, ex: Exchange, o: KubeProxyOptions): Promise<void> {
-  const method = req.method ?? 'GET';
-  const path = req.url ?? '';
+export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchange, o: KubeProxyOptions): Promise<void> {
+  const { method, url: path, rest: head } = req;
   const info = requestInfo(method, path);
   const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
   const refuse = (refusal: Refusal): void => {
+    drain(stream);
     sendRawStatus(stream, refusal.code, refusal.message, refusal.rule);
     refusedWith(result, refusal);
     recordExchange(ex, result, o);
   };
-  const protocol = UPGRADES.get((req.headers.upgrade ?? '').trim().toLowerCase()) ?? '';
+  const protocol = UPGRADES.get((firstHeader(req.rawHeaders, 'upgrade') ?? '').trim().toLowerCase()) ?? '';
   const protocolProblem = protocol === '' ? 'only websocket and SPDY/3.1 upgrades are supported' : undefined;
   const upstream = await admitRequest(req, info, ex, o, { upgrade: true, protocolProblem, use: 'request' }, result, refuse);
   if (upstream === undefined) return;
