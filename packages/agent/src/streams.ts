@@ -7,8 +7,34 @@ import type { AgentMetrics, StreamResult } from './metrics.ts';
 
 /** Context handed to a stream handler. */
 export interface StreamContext {
-  /** Child logger bound to `{ streamId, kind, requestId }`. */
-  logger: Logger;
+  /** Child logger bound to `{ streamId, kind, requestId }` (made on first use: most streams never log). */
+  readonly logger: Logger;
+}
+
+/**
+ * A stream's logger, made when first asked for: pino's child() costs an
+ * object and a serialised copy of its bindings, and 10,000 open WATCH
+ * streams that never log would hold 10,000 of each.
+ */
+class LazyStreamLog implements StreamContext {
+  readonly #base: Logger;
+  readonly #bindings: Record<string, unknown>;
+  #child: Logger | undefined;
+
+  constructor(base: Logger, bindings: Record<string, unknown>) {
+    this.#base = base;
+    this.#bindings = bindings;
+  }
+
+  get logger(): Logger {
+    return this.#child ??= this.#base.child(this.#bindings);
+  }
+
+  /** Adds bindings; only before the logger was made. */
+  bind(more: Record<string, unknown>): this {
+    Object.assign(this.#bindings, more);
+    return this;
+  }
 }
 
 /**
@@ -60,35 +86,30 @@ export class StreamDispatcher {
 
   /** Serves one inbound stream; never rejects. */
   async handle(stream: StreamLike): Promise<void> {
-    const streamId = stream.id;
-    const log = this.#o.logger.child({ streamId });
+    const ctx = new LazyStreamLog(this.#o.logger, { streamId: stream.id });
     // A reset from the peer errors the stream; the handler's own listeners
     // (or finished()) see it too, this one keeps it from becoming uncaught.
-    stream.on('error', () => {});
+    stream.on('error', ignore);
     this.#active.add(stream);
-    const timer = setTimeout(() => stream.destroy(), this.#o.preambleTimeoutMs);
-    timer.unref();
     let preamble: StreamPreamble;
     try {
-      preamble = await readPreamble(stream);
+      preamble = await readPreambleWithin(stream, this.#o.preambleTimeoutMs);
     } catch (err) {
-      clearTimeout(timer);
       this.#active.delete(stream);
-      log.warn({ err: summarize(err) }, 'inbound stream refused: bad preamble');
+      ctx.logger.warn({ err: summarize(err) }, 'inbound stream refused: bad preamble');
       this.#o.metrics.streamsTotal.inc({ kind: 'unknown', result: 'refused' });
       stream.destroy();
       return;
     }
-    clearTimeout(timer);
     // Each runner is its own scheduling group on the session: the agent's answers (downloads, WATCH
     // events) are shared per runner, so 200 bulk streams of one runner cannot starve another's.
     if (preamble.runnerId !== undefined) stream.setGroup?.(preamble.runnerId);
     const kind = preamble.kind;
     const handler = this.#handlers.get(kind);
-    const slog = log.child({ kind, requestId: preamble.requestId });
+    ctx.bind({ kind, requestId: preamble.requestId });
     if (handler === undefined) {
       this.#active.delete(stream);
-      slog.warn('inbound stream refused: no handler for kind');
+      ctx.logger.warn('inbound stream refused: no handler for kind');
       this.#o.metrics.streamsTotal.inc({ kind, result: 'refused' });
       stream.destroy();
       return;
@@ -97,17 +118,30 @@ export class StreamDispatcher {
     const started = performance.now();
     let result: StreamResult = 'ok';
     try {
-      await handler(stream, preamble, { logger: slog });
+      await handler(stream, preamble, ctx);
     } catch (err) {
       result = isReset(err) ? 'reset' : 'error';
-      slog.debug({ err: summarize(err) }, 'inbound stream failed');
+      if (this.#o.logger.isLevelEnabled('debug')) ctx.logger.debug({ err: summarize(err) }, 'inbound stream failed');
       if (!stream.destroyed) stream.destroy();
     } finally {
       this.#active.delete(stream);
       this.#o.metrics.streamsActive.dec({ kind });
       this.#o.metrics.streamsTotal.inc({ kind, result });
     }
-    slog.debug({ result, ms: Math.round(performance.now() - started) }, 'inbound stream done');
+    if (this.#o.logger.isLevelEnabled('debug')) ctx.logger.debug({ result, ms: Math.round(performance.now() - started) }, 'inbound stream done');
+  }
+}
+
+function ignore(): void {}
+
+/** The stream's preamble; a stream that does not deliver it within `ms` is destroyed (and this rejects). */
+async function readPreambleWithin(stream: Duplex, ms: number): Promise<StreamPreamble> {
+  const timer = setTimeout(() => stream.destroy(), ms);
+  timer.unref();
+  try {
+    return await readPreamble(stream);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

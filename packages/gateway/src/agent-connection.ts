@@ -89,7 +89,7 @@ export class AgentConnection extends EventEmitter {
     stream.on('error', (err: Error & { code?: string }) => {
       result = err.code === 'PT_ERR_MUX_STREAM_RESET' ? 'reset' : 'error';
     });
-    stream.once('close', () => {
+    stream.on('close', () => {
       this.streamsActive--;
       this.#deps.metrics.streamsActive.dec({ kind });
       this.#deps.metrics.streamsTotal.inc({ kind, result });

@@ -9,7 +9,7 @@ import { closingResponse, headBytes, statusLine } from './http-head.ts';
 import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
 import { relayErrorStatus } from './kube-status.ts';
 import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
-import { splice, writeWithBackpressure } from './splice.ts';
+import { splice, whenBothClosed, writeWithBackpressure } from './splice.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
 export interface RelayOptions {
@@ -169,14 +169,9 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   socket.write(headBytes(statusLine(result.status, up.statusMessage ?? 'Switching Protocols'), responseHeaderList(up.rawHeaders, { switching: true }, opts.responseHeaders)));
   if (answer.head.length > 0) { result.bytesOut += answer.head.length; socket.write(answer.head); }
   if (head.length > 0) { result.bytesIn += head.length; upstream.write(head); }
-  return new Promise<RelayResult>((resolve) => {
-    let closed = 0;
-    const onClose = (): void => { if (++closed === 2) resolve(result); };
-    splice(socket, upstream, (n) => { result.bytesIn += n; }, (err) => { result.error ??= err; });
-    splice(upstream, socket, (n) => { result.bytesOut += n; }, (err) => { result.error ??= err; });
-    socket.once('close', onClose);
-    upstream.once('close', onClose);
-  });
+  splice(socket, upstream, result, 'bytesIn');
+  splice(upstream, socket, result, 'bytesOut');
+  return whenBothClosed(socket, upstream, result);
 }
 
 /** Opens the stream and waits for the response head, bounded by `headTimeoutMs`, aborted when the runner goes away. */

@@ -43,7 +43,8 @@ export interface KubeRequest {
 export interface Exchange {
   stream: Duplex;
   preamble: StreamPreamble;
-  logger: Logger;
+  /** The stream's logging context (its logger is made on first use). */
+  log: { readonly logger: Logger };
   started: number;
   /** When the stream arrived (ISO 8601), for the audit record. */
   time: string;
@@ -53,8 +54,8 @@ export interface Exchange {
   gone: boolean;
   /** Set once a 101 turned the stream into a raw pipe (a half-open stream may then last as long as the session). */
   upgraded: boolean;
-  /** Aborts the upstream request in flight, if any. */
-  abort?: (reason: Error) => void;
+  /** The upstream request in flight, if any (undici's dispatch controller): the stream closing aborts it. */
+  inFlight: { abort(reason: Error): void } | undefined;
 }
 
 /** Figures of one finished exchange. */

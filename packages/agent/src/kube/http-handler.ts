@@ -32,7 +32,7 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
   const limit = o.maxHeaderBytes ?? 32_768;
   const handler: StreamHandler = (stream, preamble, ctx) => new Promise<void>((resolve, reject) => {
     const ex: Exchange = {
-      stream, preamble, logger: ctx.logger, started: performance.now(), time: new Date().toISOString(), recorded: false, gone: false, upgraded: false,
+      stream, preamble, log: ctx, started: performance.now(), time: new Date().toISOString(), recorded: false, gone: false, upgraded: false, inFlight: undefined,
     };
     let linger: NodeJS.Timeout | undefined;
     const onFinishWrite = (): void => {
@@ -41,17 +41,18 @@ export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
       linger = setTimeout(() => stream.destroy(), o.lingerMs ?? 30_000);
       linger.unref();
     };
-    stream.once('finish', onFinishWrite);
-    stream.once('close', () => {
+    // `on`, not `once`: each fires once anyway, and a WATCH held open should not hold once()'s wrappers.
+    stream.on('finish', onFinishWrite);
+    stream.on('close', () => {
       if (linger !== undefined) clearTimeout(linger);
       if (!ex.recorded) ex.gone = true;
-      ex.abort?.(new Error('the stream closed before the response was complete'));
+      ex.inFlight?.abort(new Error('the stream closed before the response was complete'));
       const err = stream.errored;
       if (err !== null && err !== undefined) reject(err);
       else resolve();
     });
-    void serve(stream, ex, o, limit).catch((err: unknown) => {
-      ex.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
+    serve(stream, ex, o, limit).catch((err: unknown) => {
+      ex.log.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
       sendRawStatus(stream, 502, 'agent error');
     });
   });
@@ -81,10 +82,8 @@ async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: n
     recordExchange(ex, { method: 'CONNECT', path: req.url, verb: 'other', status: 400, bytesIn: 0, bytesOut: 0, upgraded: false, rule: 'protocol' }, o);
     return;
   }
-  if (firstHeader(rawHeaders, 'upgrade') !== undefined && connectionTokens(rawHeaders).has('upgrade')) {
-    await relayUpgrade(req, stream, ex, o);
-    return;
-  }
+  // Returned, not awaited: a WATCH in flight holds the relay, not this function's state.
+  if (firstHeader(rawHeaders, 'upgrade') !== undefined && connectionTokens(rawHeaders).has('upgrade')) return relayUpgrade(req, stream, ex, o);
   const expect = firstHeader(rawHeaders, 'expect');
   if (expect !== undefined && !req.http10) {
     // As Node's server does: `100-continue` is granted at once, any other expectation fails (RFC 9110 §10.1.1).
@@ -95,7 +94,7 @@ async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: n
     }
     stream.write(CONTINUE);
   }
-  await relayRequest(req, stream, ex, o);
+  return relayRequest(req, stream, ex, o);
 }
 
 /** A head that cannot be read or parsed: a 400 `Status` on the raw stream, audited as a protocol refusal. */

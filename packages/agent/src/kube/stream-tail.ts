@@ -13,13 +13,13 @@ import type { Exchange } from './exchange.ts';
  */
 export function guardTail(ex: Exchange, excess: Buffer): void {
   const refuse = (): void => {
-    ex.logger.warn({ event: 'pipelined_request_refused', requestId: ex.preamble.requestId }, 'bytes after the request on one stream; stream reset');
+    ex.log.logger.warn({ event: 'pipelined_request_refused', requestId: ex.preamble.requestId }, 'bytes after the request on one stream; stream reset');
     if (!ex.recorded) ex.gone = true;
-    ex.abort?.(new Error('a second request was pipelined on the stream'));
+    ex.inFlight?.abort(new Error('a second request was pipelined on the stream'));
     ex.stream.destroy();
   };
   if (excess.length > 0) { refuse(); return; }
-  ex.stream.once('data', refuse);
+  ex.stream.on('data', refuse);   // the first byte destroys the stream: no second call
   ex.stream.resume();
 }
 

@@ -44,7 +44,7 @@ export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchang
         abortWithStream(ex, controller);
       },
       onRequestUpgrade(controller, statusCode, _headers, socket) {
-        delete ex.abort;
+        ex.inFlight = undefined;
         result.status = statusCode;
         result.upgraded = true;
         ex.upgraded = true;
@@ -67,13 +67,13 @@ export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchang
         writeWithBackpressure(stream, chunk, controller);
       },
       onResponseEnd() {
-        delete ex.abort;
+        ex.inFlight = undefined;
         stream.end();
         recordExchange(ex, result, o);
         settle();
       },
       onResponseError(_controller, err) {
-        delete ex.abort;
+        ex.inFlight = undefined;
         if (!ex.gone) {
           o.metrics.upstreamError(upstreamErrorReason(err));
           if (!headSent) {

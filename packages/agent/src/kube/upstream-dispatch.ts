@@ -20,6 +20,6 @@ export function upstreamUse(verb: KubeVerb, method: string, target: string): Ups
 
 /** From undici's `onRequestStart`: the stream closing now aborts the upstream request; one already closed aborts it at once. */
 export function abortWithStream(ex: Exchange, controller: { abort(reason: Error): void }): void {
-  ex.abort = (reason) => controller.abort(reason);
+  ex.inFlight = controller;
   if (ex.gone) controller.abort(new Error('the stream closed'));
 }

@@ -11,8 +11,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
-  DENIED_BY_HEADER, deniedByRule, HeadError, headerValue, HeadTimeoutError, parseRequestHead, readHead, splice, statusOf, type RelayResult,
+  DENIED_BY_HEADER, deniedByRule, HeadError, headerValue, HeadTimeoutError, parseRequestHead, readHead, splice, statusOf, whenBothClosed, type RelayResult,
 } from '@pipeops/tunnel-protocol';
+import type { RunnerSlot } from '../runner-limits.ts';
 import type { RunnerForwarder, RunnerStreamIdentity } from '../runner-forwarder.ts';
 import { withRule, type ForwardContext, type ForwardCore, type Refusal, type RefusalContext } from './core.ts';
 import { forwardedHead, MAX_REQUEST_HEAD_BYTES, MAX_RESPONSE_HEAD_BYTES, runnerResponseHead, targetProblem } from './heads.ts';
@@ -85,7 +86,7 @@ export class WsRunnerRoute implements RunnerForwarder {
     if (problem !== undefined) return protocolError(ctx, problem, head.method);
     const admitted = core.admit(ctx, head.headers.flat());
     if ('refusal' in admitted) return refuse(ctx, admitted.refusal, head.method);
-    runner.once('close', () => admitted.slot.release());
+    releaseOnClose(runner, admitted.slot);
     // Until the response head, the runner closing cancels the exchange (after it, the splice carries the close).
     const gone = new AbortController();
     const runnerGone = (): void => gone.abort(new RunnerGoneError());
@@ -103,14 +104,7 @@ export class WsRunnerRoute implements RunnerForwarder {
     exchange.signal.addEventListener('abort', abort, { once: true });
     agent.write(forwardedHead(head, REQUEST_ID_HEADER, ctx.requestId));
     if (request.rest.length > 0) { result.bytesIn += request.rest.length; agent.write(request.rest); }
-    // The runner's FIN passes on as a half-close before the response head (a client that half-closes after
-    // its request), on an upgraded stream (exec's stdin EOF) and after the response ended. While a response
-    // is streaming (a WATCH, logs -f) it means the runner gave up, as Node's HTTP server treats it: reset both.
-    let streaming = false;
-    splice(runner, agent, (n) => { result.bytesIn += n; }, (err) => { result.error ??= err; }, () => {
-      if (!streaming || result.upgraded || agent.readableEnded) agent.end();
-      else { result.error ??= new Error('the runner closed its stream while the response was streaming'); agent.destroy(); runner.destroy(); }
-    });
+    const pipe = new ExchangePipe(runner, agent, result);
     runner.resume();
     let response: ResponseHead | { error: Error };
     try {
@@ -137,13 +131,52 @@ export class WsRunnerRoute implements RunnerForwarder {
     // The agent's own refusals are 4xx: only those heads are searched for its deny rule.
     const deniedBy = response.status >= 400 && response.status < 500 ? deniedByRule(headerValue(response.head, DENIED_BY_HEADER)) : undefined;
     if (deniedBy !== undefined) result.deniedBy = deniedBy;
-    streaming = true;
     runner.write(runnerResponseHead(response.head, REQUEST_ID_HEADER, ctx.requestId));
     if (response.rest.length > 0) { result.bytesOut += response.rest.length; runner.write(response.rest); }
-    splice(agent, runner, (n) => { result.bytesOut += n; }, (err) => { result.error ??= err; });
-    agent.resume();
-    await Promise.all([closed(runner), closed(agent)]);
-    return { method: head.method, ctx, result };
+    // Not awaited: what a WATCH holds from here on is the pipe, not this function's state.
+    return pipe.respond({ method: head.method, ctx, result });
+  }
+}
+
+/** Releases the runner's stream slot when its stream closes. */
+function releaseOnClose(runner: Duplex, slot: RunnerSlot): void {
+  runner.on('close', () => slot.release());
+}
+
+/**
+ * The bytes of one exchange after the request head: the request body (or an
+ * upgraded stream's runner side) from the start, the response once its head
+ * is through. What a long WATCH keeps in the gateway: two splices and this.
+ */
+class ExchangePipe {
+  readonly #runner: Duplex;
+  readonly #agent: Duplex;
+  readonly #result: RelayResult;
+  #streaming = false;
+
+  constructor(runner: Duplex, agent: Duplex, result: RelayResult) {
+    this.#runner = runner;
+    this.#agent = agent;
+    this.#result = result;
+    splice(runner, agent, result, 'bytesIn', () => this.#runnerEnded());
+  }
+
+  /** The response head is through: splices the rest of the response; resolves with `value` once both streams closed. */
+  respond<T>(value: T): Promise<T> {
+    this.#streaming = true;
+    splice(this.#agent, this.#runner, this.#result, 'bytesOut');
+    this.#agent.resume();
+    return whenBothClosed(this.#runner, this.#agent, value);
+  }
+
+  // The runner's FIN passes on as a half-close before the response head (a client that half-closes after
+  // its request), on an upgraded stream (exec's stdin EOF) and after the response ended. While a response
+  // is streaming (a WATCH, logs -f) it means the runner gave up, as Node's HTTP server treats it: reset both.
+  #runnerEnded(): void {
+    if (!this.#streaming || this.#result.upgraded || this.#agent.readableEnded) { this.#agent.end(); return; }
+    this.#result.error ??= new Error('the runner closed its stream while the response was streaming');
+    this.#agent.destroy();
+    this.#runner.destroy();
   }
 }
 
@@ -160,9 +193,4 @@ async function responseHead(agent: Duplex, initial?: Buffer): Promise<ResponseHe
   } catch (err) {
     return { error: err instanceof HeadError && err.why === 'too-large' ? new Error('the agent sent a response head that is too large') : err as Error };
   }
-}
-
-/** Resolves when `s` has closed. */
-function closed(s: Duplex): Promise<void> {
-  return s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
 }
