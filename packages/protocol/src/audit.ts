@@ -5,6 +5,7 @@
 // value, a query or a body: what a runner asked for is described by the
 // request-info fields, which carry no secrets.
 import { createWriteStream, type WriteStream } from 'node:fs';
+import pino from 'pino';
 
 /**
  * Response header by which the agent tells the gateway that it refused a
@@ -123,14 +124,54 @@ export function auditTarget(info: AuditTarget): AuditTarget {
 export function createAuditSink(o: AuditSinkOptions): AuditSink {
   const message = o.message ?? 'audit';
   if (o.file === undefined || o.file === '') {
+    const line = pinoLineWriter(o.logger, message);
     return {
       destination: 'log',
       dropped: 0,
-      write(rec, level = 'info') { o.logger[level](rec, message); },
+      write: line ?? ((rec, level = 'info') => { o.logger[level](rec, message); }),
       close: () => Promise.resolve(),
     };
   }
   return new FileAuditSink(o.file, o.logger, o.maxBufferedBytes ?? 16 * 1024 * 1024);
+}
+
+const { streamSym, chindingsSym, timeSym, lsCacheSym, endSym, messageKeySym, nestedKeySym } = pino.symbols;
+
+/**
+ * For a pino logger, a writer of audit records as the very line pino would
+ * write (its level and time fields, its bindings, the record, the message),
+ * with the record serialised by one JSON.stringify instead of pino's
+ * per-field serialisers: measured, pino's path was a fifth of the gateway's
+ * and the agent's CPU per small request (25-40 us), and most of their
+ * garbage. A record is a flat object of strings, numbers and booleans with
+ * no secret in it, so the log formatter (secret redaction) has nothing to
+ * do. Undefined for any other logger, or a pino set up in a way this does
+ * not reproduce (nested key): its own methods are used then.
+ */
+function pinoLineWriter(logger: AuditLogger, message: string): ((rec: AuditRecord, level?: 'info' | 'warn') => void) | undefined {
+  const own = (sym: symbol): unknown => (logger as unknown as Record<symbol, unknown>)[sym];
+  const stream = own(streamSym) as { write?: unknown } | undefined;
+  const chindings = own(chindingsSym);
+  const time = own(timeSym);
+  const levelStrings = own(lsCacheSym) as Record<number, string> | undefined;
+  const end = own(endSym);
+  const messageKey = own(messageKeySym);
+  const pinoLike = logger as AuditLogger & { levels?: { values?: Record<string, number> }; isLevelEnabled?: (level: string) => boolean };
+  const values = pinoLike.levels?.values;
+  const enabled = pinoLike.isLevelEnabled;
+  if (stream === undefined || typeof stream.write !== 'function' || typeof chindings !== 'string' || typeof time !== 'function'
+    || levelStrings === undefined || typeof end !== 'string' || typeof messageKey !== 'string'
+    || (own(nestedKeySym) ?? null) !== null || values === undefined || typeof enabled !== 'function') return undefined;
+  const write = (stream.write as (line: string) => unknown).bind(stream);
+  const now = time as () => string;
+  const prefix = { info: levelStrings[values.info ?? 30], warn: levelStrings[values.warn ?? 40] };
+  if (prefix.info === undefined || prefix.warn === undefined) return undefined;
+  const msg = `,${JSON.stringify(messageKey)}:${JSON.stringify(message)}${end}`;
+  return (rec, level = 'info') => {
+    if (!enabled.call(logger, level)) return;
+    const json = JSON.stringify(rec);
+    write(`${prefix[level]}${now()}${own(chindingsSym) as string},${json.slice(1, -1)}${msg}`);
+  };
 }
 
 class FileAuditSink implements AuditSink {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import pino from 'pino';
 import {
   createAuditSink, encodePreamble, findImpersonationHeader, isImpersonationHeader, kubeStatus, readPreamble, statusReason,
   NO_AUDIT_TARGET, type AuditRecord,
@@ -64,6 +65,30 @@ test('a file audit sink that falls behind drops records and counts them instead 
   assert.ok(sink.dropped > 0 && sink.dropped < 100, `dropped ${sink.dropped}`);
   assert.deepEqual(warnings.map((w) => w.event), ['audit_file_behind']);
   await sink.close();
+});
+
+test('on a pino logger the audit sink writes the very line pino would, bindings and level filter included', () => {
+  const lines: string[] = [];
+  const dest = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const root = pino({ level: 'info', base: { pid: 7 }, formatters: { log: (o: Record<string, unknown>) => o } }, dest);
+  const child = root.child({ component: 'kube', streamId: 3 });
+  const sink = createAuditSink({ logger: child, message: 'kube request' });
+  const rec = { ...record('line-1'), error: 'say "hi"\n', rule: 'read_only' as const, decision: 'denied' as const };
+  sink.write(rec);
+  sink.write({ ...rec, requestId: 'line-2' }, 'warn');
+  child.info(rec, 'kube request');
+  assert.equal(lines.length, 3);
+  const [fast, fastWarn, own] = lines.map((l) => { assert.ok(l.endsWith('}\n')); return JSON.parse(l) as Record<string, unknown>; });
+  for (const o of [fast, own]) delete o!.time;
+  assert.deepEqual(fast, own, 'the same fields and values as pino\'s own line');
+  assert.deepEqual(Object.keys(fast!), Object.keys(own!), 'in the same order');
+  assert.equal(fastWarn!.level, 40);
+  assert.match(lines[1]!, /^\{"level":40,"time":\d+,"pid":7,"component":"kube","streamId":3,"event":"audit",/);
+  lines.length = 0;
+  child.level = 'warn';
+  sink.write(rec);
+  sink.write(rec, 'warn');
+  assert.equal(lines.length, 1, 'a record below the logger level is not written');
 });
 
 test('the log-stream audit sink writes each record at info, and failures at warn', () => {
