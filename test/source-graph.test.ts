@@ -151,3 +151,32 @@ test('the cycle finder reports a cycle it is shown and none in a chain', () => {
   const chain = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set<string>()]]);
   assert.deepEqual(cyclesOf(chain), []);
 });
+
+// The branded error bases: every error a package throws has a stable `code`
+// from a registry its README lists (TunnelError and the registries built on
+// it; mux and the CLI below the protocol keep their own, MuxError and CliError).
+const ERROR_BASES = new Set(['TunnelError', 'MuxError', 'CliError']);
+
+test('every error class in a package src/ extends one of the branded error bases, never Error itself', () => {
+  const offenders: string[] = [];
+  for (const pkg of readdirSync(PACKAGES)) {
+    const src = join(PACKAGES, pkg, 'src');
+    if (!statSync(src, { throwIfNoEntry: false })?.isDirectory()) continue;
+    for (const file of sourceFiles(src)) {
+      const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node): void => {
+        if (ts.isClassDeclaration(node) && node.name !== undefined && !ERROR_BASES.has(node.name.text)) {
+          for (const clause of node.heritageClauses ?? []) {
+            for (const t of clause.types) {
+              const base = t.expression.getText(source);
+              if (/^(Error|TypeError|RangeError)$/.test(base)) offenders.push(`${relative(ROOT, file)}: ${node.name.text} extends ${base}`);
+            }
+          }
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+  }
+  assert.deepEqual(offenders, [], 'error classes that bypass the branded bases');
+});

@@ -19,6 +19,8 @@ export const errorCodes = {
   PT_ERR_PREAMBLE_TOO_LARGE: { status: 400, message: 'stream preamble too large' },
   PT_ERR_PREAMBLE_INVALID: { status: 400, message: 'stream preamble invalid' },
   PT_ERR_PREAMBLE_UNKNOWN_KIND: { status: 400, message: 'stream preamble kind unknown' },
+  PT_ERR_HTTP_HEAD: { message: 'HTTP head cut short or too large' },
+  PT_ERR_RUNNER_GONE: { message: 'the runner went away' },
   PT_ERR_HTTP_BODY_INVALID: { status: 400, message: 'request body malformed or cut short' },
   PT_ERR_CONTROL_INVALID: { message: 'control message invalid' },
   PT_ERR_CONTROL_LINE_TOO_LARGE: { message: 'control message line too large' },
@@ -63,4 +65,12 @@ export class TunnelError extends Error {
 /** True when `err` is a {@link TunnelError} (optionally with the given code). */
 export function isTunnelError(err: unknown, code?: string): err is TunnelError {
   return err instanceof TunnelError && (code === undefined || err.code === code);
+}
+
+/** The runner closed its connection or stream before the answer; nothing can be written back (recorded as 499). */
+export class RunnerGoneError extends TunnelError {
+  constructor(message?: string) {
+    super('PT_ERR_RUNNER_GONE', message);
+    this.name = 'RunnerGoneError';
+  }
 }

@@ -3,6 +3,7 @@
 // and where an answer is written on a raw connection.
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { TunnelError } from './errors.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 // RFC 9112 §3: method SP request-target SP HTTP-version; the method a token (RFC 9110 §5.6.2).
@@ -22,10 +23,10 @@ export interface RequestHead {
 }
 
 /** Why a head could not be read: the peer closed first, or it is larger than allowed. */
-export class HeadError extends Error {
+export class HeadError extends TunnelError {
   readonly why: 'closed' | 'too-large';
   constructor(why: 'closed' | 'too-large') {
-    super(why === 'closed' ? 'the stream ended before a complete head' : 'head too large');
+    super('PT_ERR_HTTP_HEAD', why === 'closed' ? 'the stream ended before a complete head' : 'head too large');
     this.name = 'HeadError';
     this.why = why;
   }

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
+import { RunnerGoneError } from './errors.ts';
 import { openExchange } from './exchange-open.ts';
 import { closingResponse, headBytes, statusLine } from './http-head.ts';
 import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
@@ -43,10 +44,6 @@ export interface RelayResult {
 }
 
 
-/** The runner closed its connection; nothing can be written back. */
-class RunnerGoneError extends Error {
-  constructor() { super('the runner went away'); this.name = 'RunnerGoneError'; }
-}
 
 /**
  * Relays a request an http server received to a fresh stream from `open()`

@@ -3,6 +3,7 @@
 // protocol): what kube-apiserver answers, so kubectl, client-go and
 // client-node print ours like any API error.
 import type { ServerResponse } from 'node:http';
+import { TunnelError } from './errors.ts';
 import { closingResponse } from './http-head.ts';
 
 /** `metav1.StatusReason`s the tunnel answers with, by HTTP status. */
@@ -54,9 +55,8 @@ export function kubeStatusResponse(code: number, message: string, headers: Recor
 }
 
 /** Error thrown when a response head does not arrive within its deadline (504). */
-export class HeadTimeoutError extends Error {
-  readonly status = 504;
-  constructor(ms: number) { super(`the agent did not answer within ${ms} ms`); this.name = 'HeadTimeoutError'; }
+export class HeadTimeoutError extends TunnelError {
+  constructor(ms: number) { super('PT_ERR_AGENT_TIMEOUT', `the agent did not answer within ${ms} ms`); this.name = 'HeadTimeoutError'; }
 }
 
 /**

@@ -6,7 +6,7 @@
 //      from the gateway session's preamble — never from the request itself;
 //   4. the gateway's request id travels as `Audit-ID`, so the API server's
 //      audit log and ours correlate.
-import { findImpersonationHeader, impersonationRefusal, type AuditDenyRule, type RequestInfo, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import { findImpersonationHeader, impersonationRefusal, TunnelError, type AuditDenyRule, type RequestInfo, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import { evaluatePolicy, type AgentPolicy } from './policy.ts';
 
 /** Who the agent acts as at the API server: its own credentials, or the runner (impersonated). */
@@ -51,10 +51,10 @@ export function admit(info: RequestInfo, rawHeaders: readonly string[], preamble
 }
 
 /** Thrown from a chunked request body whose trailers carry an impersonation header; the request is aborted before it completes upstream. */
-export class ImpersonationTrailerError extends Error {
+export class ImpersonationTrailerError extends TunnelError {
   readonly header: string;
   constructor(header: string) {
-    super(impersonationRefusal(header));
+    super('PT_ERR_FORBIDDEN', impersonationRefusal(header));
     this.name = 'ImpersonationTrailerError';
     this.header = header;
   }

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
-  DENIED_BY_HEADER, deniedByRule, HeadError, headerValue, HeadTimeoutError, parseRequestHead, readHead, splice, statusOf, whenBothClosed, type RelayResult,
+  DENIED_BY_HEADER, deniedByRule, HeadError, RunnerGoneError, headerValue, HeadTimeoutError, parseRequestHead, readHead, splice, statusOf, whenBothClosed, type RelayResult,
 } from '@pipeops/tunnel-protocol';
 import type { RunnerSlot } from '../runner-limits.ts';
 import type { RunnerForwarder, RunnerStreamIdentity } from '../runner-forwarder.ts';
@@ -29,10 +29,6 @@ export interface WsRunnerRouteDeps {
 /** How one stream went: what the record says, or nothing to record (the runner left before asking anything). */
 interface Spliced { method: string | undefined; ctx: RefusalContext | undefined; result: RelayResult }
 
-/** The runner closed its stream; nothing can be written back. */
-class RunnerGoneError extends Error {
-  constructor() { super('the runner closed its stream'); this.name = 'RunnerGoneError'; }
-}
 
 /**
  * Relays the streams of `/ws/runner` sessions, one request each: reads the
@@ -89,7 +85,7 @@ export class WsRunnerRoute implements RunnerForwarder {
     releaseOnClose(runner, admitted.slot);
     // Until the response head, the runner closing cancels the exchange (after it, the splice carries the close).
     const gone = new AbortController();
-    const runnerGone = (): void => gone.abort(new RunnerGoneError());
+    const runnerGone = (): void => gone.abort(new RunnerGoneError('the runner closed its stream'));
     runner.once('close', runnerGone);
     const exchange = core.begin(ctx, gone.signal);
     let agent: Duplex;

@@ -1,6 +1,7 @@
 // Parsing and validation of the runner's messages (the original VM agent's
 // runner protocol). Nothing here throws: every outcome is a value the
 // connection turns into a request, a cancel, or an error message for one id.
+import { TunnelError } from '@pipeops/tunnel-protocol';
 import { encodeJson } from './safe-json.ts';
 
 /** A runner-chosen request id: a non-empty string (at most 256 characters) or a safe integer. Echoed back as given. */
@@ -43,11 +44,10 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_ID_CHARS = 256;
 const MAX_METHOD_CHARS = 32;
 
-class Invalid extends Error {
-  readonly code: InvalidCode;
+class Invalid extends TunnelError {
+  declare readonly code: InvalidCode;
   constructor(message: string, code: InvalidCode = 'PT_ERR_JSON_INVALID_REQUEST') {
-    super(message);
-    this.code = code;
+    super(code, message);
   }
 }
 
