@@ -70,10 +70,14 @@ export const clientNodeScenarios: Scenario[] = [
       const chunks: Buffer[] = [];
       echoed.on('data', (d: Buffer) => chunks.push(d));
       const payload = randomBytes(64 * 1024).toString('hex');
+      let opened: Promise<unknown> = Promise.resolve();
       const catStatus = within('exec cat', 60_000, new Promise<V1Status>((resolve, reject) => {
         // head -c, not cat: kwok never closes an exec's stdin at EOF
-        new Exec(kc).exec(ctx.ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve).catch(reject);
+        opened = new Exec(kc).exec(ctx.ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
+        opened.catch(reject);
       }));
+      // stdin once the exec's connection is open, so its first bytes never race the handshake
+      await within('exec cat open', 30_000, opened);
       input.end(payload);
       const s2 = await catStatus;
       check(Buffer.concat(chunks).toString() === payload, `cat returned ${Buffer.concat(chunks).length}/${payload.length} bytes`);

@@ -90,6 +90,29 @@ export function parseRequestHead(head: string): RequestHead | undefined {
   return { method: m[1]!, target: m[2]!, requestLine: lines[0]!, headers };
 }
 
+/** A parsed response head: status, reason phrase, and the header lines as they came (flat `[name, value, …]`). */
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  headers: string[];
+}
+
+const STATUS_LINE_PARTS = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/;
+
+/** Parses a response head strictly (no obs-fold, token names); undefined when malformed. */
+export function parseResponseHead(head: string): ResponseHead | undefined {
+  const lines = head.split('\r\n');
+  const m = STATUS_LINE_PARTS.exec(lines[0] ?? '');
+  if (m === null) return undefined;
+  const headers: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const h = HEADER_LINE.exec(lines[i]!);
+    if (h === null) return undefined;
+    headers.push(h[1]!, h[2]!);
+  }
+  return { status: Number(m[1]), reason: m[2] ?? '', headers };
+}
+
 /** The status code of a response head's first line; undefined when it is not one. */
 export function statusOf(head: string): number | undefined {
   const eol = head.indexOf('\r\n');

@@ -1,5 +1,7 @@
 // The relays: a runner's request (or upgrade) forwarded over a stream opened
-// per request, the answer streamed back. Built on ./http-over-stream.ts.
+// per request, the answer streamed back. A plain request is written and its
+// answer read by hand (./http-plain-relay.ts); an upgrade still goes through
+// Node's HTTP client over the stream (./http-over-stream.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
@@ -10,6 +12,7 @@ import { closingResponse, headBytes, statusLine } from './http-head.ts';
 import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
 import { relayErrorStatus } from './kube-status.ts';
 import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
+import { answerDeniedBy, pipeAnswer, relayPlain } from './http-plain-relay.ts';
 import { splice, whenBothClosed, writeWithBackpressure } from './splice.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
@@ -55,62 +58,38 @@ export interface RelayResult {
  */
 export async function relayRequest(req: IncomingMessage, res: ServerResponse, open: () => Promise<Duplex>, opts: RelayOptions): Promise<RelayResult> {
   const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
-  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  const headers = forwardHeaders(req, opts, false);
   const runnerGone = new AbortController();
   const onResClose = (): void => { if (!res.writableFinished) runnerGone.abort(new RunnerGoneError()); };
   res.once('close', onResClose);
-  let answer: StreamResponse;
-  try {
-    const body = hasBody ? req : undefined;
-    answer = await obtainHead(open, { method: req.method ?? 'GET', path: opts.path, headers, body }, opts, runnerGone.signal, () => {
-      // Counted from when the body starts flowing into the stream (a listener before that would drop bytes).
-      body?.on('data', (c: Buffer) => { result.bytesIn += c.length; });
-    });
-  } catch (err) {
-    return finishWithError(result, err as Error, (status, reason, message) => writeError(res, status, reason, message, opts));
-  }
-  if (answer.upgraded) {
-    answer.socket.destroy();
+  const answer = await relayPlain(req, open, opts, runnerGone.signal, result);
+  if ('error' in answer) return finishWithError(result, answer.error, (status, reason, message) => writeError(res, status, reason, message, opts));
+  const { head, stream, body } = answer;
+  if (head.status === 101) {
+    stream.destroy();
     return finishWithError(result, new Error('the agent switched protocols on a plain request'), (s, r, m) => writeError(res, s, r, m, opts));
   }
-  const up = answer.response;
-  if (up.destroyed && !up.complete) {
+  if (stream.destroyed && stream.errored !== null && body.framing !== 'none') {
     // The stream failed in the ticks between the head and now: nothing was sent yet, so say so.
     return finishWithError(result, new Error('the upstream response was cut short'), (s, r, m) => writeError(res, s, r, m, opts));
   }
-  result.status = up.statusCode ?? 502;
-  const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
+  result.status = head.status;
+  const deniedBy = answerDeniedBy(head);
   if (deniedBy !== undefined) result.deniedBy = deniedBy;
   // Trailers are relayed on a chunked answer, and then the header that announces them stays.
-  const outHeaders = responseHeaderList(up.rawHeaders, { trailers: up.headers['content-length'] === undefined }, opts.responseHeaders);
-  res.writeHead(result.status, up.statusMessage, outHeaders);
+  const outHeaders = responseHeaderList(head.headers, { trailers: body.framing === 'chunked' }, opts.responseHeaders);
+  if (head.reason !== '') res.writeHead(result.status, head.reason, outHeaders);
+  else res.writeHead(result.status, outHeaders);
   if (typeof res.flushHeaders === 'function') res.flushHeaders();
   return new Promise<RelayResult>((resolve) => {
-    up.on('data', (chunk: Buffer) => {
-      result.bytesOut += chunk.length;
-      writeWithBackpressure(res, chunk, up);
-    });
-    up.on('end', () => {
-      if (up.rawTrailers.length > 0) res.addTrailers(headerPairs(up.rawTrailers));
-      res.end();
-    });
-    up.on('error', () => { /* handled on 'close' */ });
-    up.once('close', () => {
-      if (!up.complete) {
-        result.error ??= new Error('the upstream response was cut short');
-        res.destroy(result.error);
-      }
-    });
     res.off('close', onResClose);
     res.once('close', () => {
       if (!res.writableFinished) {
         result.error ??= new RunnerGoneError();
-        answer.response.socket?.destroy();
-        up.destroy();
+        stream.destroy();
       }
       resolve(result);
     });
+    pipeAnswer(stream, body, res, result);
   });
 }
 

@@ -13,8 +13,8 @@ export { encodePreamble, readPreamble, parsePreamble, STREAM_KINDS } from './pre
 export type { StreamPreamble, StreamKind } from './preamble.ts';
 export { HOP_BY_HOP_HEADERS, connectionTokens, firstHeader, forwardRequestHeaders, headerList, headerPairs, headerRecord, isHopByHop, relayResponseHeaders, withoutHeaders } from './http-headers.ts';
 export type { AnyHeaders, ResponseRelay } from './http-headers.ts';
-export { HeadError, closingResponse, headBytes, headerValue, parseRequestHead, readHead, requestTargetProblem, statusLine, statusOf } from './http-head.ts';
-export type { RequestHead } from './http-head.ts';
+export { HeadError, closingResponse, headBytes, headerValue, parseRequestHead, parseResponseHead, readHead, requestTargetProblem, statusLine, statusOf } from './http-head.ts';
+export type { RequestHead, ResponseHead } from './http-head.ts';
 export { HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
 export type { BodyFraming, RequestBodyOptions } from './http-body.ts';
 export { RawResponse } from './http-response.ts';

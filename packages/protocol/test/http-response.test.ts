@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { parseRequestHead, RawResponse, readHead } from '../src/index.ts';
+import { parseRequestHead, parseResponseHead, RawResponse, readHead } from '../src/index.ts';
 
 type Answer = (res: RawResponse, socket: net.Socket) => void;
 
@@ -102,4 +102,12 @@ test('a held head and a small body leave as one write', async (t) => {
   const got = await fetchRaw(port);
   assert.equal(got.body, 'ok');
   assert.equal(writes, 1);
+});
+
+test('a response head is parsed strictly: status, reason (possibly empty) and header lines in order', () => {
+  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nA: 1\r\na: 2\r\nX-Empty:\r\n'.replace(/\r\n$/, '')), { status: 200, reason: 'OK', headers: ['A', '1', 'a', '2', 'X-Empty', ''] });
+  assert.deepEqual(parseResponseHead('HTTP/1.1 204'), { status: 204, reason: '', headers: [] });
+  assert.equal(parseResponseHead('HTTP/2 200 OK'), undefined);
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\n folded: no'), undefined);
+  assert.equal(parseResponseHead('HTTP/1.1 2000 OK'), undefined);
 });

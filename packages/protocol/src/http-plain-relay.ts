@@ -1,0 +1,143 @@
+// A plain request an http server received, relayed over a stream opened for
+// it with one head written and one head read by hand: the request head is
+// written as bytes and its body passed on as it comes; the answer's head is
+// read with readHead and its body with RequestBody (Content-Length or
+// chunked, trailers kept) or to the stream's end, then written to the
+// runner's ServerResponse. No HTTP client object per request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { DENIED_BY_HEADER, deniedByRule } from './audit.ts';
+import { RunnerGoneError } from './errors.ts';
+import { abortReason, openExchange } from './exchange-open.ts';
+import { RequestBody, requestBodyFraming } from './http-body.ts';
+import { HeadError, headBytes, parseResponseHead, readHead, type ResponseHead } from './http-head.ts';
+import { firstHeader, forwardRequestHeaders, headerPairs } from './http-headers.ts';
+import { writeWithBackpressure } from './splice.ts';
+
+/** Max bytes of the answer's head (and of a chunk-size line or its trailers). */
+const MAX_RESPONSE_HEAD_BYTES = 65_536;
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/** How a {@link relayPlain} caller shapes the request and reads its errors (a subset of RelayOptions, see http-relay.ts). */
+export interface PlainRelayOptions {
+  path: string;
+  setHeaders?: Record<string, string>;
+  dropHeaders?: string[];
+  headTimeoutMs?: number;
+}
+
+/** What {@link relayPlain} resolves with: the answer's head (the caller writes it), or why there is none. */
+export type PlainAnswer =
+  | { head: ResponseHead; stream: Duplex; body: AnswerBody }
+  | { error: Error };
+
+/** The answer's body: how it is delimited, and what the stream delivered after the head. */
+export interface AnswerBody { framing: 'none' | 'length' | 'chunked' | 'close'; length: number; rest: Buffer }
+
+/** The runner's headers for the stream: hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added; framing and Host as the request needs. */
+export function plainRequestHead(req: IncomingMessage, opts: PlainRelayOptions, chunked: boolean): Buffer {
+  const drop = new Set([...(opts.dropHeaders ?? []), ...Object.keys(opts.setHeaders ?? {})].map((h) => h.toLowerCase()));
+  drop.add('expect'); // the runner's server already answered any 100-continue
+  const headers = forwardRequestHeaders(req.rawHeaders, (lower) => drop.has(lower));
+  if (firstHeader(headers, 'host') === undefined) headers.unshift('Host', 'localhost');
+  for (const [k, v] of Object.entries(opts.setHeaders ?? {})) headers.push(k, v);
+  if (chunked) headers.push('Transfer-Encoding', 'chunked');
+  headers.push('Connection', 'close');
+  return headBytes(`${req.method ?? 'GET'} ${opts.path} HTTP/1.1`, headers);
+}
+
+/**
+ * Opens the stream (raced against `runnerGone` and the head deadline),
+ * writes the request head, passes the body on (re-chunked when the runner
+ * sent it chunked; request trailers are not relayed), and reads the answer's
+ * head, skipping interim (1xx) heads. Never rejects.
+ */
+export async function relayPlain(req: IncomingMessage, open: () => Promise<Duplex>, opts: PlainRelayOptions, runnerGone: AbortSignal,
+  counted: { bytesIn: number }): Promise<PlainAnswer> {
+  const framing = requestBodyFraming(req.rawHeaders);
+  const chunked = framing.kind === 'chunked';
+  const hasBody = framing.kind === 'chunked' || framing.kind === 'length';
+  const exchange = openExchange(open, runnerGone, opts.headTimeoutMs ?? 0);
+  let stream: Duplex | undefined;
+  const onAbort = (): void => { stream?.destroy(abortReason(exchange.signal)); };
+  try {
+    stream = await exchange.stream;
+    exchange.signal.addEventListener('abort', onAbort, { once: true });
+    stream.write(plainRequestHead(req, opts, chunked));
+    // The stream is ended once the answer is through (see pipeAnswer), not after the request: a server
+    // that is not half-open (Node's default) would take an early FIN for the client going away.
+    if (hasBody) sendBody(req, stream, chunked, counted);
+    let read = await readHead(stream, MAX_RESPONSE_HEAD_BYTES);
+    let head = parseResponseHead(read.head);
+    while (head !== undefined && head.status >= 100 && head.status < 200) {
+      read = await readHead(stream, MAX_RESPONSE_HEAD_BYTES, read.rest);
+      head = parseResponseHead(read.head);
+    }
+    if (head === undefined) { stream.destroy(); return { error: new Error('the agent sent a malformed response head') }; }
+    return { head, stream, body: answerBody(req.method ?? 'GET', head, read.rest) };
+  } catch (err) {
+    stream?.destroy();
+    if (exchange.signal.aborted) return { error: abortReason(exchange.signal) };
+    if (err instanceof HeadError && err.why === 'too-large') return { error: new Error('the agent sent a response head that is too large') };
+    return { error: err as Error };
+  } finally {
+    exchange.disarm();
+    exchange.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The runner's request body onto the stream with backpressure, counted (chunked: re-framed, last chunk at its end). A runner that goes away mid-body resets the stream. */
+function sendBody(req: IncomingMessage, stream: Duplex, chunked: boolean, counted: { bytesIn: number }): void {
+  req.on('data', (c: Buffer) => {
+    counted.bytesIn += c.length;
+    const out = !chunked ? c : Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`, 'latin1'), c, CRLF]);
+    writeWithBackpressure(stream, out, req);
+  });
+  req.on('end', () => { if (chunked && !stream.destroyed) stream.write(LAST_CHUNK); });
+  req.on('close', () => { if (!req.complete) stream.destroy(new RunnerGoneError()); });
+}
+
+/** How the answer's body is delimited (RFC 9112 §6.3): none after HEAD/204/304, its length, chunked, or the stream's end. */
+function answerBody(method: string, head: ResponseHead, rest: Buffer): AnswerBody {
+  if (method === 'HEAD' || head.status === 204 || head.status === 304) return { framing: 'none', length: 0, rest };
+  const f = requestBodyFraming(head.headers);
+  if (f.kind === 'chunked') return { framing: 'chunked', length: 0, rest };
+  if (f.kind === 'length') return { framing: 'length', length: f.length, rest };
+  if (f.kind === 'none' && firstHeader(head.headers, 'content-length') !== undefined) return { framing: 'none', length: 0, rest };
+  return { framing: 'close', length: 0, rest };
+}
+
+/**
+ * Writes the answer's body to `res` as it arrives (each chunk at once: WATCH
+ * events are not held back), with backpressure, and its trailers, then ends
+ * the stream; the body cut short destroys `res` (and resets the stream).
+ */
+export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse, result: { bytesOut: number; error?: Error }): void {
+  // The answer is through: our side ends (FIN) and the rest is read, so the stream closes.
+  const drainRest = (): void => { if (!stream.destroyed) stream.end(); stream.on('data', () => {}); stream.resume(); };
+  const fail = (err: Error): void => { result.error ??= err; res.destroy(err); stream.destroy(); };
+  if (body.framing === 'none') { res.end(); drainRest(); return; }
+  if (body.framing === 'close') {
+    const onData = (c: Buffer): void => { result.bytesOut += c.length; writeWithBackpressure(res, c, stream); };
+    if (body.rest.length > 0) onData(body.rest);
+    stream.on('data', onData);
+    stream.on('end', () => { if (!stream.destroyed) stream.end(); res.end(); });
+    stream.on('close', () => { if (!stream.readableEnded) fail(new Error('the upstream response was cut short')); });
+    stream.resume();
+    return;
+  }
+  const reader = new RequestBody(stream, body.rest, body.framing === 'length' ? { kind: 'length', length: body.length } : { kind: 'chunked' },
+    { maxLineBytes: MAX_RESPONSE_HEAD_BYTES, onComplete: drainRest });
+  reader.on('data', (c: Buffer) => { result.bytesOut += c.length; writeWithBackpressure(res, c, reader); });
+  reader.on('end', () => {
+    if (reader.rawTrailers.length > 0) res.addTrailers(headerPairs(reader.rawTrailers));
+    res.end();
+  });
+  reader.on('error', (err) => fail(err.message.includes('ended early') ? new Error('the upstream response was cut short') : err));
+}
+
+/** The deny rule the agent named in its answer, if any. */
+export function answerDeniedBy(head: ResponseHead): ReturnType<typeof deniedByRule> {
+  return deniedByRule(firstHeader(head.headers, DENIED_BY_HEADER));
+}
