@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
-  auditPath, auditTarget, findImpersonationHeader, impersonationRefusal, openExchange, relayErrorStatus, requestInfo,
+  auditRecord, findImpersonationHeader, impersonationRefusal, openExchange, relayErrorStatus, requestInfo,
   type AuditDenyRule, type AuditSink, type RelayResult, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus, sendStatus } from '../kube-status.ts';
@@ -160,16 +160,13 @@ export class ForwardCore {
     const m = method ?? '';
     const path = ctx.path ?? '';
     const rule = ctx.rule ?? r.deniedBy;
-    this.#deps.audit.write({
-      event: 'audit', side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: ctx.requestId,
+    this.#deps.audit.write(auditRecord({
+      side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: ctx.requestId,
       runnerId: ctx.runnerId ?? null, cluster: ctx.cluster ?? null, route: ctx.route,
-      method: m, path: auditPath(path), ...auditTarget(requestInfo(m, path)),
+      method: m, target: path, info: requestInfo(m, path),
       status: r.status === 0 ? null : r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms * 10) / 10, upgraded: r.upgraded,
-      decision: rule === undefined ? 'allowed' : 'denied',
-      ...(rule !== undefined ? { rule } : {}),
-      ...(r.error !== undefined ? { error: r.error.message } : {}),
-      ...extra,
-    }, r.status >= 500 && r.status !== 503 ? 'warn' : 'info');
+      rule, error: r.error?.message, outcome: extra.outcome,
+    }), r.status >= 500 && r.status !== 503 ? 'warn' : 'info');
   }
 }
 
