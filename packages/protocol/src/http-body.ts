@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { TunnelError } from './errors.ts';
+import { parseFieldLine } from './http-head.ts';
 
 /** How a request head delimits its body (RFC 9112 §6.3), or why it cannot be read. */
 export type BodyFraming =
@@ -71,7 +72,6 @@ const CR = 0x0d;
 const LF = 0x0a;
 // chunk-size [ chunk-ext ] (RFC 9112 §7.1.1); chunk-ext is `;name[=value]`, not interpreted.
 const CHUNK_LINE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
-const TRAILER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
 
 /** Where the reader is: a chunk-size line, data, the CRLF after a chunk's data, the trailer section, or past the body. */
 const State = { Size: 0, Data: 1, DataEnd: 2, Trailer: 3, Done: 4 } as const;
@@ -222,9 +222,9 @@ export class RequestBody extends Readable {
       return;
     }
     if (line === '') { this.#finish(); return; }
-    const t = TRAILER_LINE.exec(line);
-    if (t === null) { this.#fail('malformed chunked body: bad trailer field'); return; }
-    this.rawTrailers.push(t[1]!, t[2]!);
+    const field = parseFieldLine(line);
+    if (field === undefined) { this.#fail('malformed chunked body: bad trailer field'); return; }
+    this.rawTrailers.push(field[0], field[1]);
   }
 
   #finish(): void {

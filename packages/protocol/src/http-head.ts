@@ -7,9 +7,16 @@ import { TunnelError } from './errors.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 // RFC 9112 §3: method SP request-target SP HTTP-version; the method a token (RFC 9110 §5.6.2).
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
-// RFC 9112 §5: field-name ":" OWS field-value OWS; no obs-fold.
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+// The target: no space, no control character (as Node's parser; bytes from 0x80 up pass).
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\x00-\x20\x7f]+) HTTP\/1\.[01]$/;
+// RFC 9112 §5: field-name ":" OWS field-value OWS; no obs-fold, no control character but HTAB in the value.
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
+
+/** One header (or trailer) field line parsed by the rule of every head: `[name, value]`, or undefined when malformed. */
+export function parseFieldLine(line: string): [string, string] | undefined {
+  const h = HEADER_LINE.exec(line);
+  return h === null ? undefined : [h[1]!, h[2]!];
+}
 // RFC 9112 §4: HTTP-version SP status-code SP [ reason-phrase ].
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
 
@@ -76,16 +83,16 @@ export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer
   });
 }
 
-/** Parses a request head strictly (no obs-fold, token names); undefined when malformed. */
+/** Parses a request head strictly (no obs-fold, token names, no control characters); undefined when malformed. */
 export function parseRequestHead(head: string): RequestHead | undefined {
   const lines = head.split('\r\n');
   const m = REQUEST_LINE.exec(lines[0] ?? '');
   if (m === null) return undefined;
   const headers: Array<[string, string]> = [];
   for (const line of lines.slice(1)) {
-    const h = HEADER_LINE.exec(line);
-    if (h === null) return undefined;
-    headers.push([h[1]!, h[2]!]);
+    const field = parseFieldLine(line);
+    if (field === undefined) return undefined;
+    headers.push(field);
   }
   return { method: m[1]!, target: m[2]!, requestLine: lines[0]!, headers };
 }
@@ -106,9 +113,9 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   if (m === null) return undefined;
   const headers: string[] = [];
   for (let i = 1; i < lines.length; i++) {
-    const h = HEADER_LINE.exec(lines[i]!);
-    if (h === null) return undefined;
-    headers.push(h[1]!, h[2]!);
+    const field = parseFieldLine(lines[i]!);
+    if (field === undefined) return undefined;
+    headers.push(field[0], field[1]);
   }
   return { status: Number(m[1]), reason: m[2] ?? '', headers };
 }

@@ -12,12 +12,12 @@ import { abortReason, openExchange } from './exchange-open.ts';
 import { RequestBody, requestBodyFraming } from './http-body.ts';
 import { HeadError, headBytes, parseResponseHead, readHead, type ResponseHead } from './http-head.ts';
 import { firstHeader, forwardRequestHeaders, headerPairs } from './http-headers.ts';
-import { writeWithBackpressure } from './splice.ts';
+import { chunkPieces, lastChunk } from './http-response.ts';
+import { drain, writeWithBackpressure } from './splice.ts';
 
 /** Max bytes of the answer's head (and of a chunk-size line or its trailers). */
 const MAX_RESPONSE_HEAD_BYTES = 65_536;
-const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
-const CRLF = Buffer.from('\r\n', 'latin1');
+const LAST_CHUNK = lastChunk();
 
 /** How a {@link relayPlain} caller shapes the request and reads its errors (a subset of RelayOptions, see http-relay.ts). */
 export interface PlainRelayOptions {
@@ -35,13 +35,19 @@ export type PlainAnswer =
 /** The answer's body: how it is delimited, and what the stream delivered after the head. */
 export interface AnswerBody { framing: 'none' | 'length' | 'chunked' | 'close'; length: number; rest: Buffer }
 
-/** The runner's headers for the stream: hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added; framing and Host as the request needs. */
-export function plainRequestHead(req: IncomingMessage, opts: PlainRelayOptions, chunked: boolean): Buffer {
+/** The runner's headers for the stream (flat `[name, value, …]`): hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added. */
+export function forwardedRequestHeaders(req: IncomingMessage, opts: Pick<PlainRelayOptions, 'setHeaders' | 'dropHeaders'>): string[] {
   const drop = new Set([...(opts.dropHeaders ?? []), ...Object.keys(opts.setHeaders ?? {})].map((h) => h.toLowerCase()));
   drop.add('expect'); // the runner's server already answered any 100-continue
   const headers = forwardRequestHeaders(req.rawHeaders, (lower) => drop.has(lower));
-  if (firstHeader(headers, 'host') === undefined) headers.unshift('Host', 'localhost');
   for (const [k, v] of Object.entries(opts.setHeaders ?? {})) headers.push(k, v);
+  return headers;
+}
+
+/** The request head for the stream: {@link forwardedRequestHeaders}, and framing and Host as the request needs. */
+export function plainRequestHead(req: IncomingMessage, opts: PlainRelayOptions, chunked: boolean): Buffer {
+  const headers = forwardedRequestHeaders(req, opts);
+  if (firstHeader(headers, 'host') === undefined) headers.unshift('Host', 'localhost');
   if (chunked) headers.push('Transfer-Encoding', 'chunked');
   headers.push('Connection', 'close');
   return headBytes(`${req.method ?? 'GET'} ${opts.path} HTTP/1.1`, headers);
@@ -91,8 +97,10 @@ export async function relayPlain(req: IncomingMessage, open: () => Promise<Duple
 function sendBody(req: IncomingMessage, stream: Duplex, chunked: boolean, counted: { bytesIn: number }): void {
   req.on('data', (c: Buffer) => {
     counted.bytesIn += c.length;
-    const out = !chunked ? c : Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`, 'latin1'), c, CRLF]);
-    writeWithBackpressure(stream, out, req);
+    if (!chunked) { writeWithBackpressure(stream, c, req); return; }
+    const pieces = chunkPieces(c);
+    for (let i = 0; i < pieces.length - 1; i++) stream.write(pieces[i]);
+    writeWithBackpressure(stream, pieces[pieces.length - 1]!, req);
   });
   req.on('end', () => { if (chunked && !stream.destroyed) stream.write(LAST_CHUNK); });
   req.on('close', () => { if (!req.complete) stream.destroy(new RunnerGoneError()); });
@@ -115,7 +123,7 @@ function answerBody(method: string, head: ResponseHead, rest: Buffer): AnswerBod
  */
 export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse, result: { bytesOut: number; error?: Error }): void {
   // The answer is through: our side ends (FIN) and the rest is read, so the stream closes.
-  const drainRest = (): void => { if (!stream.destroyed) stream.end(); stream.on('data', () => {}); stream.resume(); };
+  const drainRest = (): void => { if (!stream.destroyed) stream.end(); drain(stream); };
   const fail = (err: Error): void => { result.error ??= err; res.destroy(err); stream.destroy(); };
   if (body.framing === 'none') { res.end(); drainRest(); return; }
   if (body.framing === 'close') {
@@ -134,7 +142,8 @@ export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse
     if (reader.rawTrailers.length > 0) res.addTrailers(headerPairs(reader.rawTrailers));
     res.end();
   });
-  reader.on('error', (err) => fail(err.message.includes('ended early') ? new Error('the upstream response was cut short') : err));
+  // Ended early, reset, or malformed chunked coding: to the runner it is an answer cut short either way.
+  reader.on('error', (err) => fail(new Error('the upstream response was cut short', { cause: err })));
 }
 
 /** The deny rule the agent named in its answer, if any. */

@@ -9,11 +9,11 @@ import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
 import { RunnerGoneError } from './errors.ts';
 import { openExchange } from './exchange-open.ts';
 import { closingResponse, headBytes, statusLine } from './http-head.ts';
-import { forwardRequestHeaders, headerList, headerPairs, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
+import { headerList, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
 import { relayErrorStatus } from './kube-status.ts';
 import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
-import { answerDeniedBy, pipeAnswer, relayPlain } from './http-plain-relay.ts';
-import { splice, whenBothClosed, writeWithBackpressure } from './splice.ts';
+import { answerDeniedBy, forwardedRequestHeaders, pipeAnswer, relayPlain } from './http-plain-relay.ts';
+import { splice, whenBothClosed } from './splice.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
 export interface RelayOptions {
@@ -101,7 +101,7 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, op
  */
 export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, open: () => Promise<Duplex>, opts: RelayOptions): Promise<RelayResult> {
   const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
-  const headers = forwardHeaders(req, opts, true);
+  const headers = upgradeHeaders(req, opts);
   const runnerGone = new AbortController();
   const onSocketClose = (): void => runnerGone.abort(new RunnerGoneError());
   socket.once('close', onSocketClose);
@@ -151,12 +151,10 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
 }
 
 /** Opens the stream and waits for the response head, bounded by `headTimeoutMs`, aborted when the runner goes away. */
-async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts: RelayOptions, runnerGone: AbortSignal, onSend?: () => void): Promise<StreamResponse> {
+async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts: RelayOptions, runnerGone: AbortSignal): Promise<StreamResponse> {
   const exchange = openExchange(open, runnerGone, opts.headTimeoutMs ?? 0);
   try {
-    const answer = requestOverStream(await exchange.stream, { ...req, signal: exchange.signal });
-    onSend?.();
-    return await answer;
+    return await requestOverStream(await exchange.stream, { ...req, signal: exchange.signal });
   } finally {
     exchange.disarm();
   }
@@ -183,17 +181,13 @@ function errorBody(status: number, reason: string, message: string, opts: RelayO
   return { contentType: e.contentType, body: Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body, 'utf8') };
 }
 
-/** The runner's headers for the upstream request: hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added. */
-function forwardHeaders(req: IncomingMessage, opts: RelayOptions, upgrade: boolean): Record<string, string | string[]> {
-  const drop = new Set([...(opts.dropHeaders ?? []), ...Object.keys(opts.setHeaders ?? {})].map((h) => h.toLowerCase()));
-  drop.add('expect'); // the runner's server already answered any 100-continue
-  const out = headerRecord(forwardRequestHeaders(req.rawHeaders, (lower) => drop.has(lower)));
+/** The runner's headers for an upgrade (see forwardedRequestHeaders), with `Connection: Upgrade` and its `Upgrade`. */
+function upgradeHeaders(req: IncomingMessage, opts: RelayOptions): Record<string, string | string[]> {
+  const out = headerRecord(forwardedRequestHeaders(req, opts));
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out['Transfer-Encoding'] = 'chunked';
-  if (upgrade) {
-    out.Connection = 'Upgrade';
-    if (req.headers.upgrade !== undefined) out.Upgrade = req.headers.upgrade;
-  }
-  return { ...out, ...opts.setHeaders };
+  out.Connection = 'Upgrade';
+  if (req.headers.upgrade !== undefined) out.Upgrade = req.headers.upgrade;
+  return out;
 }
 
 /** Upstream response headers (flat raw list) for the runner, relayed as `relay` says, `extra` replacing same-named ones. */

@@ -6,9 +6,26 @@ import type { Duplex } from 'node:stream';
 import { headBytes, statusLine } from './http-head.ts';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
-const LAST_CHUNK = Buffer.from('0\r\n', 'latin1');
 /** Chunks up to this size go out with their chunk framing in one write (one copy); larger ones as three writes, uncopied. */
 const JOIN_BELOW = 16 * 1024;
+
+/**
+ * One chunk of a chunked body (RFC 9112 §7.1) as the buffers to write, after
+ * `before` (e.g. a held head) if given: joined with its size line and CRLF
+ * below 16 KiB (one copy, one write), else size line, data, CRLF uncopied.
+ */
+export function chunkPieces(chunk: Buffer, before?: Buffer): Buffer[] {
+  const size = Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1');
+  if (chunk.length < JOIN_BELOW) return [Buffer.concat(before === undefined ? [size, chunk, CRLF] : [before, size, chunk, CRLF])];
+  return before === undefined ? [size, chunk, CRLF] : [before, size, chunk, CRLF];
+}
+
+/** The end of a chunked body: the last chunk, `trailers` (flat `[name, value, …]`), the blank line. */
+export function lastChunk(trailers: readonly string[] = []): Buffer {
+  let t = '0\r\n';
+  for (let i = 0; i + 1 < trailers.length; i += 2) t += `${trailers[i] ?? ''}: ${trailers[i + 1] ?? ''}\r\n`;
+  return Buffer.from(`${t}\r\n`, 'latin1');
+}
 
 /** How the body of a {@link RawResponse} is delimited. */
 type Framing = 'none' | 'length' | 'chunked' | 'close';
@@ -62,12 +79,9 @@ export class RawResponse {
     const head = this.#takeHead();
     if (this.#framing === 'none' || chunk.length === 0) return head === undefined ? true : this.#stream.write(head);
     if (this.#framing !== 'chunked') return this.#stream.write(head === undefined ? chunk : Buffer.concat([head, chunk]));
-    const size = Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1');
-    if (chunk.length < JOIN_BELOW) return this.#stream.write(Buffer.concat(head === undefined ? [size, chunk, CRLF] : [head, size, chunk, CRLF]));
-    if (head !== undefined) this.#stream.write(head);
-    this.#stream.write(size);
-    this.#stream.write(chunk);
-    return this.#stream.write(CRLF);
+    let ok = true;
+    for (const piece of chunkPieces(chunk, head)) ok = this.#stream.write(piece);
+    return ok;
   }
 
   /** Ends the body (with `trailers`, flat `[name, value, …]`, when chunked) and the stream; `cb` as `stream.end`'s. */
@@ -75,12 +89,7 @@ export class RawResponse {
     const parts: Buffer[] = [];
     const head = this.#takeHead();
     if (head !== undefined) parts.push(head);
-    if (this.#framing === 'chunked') {
-      parts.push(LAST_CHUNK);
-      let t = '';
-      for (let i = 0; i + 1 < trailers.length; i += 2) t += `${trailers[i] ?? ''}: ${trailers[i + 1] ?? ''}\r\n`;
-      parts.push(Buffer.from(`${t}\r\n`, 'latin1'));
-    }
+    if (this.#framing === 'chunked') parts.push(lastChunk(trailers));
     if (parts.length === 0) this.#stream.end(cb);
     else this.#stream.end(parts.length === 1 ? parts[0] : Buffer.concat(parts), cb);
   }

@@ -13,6 +13,12 @@ export function writeWithBackpressure(to: Writable, chunk: Buffer | Uint8Array, 
   }
 }
 
+/** Reads and drops whatever else `stream` delivers, so the far side's FIN arrives and the stream can close. */
+export function drain(stream: Duplex): void {
+  stream.on('data', () => {});
+  stream.resume();
+}
+
 /** Where a splice counts: the bytes each way, and the first failure. */
 export interface SpliceTally { bytesIn: number; bytesOut: number; error?: Error }
 
