@@ -1,18 +1,17 @@
 // The agent's `http` stream kind: one HTTP/1.1 request per stream. The head
 // is read and parsed by hand (the protocol's http-head.ts, strict: no
-// obs-fold, token names, one Content-Length), the body framed by
+// obs-fold, token names, no control characters, one Content-Length), the body framed by
 // http-body.ts, and the request replayed to the API server
 // (request-relay.ts, or upgrade-relay.ts for exec, attach and port-forward).
 // No http.Server, IncomingMessage or ServerResponse per stream: a WATCH held
 // open costs only what it holds.
 import type { Duplex } from 'node:stream';
-import { connectionTokens, firstHeader, HeadError, parseRequestHead, readHead } from '@pipeops/tunnel-protocol';
+import { connectionTokens, drain, firstHeader, HeadError, parseRequestHead, readHead } from '@pipeops/tunnel-protocol';
 import type { StreamHandler } from '../streams.ts';
 import type { Exchange, KubeProxyOptions, KubeRequest } from './exchange.ts';
 import { recordExchange } from './exchange-record.ts';
 import { relayRequest } from './request-relay.ts';
 import { sendRawStatus } from './status.ts';
-import { drain } from './stream-tail.ts';
 import { relayUpgrade } from './upgrade-relay.ts';
 
 /** The `http` stream kind: one HTTP/1.1 request per stream, replayed to the API server. */
@@ -20,7 +19,6 @@ export interface KubeProxy {
   handler: StreamHandler;
 }
 
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 /**
@@ -70,7 +68,7 @@ async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: n
     return;
   }
   const parsed = parseRequestHead(read.head);
-  if (parsed === undefined || parsed.headers.some(([, v]) => CONTROL.test(v))) {
+  if (parsed === undefined) {
     refuseHead(ex, o, 400, 'malformed HTTP request', new Error('malformed HTTP request head'));
     return;
   }

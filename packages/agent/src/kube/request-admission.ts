@@ -3,16 +3,29 @@
 // the request target and Host, the relay's own protocol check, the trust
 // boundary (admission.ts) — then the agent's credentials and connection.
 import type { Dispatcher } from 'undici';
-import type { AuditDenyRule, RequestInfo } from '@pipeops/tunnel-protocol';
+import { drain, type AuditDenyRule, type RequestInfo } from '@pipeops/tunnel-protocol';
 import { admit } from './admission.ts';
 import type { KubeCredentials } from './credentials.ts';
 import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
-import { recordExchange } from './exchange-record.ts';
+import { recordExchange, refusedWith } from './exchange-record.ts';
 import { targetProblem, upstreamRequestHeaders } from './headers.ts';
+import { sendRawStatus } from './status.ts';
 import type { UpstreamUse } from './upstream.ts';
 
 /** The Status the agent answers instead of the API server, audited as denied when it names a rule. */
 export interface Refusal { code: number; message: string; rule?: AuditDenyRule; error?: unknown }
+
+/**
+ * Answers `refusal` as a `Status` instead of the API server (a HEAD's
+ * without a body, given its `method`), reads and drops the rest of the
+ * request so the stream can close, and records the exchange.
+ */
+export function refuseExchange(ex: Exchange, result: ExchangeResult, o: KubeProxyOptions, refusal: Refusal, method?: string): void {
+  drain(ex.stream);
+  sendRawStatus(ex.stream, refusal.code, refusal.message, refusal.rule, method);
+  refusedWith(result, refusal);
+  recordExchange(ex, result, o);
+}
 
 /** Where an admitted request goes: the dispatcher to the API server, the headers to send, the credentials used (invalidated on a 401). */
 export interface Upstream { dispatcher: Dispatcher; headers: string[]; credentials: KubeCredentials }

@@ -9,16 +9,16 @@
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { auditTarget, headerList, HttpBodyError, RawResponse, relayResponseHeaders, RequestBody, requestBodyFraming, requestInfo } from '@pipeops/tunnel-protocol';
+import { auditTarget, drain, headerList, HttpBodyError, RawResponse, relayResponseHeaders, RequestBody, requestBodyFraming, requestInfo } from '@pipeops/tunnel-protocol';
 import { ImpersonationTrailerError, trailerCheckedBody } from './admission.ts';
 import { coalescedBody } from './coalesced-body.ts';
 import type { KubeCredentials } from './credentials.ts';
 import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
-import { recordExchange, refusedWith } from './exchange-record.ts';
+import { recordExchange } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
-import { admitRequest, type Refusal } from './request-admission.ts';
+import { admitRequest, refuseExchange, type Refusal } from './request-admission.ts';
 import { sendRawStatus } from './status.ts';
-import { drain, guardTail } from './stream-tail.ts';
+import { guardTail } from './stream-tail.ts';
 import { abortWithStream, upstreamUse } from './upstream-dispatch.ts';
 import { kubeVerb } from './verb.ts';
 
@@ -88,10 +88,7 @@ class PlainRelay implements Dispatcher.DispatchHandler {
   /** Answers a `Status` instead of the API server, and records the exchange. */
   refuse(refusal: Refusal): void {
     this.#body?.destroy();
-    drain(this.#ex.stream);
-    sendRawStatus(this.#ex.stream, refusal.code, refusal.message, refusal.rule, this.#method);
-    refusedWith(this.#result, refusal);
-    recordExchange(this.#ex, this.#result, this.#o);
+    refuseExchange(this.#ex, this.#result, this.#o, refusal, this.#method);
   }
 
   /** Sends the admitted request; resolves when the exchange is recorded. */

@@ -2,7 +2,6 @@
 // One stream carries exactly one request: the gateway authorises, polices
 // and audits the first head only, so a second request pipelined behind it
 // would reach the API server unseen. Its first byte resets the stream.
-import type { Duplex } from 'node:stream';
 import type { Exchange } from './exchange.ts';
 
 /**
@@ -21,10 +20,4 @@ export function guardTail(ex: Exchange, excess: Buffer): void {
   if (excess.length > 0) { refuse(); return; }
   ex.stream.on('data', refuse);   // the first byte destroys the stream: no second call
   ex.stream.resume();
-}
-
-/** Reads and drops whatever else the far side sends (after a refusal), so its FIN arrives and the stream can close. */
-export function drain(stream: Duplex): void {
-  stream.on('data', () => {});
-  stream.resume();
 }

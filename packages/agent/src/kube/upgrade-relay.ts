@@ -3,11 +3,10 @@
 import type { Duplex } from 'node:stream';
 import { auditTarget, firstHeader, headBytes, headerList, relayResponseHeaders, requestInfo, statusLine, writeWithBackpressure } from '@pipeops/tunnel-protocol';
 import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
-import { recordExchange, refusedWith } from './exchange-record.ts';
+import { recordExchange } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
-import { admitRequest, type Refusal } from './request-admission.ts';
+import { admitRequest, refuseExchange, type Refusal } from './request-admission.ts';
 import { sendRawStatus } from './status.ts';
-import { drain } from './stream-tail.ts';
 import { abortWithStream } from './upstream-dispatch.ts';
 import { kubeVerb } from './verb.ts';
 
@@ -26,12 +25,7 @@ export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchang
   const { method, url: path, rest: head } = req;
   const info = requestInfo(method, path);
   const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
-  const refuse = (refusal: Refusal): void => {
-    drain(stream);
-    sendRawStatus(stream, refusal.code, refusal.message, refusal.rule);
-    refusedWith(result, refusal);
-    recordExchange(ex, result, o);
-  };
+  const refuse = (refusal: Refusal): void => refuseExchange(ex, result, o, refusal);
   const protocol = UPGRADES.get((firstHeader(req.rawHeaders, 'upgrade') ?? '').trim().toLowerCase()) ?? '';
   const protocolProblem = protocol === '' ? 'only websocket and SPDY/3.1 upgrades are supported' : undefined;
   const upstream = await admitRequest(req, info, ex, o, { upgrade: true, protocolProblem, use: 'request' }, result, refuse);
