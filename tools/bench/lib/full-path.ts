@@ -20,6 +20,7 @@ import { connect, type Tunnel as RunnerTunnel } from '@pipeops/tunnel-client';
 import { startTunnel, writeKubeconfig, type Tunnel } from '@pipeops/tunnel-e2e/harness/tunnel';
 import { startChisel, type ChiselPeer } from './chisel.ts';
 import type { Processes, Side } from './cost.ts';
+import { startNodeFloor, type NodeFloor } from './node-floor.ts';
 import { addRunnerTokens } from './tokens-file.ts';
 
 const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
@@ -112,6 +113,8 @@ export interface FullPath {
   chisel: ChiselPeer | null;
   /** The runners of {@link FullPathOptions.runners}, by id. */
   runners: Map<string, ExtraRunner>;
+  /** Two bare Node TLS relays in front of the upstream (lib/node-floor.ts), started on first use and closed with the path. */
+  nodeFloor(): Promise<NodeFloor>;
   /** The processes a sample of `side` runs through, the runner being this process (empty for `peer` without chisel). */
   costProcesses(side: Side): Processes;
   close(): Promise<void>;
@@ -189,8 +192,17 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       if (side === 'peer') return chisel === null ? {} : { ...ends, chiselServer: chisel.serverPid, chiselClient: chisel.clientPid };
       return ends;
     };
+    let floor: Promise<NodeFloor> | undefined;
+    const nodeFloor = (): Promise<NodeFloor> => {
+      if (floor === undefined) {
+        floor = startNodeFloor({ dir, upstreamPort: upstream.port, upstreamCa: upstream.caFile, headers: upstreamAuth });
+        const started = floor;
+        closers.push(async () => (await started).close());
+      }
+      return floor;
+    };
     return {
-      dir, upstream, tunnel, runner, chisel, peer, runners, close, agentPid, gatewayPid, costProcesses,
+      dir, upstream, tunnel, runner, chisel, peer, runners, close, agentPid, gatewayPid, costProcesses, nodeFloor,
       viaClient: { origin: runner.baseUrl, prefix: '', headers: {}, dispatcher: runner.dispatcher },
       viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${tunnel.runnerToken}` }, dispatcher: endpointAgent },
       direct: { origin: upstream.url, prefix: '', headers: upstreamAuth, dispatcher: directAgent },

@@ -21,6 +21,11 @@ export const scenarios: Scenario[] = [
   smallGetLatency('endpoint'),
   smallGetRate('client'),
   smallGetRate('endpoint'),
+  // Not the tunnel: the floor of a two-hop design in Node, next to the same direct and chisel figures.
+  response1GiB('node-floor'),
+  upload256MiB('node-floor'),
+  smallGetLatency('node-floor'),
+  smallGetRate('node-floor'),
   watches10k,
   pausedReader('client'),
   pausedReader('endpoint'),

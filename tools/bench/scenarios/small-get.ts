@@ -2,14 +2,14 @@ import type { Target } from '../lib/full-path.ts';
 import { smallGets } from '../lib/http-load.ts';
 import { percentile } from '../lib/stats.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
-import { named, tunnelTarget, viaText, type Via } from './http-throughput.ts';
+import { named, viaText, wayIn, type WayIn } from './http-throughput.ts';
 
 /**
  * Small GET (~1 KiB ConfigMap JSON) at concurrency 1: p50 and p99 latency,
  * the tunnel's added latency judged against direct (issue 10: at most
  * +0.25 ms at the median, +1 ms at the 99th percentile); CPU per request.
  */
-export function smallGetLatency(via: Via): Scenario {
+export function smallGetLatency(via: WayIn): Scenario {
   const name = named('small-get-c1', via);
   const p50 = `${name}-p50`;
   const p99 = `${name}-p99`;
@@ -27,18 +27,18 @@ export function smallGetLatency(via: Via): Scenario {
         const { latencies } = await smallGets(t, count, 1);
         return { [p50]: percentile(latencies, 50), [p99]: percentile(latencies, 99) };
       };
-      const tunnel = tunnelTarget(path, via);
+      const { target: tunnel, processes } = await wayIn(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 500, 1);
       return {
         tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
-        cost: { unit: 'cpu_us_per_request', perSample: count, processes: path.costProcesses }, close: async () => {},
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes }, close: async () => {},
       };
     },
   };
 }
 
 /** Small GETs 64 at a time: requests per second, judged against chisel (issue 10: at least 1.5×); CPU per request. */
-export function smallGetRate(via: Via): Scenario {
+export function smallGetRate(via: WayIn): Scenario {
   const name = named('small-get-c64', via);
   return {
     name,
@@ -50,11 +50,11 @@ export function smallGetRate(via: Via): Scenario {
       const path = await o.fullPath();
       const count = o.quick ? 5_000 : 20_000;
       const measure = (t: Target) => async () => ({ [name]: (await smallGets(t, count, 64)).perSecond });
-      const tunnel = tunnelTarget(path, via);
+      const { target: tunnel, processes } = await wayIn(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 2_000, 64);
       return {
         tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
-        cost: { unit: 'cpu_us_per_request', perSample: count, processes: path.costProcesses }, close: async () => {},
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes }, close: async () => {},
       };
     },
   };
