@@ -62,15 +62,15 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, op
   const onResClose = (): void => { if (!res.writableFinished) runnerGone.abort(new RunnerGoneError()); };
   res.once('close', onResClose);
   const answer = await relayPlain(req, open, opts, runnerGone.signal, result);
-  if ('error' in answer) return finishWithError(result, answer.error, (status, reason, message) => writeError(res, status, reason, message, opts));
+  if ('error' in answer) return finishWithError(result, answer.error, (status, reason, message, headers) => writeError(res, status, reason, message, opts, headers));
   const { head, stream, body } = answer;
   if (head.status === 101) {
     stream.destroy();
-    return finishWithError(result, new Error('the agent switched protocols on a plain request'), (s, r, m) => writeError(res, s, r, m, opts));
+    return finishWithError(result, new Error('the agent switched protocols on a plain request'), (s, r, m, h) => writeError(res, s, r, m, opts, h));
   }
   if (stream.destroyed && stream.errored !== null && body.framing !== 'none') {
     // The stream failed in the ticks between the head and now: nothing was sent yet, so say so.
-    return finishWithError(result, new Error('the upstream response was cut short'), (s, r, m) => writeError(res, s, r, m, opts));
+    return finishWithError(result, new Error('the upstream response was cut short'), (s, r, m, h) => writeError(res, s, r, m, opts, h));
   }
   result.status = head.status;
   const deniedBy = answerDeniedBy(head);
@@ -110,9 +110,9 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   try {
     answer = await obtainHead(open, { method: req.method ?? 'GET', path: opts.path, headers }, opts, runnerGone.signal);
   } catch (err) {
-    return finishWithError(result, err as Error, (status, reason, message) => {
+    return finishWithError(result, err as Error, (status, reason, message, extra) => {
       const e = errorBody(status, reason, message, opts);
-      socket.end(closingResponse(status, e.contentType, e.body, headerList(opts.responseHeaders)));
+      socket.end(closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
     });
   }
   socket.off('close', onSocketClose);
@@ -133,9 +133,9 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   }
   const upstream = answer.socket;
   if (upstream.destroyed) {
-    return finishWithError(result, new Error('the upstream closed right after switching protocols'), (status, reason, message) => {
+    return finishWithError(result, new Error('the upstream closed right after switching protocols'), (status, reason, message, extra) => {
       const e = errorBody(status, reason, message, opts);
-      socket.end(closingResponse(status, e.contentType, e.body, headerList(opts.responseHeaders)));
+      socket.end(closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
     });
   }
   result.upgraded = true;
@@ -160,19 +160,21 @@ async function obtainHead(open: () => Promise<Duplex>, req: StreamRequest, opts:
   }
 }
 
-function finishWithError(result: RelayResult, err: Error, write: (status: number, reason: string, message: string) => void): RelayResult {
+type ErrorWriter = (status: number, reason: string, message: string, headers: Record<string, string>) => void;
+
+function finishWithError(result: RelayResult, err: Error, write: ErrorWriter): RelayResult {
   result.error = err;
   if (err instanceof RunnerGoneError) { result.status = 499; return result; }
-  const { status, reason, message } = relayErrorStatus(err);
+  const { status, reason, message, headers } = relayErrorStatus(err);
   result.status = status;
-  write(status, reason, message);
+  write(status, reason, message, headers);
   return result;
 }
 
-function writeError(res: ServerResponse, status: number, reason: string, message: string, opts: RelayOptions): void {
+function writeError(res: ServerResponse, status: number, reason: string, message: string, opts: RelayOptions, headers: Record<string, string>): void {
   if (res.headersSent) { res.destroy(); return; }
   const e = errorBody(status, reason, message, opts);
-  res.writeHead(status, { ...opts.responseHeaders, 'content-type': e.contentType, 'content-length': e.body.length });
+  res.writeHead(status, { ...opts.responseHeaders, ...headers, 'content-type': e.contentType, 'content-length': e.body.length });
   res.end(e.body);
 }
 

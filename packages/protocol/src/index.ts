@@ -10,6 +10,7 @@ export type { OpenWebSocketOptions } from './websocket-open.ts';
 export { ControlChannel, parseControlMessage } from './control-channel.ts';
 export type { ControlMessage, ControlChannelOptions, HelloMessage, OwnerPolicyReport, WelcomeMessage, StatusMessage, ReconnectMessage, ErrorMessage } from './control-channel.ts';
 export { encodePreamble, readPreamble, parsePreamble, STREAM_KINDS } from './preamble.ts';
+export { readLine, type LineErrors } from './line-reader.ts';
 export type { StreamPreamble, StreamKind } from './preamble.ts';
 export { HOP_BY_HOP_HEADERS, connectionTokens, firstHeader, forwardRequestHeaders, headerList, headerPairs, headerRecord, isHopByHop, relayResponseHeaders, withoutHeaders } from './http-headers.ts';
 export type { AnyHeaders, ResponseRelay } from './http-headers.ts';

@@ -64,13 +64,14 @@ export class HeadTimeoutError extends TunnelError {
  * response head: the error's own `status` (4xx/5xx, e.g. 503 from the opener
  * when no agent is connected, 429 for a runner over its limits) with its
  * message, 504 for a head timeout or a stream the agent did not accept in
- * time, else 502 "the tunnel stream failed".
+ * time, else 502 "the tunnel stream failed". A 503 is a gap (an agent
+ * reconnecting, a replica taking over): it carries `Retry-After: 1`.
  */
-export function relayErrorStatus(err: Error): { status: number; reason: string; message: string } {
+export function relayErrorStatus(err: Error): { status: number; reason: string; message: string; headers: Record<string, string> } {
   const code = (err as { code?: unknown }).code;
   const given = (err as { status?: unknown }).status;
   let status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 502;
   let message = err instanceof HeadTimeoutError || typeof given === 'number' ? err.message : `the tunnel stream failed: ${err.message}`;
   if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') { status = 504; message = 'the agent did not accept the stream in time'; }
-  return { status, reason: statusReason(status), message };
+  return { status, reason: statusReason(status), message, headers: status === 503 ? { 'retry-after': '1' } : {} };
 }

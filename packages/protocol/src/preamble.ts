@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { DEFAULT_MAX_PREAMBLE_BYTES } from './constants.ts';
 import { TunnelError } from './errors.ts';
+import { readLine, type LineErrors } from './line-reader.ts';
 
 /** Kinds of data stream the gateway opens to an agent. */
 export const STREAM_KINDS = ['http', 'ping'] as const;
@@ -42,58 +43,16 @@ export function encodePreamble(p: StreamPreamble): Buffer {
  * - `PT_ERR_PREAMBLE_INVALID` on bad JSON, wrong fields, or a stream that ends first;
  * - `PT_ERR_PREAMBLE_UNKNOWN_KIND` for a well-formed preamble of an unknown kind (answer with RST).
  */
-export function readPreamble(stream: Duplex, maxBytes: number = DEFAULT_MAX_PREAMBLE_BYTES): Promise<StreamPreamble> {
-  return new Promise<StreamPreamble>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let done = false;
-
-    const cleanup = (): void => {
-      done = true;
-      stream.off('readable', onReadable);
-      stream.off('end', onEnd);
-      stream.off('close', onEnd);
-      stream.off('error', onError);
-    };
-    const fail = (err: Error): void => { cleanup(); reject(err); };
-
-    const onReadable = (): void => {
-      if (done) return;
-      let chunk: Buffer | null;
-      while ((chunk = stream.read() as Buffer | null) !== null) {
-        if (typeof chunk === 'string') chunk = Buffer.from(chunk);
-        const nl = chunk.indexOf(0x0a);
-        if (nl === -1) {
-          chunks.push(chunk);
-          total += chunk.length;
-          if (total > maxBytes) { fail(tooLarge(maxBytes)); return; }
-          continue;
-        }
-        if (total + nl > maxBytes) { fail(tooLarge(maxBytes)); return; }
-        chunks.push(chunk.subarray(0, nl));
-        const rest = chunk.subarray(nl + 1);
-        cleanup();
-        if (rest.length > 0) stream.unshift(rest);
-        try {
-          resolve(parsePreamble(Buffer.concat(chunks).toString('utf8')));
-        } catch (err) {
-          reject(err);
-        }
-        return;
-      }
-    };
-    const onEnd = (): void => {
-      if (!done) fail(new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream ended before the preamble line'));
-    };
-    const onError = (err: Error): void => {
-      fail(new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream failed before the preamble line', { cause: err }));
-    };
-    stream.on('readable', onReadable);
-    stream.on('end', onEnd);
-    stream.on('close', onEnd);
-    stream.on('error', onError);
-  });
+export async function readPreamble(stream: Duplex, maxBytes: number = DEFAULT_MAX_PREAMBLE_BYTES): Promise<StreamPreamble> {
+  return parsePreamble(await readLine(stream, maxBytes, PREAMBLE_LINE_ERRORS));
 }
+
+const PREAMBLE_LINE_ERRORS: LineErrors = {
+  tooLarge: (maxBytes) => new TunnelError('PT_ERR_PREAMBLE_TOO_LARGE', `no preamble line within ${maxBytes} bytes`),
+  cut: (cause) => (cause === undefined
+    ? new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream ended before the preamble line')
+    : new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream failed before the preamble line', { cause })),
+};
 
 /** Parses and validates one preamble line (without its newline). */
 export function parsePreamble(line: string): StreamPreamble {
@@ -117,9 +76,6 @@ export function parsePreamble(line: string): StreamPreamble {
   return p as unknown as StreamPreamble;
 }
 
-function tooLarge(maxBytes: number): TunnelError {
-  return new TunnelError('PT_ERR_PREAMBLE_TOO_LARGE', `no preamble line within ${maxBytes} bytes`);
-}
 function invalid(message: string): TunnelError {
   return new TunnelError('PT_ERR_PREAMBLE_INVALID', message);
 }

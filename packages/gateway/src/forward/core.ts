@@ -121,10 +121,10 @@ export class ForwardCore {
     return { agent, signal, disarm };
   }
 
-  /** The gateway's answer to an error before the response head (see relayErrorStatus: 503, 504, 429, else 502). */
+  /** The gateway's answer to an error before the response head (see relayErrorStatus: 503 with `Retry-After`, 504, 429, else 502). */
   failure(err: Error): Refusal {
-    const { status, message } = relayErrorStatus(err);
-    return { status, message, headers: {} };
+    const { status, message, headers } = relayErrorStatus(err);
+    return { status, message, headers };
   }
 
   /**
