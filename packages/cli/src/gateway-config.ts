@@ -24,6 +24,15 @@ export const gatewaySchema = {
     tls_handshake_timeout: { doc: 'How long a client has from its TCP connection to the end of the TLS handshake; then the connection is closed.', format: 'duration-ms', default: '10s' },
     request_head_timeout: { doc: 'How long a client has to send a complete request head; then 408 and the connection is closed. Only the head: WATCH, logs -f and exec are never cut by it.', format: 'duration-ms', default: '30s' },
     max_connections: { doc: 'Open connections the gateway accepts at once (agents, runners, handshakes in progress); beyond it new connections are closed.', format: 'nat', default: 10_000 },
+    redis: {
+      url: { doc: 'redis:// or rediss:// URL of the fleet registry (password in the URL if any). Empty: the gateway runs alone. Set on every replica of a fleet.', format: String, default: '', sensitive: true },
+      ca_file: { doc: 'PEM CA for a rediss:// server whose certificate the system does not trust.', format: String, default: '' },
+    },
+    replica: {
+      advertise_url: { doc: 'https://host:port at which the other replicas reach this one (required with redis.url).', format: String, default: '' },
+      secret_file: { doc: 'File holding the secret every replica of the fleet shares; replica-to-replica links are authenticated with it (required with redis.url, at least 16 characters).', format: String, default: '' },
+      ca_file: { doc: "PEM CA the other replicas' certificates are checked against (default: the system's).", format: String, default: '' },
+    },
   },
   tunnel: tunnelSchema,
   runners: {
@@ -45,6 +54,8 @@ export interface GatewayConfig {
     tokens_file: string; dev: boolean; allow_insecure: boolean; state_dir: string;
     drain_timeout: number; handshake_timeout: number; log_level: LogLevel;
     tls_handshake_timeout: number; request_head_timeout: number; max_connections: number;
+    redis: { url: string; ca_file: string };
+    replica: { advertise_url: string; secret_file: string; ca_file: string };
   };
   /** Sizes of the mux sessions with agents and with runners. */
   tunnel: TunnelConfig;
@@ -63,6 +74,9 @@ export interface GatewayFlags {
   dev?: boolean | undefined;
   'log-level'?: string | undefined;
   debug?: boolean | undefined;
+  'redis-url'?: string | undefined;
+  'advertise-url'?: string | undefined;
+  'replica-secret-file'?: string | undefined;
 }
 
 const hints: Record<string, string> = {
@@ -86,6 +100,9 @@ export function loadGatewayConfig(flags: GatewayFlags, env: Record<string, strin
       'gateway.tokens_file': flags.tokens,
       'gateway.dev': flags.dev === true ? true : undefined,
       'gateway.log_level': level,
+      'gateway.redis.url': flags['redis-url'],
+      'gateway.replica.advertise_url': flags['advertise-url'],
+      'gateway.replica.secret_file': flags['replica-secret-file'],
     },
     hints,
   });
@@ -107,8 +124,16 @@ function verifyGatewayConfig(c: GatewayConfig): void {
   if (g.tls_handshake_timeout < 1) problems.push('gateway.tls_handshake_timeout: must be at least 1ms');
   if (g.request_head_timeout < 1) problems.push('gateway.request_head_timeout: must be at least 1ms');
   if (g.max_connections < 1) problems.push('gateway.max_connections: must be at least 1');
+  if (g.redis.url !== '') {
+    if (!/^rediss?:\/\/[^/]/.test(g.redis.url)) problems.push('gateway.redis.url: must be a redis:// or rediss:// URL');
+    if (g.replica.advertise_url === '') problems.push('gateway.replica.advertise_url: is required with gateway.redis.url (the https://host:port other replicas reach this one at)');
+    if (g.replica.secret_file === '') problems.push('gateway.replica.secret_file: is required with gateway.redis.url (a secret file shared by every replica)');
+  }
   problems.push(...tunnelConfigProblems(c.tunnel));
-  problems.push(...unreadableFiles([['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file]]));
+  problems.push(...unreadableFiles([
+    ['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file],
+    ['gateway.redis.ca_file', g.redis.ca_file], ['gateway.replica.secret_file', g.replica.secret_file], ['gateway.replica.ca_file', g.replica.ca_file],
+  ]));
   if (problems.length > 0) throw configError(problems);
 }
 

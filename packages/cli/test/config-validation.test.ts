@@ -51,6 +51,17 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
     assert.equal(r.code, 2);
     assert.match(r.stderr, /gateway\.tokens_file: is required/);
   });
+  test('a gateway with a Redis URL but no advertise URL or replica secret is reported with the keys, and the Redis password is never printed', async () => {
+    const password = 'redis-pass-9b1f';
+    const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml'), '--redis-url', `redis://:${password}@127.0.0.1:1`], cleanEnv());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /gateway\.replica\.advertise_url: is required with gateway\.redis\.url/);
+    assert.match(r.stderr, /gateway\.replica\.secret_file: is required with gateway\.redis\.url/);
+    assert.ok(!r.stderr.includes(password) && !r.stdout.includes(password), 'the Redis password is never printed');
+    const bad = await runCli(['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml')], cleanEnv({ PIPEOPS_GATEWAY_REDIS_URL: 'http://redis:6379' }));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /gateway\.redis\.url: must be a redis:\/\/ or rediss:\/\/ URL/);
+  });
   test('a gateway without certificate, --dev or allow_insecure is reported with the key', async () => {
     const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--tokens', join(ROOT, 'tokens.example.yaml')], cleanEnv());
     assert.equal(r.code, 2);

@@ -1,5 +1,6 @@
 import type { SessionOptions } from '@pipeops/tunnel-mux';
 import { gatewayError } from './errors.ts';
+import type { FleetOptions } from './fleet/fleet.ts';
 import { verifyRunnerLimits, type RunnerLimits } from './runner-limits.ts';
 import type { TokensConfig } from './tokens.ts';
 
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   requestHeadTimeoutMs?: number;
   /** Open TCP connections the server accepts at once (agents, runners, probes, handshakes in progress); a connection beyond it is closed at once. Default 10_000. */
   maxConnections?: number;
+  /** Run as one replica of a fleet sharing a registry in Redis (see fleet/); absent: the gateway runs alone. */
+  fleet?: FleetOptions;
 }
 
 /** Defaults of the optional and commonly defaulted {@link GatewayOptions} fields. */
@@ -102,6 +105,28 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   if ((o.tokensFile === undefined) === (o.tokens === undefined)) fail('tokensFile', 'give exactly one of tokensFile and tokens');
   if (o.tokensFile !== undefined && (typeof o.tokensFile !== 'string' || o.tokensFile === '')) fail('tokensFile', 'must be a path');
   if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) fail('tls', 'needs both cert and key');
+  if (o.fleet !== undefined) verifyFleetOptions(o.fleet, fail);
+}
+
+/** Smallest replica secret accepted (characters). */
+export const MIN_REPLICA_SECRET_LENGTH = 16;
+
+function verifyFleetOptions(f: FleetOptions, fail: (key: string, why: string) => never): void {
+  if (f === null || typeof f !== 'object') fail('fleet', 'must be an object');
+  if (typeof f.redisUrl !== 'string' || !/^rediss?:\/\/[^/]/.test(f.redisUrl)) fail('fleet.redisUrl', 'must be a redis:// or rediss:// URL');
+  if (typeof f.advertiseUrl !== 'function') {
+    let advertise: URL | undefined;
+    try { advertise = new URL(f.advertiseUrl); } catch { /* reported below */ }
+    if (advertise === undefined || !['https:', 'http:'].includes(advertise.protocol) || advertise.pathname !== '/') {
+      fail('fleet.advertiseUrl', 'must be the https://host:port (no path) other replicas reach this one at');
+    }
+  }
+  if (typeof f.secret !== 'string' || f.secret.length < MIN_REPLICA_SECRET_LENGTH) fail('fleet.secret', `must be at least ${MIN_REPLICA_SECRET_LENGTH} characters`);
+  for (const key of ['heartbeatMs', 'leaseMs', 'verifyMs'] as const) {
+    const v = f[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > MAX_TIMER_MS)) fail(`fleet.${key}`, `must be an integer 1..${MAX_TIMER_MS} (ms), got ${String(v)}`);
+  }
+  if ((f.leaseMs ?? 3_000) <= (f.heartbeatMs ?? 1_000)) fail('fleet.leaseMs', 'must be longer than fleet.heartbeatMs');
 }
 
 /** Verifies and fills in defaults. */

@@ -12,6 +12,9 @@ export const gatewayErrorCodes = {
   PT_ERR_INTERNAL: { status: 500, message: 'internal error' },
   PT_ERR_METRICS: { status: 500, message: 'metrics collection failed' },
   PT_ERR_RUNNER_LIMITED: { status: 429, message: "over the runner's stream or request-rate limit" },
+  PT_ERR_FLEET_UNAVAILABLE: { status: 503, message: 'the fleet registry (Redis) cannot be reached' },
+  PT_ERR_REPLICA_UNREACHABLE: { status: 503, message: 'the replica holding the tunnel cannot be reached' },
+  PT_ERR_REPLICA_LINK: { status: 502, message: 'replica link protocol error' },
 } as const satisfies Record<string, { status?: number; message: string }>;
 
 /** A code from {@link gatewayErrorCodes}. */

@@ -6,12 +6,15 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type WebSocket from 'ws';
+import type { Stream } from '@pipeops/tunnel-mux';
 import { createAuditSink, TunnelError, type AuditSink, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import { AgentConnection } from './agent-connection.ts';
 import type { ClusterInfo } from './agent-report.ts';
 import { ClusterRegistry } from './cluster-registry.ts';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './config.ts';
 import { gatewayError } from './errors.ts';
+import { Fleet } from './fleet/fleet.ts';
+import { REPLICA_PATH } from './fleet/replica-link.ts';
 import { ForwardCore } from './forward/core.ts';
 import { K8sRoute } from './forward/k8s-route.ts';
 import { WsRunnerRoute } from './forward/ws-runner-route.ts';
@@ -34,8 +37,12 @@ export interface Gateway extends EventEmitter {
   close(deadlineMs?: number): Promise<void>;
   /** Re-reads the tokens file (also done on file change). Rejects (and keeps the old tokens) when the new file is invalid; agents whose token was removed or moved to another cluster are disconnected, and so are runner sessions (`/ws/runner`) and sockets (`/ws/k8s`) whose token was removed or lost their cluster (close code 1008). */
   reloadTokens(): Promise<void>;
-  /** What GET /v1/clusters returns (for an admin). */
+  /** The clusters whose agents are connected to this gateway (replica). */
   clusters(): ClusterInfo[];
+  /** What GET /v1/clusters returns (for an admin): {@link clusters}, or with `fleet` every replica's, each with the replica holding it. */
+  allClusters(): Promise<ClusterInfo[]>;
+  /** This replica's id in the fleet (undefined without `fleet`). */
+  readonly replicaId: string | undefined;
   /** Opens a data stream to the cluster's agent, preamble written. Rejects TunnelError 503 if not connected (or draining). */
   openStream(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex>;
   readonly server: https.Server | http.Server;
@@ -68,6 +75,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #runnerRoutes: RunnerRoutes;
   readonly #limiter = new RunnerLimiter();
   readonly #audit: AuditSink;
+  readonly #fleet: Fleet | undefined;
   #tokens: TokenStore;
   #watcher: TokensWatcher | undefined;
   #listening = false;
@@ -109,14 +117,27 @@ class GatewayImpl extends EventEmitter implements Gateway {
       runners: this.#runners, json: () => this.#json, limitsFor, logger: runnerLog,
     });
     this.#runnerRoutes = runnerRoutes;
+    this.#fleet = opts.fleet === undefined ? undefined : new Fleet(opts.fleet, {
+      logger: this.#log, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
+      openLocal: async (cluster, preamble) => this.#openLocal(cluster, preamble),
+      localClusters: () => this.clusters(),
+      held: () => this.#clusters.all().map((c) => ({ cluster: c.cluster, sessionId: c.sessionId })),
+      evict: (cluster, sessionId) => this.#evict(cluster, sessionId),
+    });
+    const fleet = this.#fleet;
     this.server = createServer(opts.tls, {
-      upgrade: (req, socket, head, path) => runnerRoutes.upgrade(req, socket, head, path),
+      upgrade: (req, socket, head, path) => {
+        if (path === REPLICA_PATH && fleet !== undefined) { fleet.endpoint.handleUpgrade(req, socket, head); return true; }
+        return runnerRoutes.upgrade(req, socket, head, path);
+      },
       connect: (req, socket) => runnerRoutes.connect(req, socket),
       request: (req, res, path) => runnerRoutes.request(req, res, path) || handleStatusRequest(req, res, path, {
         registry: this.#registry,
         tokens: () => this.#tokens,
-        clusters: () => this.clusters(),
+        clusters: () => this.allClusters(),
         notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
+        // Not a reason to take the replica out of the load balancer: it still serves the tunnels it holds.
+        degradedReason: () => this.#fleet?.registry.problem(),
       }) || runnerRoutes.notFound(req, res, path),
       tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
     }, this.#log, opts);
@@ -136,28 +157,57 @@ class GatewayImpl extends EventEmitter implements Gateway {
     await once(this.server, 'listening');
     this.#listening = true;
     const address = this.server.address() as AddressInfo;
+    await this.#fleet?.start(address.port);
     this.#log.info({ event: 'gateway_listening', address: address.address, port: address.port, tls: this.#opts.tls !== undefined }, 'gateway listening');
     return address;
+  }
+
+  get replicaId(): string | undefined {
+    return this.#fleet?.replicaId;
   }
 
   clusters(): ClusterInfo[] {
     return this.#clusters.all().map((c) => c.info()).sort((a, b) => a.cluster.localeCompare(b.cluster));
   }
 
+  async allClusters(): Promise<ClusterInfo[]> {
+    const local = this.clusters();
+    return this.#fleet === undefined ? local : this.#fleet.clusters(local);
+  }
+
   async openStream(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
     if (this.#draining) throw new TunnelError('PT_ERR_DRAINING');
-    const conn = this.#clusters.get(cluster);
-    if (conn === undefined || conn.closed || conn.session.remoteGoAway) {
-      throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
-    }
     const runnerId = preamble.runnerId;
     const runner = runnerId !== undefined ? this.#tokens.runnerById(runnerId) : undefined;
     // The runner's groups travel from the tokens file, never from the request (the agent impersonates them with access_as: runner).
     const groups = preamble.groups ?? runner?.groups;
-    const stream = await conn.openStream({ ...preamble, cluster: preamble.cluster ?? cluster, ...(groups !== undefined && groups.length > 0 ? { groups: [...groups] } : {}) });
-    // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set by openStream).
-    if (runner !== undefined) stream.setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
+    const full = { ...preamble, cluster: preamble.cluster ?? cluster, ...(groups !== undefined && groups.length > 0 ? { groups: [...groups] } : {}) };
+    // A cluster whose tunnel another replica holds is reached through that replica.
+    const stream = this.#usable(cluster) !== undefined || this.#fleet === undefined ? this.#openLocal(cluster, full) : await this.#fleet.openRemote(cluster, full);
+    // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set when the stream opens).
+    if (runner !== undefined) (stream as Stream).setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
     return stream;
+  }
+
+  #usable(cluster: string): AgentConnection | undefined {
+    const conn = this.#clusters.get(cluster);
+    return conn === undefined || conn.closed || conn.session.remoteGoAway ? undefined : conn;
+  }
+
+  /** A stream to the agent of `cluster` on this replica (never through another replica). */
+  #openLocal(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Stream {
+    const conn = this.#usable(cluster);
+    if (conn === undefined) throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
+    return conn.openStream(preamble);
+  }
+
+  /** A newer claim on another replica won `cluster`: new requests go there; the session here ends once its streams have (within drain_timeout). */
+  #evict(cluster: string, sessionId: string): void {
+    const conn = this.#clusters.get(cluster);
+    if (conn === undefined || conn.sessionId !== sessionId || !this.#clusters.delete(conn)) return;
+    this.#metrics.sessions.dec();
+    conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica' }, 'session replaced by a newer one for the same cluster on another replica');
+    void conn.shutdown(this.#opts.drainTimeoutMs, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
   }
 
   /** A runner's limits: the gateway's defaults under what its tokens-file entry sets. */
@@ -215,6 +265,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     await Promise.all(conns.map((conn) => conn.shutdown(Math.min(left, 1_000))));
     for (const conn of this.#pending) conn.abort();
     await this.#endpoint.close();
+    await this.#fleet?.close();
     await this.#audit.close();
     if (this.#listening) {
       const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -250,6 +301,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
     } else {
       this.#metrics.sessions.inc();
     }
+    if (previous !== undefined) this.#fleet?.released({ cluster: previous.cluster, sessionId: previous.sessionId }, false);
+    void this.#fleet?.claim({ cluster: conn.cluster, sessionId: conn.sessionId });
     this.#metrics.connects.inc();
     this.emit('agent-connected', conn.cluster);
   }
@@ -258,6 +311,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#pending.delete(conn);
     this.#metrics.untrack(conn);
     if (this.#clusters.delete(conn)) {
+      this.#fleet?.released({ cluster: conn.cluster, sessionId: conn.sessionId }, true);
       this.#metrics.sessions.dec();
       conn.log.info({ event: 'agent_disconnected', streamsActive: conn.streamsActive }, 'agent disconnected');
       this.emit('agent-disconnected', conn.cluster);

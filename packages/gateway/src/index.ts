@@ -9,3 +9,4 @@ export { generateDevCertificates } from './dev-tls.ts';
 export type { DevCertificateOptions, DevCertificates } from './dev-tls.ts';
 export { gatewayErrorCodes } from './errors.ts';
 export type { GatewayErrorCode } from './errors.ts';
+export type { FleetOptions, FleetClusterInfo } from './fleet/fleet.ts';

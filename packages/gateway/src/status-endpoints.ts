@@ -8,9 +8,11 @@ import { bearerToken, type TokenStore } from './tokens.ts';
 export interface StatusEndpointDeps {
   registry: Registry;
   tokens: () => TokenStore;
-  clusters: () => ClusterInfo[];
+  clusters: () => Promise<ClusterInfo[]>;
   /** undefined when ready, else the reason. */
   notReadyReason: () => string | undefined;
+  /** Why the replica serves only part of what it should (e.g. the fleet registry is unreachable): `/ready` stays 200 and says so. */
+  degradedReason?: () => string | undefined;
 }
 
 /**
@@ -24,8 +26,10 @@ export function handleStatusRequest(req: IncomingMessage, res: ServerResponse, p
       return true;
     case '/ready': {
       const reason = deps.notReadyReason();
-      if (reason === undefined) sendJson(res, 200, { status: 'ready' });
-      else sendJson(res, 503, { status: 'not-ready', reason });
+      const degraded = deps.degradedReason?.();
+      if (reason !== undefined) sendJson(res, 503, { status: 'not-ready', reason });
+      else if (degraded !== undefined) sendJson(res, 200, { status: 'degraded', reason: degraded });
+      else sendJson(res, 200, { status: 'ready' });
       return true;
     }
     case '/metrics':
@@ -38,17 +42,16 @@ export function handleStatusRequest(req: IncomingMessage, res: ServerResponse, p
       if (req.method !== 'GET') { sendJson(res, 405, errorBody('PT_ERR_BAD_REQUEST', 'GET only'), { allow: 'GET' }); return true; }
       const token = bearerToken(req.headers.authorization);
       const store = deps.tokens();
-      if (store.verifyAdmin(token) !== undefined) {
-        sendJson(res, 200, { clusters: deps.clusters() });
-        return true;
-      }
-      const runner = store.verifyRunner(token);
-      if (runner === undefined) {
+      const admin = store.verifyAdmin(token) !== undefined;
+      const runner = admin ? undefined : store.verifyRunner(token);
+      if (!admin && runner === undefined) {
         sendJson(res, 401, errorBody('PT_ERR_AUTH_REJECTED', 'admin or runner token required'), { 'www-authenticate': 'Bearer' });
         return true;
       }
-      const visible = deps.clusters().filter((c) => runner.allClusters || runner.clusters.has(c.cluster));
-      sendJson(res, 200, { clusters: visible });
+      deps.clusters().then(
+        (all) => sendJson(res, 200, { clusters: runner === undefined ? all : all.filter((c) => runner.allClusters || runner.clusters.has(c.cluster)) }),
+        () => sendJson(res, 500, errorBody('PT_ERR_INTERNAL', 'could not list the clusters')),
+      );
       return true;
     }
     default:

@@ -16,3 +16,4 @@ export { waitFor, type WaitForOptions } from './wait-for.ts';
 export {
   startKubePath, KUBE_PATH, type KubePath, type KubePathOptions, type KubePathAgent, type KubePathAgentOptions,
 } from './kube-path.ts';
+export { startRedisServer, redisServerBinary, type RedisServer } from './redis-server.ts';

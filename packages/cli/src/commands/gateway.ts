@@ -23,6 +23,9 @@ export const gatewayFlags: FlagSpecs = {
   dev: { type: 'boolean', help: 'generate a self-signed CA and certificate; the CA file path is logged (gateway.dev)' },
   'log-level': { type: 'string', value: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (gateway.log_level)' },
   debug: { type: 'boolean', help: 'debug logging (same as --log-level debug)' },
+  'redis-url': { type: 'string', value: 'URL', help: 'redis:// or rediss:// registry shared by the replicas of a fleet (gateway.redis.url)' },
+  'advertise-url': { type: 'string', value: 'URL', help: 'https://host:port other replicas reach this one at (gateway.replica.advertise_url)' },
+  'replica-secret-file': { type: 'string', value: 'FILE', help: 'secret shared by every replica (gateway.replica.secret_file)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -41,6 +44,9 @@ export function gatewayUsage(): string {
     'PIPEOPS_GATEWAY_LISTEN, PIPEOPS_GATEWAY_TOKENS_FILE, PIPEOPS_GATEWAY_TLS_CERT.',
     'Precedence: flags > environment > config file > defaults.',
     '',
+    'Several replicas behind one load balancer share a registry in Redis:',
+    'set --redis-url, --advertise-url and --replica-secret-file on each.',
+    '',
     'Signals: SIGTERM/SIGINT drain and exit 0 (gateway.drain_timeout);',
     '         SIGHUP reloads the tokens file.',
     '',
@@ -48,6 +54,7 @@ export function gatewayUsage(): string {
 }
 
 type GenerateDevCertificates = typeof import('@pipeops/tunnel-gateway').generateDevCertificates;
+type FleetOptions = import('@pipeops/tunnel-gateway').FleetOptions;
 
 function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
@@ -79,6 +86,20 @@ function loadTls(config: GatewayConfig, host: string, logger: Logger, generateDe
   writeFileSync(hostsFile, JSON.stringify(hosts), { mode: 0o644 });
   logger.warn({ caFile, hosts }, `dev CA written to ${caFile}`);
   return { cert: dev.cert, key: dev.key };
+}
+
+/** The fleet settings (`gateway.redis.*`, `gateway.replica.*`), when `gateway.redis.url` is set. */
+function fleetOptions(config: GatewayConfig): { fleet?: FleetOptions } {
+  const { redis, replica } = config.gateway;
+  if (redis.url === '') return {};
+  return {
+    fleet: {
+      redisUrl: redis.url, advertiseUrl: replica.advertise_url,
+      secret: readFileSync(replica.secret_file, 'utf8').trim(),
+      ...(redis.ca_file !== '' ? { redisCa: readFileSync(redis.ca_file) } : {}),
+      ...(replica.ca_file !== '' ? { peerCa: readFileSync(replica.ca_file) } : {}),
+    },
+  };
 }
 
 /** Runs `pipeops-tunnel gateway`; resolves with the exit code. */
@@ -118,6 +139,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         tlsHandshakeTimeoutMs: config.gateway.tls_handshake_timeout,
         requestHeadTimeoutMs: config.gateway.request_head_timeout,
         maxConnections: config.gateway.max_connections,
+        ...fleetOptions(config),
       },
       { logger, registry },
     );
