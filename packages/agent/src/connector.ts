@@ -62,6 +62,13 @@ export class Connector extends EventEmitter {
   #loop: Promise<void> | undefined;
   #everConnected = false;
   readonly #draining = new Set<Promise<void>>();
+  /**
+   * Sessions the gateway asked the agent to leave (control `reconnect`,
+   * GoAway), kept serving the gateway's streams until the next session is
+   * up: make before break, so a rolling gateway update leaves no moment
+   * without a tunnel.
+   */
+  readonly #handingOver = new Set<LiveSession>();
   readonly done: Promise<void>;
   #resolveDone!: () => void;
   #rejectDone!: (err: Error) => void;
@@ -129,11 +136,11 @@ export class Connector extends EventEmitter {
       this.#closing = true;
       this.#closeDeadlineMs = deadlineMs;
       this.#abort.abort();
-      const live = this.#live;
-      if (live !== undefined) {
+      for (const live of [...(this.#live === undefined ? [] : [this.#live]), ...this.#handingOver]) {
         live.control.close();
         void live.session.close(deadlineMs).catch(() => {});
       }
+      this.#handingOver.clear();
       if (this.#loop === undefined) {
         this.#setState('closed');
         this.#resolveDone();
@@ -214,6 +221,20 @@ export class Connector extends EventEmitter {
     }
   }
 
+  /** Retires the sessions kept during a hand-over: a new session is up. */
+  #retireHandedOver(): void {
+    for (const kept of this.#handingOver) this.#drain(kept);
+    this.#handingOver.clear();
+  }
+
+  /** GoAway, then in-flight streams finish in the background (up to `timeoutMs`) while the agent goes on. */
+  #drain(live: LiveSession): void {
+    live.control.close();
+    const drain = live.session.close(this.#o.timeoutMs).catch(() => {});
+    this.#draining.add(drain);
+    void drain.finally(() => this.#draining.delete(drain));
+  }
+
   #giveUpIfExhausted(failedDials: number, cause: Error | undefined): void {
     const r = this.#o.reconnect;
     const opts = cause === undefined ? undefined : { cause };
@@ -291,6 +312,7 @@ export class Connector extends EventEmitter {
     this.#everConnected = true;
     this.#setState('connected');
     slog.info({ gatewayVersion: welcome.gatewayVersion }, 'tunnel connected');
+    this.#retireHandedOver();
     this.emit('connected', { sessionId: welcome.sessionId });
     control.startReports();
 
@@ -329,13 +351,17 @@ export class Connector extends EventEmitter {
       // close() already sent GoAway; wait for in-flight streams up to the deadline.
       control.close();
       await session.close(this.#closeDeadlineMs).catch(() => {});
+    } else if (!session.isClosed && end.requested) {
+      // Asked to leave: the session keeps carrying the gateway's streams while the next one is dialed, and is
+      // retired (GoAway, in-flight streams finish) once that one is up; the gateway may end it first.
+      const kept: LiveSession = { session, control };
+      this.#handingOver.add(kept);
+      session.once('close', () => { this.#handingOver.delete(kept); control.close(); });
+      slog.info({ event: 'tunnel_handover', reason: end.reason }, 'the gateway asked for a new tunnel; the old one serves until the new one is up');
     } else if (!session.isClosed) {
       // Drain in the background: in-flight streams finish on the old session
       // while the next dial starts at once.
-      control.close();
-      const drain = session.close(this.#o.timeoutMs).catch(() => {});
-      this.#draining.add(drain);
-      void drain.finally(() => this.#draining.delete(drain));
+      this.#drain({ session, control });
     } else {
       control.close();
     }

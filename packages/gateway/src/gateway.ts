@@ -176,7 +176,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
   }
 
   async openStream(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
-    if (this.#draining) throw new TunnelError('PT_ERR_DRAINING');
+    // A draining replica of a fleet serves on (its agents are moving, others are reached through their replicas) until it exits.
+    if (this.#draining && this.#fleet === undefined) throw new TunnelError('PT_ERR_DRAINING');
     const runnerId = preamble.runnerId;
     const runner = runnerId !== undefined ? this.#tokens.runnerById(runnerId) : undefined;
     // The runner's groups travel from the tokens file, never from the request (the agent impersonates them with access_as: runner).
@@ -206,6 +207,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const conn = this.#clusters.get(cluster);
     if (conn === undefined || conn.sessionId !== sessionId || !this.#clusters.delete(conn)) return;
     this.#metrics.sessions.dec();
+    this.emit('session-released', conn);
     conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica' }, 'session replaced by a newer one for the same cluster on another replica');
     void conn.shutdown(this.#opts.drainTimeoutMs, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
   }
@@ -255,11 +257,12 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const conns = this.#clusters.all();
     this.#log.info({ event: 'gateway_draining', agents: conns.length, deadlineMs }, 'gateway draining');
     for (const conn of this.#pending) conn.abort();
+    const started = Date.now();
+    if (this.#fleet !== undefined) await this.#handOver(conns, deadlineMs);
     for (const conn of conns) conn.drain('gateway draining');
     // Keep listening while draining: /ready answers 503 (load balancers take us out) and new
     // agents get a 503 upgrade refusal they retry elsewhere, rather than a refused connection.
-    const started = Date.now();
-    await waitIdle(conns, deadlineMs);
+    await waitIdle(conns, Math.max(1, deadlineMs - (Date.now() - started)));
     const left = Math.max(1, deadlineMs - (Date.now() - started));
     await Promise.all([this.#runners.close(Math.min(left, 1_000)), this.#json.close()]);
     await Promise.all(conns.map((conn) => conn.shutdown(Math.min(left, 1_000))));
@@ -274,6 +277,27 @@ class GatewayImpl extends EventEmitter implements Gateway {
     }
     this.#listening = false;
     this.#log.info({ event: 'gateway_closed', ms: Date.now() - started }, 'gateway closed');
+  }
+
+  /**
+   * A fleet replica's first step out: each agent is asked to dial again (no
+   * GoAway: its session keeps serving), reaches another replica through the
+   * load balancer, and its claim there ends the session here (see #evict).
+   * Resolves when every session is gone or moved, or at half the deadline.
+   */
+  async #handOver(conns: AgentConnection[], deadlineMs: number): Promise<void> {
+    const moving = new Set(conns.filter((c) => !c.closed && this.#clusters.get(c.cluster) === c));
+    if (moving.size === 0) return;
+    this.#log.info({ event: 'gateway_handover', agents: moving.size }, 'asking every agent to move to another replica');
+    for (const conn of moving) conn.send({ type: 'reconnect', reason: 'gateway draining' });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(1, Math.floor(deadlineMs / 2)));
+      timer.unref();
+      const onMoved = (conn: AgentConnection): void => { moving.delete(conn); if (moving.size === 0) done(); };
+      this.on('session-released', onMoved);
+      function done(): void { clearTimeout(timer); resolve(); }
+      void Promise.resolve().then(() => { if (moving.size === 0) done(); });
+    }).finally(() => this.removeAllListeners('session-released'));
   }
 
   #onAgent(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
@@ -312,6 +336,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#metrics.untrack(conn);
     if (this.#clusters.delete(conn)) {
       this.#fleet?.released({ cluster: conn.cluster, sessionId: conn.sessionId }, true);
+      this.emit('session-released', conn);
       this.#metrics.sessions.dec();
       conn.log.info({ event: 'agent_disconnected', streamsActive: conn.streamsActive }, 'agent disconnected');
       this.emit('agent-disconnected', conn.cluster);

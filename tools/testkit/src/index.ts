@@ -17,3 +17,4 @@ export {
   startKubePath, KUBE_PATH, type KubePath, type KubePathOptions, type KubePathAgent, type KubePathAgentOptions,
 } from './kube-path.ts';
 export { startRedisServer, redisServerBinary, type RedisServer } from './redis-server.ts';
+export { startHaproxy, haproxyBinary, type Haproxy } from './haproxy.ts';

@@ -3,7 +3,7 @@
 // the same port by the tests themselves.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.ts';
 import { createInterface } from 'node:readline';
 
 /** A running redis-server. */
@@ -26,15 +26,6 @@ export function redisServerBinary(): string {
   const path = found.stdout.trim();
   if (found.status !== 0 || path === '') throw new Error('redis-server is not installed: apt-get install redis-server (Debian 12 ships 7.0)');
   return path;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 async function launch(bin: string, port: number): Promise<ChildProcess> {

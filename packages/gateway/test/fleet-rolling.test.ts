@@ -1,0 +1,91 @@
+// A rolling update of the gateway fleet behind a real HAProxy: the replica
+// holding the tunnel is closed (what SIGTERM does) while a runner keeps
+// sending requests through the load balancer, each on a new connection as
+// kubectl does; not one fails, and the agent ends up on the other replica,
+// having opened its new tunnel before it let the old one go.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent as UndiciAgent, request } from 'undici';
+import { createAgent } from '@pipeops/tunnel-agent';
+import {
+  FAKE_GIT_VERSION, KUBE_PATH, collectLogs, kubeconfigFor, startFakeApiServer, startHaproxy, startRedisServer, testCertificates, waitFor, writeCaFile,
+} from '@pipeops/tunnel-testkit';
+import { Registry } from 'prom-client';
+import { createGateway, type Gateway, type TokensConfig } from '../src/index.ts';
+
+const tokens: TokensConfig = {
+  agents: [{ cluster: KUBE_PATH.cluster, token: KUBE_PATH.agentToken }],
+  runners: [{ id: 'r1', token: KUBE_PATH.runnerToken, clusters: [KUBE_PATH.cluster] }],
+  admins: [],
+};
+
+async function replica(t: TestContext, redisUrl: string, logs: ReturnType<typeof collectLogs>): Promise<{ gateway: Gateway; port: number }> {
+  const certs = testCertificates();
+  const gateway = createGateway({
+    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs: 10_000, handshakeTimeoutMs: 5_000,
+    fleet: { redisUrl, secret: 'replica-secret-for-tests-0123456789', peerCa: certs.caCert, advertiseUrl: (port) => `https://127.0.0.1:${port}`, heartbeatMs: 200, leaseMs: 1_000, verifyMs: 500 },
+  }, { logger: logs.logger('debug'), registry: new Registry() });
+  const { port } = await gateway.start();
+  t.after(() => gateway.close(200));
+  return { gateway, port };
+}
+
+test('closing the replica that holds the tunnel fails no request sent through the load balancer, and the agent moves to the other replica', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pipeops-rolling-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const redis = await startRedisServer(t);
+  const fake = await startFakeApiServer();
+  t.after(() => fake.close());
+  const [logsA, logsB, agentLogs] = [collectLogs(), collectLogs(), collectLogs()];
+  const a = await replica(t, redis.url, logsA);
+  const b = await replica(t, redis.url, logsB);
+  const lb = await startHaproxy(t, { dir, backends: [a.port, b.port] });
+
+  const kubeconfig = join(dir, 'kubeconfig.yaml');
+  writeFileSync(kubeconfig, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }), { mode: 0o600 });
+  const agent = createAgent({
+    apiUrl: lb.url, token: KUBE_PATH.agentToken, agentId: 'a1', name: 'rolling', clusterName: KUBE_PATH.cluster,
+    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
+    tls: { insecureSkipVerify: false, caFile: writeCaFile(dir, testCertificates(), 'gateway-ca.pem') }, allowInsecureTransport: false,
+    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 500 },
+    kubernetes: { kubeconfig, inCluster: false, namespace: 'default' },
+  } as Parameters<typeof createAgent>[0], { logger: agentLogs.logger('debug'), registry: new Registry() });
+  t.after(() => agent.close(200));
+  await agent.start();
+  await waitFor(() => a.gateway.clusters().length === 1, { what: 'the agent on replica A (the first healthy one)' });
+
+  // The runner: one request after another through the load balancer, each on a connection of its own.
+  const dispatcher = new UndiciAgent({ connect: { ca: testCertificates().caCert } });
+  t.after(() => dispatcher.close());
+  const outcomes: Array<number | string> = [];
+  let running = true;
+  const runner = (async () => {
+    while (running) {
+      try {
+        const res = await request(`${lb.url}/k8s/clusters/${KUBE_PATH.cluster}/version`, { dispatcher, reset: true, headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` } });
+        const body = await res.body.text();
+        outcomes.push(res.statusCode === 200 && body.includes(FAKE_GIT_VERSION) ? 200 : `${res.statusCode} ${body}`);
+      } catch (err) {
+        outcomes.push(`error ${(err as Error).message}`);
+      }
+    }
+  })();
+  await waitFor(() => outcomes.length >= 20, { what: 'the runner under way' });
+
+  // The roll: A drains and exits while the runner keeps going.
+  const closedA = a.gateway.close(10_000);
+  await waitFor(() => b.gateway.clusters().length === 1, { timeoutMs: 10_000, what: 'the agent on replica B' });
+  await closedA;
+  const atClose = outcomes.length;
+  await waitFor(() => outcomes.length >= atClose + 20, { what: 'requests after the roll' });
+  running = false;
+  await runner;
+
+  const failed = outcomes.filter((o) => o !== 200);
+  assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed during the roll`);
+  assert.ok(agentLogs.records.some((r) => r.event === 'tunnel_handover'), 'the agent kept its old tunnel while it dialed the new one');
+  assert.ok(logsA.records.some((r) => r.event === 'gateway_handover'));
+});
