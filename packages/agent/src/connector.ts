@@ -22,6 +22,9 @@ export interface ConnectorOptions {
   dispatcher: StreamDispatcher;
 }
 
+/** How long a session the gateway asked the agent to leave may serve on before the agent retires it itself (ms). */
+export const HANDOVER_GRACE_MS = 60_000;
+
 /** How one established session ended. */
 interface SessionEnd {
   upMs: number;
@@ -64,9 +67,13 @@ export class Connector extends EventEmitter {
   readonly #draining = new Set<Promise<void>>();
   /**
    * Sessions the gateway asked the agent to leave (control `reconnect`,
-   * GoAway), kept serving the gateway's streams until the next session is
-   * up: make before break, so a rolling gateway update leaves no moment
-   * without a tunnel.
+   * GoAway), kept serving the streams the gateway opens on them while the
+   * next session is dialed: make before break, so a rolling gateway update
+   * leaves no moment without a tunnel. The gateway ends such a session once
+   * it no longer routes to it (a fleet replica when the cluster's new claim
+   * lands, a lone gateway at the end of its drain): if the agent retired it
+   * itself, a stream the gateway opened in the same instant would be reset.
+   * Retired here only after {@link HANDOVER_GRACE_MS}, for a gateway that never does.
    */
   readonly #handingOver = new Set<LiveSession>();
   readonly done: Promise<void>;
@@ -221,12 +228,6 @@ export class Connector extends EventEmitter {
     }
   }
 
-  /** Retires the sessions kept during a hand-over: a new session is up. */
-  #retireHandedOver(): void {
-    for (const kept of this.#handingOver) this.#drain(kept);
-    this.#handingOver.clear();
-  }
-
   /** GoAway, then in-flight streams finish in the background (up to `timeoutMs`) while the agent goes on. */
   #drain(live: LiveSession): void {
     live.control.close();
@@ -312,7 +313,6 @@ export class Connector extends EventEmitter {
     this.#everConnected = true;
     this.#setState('connected');
     slog.info({ gatewayVersion: welcome.gatewayVersion }, 'tunnel connected');
-    this.#retireHandedOver();
     this.emit('connected', { sessionId: welcome.sessionId });
     control.startReports();
 
@@ -356,8 +356,10 @@ export class Connector extends EventEmitter {
       // retired (GoAway, in-flight streams finish) once that one is up; the gateway may end it first.
       const kept: LiveSession = { session, control };
       this.#handingOver.add(kept);
-      session.once('close', () => { this.#handingOver.delete(kept); control.close(); });
-      slog.info({ event: 'tunnel_handover', reason: end.reason }, 'the gateway asked for a new tunnel; the old one serves until the new one is up');
+      const retire = setTimeout(() => { if (this.#handingOver.delete(kept)) this.#drain(kept); }, HANDOVER_GRACE_MS);
+      retire.unref();
+      session.once('close', () => { clearTimeout(retire); this.#handingOver.delete(kept); control.close(); });
+      slog.info({ event: 'tunnel_handover', reason: end.reason }, 'the gateway asked for a new tunnel; the old one serves until the gateway ends it');
     } else if (!session.isClosed) {
       // Drain in the background: in-flight streams finish on the old session
       // while the next dial starts at once.
