@@ -131,14 +131,18 @@ class GatewayImpl extends EventEmitter implements Gateway {
         return runnerRoutes.upgrade(req, socket, head, path);
       },
       connect: (req, socket) => runnerRoutes.connect(req, socket),
-      request: (req, res, path) => runnerRoutes.request(req, res, path) || handleStatusRequest(req, res, path, {
+      request: (req, res, path) => {
+        // Draining: a keep-alive client's next request goes through the load balancer to another replica.
+        if (this.#draining) res.setHeader('connection', 'close');
+        return runnerRoutes.request(req, res, path) || handleStatusRequest(req, res, path, {
         registry: this.#registry,
         tokens: () => this.#tokens,
         clusters: () => this.allClusters(),
         notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
         // Not a reason to take the replica out of the load balancer: it still serves the tunnels it holds.
         degradedReason: () => this.#fleet?.registry.problem(),
-      }) || runnerRoutes.notFound(req, res, path),
+      }) || runnerRoutes.notFound(req, res, path);
+      },
       tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
     }, this.#log, opts);
   }
@@ -258,7 +262,11 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#log.info({ event: 'gateway_draining', agents: conns.length, deadlineMs }, 'gateway draining');
     for (const conn of this.#pending) conn.abort();
     const started = Date.now();
-    if (this.#fleet !== undefined) await this.#handOver(conns, deadlineMs);
+    if (this.#fleet !== undefined) {
+      // Runners on tunnel-client move first (their next session lands elsewhere), then the agents.
+      this.#runners.goAway();
+      await this.#handOver(conns, deadlineMs);
+    }
     for (const conn of conns) conn.drain('gateway draining');
     // Keep listening while draining: /ready answers 503 (load balancers take us out) and new
     // agents get a 503 upgrade refusal they retry elsewhere, rather than a refused connection.

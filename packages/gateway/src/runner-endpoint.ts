@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { createSession, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
+import { createSession, GoAwayCode, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import { SUBPROTOCOL, websocketDuplex } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus } from './kube-status.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -122,6 +122,15 @@ export class RunnerEndpoint {
       log.info({ event: 'runner_disconnected', code: err?.code, stats: session.stats }, 'runner session closed');
       if (ws.readyState === ws.OPEN) ws.close(1000);
     });
+  }
+
+  /**
+   * Sends GoAway on every runner session: tunnel-client dials a new session
+   * (through the load balancer, to another replica) while the streams in
+   * flight finish on this one. A fleet replica's first step out.
+   */
+  goAway(): void {
+    for (const session of this.#sessions.keys()) if (!session.isClosed && !session.localGoAway) session.goAway(GoAwayCode.normal);
   }
 
   /** Closes every runner session (GoAway, then at most `deadlineMs` for their streams) and refuses new ones. */

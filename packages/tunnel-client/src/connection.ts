@@ -29,6 +29,8 @@ export class TunnelConnection extends EventEmitter {
   readonly #abort = new AbortController();
   #state: TunnelState = 'connecting';
   #session: Session | undefined;
+  /** Sessions the gateway sent GoAway on (a draining replica): their streams finish while the next session serves. */
+  readonly #handingOver = new Set<Session>();
   #closeError: Error | undefined;
   #changed: Array<() => void> = [];
   #first: Promise<void> | undefined;
@@ -102,14 +104,14 @@ export class TunnelConnection extends EventEmitter {
     }
   }
 
-  /** Closes the session and stops reconnecting. Idempotent. */
+  /** Closes the session (and any the gateway is handing over) and stops reconnecting. Idempotent. */
   async close(): Promise<void> {
     if (this.#state !== 'closed') this.#finish(undefined);
-    const session = this.#session;
-    if (session !== undefined && !session.isClosed) {
+    const sessions = [...(this.#session === undefined ? [] : [this.#session]), ...this.#handingOver];
+    await Promise.all(sessions.filter((s) => !s.isClosed).map(async (session) => {
       await session.close(1_000).catch(() => {});
       session.destroy();
-    }
+    }));
     await this.#loop;
   }
 
@@ -198,9 +200,22 @@ export class TunnelConnection extends EventEmitter {
         connected = true;
         resolveFirst();
       }
-      await closed;
-      this.#session = undefined;
+      // A GoAway (the gateway replica is draining) is a hand-over: streams in flight finish on this session
+      // while the next one is dialed (through the load balancer, to another replica) at once.
+      const goneAway = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => session.once('goaway', () => resolve(true)))]);
+      if (this.#session === session) this.#session = undefined;
       if (signal.aborted) break;
+      if (goneAway && !session.isClosed) {
+        this.#handingOver.add(session);
+        void closed.then(() => {
+          this.#handingOver.delete(session);
+          // Gone before a new session was up (a lone gateway that stopped): the tunnel is lost after all.
+          if (this.#session === undefined && !signal.aborted) this.emit('disconnected', { reason: session.closeError?.message ?? 'session closed after GoAway' });
+        });
+        this.#logger.info({ event: 'tunnel_handover', cluster: o.cluster }, 'the gateway is draining; dialing a new tunnel while this one finishes its streams');
+        failures = 0;
+        continue;
+      }
       const reason = session.closeError?.message ?? 'session closed';
       this.#logger.warn({ event: 'tunnel_disconnected', reason, upMs: Date.now() - upAt }, 'tunnel lost; reconnecting');
       this.emit('disconnected', { reason });

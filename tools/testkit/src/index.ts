@@ -18,3 +18,4 @@ export {
 } from './kube-path.ts';
 export { startRedisServer, redisServerBinary, type RedisServer } from './redis-server.ts';
 export { startHaproxy, haproxyBinary, type Haproxy } from './haproxy.ts';
+export { freePort } from './free-port.ts';
