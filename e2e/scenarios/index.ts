@@ -2,6 +2,7 @@
 import type { Scenario } from '../harness/scenario.ts';
 import { chaosScenarios } from './chaos.ts';
 import { clientNodeScenarios } from './client-node.ts';
+import { fleetScenarios } from './fleet.ts';
 import { jsonProtocolScenarios } from './json-protocol.ts';
 import { olderKubectlScenarios } from './older-kubectl.ts';
 import { helmScenarios, rbacScenarios } from './rbac-helm.ts';
@@ -22,5 +23,6 @@ export const allScenarios: Scenario[] = [
   ...clientNodeScenarios,
   ...jsonProtocolScenarios,
   ...olderKubectlScenarios,
+  ...fleetScenarios,
   ...chaosScenarios,
 ];
