@@ -23,10 +23,11 @@ import { connect } from '@pipeops/tunnel-client';
 import { kubeconfigFor, startFakeApiServer, type FakeApiServer } from '@pipeops/tunnel-testkit';
 import { ensureBinaries } from '@pipeops/tunnel-e2e/harness/build';
 import { startCluster, type Cluster } from '@pipeops/tunnel-e2e/harness/cluster';
+import { startFleet } from '@pipeops/tunnel-e2e/harness/fleet';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/pipeops-tunnel.js', import.meta.url));
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
-const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, 'stand-in': { type: 'boolean' }, verbose: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, 'stand-in': { type: 'boolean' }, verbose: { type: 'boolean' }, ha: { type: 'boolean' } } });
 const dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-demo-'));
 const tokens = { agent: secret(), runner: secret(), admin: secret() };
 const children = new Set<ChildProcess>();
@@ -110,7 +111,8 @@ function startGateway(port: number) {
   return run('gateway', ['gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', join(dir, 'tokens.yaml'), '--config', join(dir, 'gateway.yaml')]);
 }
 
-async function main(): Promise<void> {
+/** The cluster the agent serves: yours (`--kubeconfig`), the stand-in API server, or a real kube-apiserver with kwok. */
+async function theCluster(): Promise<{ clusterKubeconfig: string; fake: FakeApiServer | undefined }> {
   step('the cluster');
   let fake: FakeApiServer | undefined;
   let clusterKubeconfig: string;
@@ -135,7 +137,11 @@ async function main(): Promise<void> {
     show(`a stand-in API server at ${fake.url} (tools/testkit; run \`pnpm demo --kubeconfig FILE\` for a real cluster)`);
     show('nothing but the agent has its address or its credentials');
   }
+  return { clusterKubeconfig, fake };
+}
 
+async function main(): Promise<void> {
+  const { clusterKubeconfig, fake } = await theCluster();
   writeFileSync(join(dir, 'tokens.yaml'), [
     `agents:  [{ cluster: ${CLUSTER}, token: "${tokens.agent}" }]`,
     `runners: [{ id: demo-runner, token: "${tokens.runner}", clusters: [${CLUSTER}] }]`,
@@ -296,8 +302,63 @@ async function jsonProtocolRequest(gatewayUrl: string, ca: string, message: Reco
   }
 }
 
+/**
+ * `pnpm demo --ha`: the gateway as three replicas on Redis behind HAProxy
+ * (Debian's redis-server and haproxy), the agent dialing the load balancer;
+ * kubectl through a replica that does not hold the tunnel; then a rolling
+ * restart of every replica while kubectl runs in a loop through the load
+ * balancer.
+ */
+async function mainHa(): Promise<void> {
+  const { clusterKubeconfig, fake } = await theCluster();
+  step('three gateway replicas (pipeops-tunnel gateway --redis-url … --advertise-url … --replica-secret-file …) on redis-server, behind HAProxy');
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const fleet = await startFleet({ dir, logDir: join(dir, 'logs'), cluster: CLUSTER, agentKubeconfig: clusterKubeconfig, replicas: 3 });
+  try {
+    show(`replicas ${fleet.replicaUrls.join(', ')}; load balancer ${fleet.lbUrl} (TCP pass-through, /ready health checks)`);
+    step('the agent dialed the load balancer; every replica knows who holds the tunnel');
+    for (const r of fleet.replicaUrls) {
+      const listed = JSON.parse(await httpsGet(`${r}/v1/clusters`, fleet.adminToken, fleet.caCert)) as { clusters: Array<{ cluster: string; replica: { url: string } }> };
+      show(`GET ${r}/v1/clusters → ${listed.clusters.map((c) => `${c.cluster} held by ${c.replica.url}`).join(', ')}`);
+    }
+    const held = await fleet.owner();
+    const other = fleet.replicaUrls.find((u) => u !== held) ?? fleet.lbUrl;
+    step(`kubectl through ${other}, a replica without the tunnel (forwarded to ${held} over a replica link)`);
+    show(`$ kubectl get pods\n${await kubectl(['--kubeconfig', fleet.runnerKubeconfig(other), 'get', 'pods', ...(fake ? [] : ['-A'])])}`);
+
+    step('rolling restart: each replica in turn gets SIGTERM, drains, and starts again, while kubectl runs in a loop through the load balancer');
+    const viaLb = fleet.runnerKubeconfig(fleet.lbUrl);
+    const runs: Array<{ ok: boolean; err: string }> = [];
+    let rolling = true;
+    const loop = (async () => {
+      while (rolling) {
+        const r = await kubectlRun(['--kubeconfig', viaLb, 'get', 'pods', '-o', 'name', ...(fake ? [] : ['-A'])]);
+        runs.push({ ok: r.code === 0, err: r.stderr.trim() });
+      }
+    })();
+    for (let i = 0; i < fleet.replicaUrls.length; i++) {
+      const before = await fleet.owner();
+      const code = await fleet.roll(i);
+      show(`replica ${fleet.replicaUrls[i]} drained (exit ${code}) and is back; the tunnel was on ${before}, now on ${await fleet.owner()}; ${runs.length} kubectl runs so far`);
+    }
+    const atEnd = runs.length;
+    await until('kubectl after the roll', async () => (runs.length >= atEnd + 2 ? true : undefined), 60_000);
+    rolling = false;
+    await loop;
+    const failed = runs.filter((r) => !r.ok);
+    show(`${runs.length} kubectl runs through the load balancer during the rolling restart, ${failed.length} failed${failed.length > 0 ? `: ${failed.map((f) => f.err).join(' / ')}` : ''}`);
+    if (failed.length > 0) throw new Error('kubectl failed during the rolling restart');
+  } finally {
+    step('shutdown');
+    await fleet.close();
+    await fake?.close();
+    await cluster?.close();
+  }
+  console.log('\n✔ HA demo complete');
+}
+
 try {
-  await main();
+  await (flags.ha === true ? mainHa() : main());
 } catch (err) {
   console.error(`\n✘ demo failed: ${(err as Error).message}`);
   process.exitCode = 1;

@@ -18,6 +18,10 @@ export interface Fleet {
   /** Each replica's own address. */
   replicaUrls: string[];
   cluster: string;
+  /** The admin token of the fleet's tokens file (for `/v1/clusters`). */
+  adminToken: string;
+  /** PEM of the CA every replica's certificate is signed by. */
+  caCert: string;
   /** A runner kubeconfig file for `server` (the load balancer or a replica): `/k8s/clusters/<cluster>` with the runner token. */
   runnerKubeconfig(server: string): string;
   /** The replica holding the cluster's tunnel (its URL), from `/v1/clusters`. */
@@ -88,7 +92,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     await until('the cluster held by a replica', async () => (await owner()) ?? undefined, 30_000, 100);
     let kubeconfigs = 0;
     return {
-      lbUrl: lb.url, replicaUrls: ports.map(url), cluster: o.cluster, owner, close,
+      lbUrl: lb.url, replicaUrls: ports.map(url), cluster: o.cluster, owner, close, adminToken: tokens.admin, caCert: certs.caCert,
       runnerKubeconfig: (server) => writeKubeconfig(join(dir, `runner-${++kubeconfigs}.kubeconfig`), { server: `${server}/k8s/clusters/${o.cluster}`, token: tokens.runner, caData: certs.caCert }),
       async roll(i) {
         const old = replicas[i]!;
