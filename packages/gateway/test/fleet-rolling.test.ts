@@ -22,10 +22,10 @@ const tokens: TokensConfig = {
   admins: [],
 };
 
-async function replica(t: TestContext, redisUrl: string, logs: ReturnType<typeof collectLogs>): Promise<{ gateway: Gateway; port: number }> {
+async function replica(t: TestContext, redisUrl: string, logs: ReturnType<typeof collectLogs>, drainTimeoutMs = 10_000): Promise<{ gateway: Gateway; port: number }> {
   const certs = testCertificates();
   const gateway = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs: 10_000, handshakeTimeoutMs: 5_000,
+    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs, handshakeTimeoutMs: 5_000,
     fleet: { redisUrl, secret: 'replica-secret-for-tests-0123456789', peerCa: certs.caCert, advertiseUrl: (port) => `https://127.0.0.1:${port}`, heartbeatMs: 200, leaseMs: 1_000, verifyMs: 500 },
   }, { logger: logs.logger('debug'), registry: new Registry() });
   const { port } = await gateway.start();
@@ -33,15 +33,16 @@ async function replica(t: TestContext, redisUrl: string, logs: ReturnType<typeof
   return { gateway, port };
 }
 
-test('closing the replica that holds the tunnel fails no request sent through the load balancer, and the agent moves to the other replica', async (t) => {
+/** Redis, replicas A and B behind HAProxy (`balance first`: A while it is up), the agent dialing the load balancer, on A. */
+async function startRolling(t: TestContext, drainTimeoutMs = 10_000) {
   const dir = mkdtempSync(join(tmpdir(), 'pipeops-rolling-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const redis = await startRedisServer(t);
   const fake = await startFakeApiServer();
   t.after(() => fake.close());
   const [logsA, logsB, agentLogs] = [collectLogs(), collectLogs(), collectLogs()];
-  const a = await replica(t, redis.url, logsA);
-  const b = await replica(t, redis.url, logsB);
+  const a = await replica(t, redis.url, logsA, drainTimeoutMs);
+  const b = await replica(t, redis.url, logsB, drainTimeoutMs);
   const lb = await startHaproxy(t, { dir, backends: [a.port, b.port] });
 
   const kubeconfig = join(dir, 'kubeconfig.yaml');
@@ -56,6 +57,11 @@ test('closing the replica that holds the tunnel fails no request sent through th
   t.after(() => agent.close(200));
   await agent.start();
   await waitFor(() => a.gateway.clusters().length === 1, { what: 'the agent on replica A (the first healthy one)' });
+  return { fake, a, b, lb, logsA, logsB, agentLogs };
+}
+
+test('closing the replica that holds the tunnel fails no request sent through the load balancer, and the agent moves to the other replica', async (t) => {
+  const { a, b, lb, logsA, logsB, agentLogs } = await startRolling(t);
 
   // The runner: one request after another through the load balancer, each on a connection of its own.
   const dispatcher = new UndiciAgent({ connect: { ca: testCertificates().caCert } });
@@ -85,7 +91,36 @@ test('closing the replica that holds the tunnel fails no request sent through th
   await runner;
 
   const failed = outcomes.filter((o) => o !== 200);
-  assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed during the roll`);
+  const trail = (logs: typeof logsA): string => JSON.stringify(logs.records.filter((r) => /fleet|replica|agent_|gateway_/.test(String(r.event))).map((r) => [r.time, r.event, r.url ?? r.why ?? r.code ?? '']));
+  assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed during the roll\nA ${trail(logsA)}\nB ${trail(logsB)}`);
   assert.ok(agentLogs.records.some((r) => r.event === 'tunnel_handover'), 'the agent kept its old tunnel while it dialed the new one');
   assert.ok(logsA.records.some((r) => r.event === 'gateway_handover'));
+});
+
+test('a WATCH through the replica being closed keeps its events flowing while the agent moves, and ends with an error at the drain deadline, never silently', async (t) => {
+  const { fake, a, b } = await startRolling(t, 1_500);
+  const dispatcher = new UndiciAgent({ connect: { ca: testCertificates().caCert } });
+  t.after(() => dispatcher.close());
+  const watch = await request(`https://127.0.0.1:${a.port}/k8s/clusters/${KUBE_PATH.cluster}/api/v1/namespaces/default/pods?watch=1`, {
+    dispatcher, headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` },
+  });
+  assert.equal(watch.statusCode, 200);
+  let text = '';
+  const ended = new Promise<string>((resolve) => {
+    watch.body.on('data', (c: Buffer) => { text += String(c); });
+    watch.body.on('error', (err: Error) => resolve(`error: ${err.message}`));
+    watch.body.on('end', () => resolve('end'));
+  });
+  await fake.watch.waitForWatchers();
+  fake.watch.emit({ metadata: { name: 'before-the-roll' } });
+  await waitFor(() => text.includes('before-the-roll'), { what: 'the first event' });
+
+  const closedA = a.gateway.close(1_500);
+  await waitFor(() => b.gateway.clusters().length === 1, { timeoutMs: 10_000, what: 'the agent on replica B' });
+  // The agent has moved; the WATCH still runs on A's old session until A's drain deadline.
+  fake.watch.emit({ metadata: { name: 'after-the-agent-moved' } });
+  await waitFor(() => text.includes('after-the-agent-moved'), { what: 'an event after the agent moved' });
+  await closedA;
+  const how = await ended;
+  assert.match(how, /^error/, 'a WATCH cut at the drain deadline ends with an error the runner sees (kubectl re-watches), not a clean end');
 });

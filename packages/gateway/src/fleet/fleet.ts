@@ -7,7 +7,7 @@ import type { SessionOptions } from '@pipeops/tunnel-mux';
 import { TunnelError, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import type { ClusterInfo } from '../agent-report.ts';
 import { gatewayError } from '../errors.ts';
-import type { FleetRegistry } from './registry.ts';
+import type { ClusterOwner, FleetRegistry } from './registry.ts';
 import { RedisRegistry } from './redis-registry.ts';
 import { ReplicaEndpoint, ReplicaLinks } from './replica-link.ts';
 
@@ -158,16 +158,36 @@ export class Fleet {
    * with TunnelError 503: `PT_ERR_CLUSTER_NOT_CONNECTED` (no live owner),
    * `PT_ERR_FLEET_UNAVAILABLE` (Redis cannot be asked),
    * `PT_ERR_REPLICA_UNREACHABLE`; or the owner's own refusal.
+   *
+   * An owner that answers "not connected" has just lost the cluster (its
+   * agent moved while this request was on its way: a rolling update): the
+   * cluster is looked for once more, here first, then in Redis. Nothing
+   * reached an agent before that answer, so asking again is safe.
    */
   async openRemote(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
-    let owner;
+    let refused: { url: string; err: Error } | undefined;
+    for (;;) {
+      if (refused !== undefined) {
+        try { return await this.#deps.openLocal(cluster, preamble); } catch { /* not here either: ask Redis again */ }
+      }
+      const owner = await this.#owner(cluster);
+      if (owner === undefined || owner.replicaId === this.replicaId) throw refused?.err ?? new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
+      if (refused !== undefined && owner.url === refused.url) throw refused.err;
+      try {
+        return await this.#links.open(owner.url, cluster, preamble);
+      } catch (err) {
+        if (refused !== undefined || (err as TunnelError).code !== 'PT_ERR_CLUSTER_NOT_CONNECTED') throw err;
+        refused = { url: owner.url, err: err as Error };
+      }
+    }
+  }
+
+  async #owner(cluster: string): Promise<ClusterOwner | undefined> {
     try {
-      owner = await this.registry.owner(cluster);
+      return await this.registry.owner(cluster);
     } catch (err) {
       throw gatewayError('PT_ERR_FLEET_UNAVAILABLE', `cluster ${cluster} is not connected to this replica and the fleet registry cannot be asked: ${(err as Error).message}`, { cause: err });
     }
-    if (owner === undefined || owner.replicaId === this.replicaId) throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
-    return this.#links.open(owner.url, cluster, preamble);
   }
 
   /** Every cluster of the fleet, with the replica holding it: this replica's own, then each live replica's (a replica that cannot be reached is left out and logged). */
