@@ -4,8 +4,9 @@
 // `pipeops-tunnel proxy` as runners. Proves, in order: every way in through
 // a replica that does not hold the tunnel; a rolling restart of all three
 // replicas during which kubectl, run in a loop through the load balancer,
-// never fails; the owner SIGKILLed and the cluster served again (the time is
-// reported, not asserted: targets live in the benchmark).
+// never fails; Redis stopped and started again; the owner SIGKILLed and the
+// cluster served again (the time is reported, not asserted: targets live in
+// the benchmark).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -151,6 +152,25 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     for (const way of Object.keys(ways)) assert.ok(runs.some((r) => r.way === way), `kubectl ran through the ${way}`);
     assert.deepEqual(failed, [], `${failed.length} of ${runs.length} kubectl runs failed during the rolling restart`);
     t.diagnostic(`${runs.length} kubectl runs through the load balancer during the rolling restart, none failed`);
+  });
+
+  test('Redis stopped: the owner serves its tunnel, another replica answers 503 with Retry-After and /ready says degraded; Redis back, all is served again', async () => {
+    const held = await owner(lb.url);
+    const other = url(ports.find((p) => url(p) !== held)!);
+    const version = (base: string) => request(`${base}/k8s/clusters/c1/version`, { dispatcher, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+    await redis.stop();
+    await waitFor(async () => (await version(other)).statusCode === 503, { timeoutMs: 10_000, what: 'the other replica to answer 503' });
+    const refused = await version(other);
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.match(((await refused.body.json()) as { message: string }).message, /fleet registry cannot be asked/);
+    const fromOwner = await version(String(held));
+    assert.equal(fromOwner.statusCode, 200, 'the owner serves the tunnel it holds');
+    await fromOwner.body.dump();
+    const ready = await request(`${other}/ready`, { dispatcher });
+    assert.equal(ready.statusCode, 200, 'a replica without Redis stays in the load balancer');
+    assert.equal(((await ready.body.json()) as { status: string }).status, 'degraded');
+    await redis.restart();
+    await waitFor(async () => { const r = await version(other); await r.body.dump(); return r.statusCode === 200; }, { timeoutMs: 15_000, what: 'the cluster served through the other replica again' });
   });
 
   test('the replica holding the tunnel SIGKILLed: the cluster is served again once its agent has reconnected', async (t) => {
