@@ -4,6 +4,10 @@
 // kubectl does; not one fails, and the agent ends up on the other replica,
 // having opened its new tunnel before it let the old one go.
 import { test, type TestContext } from 'node:test';
+import { once } from 'node:events';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +15,7 @@ import { join } from 'node:path';
 import { Agent as UndiciAgent, request } from 'undici';
 import { createAgent } from '@pipeops/tunnel-agent';
 import {
-  FAKE_GIT_VERSION, KUBE_PATH, collectLogs, kubeconfigFor, startFakeApiServer, startHaproxy, startRedisServer, testCertificates, waitFor, writeCaFile,
+  FAKE_GIT_VERSION, FAKE_POD_NAMES, KUBE_PATH, collectLogs, kubeconfigFor, startFakeApiServer, startHaproxy, startRedisServer, testCertificates, waitFor, writeCaFile,
 } from '@pipeops/tunnel-testkit';
 import { Registry } from 'prom-client';
 import { createGateway, type Gateway, type TokensConfig } from '../src/index.ts';
@@ -123,4 +127,29 @@ test('a WATCH through the replica being closed keeps its events flowing while th
   await closedA;
   const how = await ended;
   assert.match(how, /^error/, 'a WATCH cut at the drain deadline ends with an error the runner sees (kubectl re-watches), not a clean end');
+});
+
+test('an exec session through the replica being closed keeps echoing while the agent moves, and is cut at the drain deadline', async (t) => {
+  const { a, b } = await startRolling(t, 1_500);
+  const req = https.request({
+    host: '127.0.0.1', port: a.port, ca: testCertificates().caCert, servername: 'localhost', method: 'POST',
+    path: `/k8s/clusters/${KUBE_PATH.cluster}/api/v1/namespaces/default/pods/${FAKE_POD_NAMES[0]}/exec?command=sh&stdin=true`,
+    headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}`, connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v4.channel.k8s.io' },
+  });
+  req.end();
+  const [res, socket] = (await once(req, 'upgrade')) as [IncomingMessage, Socket, Buffer];
+  assert.equal(res.statusCode, 101);
+  let received = '';
+  socket.on('data', (c: Buffer) => { received += String(c); });
+  const closed = once(socket, 'close');
+  socket.write('before-the-roll');
+  await waitFor(() => received.includes('before-the-roll'), { what: 'the first echo' });
+
+  const closedA = a.gateway.close(1_500);
+  await waitFor(() => b.gateway.clusters().length === 1, { timeoutMs: 10_000, what: 'the agent on replica B' });
+  socket.write('after-the-agent-moved');
+  await waitFor(() => received.includes('after-the-agent-moved'), { what: 'an echo after the agent moved' });
+  await closedA;
+  await closed;
+  assert.ok(!received.includes('bye'), 'the session was cut at the deadline, not ended as if the command had finished');
 });
