@@ -159,10 +159,11 @@ export class Fleet {
    * `PT_ERR_FLEET_UNAVAILABLE` (Redis cannot be asked),
    * `PT_ERR_REPLICA_UNREACHABLE`; or the owner's own refusal.
    *
-   * An owner that answers "not connected" has just lost the cluster (its
-   * agent moved while this request was on its way: a rolling update): the
-   * cluster is looked for once more, here first, then in Redis. Nothing
-   * reached an agent before that answer, so asking again is safe.
+   * An owner that answers "not connected", or cannot be reached, has just
+   * lost the cluster or is exiting (its agent moved while this request was
+   * on its way: a rolling update): the cluster is looked for once more,
+   * here first, then in Redis. Nothing reached an agent before that answer,
+   * so asking again is safe.
    */
   async openRemote(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
     let refused: { url: string; err: Error } | undefined;
@@ -176,7 +177,8 @@ export class Fleet {
       try {
         return await this.#links.open(owner.url, cluster, preamble);
       } catch (err) {
-        if (refused !== undefined || (err as TunnelError).code !== 'PT_ERR_CLUSTER_NOT_CONNECTED') throw err;
+        const code = (err as TunnelError).code;
+        if (refused !== undefined || (code !== 'PT_ERR_CLUSTER_NOT_CONNECTED' && code !== 'PT_ERR_REPLICA_UNREACHABLE')) throw err;
         refused = { url: owner.url, err: err as Error };
       }
     }
@@ -214,8 +216,9 @@ export class Fleet {
   async close(): Promise<void> {
     if (this.#verifier !== undefined) clearInterval(this.#verifier);
     for (const s of this.#deps.held()) this.released(s, true);
+    // The heartbeat goes first: other replicas stop sending requests here before the links are refused.
+    await this.registry.close();
     await this.#links.close();
     await this.endpoint.close();
-    await this.registry.close();
   }
 }

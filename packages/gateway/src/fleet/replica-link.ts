@@ -16,6 +16,7 @@ import {
   type LineErrors, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import type { ClusterInfo } from '../agent-report.ts';
+import { gatewayError } from '../errors.ts';
 import { refuseUpgrade } from '../http-util.ts';
 
 /** The path replicas dial each other on. */
@@ -34,8 +35,8 @@ type LinkRequest =
 type LinkReply = { ok: true; clusters?: ClusterInfo[] } | { ok: false; code: string; message: string; status?: number };
 
 const lineErrors = (what: string): LineErrors => ({
-  tooLarge: (max) => new TunnelError('PT_ERR_REPLICA_LINK', `${what} longer than ${max} bytes`),
-  cut: (cause) => new TunnelError('PT_ERR_REPLICA_LINK', `the replica link stream ended before the ${what}`, cause === undefined ? {} : { cause }),
+  tooLarge: (max) => gatewayError('PT_ERR_REPLICA_LINK', `${what} longer than ${max} bytes`),
+  cut: (cause) => gatewayError('PT_ERR_REPLICA_LINK', `the replica link stream ended before the ${what}`, cause === undefined ? {} : { cause }),
 });
 
 function sha256(s: string | Buffer): Buffer {
@@ -134,14 +135,14 @@ function reply(stream: Duplex, r: LinkReply, end: boolean): void {
 
 function parseRequest(line: string): LinkRequest {
   let v: unknown;
-  try { v = JSON.parse(line); } catch { throw new TunnelError('PT_ERR_REPLICA_LINK', 'request line is not JSON'); }
+  try { v = JSON.parse(line); } catch { throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not JSON'); }
   const r = v as Record<string, unknown> | null;
-  if (r === null || typeof r !== 'object') throw new TunnelError('PT_ERR_REPLICA_LINK', 'request line is not an object');
+  if (r === null || typeof r !== 'object') throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not an object');
   if (r.op === 'clusters') return { op: 'clusters' };
   const p = r.preamble as Record<string, unknown> | null;
   if (r.op !== 'open' || typeof r.cluster !== 'string' || r.cluster === '' || p === null || typeof p !== 'object'
     || typeof p.kind !== 'string' || typeof p.requestId !== 'string') {
-    throw new TunnelError('PT_ERR_REPLICA_LINK', 'request line is not an open or clusters request');
+    throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not an open or clusters request');
   }
   return { op: 'open', cluster: r.cluster, preamble: p as unknown as Omit<StreamPreamble, 'v'> };
 }
@@ -189,7 +190,7 @@ export class ReplicaLinks {
       stream = session.open();
       if (request.op === 'open' && request.preamble.runnerId !== undefined) stream.setGroup(request.preamble.runnerId);
     } catch (err) {
-      throw new TunnelError('PT_ERR_REPLICA_UNREACHABLE', `the replica holding the tunnel (${url}) cannot be reached: ${(err as Error).message}`, { cause: err });
+      throw gatewayError('PT_ERR_REPLICA_UNREACHABLE', `the replica holding the tunnel (${url}) cannot be reached: ${(err as Error).message}`, { cause: err });
     }
     stream.on('error', () => {});
     stream.write(`${JSON.stringify(request)}\n`);
@@ -198,13 +199,13 @@ export class ReplicaLinks {
       line = await readLine(stream, MAX_LINE_BYTES, lineErrors('answer line'));
     } catch (err) {
       stream.destroy();
-      throw new TunnelError('PT_ERR_REPLICA_UNREACHABLE', `the replica holding the tunnel (${url}) did not answer: ${(err as Error).message}`, { cause: err });
+      throw gatewayError('PT_ERR_REPLICA_UNREACHABLE', `the replica holding the tunnel (${url}) did not answer: ${(err as Error).message}`, { cause: err });
     }
     try {
       return { stream, reply: JSON.parse(line) as LinkReply };
     } catch (err) {
       stream.destroy();
-      throw new TunnelError('PT_ERR_REPLICA_LINK', 'the other replica answered with a line that is not JSON', { cause: err });
+      throw gatewayError('PT_ERR_REPLICA_LINK', 'the other replica answered with a line that is not JSON', { cause: err });
     }
   }
 
