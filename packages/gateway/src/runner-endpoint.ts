@@ -130,7 +130,8 @@ export class RunnerEndpoint {
    * flight finish on this one. A fleet replica's first step out.
    */
   goAway(): void {
-    for (const session of this.#sessions.keys()) if (!session.isClosed && !session.localGoAway) session.goAway(GoAwayCode.normal);
+    // Streams the runner opens before it sees the GoAway are still served (a refused one would fail its request).
+    for (const session of this.#sessions.keys()) if (!session.isClosed && !session.localGoAway) session.goAway(GoAwayCode.normal, { acceptInFlight: true });
   }
 
   /** Closes every runner session (GoAway, then at most `deadlineMs` for their streams) and refuses new ones. */

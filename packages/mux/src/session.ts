@@ -103,6 +103,8 @@ export class Session extends Duplex implements StreamHost {
   #keepAlive: NodeJS.Timeout | undefined;
   #endTimer: NodeJS.Timeout | undefined;
   #localGoAway = false;
+  /** Inbound SYNs after our GoAway are refused (the default), or accepted until the session ends (see goAway). */
+  #refuseAfterGoAway = true;
   #remoteGoAway = false;
   #drainWaiters: (() => void)[] = [];
   #tuningPing = false;
@@ -203,10 +205,18 @@ export class Session extends Duplex implements StreamHost {
     return this.#pinger.ping();
   }
 
-  /** Sends GoAway(code) once: no new inbound streams are accepted; existing ones continue. */
-  goAway(code: GoAwayCode = GoAwayCode.normal): void {
+  /**
+   * Sends GoAway(code) once: no new inbound streams are accepted; existing
+   * ones continue. With `acceptInFlight`, streams the peer opens until the
+   * session ends are still accepted: the GoAway asks the peer to move (a
+   * server that drains), and a SYN that crossed it on the wire is served
+   * rather than reset — yamux's GoAway, unlike HTTP/2's, names no last
+   * stream, so the peer could not tell a refused stream from a failed one.
+   */
+  goAway(code: GoAwayCode = GoAwayCode.normal, options: { acceptInFlight?: boolean } = {}): void {
     if (this.#localGoAway || this.#closed) return;
     this.#localGoAway = true;
+    this.#refuseAfterGoAway = options.acceptInFlight !== true;
     this.sendControl(encodeHeader(FrameType.goAway, 0, 0, code), false);
   }
 
@@ -217,6 +227,8 @@ export class Session extends Duplex implements StreamHost {
   async close(timeoutMs: number = this.#o.goAwayTimeoutMs): Promise<void> {
     if (this.destroyed) return;
     this.goAway(GoAwayCode.normal);
+    // Closing: whatever goAway() was asked before, new inbound streams are refused from here on.
+    this.#refuseAfterGoAway = true;
     if (this.#streams.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, timeoutMs).unref();
@@ -381,7 +393,7 @@ export class Session extends Duplex implements StreamHost {
       throw new MuxError('PT_ERR_MUX_PROTOCOL', `SYN with stream id ${id} of the wrong parity`);
     }
     if (flags & Flag.rst) return;
-    if (this.#localGoAway || this.#ending ||
+    if ((this.#localGoAway && this.#refuseAfterGoAway) || this.#ending ||
         this.#streams.size >= this.#o.maxConcurrentStreams ||
         this.#acceptQueue.length >= this.#o.acceptBacklog) {
       this.sendControl(encodeHeader(FrameType.windowUpdate, Flag.rst, id, 0), true);

@@ -81,6 +81,24 @@ transportTest('after a local GoAway a new inbound SYN is refused with RST', asyn
   assert.equal(peer.session.isClosed, false);
 });
 
+transportTest('a GoAway that accepts streams in flight still serves a SYN that crossed it, until close() refuses', async (t, kind) => {
+  const peer = await rawPeer(t, kind, { client: false });
+  const accepted = new Promise<Stream>((resolve) => peer.session.once('stream', resolve));
+  peer.session.goAway(GoAwayCode.normal, { acceptInFlight: true });
+  await peer.waitFrame((f) => f.type === FrameType.goAway);
+  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+  const stream = await accepted;
+  assert.equal(stream.id, 1, 'accepted, not refused');
+  stream.write('served');
+  const data = await peer.waitFrame((f) => f.streamId === 1);
+  assert.equal(data.flags & Flag.rst, 0);
+  assert.equal(data.flags & Flag.ack, Flag.ack, 'its ACK rides on its first frame');
+  void peer.session.close(5_000);
+  peer.send(FrameType.windowUpdate, Flag.syn, 3, 0);
+  const rst = await peer.waitFrame((f) => f.streamId === 3);
+  assert.equal(rst.flags & Flag.rst, Flag.rst, 'refused once closing');
+});
+
 transportTest('close() sends GoAway, waits for open streams to finish, then ends the transport', async (t, kind) => {
   const { client, server } = await connect(t, kind);
   const s = client.open();
