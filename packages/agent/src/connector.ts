@@ -352,8 +352,8 @@ export class Connector extends EventEmitter {
       control.close();
       await session.close(this.#closeDeadlineMs).catch(() => {});
     } else if (!session.isClosed && end.requested) {
-      // Asked to leave: the session keeps carrying the gateway's streams while the next one is dialed, and is
-      // retired (GoAway, in-flight streams finish) once that one is up; the gateway may end it first.
+      // Asked to leave: the session keeps carrying the gateway's streams while the next one is dialed, until the
+      // gateway ends it (or, for a gateway that never does, HANDOVER_GRACE_MS passes).
       const kept: LiveSession = { session, control };
       this.#handingOver.add(kept);
       const retire = setTimeout(() => { if (this.#handingOver.delete(kept)) this.#drain(kept); }, HANDOVER_GRACE_MS);

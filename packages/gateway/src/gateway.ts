@@ -76,6 +76,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #limiter = new RunnerLimiter();
   readonly #audit: AuditSink;
   readonly #fleet: Fleet | undefined;
+  /** Internal: 'released' (conn) when a session stops being its cluster's here (closed, or moved to another replica). */
+  readonly #sessions = new EventEmitter();
   #tokens: TokenStore;
   #watcher: TokensWatcher | undefined;
   #listening = false;
@@ -119,9 +121,10 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#runnerRoutes = runnerRoutes;
     this.#fleet = opts.fleet === undefined ? undefined : new Fleet(opts.fleet, {
       logger: this.#log, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
-      openLocal: async (cluster, preamble) => this.#openLocal(cluster, preamble),
+      openLocal: (cluster, preamble) => this.#openLocal(cluster, preamble),
       localClusters: () => this.clusters(),
       held: () => this.#clusters.all().map((c) => ({ cluster: c.cluster, sessionId: c.sessionId })),
+      sessionOf: (cluster) => this.#clusters.get(cluster)?.sessionId,
       evict: (cluster, sessionId) => this.#evict(cluster, sessionId),
     });
     const fleet = this.#fleet;
@@ -190,7 +193,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     // A cluster whose tunnel another replica holds is reached through that replica.
     const stream = this.#usable(cluster) !== undefined || this.#fleet === undefined ? this.#openLocal(cluster, full) : await this.#fleet.openRemote(cluster, full);
     // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set when the stream opens).
-    if (runner !== undefined) (stream as Stream).setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
+    if (runner !== undefined) stream.setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
     return stream;
   }
 
@@ -211,7 +214,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const conn = this.#clusters.get(cluster);
     if (conn === undefined || conn.sessionId !== sessionId || !this.#clusters.delete(conn)) return;
     this.#metrics.sessions.dec();
-    this.emit('session-released', conn);
+    this.#sessions.emit('released', conn);
     conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica' }, 'session replaced by a newer one for the same cluster on another replica');
     void conn.shutdown(this.#opts.drainTimeoutMs, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
   }
@@ -302,10 +305,10 @@ class GatewayImpl extends EventEmitter implements Gateway {
       const timer = setTimeout(done, Math.max(1, Math.floor(deadlineMs / 2)));
       timer.unref();
       const onMoved = (conn: AgentConnection): void => { moving.delete(conn); if (moving.size === 0) done(); };
-      this.on('session-released', onMoved);
-      function done(): void { clearTimeout(timer); resolve(); }
-      void Promise.resolve().then(() => { if (moving.size === 0) done(); });
-    }).finally(() => this.removeAllListeners('session-released'));
+      const sessions = this.#sessions;
+      sessions.on('released', onMoved);
+      function done(): void { clearTimeout(timer); sessions.off('released', onMoved); resolve(); }
+    });
   }
 
   #onAgent(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
@@ -330,10 +333,10 @@ class GatewayImpl extends EventEmitter implements Gateway {
     if (previous) {
       previous.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', bySessionId: conn.sessionId }, 'session replaced by a newer one for the same cluster');
       void previous.shutdown(1_000, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
+      this.#fleet?.released({ cluster: previous.cluster, sessionId: previous.sessionId }, false);
     } else {
       this.#metrics.sessions.inc();
     }
-    if (previous !== undefined) this.#fleet?.released({ cluster: previous.cluster, sessionId: previous.sessionId }, false);
     void this.#fleet?.claim({ cluster: conn.cluster, sessionId: conn.sessionId });
     this.#metrics.connects.inc();
     this.emit('agent-connected', conn.cluster);
@@ -344,7 +347,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#metrics.untrack(conn);
     if (this.#clusters.delete(conn)) {
       this.#fleet?.released({ cluster: conn.cluster, sessionId: conn.sessionId }, true);
-      this.emit('session-released', conn);
+      this.#sessions.emit('released', conn);
       this.#metrics.sessions.dec();
       conn.log.info({ event: 'agent_disconnected', streamsActive: conn.streamsActive }, 'agent disconnected');
       this.emit('agent-disconnected', conn.cluster);

@@ -1,9 +1,8 @@
 // A gateway replica's part in the fleet: it claims the clusters whose agents
 // it holds, gives them up when a newer claim wins elsewhere, finds the owner
 // of any other cluster, and reaches it over a replica link.
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { SessionOptions } from '@pipeops/tunnel-mux';
+import type { SessionOptions, Stream } from '@pipeops/tunnel-mux';
 import { TunnelError, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import type { ClusterInfo } from '../agent-report.ts';
 import { gatewayError } from '../errors.ts';
@@ -42,10 +41,12 @@ export interface FleetDeps {
   maxPayloadBytes: number;
   mux: Partial<SessionOptions> | undefined;
   /** Opens a stream to a cluster whose agent this replica holds; throws TunnelError 503 when it holds none. */
-  openLocal(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex>;
+  openLocal(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Stream;
   localClusters(): ClusterInfo[];
   /** The sessions this replica holds, one per cluster. */
   held(): HeldSession[];
+  /** The id of the session this replica holds for `cluster`, if any (a lookup, not a scan: asked per claim announced). */
+  sessionOf(cluster: string): string | undefined;
   /** A newer claim on another replica won `cluster`: stop using this replica's session for it. */
   evict(cluster: string, sessionId: string): void;
 }
@@ -84,7 +85,7 @@ export class Fleet {
     });
     this.endpoint = new ReplicaEndpoint({
       secret: o.secret, logger: this.#log, maxPayloadBytes: deps.maxPayloadBytes, mux: deps.mux,
-      openLocal: (cluster, preamble) => deps.openLocal(cluster, preamble), localClusters: () => deps.localClusters(),
+      openLocal: async (cluster, preamble) => deps.openLocal(cluster, preamble), localClusters: () => deps.localClusters(),
     });
     this.#links = new ReplicaLinks({ secret: o.secret, ca: o.peerCa, logger: this.#log, mux: deps.mux });
     this.registry.on('claim', (c: { cluster: string; epoch: number; replicaId: string }) => this.#onClaim(c.cluster, c.epoch, c.replicaId));
@@ -110,7 +111,7 @@ export class Fleet {
       this.#log.warn({ event: 'fleet_claim_failed', cluster: s.cluster, err }, 'could not claim the cluster in the fleet registry; claimed again when it is back');
       return;
     }
-    if (!this.#deps.held().some((h) => h.sessionId === s.sessionId)) {
+    if (this.#deps.sessionOf(s.cluster) !== s.sessionId) {
       // The session ended while its claim was in flight.
       void this.registry.release(s.cluster, s.sessionId);
       return;
@@ -128,10 +129,10 @@ export class Fleet {
   #onClaim(cluster: string, epoch: number, replicaId: string): void {
     if (replicaId === this.replicaId) return;
     if ((this.#foreign.get(cluster) ?? 0) < epoch) this.#foreign.set(cluster, epoch);
-    const held = this.#deps.held().find((h) => h.cluster === cluster);
-    if (held === undefined) return;
-    const mine = this.#epochs.get(held.sessionId);
-    if (mine !== undefined && mine < epoch) this.#lost(cluster, held.sessionId, `replica ${replicaId} claimed it (epoch ${epoch} > ${mine})`);
+    const sessionId = this.#deps.sessionOf(cluster);
+    if (sessionId === undefined) return;
+    const mine = this.#epochs.get(sessionId);
+    if (mine !== undefined && mine < epoch) this.#lost(cluster, sessionId, `replica ${replicaId} claimed it (epoch ${epoch} > ${mine})`);
   }
 
   #lost(cluster: string, sessionId: string, why: string): void {
@@ -165,11 +166,11 @@ export class Fleet {
    * here first, then in Redis. Nothing reached an agent before that answer,
    * so asking again is safe.
    */
-  async openRemote(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> {
+  async openRemote(cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Stream> {
     let refused: { url: string; err: Error } | undefined;
     for (;;) {
       if (refused !== undefined) {
-        try { return await this.#deps.openLocal(cluster, preamble); } catch { /* not here either: ask Redis again */ }
+        try { return this.#deps.openLocal(cluster, preamble); } catch { /* not here either: ask Redis again */ }
       }
       const owner = await this.#owner(cluster);
       if (owner === undefined || owner.replicaId === this.replicaId) throw refused?.err ?? new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
