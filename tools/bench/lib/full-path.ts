@@ -8,12 +8,9 @@
 // next to the same runner straight to the upstream (direct), and, when the
 // peer binary is built, chisel as a reverse tunnel over the same loopback
 // (runner → chisel server → chisel client → upstream, TLS end to end).
-import { once } from 'node:events';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent, type Dispatcher } from 'undici';
 import { connect, type Tunnel as RunnerTunnel } from '@pipeops/tunnel-client';
@@ -21,6 +18,7 @@ import { startTunnel, writeKubeconfig, type Tunnel } from '@pipeops/tunnel-e2e/h
 import { startChisel, type ChiselPeer } from './chisel.ts';
 import type { Processes, Side } from './cost.ts';
 import { startNodeFloor, type NodeFloor } from './node-floor.ts';
+import { startReadyChild } from './ready-child.ts';
 import { addRunnerTokens } from './tokens-file.ts';
 
 const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
@@ -48,26 +46,8 @@ export interface Upstream {
 
 /** Starts ../upstream.ts as a child process and waits for its READY line. */
 export async function startUpstream(dir: string): Promise<Upstream> {
-  const child = spawn(process.execPath, [UPSTREAM_PATH, '--dir', dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const exited = once(child, 'exit').then(() => { throw new Error('bench upstream exited before READY'); });
-  const ready = (async () => {
-    for await (const line of lines) if (line.startsWith('READY ')) return JSON.parse(line.slice(6)) as Omit<Upstream, 'pid' | 'close'>;
-    throw new Error('bench upstream closed stdout before READY');
-  })();
-  const info = await Promise.race([ready, exited]);
-  return {
-    ...info,
-    pid: child.pid!,
-    async close() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const gone = once(child, 'exit');
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-      await gone;
-      clearTimeout(timer);
-    },
-  };
+  const c = await startReadyChild('bench upstream', [UPSTREAM_PATH, '--dir', dir]);
+  return { ...(JSON.parse(c.payload) as Omit<Upstream, 'pid' | 'close'>), pid: c.pid, close: () => c.close() };
 }
 
 export interface FullPathOptions {
