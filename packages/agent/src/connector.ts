@@ -8,8 +8,8 @@ import { Backoff } from './backoff.ts';
 import type { AgentOptions } from './config.ts';
 import { defaultAgentOptions, tunnelUrlFromApiUrl } from './config.ts';
 import { AgentControl } from './control.ts';
-import { DialError, dialTunnel, loadCaBundle, planDial } from './dial.ts';
-import type { DialPlan } from './dial.ts';
+import { DialError, dialTunnel, loadCaTrust, planDial } from './dial.ts';
+import type { CaTrust, DialPlan } from './dial.ts';
 import { AgentError } from './errors.ts';
 import type { AgentMetrics, AgentState, FailureReason } from './metrics.ts';
 import { waitBeforeDial } from './probe.ts';
@@ -58,7 +58,7 @@ export class Connector extends EventEmitter {
   readonly #abort = new AbortController();
   readonly #startedAt = performance.now();
   #state: AgentState = 'idle';
-  #ca: string[] | undefined;
+  #ca: CaTrust | undefined;
   #live: LiveSession | undefined;
   #closing = false;
   #closeDeadlineMs = 5_000;
@@ -98,7 +98,7 @@ export class Connector extends EventEmitter {
     });
     // `done` may reject before anyone awaits it; that is not an unhandled rejection.
     this.done.catch(() => {});
-    if (c.options.tls.caFile !== undefined) this.#ca = loadCaBundle(c.options.tls.caFile);
+    if (c.options.tls.caFile !== undefined) this.#ca = loadCaTrust(c.options.tls.caFile);
   }
 
   get state(): AgentState {
@@ -247,7 +247,7 @@ export class Connector extends EventEmitter {
 
   #reloadCa(): void {
     try {
-      this.#ca = loadCaBundle(this.#o.tls.caFile as string);
+      this.#ca = loadCaTrust(this.#o.tls.caFile as string, this.#ca);
     } catch (err) {
       this.#log.warn({ err: { message: (err as Error).message } }, 'could not re-read tls.caFile; using the previous copy');
     }

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { createAgent } from '../src/agent.ts';
+import { loadCaTrust } from '../src/dial.ts';
 import { Registry } from 'prom-client';
 import { TunnelError } from '@pipeops/tunnel-protocol';
 import { startFakeGateway } from './helpers/fake-gateway.ts';
@@ -39,6 +41,18 @@ test('caFile trusts the gateway CA on top of the default roots', async (t) => {
   const { agent } = await startAgent(t, { apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile: tempFile(t, 'ca.pem', certs.caCert) } });
   await nextConnected(agent);
   assert.equal(agent.state, 'connected');
+});
+
+test('the trust store of tls.caFile is built once per content of the file, and again when the file changes', (t) => {
+  const file = tempFile(t, 'ca.pem', testCerts().caCert);
+  const first = loadCaTrust(file);
+  assert.equal(loadCaTrust(file, first), first, 'the same text: the same context, not ~11 ms of parsing per dial');
+  writeFileSync(file, `${testCerts().caCert}\n`);
+  const rotated = loadCaTrust(file, first);
+  assert.notEqual(rotated.context, first.context);
+  assert.equal(rotated.pem, `${testCerts().caCert}\n`);
+  writeFileSync(file, 'not a certificate');
+  assert.throws(() => loadCaTrust(file, rotated), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('no PEM certificate'));
 });
 
 test('an unreadable caFile is a configuration error naming tls.caFile', () => {
