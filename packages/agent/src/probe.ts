@@ -17,6 +17,13 @@ export interface WaitOptions {
   onRefusing?: () => void;
 }
 
+/**
+ * Waits this short are not probed: the dial comes soon anyway, and the
+ * first re-dial after a lost session (within 1 s) would otherwise add a
+ * connection per agent to the storm a replica's death starts.
+ */
+export const MIN_PROBED_WAIT_MS = 1_000;
+
 /** One TCP connect attempt: 'open', 'refused', or 'other' (timeout, unreachable…). */
 export function probePort(host: string, port: number, timeoutMs: number): Promise<'open' | 'refused' | 'other'> {
   return new Promise((resolve) => {
@@ -39,14 +46,16 @@ export function probePort(host: string, port: number, timeoutMs: number): Promis
  * Waits `delayMs`, but ends early ('port-open') when the gateway's port goes
  * from refusing to accepting TCP connections. A port that accepts from the
  * first probe never shortens the wait: that gateway (or load balancer) is up
- * and failing at a higher level, so the backoff is honoured.
+ * and failing at a higher level, so the backoff is honoured, and it is not
+ * probed again in this wait (behind a load balancer, which always accepts,
+ * every probe would only be one more connection for a replica to take).
  */
 export async function waitBeforeDial(o: WaitOptions): Promise<WaitOutcome> {
   if (o.signal.aborted) return 'aborted';
   const random = o.random ?? Math.random;
   const deadline = Date.now() + o.delayMs;
   let refusing = o.refusing;
-  const canProbe = o.probe !== undefined && o.probeIntervalMs > 0;
+  let canProbe = o.probe !== undefined && o.probeIntervalMs > 0 && o.delayMs > MIN_PROBED_WAIT_MS;
   while (true) {
     const left = deadline - Date.now();
     if (left <= 0) return 'elapsed';
@@ -59,6 +68,7 @@ export async function waitBeforeDial(o: WaitOptions): Promise<WaitOutcome> {
     if (r === 'refused' && !refusing) o.onRefusing?.();
     if (r === 'refused') refusing = true;
     else if (r === 'open' && refusing) return 'port-open';
+    else if (r === 'open') canProbe = false;
   }
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { probePort, waitBeforeDial } from '../src/probe.ts';
+import { MIN_PROBED_WAIT_MS, probePort, waitBeforeDial } from '../src/probe.ts';
 
 async function freePortThenClosed(): Promise<number> {
   const s = createServer();
@@ -27,16 +27,30 @@ test('a backoff wait ends early when a refusing port starts accepting', async (t
   assert.ok(performance.now() - started < 1_000);
 });
 
-test('a port that accepts from the first probe never shortens the backoff', async (t) => {
-  const server = createServer((c) => c.destroy());
+test('a port that accepts from the first probe never shortens the backoff, and is probed only once in it', async (t) => {
+  let probes = 0;
+  const server = createServer((c) => { probes++; c.destroy(); });
   t.after(() => server.close());
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as { port: number }).port;
   const started = performance.now();
-  const outcome = await waitBeforeDial({ delayMs: 300, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: false, signal: new AbortController().signal });
+  const outcome = await waitBeforeDial({ delayMs: 1_300, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: false, signal: new AbortController().signal });
   assert.equal(outcome, 'elapsed');
-  assert.ok(performance.now() - started >= 290);
+  assert.ok(performance.now() - started >= 1_290);
+  assert.equal(probes, 1, 'a load balancer in front of the gateways always accepts: one probe says so');
+});
+
+test('a wait of at most a second is not probed: the first re-dial after a lost session adds no connection', async (t) => {
+  let probes = 0;
+  const server = createServer((c) => { probes++; c.destroy(); });
+  t.after(() => server.close());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const outcome = await waitBeforeDial({ delayMs: MIN_PROBED_WAIT_MS, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: true, signal: new AbortController().signal });
+  assert.equal(outcome, 'elapsed');
+  assert.equal(probes, 0);
 });
 
 test('aborting a backoff wait returns at once', async () => {
