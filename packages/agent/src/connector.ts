@@ -30,6 +30,8 @@ interface SessionEnd {
   upMs: number;
   /** The gateway asked for a re-dial (control `reconnect` or GoAway). */
   requested: boolean;
+  /** A newer session for the cluster took this one's place (another agent, or this one's own re-dial). */
+  replaced: boolean;
   reason: string;
 }
 
@@ -64,6 +66,14 @@ export class Connector extends EventEmitter {
   #closeDeadlineMs = 5_000;
   #loop: Promise<void> | undefined;
   #everConnected = false;
+  /**
+   * The session that replaced this agent's last one (control error
+   * `PT_ERR_SESSION_REPLACED`), sent with each dial until one is welcomed:
+   * while any session holds the cluster the gateway answers 409 and this
+   * agent stands by, dialing at its backoff pace, so agents of one cluster
+   * never take it from each other in turn. The newer agent wins.
+   */
+  #replacedBy: string | undefined;
   readonly #draining = new Set<Promise<void>>();
   /**
    * Sessions the gateway asked the agent to leave (control `reconnect`,
@@ -197,13 +207,20 @@ export class Connector extends EventEmitter {
       let ws: WebSocket;
       try {
         if (this.#o.tls.caFile !== undefined) this.#reloadCa();
-        ws = await dialTunnel({ plan: this.#plan, options: this.#o, ca: this.#ca, logger: this.#log, signal: this.#abort.signal });
+        ws = await dialTunnel({ plan: this.#plan, options: this.#o, ca: this.#ca, logger: this.#log, signal: this.#abort.signal, replacedBy: this.#replacedBy });
       } catch (err) {
         if (this.#closing) return;
         const e = err instanceof DialError ? err : new DialError('other', String(err), { cause: err });
         this.#metrics.failures.inc({ reason: e.reason });
         if (e.reason === 'auth') {
           throw new AgentError('PT_ERR_AUTH_REJECTED', e.message, { cause: e, ...(e.httpStatus === undefined ? {} : { status: e.httpStatus }) });
+        }
+        if (e.reason === 'held') {
+          // Standing by is not failing: it never exhausts reconnect.maxAttempts.
+          this.#log.info({ event: 'tunnel_standby', replacedBy: this.#replacedBy }, 'a newer session holds the cluster; standing by until it is free');
+          delayMs = this.#backoff.afterDialFailure();
+          refusing = false;
+          continue;
         }
         failedDials++;
         this.#log.warn({ reason: e.reason, status: e.httpStatus, error: e.message, failedDials }, 'tunnel dial failed');
@@ -223,7 +240,8 @@ export class Connector extends EventEmitter {
       }
       failedDials = 0;
       if (!r.enabled) throw new AgentError('PT_ERR_RECONNECT_EXHAUSTED', `tunnel lost (${end.reason}) and reconnect is disabled`);
-      delayMs = end.requested ? 0 : this.#backoff.afterSessionLoss(end.upMs);
+      // Replaced: the next dial waits like a failed one (it is refused while the newer session holds the cluster).
+      delayMs = end.requested ? 0 : end.replaced ? this.#backoff.afterDialFailure() : this.#backoff.afterSessionLoss(end.upMs);
       refusing = false;
     }
   }
@@ -295,7 +313,7 @@ export class Connector extends EventEmitter {
     } catch (err) {
       control.close();
       session.destroy();
-      if (this.#closing) return { upMs: 0, requested: false, reason: 'closed' };
+      if (this.#closing) return { upMs: 0, requested: false, replaced: false, reason: 'closed' };
       const code = (err as { code?: string }).code;
       const reason: FailureReason = code === 'PT_ERR_HANDSHAKE_TIMEOUT' ? 'timeout' : 'handshake';
       this.#metrics.failures.inc({ reason });
@@ -306,6 +324,7 @@ export class Connector extends EventEmitter {
     }
     const upAt = performance.now();
     const slog = log.child({ sessionId: welcome.sessionId });
+    this.#replacedBy = undefined;
     this.#live = { session, control };
     this.#metrics.attachSession(() => session.stats, () => session.rttMs);
     this.#metrics.connects.inc();
@@ -316,21 +335,32 @@ export class Connector extends EventEmitter {
     this.emit('connected', { sessionId: welcome.sessionId });
     control.startReports();
 
-    const end = await new Promise<{ requested: boolean; reason: string }>((resolve) => {
-      const finish = (requested: boolean, reason: string): void => {
+    const end = await new Promise<{ requested: boolean; replaced: boolean; reason: string }>((resolve) => {
+      let ended = false;
+      const finish = (requested: boolean, reason: string, replaced = false): void => {
+        if (ended) return;
+        ended = true;
         session.off('close', onClose);
         session.off('goaway', onGoAway);
         control.off('reconnect', onReconnect);
+        control.off('replaced', onReplaced);
         control.off('close', onControlClose);
         this.#abort.signal.removeEventListener('abort', onAbort);
-        resolve({ requested, reason });
+        resolve({ requested, replaced, reason });
       };
       const onClose = (): void => {
         const e = session.closeError as { code?: string; message?: string } | undefined;
         finish(false, e?.code ?? 'session closed');
       };
-      const onGoAway = (): void => finish(true, 'gateway goaway');
+      // The gateway sends a replaced session its error on the control stream, then GoAway: the GoAway is read a turn
+      // later, so that an error it follows decides how the session ended.
+      const onGoAway = (): void => { setImmediate(() => finish(true, 'gateway goaway')); };
       const onReconnect = (): void => finish(true, 'gateway asked to reconnect');
+      const onReplaced = (by: string | undefined): void => {
+        this.#replacedBy = by;
+        slog.info({ event: 'tunnel_replaced', replacedBy: by }, 'a newer session for this cluster replaced this one; this agent stands by while the cluster is held');
+        finish(false, 'replaced by a newer session', true);
+      };
       const onAbort = (): void => finish(false, 'agent closing');
       // Without its control stream the gateway cannot see this agent's status: start over.
       const onControlClose = (): void => {
@@ -341,6 +371,7 @@ export class Connector extends EventEmitter {
       control.on('close', onControlClose);
       session.on('goaway', onGoAway);
       control.on('reconnect', onReconnect);
+      control.on('replaced', onReplaced);
       this.#abort.signal.addEventListener('abort', onAbort, { once: true });
       if (session.isClosed) onClose();
     });
@@ -369,6 +400,6 @@ export class Connector extends EventEmitter {
     }
     slog.info({ reason: end.reason, upMs: Math.round(upMs) }, 'tunnel disconnected');
     this.emit('disconnected', { reason: end.reason });
-    return { upMs, requested: end.requested, reason: end.reason };
+    return { upMs, requested: end.requested, replaced: end.replaced, reason: end.reason };
   }
 }

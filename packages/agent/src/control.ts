@@ -25,7 +25,9 @@ export interface AgentControlOptions {
 /**
  * The agent side of the control stream: hello → welcome, then a status
  * report every `pollIntervalMs`. Emits `'reconnect'` (reason) when the
- * gateway asks the agent to dial again, and `'close'` when the channel ends.
+ * gateway asks the agent to dial again, `'replaced'` (the replacing
+ * `sessionId`, if the gateway named it) when a newer session for the cluster
+ * took its place, and `'close'` when the channel ends.
  */
 export class AgentControl extends EventEmitter {
   readonly #o: AgentControlOptions;
@@ -117,6 +119,8 @@ export class AgentControl extends EventEmitter {
     if (m.type === 'reconnect') {
       this.#o.logger.info({ reason: m.reason }, 'gateway asked the agent to reconnect');
       this.emit('reconnect', m.reason);
+    } else if (m.type === 'error' && m.code === 'PT_ERR_SESSION_REPLACED') {
+      this.emit('replaced', m.replacedBy);
     } else if (m.type === 'error') {
       this.#o.logger.warn({ code: m.code, message: m.message }, 'gateway reported an error');
     }

@@ -98,6 +98,8 @@ export interface DialInput {
   ca: CaTrust | undefined;
   logger: Logger;
   signal: AbortSignal;
+  /** The session that replaced this agent's last one, sent as `x-pipeops-replaced-by` (see the connector). */
+  replacedBy?: string | undefined;
 }
 
 /**
@@ -105,7 +107,7 @@ export interface DialInput {
  * {@link DialError} (reason `auth` for a gateway 401/403 — never retried).
  */
 export async function dialTunnel(input: DialInput): Promise<WebSocket> {
-  const { plan, options, ca, logger, signal } = input;
+  const { plan, options, ca, logger, signal, replacedBy } = input;
   const wsOptions: ClientOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
     ...tunnelWebSocketClientOptions(plan.url),
     headers: {
@@ -113,6 +115,7 @@ export async function dialTunnel(input: DialInput): Promise<WebSocket> {
       [AgentHeaders.agentId]: options.agentId,
       [AgentHeaders.cluster]: options.clusterName,
       [AgentHeaders.version]: options.version,
+      ...(replacedBy !== undefined ? { [AgentHeaders.replacedBy]: replacedBy } : {}),
     },
     handshakeTimeout: options.timeoutMs,
     followRedirects: false,
@@ -144,6 +147,7 @@ export async function dialTunnel(input: DialInput): Promise<WebSocket> {
       const status = res.statusCode ?? 0;
       if (proxyStatus !== undefined && proxyStatus !== 200) return new DialError('network', `proxy refused CONNECT with ${status}`, { httpStatus: status });
       if (status === 401 || status === 403) return new DialError('auth', `gateway refused the agent credentials (HTTP ${status})`, { httpStatus: status });
+      if (status === 409) return new DialError('held', 'a newer session holds the cluster (HTTP 409): standing by', { httpStatus: status });
       return new DialError('handshake', `gateway answered the upgrade with HTTP ${status}`, { httpStatus: status });
     },
   });

@@ -6,7 +6,8 @@ export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'close
 export type AgentState = (typeof agentStates)[number];
 
 /** `reason` label values of `pipeops_tunnel_connect_failures_total`. */
-export type FailureReason = 'auth' | 'network' | 'tls' | 'handshake' | 'timeout' | 'other';
+/** `held`: refused with 409 because a newer session holds the cluster (a replaced agent standing by). */
+export type FailureReason = 'auth' | 'network' | 'tls' | 'handshake' | 'timeout' | 'held' | 'other';
 /** `result` label values of `pipeops_tunnel_streams_total`. */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 

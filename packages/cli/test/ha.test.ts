@@ -191,4 +191,53 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     assert.notEqual(await owner(other), held, 'another replica holds c1 now');
     await startReplica(i);
   });
+
+  test('two more agents of c1 started at once on two other replicas: one agent holds c1 on every replica, the others stand by refused with 409 at their backoff pace; the holder killed, another takes over', async (t) => {
+    const agentId = (p: CliProcess): unknown => p.records.find((r) => r.msg === 'connector starting')?.agentId;
+    const start = (id: string, via: string): CliProcess => startCli(t, ['connect', '--config', writeFile(dir, `${id}.yaml`, [
+      `agent: { id: ${id}, cluster_name: c1, name: ${id}, port: 0, listen_host: 127.0.0.1 }`,
+      `pipeops: { api_url: "${via}", tls: { ca_file: "${dir}/ca.pem" }, reconnect: { interval: 200ms, max_interval: 1s } }`,
+      `kubernetes: { kubeconfig: "${dir}/agent-kubeconfig.yaml" }`, '',
+    ].join('\n'))], cleanEnv({ PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN }));
+    const agents = [agent, start('race-b', url(ports[1]!)), start('race-c', url(ports[2]!))];
+    const standbys = (p: CliProcess): number => p.records.filter((r) => r.event === 'tunnel_standby').length;
+    const connects = (): number => agents.reduce((n, p) => n + p.records.filter((r) => r.msg === 'tunnel connected').length, 0);
+    /** The agent id every replica names as c1's, or undefined while they disagree or none does. */
+    const holder = async (): Promise<unknown> => {
+      const seen = await Promise.all(ports.map(async (p) => {
+        const res = await request(`${url(p)}/v1/clusters`, { dispatcher, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        const { clusters } = await res.body.json() as { clusters: Array<{ cluster: string; agentId: string }> };
+        return clusters.filter((c) => c.cluster === 'c1').map((c) => c.agentId);
+      }));
+      return seen.every((ids) => ids.length === 1 && ids[0] === seen[0]![0]) ? seen[0]![0] : undefined;
+    };
+    let winner: CliProcess | undefined;
+    await waitFor(async () => {
+      const id = await holder();
+      winner = agents.find((p) => agentId(p) === id);
+      return winner !== undefined && agents.every((p) => p === winner || standbys(p) >= 2);
+    }, { timeoutMs: 20_000, what: 'one agent holding c1 on every replica, the two others standing by' });
+    // Settled: over the next dials of the two standing by, nobody takes c1 from anybody.
+    const held = agentId(winner!);
+    const before = { connects: connects(), standbys: agents.map(standbys), at: performance.now() };
+    await waitFor(() => agents.every((p, i) => p === winner || standbys(p) >= before.standbys[i]! + 3), { timeoutMs: 20_000, what: 'three more refused dials of each agent standing by' });
+    const windowMs = performance.now() - before.at;
+    assert.equal(connects(), before.connects, 'no agent connected while c1 was held');
+    assert.equal(await holder(), held, 'every replica still names the same agent');
+    for (const [i, p] of agents.entries()) {
+      // A storm would be a dial per few ms; the backoff allows one per 200 ms at the most.
+      if (p !== winner) assert.ok(standbys(p) - before.standbys[i]! <= windowMs / 200 + 2, `${String(agentId(p))} dials at its backoff pace`);
+    }
+    t.diagnostic(`c1 held by ${String(held)}; the two others refused ${agents.map((p, i) => standbys(p) - before.standbys[i]!).join('/')} times in ${Math.round(windowMs)} ms`);
+    // The holder goes: one of the others takes c1 at its next dial, and keeps it.
+    winner!.child.kill('SIGKILL');
+    await winner!.exited;
+    await waitFor(async () => { const id = await holder(); return id !== undefined && id !== held; }, { timeoutMs: 20_000, what: 'another agent to hold c1' });
+    const next = await holder();
+    const rest = agents.filter((p) => p !== winner && agentId(p) !== next);
+    assert.equal(rest.length, 1);
+    const restStandbys = standbys(rest[0]!);
+    await waitFor(() => standbys(rest[0]!) >= restStandbys + 2, { timeoutMs: 20_000, what: 'the last agent standing by' });
+    assert.equal(await holder(), next, 'the new holder keeps c1');
+  });
 });

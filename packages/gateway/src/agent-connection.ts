@@ -115,9 +115,9 @@ export class AgentConnection extends EventEmitter {
    * Ends the session: optional control `error` message, GoAway, then the
    * mux's graceful close (open streams get up to `graceMs`), then abort.
    */
-  async shutdown(graceMs: number, error?: { code: string; message: string }): Promise<void> {
+  async shutdown(graceMs: number, error?: { code: string; message: string; replacedBy?: string }): Promise<void> {
     if (this.#closed) return;
-    if (error) this.send({ type: 'error', code: error.code, message: error.message });
+    if (error) this.send({ type: 'error', ...error });
     if (!this.session.isClosed && !this.session.localGoAway) this.session.goAway(GoAwayCode.normal);
     this.#control?.close();
     try {

@@ -98,6 +98,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
       maxPayloadBytes: opts.maxPayloadBytes,
       tokens: () => this.#tokens,
       draining: () => this.#draining,
+      held: (cluster) => this.#held(cluster),
       onAgent: (ws, identity, remote) => this.#onAgent(ws, identity, remote),
     });
     const openStream = (cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Duplex> => this.openStream(cluster, preamble);
@@ -215,8 +216,22 @@ class GatewayImpl extends EventEmitter implements Gateway {
     if (conn === undefined || conn.sessionId !== sessionId || !this.#clusters.delete(conn)) return;
     this.#metrics.sessions.dec();
     this.#sessions.emit('released', conn);
-    conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica' }, 'session replaced by a newer one for the same cluster on another replica');
-    void conn.shutdown(this.#opts.drainTimeoutMs, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
+    // The winner's session id goes to the agent (asked of the registry, a few ms): if another agent won, this one stands by.
+    void (this.#fleet?.holder(cluster) ?? Promise.resolve(undefined)).then((replacedBy) => {
+      conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica', bySessionId: replacedBy },
+        'session replaced by a newer one for the same cluster on another replica');
+      return conn.shutdown(this.#opts.drainTimeoutMs, replacedError(replacedBy));
+    });
+  }
+
+  /**
+   * Whether a session holds `cluster`, on this replica or (in a fleet) on
+   * another: the dial of an agent a newer session replaced is then refused.
+   * An unreachable registry answers no (the dial goes ahead).
+   */
+  async #held(cluster: string): Promise<boolean> {
+    if (this.#usable(cluster) !== undefined) return true;
+    return this.#fleet !== undefined && (await this.#fleet.holder(cluster)) !== undefined;
   }
 
   /** A runner's limits: the gateway's defaults under what its tokens-file entry sets. */
@@ -332,7 +347,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const previous = this.#clusters.set(conn);
     if (previous) {
       previous.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', bySessionId: conn.sessionId }, 'session replaced by a newer one for the same cluster');
-      void previous.shutdown(1_000, { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one' });
+      void previous.shutdown(1_000, replacedError(conn.sessionId));
       this.#fleet?.released({ cluster: previous.cluster, sessionId: previous.sessionId }, false);
     } else {
       this.#metrics.sessions.inc();
@@ -355,6 +370,11 @@ class GatewayImpl extends EventEmitter implements Gateway {
       conn.log.info({ event: 'agent_disconnected', replaced: true }, 'replaced agent session closed');
     }
   }
+}
+
+/** The control error a replaced session gets, naming the session that replaced it when known. */
+function replacedError(replacedBy: string | undefined): { code: string; message: string; replacedBy?: string } {
+  return { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one', ...(replacedBy !== undefined ? { replacedBy } : {}) };
 }
 
 function waitIdle(conns: AgentConnection[], deadlineMs: number): Promise<void> {

@@ -14,14 +14,26 @@ export interface TunnelEndpointDeps {
   maxPayloadBytes: number;
   tokens: () => TokenStore;
   draining: () => boolean;
+  /** Whether a session holds `cluster` (here or on another replica of the fleet). */
+  held: (cluster: string) => Promise<boolean>;
   /** Called with each authenticated, upgraded agent WebSocket. */
   onAgent: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
 }
 
+/** Longest `x-pipeops-replaced-by` value looked at (session ids are UUIDs). */
+const MAX_SESSION_ID_LENGTH = 128;
+
 /**
  * `GET /v1/tunnel`: authenticates the agent *before* the WebSocket
- * handshake (401/403/400/503 answered on the raw socket, no upgrade), then
- * upgrades with `ws` (no compression) and hands the socket on.
+ * handshake (401/403/400/409/503 answered on the raw socket, no upgrade),
+ * then upgrades with `ws` (no compression) and hands the socket on.
+ *
+ * One session per cluster, and the newer agent wins: an agent whose session
+ * a newer one replaced dials with `x-pipeops-replaced-by: <that sessionId>`
+ * and is refused with 409 `PT_ERR_CLUSTER_HELD` while any session holds the
+ * cluster, so agents of one cluster do not take it from each other in turn
+ * (not even three, whose replacers replace each other); a replaced one takes
+ * over at its first dial after the cluster is free.
  */
 export class TunnelEndpoint {
   readonly wss: WebSocketServer;
@@ -39,12 +51,17 @@ export class TunnelEndpoint {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    void this.#handleUpgrade(req, socket, head);
+  }
+
+  async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { logger, metrics } = this.#deps;
     const remoteAddress = req.socket.remoteAddress;
     const log = logger.child({ remoteAddress });
-    const refuse = (status: number, code: string, message: string, reason: 'auth' | 'handshake' | 'other'): void => {
+    const refuse = (status: number, code: string, message: string, reason: 'auth' | 'handshake' | 'held' | 'other'): void => {
       // Never log the Authorization header or the token: only the outcome.
-      log.warn({ event: 'agent_refused', status, code }, message);
+      // A standing-by agent dials every reconnect.max_interval: its refusal is expected, not a warning.
+      log[status === 409 ? 'info' : 'warn']({ event: 'agent_refused', status, code }, message);
       metrics.connectFailures.inc({ reason });
       refuseUpgrade(socket, status, code, message, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
@@ -61,6 +78,20 @@ export class TunnelEndpoint {
     if (!offered.includes(SUBPROTOCOL)) {
       refuse(400, 'PT_ERR_BAD_REQUEST', `subprotocol ${SUBPROTOCOL} required`, 'handshake');
       return;
+    }
+    const replacedBy = req.headers[AgentHeaders.replacedBy];
+    if (typeof replacedBy === 'string' && replacedBy !== '' && replacedBy.length <= MAX_SESSION_ID_LENGTH) {
+      // The socket has no 'error' listener while the answer is looked up (the HTTP server removed its own).
+      const onError = (): void => { socket.destroy(); };
+      socket.on('error', onError);
+      const held = await this.#deps.held(identity.cluster).catch(() => false);
+      socket.off('error', onError);
+      if (socket.destroyed) return;
+      if (held) {
+        log.debug({ event: 'agent_standby', replacedBy }, 'a replaced agent dialed while the cluster is held');
+        refuse(409, 'PT_ERR_CLUSTER_HELD', 'a newer session holds the cluster; this replaced agent stands by', 'held');
+        return;
+      }
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.#deps.onAgent(ws, identity, remoteAddress);

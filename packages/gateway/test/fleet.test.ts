@@ -54,11 +54,11 @@ async function startReplica(t: TestContext, redis: RedisServer): Promise<Replica
 interface Fleet { redis: RedisServer; a: KubePath<Agent>; b: Replica }
 
 /** Redis, replica A with the agent of cluster c1 (and the fake API server), replica B without; B knows A holds c1. */
-async function startFleet(t: TestContext, o: { agentReconnects?: boolean } = {}): Promise<Fleet> {
+async function startFleet(t: TestContext, o: { agentReconnectMs?: { intervalMs: number; maxIntervalMs: number } } = {}): Promise<Fleet> {
   const redis = await startRedisServer(t);
   const a = await startKubePath(t, {
     createAgent, agentToken: KUBE_PATH.agentToken, closeGraceMs: 500, gateway: { tokens, ...fleetOptions(redis) },
-    ...(o.agentReconnects === false ? { agent: { reconnect: { enabled: false, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000 } } } : {}),
+    ...(o.agentReconnectMs !== undefined ? { reconnect: o.agentReconnectMs } : {}),
   });
   const b = await startReplica(t, redis);
   await waitFor(async () => (await get(a, b.url, '/version')).statusCode === 200, { what: 'replica B to find the owner of c1' });
@@ -176,11 +176,9 @@ test('with Redis gone the owner keeps serving its tunnel, the other replica answ
   }, { what: "B's /ready to say ready again" });
 });
 
-test('two agents of one cluster on two replicas: the later claim wins on every replica, the earlier session is ended', async (t) => {
-  // The first agent does not come back once replaced, so the outcome stays put (one that does wins again: the latest claim wins).
-  const { a, b } = await startFleet(t, { agentReconnects: false });
-  const firstSession = a.gateway.clusters()[0]?.agentId;
-  assert.equal(firstSession, 'a1');
+test('two agents of one cluster on two replicas: the later one wins on every replica, the earlier stands by refused with 409, and takes over when the later leaves', async (t) => {
+  const { a, b } = await startFleet(t, { agentReconnectMs: { intervalMs: 50, maxIntervalMs: 200 } });
+  assert.equal(a.gateway.clusters()[0]?.agentId, 'a1');
   // A second agent for c1 (same token, its own id), dialing B.
   const logs = collectLogs();
   const second = createAgent({
@@ -195,6 +193,9 @@ test('two agents of one cluster on two replicas: the later claim wins on every r
   await waitFor(() => b.gateway.clusters().length === 1, { what: 'the second agent on B' });
   await waitFor(() => a.gateway.clusters().length === 0, { what: 'A to give up its session for c1' });
   assert.ok(a.gatewayLogs.records.some((r) => r.event === 'fleet_cluster_lost'));
+  // The first agent dials A again and again: A asks Redis who holds c1, finds the session that replaced it (on B), refuses.
+  const held = (): number => a.gatewayLogs.records.filter((r) => r.event === 'agent_refused' && r.code === 'PT_ERR_CLUSTER_HELD').length;
+  await waitFor(() => held() >= 3, { what: 'three dials of the replaced agent refused by A', timeoutMs: 15_000 });
   for (const base of [a.gatewayUrl, b.url]) {
     const list = await request(`${base}/v1/clusters`, { dispatcher: a.dispatcher, headers: { authorization: `Bearer ${ADMIN}` } });
     const { clusters } = JSON.parse(await text(list.body)) as { clusters: Array<{ agentId: string; replica: { id: string } }> };
@@ -202,4 +203,8 @@ test('two agents of one cluster on two replicas: the later claim wins on every r
   }
   // Requests through A now reach the second agent, through B.
   assert.equal((await get(a, a.gatewayUrl, '/version')).statusCode, 200);
+  // The second agent leaves: the first one takes c1 back at its next dial.
+  await second.close(200);
+  await waitFor(() => a.gateway.clusters()[0]?.agentId === 'a1', { what: 'a1 to hold c1 again', timeoutMs: 10_000 });
+  assert.equal((await get(a, b.url, '/version')).statusCode, 200);
 });

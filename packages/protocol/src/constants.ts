@@ -14,6 +14,13 @@ export const AgentHeaders = {
   agentId: 'x-pipeops-agent-id',
   cluster: 'x-pipeops-cluster',
   version: 'x-pipeops-agent-version',
+  /**
+   * Sent by an agent whose session a newer one for its cluster replaced: the
+   * `sessionId` of that newer session. While any session holds the cluster
+   * the gateway refuses the dial (409 `PT_ERR_CLUSTER_HELD`): the replaced
+   * agent stands by instead of taking the cluster back.
+   */
+  replacedBy: 'x-pipeops-replaced-by',
 } as const;
 
 /** Default maximum length of one control-channel line, in bytes (64 KiB). */

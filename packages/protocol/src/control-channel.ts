@@ -42,8 +42,13 @@ export interface StatusMessage {
 }
 /** Gateway → agent: the gateway is draining; dial again (sent before GoAway). */
 export interface ReconnectMessage { type: 'reconnect'; reason: string }
-/** Either direction: a fatal problem, with a `PT_ERR_*` code. */
-export interface ErrorMessage { type: 'error'; code: string; message: string }
+/**
+ * Either direction: a fatal problem, with a `PT_ERR_*` code. With
+ * `PT_ERR_SESSION_REPLACED`, `replacedBy` is the `sessionId` of the newer
+ * session that took the cluster (the agent sends it back in
+ * `x-pipeops-replaced-by` when it dials again).
+ */
+export interface ErrorMessage { type: 'error'; code: string; message: string; replacedBy?: string }
 
 /** One control-channel message (NDJSON, one per line). */
 export type ControlMessage = HelloMessage | WelcomeMessage | StatusMessage | ReconnectMessage | ErrorMessage;
@@ -224,7 +229,8 @@ export function parseControlMessage(line: string): ControlMessage {
       return { type: 'reconnect', reason: m.reason };
     case 'error':
       if (!isStr(m.code) || !isStr(m.message)) throw invalid('error: code and message must be strings');
-      return { type: 'error', code: m.code, message: m.message };
+      if (m.replacedBy !== undefined && !isStr(m.replacedBy)) throw invalid('error: replacedBy must be a string');
+      return { type: 'error', code: m.code, message: m.message, ...(m.replacedBy !== undefined ? { replacedBy: m.replacedBy } : {}) };
     default:
       throw invalid(`unknown control message type ${typeof m.type === 'string' ? JSON.stringify(m.type.slice(0, 64)) : typeof m.type}`);
   }

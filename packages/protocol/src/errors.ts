@@ -12,6 +12,7 @@ export const errorCodes = {
   PT_ERR_AGENT_TIMEOUT: { status: 504, message: 'agent timed out' },
   PT_ERR_DRAINING: { status: 503, message: 'gateway is draining' },
   PT_ERR_SESSION_REPLACED: { message: 'session replaced by a newer one for the same cluster' },
+  PT_ERR_CLUSTER_HELD: { status: 409, message: 'a newer session holds the cluster; the replaced agent stands by' },
   PT_ERR_RECONNECT_EXHAUSTED: { message: 'reconnect attempts exhausted' },
   PT_ERR_HANDSHAKE: { message: 'tunnel handshake failed' },
   PT_ERR_HANDSHAKE_TIMEOUT: { message: 'tunnel handshake timed out' },

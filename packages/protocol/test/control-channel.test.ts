@@ -19,12 +19,15 @@ test('messages sent on one side arrive in order and intact on the other', async 
   const rx = new ControlChannel(b);
   const got: ControlMessage[] = [];
   rx.on('message', (m) => got.push(m));
-  for (const m of [hello, status, { type: 'welcome', sessionId: 's', gatewayVersion: 'g' }, { type: 'reconnect', reason: 'drain' }, { type: 'error', code: 'PT_ERR_X', message: 'm' }] as ControlMessage[]) tx.send(m);
+  for (const m of [hello, status, { type: 'welcome', sessionId: 's', gatewayVersion: 'g' }, { type: 'reconnect', reason: 'drain' }, { type: 'error', code: 'PT_ERR_X', message: 'm' },
+    { type: 'error', code: 'PT_ERR_SESSION_REPLACED', message: 'm', replacedBy: 'session-2' }] as ControlMessage[]) tx.send(m);
   tx.close();
   await once(rx, 'close');
-  assert.deepEqual(got.map((m) => m.type), ['hello', 'status', 'welcome', 'reconnect', 'error']);
+  assert.deepEqual(got.map((m) => m.type), ['hello', 'status', 'welcome', 'reconnect', 'error', 'error']);
   assert.deepEqual(got[0], hello);
   assert.deepEqual(got[1], status);
+  assert.deepEqual(got[4], { type: 'error', code: 'PT_ERR_X', message: 'm' }, 'no replacedBy appears where none was sent');
+  assert.deepEqual(got[5], { type: 'error', code: 'PT_ERR_SESSION_REPLACED', message: 'm', replacedBy: 'session-2' });
 });
 
 test('a message split across many small chunks is reassembled', async (t) => {

@@ -185,6 +185,15 @@ export class Fleet {
     }
   }
 
+  /** The session holding `cluster` fleet-wide, or undefined (none, or the registry cannot be asked). Never rejects. */
+  async holder(cluster: string): Promise<string | undefined> {
+    try {
+      return (await this.registry.owner(cluster))?.sessionId;
+    } catch {
+      return undefined;
+    }
+  }
+
   async #owner(cluster: string): Promise<ClusterOwner | undefined> {
     try {
       return await this.registry.owner(cluster);
