@@ -15,14 +15,21 @@ export interface ReadyChild {
   close(): Promise<void>;
 }
 
-/** Starts `node [args]` and waits for its READY line; `name` is for the errors. */
-export async function startReadyChild(name: string, args: string[]): Promise<ReadyChild> {
+/**
+ * Starts `node [args]` and waits for its READY line; `name` is for the errors.
+ * Every other line of its stdout, before and after READY, goes to `onLine`.
+ */
+export async function startReadyChild(name: string, args: string[], onLine: (line: string) => void = () => {}): Promise<ReadyChild> {
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').then(() => { throw new Error(`${name} exited before READY`); });
-  const ready = (async () => {
-    for await (const line of createInterface({ input: child.stdout })) if (line.startsWith('READY ')) return line.slice(6);
-    throw new Error(`${name} closed stdout before READY`);
-  })();
+  const ready = new Promise<string>((resolve, reject) => {
+    let seen = false;
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      if (!seen && line.startsWith('READY ')) { seen = true; resolve(line.slice(6)); } else onLine(line);
+    });
+    lines.once('close', () => { if (!seen) reject(new Error(`${name} closed stdout before READY`)); });
+  });
   const payload = await Promise.race([ready, exited]);
   return {
     child, pid: child.pid!, payload,

@@ -5,6 +5,7 @@ import { smallGetLatency, smallGetRate } from './small-get.ts';
 import { watches10k } from './watches.ts';
 import { pausedReader } from './paused-reader.ts';
 import { reconnect } from './reconnect.ts';
+import { fleetScale } from './fleet-scale.ts';
 import { idleAgent } from './idle-agent.ts';
 import { highLatency } from './high-latency.ts';
 import { greedyCappedVsPolite, greedyVsPolite } from './greedy-vs-polite.ts';
@@ -30,6 +31,7 @@ export const scenarios: Scenario[] = [
   pausedReader('client'),
   pausedReader('endpoint'),
   reconnect,
+  fleetScale,
   idleAgent,
   highLatency,
   greedyVsPolite,

@@ -1,9 +1,10 @@
 // A real HAProxy (Debian's package) in front of gateway replicas, as a load
 // balancer in production would be: TCP pass-through (TLS ends at the
 // replicas), health checks on each replica's `/ready` over TLS, a replica
-// taken out as soon as it answers 503. `balance first` sends every new
-// connection to the first healthy replica in order, so a test knows where an
-// agent lands.
+// taken out as soon as it answers 503. `balance first` (the default) sends
+// every new connection to the first healthy replica in order, so a test knows
+// where an agent lands; `leastconn` spreads long-lived connections as a
+// production balancer in front of a fleet would.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -36,18 +37,29 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** Starts HAProxy on a free port of 127.0.0.1 in front of `backends` (ports on 127.0.0.1, in `balance first` order); `after` stops it. */
-export async function startHaproxy(t: { after(fn: () => Promise<void> | void): void }, o: { dir: string; backends: number[]; checkIntervalMs?: number }): Promise<Haproxy> {
+export interface HaproxyOptions {
+  /** Where haproxy.cfg is written. */
+  dir: string;
+  /** Ports on 127.0.0.1, in `balance first` order. */
+  backends: number[];
+  /** Health check period (ms). Default 100. */
+  checkIntervalMs?: number;
+  /** Default `first`. */
+  balance?: 'first' | 'leastconn' | 'roundrobin';
+}
+
+/** Starts HAProxy on a free port of 127.0.0.1 in front of `backends`; `after` stops it. */
+export async function startHaproxy(t: { after(fn: () => Promise<void> | void): void }, o: HaproxyOptions): Promise<Haproxy> {
   const bin = haproxyBinary();
   const port = await freePort();
   const inter = o.checkIntervalMs ?? 100;
   const config = join(o.dir, 'haproxy.cfg');
   writeFileSync(config, [
-    'global', '  maxconn 4096',
+    'global', '  maxconn 8192',
     'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 1h', '  timeout server 1h', '  timeout tunnel 1h',
     '  option redispatch', '  retries 3',
     'frontend gateways', `  bind 127.0.0.1:${port}`, '  default_backend replicas',
-    'backend replicas', '  balance first',
+    'backend replicas', `  balance ${o.balance ?? 'first'}`,
     '  option httpchk GET /ready', '  http-check expect status 200',
     `  default-server check check-ssl verify none inter ${inter}ms fall 1 rise 1`,
     ...o.backends.map((p, i) => `  server replica${i} 127.0.0.1:${p}`),

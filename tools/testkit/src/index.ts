@@ -17,5 +17,5 @@ export {
   startKubePath, KUBE_PATH, type KubePath, type KubePathOptions, type KubePathAgent, type KubePathAgentOptions,
 } from './kube-path.ts';
 export { startRedisServer, redisServerBinary, type RedisServer } from './redis-server.ts';
-export { startHaproxy, haproxyBinary, type Haproxy } from './haproxy.ts';
+export { startHaproxy, haproxyBinary, type Haproxy, type HaproxyOptions } from './haproxy.ts';
 export { freePort } from './free-port.ts';
