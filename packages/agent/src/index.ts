@@ -9,6 +9,7 @@ export type { Readiness } from './health-server.ts';
 export { pingHandler } from './streams.ts';
 export type { StreamHandler, StreamContext } from './streams.ts';
 export { bypassesProxy } from './proxy.ts';
+export { kubeconfigProblem } from './kube/kubeconfig.ts';
 export type { AuditOptions } from './config.ts';
 export { defaultAgentPolicy, evaluatePolicy, policySummary, verifyAgentPolicy } from './kube/policy.ts';
 export type { AgentPolicy, PolicyDecision, PolicyRule } from './kube/policy.ts';

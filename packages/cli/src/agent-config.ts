@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { verifyAgentPolicy, type AgentOptions } from '@pipeops/tunnel-agent';
+import { kubeconfigProblem, verifyAgentPolicy, type AgentOptions } from '@pipeops/tunnel-agent';
 import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseLabels, type LogLevel } from './formats.ts';
 import { tunnelConfigProblems, tunnelSchema, toMuxOptions, type TunnelConfig } from './tunnel-config.ts';
@@ -146,7 +146,13 @@ function verifyAgentConfig(c: AgentConfig): void {
   if (c.pipeops.timeout === 0) problems.push('pipeops.timeout: must be greater than 0');
   if (c.agent.poll_interval === 0) problems.push('agent.poll_interval: must be greater than 0');
   problems.push(...tunnelConfigProblems(c.tunnel));
-  problems.push(...unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]));
+  const unreadable = unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]);
+  problems.push(...unreadable);
+  // A kubeconfig that is there but unusable would start an agent answering every runner 503.
+  if (c.kubernetes.kubeconfig !== '' && !unreadable.some((p) => p.startsWith('kubernetes.kubeconfig:'))) {
+    const problem = kubeconfigProblem(c.kubernetes.kubeconfig);
+    if (problem !== undefined) problems.push(`kubernetes.kubeconfig: ${problem}`);
+  }
   try {
     verifyAgentPolicy(c.policy);
   } catch (err) {

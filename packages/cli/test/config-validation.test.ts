@@ -41,6 +41,25 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
       assert.equal(await server.connections(), 0, 'no connection attempted');
     });
   }
+  test('a kubeconfig that is there but unusable (not YAML, no current context) exits 2 naming kubernetes.kubeconfig, and its secrets are never printed', async (t) => {
+    const dir = tempDir(t);
+    const secret = 'kube-secret-token-4d2c9e';
+    const files = {
+      'not YAML': writeFile(dir, 'broken.yaml', `apiVersion: v1\nusers:\n- name: u\n  user: {token: ${secret}\n   clusters: [\n`),
+      'no current context': writeFile(dir, 'nocontext.yaml', `apiVersion: v1\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443" } }]\nusers: [{ name: u, user: { token: ${secret} } }]\n`),
+    };
+    for (const [what, file] of Object.entries(files)) {
+      const server = await countingServer(t);
+      const r = await runCli(['connect', '--kubeconfig', file], cleanEnv({
+        PIPEOPS_PIPEOPS_API_URL: `http://127.0.0.1:${server.port}`, PIPEOPS_PIPEOPS_TLS_ENABLED: 'false', PIPEOPS_PIPEOPS_TOKEN: TOKEN,
+        PIPEOPS_AGENT_CLUSTER_NAME: 'c1', PIPEOPS_AGENT_PORT: '0',
+      }));
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, what === 'not YAML' ? /kubernetes\.kubeconfig: kubeconfig .*broken\.yaml is not valid YAML \(\w+ at line \d+, column \d+\)/ : /kubernetes\.kubeconfig: kubeconfig .*nocontext\.yaml: no current-context is set/);
+      assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret), `${what}: the kubeconfig's token is never printed`);
+      assert.equal(await server.connections(), 0, `${what}: no connection attempted`);
+    }
+  });
   test('an unreadable config file is reported with its path', async (t) => {
     const r = await runCli(['connect', '--config', join(tempDir(t), 'missing.yaml')], cleanEnv());
     assert.equal(r.code, 2);

@@ -109,6 +109,22 @@ export function readKubeconfig(files: readonly string[], skipMissing = false): K
   return { context: current, cluster: toCluster(cluster, clusterName), user };
 }
 
+/**
+ * Why `file` cannot give the agent its API-server credentials (not YAML, no
+ * current context, a context naming an undefined cluster or user, a bad
+ * server URL, a legacy auth-provider…), or undefined when it can. Reads and
+ * resolves only: no exec plugin runs, nothing is dialed. For a start-time
+ * check: the agent itself would start and answer every request 503.
+ */
+export function kubeconfigProblem(file: string): string | undefined {
+  try {
+    readKubeconfig([file]);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 function describeFiles(docs: ReadonlyArray<{ file: string }>): string {
   return docs.map((d) => d.file).join(', ');
 }
