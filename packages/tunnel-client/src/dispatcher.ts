@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Client, Dispatcher, type buildConnector } from 'undici';
 import { ClientError } from './errors.ts';
 import { asSocket } from './internal/stream-socket.ts';
+import { fromLegacyHandler, isLegacyHandler } from './legacy-handler.ts';
 
 /**
  * undici ends a one-request connection with `destroy(InformationalError('reset'))`
@@ -64,7 +65,9 @@ export class TunnelDispatcher extends Dispatcher {
     };
   }
 
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  override dispatch(options: Dispatcher.DispatchOptions, given: Dispatcher.DispatchHandler): boolean {
+    // Node's built-in fetch hands in a handler of undici's older API.
+    const handler = isLegacyHandler(given) ? fromLegacyHandler(given) : given;
     let origin: string | undefined;
     try {
       origin = options.origin === undefined ? undefined : new URL(String(options.origin)).origin;

@@ -70,6 +70,20 @@ export class Tunnel extends EventEmitter {
     return this.#connection.reconnects;
   }
 
+  /**
+   * Node's built-in `fetch` through this tunnel, typed as the global one: a
+   * path (`'/version'`) is taken relative to {@link baseUrl}. For TypeScript
+   * users of the global fetch: `fetch(url, { dispatcher: tunnel.dispatcher })`
+   * works at run time too, but Node's `RequestInit` types its `dispatcher` as
+   * the undici bundled with Node (7.x), not undici 8's.
+   */
+  fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+    const target = typeof input === 'string' && input.startsWith('/') ? `${this.baseUrl}${input}` : input;
+    // The dispatcher adapts the older handler API Node's fetch dispatches with (legacy-handler.ts); only the types differ.
+    const dispatcher = this.dispatcher as unknown as NonNullable<RequestInit['dispatcher']>;
+    return globalThis.fetch(target, { ...init, dispatcher });
+  }
+
   /** Opens a raw stream to the cluster's API server: write one HTTP/1.1 request (origin-form), read one response. */
   openStream(): Promise<Duplex> {
     return this.#connection.openStream();

@@ -115,3 +115,40 @@ test('a completed request closes its stream with FIN both ways, never an RST the
   assert.equal(session.stats.streamsAccepted, 5);
   assert.equal(session.stats.resetsIn, 0);
 });
+
+test("Node's built-in fetch takes the dispatcher too: JSON, an echoed body, a large download hash-identical, a refused origin with its code", async (t) => {
+  const { tunnel } = await setup(t);
+  // globalThis.fetch is the undici bundled with Node (7.x in Node 24), not the undici 8 this package uses.
+  const builtin = globalThis.fetch as (url: string, init: Omit<RequestInit, 'dispatcher'> & { dispatcher: unknown }) => Promise<Response>;
+  const version = await builtin(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });
+  assert.equal(version.status, 200);
+  assert.equal(version.headers.get('content-type'), 'application/json');
+  assert.deepEqual(await version.json(), { major: '1', minor: '99', gitVersion: 'v1.99.0-fake' });
+  const echo = await builtin(`${tunnel.baseUrl}/echo`, { dispatcher: tunnel.dispatcher, method: 'POST', body: 'through the built-in fetch' });
+  assert.equal(await echo.text(), 'through the built-in fetch');
+  const big = await builtin(`${tunnel.baseUrl}/big`, { dispatcher: tunnel.dispatcher });
+  const body = Buffer.from(await big.arrayBuffer());
+  assert.ok(body.length > 1024 * 1024, `${body.length} bytes`);
+  assert.equal(createHash('sha256').update(body).digest('hex'), big.headers.get('x-sha256'));
+  await assert.rejects(builtin('http://elsewhere.invalid/version', { dispatcher: tunnel.dispatcher }),
+    (err: Error & { cause?: { code?: string } }) => err.cause?.code === 'PT_ERR_CLIENT_ORIGIN');
+  // tunnel.fetch: the same, typed as the global fetch, a path taken relative to the base URL.
+  const viaTunnel = await tunnel.fetch('/echo', { method: 'PUT', body: 'typed as the global fetch' });
+  assert.equal(viaTunnel.status, 200);
+  assert.equal(await viaTunnel.text(), 'typed as the global fetch');
+});
+
+test("Node's built-in fetch: a WATCH arrives event by event, and aborting it cuts it at the app", async (t) => {
+  const { tunnel, app } = await setup(t);
+  const builtin = globalThis.fetch as (url: string, init: Omit<RequestInit, 'dispatcher'> & { dispatcher: unknown }) => Promise<Response>;
+  const ac = new AbortController();
+  const res = await builtin(`${tunnel.baseUrl}/api/v1/namespaces/default/pods?watch=true`, { dispatcher: tunnel.dispatcher, signal: ac.signal });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match(String((await reader.read()).value), /"name":"p0"/);
+  await until(() => app.openWatches() === 1, 'the watch to be open');
+  app.pushEvent('MODIFIED', 'p1');
+  assert.match(String((await reader.read()).value), /"MODIFIED".*"p1"/);
+  ac.abort();
+  await until(() => app.aborted.length === 1, 'the app to see the watch aborted');
+  assert.equal(app.openWatches(), 0);
+});
