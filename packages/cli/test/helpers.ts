@@ -48,9 +48,13 @@ export interface CliProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts the CLI; the child is killed at the end of the test if still running. */
-export function startCli(t: TestContext, args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts the CLI (by default the workspace's launcher on this Node; `command`
+ * runs another, e.g. an installed `pipeops-tunnel`); the child is killed at
+ * the end of the test if still running.
+ */
+export function startCli(t: TestContext, args: string[], env: Record<string, string>, command: string[] = [process.execPath, BIN]): CliProcess {
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const records: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
