@@ -1,6 +1,7 @@
 // Every scenario, in the order `pnpm e2e` runs them (chaos last: it kills the gateway).
 import type { Scenario } from '../harness/scenario.ts';
 import { chaosScenarios } from './chaos.ts';
+import { chartScenarios } from './charts.ts';
 import { clientNodeScenarios } from './client-node.ts';
 import { fleetScenarios } from './fleet.ts';
 import { jsonProtocolScenarios } from './json-protocol.ts';
@@ -20,6 +21,7 @@ export const allScenarios: Scenario[] = [
   ...rbacScenarios,
   ...trustScenarios,
   ...helmScenarios,
+  ...chartScenarios,
   ...clientNodeScenarios,
   ...jsonProtocolScenarios,
   ...olderKubectlScenarios,
