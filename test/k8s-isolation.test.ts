@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
 import { rawExchange, startK8sPath, RUNNER_TOKEN, type K8sPath } from './k8s-harness.ts';

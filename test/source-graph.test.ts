@@ -113,7 +113,7 @@ test('src/ of every package imports only its own dependencies and Node built-ins
         const name = packageName(ref.specifier);
         if (allowed.has(name)) continue;
         // A type-only import needs the package's types at build time only.
-        if (ref.typeOnly && (manifest.devDependencies ?? {})[name] !== undefined) continue;
+        if (ref.typeOnly && manifest.devDependencies?.[name] !== undefined) continue;
         wrong.push(`${relative(ROOT, file)} imports ${ref.specifier}, not in ${manifest.name}'s dependencies`);
       }
     }

@@ -16,7 +16,7 @@ export const olderKubectlScenarios: Scenario[] = [
       const out = [
         await ctx.k(['get', 'pods', '-n', ctx.ns, '-o', 'name'], { bin }),
         await ctx.k(['get', '--raw', ctx.t.rawPath('/version', minor)], { bin }),
-        await ctx.k(['exec', 'old', '-n', ctx.ns, '--', 'echo', 'from-1.' + String(minor)], { bin }),
+        await ctx.k(['exec', 'old', '-n', ctx.ns, '--', 'echo', `from-1.${String(minor)}`], { bin }),
       ];
       const pf = ctx.t.spawnKubectl('old-pf', ['port-forward', '-n', ctx.ns, 'pod/old', ':8080'], { bin });
       try {

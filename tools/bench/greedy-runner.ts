@@ -56,7 +56,7 @@ const { values } = parseArgs({
 });
 const concurrency = Number(values.concurrency);
 const bytes = Number(values.bytes);
-const token = process.env['BENCH_RUNNER_TOKEN'];
+const token = process.env.BENCH_RUNNER_TOKEN;
 if (values.origin === undefined || values.ca === undefined || token === undefined || !(concurrency > 0) || !(bytes > 0)) {
   throw new Error('greedy-runner: --origin, --ca, --concurrency, --bytes and BENCH_RUNNER_TOKEN are required');
 }

@@ -43,7 +43,6 @@ export interface Agent extends EventEmitter {
 }
 
 class TunnelAgent extends EventEmitter implements Agent {
-  readonly #o: AgentOptions;
   readonly #log: Logger;
   readonly #connector: Connector;
   readonly #dispatcher: StreamDispatcher;
@@ -57,7 +56,6 @@ class TunnelAgent extends EventEmitter implements Agent {
   constructor(options: AgentOptions, deps: AgentDeps) {
     super();
     verifyAgentOptions(options);
-    this.#o = options;
     this.#log = deps.logger.child({ component: 'agent' });
     const metrics = new AgentMetrics(deps.registry);
     this.#dispatcher = new StreamDispatcher({ logger: deps.logger.child({ component: 'streams' }), metrics, preambleTimeoutMs: options.timeoutMs });

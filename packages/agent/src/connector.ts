@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createSession } from '@pipeops/tunnel-mux';
 import type { Session } from '@pipeops/tunnel-mux';
 import { websocketDuplex } from '@pipeops/tunnel-protocol';
+import type { WelcomeMessage } from '@pipeops/tunnel-protocol';
 import { Backoff } from './backoff.ts';
 import type { AgentOptions } from './config.ts';
 import { defaultAgentOptions, tunnelUrlFromApiUrl } from './config.ts';
@@ -299,7 +300,7 @@ export class Connector extends EventEmitter {
     }
     // Streams the gateway opens (even before welcome) go to the dispatcher.
     session.on('stream', (s) => void this.#dispatcher.handle(s));
-    let welcome;
+    let welcome: WelcomeMessage;
     let onAbort: (() => void) | undefined;
     try {
       welcome = await Promise.race([

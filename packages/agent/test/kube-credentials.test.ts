@@ -5,7 +5,6 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { kubeconfigFor, startFakeApiServer, testCertificates } from '@pipeops/tunnel-testkit';
 import { NOT_CONFIGURED, loadKubeCredentials } from '../src/kube/credentials.ts';
 import { clientCertificate, readAll, setEnv, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';

@@ -222,7 +222,7 @@ test('200 concurrent WATCH requests share at most two h2 connections and each ge
   assert.ok(api.watches.every((w) => w.httpVersion === '2.0'));
   // Each server-side watch writes its index; every runner receives exactly one distinct line.
   const lines = watches.map(({ res }) => once(res, 'data').then(([c]) => (c as Buffer).toString()));
-  api.watches.forEach((w, i) => w.res.write(event(`w${String(i)}`)));
+  for (const [i, w] of api.watches.entries()) w.res.write(event(`w${String(i)}`));
   const received = (await Promise.all(lines)).toSorted();
   assert.deepEqual(received, api.watches.map((_, i) => event(`w${String(i)}`)).toSorted());
 });

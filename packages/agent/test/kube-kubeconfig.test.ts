@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { NOT_CONFIGURED, loadKubeCredentials } from '../src/kube/credentials.ts';
 import type { KubeCredentials } from '../src/kube/credentials.ts';

@@ -177,7 +177,7 @@ export function effectiveLogLevel(level: LogLevel, debug: boolean): LogLevel {
  * read here, and only here, for HTTPS_PROXY/NO_PROXY and KUBECONFIG.
  */
 export function toAgentOptions(c: AgentConfig, env: Record<string, string | undefined>, version: string): AgentOptions {
-  const kubeconfig = c.kubernetes.kubeconfig !== '' ? c.kubernetes.kubeconfig : env['KUBECONFIG'];
+  const kubeconfig = c.kubernetes.kubeconfig !== '' ? c.kubernetes.kubeconfig : env.KUBECONFIG;
   const proxy = proxyFromEnv(env);
   // The agent takes http(s) URLs; ws(s):// written in the config means the same endpoint.
   const apiUrl = c.pipeops.api_url.replace(/^ws(s?):/i, 'http$1:');

@@ -117,7 +117,7 @@ export function parseByteSize(text: string | number): number | undefined {
 
 /** Parses `HOST:PORT` (IPv6 hosts in brackets). */
 export function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65_535) return undefined;

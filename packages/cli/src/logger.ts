@@ -89,6 +89,7 @@ export const LOG_FLUSH_MS = 100;
 function bufferedStdout(): ReturnType<typeof pino.destination> {
   const dest = pino.destination({ dest: 1, sync: true, minLength: 8 * 1024 });
   const write = dest.write.bind(dest);
+  // biome-ignore lint/correctness/noUnusedVariables: read by `??=` below (one flush timer at a time)
   let timer: NodeJS.Timeout | undefined;
   const flush = (): void => {
     timer = undefined;

@@ -68,9 +68,9 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     const caFile = writeFile(dir, 'ca.pem', certs.caCert);
     const secretFile = writeFile(dir, 'replica-secret', `${SECRET}\n`);
     const tokensFile = writeFile(dir, 'tokens.yaml', [
-      'agents: [{ cluster: c1, token: "' + AGENT_TOKEN + '" }]',
-      'runners: [{ id: r1, token: "' + RUNNER_TOKEN + '", clusters: [c1] }]',
-      'admins: [{ token: "' + ADMIN_TOKEN + '" }]', '',
+      `agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]`,
+      `runners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]`,
+      `admins: [{ token: "${ADMIN_TOKEN}" }]`, '',
     ].join('\n'));
     ports = [];
     for (let i = 0; i < REPLICAS; i++) ports.push(await freePort());

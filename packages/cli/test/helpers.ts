@@ -63,7 +63,7 @@ export function startCli(t: TestContext, args: string[], env: Record<string, str
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     raw += d;
     pending += d;
-    let i;
+    let i: number;
     while ((i = pending.indexOf('\n')) >= 0) {
       const line = pending.slice(0, i);
       pending = pending.slice(i + 1);

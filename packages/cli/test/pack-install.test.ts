@@ -110,6 +110,7 @@ test('the packed packages install with npm outside the workspace: the library im
     "import { connect } from '@pipeops/tunnel-client';",
     "const tunnel = await connect({ gatewayUrl: process.env.GATEWAY_URL, token: process.env.RUNNER_TOKEN, cluster: 'c1', ca: readFileSync(process.env.GATEWAY_CA) });",
     '// Node\'s built-in fetch, not undici\'s: a runner project need not install undici.',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the consumer's source, a template literal of its own
     'const res = await fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });',
     'console.log(JSON.stringify({ status: res.status, body: await res.json() }));',
     'await tunnel.close();',

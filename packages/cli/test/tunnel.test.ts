@@ -16,10 +16,10 @@ const WRONG_TOKEN = 'wrong-tkn-9a8b7c6d5e';
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 function tokensYaml(admins: string[]): string {
-  return [
+  return `${[
     'agents:', `  - cluster: c1`, `    token_sha256: "${sha(AGENT_TOKEN)}"`,
     'admins:', ...admins.map((a) => `  - token_sha256: "${sha(a)}"`),
-  ].join('\n') + '\n';
+  ].join('\n')}\n`;
 }
 
 const isMsg = (prefix: string) => (r: Record<string, unknown>): boolean => typeof r.msg === 'string' && r.msg.startsWith(prefix);

@@ -172,7 +172,7 @@ export async function loadTokensFile(path: string): Promise<TokenStore> {
   let value: unknown;
   try {
     value = parseYaml(text);
-  } catch (err) {
+  } catch {
     // The YAML error message may quote a line of the file (a token): keep it out of the message.
     throw gatewayError('PT_ERR_TOKENS_INVALID', `${path}: not valid YAML`, { cause: new Error('YAML parse error') });
   }

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import WebSocket, { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import { WebSocketServer } from 'ws';
 import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
 import { refuseUpgrade } from './http-util.ts';
 import type { GatewayMetrics } from './metrics.ts';

@@ -28,7 +28,7 @@ test('a runner that stops reading pauses its response stream: gateway buffering 
   await waitFor(() => rig.app.flood.bytes > stalledAt + 1024 * 1024, 30_000, 'the flood to continue after the runner reads again');
   const chunks = runner.for('flood').filter((m) => 'chunk' in m).map((m) => (m.chunk as { object: { n: number } }).object.n);
   assert.ok(chunks.length > 0);
-  chunks.forEach((n, i) => assert.equal(n, i, 'events arrive in order, none lost'));
+  for (const [i, n] of chunks.entries()) assert.equal(n, i, 'events arrive in order, none lost');
   runner.send({ id: 'flood', cancel: true });
   await runner.next((m) => m.id === 'flood' && m.cancelled === true, 30_000);
 });

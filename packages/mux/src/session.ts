@@ -44,9 +44,11 @@ export interface Session {
   on(event: 'stream', listener: (stream: Stream) => void): this;
   /** The remote sent GoAway with this code (0 normal, 1 protocol error, 2 internal error). */
   on(event: 'goaway', listener: (code: number) => void): this;
+  // biome-ignore lint/suspicious/noExplicitAny: the catch-all overload must match EventEmitter's own signature
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'stream', listener: (stream: Stream) => void): this;
   once(event: 'goaway', listener: (code: number) => void): this;
+  // biome-ignore lint/suspicious/noExplicitAny: the catch-all overload must match EventEmitter's own signature
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
@@ -81,6 +83,7 @@ export interface Session {
  * Like {@link Stream}, a session emits `'error'` only when someone listens;
  * the reason it closed is always in {@link closeError}.
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only types the class's events (no members to initialise)
 export class Session extends Duplex implements StreamHost {
   readonly #o: ResolvedSessionOptions;
   readonly #settings: StreamSettings;

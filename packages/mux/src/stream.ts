@@ -264,6 +264,7 @@ export class Stream extends Duplex {
     this.#maybeGrant();
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: Readable.read's own return type
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
     if (chunk !== null) this.#maybeGrant();

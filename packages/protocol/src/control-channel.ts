@@ -105,6 +105,7 @@ export class ControlChannel extends EventEmitter {
   override on(event: 'message', listener: (m: ControlMessage) => void): this;
   override on(event: 'error', listener: (e: TunnelError) => void): this;
   override on(event: 'close', listener: () => void): this;
+  // biome-ignore lint/suspicious/noExplicitAny: the catch-all overload must match EventEmitter's own signature
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     return super.on(event, listener);
   }

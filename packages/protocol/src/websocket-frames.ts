@@ -39,7 +39,6 @@ export class WsFrameReader {
   readonly #head = Buffer.allocUnsafe(MAX_HEADER_BYTES);
   #headFill = 0;
   #inFrame = false;
-  #opcode = 0;
   #remaining = 0;
   #mask: Buffer | undefined; // a non-zero key of the current frame; undefined for none or all-zero
   #maskOffset = 0;
@@ -117,7 +116,6 @@ export class WsFrameReader {
     }
     if ((b0 & 0x70) !== 0) this.#fail('reserved bits set (no extension was negotiated)');
     if (masked !== this.#expectMasked) this.#fail(masked ? 'a masked frame from the server' : 'an unmasked frame from the client');
-    this.#opcode = opcode;
     this.#remaining = length;
     this.#inFrame = true;
     if (opcode >= 0x8) {

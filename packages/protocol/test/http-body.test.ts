@@ -60,13 +60,13 @@ test('a Content-Length body is exactly its bytes however the reads fall, and wha
 });
 
 test('a chunked body decodes with its trailers wherever the reads split it', async () => {
-  const wire = Buffer.from('5;ext=1\r\nhello\r\n1A\r\n' + 'x'.repeat(26) + '\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n', 'latin1');
+  const wire = Buffer.from(`5;ext=1\r\nhello\r\n1A\r\n${'x'.repeat(26)}\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n`, 'latin1');
   for (let cut = 0; cut <= wire.length; cut++) {
     let excess: Buffer | undefined;
     const body = new RequestBody(source([wire.subarray(cut)]), wire.subarray(0, cut), { kind: 'chunked' }, { onComplete: (b) => { excess = b; } });
     const got = await collect(body);
     assert.ok('bytes' in got, `cut at ${cut}: ${'error' in got ? String(got.error) : ''}`);
-    assert.equal(String(got.bytes), 'hello' + 'x'.repeat(26), `cut at ${cut}`);
+    assert.equal(String(got.bytes), `hello${'x'.repeat(26)}`, `cut at ${cut}`);
     assert.deepEqual(body.rawTrailers, ['X-Sum', 'abc', 'X-Two', '2'], `cut at ${cut}`);
     assert.equal(excess?.length, 0);
   }

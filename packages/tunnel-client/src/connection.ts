@@ -98,7 +98,7 @@ export class TunnelConnection extends EventEmitter {
       if (left <= 0) {
         throw new ClientError('PT_ERR_CLIENT_DISCONNECTED', this.#o.waitForConnectionMs > 0
           ? `the tunnel to the gateway did not come back within ${this.#o.waitForConnectionMs} ms`
-          : 'the tunnel to the gateway is not connected (state ' + this.#state + ')');
+          : `the tunnel to the gateway is not connected (state ${this.#state})`);
       }
       await this.#nextChange(left);
     }
@@ -159,7 +159,7 @@ export class TunnelConnection extends EventEmitter {
     };
     while (!signal.aborted) {
       this.#setState('connecting');
-      let ws;
+      let ws: Awaited<ReturnType<typeof dialRunnerSocket>>;
       try {
         ws = await dialRunnerSocket(o, signal);
       } catch (err) {

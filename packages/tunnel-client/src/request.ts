@@ -157,7 +157,7 @@ export async function sendRequest(dispatcher: Dispatcher, origin: string, msg: T
     try {
       for await (const chunk of res.body) {
         pending += decoder.write(chunk as Buffer);
-        let i;
+        let i: number;
         while ((i = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, i).replace(/\r$/, '');
           pending = pending.slice(i + 1);

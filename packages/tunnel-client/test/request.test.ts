@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientError } from '../src/index.ts';
+import type { ClientError } from '../src/index.ts';
 import { connectToTestApp } from './helpers/connected-app.ts';
 import { until } from './helpers/test-app.ts';
 import type { TestContext } from 'node:test';

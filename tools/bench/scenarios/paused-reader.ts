@@ -62,9 +62,9 @@ async function sample(path: FullPath, t: Target, m: (what: string) => string): P
   res.body.destroy();
   return {
     [m('max-rss-growth')]: Math.max(...Object.values(growth)),
-    [m('gateway-rss-growth')]: growth['gateway']!,
-    [m('agent-rss-growth')]: growth['agent']!,
-    [m('runner-rss-growth')]: growth['runner']!,
+    [m('gateway-rss-growth')]: growth.gateway!,
+    [m('agent-rss-growth')]: growth.agent!,
+    [m('runner-rss-growth')]: growth.runner!,
     [m('bytes-in-flight')]: (stalled.blobBytesWritten - written0) / MiB,
   };
 }

@@ -5,7 +5,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, duplexPair } from 'node:stream';
+import { type Readable, duplexPair } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';

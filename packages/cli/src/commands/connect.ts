@@ -1,3 +1,4 @@
+import type { Agent } from '@pipeops/tunnel-agent';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { effectiveLogLevel, loadAgentConfig, printableAgentConfig, toAgentOptions, type ConnectFlags } from '../agent-config.ts';
 import { ExitCode, exitCodeFor } from '../errors.ts';
@@ -63,7 +64,7 @@ export async function runConnect(args: string[], io: CliIo): Promise<number> {
     'starting agent',
   );
 
-  let agent;
+  let agent: Agent;
   try {
     // Loaded only now: --help and configuration errors stay fast and independent of the agent.
     const { createAgent } = await import('@pipeops/tunnel-agent');

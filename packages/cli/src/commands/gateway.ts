@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Gateway } from '@pipeops/tunnel-gateway';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { ExitCode, exitCodeFor } from '../errors.ts';
@@ -116,7 +117,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
   const { host, port } = listenAddress(config);
   const removeGuard = guardProcess(logger, registry);
 
-  let gateway;
+  let gateway: Gateway | undefined;
   try {
     // Loaded only now: --help and configuration errors stay fast and independent of the gateway.
     const { createGateway, generateDevCertificates } = await import('@pipeops/tunnel-gateway');

@@ -1,3 +1,4 @@
+import type { Tunnel } from '@pipeops/tunnel-client';
 import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
@@ -64,7 +65,7 @@ export async function runProxy(args: string[], io: CliIo): Promise<number> {
   logger.info({ gateway: settings.gateway.origin, cluster: settings.cluster, caFile: settings.caFile }, 'connecting to the gateway');
   // Loaded only now: --help and usage errors stay fast.
   const { connect } = await import('@pipeops/tunnel-client');
-  let tunnel;
+  let tunnel: Tunnel;
   try {
     tunnel = await connect({
       gatewayUrl: settings.gateway.href,

@@ -33,7 +33,7 @@ export async function rawPeer(t: TestContext, kind: TransportKind, opts: Session
     frames.push(f);
     for (let i = waiters.length - 1; i >= 0; i--) {
       const w = waiters[i];
-      if (w !== undefined && w.pred(f)) {
+      if (w?.pred(f)) {
         waiters.splice(i, 1);
         w.resolve(f);
       }

@@ -16,7 +16,7 @@ const LINE_TIMEOUT_MS = 30_000;
 
 /** Finds `go` on PATH; throws a message saying how to get it (CI installs Go; the test fails, never skips). */
 export function findGo(): string {
-  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir === '') continue;
     const candidate = path.join(dir, 'go');
     try {
