@@ -5,9 +5,13 @@ import type { Registry } from 'prom-client';
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
 export type AgentState = (typeof agentStates)[number];
 
-/** `reason` label values of `pipeops_tunnel_connect_failures_total`. */
-/** `held`: refused with 409 because a newer session holds the cluster (a replaced agent standing by). */
-export type FailureReason = 'auth' | 'network' | 'tls' | 'handshake' | 'timeout' | 'held' | 'other';
+/**
+ * `reason` label values of `pipeops_tunnel_connect_failures_total`. `held`:
+ * refused with 409 because a newer session holds the cluster (a replaced
+ * agent standing by).
+ */
+export const failureReasons = ['auth', 'network', 'tls', 'handshake', 'timeout', 'held', 'other'] as const;
+export type FailureReason = (typeof failureReasons)[number];
 /** `result` label values of `pipeops_tunnel_streams_total`. */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 
@@ -42,6 +46,8 @@ export class AgentMetrics {
     this.connects = new Counter({ name: 'pipeops_tunnel_connects_total', help: 'Tunnel sessions established', registers });
     this.reconnects = new Counter({ name: 'pipeops_tunnel_reconnects_total', help: 'Tunnel sessions established after a previous one ended', registers });
     this.failures = new Counter({ name: 'pipeops_tunnel_connect_failures_total', help: 'Failed tunnel dials by reason', labelNames: ['reason'], registers });
+    // At 0 from the start: an alert's rate() sees the first failure (a series born at 1 has no increase).
+    for (const reason of failureReasons) this.failures.inc({ reason }, 0);
     this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Inbound streams being served, by kind', labelNames: ['kind'], registers });
     this.streamsTotal = new Counter({ name: 'pipeops_tunnel_streams_total', help: 'Inbound streams finished, by kind and result', labelNames: ['kind', 'result'], registers });
     const self = this;

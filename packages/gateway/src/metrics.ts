@@ -1,7 +1,9 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 
 /** Reasons of `pipeops_tunnel_connect_failures_total` (fixed set). */
-export type ConnectFailureReason = 'auth' | 'network' | 'tls' | 'handshake' | 'timeout' | 'other';
+/** `reason` label values of `pipeops_tunnel_connect_failures_total` (`held`: a replaced agent refused while the cluster is held). */
+export const connectFailureReasons = ['auth', 'network', 'tls', 'handshake', 'timeout', 'held', 'other'] as const;
+export type ConnectFailureReason = (typeof connectFailureReasons)[number];
 /** Results of `pipeops_tunnel_streams_total` (fixed set). */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
@@ -58,6 +60,9 @@ export class GatewayMetrics {
       collect() { this.reset(); for (const [runner, n] of openByRunner()) this.set({ runner }, n); },
     });
     for (const d of ['in', 'out']) { this.bytes.inc({ direction: d }, 0); this.frames.inc({ direction: d }, 0); this.resets.inc({ direction: d }, 0); }
+    // Fixed label sets at 0 from the start: an alert's rate() or increase() sees the first event (a series born at 1 has none).
+    for (const reason of connectFailureReasons) this.connectFailures.inc({ reason }, 0);
+    for (const result of ['ok', 'error']) this.tokenReloads.inc({ result }, 0);
     if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
   }
 

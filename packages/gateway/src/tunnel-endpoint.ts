@@ -5,7 +5,7 @@ import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
 import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
 import { refuseUpgrade } from './http-util.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { ConnectFailureReason, GatewayMetrics } from './metrics.ts';
 import { bearerToken, type AgentIdentity, type TokenStore } from './tokens.ts';
 
 /** What the agents' endpoint needs from the gateway. */
@@ -59,7 +59,7 @@ export class TunnelEndpoint {
     const { logger, metrics } = this.#deps;
     const remoteAddress = req.socket.remoteAddress;
     const log = logger.child({ remoteAddress });
-    const refuse = (status: number, code: string, message: string, reason: 'auth' | 'handshake' | 'held' | 'other'): void => {
+    const refuse = (status: number, code: string, message: string, reason: ConnectFailureReason): void => {
       // Never log the Authorization header or the token: only the outcome.
       // A standing-by agent dials every reconnect.max_interval: its refusal is expected, not a warning.
       log[status === 409 ? 'info' : 'warn']({ event: 'agent_refused', status, code }, message);

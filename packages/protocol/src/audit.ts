@@ -25,9 +25,11 @@ export function deniedByRule(value: string | undefined): AuditDenyRule | undefin
 }
 
 /** Why a request was refused before it reached the API server (a fixed set; also a metric label). */
-export type AuditDenyRule =
-  | 'impersonation' | 'read_only' | 'deny_subresources' | 'deny_resources' | 'namespaces'
-  | 'auth' | 'cluster' | 'stream_limit' | 'rate_limit' | 'protocol' | 'identity';
+export const auditDenyRules = [
+  'impersonation', 'read_only', 'deny_subresources', 'deny_resources', 'namespaces',
+  'auth', 'cluster', 'stream_limit', 'rate_limit', 'protocol', 'identity',
+] as const;
+export type AuditDenyRule = (typeof auditDenyRules)[number];
 
 /** The request-info fields of an audit record (what kube-apiserver's request-info resolver derives). */
 export interface AuditTarget {

@@ -27,7 +27,7 @@ export type { RelayOptions, RelayResult } from './http-relay.ts';
 export { drain, splice, whenBothClosed, writeWithBackpressure } from './splice.ts';
 export type { Pausable, SpliceTally } from './splice.ts';
 export { findImpersonationHeader, impersonationRefusal, isImpersonationHeader } from './impersonation.ts';
-export { DENIED_BY_HEADER, NO_AUDIT_TARGET, auditPath, auditRecord, auditTarget, createAuditSink, deniedByRule } from './audit.ts';
+export { DENIED_BY_HEADER, NO_AUDIT_TARGET, auditDenyRules, auditPath, auditRecord, auditTarget, createAuditSink, deniedByRule } from './audit.ts';
 export type { AuditDenyRule, AuditFields, AuditLogger, AuditRecord, AuditSink, AuditSinkOptions, AuditTarget } from './audit.ts';
 export { requestInfo } from './request-info.ts';
 export type { RequestInfo } from './request-info.ts';

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { auditDenyRules, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 import { codeClass, kubeVerbs } from './verb.ts';
 import type { KubeVerb } from './verb.ts';
 
@@ -29,6 +29,10 @@ export class KubeMetrics {
     this.#upstreamErrors = new Counter({ name: 'pipeops_tunnel_k8s_upstream_errors_total', help: 'Failures talking to the API server, by reason', labelNames: ['reason'], registers });
     this.#denied = new Counter({ name: 'pipeops_tunnel_policy_denied_total', help: 'Requests the agent refused before the API server, by rule (impersonation, the owner policy, identity, protocol)', labelNames: ['rule'], registers });
     for (const verb of kubeVerbs) this.#duration.zero({ verb });
+    // Every label value of a fixed set exists from the start at 0: the first event is then an increase an alert's
+    // rate() or increase() sees (a series born at 1 has none).
+    for (const reason of upstreamErrorReasons) this.#upstreamErrors.inc({ reason }, 0);
+    for (const rule of auditDenyRules) this.#denied.inc({ rule }, 0);
   }
 
   /** One finished request. */

@@ -198,6 +198,8 @@ function guardProcess(logger: Logger, registry: Registry): () => void {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  // At 0 from the start, so that the first uncaught error is an increase an alert sees.
+  for (const kind of ['exception', 'rejection']) uncaught.inc({ kind }, 0);
   const onException = (err: Error): void => {
     uncaught.inc({ kind: 'exception' });
     logger.error({ event: 'uncaught_exception', kind: 'exception', err }, 'uncaught exception; the gateway keeps serving');
