@@ -318,7 +318,8 @@ export class Connector extends EventEmitter {
       const code = (err as { code?: string }).code;
       const reason: FailureReason = code === 'PT_ERR_HANDSHAKE_TIMEOUT' ? 'timeout' : 'handshake';
       this.#metrics.failures.inc({ reason });
-      log.warn({ reason, code, error: (err as Error).message }, 'tunnel handshake failed');
+      if (code === 'PT_ERR_PROTOCOL_VERSION') log.error({ event: 'protocol_mismatch', reason, code }, (err as Error).message);
+      else log.warn({ reason, code, error: (err as Error).message }, 'tunnel handshake failed');
       return 'handshake-failed';
     } finally {
       if (onAbort !== undefined) this.#abort.signal.removeEventListener('abort', onAbort);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ControlChannel, PROTOCOL_VERSION } from '@pipeops/tunnel-protocol';
+import { ControlChannel, PROTOCOL_VERSION, protocolMismatch } from '@pipeops/tunnel-protocol';
 import type { ControlMessage, OwnerPolicyReport, StatusMessage, WelcomeMessage } from '@pipeops/tunnel-protocol';
 import type { AgentOptions, StatusExtras } from './config.ts';
 import { AgentError } from './errors.ts';
@@ -53,8 +53,16 @@ export class AgentControl extends EventEmitter {
       const timer = setTimeout(() => done(new AgentError('PT_ERR_HANDSHAKE_TIMEOUT', `no welcome within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
       const onMessage = (m: ControlMessage): void => {
-        if (m.type === 'welcome') done(undefined, m);
-        else if (m.type === 'error') done(new AgentError('PT_ERR_HANDSHAKE', `gateway refused hello: ${m.code}: ${m.message}`));
+        if (m.type === 'welcome') {
+          // A gateway too new for this agent says so in its welcome (one that predates the field speaks protocol 1).
+          const mismatch = protocolMismatch(m.protocolVersion ?? 1, { role: 'gateway', version: m.gatewayVersion.slice(0, 64) }, { role: 'agent', version: o.version });
+          if (mismatch !== undefined) done(new AgentError('PT_ERR_PROTOCOL_VERSION', mismatch));
+          else done(undefined, m);
+        } else if (m.type === 'error' && m.code === 'PT_ERR_PROTOCOL_VERSION') {
+          done(new AgentError('PT_ERR_PROTOCOL_VERSION', m.message));
+        } else if (m.type === 'error') {
+          done(new AgentError('PT_ERR_HANDSHAKE', `gateway refused hello: ${m.code}: ${m.message}`));
+        }
       };
       const onClose = (): void => done(new AgentError('PT_ERR_HANDSHAKE', 'control stream closed before welcome'));
       const done = (err: Error | undefined, welcome?: WelcomeMessage): void => {

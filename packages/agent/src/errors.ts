@@ -12,6 +12,7 @@ export const agentErrorCodes = {
   PT_ERR_DIAL_FAILED: { message: 'could not open the tunnel WebSocket' },
   PT_ERR_HANDSHAKE_TIMEOUT: { message: 'the gateway did not answer hello with welcome in time' },
   PT_ERR_HANDSHAKE: { message: 'the gateway refused the hello' },
+  PT_ERR_PROTOCOL_VERSION: { message: 'the gateway speaks a protocol version this agent does not' },
   PT_ERR_AGENT_CLOSED: { message: 'the agent is closed' },
   PT_ERR_KUBE_CREDENTIALS: { status: 503, message: 'the Kubernetes credentials cannot be loaded or used' },
 } as const satisfies Record<string, { status?: number; message: string }>;

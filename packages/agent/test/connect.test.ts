@@ -119,3 +119,30 @@ test('a registered handler serves its kind, and a failing handler resets only it
   const m = await registry.metrics();
   assert.match(m, /pipeops_tunnel_streams_total\{kind="http",result="error"\} 1/);
 });
+
+test('a gateway speaking a newer protocol than the agent is refused, naming both versions and the side to upgrade, and dialed again at the backoff', async (t) => {
+  const certs = testCerts();
+  const token = 'agent-secret-token-0123456789';
+  const gw = await startFakeGateway({ token, tls: certs, welcomeProtocolVersion: 99 });
+  t.after(() => gw.close());
+  const { agent, logs } = await startAgent(t, {
+    apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile: tempFile(t, 'ca.pem', certs.caCert) },
+    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 50, maxIntervalMs: 100 },
+  });
+  await waitFor(() => logs.records().filter((r) => r.event === 'protocol_mismatch').length >= 2, 10_000, 'two refused handshakes');
+  const refusal = logs.records().find((r) => r.event === 'protocol_mismatch');
+  assert.equal(refusal?.code, 'PT_ERR_PROTOCOL_VERSION');
+  assert.equal(refusal?.msg, 'gateway fake speaks protocol 99, agent 0.1.0-test speaks 1: upgrade the agent');
+  assert.equal(refusal?.level, 50, 'logged as an error');
+  assert.notEqual(agent.state, 'connected');
+});
+
+test('a gateway whose welcome names no protocol version (one before the field) is taken as protocol 1', async (t) => {
+  const certs = testCerts();
+  const token = 'agent-secret-token-0123456789';
+  const gw = await startFakeGateway({ token, tls: certs });
+  t.after(() => gw.close());
+  const { agent } = await startAgent(t, { apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile: tempFile(t, 'ca.pem', certs.caCert) } });
+  if (agent.state !== 'connected') await nextConnected(agent);
+  assert.equal(agent.state, 'connected');
+});

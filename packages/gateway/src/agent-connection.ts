@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createSession, GoAwayCode, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import {
-  ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, websocketDuplex,
+  ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, protocolMismatch, websocketDuplex,
   type ControlMessage, type HelloMessage, type StatusMessage, type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { boundedHello, boundedStatus, type ClusterInfo } from './agent-report.ts';
@@ -187,10 +187,11 @@ export class AgentConnection extends EventEmitter {
         this.#protocolViolation({ code: 'PT_ERR_HANDSHAKE', message: 'the first control message must be hello' });
         return;
       }
-      if (m.protocolVersion !== PROTOCOL_VERSION) {
-        this.log.warn({ event: 'handshake_failed', code: 'PT_ERR_HANDSHAKE', protocolVersion: m.protocolVersion }, 'unsupported protocol version');
+      const mismatch = protocolMismatch(m.protocolVersion, { role: 'agent', version: m.version.slice(0, 64) }, { role: 'gateway', version: this.#deps.gatewayVersion });
+      if (mismatch !== undefined) {
+        this.log.warn({ event: 'handshake_failed', code: 'PT_ERR_PROTOCOL_VERSION', protocolVersion: m.protocolVersion, agentVersion: m.version.slice(0, 64) }, mismatch);
         this.#countFailure('handshake');
-        void this.shutdown(SESSION_END_GRACE_MS, { code: 'PT_ERR_HANDSHAKE', message: `protocol version ${PROTOCOL_VERSION} required` });
+        void this.shutdown(SESSION_END_GRACE_MS, { code: 'PT_ERR_PROTOCOL_VERSION', message: mismatch });
         return;
       }
       if (m.clusterName !== '' && m.clusterName !== this.cluster) {
@@ -203,7 +204,7 @@ export class AgentConnection extends EventEmitter {
       this.#ready = true;
       this.#deps.onReady(this);
       if (this.#closed) return;
-      this.send({ type: 'welcome', sessionId: this.sessionId, gatewayVersion: this.#deps.gatewayVersion });
+      this.send({ type: 'welcome', sessionId: this.sessionId, gatewayVersion: this.#deps.gatewayVersion, protocolVersion: PROTOCOL_VERSION });
       this.log.info({ event: 'agent_connected', agentId: this.hello.agentId, name: this.hello.name, version: this.hello.version }, 'agent connected');
       // One ping at once, so /v1/clusters shows a round-trip time from the
       // start rather than after the first keepalive interval.

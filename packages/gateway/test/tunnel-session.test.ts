@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { TunnelError } from '@pipeops/tunnel-protocol';
+import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, TunnelError } from '@pipeops/tunnel-protocol';
+import { defaultGatewayOptions } from '../src/config.ts';
 import { connectFakeAgent, dialAgentSocket, pingEcho } from './helpers/fake-agent.ts';
 import { T, startGateway, waitFor } from './helpers/gateway.ts';
 
@@ -100,13 +101,27 @@ test('misbehaving agents (garbage bytes, bad control line, no hello) do not dist
   assert.equal(failures.reduce((n, v) => n + v.value, 0), 4, 'each misbehaving agent counted once');
 });
 
-test('an agent speaking another protocol version is told why and disconnected', async (t) => {
+test('an agent speaking a protocol the gateway does not is told why, naming both versions and the side to upgrade, and disconnected', async (t) => {
+  const gw = await startGateway(t);
+  for (const [protocolVersion, upgrade] of [[99, 'upgrade the gateway (gateways first, then agents)'], [0, 'upgrade the agent']] as const) {
+    const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1, handshake: false });
+    agent.control.send({ type: 'hello', agentId: 'a', name: 'n', clusterName: 'c1', version: '9.0.0', labels: {}, protocolVersion });
+    await agent.closed;
+    const error = agent.messages.find((m) => m.type === 'error');
+    assert.equal(error?.type === 'error' ? error.code : undefined, 'PT_ERR_PROTOCOL_VERSION');
+    assert.equal(error?.type === 'error' ? error.message : undefined, `agent 9.0.0 speaks protocol ${protocolVersion}, gateway ${defaultGatewayOptions.gatewayVersion} speaks ${PROTOCOL_VERSION}: ${upgrade}`);
+  }
+  assert.equal(gw.gateway.clusters().length, 0);
+});
+
+test('an agent of an older release speaking the oldest protocol the gateway accepts is welcomed, and the welcome names the gateway\'s protocol', async (t) => {
   const gw = await startGateway(t);
   const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1, handshake: false });
-  agent.control.send({ type: 'hello', agentId: 'a', name: 'n', clusterName: 'c1', version: '9', labels: {}, protocolVersion: 99 });
-  await agent.closed;
-  assert.ok(agent.messages.some((m) => m.type === 'error' && m.code === 'PT_ERR_HANDSHAKE'));
-  assert.equal(gw.gateway.clusters().length, 0);
+  agent.control.send({ type: 'hello', agentId: 'old', name: 'n', clusterName: 'c1', version: '0.0.9', labels: {}, protocolVersion: MIN_PROTOCOL_VERSION });
+  await waitFor(() => agent.messages.some((m) => m.type === 'welcome'), 5_000, 'the welcome');
+  const welcome = agent.messages.find((m) => m.type === 'welcome');
+  assert.equal(welcome?.type === 'welcome' ? welcome.protocolVersion : undefined, PROTOCOL_VERSION);
+  assert.deepEqual(gw.gateway.clusters().map((c) => [c.cluster, c.version]), [['c1', '0.0.9']]);
 });
 
 test('a stream the agent opens after the control stream is reset and the session stays up', async (t) => {

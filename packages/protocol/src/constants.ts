@@ -6,8 +6,28 @@ export const RUNNER_WS_PATH = '/ws/runner';
 export const K8S_WS_PATH = '/ws/k8s';
 /** WebSocket subprotocol the agent must offer on {@link TUNNEL_PATH}. */
 export const SUBPROTOCOL = 'pipeops-tunnel.v1';
-/** Version of the control/preamble protocol, sent in `hello`. */
+/** Version of the control/preamble protocol this code speaks, sent in `hello` and `welcome`. */
 export const PROTOCOL_VERSION = 1;
+/**
+ * The oldest protocol version this code still accepts from its peer. The
+ * skew rule: a release that raises {@link PROTOCOL_VERSION} keeps accepting
+ * the previous one, so a gateway of minor version N serves agents of N and
+ * N−1 — upgrade the gateway first, then the agents.
+ */
+export const MIN_PROTOCOL_VERSION = 1;
+
+/**
+ * Why a peer speaking protocol `theirs` cannot be served, or undefined when
+ * it can. The message names both sides' protocol and software versions and
+ * which side to upgrade.
+ */
+export function protocolMismatch(theirs: number, peer: { role: 'agent' | 'gateway'; version: string }, self: { role: 'agent' | 'gateway'; version: string }): string | undefined {
+  if (Number.isInteger(theirs) && theirs >= MIN_PROTOCOL_VERSION && theirs <= PROTOCOL_VERSION) return undefined;
+  const range = MIN_PROTOCOL_VERSION === PROTOCOL_VERSION ? `${PROTOCOL_VERSION}` : `${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION}`;
+  const upgrade = theirs > PROTOCOL_VERSION ? self.role : peer.role;
+  return `${peer.role} ${peer.version} speaks protocol ${String(theirs)}, ${self.role} ${self.version} speaks ${range}: upgrade the ${upgrade}`
+    + (upgrade === 'gateway' ? ' (gateways first, then agents)' : '');
+}
 
 /** Upgrade request headers the agent sends besides Authorization (lower-case, as Node exposes them). */
 export const AgentHeaders = {

@@ -31,8 +31,8 @@ export interface HelloMessage {
   labels: Record<string, string>; protocolVersion: number;
   policy?: OwnerPolicyReport;
 }
-/** Gateway → agent, answer to `hello`. */
-export interface WelcomeMessage { type: 'welcome'; sessionId: string; gatewayVersion: string }
+/** Gateway → agent, answer to `hello`; `protocolVersion` is the gateway's (absent from gateways before it was added: 1). */
+export interface WelcomeMessage { type: 'welcome'; sessionId: string; gatewayVersion: string; protocolVersion?: number }
 /** Agent → gateway, periodic status report. */
 export interface StatusMessage {
   type: 'status'; at: string; uptimeSeconds: number; streamsActive: number; bytesIn: number; bytesOut: number;
@@ -201,7 +201,8 @@ export function parseControlMessage(line: string): ControlMessage {
     }
     case 'welcome':
       if (!isStr(m.sessionId) || !isStr(m.gatewayVersion)) throw invalid('welcome: sessionId and gatewayVersion must be strings');
-      return { type: 'welcome', sessionId: m.sessionId, gatewayVersion: m.gatewayVersion };
+      if (m.protocolVersion !== undefined && typeof m.protocolVersion !== 'number') throw invalid('welcome: protocolVersion must be a number');
+      return { type: 'welcome', sessionId: m.sessionId, gatewayVersion: m.gatewayVersion, ...(m.protocolVersion !== undefined ? { protocolVersion: m.protocolVersion } : {}) };
     case 'status': {
       if (!isStr(m.at) || !isNum(m.uptimeSeconds) || !isNum(m.streamsActive) || !isNum(m.bytesIn) || !isNum(m.bytesOut) || !optional(m.rttMs, isNum)) {
         throw invalid('status: at must be a string; uptimeSeconds, streamsActive, bytesIn, bytesOut, rttMs numbers');

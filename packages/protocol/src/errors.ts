@@ -16,6 +16,7 @@ export const errorCodes = {
   PT_ERR_RECONNECT_EXHAUSTED: { message: 'reconnect attempts exhausted' },
   PT_ERR_HANDSHAKE: { message: 'tunnel handshake failed' },
   PT_ERR_HANDSHAKE_TIMEOUT: { message: 'tunnel handshake timed out' },
+  PT_ERR_PROTOCOL_VERSION: { message: 'the peer speaks a protocol version this side does not' },
   PT_ERR_CONFIG: { message: 'invalid configuration' },
   PT_ERR_PREAMBLE_TOO_LARGE: { status: 400, message: 'stream preamble too large' },
   PT_ERR_PREAMBLE_INVALID: { status: 400, message: 'stream preamble invalid' },

@@ -1,4 +1,4 @@
-export { TUNNEL_PATH, RUNNER_WS_PATH, K8S_WS_PATH, SUBPROTOCOL, PROTOCOL_VERSION, AgentHeaders, DEFAULT_MAX_CONTROL_LINE_BYTES, DEFAULT_MAX_PREAMBLE_BYTES } from './constants.ts';
+export { TUNNEL_PATH, RUNNER_WS_PATH, K8S_WS_PATH, SUBPROTOCOL, PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, protocolMismatch, AgentHeaders, DEFAULT_MAX_CONTROL_LINE_BYTES, DEFAULT_MAX_PREAMBLE_BYTES } from './constants.ts';
 export { RunnerGoneError, TunnelError, errorCodes, isTunnelError } from './errors.ts';
 export type { TunnelErrorCode, TunnelErrorOptions } from './errors.ts';
 export { websocketDuplex } from './websocket-duplex.ts';

@@ -35,6 +35,8 @@ export interface FakeGatewayOptions {
   port?: number;
   /** Never send welcome (handshake timeout tests). */
   withholdWelcome?: boolean;
+  /** The protocol version the welcome names (default: none, as gateways before the field). */
+  welcomeProtocolVersion?: number;
   keepAliveIntervalMs?: number;
 }
 
@@ -68,7 +70,10 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
         control.on('message', (m) => {
           messages.push(m);
           if (m.type === 'hello' && o.withholdWelcome !== true) {
-            control.send({ type: 'welcome', sessionId: `s${sessions.length}`, gatewayVersion: 'fake' });
+            control.send({
+              type: 'welcome', sessionId: `s${sessions.length}`, gatewayVersion: 'fake',
+              ...(o.welcomeProtocolVersion !== undefined ? { protocolVersion: o.welcomeProtocolVersion } : {}),
+            });
           }
         });
       }, () => {});
