@@ -3,6 +3,7 @@ import type { Scenario } from '../harness/scenario.ts';
 import { chaosScenarios } from './chaos.ts';
 import { chartScenarios } from './charts.ts';
 import { clientNodeScenarios } from './client-node.ts';
+import { doctorScenarios } from './doctor.ts';
 import { fleetScenarios } from './fleet.ts';
 import { jsonProtocolScenarios } from './json-protocol.ts';
 import { olderKubectlScenarios } from './older-kubectl.ts';
@@ -25,6 +26,7 @@ export const allScenarios: Scenario[] = [
   ...clientNodeScenarios,
   ...jsonProtocolScenarios,
   ...olderKubectlScenarios,
+  ...doctorScenarios,
   ...fleetScenarios,
   ...chaosScenarios,
 ];

@@ -1,7 +1,9 @@
 import { runConnect } from './commands/connect.ts';
+import { runDoctor } from './commands/doctor.ts';
 import { runGateway } from './commands/gateway.ts';
 import { runKubeconfig } from './commands/kubeconfig.ts';
 import { runProxy } from './commands/proxy.ts';
+import { runStatus } from './commands/status.ts';
 import { ExitCode } from './errors.ts';
 import { processIo, type CliIo } from './io.ts';
 import { mainUsage } from './usage.ts';
@@ -12,6 +14,8 @@ const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   gateway: runGateway,
   proxy: runProxy,
   kubeconfig: runKubeconfig,
+  status: runStatus,
+  doctor: runDoctor,
 };
 
 /**

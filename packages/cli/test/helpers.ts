@@ -24,6 +24,18 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 
 export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
+/** Runs a command that prints one JSON document when its stdout is not a TTY (status, doctor), and parses it. */
+export async function runCliJson<T>(args: string[], env: Record<string, string>): Promise<{ code: number | null; json: T; stdout: string; stderr: string }> {
+  const r = await runCli(args, cleanEnv(env));
+  let json: T;
+  try {
+    json = JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`${args[0] ?? 'the command'} did not print JSON (exit ${String(r.code)}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { code: r.code, json, stdout: r.stdout, stderr: r.stderr };
+}
+
 /** Runs the CLI to completion. */
 export async function runCli(args: string[], env: Record<string, string> = cleanEnv()): Promise<RunResult> {
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { blobChunks } from './blob.ts';
 import type { FeedHub } from './fake-apiserver-feeds.ts';
+import { handleRbacRoute, type FakeRbacRules } from './fake-apiserver-rbac.ts';
 
 /** `gitVersion` of the fake's `GET /version`. */
 export const FAKE_GIT_VERSION = 'v1.32.0-fake';
@@ -35,6 +36,8 @@ export interface RouteContext {
   timers: Set<NodeJS.Timeout>;
   /** Counters a test can watch. */
   stats: FakeApiServerStats;
+  /** What self-reviews answer (`setFakeRbac`); unset: everything allowed. */
+  rbac?: FakeRbacRules;
 }
 
 /** Counters of a fake API server. */
@@ -78,6 +81,7 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
   const path = url.pathname;
   const q = url.searchParams;
   const get = method === 'GET' || method === 'HEAD';
+  if (handleRbacRoute(req, res, path, ctx)) return;
 
   if (get && path === '/version') {
     return sendJson(res, 200, {

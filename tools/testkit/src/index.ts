@@ -19,3 +19,6 @@ export {
 export { startRedisServer, redisServerBinary, type RedisServer } from './redis-server.ts';
 export { startHaproxy, haproxyBinary, type Haproxy, type HaproxyOptions } from './haproxy.ts';
 export { freePort } from './free-port.ts';
+export {
+  setFakeRbac, FAKE_RBAC_ALL, type FakeRbacRules, type FakeResourceRule, type FakeNonResourceRule,
+} from './fake-apiserver-rbac.ts';
