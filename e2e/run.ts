@@ -21,7 +21,16 @@ const only = flags.only !== undefined ? new RegExp(flags.only, 'i') : undefined;
 const scenarios = allScenarios.filter((s) => only === undefined || only.test(s.name) || only.test(s.group));
 
 if (flags.list === true) {
-  for (const s of allScenarios) console.log(`${s.group.padEnd(14)} ${s.name}${s.notOn ? `  (n/a: ${Object.entries(s.notOn).map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
+  for (const s of allScenarios)
+    console.log(
+      `${s.group.padEnd(14)} ${s.name}${
+        s.notOn
+          ? `  (n/a: ${Object.entries(s.notOn)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join('; ')})`
+          : ''
+      }`,
+    );
   process.exit(0);
 }
 if (scenarios.length === 0) {
@@ -30,7 +39,10 @@ if (scenarios.length === 0) {
 }
 
 let env: Env | undefined;
-const teardown = async () => { await env?.close().catch(() => {}); await stopAll(); };
+const teardown = async () => {
+  await env?.close().catch(() => {});
+  await stopAll();
+};
 onInterrupt(teardown);
 
 const results: ScenarioResult[] = [];
@@ -39,7 +51,9 @@ let setupError: string | undefined;
 try {
   log(`[e2e] ${scenarios.length} scenario(s); targets: direct (API server, agent's SA token) | gateway (/k8s/clusters/C) | proxy (pipeops-tunnel proxy)`);
   env = await setupEnv((s) => log(`[e2e] ${s}`));
-  log(`[e2e] kubectl v1.${env.kubectlMinor} (same minor as the API server)${env.systemKubectlMinor !== undefined ? `, system kubectl v1.${env.systemKubectlMinor} too` : ''}`);
+  log(
+    `[e2e] kubectl v1.${env.kubectlMinor} (same minor as the API server)${env.systemKubectlMinor !== undefined ? `, system kubectl v1.${env.systemKubectlMinor} too` : ''}`,
+  );
   for (const s of scenarios) results.push(await runScenario(env, s, log));
 } catch (err) {
   setupError = (err as Error).stack ?? String(err);
@@ -49,13 +63,21 @@ try {
   await teardown();
   const failed = results.filter((r) => !r.ok);
   const summary = {
-    finishedAt: new Date().toISOString(), seconds: Math.round((performance.now() - started) / 1000),
-    filter: flags.only ?? null, runDir: runDir ?? null, setupError: setupError ?? null,
-    passed: results.length - failed.length, failed: failed.length, notRun: scenarios.length - results.length, results,
+    finishedAt: new Date().toISOString(),
+    seconds: Math.round((performance.now() - started) / 1000),
+    filter: flags.only ?? null,
+    runDir: runDir ?? null,
+    setupError: setupError ?? null,
+    passed: results.length - failed.length,
+    failed: failed.length,
+    notRun: scenarios.length - results.length,
+    results,
   };
   mkdirSync(CACHE_DIR, { recursive: true });
   writeFileSync(join(CACHE_DIR, 'last-run.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  log(`\n[e2e] ${summary.passed} passed, ${summary.failed} failed${summary.notRun > 0 ? `, ${summary.notRun} not run` : ''} in ${summary.seconds} s — summary in e2e/.cache/last-run.json${runDir ? `, logs in ${runDir}/logs` : ''}`);
+  log(
+    `\n[e2e] ${summary.passed} passed, ${summary.failed} failed${summary.notRun > 0 ? `, ${summary.notRun} not run` : ''} in ${summary.seconds} s — summary in e2e/.cache/last-run.json${runDir ? `, logs in ${runDir}/logs` : ''}`,
+  );
   log(`e2e: ${summary.passed} passed, ${summary.failed + summary.notRun} failed`);
   // exit now: client-node keeps sockets and timers of its own alive after the tunnels are closed
   process.exit(failed.length > 0 || setupError !== undefined || summary.notRun > 0 ? 1 : 0);

@@ -35,7 +35,10 @@ try {
   // 2. List pods with @kubernetes/client-node through the tunnel.
   const kc = tunnel.kubeConfig();
   const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
-  console.log(`pods in ${namespace}:`, pods.items.map((p) => `${p.metadata?.name} (${p.status?.phase ?? '?'})`));
+  console.log(
+    `pods in ${namespace}:`,
+    pods.items.map((p) => `${p.metadata?.name} (${p.status?.phase ?? '?'})`),
+  );
 
   // 3. Watch pods for a few seconds (or until 5 events), from the list's resourceVersion.
   const stop = AbortSignal.timeout(5_000);
@@ -59,13 +62,19 @@ try {
   } else {
     // 4. Exec a command (a WebSocket upgrade carried by a tunnel stream).
     const status = await new Promise<V1Status>((resolve, reject) => {
-      new Exec(kc).exec(namespace, pod, container, ['sh', '-c', 'echo hello from $(hostname)'], process.stdout, process.stderr, null, false, resolve)
+      new Exec(kc)
+        .exec(namespace, pod, container, ['sh', '-c', 'echo hello from $(hostname)'], process.stdout, process.stderr, null, false, resolve)
         .catch(reject);
     });
     console.log(`exec: ${status.status ?? '?'}`);
 
     // 5. Stream the last lines of its logs, following for a few seconds.
-    const logs = await tunnel.request({ method: 'GET', path: `/api/v1/namespaces/${namespace}/pods/${pod}/log`, query: { follow: ['true'], tailLines: ['10'], container: [container] }, stream: true });
+    const logs = await tunnel.request({
+      method: 'GET',
+      path: `/api/v1/namespaces/${namespace}/pods/${pod}/log`,
+      query: { follow: ['true'], tailLines: ['10'], container: [container] },
+      stream: true,
+    });
     const timer = setTimeout(() => logs.cancel(), 5_000);
     for await (const line of logs) console.log(`log: ${String(line)}`);
     clearTimeout(timer);

@@ -18,9 +18,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
-import {
-  ControlChannel, SUBPROTOCOL, TUNNEL_PATH, readPreamble, serveHttpOverStream, websocketDuplex, type ControlMessage,
-} from '@pipeops/tunnel-protocol';
+import { ControlChannel, SUBPROTOCOL, TUNNEL_PATH, readPreamble, serveHttpOverStream, websocketDuplex, type ControlMessage } from '@pipeops/tunnel-protocol';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/pipeops-tunnel.js', import.meta.url));
 const AGENT = 'hostile-agent-token-0123456789';
@@ -49,25 +47,50 @@ class GatewayProcess {
       for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
         const line = pending.slice(0, i);
         pending = pending.slice(i + 1);
-        try { this.records.push(JSON.parse(line) as Rec); } catch { /* not a record */ }
+        try {
+          this.records.push(JSON.parse(line) as Rec);
+        } catch {
+          /* not a record */
+        }
       }
       for (const f of this.#arrivals) f();
     });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.#raw += d; });
-    this.exited = new Promise((resolve) => this.child.once('close', (code) => { for (const f of this.#arrivals) f(); resolve(code); }));
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.#raw += d;
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.once('close', (code) => {
+        for (const f of this.#arrivals) f();
+        resolve(code);
+      }),
+    );
   }
 
-  output(): string { return this.#raw; }
+  output(): string {
+    return this.#raw;
+  }
 
   /** The first record (past or future) matching `pred`. */
   waitFor(pred: (r: Rec) => boolean, what: string, timeoutMs = 30_000): Promise<Rec> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         const r = this.records.find(pred);
-        if (r !== undefined) { done(); resolve(r); } else if (this.child.exitCode !== null) { done(); reject(new Error(`gateway exited before ${what}\n${this.#raw}`)); }
+        if (r !== undefined) {
+          done();
+          resolve(r);
+        } else if (this.child.exitCode !== null) {
+          done();
+          reject(new Error(`gateway exited before ${what}\n${this.#raw}`));
+        }
       };
-      const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}\n${this.#raw}`)); }, timeoutMs);
-      const done = (): void => { clearTimeout(timer); this.#arrivals.delete(check); };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for ${what}\n${this.#raw}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#arrivals.delete(check);
+      };
       this.#arrivals.add(check);
       check();
     });
@@ -102,12 +125,22 @@ async function assertSurvived(what: string): Promise<void> {
   assert.equal((await get('/health')).status, 200, `${what}: /health`);
   const clusters = await get('/v1/clusters', ADMIN);
   assert.equal(clusters.status, 200, `${what}: /v1/clusters ${clusters.body}`);
-  assert.deepEqual(gw.records.filter((r) => r.event === 'uncaught_exception'), [], `${what}: handled where it arrived`);
+  assert.deepEqual(
+    gw.records.filter((r) => r.event === 'uncaught_exception'),
+    [],
+    `${what}: handled where it arrived`,
+  );
 }
 
 /** An agent double for c1 whose `http` streams are served by `handler`. */
-async function connectAgent(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ session: Session; control: ControlChannel; ws: WebSocket }> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}${TUNNEL_PATH}`, SUBPROTOCOL, { ca, headers: { authorization: `Bearer ${AGENT}` }, perMessageDeflate: false });
+async function connectAgent(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ session: Session; control: ControlChannel; ws: WebSocket }> {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}${TUNNEL_PATH}`, SUBPROTOCOL, {
+    ca,
+    headers: { authorization: `Bearer ${AGENT}` },
+    perMessageDeflate: false,
+  });
   ws.on('error', () => {});
   await once(ws, 'open');
   const session = createSession(websocketDuplex(ws), { client: true, keepAliveIntervalMs: 0 });
@@ -115,17 +148,28 @@ async function connectAgent(handler: (req: IncomingMessage, res: ServerResponse)
   const upstream = http.createServer(handler);
   session.on('stream', (stream: Duplex) => {
     stream.on('error', () => {});
-    readPreamble(stream).then((p) => { if (p.kind === 'http') serveHttpOverStream(upstream, stream); else stream.destroy(); }, () => stream.destroy());
+    readPreamble(stream).then(
+      (p) => {
+        if (p.kind === 'http') serveHttpOverStream(upstream, stream);
+        else stream.destroy();
+      },
+      () => stream.destroy(),
+    );
   });
   const control = new ControlChannel(session.open());
   control.on('error', () => {});
   const welcome = new Promise<void>((resolve, reject) => {
-    control.on('message', (m: ControlMessage) => { if (m.type === 'welcome') resolve(); });
+    control.on('message', (m: ControlMessage) => {
+      if (m.type === 'welcome') resolve();
+    });
     control.on('close', () => reject(new Error('control closed before welcome')));
   });
   control.send({ type: 'hello', agentId: 'hostile', name: 'hostile', clusterName: 'c1', version: '0.0.0-test', labels: {}, protocolVersion: 1 });
   await welcome;
-  cleanups.push(() => { session.destroy(); ws.terminate(); });
+  cleanups.push(() => {
+    session.destroy();
+    ws.terminate();
+  });
   return { session, control, ws };
 }
 
@@ -137,17 +181,24 @@ async function jsonRunner(): Promise<{ send(text: string): void; final(id: strin
   cleanups.push(() => ws.terminate());
   const messages: Rec[] = [];
   const waiters = new Set<() => void>();
-  ws.on('message', (data: Buffer) => { messages.push(JSON.parse(data.toString()) as Rec); for (const w of waiters) w(); });
+  ws.on('message', (data: Buffer) => {
+    messages.push(JSON.parse(data.toString()) as Rec);
+    for (const w of waiters) w();
+  });
   return {
     send: (text) => ws.send(text),
-    final: (id) => new Promise((resolve) => {
-      const check = (): void => {
-        const m = messages.find((x) => x.id === id && ('body' in x || 'error' in x || 'done' in x));
-        if (m !== undefined) { waiters.delete(check); resolve(m); }
-      };
-      waiters.add(check);
-      check();
-    }),
+    final: (id) =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          const m = messages.find((x) => x.id === id && ('body' in x || 'error' in x || 'done' in x));
+          if (m !== undefined) {
+            waiters.delete(check);
+            resolve(m);
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
   };
 }
 
@@ -157,7 +208,10 @@ async function pingFlood(ws: WebSocket): Promise<void> {
   const frame = Buffer.from([0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]); // version 0, type ping, flags SYN, stream 0, opaque
   for (let sent = 0; sent < PING_FLOOD_FRAMES; sent += batch) {
     const buf = Buffer.allocUnsafe(batch * 12);
-    for (let i = 0; i < batch; i++) { frame.copy(buf, i * 12); buf.writeUInt32BE((sent + i) >>> 0, i * 12 + 8); }
+    for (let i = 0; i < batch; i++) {
+      frame.copy(buf, i * 12);
+      buf.writeUInt32BE((sent + i) >>> 0, i * 12 + 8);
+    }
     await new Promise<void>((resolve, reject) => ws.send(buf, (err) => (err ? reject(err) : resolve())));
   }
 }
@@ -166,7 +220,10 @@ async function pingFlood(ws: WebSocket): Promise<void> {
 function endedByServer(socket: net.Socket): Promise<void> {
   socket.on('error', () => {});
   cleanups.push(() => socket.destroy());
-  return new Promise((resolve) => { socket.once('end', () => resolve()); socket.once('close', () => resolve()); });
+  return new Promise((resolve) => {
+    socket.once('end', () => resolve());
+    socket.once('close', () => resolve());
+  });
 }
 
 const deep = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
@@ -175,11 +232,12 @@ describe('the CLI gateway under every input of the attack', { timeout: 180_000 }
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pt-gateway-hostile-'));
     const tokens = join(dir, 'tokens.yaml');
-    writeFileSync(tokens, [
-      `agents: [{ cluster: c1, token: "${AGENT}" }]`,
-      `runners: [{ id: r1, token: "${RUNNER}", clusters: [c1] }]`,
-      `admins: [{ token: "${ADMIN}" }]`, '',
-    ].join('\n'));
+    writeFileSync(
+      tokens,
+      [`agents: [{ cluster: c1, token: "${AGENT}" }]`, `runners: [{ id: r1, token: "${RUNNER}", clusters: [c1] }]`, `admins: [{ token: "${ADMIN}" }]`, ''].join(
+        '\n',
+      ),
+    );
     const env: Record<string, string> = {
       PIPEOPS_GATEWAY_STATE_DIR: dir,
       PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '2s',
@@ -198,7 +256,10 @@ describe('the CLI gateway under every input of the attack', { timeout: 180_000 }
 
   after(async () => {
     for (const f of cleanups) f();
-    if (gw.child.exitCode === null && gw.child.signalCode === null) { gw.child.kill('SIGKILL'); await gw.exited; }
+    if (gw.child.exitCode === null && gw.child.signalCode === null) {
+      gw.child.kill('SIGKILL');
+      await gw.exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -256,9 +317,13 @@ describe('the CLI gateway under every input of the attack', { timeout: 180_000 }
     const ended = endedByServer(socket);
     await once(socket, 'secureConnect');
     let received = '';
-    socket.setEncoding('latin1').on('data', (d: string) => { received += d; });
+    socket.setEncoding('latin1').on('data', (d: string) => {
+      received += d;
+    });
     socket.write('GET /health HTTP/1.1\r\nHost: gateway\r\n');
-    const trickle = setInterval(() => { if (socket.writable) socket.write('X-Slow: 1\r\n'); }, 50);
+    const trickle = setInterval(() => {
+      if (socket.writable) socket.write('X-Slow: 1\r\n');
+    }, 50);
     await ended;
     clearInterval(trickle);
     assert.match(received, /^HTTP\/1\.1 408 /);
@@ -267,7 +332,9 @@ describe('the CLI gateway under every input of the attack', { timeout: 180_000 }
 
   test('a flood of 240,000 yamux pings on a /ws/runner session does not stall the process', async () => {
     const ws = new WebSocket(`wss://127.0.0.1:${port}/ws/runner?runner_id=flood&cluster=c1`, SUBPROTOCOL, {
-      ca, headers: { authorization: `Bearer ${RUNNER}` }, perMessageDeflate: false,
+      ca,
+      headers: { authorization: `Bearer ${RUNNER}` },
+      perMessageDeflate: false,
     });
     ws.on('error', () => {});
     cleanups.push(() => ws.terminate());
@@ -281,7 +348,11 @@ describe('the CLI gateway under every input of the attack', { timeout: 180_000 }
   });
 
   test('a flood of 240,000 yamux pings on an agent session does not stall the process', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${port}${TUNNEL_PATH}`, SUBPROTOCOL, { ca, headers: { authorization: `Bearer ${AGENT}` }, perMessageDeflate: false });
+    const ws = new WebSocket(`wss://127.0.0.1:${port}${TUNNEL_PATH}`, SUBPROTOCOL, {
+      ca,
+      headers: { authorization: `Bearer ${AGENT}` },
+      perMessageDeflate: false,
+    });
     ws.on('error', () => {});
     cleanups.push(() => ws.terminate());
     await once(ws, 'open');

@@ -10,7 +10,7 @@ import { startK8sPath } from './k8s-harness.ts';
 
 const MiB = 1024 * 1024;
 
-test('a 256 MiB response nobody reads stalls the API server\'s writer and memory stays bounded', async (t) => {
+test("a 256 MiB response nobody reads stalls the API server's writer and memory stays bounded", async (t) => {
   const p = await startK8sPath(t);
   const rssBefore = process.memoryUsage().rss;
   const res = await request(`${p.base}/blob?bytes=${256 * MiB}&seed=stall`, { dispatcher: p.dispatcher, headers: p.auth });
@@ -19,11 +19,18 @@ test('a 256 MiB response nobody reads stalls the API server\'s writer and memory
   // Stalled = the fake's writer made no progress for 300 ms (flow control all the way back).
   let last = -1;
   let since = Date.now();
-  await waitFor(() => {
-    const now = p.fake.stats.blobBytesSent;
-    if (now !== last) { last = now; since = Date.now(); return false; }
-    return Date.now() - since >= 300;
-  }, { timeoutMs: 20_000, intervalMs: 25, what: 'the fake\'s writer to stall behind the paused runner' });
+  await waitFor(
+    () => {
+      const now = p.fake.stats.blobBytesSent;
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+        return false;
+      }
+      return Date.now() - since >= 300;
+    },
+    { timeoutMs: 20_000, intervalMs: 25, what: "the fake's writer to stall behind the paused runner" },
+  );
   const sent = p.fake.stats.blobBytesSent;
   const grown = process.memoryUsage().rss - rssBefore;
   assert.ok(sent < 64 * MiB, `the API server wrote only ${(sent / MiB).toFixed(1)} MiB of 256 before backpressure stopped it`);
@@ -59,5 +66,7 @@ test('an API server that breaks mid-body is seen by the runner as an error, neve
   const it = res.body[Symbol.asyncIterator]();
   await it.next(); // the body is flowing
   await p.fake.close(); // every upstream connection destroyed mid-body
-  await assert.rejects(async () => { for (;;) if ((await it.next()).done === true) break; });
+  await assert.rejects(async () => {
+    for (;;) if ((await it.next()).done === true) break;
+  });
 });

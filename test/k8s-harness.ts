@@ -22,7 +22,10 @@ export interface K8sPath extends KubePath<Agent> {
 }
 
 /** Starts the whole path; everything is closed in `t.after`. */
-export async function startK8sPath(t: TestContext, opts: { agentHeadTimeoutMs?: number; gateway?: Partial<GatewayOptions>; agent?: KubePathOptions<Agent>['agent'] } = {}): Promise<K8sPath> {
+export async function startK8sPath(
+  t: TestContext,
+  opts: { agentHeadTimeoutMs?: number; gateway?: Partial<GatewayOptions>; agent?: KubePathOptions<Agent>['agent'] } = {},
+): Promise<K8sPath> {
   const canary = await startCanaryServer();
   t.after(() => canary.close());
   const gateway = { ...opts.gateway, ...(opts.agentHeadTimeoutMs === undefined ? {} : { agentHeadTimeoutMs: opts.agentHeadTimeoutMs }) };
@@ -34,7 +37,9 @@ export async function startK8sPath(t: TestContext, opts: { agentHeadTimeoutMs?: 
 export async function rawExchange(conn: Duplex, text: string): Promise<{ status: number; body: string; text: string }> {
   let received = '';
   conn.setEncoding('utf8');
-  conn.on('data', (d: string) => { received += d; });
+  conn.on('data', (d: string) => {
+    received += d;
+  });
   conn.on('error', () => {});
   const done = Promise.race([once(conn, 'end'), once(conn, 'close')]);
   conn.write(text);

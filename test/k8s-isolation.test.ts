@@ -9,7 +9,6 @@ import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
 import { rawExchange, startK8sPath, RUNNER_TOKEN, type K8sPath } from './k8s-harness.ts';
 
-
 async function viaGateway(p: K8sPath, text: string): Promise<{ status: number; text: string }> {
   const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
   await once(socket, 'secureConnect');
@@ -43,7 +42,10 @@ test('absolute-form targets, CONNECT and a foreign Host sent raw to the gateway 
     assert.equal(seen?.headers.host, `127.0.0.1:${p.fake.port}`);
   }
   // Scheme-relative paths stay paths on the API server.
-  const sneaky = await request(`https://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1//${c}/x`, { dispatcher: p.dispatcher, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+  const sneaky = await request(`https://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1//${c}/x`, {
+    dispatcher: p.dispatcher,
+    headers: { authorization: `Bearer ${RUNNER_TOKEN}` },
+  });
   await sneaky.body.dump();
   assert.ok([400, 404].includes(sneaky.statusCode), `//host/path: ${sneaky.statusCode}`);
   assert.equal(p.canary.hits.length, 0, 'the canary was never dialled');
@@ -56,7 +58,7 @@ test('the agent itself refuses absolute-form, CONNECT, asterisk-form and a forei
   const tries = {
     'absolute-form': `GET http://${c}/x HTTP/1.1\r\nHost: ${c}\r\n\r\n`,
     'absolute-form https': `GET https://${c}/api HTTP/1.1\r\nHost: ${c}\r\n\r\n`,
-    'CONNECT': `CONNECT ${c} HTTP/1.1\r\nHost: ${c}\r\n\r\n`,
+    CONNECT: `CONNECT ${c} HTTP/1.1\r\nHost: ${c}\r\n\r\n`,
     'asterisk-form': `OPTIONS * HTTP/1.1\r\nHost: ${c}\r\n\r\n`,
   };
   let i = 0;
@@ -69,7 +71,7 @@ test('the agent itself refuses absolute-form, CONNECT, asterisk-form and a forei
   const hostTrick = await viaAgentStream(p, 'raw-host', `GET /version HTTP/1.1\r\nHost: ${c}\r\n\r\n`);
   if (hostTrick.status !== 400) {
     assert.equal(hostTrick.status, 200, hostTrick.text.slice(0, 200));
-    assert.equal(p.fake.requests.at(-1)?.headers.host, `127.0.0.1:${p.fake.port}`, 'Host rewritten to the API server\'s');
+    assert.equal(p.fake.requests.at(-1)?.headers.host, `127.0.0.1:${p.fake.port}`, "Host rewritten to the API server's");
   }
   assert.equal(p.canary.hits.length, 0, 'the canary was never dialled');
 });

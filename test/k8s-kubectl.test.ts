@@ -22,14 +22,20 @@ test('kubectl get --raw, version -o json and get pods work through the gateway e
 
   const pods = await kubectl(['get', '--raw', await kubectlRawPath(p.base, '/api/v1/namespaces/default/pods')], { kubeconfig });
   assert.equal(pods.code, 0, pods.stderr);
-  assert.deepEqual((JSON.parse(pods.stdout) as { items: Array<{ metadata: { name: string } }> }).items.map((i) => i.metadata.name), FAKE_POD_NAMES);
+  assert.deepEqual(
+    (JSON.parse(pods.stdout) as { items: Array<{ metadata: { name: string } }> }).items.map((i) => i.metadata.name),
+    FAKE_POD_NAMES,
+  );
 
   const names = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig });
   assert.equal(names.code, 0, names.stderr);
-  assert.deepEqual(names.stdout.trim().split('\n'), FAKE_POD_NAMES.map((n) => `pod/${n}`));
+  assert.deepEqual(
+    names.stdout.trim().split('\n'),
+    FAKE_POD_NAMES.map((n) => `pod/${n}`),
+  );
 });
 
-test('kubectl prints the gateway\'s Status error for a bad runner token like an API server error', async (t) => {
+test("kubectl prints the gateway's Status error for a bad runner token like an API server error", async (t) => {
   const p = await startK8sPath(t);
   const kubeconfig = kubeconfigFor({ server: p.base, token: 'not-a-runner-token', caFile: p.gatewayCaFile });
   const raw = await kubectl(['get', '--raw', await kubectlRawPath(p.base, '/version')], { kubeconfig });

@@ -16,7 +16,7 @@ test('tunnel-client: fetch through the dispatcher, a watch, and kubectl through 
 
   const res = await fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });
   assert.equal(res.status, 200);
-  assert.equal((await res.json() as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  assert.equal(((await res.json()) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
 
   const events = tunnel.watch('/api/v1/namespaces/default/pods')[Symbol.asyncIterator]();
   const first = events.next();
@@ -36,7 +36,13 @@ test('tunnel-client: fetch through the dispatcher, a watch, and kubectl through 
   assert.equal((JSON.parse(version.stdout) as { serverVersion?: { gitVersion: string } }).serverVersion?.gitVersion, FAKE_GIT_VERSION);
   const names = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig });
   assert.equal(names.code, 0, names.stderr);
-  assert.deepEqual(names.stdout.trim().split('\n'), FAKE_POD_NAMES.map((n) => `pod/${n}`));
-  assert.ok(p.fake.requests.every((r) => r.authorized), 'every request reached the API server with the agent\'s credentials');
+  assert.deepEqual(
+    names.stdout.trim().split('\n'),
+    FAKE_POD_NAMES.map((n) => `pod/${n}`),
+  );
+  assert.ok(
+    p.fake.requests.every((r) => r.authorized),
+    "every request reached the API server with the agent's credentials",
+  );
   assert.equal(p.canary.hits.length, 0);
 });

@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import {
-  blobSha256, blobStream, FAKE_COOKIES, FAKE_ETAG, FAKE_GIT_VERSION, FAKE_HEADER_COUNT, FAKE_POD_NAMES, FAKE_TRAILER_CHUNKS,
+  blobSha256,
+  blobStream,
+  FAKE_COOKIES,
+  FAKE_ETAG,
+  FAKE_GIT_VERSION,
+  FAKE_HEADER_COUNT,
+  FAKE_POD_NAMES,
+  FAKE_TRAILER_CHUNKS,
   FAKE_WARNINGS,
 } from '@pipeops/tunnel-testkit';
 import { startK8sPath } from './k8s-harness.ts';
@@ -34,20 +41,26 @@ function lineReader(body: AsyncIterable<unknown>): { next(): Promise<string | un
   };
 }
 
-test('GET /version and a pod list come from the API server, called with the agent\'s credentials and not the runner\'s', async (t) => {
+test("GET /version and a pod list come from the API server, called with the agent's credentials and not the runner's", async (t) => {
   const p = await startK8sPath(t);
   const version = await request(`${p.base}/version`, { dispatcher: p.dispatcher, headers: p.auth });
   assert.equal(version.statusCode, 200);
-  assert.equal((await version.body.json() as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  assert.equal(((await version.body.json()) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
   const pods = await request(`${p.base}/api/v1/namespaces/default/pods?limit=10`, { dispatcher: p.dispatcher, headers: p.auth });
-  const list = await pods.body.json() as { kind: string; items: Array<{ metadata: { name: string } }> };
+  const list = (await pods.body.json()) as { kind: string; items: Array<{ metadata: { name: string } }> };
   assert.equal(list.kind, 'PodList');
-  assert.deepEqual(list.items.map((i) => i.metadata.name), FAKE_POD_NAMES);
+  assert.deepEqual(
+    list.items.map((i) => i.metadata.name),
+    FAKE_POD_NAMES,
+  );
   const seen = p.fake.requests.find((r) => r.path === '/api/v1/namespaces/default/pods?limit=10');
   assert.ok(seen, 'the fake saw the origin-form path with /k8s/clusters/c1 stripped and the query kept');
   assert.equal(seen.authorized, true);
   assert.equal(seen.headers.authorization, `Bearer ${p.fake.token}`);
-  assert.ok(p.fake.requests.every((r) => !JSON.stringify(r.rawHeaders).includes(p.auth.authorization ?? '')), 'the runner token never reached the API server');
+  assert.ok(
+    p.fake.requests.every((r) => !JSON.stringify(r.rawHeaders).includes(p.auth.authorization ?? '')),
+    'the runner token never reached the API server',
+  );
 });
 
 test('WATCH events arrive one by one: each reaches the runner before the fake emits the next, and watch.end() ends the body', async (t) => {
@@ -60,7 +73,7 @@ test('WATCH events arrive one by one: each reaches the runner before the fake em
   for (const [i, name] of ['p-1', 'p-2', 'p-3', 'p-4'].entries()) {
     assert.equal(p.fake.watch.emit({ metadata: { name } }, i === 3 ? 'DELETED' : 'ADDED'), 1);
     // The next emit happens only after this event was read at the runner: nothing waits for a buffer to fill.
-    assert.deepEqual(JSON.parse(await lines.next() ?? 'null'), { type: i === 3 ? 'DELETED' : 'ADDED', object: { metadata: { name } } });
+    assert.deepEqual(JSON.parse((await lines.next()) ?? 'null'), { type: i === 3 ? 'DELETED' : 'ADDED', object: { metadata: { name } } });
   }
   p.fake.watch.end();
   assert.equal(await lines.next(), undefined, 'the runner sees the end when the API server ends the watch');
@@ -95,7 +108,10 @@ test('a 64 MiB response and a 64 MiB upload arrive intact (SHA-256 checked at th
   assert.equal(hash.digest('hex'), blobSha256(bytes, 'down'));
 
   const up = await request(`${p.base}/sink`, {
-    dispatcher: p.dispatcher, method: 'POST', headers: { ...p.auth, 'content-type': 'application/octet-stream' }, body: blobStream(bytes, 'up'),
+    dispatcher: p.dispatcher,
+    method: 'POST',
+    headers: { ...p.auth, 'content-type': 'application/octet-stream' },
+    body: blobStream(bytes, 'up'),
   });
   assert.equal(up.statusCode, 200);
   assert.deepEqual(await up.body.json(), { bytes, sha256: blobSha256(bytes, 'up') });
@@ -135,10 +151,13 @@ test('many and repeated headers are preserved both ways, repeated values in orde
   for (let i = 0; i < FAKE_HEADER_COUNT; i++) assert.equal(res.headers[`x-fake-${i}`], `value-${i}`);
   const requestId = res.headers['x-pipeops-request-id'];
   assert.equal(typeof requestId, 'string');
-  const echo = await res.body.json() as { headers: Record<string, string>; rawHeaders: string[] };
+  const echo = (await res.body.json()) as { headers: Record<string, string>; rawHeaders: string[] };
   const reps: string[] = [];
   for (let i = 0; i < echo.rawHeaders.length; i += 2) if (echo.rawHeaders[i]?.toLowerCase() === 'x-rep') reps.push(echo.rawHeaders[i + 1] ?? '');
-  assert.deepEqual(reps.flatMap((v) => v.split(',').map((s) => s.trim())), ['first', 'second', 'third']);
+  assert.deepEqual(
+    reps.flatMap((v) => v.split(',').map((s) => s.trim())),
+    ['first', 'second', 'third'],
+  );
   assert.equal(echo.headers.authorization, `Bearer ${p.fake.token}`);
 
   const logged = (r: Record<string, unknown>) => JSON.stringify(r).includes(String(requestId));
@@ -156,11 +175,13 @@ test('trailers reach the runner; a created object comes back 201', async (t) => 
   assert.equal(await tr.body.text(), FAKE_TRAILER_CHUNKS.join(''));
   assert.equal(tr.trailers['x-checksum'], createHash('sha256').update(FAKE_TRAILER_CHUNKS.join('')).digest('hex'));
   const cm = await request(`${p.base}/api/v1/namespaces/default/configmaps`, {
-    dispatcher: p.dispatcher, method: 'POST', headers: { ...p.auth, 'content-type': 'application/json' },
+    dispatcher: p.dispatcher,
+    method: 'POST',
+    headers: { ...p.auth, 'content-type': 'application/json' },
     body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'through-the-tunnel' }, data: { a: 'b' } }),
   });
   assert.equal(cm.statusCode, 201);
-  const created = await cm.body.json() as { metadata: { name: string; uid: string }; data: unknown };
+  const created = (await cm.body.json()) as { metadata: { name: string; uid: string }; data: unknown };
   assert.equal(created.metadata.name, 'through-the-tunnel');
   assert.deepEqual(created.data, { a: 'b' });
 });

@@ -11,46 +11,60 @@ import { RUNNER_TOKEN, startK8sPath } from './k8s-harness.ts';
 
 test('a WebSocket exec negotiates v5.channel.k8s.io, echoes each channel message, and closes 1000 end to end', async (t) => {
   const p = await startK8sPath(t);
-  const ws = new WebSocket(`wss://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true&stdout=true`,
-    ['v5.channel.k8s.io', 'v4.channel.k8s.io'], { ca: p.gatewayCa, headers: { authorization: `Bearer ${RUNNER_TOKEN}` }, perMessageDeflate: false });
+  const ws = new WebSocket(
+    `wss://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true&stdout=true`,
+    ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
+    { ca: p.gatewayCa, headers: { authorization: `Bearer ${RUNNER_TOKEN}` }, perMessageDeflate: false },
+  );
   t.after(() => ws.terminate());
   await once(ws, 'open');
   assert.equal(ws.protocol, 'v5.channel.k8s.io');
-  for (const [channel, text] of [[0, 'echo hello\n'], [1, 'x'.repeat(100_000)], [2, 'stderr?']] as const) {
+  for (const [channel, text] of [
+    [0, 'echo hello\n'],
+    [1, 'x'.repeat(100_000)],
+    [2, 'stderr?'],
+  ] as const) {
     const msg = Buffer.concat([Buffer.from([channel]), Buffer.from(text)]);
     ws.send(msg);
-    const [echo] = await once(ws, 'message') as [Buffer];
+    const [echo] = (await once(ws, 'message')) as [Buffer];
     assert.deepEqual(echo, msg);
   }
   ws.send(Buffer.from('\x00close'));
-  const [code] = await once(ws, 'close') as [number];
+  const [code] = (await once(ws, 'close')) as [number];
   assert.equal(code, 1000);
   const upgrade = p.fake.requests.find((r) => r.upgrade);
-  assert.equal(upgrade?.authorized, true, 'the upgrade reached the API server with the agent\'s credentials');
+  assert.equal(upgrade?.authorized, true, "the upgrade reached the API server with the agent's credentials");
 });
 
 test('a port-forward WebSocket negotiates portforward.k8s.io', async (t) => {
   const p = await startK8sPath(t);
-  const ws = new WebSocket(`wss://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1/api/v1/namespaces/default/pods/web-1/portforward?ports=8080`,
-    ['portforward.k8s.io'], { ca: p.gatewayCa, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+  const ws = new WebSocket(
+    `wss://127.0.0.1:${p.gatewayPort}/k8s/clusters/c1/api/v1/namespaces/default/pods/web-1/portforward?ports=8080`,
+    ['portforward.k8s.io'],
+    { ca: p.gatewayCa, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } },
+  );
   t.after(() => ws.terminate());
   await once(ws, 'open');
   assert.equal(ws.protocol, 'portforward.k8s.io');
   ws.send(Buffer.from('\x00GET / HTTP/1.0\r\n\r\n'));
-  const [echo] = await once(ws, 'message') as [Buffer];
+  const [echo] = (await once(ws, 'message')) as [Buffer];
   assert.equal(echo.toString(), '\x00GET / HTTP/1.0\r\n\r\n');
 });
 
-test('a SPDY/3.1 exec gets 101 with the chosen stream protocol, echoes raw bytes, and the runner\'s half-close reaches the API server', async (t) => {
+test("a SPDY/3.1 exec gets 101 with the chosen stream protocol, echoes raw bytes, and the runner's half-close reaches the API server", async (t) => {
   const p = await startK8sPath(t);
   const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
   t.after(() => socket.destroy());
   await once(socket, 'secureConnect');
-  socket.write('POST /k8s/clusters/c1/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true HTTP/1.1\r\n' +
-    `Host: 127.0.0.1:${p.gatewayPort}\r\nAuthorization: Bearer ${RUNNER_TOKEN}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n` +
-    'X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v3.channel.k8s.io\r\nContent-Length: 0\r\n\r\n');
+  socket.write(
+    'POST /k8s/clusters/c1/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true HTTP/1.1\r\n' +
+      `Host: 127.0.0.1:${p.gatewayPort}\r\nAuthorization: Bearer ${RUNNER_TOKEN}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n` +
+      'X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v3.channel.k8s.io\r\nContent-Length: 0\r\n\r\n',
+  );
   let received = Buffer.alloc(0);
-  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]); });
+  socket.on('data', (d: Buffer) => {
+    received = Buffer.concat([received, d]);
+  });
   const ended = once(socket, 'end');
   await waitFor(() => received.includes('\r\n\r\n'), { what: 'the 101 head' });
   const headEnd = received.indexOf('\r\n\r\n') + 4;

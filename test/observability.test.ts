@@ -23,7 +23,6 @@ import { parse as parseYaml } from 'yaml';
 import { createAgent } from '@pipeops/tunnel-agent';
 import { KUBE_PATH, startKubePath, testCertificates, waitFor } from '@pipeops/tunnel-testkit';
 
-
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DASHBOARD = join(ROOT, 'deploy/observability/grafana-dashboard.json');
 const ALERTS = join(ROOT, 'deploy/observability/alerts.yaml');
@@ -37,7 +36,11 @@ const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
 type Side = 'gateway' | 'agent';
 
 /** What the scrapes say of one metric family: its type on each side that exposes it, and its labels. */
-interface Family { types: Map<Side, string>; labels: Set<string>; labelsKnown: boolean }
+interface Family {
+  types: Map<Side, string>;
+  labels: Set<string>;
+  labelsKnown: boolean;
+}
 type Exposed = Map<string, Family>;
 
 /**
@@ -50,7 +53,7 @@ function resolve(name: string, exposed: Exposed): { family: Family; sides: Side[
   if (f !== undefined) return { family: f, sides: [...f.types.keys()], bucket: false };
   const suffix = HISTOGRAM_SUFFIXES.find((s) => name.endsWith(s));
   const base = suffix === undefined ? undefined : exposed.get(name.slice(0, -suffix.length));
-  const sides = [...base?.types ?? []].filter(([, type]) => type === 'histogram').map(([side]) => side);
+  const sides = [...(base?.types ?? [])].filter(([, type]) => type === 'histogram').map(([side]) => side);
   return base === undefined || sides.length === 0 ? undefined : { family: base, sides, bucket: suffix === '_bucket' };
 }
 
@@ -83,7 +86,10 @@ function addExposition(into: Exposed, side: Side, text: string, registry?: Regis
 }
 
 /** A PromQL expression (or Grafana query) of an artefact, and where it is. */
-interface Query { where: string; expr: string }
+interface Query {
+  where: string;
+  expr: string;
+}
 
 /** Every `expr` of the dashboard's panels (rows' nested panels too) and every query of its template variables. */
 function dashboardQueries(dashboard: unknown): Query[] {
@@ -101,7 +107,13 @@ function dashboardQueries(dashboard: unknown): Query[] {
   return out;
 }
 
-interface AlertRule { alert?: unknown; expr?: unknown; for?: unknown; labels?: { severity?: unknown }; annotations?: Record<string, unknown> }
+interface AlertRule {
+  alert?: unknown;
+  expr?: unknown;
+  for?: unknown;
+  labels?: { severity?: unknown };
+  annotations?: Record<string, unknown>;
+}
 
 /** The rules of a Prometheus rules file, with the group they are in. */
 function alertRules(doc: unknown): Array<{ group: string; rule: AlertRule }> {
@@ -168,10 +180,22 @@ async function startCliGateway(t: TestContext): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'pipeops-observability-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const certs = testCertificates();
-  const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text, { mode: 0o600 }); return p; };
+  const file = (name: string, text: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, text, { mode: 0o600 });
+    return p;
+  };
   const args = [
-    CLI, 'gateway', '--listen', '127.0.0.1:0', '--tls-cert', file('tls.crt', certs.cert), '--tls-key', file('tls.key', certs.key),
-    '--tokens', file('tokens.yaml', `agents: [{ cluster: c1, token: "${KUBE_PATH.agentToken}" }]\n`),
+    CLI,
+    'gateway',
+    '--listen',
+    '127.0.0.1:0',
+    '--tls-cert',
+    file('tls.crt', certs.cert),
+    '--tls-key',
+    file('tls.key', certs.key),
+    '--tokens',
+    file('tokens.yaml', `agents: [{ cluster: c1, token: "${KUBE_PATH.agentToken}" }]\n`),
   ];
   const env: Record<string, string> = {};
   for (const k of ['PATH', 'HOME', 'TMPDIR']) if (process.env[k] !== undefined) env[k] = process.env[k];
@@ -183,7 +207,9 @@ async function startCliGateway(t: TestContext): Promise<number> {
     await exited;
   });
   let output = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { output += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    output += d;
+  });
   return new Promise<number>((resolve, reject) => {
     let pending = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -193,7 +219,11 @@ async function startCliGateway(t: TestContext): Promise<number> {
         const line = pending.slice(0, i);
         pending = pending.slice(i + 1);
         let record: { event?: unknown; port?: unknown };
-        try { record = JSON.parse(line) as typeof record; } catch { continue; }
+        try {
+          record = JSON.parse(line) as typeof record;
+        } catch {
+          continue;
+        }
         if (record.event === 'gateway_listening' && typeof record.port === 'number') resolve(record.port);
       }
     });
@@ -215,14 +245,25 @@ async function exposedMetrics(t: TestContext): Promise<Exposed> {
   const agentPort = p.agent.healthAddress?.port;
   assert.ok(agentPort !== undefined, 'the agent serves /metrics');
   // The gateway counts a request when its relay finishes, which may follow the runner's last byte.
-  const gatewayText = await waitFor(async () => {
-    const text = await scrape(`${p.gatewayUrl}/metrics`, p.dispatcher);
-    return /^pipeops_tunnel_runner_requests_total\{code="2xx"\} 1$/m.test(text) && /^pipeops_tunnel_runner_requests_total\{code="4xx"\} 1$/m.test(text) ? text : undefined;
-  }, { what: 'the gateway to count both runner requests' });
-  const agentText = await waitFor(async () => {
-    const text = await scrape(`http://127.0.0.1:${String(agentPort)}/metrics`);
-    return /^pipeops_tunnel_policy_denied_total\{rule="deny_resources"\} 1$/m.test(text) && /^pipeops_tunnel_k8s_requests_total\{verb="list",code="2xx"\} 1$/m.test(text) ? text : undefined;
-  }, { what: 'the agent to count the allowed and the refused request' });
+  const gatewayText = await waitFor(
+    async () => {
+      const text = await scrape(`${p.gatewayUrl}/metrics`, p.dispatcher);
+      return /^pipeops_tunnel_runner_requests_total\{code="2xx"\} 1$/m.test(text) && /^pipeops_tunnel_runner_requests_total\{code="4xx"\} 1$/m.test(text)
+        ? text
+        : undefined;
+    },
+    { what: 'the gateway to count both runner requests' },
+  );
+  const agentText = await waitFor(
+    async () => {
+      const text = await scrape(`http://127.0.0.1:${String(agentPort)}/metrics`);
+      return /^pipeops_tunnel_policy_denied_total\{rule="deny_resources"\} 1$/m.test(text) &&
+        /^pipeops_tunnel_k8s_requests_total\{verb="list",code="2xx"\} 1$/m.test(text)
+        ? text
+        : undefined;
+    },
+    { what: 'the agent to count the allowed and the refused request' },
+  );
   const cliPort = await startCliGateway(t);
   const cliText = await scrape(`https://127.0.0.1:${String(cliPort)}/metrics`, p.dispatcher);
 
@@ -240,7 +281,10 @@ const alerts = parseYaml(alertsText);
 
 test('the dashboard and the alert rules read only metrics and labels a real gateway and agent expose', async (t) => {
   const exposed = await exposedMetrics(t);
-  const queries = [...dashboardQueries(dashboard), ...alertRules(alerts).map(({ rule }) => ({ where: `alert ${String(rule.alert)}`, expr: String(rule.expr) }))];
+  const queries = [
+    ...dashboardQueries(dashboard),
+    ...alertRules(alerts).map(({ rule }) => ({ where: `alert ${String(rule.alert)}`, expr: String(rule.expr) })),
+  ];
   assert.ok(queries.length >= 40, `found ${String(queries.length)} queries`);
 
   await t.test('every pipeops_ metric named anywhere in the two files exists on the gateway or the agent', () => {
@@ -256,25 +300,39 @@ test('the dashboard and the alert rules read only metrics and labels a real gate
   });
 
   await t.test('the metrics that tell a gateway target from an agent target in the alerts belong to one side only', () => {
-    assert.deepEqual([...exposed.get('pipeops_tunnel_runner_sessions')?.types.keys() ?? []], ['gateway']);
-    assert.deepEqual([...exposed.get('pipeops_tunnel_connection_state')?.types.keys() ?? []], ['agent']);
+    assert.deepEqual([...(exposed.get('pipeops_tunnel_runner_sessions')?.types.keys() ?? [])], ['gateway']);
+    assert.deepEqual([...(exposed.get('pipeops_tunnel_connection_state')?.types.keys() ?? [])], ['agent']);
   });
 });
 
 test('the check rejects a misspelled metric, a histogram suffix on a counter, a label the metric lacks and a metric of the other side', () => {
   const exposed: Exposed = new Map();
-  addExposition(exposed, 'gateway', [
-    '# TYPE pipeops_tunnel_runner_requests_total counter', 'pipeops_tunnel_runner_requests_total{code="2xx"} 1',
-    '# TYPE pipeops_tunnel_session_rtt_seconds histogram', 'pipeops_tunnel_session_rtt_seconds_bucket{le="+Inf"} 1',
-  ].join('\n'));
+  addExposition(
+    exposed,
+    'gateway',
+    [
+      '# TYPE pipeops_tunnel_runner_requests_total counter',
+      'pipeops_tunnel_runner_requests_total{code="2xx"} 1',
+      '# TYPE pipeops_tunnel_session_rtt_seconds histogram',
+      'pipeops_tunnel_session_rtt_seconds_bucket{le="+Inf"} 1',
+    ].join('\n'),
+  );
   addExposition(exposed, 'agent', '# TYPE pipeops_tunnel_session_rtt_seconds gauge\npipeops_tunnel_session_rtt_seconds 0.001\n');
   assert.deepEqual(unknownMetrics('rate(pipeops_tunnel_runner_request_total[5m])', exposed), ['pipeops_tunnel_runner_request_total']);
   assert.deepEqual(unknownMetrics('pipeops_tunnel_runner_requests_total_bucket', exposed), ['pipeops_tunnel_runner_requests_total_bucket']);
   assert.deepEqual(unknownMetrics('histogram_quantile(0.9, sum by (le) (rate(pipeops_tunnel_session_rtt_seconds_bucket[5m])))', exposed), []);
-  assert.deepEqual(labelProblems({ where: 'q', expr: 'sum by (status) (rate(pipeops_tunnel_runner_requests_total{job="g"}[5m]))' }, exposed), ['no metric of the expression has label "status"']);
-  assert.deepEqual(labelProblems({ where: 'q', expr: 'pipeops_tunnel_runner_requests_total{result="ok"}' }, exposed), ['pipeops_tunnel_runner_requests_total has no label "result"']);
-  assert.deepEqual(labelProblems({ where: 'q', expr: 'pipeops_tunnel_runner_requests_total{job=~"$agent_job"}' }, exposed), ['pipeops_tunnel_runner_requests_total is selected on $agent_job but the agent does not expose it']);
-  assert.deepEqual(labelProblems({ where: 'q', expr: 'rate(pipeops_tunnel_session_rtt_seconds_bucket{job=~"$agent_job"}[5m])' }, exposed), ['pipeops_tunnel_session_rtt_seconds_bucket is selected on $agent_job but the agent does not expose it']);
+  assert.deepEqual(labelProblems({ where: 'q', expr: 'sum by (status) (rate(pipeops_tunnel_runner_requests_total{job="g"}[5m]))' }, exposed), [
+    'no metric of the expression has label "status"',
+  ]);
+  assert.deepEqual(labelProblems({ where: 'q', expr: 'pipeops_tunnel_runner_requests_total{result="ok"}' }, exposed), [
+    'pipeops_tunnel_runner_requests_total has no label "result"',
+  ]);
+  assert.deepEqual(labelProblems({ where: 'q', expr: 'pipeops_tunnel_runner_requests_total{job=~"$agent_job"}' }, exposed), [
+    'pipeops_tunnel_runner_requests_total is selected on $agent_job but the agent does not expose it',
+  ]);
+  assert.deepEqual(labelProblems({ where: 'q', expr: 'rate(pipeops_tunnel_session_rtt_seconds_bucket{job=~"$agent_job"}[5m])' }, exposed), [
+    'pipeops_tunnel_session_rtt_seconds_bucket is selected on $agent_job but the agent does not expose it',
+  ]);
 });
 
 test('alerts.yaml parses and every rule has an expr, a for, a severity, a summary, a description and a runbook', () => {
@@ -288,25 +346,43 @@ test('alerts.yaml parses and every rule has an expr, a for, a severity, a summar
     assert.ok(typeof rule.expr === 'string' && rule.expr.trim() !== '', `${name}: expr`);
     assert.match(String(rule.for), /^\d+[smh]$/, `${name}: for`);
     assert.ok(['critical', 'warning', 'info'].includes(String(rule.labels?.severity)), `${name}: labels.severity`);
-    for (const key of ['summary', 'description']) assert.ok(typeof rule.annotations?.[key] === 'string' && rule.annotations[key] !== '', `${name}: annotations.${key}`);
+    for (const key of ['summary', 'description'])
+      assert.ok(typeof rule.annotations?.[key] === 'string' && rule.annotations[key] !== '', `${name}: annotations.${key}`);
     assert.match(String(rule.annotations?.runbook_url), /README\.md#troubleshooting$/, `${name}: annotations.runbook_url`);
   }
   // What issue 12 asks the rules to cover.
-  for (const name of ['PipeopsTunnelAgentDisconnected', 'PipeopsTunnelGatewayNoAgents', 'PipeopsTunnelAgentFlapping', 'PipeopsTunnelKubeApiUpstreamErrors',
-    'PipeopsTunnelPolicyDenialsSpike', 'PipeopsTunnelStreamsGrowing', 'PipeopsTunnelStreamFailures', 'PipeopsTunnelGatewayConnectFailures']) {
+  for (const name of [
+    'PipeopsTunnelAgentDisconnected',
+    'PipeopsTunnelGatewayNoAgents',
+    'PipeopsTunnelAgentFlapping',
+    'PipeopsTunnelKubeApiUpstreamErrors',
+    'PipeopsTunnelPolicyDenialsSpike',
+    'PipeopsTunnelStreamsGrowing',
+    'PipeopsTunnelStreamFailures',
+    'PipeopsTunnelGatewayConnectFailures',
+  ]) {
     assert.ok(names.has(name), `alerts.yaml defines ${name}`);
   }
 });
 
 test('the dashboard is a Grafana model on a Prometheus datasource variable, with unique panel ids inside the grid', () => {
-  const d = dashboard as { schemaVersion?: unknown; uid?: unknown; templating?: { list?: Array<{ name?: unknown; type?: unknown; query?: unknown }> }; panels?: Array<Record<string, unknown>> };
+  const d = dashboard as {
+    schemaVersion?: unknown;
+    uid?: unknown;
+    templating?: { list?: Array<{ name?: unknown; type?: unknown; query?: unknown }> };
+    panels?: Array<Record<string, unknown>>;
+  };
   assert.ok(typeof d.schemaVersion === 'number' && d.schemaVersion >= 36, 'schemaVersion');
   assert.equal(typeof d.uid, 'string');
   const vars = d.templating?.list ?? [];
   const datasource = vars.find((v) => v.name === 'datasource');
   assert.equal(datasource?.type, 'datasource');
   assert.equal(datasource.query, 'prometheus');
-  for (const name of ['gateway_job', 'agent_job']) assert.ok(vars.some((v) => v.name === name), `variable ${name}`);
+  for (const name of ['gateway_job', 'agent_job'])
+    assert.ok(
+      vars.some((v) => v.name === name),
+      `variable ${name}`,
+    );
   const ids = new Set<unknown>();
   for (const panel of d.panels ?? []) {
     assert.ok(!ids.has(panel.id), `panel id ${String(panel.id)} is unique`);
@@ -350,7 +426,10 @@ test('promtool accepts alerts.yaml and every query of the dashboard', (t) => {
   const exprs = dashboardQueries(dashboard).filter((q) => !q.expr.startsWith('label_values('));
   const filled = exprs.map((q, i) => ({
     record: `dashboard_query_${String(i)}`,
-    expr: q.expr.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '1h').replace(/\$\{?[a-z_]+\}?/g, '.*'),
+    expr: q.expr
+      .replaceAll('$__rate_interval', '5m')
+      .replaceAll('$__range', '1h')
+      .replace(/\$\{?[a-z_]+\}?/g, '.*'),
   }));
   const file = join(dir, 'dashboard-rules.yaml');
   writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules: filled }] }));
@@ -374,27 +453,33 @@ test('promtool: the gateway-side and agent-side alerts fire on their own series 
   const spec = {
     rule_files: [ALERTS],
     evaluation_interval: '1m',
-    tests: [{
-      interval: '1m',
-      input_series: [
-        { series: `pipeops_tunnel_sessions{${gw}}`, values: '3 3 0x20' },
-        { series: `pipeops_tunnel_runner_sessions{${gw}}`, values: '0x22' },
-        { series: `pipeops_tunnel_connect_failures_total{${gw},reason="held"}`, values: '0+1x22' },
-        { series: `pipeops_tunnel_sessions{${ag}}`, values: '1x22' },
-        { series: `pipeops_tunnel_connection_state{${ag},state="connected"}`, values: '1 1 0x20' },
-        { series: `pipeops_tunnel_connection_state{${ag},state="backoff"}`, values: '0 0 1x20' },
-      ],
-      alert_rule_test: [
-        { eval_time: '15m', alertname: 'PipeopsTunnelGatewayNoAgents', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'pipeops' } }] },
-        { eval_time: '10m', alertname: 'PipeopsTunnelAgentDisconnected', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'pipeops', instance: 'agent:8080', state: 'connected' } }] },
-        // The gateway's count of held dials is not an agent standing by.
-        { eval_time: '20m', alertname: 'PipeopsTunnelAgentStandingBy', exp_alerts: [] },
-      ],
-    }],
+    tests: [
+      {
+        interval: '1m',
+        input_series: [
+          { series: `pipeops_tunnel_sessions{${gw}}`, values: '3 3 0x20' },
+          { series: `pipeops_tunnel_runner_sessions{${gw}}`, values: '0x22' },
+          { series: `pipeops_tunnel_connect_failures_total{${gw},reason="held"}`, values: '0+1x22' },
+          { series: `pipeops_tunnel_sessions{${ag}}`, values: '1x22' },
+          { series: `pipeops_tunnel_connection_state{${ag},state="connected"}`, values: '1 1 0x20' },
+          { series: `pipeops_tunnel_connection_state{${ag},state="backoff"}`, values: '0 0 1x20' },
+        ],
+        alert_rule_test: [
+          { eval_time: '15m', alertname: 'PipeopsTunnelGatewayNoAgents', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'pipeops' } }] },
+          {
+            eval_time: '10m',
+            alertname: 'PipeopsTunnelAgentDisconnected',
+            exp_alerts: [{ exp_labels: { severity: 'critical', job: 'pipeops', instance: 'agent:8080', state: 'connected' } }],
+          },
+          // The gateway's count of held dials is not an agent standing by.
+          { eval_time: '20m', alertname: 'PipeopsTunnelAgentStandingBy', exp_alerts: [] },
+        ],
+      },
+    ],
   };
   // promtool compares annotations too: take them from the rules, with the labels filled in as Prometheus would.
-  const fill = (text: unknown, labels: Record<string, string>): string => String(text)
-    .replace(/\{\{ \$labels\.([a-z_]+) \}\}/g, (_, l: string) => labels[l] ?? '');
+  const fill = (text: unknown, labels: Record<string, string>): string =>
+    String(text).replace(/\{\{ \$labels\.([a-z_]+) \}\}/g, (_, l: string) => labels[l] ?? '');
   for (const c of spec.tests[0]?.alert_rule_test ?? []) {
     for (const e of c.exp_alerts as Array<{ exp_labels: Record<string, string>; exp_annotations?: Record<string, string> }>) {
       e.exp_annotations = Object.fromEntries(Object.entries(annotations(c.alertname)).map(([k, v]) => [k, fill(v, e.exp_labels)]));

@@ -39,7 +39,7 @@ const parsed = new Map<string, ImportRef[]>();
 /** Static imports, re-exports and `import('…')` calls with a literal specifier (each file parsed once). */
 function importsOf(file: string): ImportRef[] {
   let refs = parsed.get(file);
-  if (refs === undefined) parsed.set(file, refs = parseImports(file));
+  if (refs === undefined) parsed.set(file, (refs = parseImports(file)));
   return refs;
 }
 
@@ -49,14 +49,23 @@ function parseImports(file: string): ImportRef[] {
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
       const clause = node.importClause;
-      const typeOnly = clause !== undefined && (clause.isTypeOnly
-        || (clause.name === undefined && clause.namedBindings !== undefined && ts.isNamedImports(clause.namedBindings)
-          && clause.namedBindings.elements.length > 0 && clause.namedBindings.elements.every((e) => e.isTypeOnly)));
+      const typeOnly =
+        clause !== undefined &&
+        (clause.isTypeOnly ||
+          (clause.name === undefined &&
+            clause.namedBindings !== undefined &&
+            ts.isNamedImports(clause.namedBindings) &&
+            clause.namedBindings.elements.length > 0 &&
+            clause.namedBindings.elements.every((e) => e.isTypeOnly)));
       refs.push({ specifier: node.moduleSpecifier.text, typeOnly });
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) {
       refs.push({ specifier: node.moduleSpecifier.text, typeOnly: node.isTypeOnly });
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword
-      && node.arguments.length === 1 && ts.isStringLiteralLike(node.arguments[0]!)) {
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments.length === 1 &&
+      ts.isStringLiteralLike(node.arguments[0]!)
+    ) {
       refs.push({ specifier: node.arguments[0].text, typeOnly: false });
     }
     ts.forEachChild(node, visit);
@@ -135,20 +144,33 @@ test('no module in any package src/ is part of an import cycle, type-only import
   }
   const dangling = [...graph.values()].flatMap((e) => [...e]).filter((to) => !graph.has(to));
   assert.deepEqual(dangling, [], 'relative imports name files that exist (with their .ts extension)');
-  assert.deepEqual(cyclesOf(graph).map((c) => c.join(' -> ')), []);
+  assert.deepEqual(
+    cyclesOf(graph).map((c) => c.join(' -> ')),
+    [],
+  );
 });
 
 test('the workspace packages depend on each other without a cycle', () => {
   const names = new Set(packages.map((p) => p.manifest.name));
-  const graph = new Map(packages.map((p) => [p.manifest.name,
-    new Set(Object.keys(p.manifest.dependencies ?? {}).filter((d) => names.has(d)))]));
-  assert.deepEqual(cyclesOf(graph).map((c) => c.join(' -> ')), []);
+  const graph = new Map(packages.map((p) => [p.manifest.name, new Set(Object.keys(p.manifest.dependencies ?? {}).filter((d) => names.has(d)))]));
+  assert.deepEqual(
+    cyclesOf(graph).map((c) => c.join(' -> ')),
+    [],
+  );
 });
 
 test('the cycle finder reports a cycle it is shown and none in a chain', () => {
-  const cyclic = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set(['a'])]]);
+  const cyclic = new Map([
+    ['a', new Set(['b'])],
+    ['b', new Set(['c'])],
+    ['c', new Set(['a'])],
+  ]);
   assert.deepEqual(cyclesOf(cyclic), [['a', 'b', 'c', 'a']]);
-  const chain = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set<string>()]]);
+  const chain = new Map([
+    ['a', new Set(['b'])],
+    ['b', new Set(['c'])],
+    ['c', new Set<string>()],
+  ]);
   assert.deepEqual(cyclesOf(chain), []);
 });
 

@@ -24,7 +24,11 @@ const FORGED: Array<[string, string]> = [
 
 function noImpersonationReachedTheApiServer(p: K8sPath): void {
   const leaked = p.fake.requests.filter((r) => Object.keys(r.headers).some((h) => h.startsWith('impersonate-')));
-  assert.deepEqual(leaked.map((r) => r.path), [], 'an impersonation header reached the API server');
+  assert.deepEqual(
+    leaked.map((r) => r.path),
+    [],
+    'an impersonation header reached the API server',
+  );
 }
 
 function assertForbiddenStatus(status: number, body: string, header: string): void {
@@ -36,7 +40,6 @@ function assertForbiddenStatus(status: number, body: string, header: string): vo
   assert.ok(s.message.includes(header), `the message names ${header}: ${s.message}`);
 }
 
-
 test('every impersonation header on /k8s/clusters is refused with 403 and never reaches the API server', async (t) => {
   const p = await startK8sPath(t);
   for (const [name, value] of FORGED) {
@@ -44,13 +47,23 @@ test('every impersonation header on /k8s/clusters is refused with 403 and never 
     assertForbiddenStatus(res.statusCode, await res.body.text(), name);
   }
   // Split across repeated headers: the second of two Impersonate-Group lines counts as much as the first.
-  const repeated = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: [['authorization', `Bearer ${RUNNER_TOKEN}`], ['Impersonate-Group', 'a'], ['Impersonate-Group', 'system:masters']].flat() });
+  const repeated = await request(`${p.base}${PODS}`, {
+    dispatcher: p.dispatcher,
+    headers: [
+      ['authorization', `Bearer ${RUNNER_TOKEN}`],
+      ['Impersonate-Group', 'a'],
+      ['Impersonate-Group', 'system:masters'],
+    ].flat(),
+  });
   assertForbiddenStatus(repeated.statusCode, await repeated.body.text(), 'Impersonate-Group');
   // An exec upgrade carries it too.
   const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
   await once(socket, 'secureConnect');
-  const upgrade = await rawExchange(socket, `POST /k8s/clusters/c1${PODS}/web-0/exec?command=sh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${RUNNER_TOKEN}\r\n`
-    + 'Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nImpersonate-User: admin\r\nContent-Length: 0\r\n\r\n');
+  const upgrade = await rawExchange(
+    socket,
+    `POST /k8s/clusters/c1${PODS}/web-0/exec?command=sh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${RUNNER_TOKEN}\r\n` +
+      'Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nImpersonate-User: admin\r\nContent-Length: 0\r\n\r\n',
+  );
   assertForbiddenStatus(upgrade.status, upgrade.body, 'Impersonate-User');
   noImpersonationReachedTheApiServer(p);
   const denied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.decision === 'denied' && r.rule === 'impersonation');
@@ -84,7 +97,10 @@ test('impersonation headers in a /ws/k8s JSON request are answered 403 for that 
   t.after(() => ws.terminate());
   await once(ws, 'open');
   const replies = new Map<string, { status?: number; body?: unknown }>();
-  ws.on('message', (m: Buffer) => { const r = JSON.parse(m.toString()) as { id: string; status?: number; body?: unknown }; replies.set(r.id, r); });
+  ws.on('message', (m: Buffer) => {
+    const r = JSON.parse(m.toString()) as { id: string; status?: number; body?: unknown };
+    replies.set(r.id, r);
+  });
   ws.send(JSON.stringify({ id: 'forged', method: 'GET', path: PODS, headers: { 'Impersonate-Group': 'system:masters' } }));
   ws.send(JSON.stringify({ id: 'plain', method: 'GET', path: PODS }));
   const deadline = Date.now() + 10_000;
@@ -94,7 +110,9 @@ test('impersonation headers in a /ws/k8s JSON request are answered 403 for that 
   assert.match(JSON.stringify(forged?.body), /impersonate-group/i);
   assert.equal(replies.get('plain')?.status, 200);
   noImpersonationReachedTheApiServer(p);
-  await waitFor(() => p.gatewayLogs.records.some((r) => r.event === 'audit' && r.route === 'ws-k8s' && r.decision === 'denied' && r.rule === 'impersonation'), { what: "the gateway's audit record of the agent's refusal" });
+  await waitFor(() => p.gatewayLogs.records.some((r) => r.event === 'audit' && r.route === 'ws-k8s' && r.decision === 'denied' && r.rule === 'impersonation'), {
+    what: "the gateway's audit record of the agent's refusal",
+  });
 });
 
 test('on a raw agent stream the agent itself refuses impersonation headers, announced trailers and trailers, before the API server', async (t) => {
@@ -105,11 +123,17 @@ test('on a raw agent stream the agent itself refuses impersonation headers, anno
   };
   const head = await viaAgent('raw-head', `GET ${PODS} HTTP/1.1\r\nHost: x\r\nimPersonate-uSer: jane\r\nConnection: close\r\n\r\n`);
   assertForbiddenStatus(head.status, head.body, 'imPersonate-uSer');
-  const announced = await viaAgent('raw-announced', `POST /sink HTTP/1.1\r\nHost: x\r\nTrailer: Impersonate-Group\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nImpersonate-Group: system:masters\r\n\r\n`);
+  const announced = await viaAgent(
+    'raw-announced',
+    `POST /sink HTTP/1.1\r\nHost: x\r\nTrailer: Impersonate-Group\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nImpersonate-Group: system:masters\r\n\r\n`,
+  );
   assertForbiddenStatus(announced.status, announced.body, 'Impersonate-Group');
   const sinkCalls = (): number => p.fake.requests.filter((r) => r.path === '/sink').length;
   const before = sinkCalls();
-  const trailer = await viaAgent('raw-trailer', `POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nImpersonate-User: jane\r\n\r\n`);
+  const trailer = await viaAgent(
+    'raw-trailer',
+    `POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nImpersonate-User: jane\r\n\r\n`,
+  );
   assertForbiddenStatus(trailer.status, trailer.body, 'Impersonate-User');
   // The upload may have started upstream, but it was aborted before its end: the API server never got a whole request.
   for (const r of p.fake.requests.filter((x) => x.path === '/sink').slice(before)) await p.fake.aborted.wait((a) => a.seq === r.seq);

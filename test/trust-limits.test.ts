@@ -20,7 +20,10 @@ test('a runner at max_streams gets 429 with Retry-After on /k8s/clusters and /ws
     gateway: {
       tokens: {
         agents: [{ cluster: 'c1', token: AGENT }],
-        runners: [{ id: 'greedy', token: GREEDY, clusters: ['c1'], limits: { max_streams: 2 } }, { id: 'polite', token: POLITE, clusters: ['c1'] }],
+        runners: [
+          { id: 'greedy', token: GREEDY, clusters: ['c1'], limits: { max_streams: 2 } },
+          { id: 'polite', token: POLITE, clusters: ['c1'] },
+        ],
       },
     },
   });
@@ -34,7 +37,7 @@ test('a runner at max_streams gets 429 with Retry-After on /k8s/clusters and /ws
   const over = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: greedy });
   assert.equal(over.statusCode, 429);
   assert.equal(over.headers['retry-after'], '1');
-  const status = await over.body.json() as { kind: string; reason: string; message: string };
+  const status = (await over.body.json()) as { kind: string; reason: string; message: string };
   assert.equal(status.kind, 'Status');
   assert.equal(status.reason, 'TooManyRequests');
   assert.match(status.message, /max_streams 2/);
@@ -62,7 +65,9 @@ test('a runner at max_streams gets 429 with Retry-After on /k8s/clusters and /ws
   const denied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.rule === 'stream_limit');
   assert.deepEqual(denied.map((r) => r.route).sort(), ['k8s', 'ws-k8s', 'ws-runner']);
   watches[0]!.abort();
-  await waitFor(async () => /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 1/.test(await p.gatewayRegistry.metrics()), { what: 'the aborted watch to release its slot' });
+  await waitFor(async () => /pipeops_tunnel_runner_streams_active\{runner="greedy"\} 1/.test(await p.gatewayRegistry.metrics()), {
+    what: 'the aborted watch to release its slot',
+  });
   const again = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: greedy });
   assert.equal(again.statusCode, 200);
   await again.body.dump();
@@ -94,5 +99,5 @@ test('bytes_per_second paces one runner through the tunnel flow control: a downl
   assert.equal(body.length, 4 * RATE);
   // A second's burst and the first window (256 KiB) need no waiting: the rest comes at the rate at most.
   t.diagnostic(`4 MiB at ${RATE} B/s took ${seconds.toFixed(2)} s`);
-  assert.ok(seconds >= (4 * RATE - RATE - 256 * 1024) / RATE * 0.9, `the download took ${seconds.toFixed(2)} s: faster than the limit allows`);
+  assert.ok(seconds >= ((4 * RATE - RATE - 256 * 1024) / RATE) * 0.9, `the download took ${seconds.toFixed(2)} s: faster than the limit allows`);
 });

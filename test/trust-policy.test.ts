@@ -18,7 +18,10 @@ const TOKENS = {
 
 test('access_as runner: the API server sees the runner impersonated with its tokens-file groups, the request id as Audit-ID, and the agent credential', async (t) => {
   const p = await startK8sPath(t, { gateway: { tokens: TOKENS }, agent: { kubernetes: { accessAs: 'runner' } } });
-  const res = await request(`${p.base}${PODS}`, { dispatcher: p.dispatcher, headers: { ...p.auth, 'x-pipeops-request-id': 'trace-42', 'audit-id': 'forged-by-runner' } });
+  const res = await request(`${p.base}${PODS}`, {
+    dispatcher: p.dispatcher,
+    headers: { ...p.auth, 'x-pipeops-request-id': 'trace-42', 'audit-id': 'forged-by-runner' },
+  });
   assert.equal(res.statusCode, 200);
   await res.body.dump();
   const seen = p.fake.requests.find((r) => r.path === PODS);
@@ -57,7 +60,12 @@ test("the owner's policy refuses exec, secrets, writes outside its namespaces an
     agent: { policy: { denySubresources: ['exec'], denyResources: ['secrets'], namespaces: ['default'] }, audit: { file: audit } },
   });
   const call = async (method: string, path: string, body?: string): Promise<{ status: number; message: string }> => {
-    const res = await request(`${p.base}${path}`, { method: method as 'GET', dispatcher: p.dispatcher, headers: { ...p.auth, 'content-type': 'application/json' }, ...(body !== undefined ? { body } : {}) });
+    const res = await request(`${p.base}${path}`, {
+      method: method as 'GET',
+      dispatcher: p.dispatcher,
+      headers: { ...p.auth, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body } : {}),
+    });
     const text = await res.body.text();
     return { status: res.statusCode, message: res.statusCode === 403 ? (JSON.parse(text) as { message: string }).message : text };
   };
@@ -74,8 +82,11 @@ test("the owner's policy refuses exec, secrets, writes outside its namespaces an
     assert.equal(r.status, 403, `${what}: ${r.message}`);
     assert.match(r.message, new RegExp(`cluster owner's agent policy \\(rule ${rule}\\)`), what);
   }
-  assert.equal(p.fake.requests.filter((r) => r.path.includes('secrets') || r.path.includes('exec') || r.path.includes('kube-system') || r.path === '/api/v1/pods').length, 0,
-    'nothing the policy refused reached the API server');
+  assert.equal(
+    p.fake.requests.filter((r) => r.path.includes('secrets') || r.path.includes('exec') || r.path.includes('kube-system') || r.path === '/api/v1/pods').length,
+    0,
+    'nothing the policy refused reached the API server',
+  );
   // The gateway's audit records show the agent's decision too (its x-pipeops-denied-by answer header).
   const gatewayDenied = p.gatewayLogs.records.filter((r) => r.event === 'audit' && r.side === 'gateway' && r.decision === 'denied');
   assert.deepEqual(gatewayDenied.map((r) => r.rule).sort(), cases.map(([, , , rule]) => rule).sort());
@@ -90,16 +101,32 @@ test("the owner's policy refuses exec, secrets, writes outside its namespaces an
   await p.agent.close(500);
   const text = readFileSync(audit, 'utf8');
   for (const secret of p.secrets) assert.ok(!text.includes(secret), 'a token reached the audit file');
-  const records = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const records = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const secretRead = records.find((r) => r.resource === 'secrets' && r.name === 'token');
   assert.deepEqual(
-    { side: secretRead?.side, runnerId: secretRead?.runnerId, cluster: secretRead?.cluster, verb: secretRead?.verb, apiGroup: secretRead?.apiGroup, namespace: secretRead?.namespace, status: secretRead?.status, decision: secretRead?.decision, rule: secretRead?.rule },
+    {
+      side: secretRead?.side,
+      runnerId: secretRead?.runnerId,
+      cluster: secretRead?.cluster,
+      verb: secretRead?.verb,
+      apiGroup: secretRead?.apiGroup,
+      namespace: secretRead?.namespace,
+      status: secretRead?.status,
+      decision: secretRead?.decision,
+      rule: secretRead?.rule,
+    },
     { side: 'agent', runnerId: 'r1', cluster: 'c1', verb: 'get', apiGroup: '', namespace: 'default', status: 403, decision: 'denied', rule: 'deny_resources' },
   );
   const exec = records.find((r) => r.subresource === 'exec');
   assert.equal(exec?.verb, 'create');
   const ok = records.find((r) => r.path === PODS && r.status === 200);
-  assert.deepEqual({ verb: ok?.verb, resource: ok?.resource, decision: ok?.decision, rule: ok?.rule }, { verb: 'list', resource: 'pods', decision: 'allowed', rule: undefined });
+  assert.deepEqual(
+    { verb: ok?.verb, resource: ok?.resource, decision: ok?.decision, rule: ok?.rule },
+    { verb: 'list', resource: 'pods', decision: 'allowed', rule: undefined },
+  );
   for (const r of records) {
     assert.equal(typeof r.time, 'string');
     assert.equal(typeof r.requestId, 'string');
@@ -110,10 +137,13 @@ test("the owner's policy refuses exec, secrets, writes outside its namespaces an
 });
 
 test('the owner policy travels in hello and status reports and /v1/clusters shows it', async (t) => {
-  const p = await startK8sPath(t, { gateway: { tokens: TOKENS }, agent: { policy: { readOnly: true, denyResources: ['secrets'] }, kubernetes: { accessAs: 'runner' } } });
+  const p = await startK8sPath(t, {
+    gateway: { tokens: TOKENS },
+    agent: { policy: { readOnly: true, denyResources: ['secrets'] }, kubernetes: { accessAs: 'runner' } },
+  });
   const res = await request(`${p.gatewayUrl}/v1/clusters`, { dispatcher: p.dispatcher, headers: { authorization: `Bearer ${TOKENS.admins[0]!.token}` } });
   assert.equal(res.statusCode, 200);
-  const body = await res.body.json() as { clusters: Array<{ cluster: string; policy?: unknown }> };
+  const body = (await res.body.json()) as { clusters: Array<{ cluster: string; policy?: unknown }> };
   const c1 = body.clusters.find((c) => c.cluster === 'c1');
   assert.deepEqual(c1?.policy, { access_as: 'runner', read_only: true, deny_subresources: [], deny_resources: ['secrets'], namespaces: [] });
 });

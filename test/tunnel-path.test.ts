@@ -22,18 +22,34 @@ const AGENT_TOKEN = 'path-test-agent-token-0123456789';
 const certs = generateDevCertificates({ hosts: ['127.0.0.1'] });
 
 async function startTunnel(t: TestContext) {
-  const gateway = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key },
-    tokens: { agents: [{ cluster: 'c1', token: AGENT_TOKEN }], runners: [], admins: [] },
-    drainTimeoutMs: 1_000, handshakeTimeoutMs: 5_000,
-  }, { logger: pino({ level: 'silent' }), registry: new Registry() });
+  const gateway = createGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: certs.cert, key: certs.key },
+      tokens: { agents: [{ cluster: 'c1', token: AGENT_TOKEN }], runners: [], admins: [] },
+      drainTimeoutMs: 1_000,
+      handshakeTimeoutMs: 5_000,
+    },
+    { logger: pino({ level: 'silent' }), registry: new Registry() },
+  );
   const { port } = await gateway.start();
   t.after(() => gateway.close(500));
 
   const options: AgentOptions = {
-    apiUrl: `https://127.0.0.1:${port}`, token: AGENT_TOKEN, agentId: 'a1', name: 'path test', clusterName: 'c1',
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile: writeCa() }, allowInsecureTransport: false,
+    apiUrl: `https://127.0.0.1:${port}`,
+    token: AGENT_TOKEN,
+    agentId: 'a1',
+    name: 'path test',
+    clusterName: 'c1',
+    labels: {},
+    version: '0.0.0-test',
+    pollIntervalMs: 60_000,
+    timeoutMs: 5_000,
+    port: 0,
+    listenHost: '127.0.0.1',
+    tls: { insecureSkipVerify: false, caFile: writeCa() },
+    allowInsecureTransport: false,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000 },
     // A kubeconfig that does not exist: the agent connects, but cannot serve the Kubernetes path.
     kubernetes: { inCluster: false, namespace: 'default', kubeconfig: join(caDir, 'missing-kubeconfig') },
@@ -72,10 +88,12 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 test('32 concurrent streams each echo 2 MiB intact through gateway, TLS WebSocket, mux and agent', async (t) => {
   const { gateway } = await startTunnel(t);
   const payloads = Array.from({ length: 32 }, () => randomBytes(2 * 1024 * 1024));
-  const results = await Promise.all(payloads.map(async (payload, i) => {
-    const stream = await gateway.openStream('c1', { kind: 'ping', requestId: `r${i}` });
-    return echo(stream, payload);
-  }));
+  const results = await Promise.all(
+    payloads.map(async (payload, i) => {
+      const stream = await gateway.openStream('c1', { kind: 'ping', requestId: `r${i}` });
+      return echo(stream, payload);
+    }),
+  );
   assert.deepEqual(results, payloads.map(sha256));
 });
 

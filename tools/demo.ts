@@ -27,14 +27,18 @@ import { startFleet } from '@pipeops/tunnel-e2e/harness/fleet';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/pipeops-tunnel.js', import.meta.url));
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
-const { values: flags } = parseArgs({ options: { kubeconfig: { type: 'string' }, 'stand-in': { type: 'boolean' }, verbose: { type: 'boolean' }, ha: { type: 'boolean' } } });
+const { values: flags } = parseArgs({
+  options: { kubeconfig: { type: 'string' }, 'stand-in': { type: 'boolean' }, verbose: { type: 'boolean' }, ha: { type: 'boolean' } },
+});
 const dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-demo-'));
 const tokens = { agent: secret(), runner: secret(), admin: secret() };
 const children = new Set<ChildProcess>();
 let cluster: Cluster | undefined;
 const CLUSTER = 'demo-cluster';
 
-function secret(): string { return randomBytes(18).toString('base64url'); }
+function secret(): string {
+  return randomBytes(18).toString('base64url');
+}
 const step = (text: string) => console.log(`\n▶ ${text}`);
 const show = (text: string) => console.log(`  ${text.trimEnd().split('\n').join('\n  ')}`);
 
@@ -51,12 +55,21 @@ function run(name: string, args: string[], env: Record<string, string> = {}) {
     const lines = (partial + data).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) {
-      try { records.push(JSON.parse(line) as LogRecord); } catch { continue; }
+      try {
+        records.push(JSON.parse(line) as LogRecord);
+      } catch {
+        continue;
+      }
       if (flags.verbose) console.log(`    [${name}] ${line}`);
     }
     for (const wake of wakers.splice(0)) wake();
   });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => { children.delete(child); done(code); }));
+  const exited = new Promise<number | null>((done) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      done(code);
+    }),
+  );
   async function waitFor(what: string, match: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -64,7 +77,10 @@ function run(name: string, args: string[], env: Record<string, string> = {}) {
       if (found) return found;
       if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before: ${what}`);
       if (Date.now() > deadline) throw new Error(`${name}: timed out waiting for ${what}`);
-      await new Promise<void>((wake) => { wakers.push(wake); setTimeout(wake, 200).unref(); });
+      await new Promise<void>((wake) => {
+        wakers.push(wake);
+        setTimeout(wake, 200).unref();
+      });
     }
   }
   return { child, waitFor, exited };
@@ -98,11 +114,17 @@ async function kubectlRun(args: string[]): Promise<{ code: number; stdout: strin
   const child = spawn(KUBECTL, args, { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeout: 30_000 });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const [code] = await Promise.race([
     once(child, 'close'),
-    once(child, 'error').then(([err]) => { throw new Error(`kubectl: ${(err as Error).message} (set KUBECTL=/path/to/kubectl)`); }),
+    once(child, 'error').then(([err]) => {
+      throw new Error(`kubectl: ${(err as Error).message} (set KUBECTL=/path/to/kubectl)`);
+    }),
   ]);
   return { code: code as number, stdout, stderr };
 }
@@ -125,7 +147,14 @@ async function theCluster(): Promise<{ clusterKubeconfig: string; fake: FakeApiS
     const bin = await ensureBinaries();
     mkdirSync(join(dir, 'logs'));
     mkdirSync(join(dir, 'home'));
-    cluster = await startCluster({ kubesim: bin.kubesim, kubectl: bin.kubectl, kwok: bin.kwok, dir: join(dir, 'cluster'), logDir: join(dir, 'logs'), home: join(dir, 'home') });
+    cluster = await startCluster({
+      kubesim: bin.kubesim,
+      kubectl: bin.kubectl,
+      kwok: bin.kwok,
+      dir: join(dir, 'cluster'),
+      logDir: join(dir, 'logs'),
+      home: join(dir, 'home'),
+    });
     clusterKubeconfig = cluster.adminKubeconfig;
     const pod = await cluster.admin(['apply', '-f', '-'], readFileSync(fileURLToPath(new URL('../e2e/kwok/pod.yaml', import.meta.url)), 'utf8'));
     if (pod.code !== 0) throw new Error(`creating the demo pod failed: ${pod.stderr}`);
@@ -142,11 +171,15 @@ async function theCluster(): Promise<{ clusterKubeconfig: string; fake: FakeApiS
 
 async function main(): Promise<void> {
   const { clusterKubeconfig, fake } = await theCluster();
-  writeFileSync(join(dir, 'tokens.yaml'), [
-    `agents:  [{ cluster: ${CLUSTER}, token: "${tokens.agent}" }]`,
-    `runners: [{ id: demo-runner, token: "${tokens.runner}", clusters: [${CLUSTER}] }]`,
-    `admins:  [{ token: "${tokens.admin}" }]`, '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'tokens.yaml'),
+    [
+      `agents:  [{ cluster: ${CLUSTER}, token: "${tokens.agent}" }]`,
+      `runners: [{ id: demo-runner, token: "${tokens.runner}", clusters: [${CLUSTER}] }]`,
+      `admins:  [{ token: "${tokens.admin}" }]`,
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(dir, 'gateway.yaml'), `gateway:\n  state_dir: ${join(dir, 'state')}\n  drain_timeout: 5s\n`);
 
   step('gateway: pipeops-tunnel gateway --dev --listen 127.0.0.1:0 --tokens tokens.yaml');
@@ -157,14 +190,29 @@ async function main(): Promise<void> {
   show(`listening on ${gatewayUrl}; self-signed CA at ${caFile}`);
 
   step('agent: pipeops-tunnel connect --kubeconfig … (dials out over wss://; token from PIPEOPS_PIPEOPS_TOKEN)');
-  writeFileSync(join(dir, 'agent.yaml'), [
-    'agent:', `  cluster_name: ${CLUSTER}`, '  name: demo-agent', '  port: 0', '  listen_host: 127.0.0.1', '  poll_interval: 2s',
-    '  labels: { environment: demo }',
-    'pipeops:', `  api_url: ${gatewayUrl}`, '  tls:', `    ca_file: ${caFile}`, '  reconnect: { interval: 200ms, max_interval: 1s }',
-    'kubernetes:', `  kubeconfig: ${clusterKubeconfig}`,
-    "# the cluster owner's policy: the control plane cannot override it",
-    'policy:', '  deny_resources: [secrets]', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'agent.yaml'),
+    [
+      'agent:',
+      `  cluster_name: ${CLUSTER}`,
+      '  name: demo-agent',
+      '  port: 0',
+      '  listen_host: 127.0.0.1',
+      '  poll_interval: 2s',
+      '  labels: { environment: demo }',
+      'pipeops:',
+      `  api_url: ${gatewayUrl}`,
+      '  tls:',
+      `    ca_file: ${caFile}`,
+      '  reconnect: { interval: 200ms, max_interval: 1s }',
+      'kubernetes:',
+      `  kubeconfig: ${clusterKubeconfig}`,
+      "# the cluster owner's policy: the control plane cannot override it",
+      'policy:',
+      '  deny_resources: [secrets]',
+      '',
+    ].join('\n'),
+  );
   const agent = run('agent', ['connect', '--config', join(dir, 'agent.yaml')], { PIPEOPS_PIPEOPS_TOKEN: tokens.agent });
   const health = await agent.waitFor('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'));
   const healthUrl = `http://${String(health.msg).slice('health listener on '.length)}`;
@@ -181,7 +229,9 @@ async function main(): Promise<void> {
     return c?.lastStatus?.apiServer?.version !== undefined ? body.clusters : undefined;
   });
   for (const c of clusters) {
-    show(`cluster ${c.cluster}: agent ${c.name} v${c.version}, rtt ${Number(c.rttMs).toFixed(2)} ms, API server ${c.lastStatus.apiServer.version} reachable=${c.lastStatus.apiServer.reachable}`);
+    show(
+      `cluster ${c.cluster}: agent ${c.name} v${c.version}, rtt ${Number(c.rttMs).toFixed(2)} ms, API server ${c.lastStatus.apiServer.version} reachable=${c.lastStatus.apiServer.reachable}`,
+    );
   }
 
   step(`kubectl through the gateway: pipeops-tunnel kubeconfig --gateway ${gatewayUrl} --cluster ${CLUSTER} …`);
@@ -195,15 +245,22 @@ async function main(): Promise<void> {
 
   step("the trust boundary: a runner cannot pick its identity, and the cluster owner's policy (deny_resources: [secrets]) holds");
   show(`$ kubectl --as=jane get pods\n${await kubectlRefused(['--kubeconfig', runnerKubeconfig, '--as=jane', 'get', 'pods'])}`);
-  const secrets = JSON.parse(await httpsGet(`${gatewayUrl}/k8s/clusters/${CLUSTER}/api/v1/namespaces/default/secrets`, tokens.runner, ca)) as { code: number; message: string };
+  const secrets = JSON.parse(await httpsGet(`${gatewayUrl}/k8s/clusters/${CLUSTER}/api/v1/namespaces/default/secrets`, tokens.runner, ca)) as {
+    code: number;
+    message: string;
+  };
   show(`GET /k8s/clusters/${CLUSTER}/api/v1/namespaces/default/secrets → ${secrets.code}: ${secrets.message}`);
   const denied = await agent.waitFor('the audit record of the refusal', (r) => r.event === 'audit' && r.decision === 'denied' && r.rule === 'deny_resources');
-  show(`agent audit record: ${JSON.stringify({ runnerId: denied.runnerId, verb: denied.verb, resource: denied.resource, namespace: denied.namespace, status: denied.status, decision: denied.decision, rule: denied.rule, requestId: denied.requestId })}`);
+  show(
+    `agent audit record: ${JSON.stringify({ runnerId: denied.runnerId, verb: denied.verb, resource: denied.resource, namespace: denied.namespace, status: denied.status, decision: denied.decision, rule: denied.rule, requestId: denied.requestId })}`,
+  );
   const policy = JSON.parse(await httpsGet(`${gatewayUrl}/v1/clusters`, tokens.admin, ca)).clusters?.[0]?.policy;
   show(`/v1/clusters policy: ${JSON.stringify(policy)}`);
 
   step('pipeops-tunnel proxy --listen 127.0.0.1:0 (like kubectl proxy, through the tunnel)');
-  const proxy = run('proxy', ['proxy', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile, '--listen', '127.0.0.1:0'], { PIPEOPS_RUNNER_TOKEN: tokens.runner });
+  const proxy = run('proxy', ['proxy', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile, '--listen', '127.0.0.1:0'], {
+    PIPEOPS_RUNNER_TOKEN: tokens.runner,
+  });
   const proxyUrl = String((await proxy.waitFor('proxy listening', (r) => typeof r.url === 'string')).url);
   show(`$ kubectl --server ${proxyUrl} get --raw /version\n${await kubectl(['--server', proxyUrl, 'get', '--raw', '/version'])}`);
 
@@ -226,12 +283,20 @@ async function main(): Promise<void> {
         throw new Error('watch ended');
       })();
       const sentAt = performance.now();
-      const created = await tunnel.request({ method: 'POST', path: '/api/v1/namespaces/default/configmaps', body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { hello: 'tunnel' } } });
+      const created = await tunnel.request({
+        method: 'POST',
+        path: '/api/v1/namespaces/default/configmaps',
+        body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { hello: 'tunnel' } },
+      });
       const { ev, at } = await seen;
-      show(`request POST configmaps/${name} → ${created.status}; watch → ${ev.type} ${ev.object.metadata.name}, ${(at - sentAt).toFixed(1)} ms after the POST was sent`);
+      show(
+        `request POST configmaps/${name} → ${created.status}; watch → ${ev.type} ${ev.object.metadata.name}, ${(at - sentAt).toFixed(1)} ms after the POST was sent`,
+      );
       await next.return?.(undefined);
       show(`$ kubectl logs web\n${await kubectl(['--kubeconfig', join(dir, 'runner.kubeconfig'), 'logs', 'web'])}`);
-      show(`$ kubectl exec web -- echo hello from the pod\n${await kubectl(['--kubeconfig', join(dir, 'runner.kubeconfig'), 'exec', 'web', '--', 'echo', 'hello from the pod'])}`);
+      show(
+        `$ kubectl exec web -- echo hello from the pod\n${await kubectl(['--kubeconfig', join(dir, 'runner.kubeconfig'), 'exec', 'web', '--', 'echo', 'hello from the pod'])}`,
+      );
     } else if (fake) {
       const events = tunnel.watch('/api/v1/namespaces/default/pods');
       const first = events[Symbol.asyncIterator]().next();
@@ -260,10 +325,16 @@ async function main(): Promise<void> {
   const restartedAt = performance.now();
   await until('the agent to be ready again', async () => ((await fetch(`${healthUrl}/ready`)).status === 200 ? true : undefined));
   show(`agent ready again ${(performance.now() - restartedAt).toFixed(0)} ms after the gateway listened`);
-  show(`$ kubectl get --raw /k8s/clusters/${CLUSTER}/version   # kubectl < 1.34 needs the prefix with --raw\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', '--raw', `/k8s/clusters/${CLUSTER}/version`])}`);
+  show(
+    `$ kubectl get --raw /k8s/clusters/${CLUSTER}/version   # kubectl < 1.34 needs the prefix with --raw\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', '--raw', `/k8s/clusters/${CLUSTER}/version`])}`,
+  );
 
   step('graceful shutdown: SIGTERM to proxy, agent and gateway');
-  for (const [name, p] of [['proxy', proxy], ['agent', agent], ['gateway', gateway]] as const) {
+  for (const [name, p] of [
+    ['proxy', proxy],
+    ['agent', agent],
+    ['gateway', gateway],
+  ] as const) {
     p.child.kill('SIGTERM');
     show(`${name} exited with code ${await p.exited}`);
   }
@@ -274,7 +345,9 @@ async function main(): Promise<void> {
 
 async function readAll(child: ChildProcess): Promise<string> {
   let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { text += d; });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
   const [code] = await once(child, 'exit');
   if (code !== 0) throw new Error(`command exited with ${code}`);
   return text;
@@ -285,8 +358,15 @@ async function httpsGet(url: string, token: string, ca: string): Promise<string>
   return new Promise((done, fail) => {
     request(url, { headers: { authorization: `Bearer ${token}` }, ca }, (res) => {
       let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => done(text));
-    }).on('error', fail).end();
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => {
+          text += d;
+        })
+        .on('end', () => done(text));
+    })
+      .on('error', fail)
+      .end();
   });
 }
 
@@ -318,7 +398,9 @@ async function mainHa(): Promise<void> {
     show(`replicas ${fleet.replicaUrls.join(', ')}; load balancer ${fleet.lbUrl} (TCP pass-through, /ready health checks)`);
     step('the agent dialed the load balancer; every replica knows who holds the tunnel');
     for (const r of fleet.replicaUrls) {
-      const listed = JSON.parse(await httpsGet(`${r}/v1/clusters`, fleet.adminToken, fleet.caCert)) as { clusters: Array<{ cluster: string; replica: { url: string } }> };
+      const listed = JSON.parse(await httpsGet(`${r}/v1/clusters`, fleet.adminToken, fleet.caCert)) as {
+        clusters: Array<{ cluster: string; replica: { url: string } }>;
+      };
       show(`GET ${r}/v1/clusters → ${listed.clusters.map((c) => `${c.cluster} held by ${c.replica.url}`).join(', ')}`);
     }
     const held = await fleet.owner();
@@ -339,14 +421,18 @@ async function mainHa(): Promise<void> {
     for (let i = 0; i < fleet.replicaUrls.length; i++) {
       const before = await fleet.owner();
       const code = await fleet.roll(i);
-      show(`replica ${fleet.replicaUrls[i]} drained (exit ${code}) and is back; the tunnel was on ${before}, now on ${await fleet.owner()}; ${runs.length} kubectl runs so far`);
+      show(
+        `replica ${fleet.replicaUrls[i]} drained (exit ${code}) and is back; the tunnel was on ${before}, now on ${await fleet.owner()}; ${runs.length} kubectl runs so far`,
+      );
     }
     const atEnd = runs.length;
     await until('kubectl after the roll', async () => (runs.length >= atEnd + 2 ? true : undefined), 60_000);
     rolling = false;
     await loop;
     const failed = runs.filter((r) => !r.ok);
-    show(`${runs.length} kubectl runs through the load balancer during the rolling restart, ${failed.length} failed${failed.length > 0 ? `: ${failed.map((f) => f.err).join(' / ')}` : ''}`);
+    show(
+      `${runs.length} kubectl runs through the load balancer during the rolling restart, ${failed.length} failed${failed.length > 0 ? `: ${failed.map((f) => f.err).join(' / ')}` : ''}`,
+    );
     if (failed.length > 0) throw new Error('kubectl failed during the rolling restart');
   } finally {
     step('shutdown');

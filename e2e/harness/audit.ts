@@ -30,13 +30,20 @@ export class AuditLog {
   }
 
   static #size(file: string): number {
-    try { return statSync(file).size; } catch { return 0; }
+    try {
+      return statSync(file).size;
+    } catch {
+      return 0;
+    }
   }
 
   /** Reads what was appended since the last read. A rotated (shorter) file is read from its start. */
   #read(): void {
     const size = AuditLog.#size(this.#file);
-    if (size < this.#offset) { this.#offset = 0; this.#partial = ''; }
+    if (size < this.#offset) {
+      this.#offset = 0;
+      this.#partial = '';
+    }
     if (size === this.#offset) return;
     const fd = openSync(this.#file, 'r');
     try {

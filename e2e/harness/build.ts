@@ -8,7 +8,13 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { E2E_DIR, CACHE_DIR } from './paths.ts';
 
-export interface Binaries { kubesim: string; kubectl: string; kwok: string; helm: string; systemKubectl?: string }
+export interface Binaries {
+  kubesim: string;
+  kubectl: string;
+  kwok: string;
+  helm: string;
+  systemKubectl?: string;
+}
 
 const GO_PATH = '/usr/local/go/bin';
 
@@ -21,7 +27,10 @@ function runScript(script: string, outDir: string, label: string): Promise<strin
       env: { ...process.env, PATH: `${GO_PATH}:${process.env.PATH ?? ''}`, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
     });
     let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; process.stdout.write(d.replace(/^/gm, `    [${label}] `)); });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      process.stdout.write(d.replace(/^/gm, `    [${label}] `));
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`${script} exited ${code}`));

@@ -31,7 +31,14 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export interface ClusterOptions { kubesim: string; kubectl: string; kwok: string; dir: string; logDir: string; home: string }
+export interface ClusterOptions {
+  kubesim: string;
+  kubectl: string;
+  kwok: string;
+  dir: string;
+  logDir: string;
+  home: string;
+}
 
 /** audit.k8s.io/v1 Policy: level Metadata for every request. */
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -79,9 +86,10 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const adminKubeconfig = join(simDir, 'admin.kubeconfig');
   const kc = parse(readFileSync(adminKubeconfig, 'utf8')) as { clusters: Array<{ cluster: Record<string, string> }> };
   const c0 = kc.clusters[0]?.cluster ?? {};
-  const caData = c0['certificate-authority-data'] !== undefined
-    ? Buffer.from(c0['certificate-authority-data'], 'base64').toString('utf8')
-    : readFileSync(c0['certificate-authority'] ?? '', 'utf8');
+  const caData =
+    c0['certificate-authority-data'] !== undefined
+      ? Buffer.from(c0['certificate-authority-data'], 'base64').toString('utf8')
+      : readFileSync(c0['certificate-authority'] ?? '', 'utf8');
 
   const admin = (args: string[], stdin?: string) =>
     runCommand(o.kubectl, [`--kubeconfig=${adminKubeconfig}`, ...args], { home: o.home, timeoutMs: 60_000, ...(stdin !== undefined ? { stdin } : {}) });
@@ -97,29 +105,60 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   };
   const echo = await startEcho();
   const nodePort = await freePort();
-  const kwok = start('kwok', 'bash', [join(E2E_DIR, 'kwok', 'run-kwok.sh'), '--kubeconfig', adminKubeconfig, '--state', state, '--port', String(nodePort), '--echo-port', String(echo.port)], {
-    logDir: o.logDir, env: { ...process.env, KWOK: o.kwok, PATH: `/usr/local/go/bin:${process.env.PATH ?? ''}` },
-  });
-  await until('kwok /healthz', async () => {
-    if (!kwok.alive) throw new FatalError(`kwok exited:\n${kwok.tail()}`);
-    return await new Promise<true | undefined>((resolve) => {
-      const req = httpsGet(`https://127.0.0.1:${nodePort}/healthz`, { rejectUnauthorized: false }, (res) => { res.resume(); resolve(res.statusCode === 200 ? true : undefined); });
-      req.on('error', () => resolve(undefined));
-    });
-  }, 60_000, 200);
+  const kwok = start(
+    'kwok',
+    'bash',
+    [join(E2E_DIR, 'kwok', 'run-kwok.sh'), '--kubeconfig', adminKubeconfig, '--state', state, '--port', String(nodePort), '--echo-port', String(echo.port)],
+    {
+      logDir: o.logDir,
+      env: { ...process.env, KWOK: o.kwok, PATH: `/usr/local/go/bin:${process.env.PATH ?? ''}` },
+    },
+  );
+  await until(
+    'kwok /healthz',
+    async () => {
+      if (!kwok.alive) throw new FatalError(`kwok exited:\n${kwok.tail()}`);
+      return await new Promise<true | undefined>((resolve) => {
+        const req = httpsGet(`https://127.0.0.1:${nodePort}/healthz`, { rejectUnauthorized: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200 ? true : undefined);
+        });
+        req.on('error', () => resolve(undefined));
+      });
+    },
+    60_000,
+    200,
+  );
   appendLog(['e2e log line 1', 'e2e log line 2', 'e2e log line 3']);
   const nodeYaml = readFileSync(join(E2E_DIR, 'kwok', 'node.yaml'), 'utf8');
   const nodeName = /^\s*name:\s*(\S+)/m.exec(nodeYaml)?.[1] ?? 'kwok-node-0';
   const created = await admin(['apply', '-f', '-'], nodeYaml);
   if (created.code !== 0) throw new Error(`creating the kwok node failed: ${created.stderr}`);
-  await until('the kwok node to be Ready', async () => {
-    if (!kwok.alive) throw new FatalError(`kwok exited:\n${kwok.tail()}`);
-    const r = await admin(['get', 'node', nodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-    return r.stdout.trim() === 'True' ? true : undefined;
-  }, 90_000, 250).catch((err: Error) => { throw new Error(`${err.message}\nkwok:\n${kwok.tail()}`); });
+  await until(
+    'the kwok node to be Ready',
+    async () => {
+      if (!kwok.alive) throw new FatalError(`kwok exited:\n${kwok.tail()}`);
+      const r = await admin(['get', 'node', nodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      return r.stdout.trim() === 'True' ? true : undefined;
+    },
+    90_000,
+    250,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\nkwok:\n${kwok.tail()}`);
+  });
 
   return {
-    url, adminKubeconfig, caData, auditLog, kubesim, kwok, admin, appendLog, echoPort: echo.port, execDir, nodeName,
+    url,
+    adminKubeconfig,
+    caData,
+    auditLog,
+    kubesim,
+    kwok,
+    admin,
+    appendLog,
+    echoPort: echo.port,
+    execDir,
+    nodeName,
     async close() {
       await kwok.stop('SIGTERM', 3_000);
       await kubesim.stop('SIGTERM', 10_000);
@@ -129,4 +168,6 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 }
 
 /** Files in a folder (for the report of what a run left). */
-export function listDir(dir: string): string[] { return existsSync(dir) ? readdirSync(dir) : []; }
+export function listDir(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}

@@ -29,7 +29,11 @@ export const TARGETS: TargetName[] = ['direct', 'gateway', 'proxy'];
  */
 export type ClusterKind = 'full' | 'readonly' | 'as-runner' | 'policy' | 'policy-readonly';
 export const CLUSTER_NAMES: Record<ClusterKind, string> = {
-  full: 'e2e', readonly: 'e2e-readonly', 'as-runner': 'e2e-as-runner', policy: 'e2e-policy', 'policy-readonly': 'e2e-policy-readonly',
+  full: 'e2e',
+  readonly: 'e2e-readonly',
+  'as-runner': 'e2e-as-runner',
+  policy: 'e2e-policy',
+  'policy-readonly': 'e2e-policy-readonly',
 };
 /** Per agent: its config file additions. */
 const AGENT_CONFIG: Partial<Record<ClusterKind, Record<string, unknown>>> = {
@@ -38,7 +42,14 @@ const AGENT_CONFIG: Partial<Record<ClusterKind, Record<string, unknown>>> = {
   'policy-readonly': { policy: READ_ONLY_POLICY },
 };
 
-export interface RunOpts { stdin?: string | Buffer; stdinPipe?: boolean; timeoutMs?: number; env?: Record<string, string>; bin?: string; cwd?: string }
+export interface RunOpts {
+  stdin?: string | Buffer;
+  stdinPipe?: boolean;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  bin?: string;
+  cwd?: string;
+}
 
 export interface Target {
   name: TargetName;
@@ -57,10 +68,17 @@ export interface Target {
   /** One HTTP request to the API server through this target (its credential and CA); body read whole. */
   http(path: string, o?: { method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<HttpResult>;
   /** Same, the response body as a stream (WATCH, logs -f); `abort()` ends it. */
-  httpStream(path: string, o?: { method?: string; headers?: Record<string, string> }): Promise<{ status: number; headers: IncomingHttpHeaders; body: IncomingMessage; abort(): void }>;
+  httpStream(
+    path: string,
+    o?: { method?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: IncomingMessage; abort(): void }>;
 }
 
-export interface HttpResult { status: number; headers: IncomingHttpHeaders; body: Buffer }
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
 
 export interface Env {
   bins: Binaries;
@@ -114,10 +132,20 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
     return name;
   };
   const pod = async (ns: string, name: string, extra: Record<string, unknown> = {}) => {
-    const r = await cluster.admin(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: { app: name } },
-      spec: { nodeName: cluster.nodeName, automountServiceAccountToken: false, containers: [{ name: 'app', image: 'fake-image', ports: [{ containerPort: 8080 }] }], ...extra },
-    }));
+    const r = await cluster.admin(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: ns, labels: { app: name } },
+        spec: {
+          nodeName: cluster.nodeName,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'app', image: 'fake-image', ports: [{ containerPort: 8080 }] }],
+          ...extra,
+        },
+      }),
+    );
     if (r.code !== 0) throw new Error(`pod ${ns}/${name}: ${r.stderr}`);
     const w = await cluster.admin(['wait', '--for=condition=Ready', `pod/${name}`, '-n', ns, '--timeout=60s']);
     if (w.code !== 0) throw new Error(`pod ${ns}/${name} not Ready: ${w.stderr}`);
@@ -128,16 +156,23 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
   // the trust fixture (trust.ts).
   const applied = await cluster.admin(['apply', '-f', join(REPO_DIR, 'deploy', 'kubernetes', 'agent.yaml')]);
   if (applied.code !== 0) throw new Error(`kubectl apply deploy/kubernetes/agent.yaml: ${applied.stderr}`);
-  const ro = await cluster.admin(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'v1', kind: 'List', items: [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'pipeops-tunnel-agent-readonly', namespace: 'pipeops-system' } },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'pipeops-tunnel-agent-readonly' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
-        subjects: [{ kind: 'ServiceAccount', name: 'pipeops-tunnel-agent-readonly', namespace: 'pipeops-system' }],
-      },
-    ],
-  }));
+  const ro = await cluster.admin(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'pipeops-tunnel-agent-readonly', namespace: 'pipeops-system' } },
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: 'pipeops-tunnel-agent-readonly' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+          subjects: [{ kind: 'ServiceAccount', name: 'pipeops-tunnel-agent-readonly', namespace: 'pipeops-system' }],
+        },
+      ],
+    }),
+  );
   if (ro.code !== 0) throw new Error(`read-only agent RBAC: ${ro.stderr}`);
   await setupTrust({ admin: cluster.admin, namespace, pod });
   const token = async (sa: string) => {
@@ -148,24 +183,40 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
   // The policy agents use the full agent's service account: what they refuse, their policy refuses.
   const fullToken = await token('pipeops-tunnel-agent');
   const agentTokens: Record<ClusterKind, string> = {
-    full: fullToken, readonly: await token('pipeops-tunnel-agent-readonly'), 'as-runner': await token(AS_RUNNER_SA), policy: fullToken, 'policy-readonly': fullToken,
+    full: fullToken,
+    readonly: await token('pipeops-tunnel-agent-readonly'),
+    'as-runner': await token(AS_RUNNER_SA),
+    policy: fullToken,
+    'policy-readonly': fullToken,
   };
   const kinds = Object.keys(CLUSTER_NAMES) as ClusterKind[];
-  const agentKubeconfigs = Object.fromEntries(kinds.map((k) => [k,
-    writeKubeconfig(join(dir, `agent-${k}.kubeconfig`), { server: cluster.url, token: agentTokens[k], caData: cluster.caData })])) as Record<ClusterKind, string>;
+  const agentKubeconfigs = Object.fromEntries(
+    kinds.map((k) => [k, writeKubeconfig(join(dir, `agent-${k}.kubeconfig`), { server: cluster.url, token: agentTokens[k], caData: cluster.caData })]),
+  ) as Record<ClusterKind, string>;
   // `direct` on the as-runner cluster: the agent's own credential acting as the runner, exactly what
   // the agent sends (Impersonate-User pipeops:runner:<id>, Impersonate-Group pipeops:runners + the
   // runner's groups), so the API server's answers can be compared.
   const runnerImpersonation = { user: RUNNER_USER, groups: [RUNNERS_GROUP, ...RUNNER_GROUPS] };
   const directKubeconfigs: Record<ClusterKind, string> = {
     ...agentKubeconfigs,
-    'as-runner': writeKubeconfig(join(dir, 'direct-as-runner.kubeconfig'), { server: cluster.url, token: agentTokens['as-runner'], caData: cluster.caData, as: runnerImpersonation }),
+    'as-runner': writeKubeconfig(join(dir, 'direct-as-runner.kubeconfig'), {
+      server: cluster.url,
+      token: agentTokens['as-runner'],
+      caData: cluster.caData,
+      as: runnerImpersonation,
+    }),
   };
 
   const t1 = performance.now();
   const tunnel = await startTunnel({
-    dir, logDir, home,
-    agents: kinds.map((k) => ({ cluster: CLUSTER_NAMES[k], kubeconfig: agentKubeconfigs[k], ...(AGENT_CONFIG[k] !== undefined ? { config: AGENT_CONFIG[k] } : {}) })),
+    dir,
+    logDir,
+    home,
+    agents: kinds.map((k) => ({
+      cluster: CLUSTER_NAMES[k],
+      kubeconfig: agentKubeconfigs[k],
+      ...(AGENT_CONFIG[k] !== undefined ? { config: AGENT_CONFIG[k] } : {}),
+    })),
     runner: { id: RUNNER_ID, groups: RUNNER_GROUPS },
   });
   log(`gateway ${tunnel.gatewayUrl}, agents ready, proxies up (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
@@ -178,8 +229,14 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
   const clientTunnels: ClientTunnel[] = [];
   const targets = new Map<string, Target>();
   const makeTarget = (name: TargetName, kind: ClusterKind): Target => {
-    const kubeconfig = name === 'direct' ? directKubeconfigs[kind] : name === 'gateway' ? tunnel.gatewayKubeconfig(CLUSTER_NAMES[kind]) : proxyKubeconfigs.get(kind) ?? '';
-    const server = name === 'direct' ? cluster.url : name === 'gateway' ? `${tunnel.gatewayUrl}/k8s/clusters/${CLUSTER_NAMES[kind]}` : tunnel.proxies.get(CLUSTER_NAMES[kind])?.url ?? '';
+    const kubeconfig =
+      name === 'direct' ? directKubeconfigs[kind] : name === 'gateway' ? tunnel.gatewayKubeconfig(CLUSTER_NAMES[kind]) : (proxyKubeconfigs.get(kind) ?? '');
+    const server =
+      name === 'direct'
+        ? cluster.url
+        : name === 'gateway'
+          ? `${tunnel.gatewayUrl}/k8s/clusters/${CLUSTER_NAMES[kind]}`
+          : (tunnel.proxies.get(CLUSTER_NAMES[kind])?.url ?? '');
     const prefix = name === 'gateway' ? `/k8s/clusters/${CLUSTER_NAMES[kind]}` : '';
     let kc: KubeConfig | undefined;
     const bearer = name === 'direct' ? agentTokens[kind] : name === 'gateway' ? tunnel.runnerToken : undefined;
@@ -193,24 +250,49 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
           headers['impersonate-user'] = runnerImpersonation.user;
           headers['impersonate-group'] = runnerImpersonation.groups;
         }
-        const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: o.method ?? 'GET', headers, ...(ca !== undefined ? { ca } : {}) },
-          (res) => resolve({ res, abort: () => req.destroy() }));
+        const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+          url,
+          { method: o.method ?? 'GET', headers, ...(ca !== undefined ? { ca } : {}) },
+          (res) => resolve({ res, abort: () => req.destroy() }),
+        );
         req.on('error', reject);
         req.end(o.body);
       });
     return {
-      name, cluster: kind, kubeconfig, server,
-      kubectl: (args, o = {}) => runCommand(o.bin ?? bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], {
-        home, timeoutMs: o.timeoutMs ?? 60_000, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}), ...(o.env ? { env: o.env } : {}), ...(o.cwd ? { cwd: o.cwd } : {}),
-      }),
-      helm: (args, o = {}) => runCommand(bins.helm, [`--kubeconfig=${kubeconfig}`, ...args], {
-        home, timeoutMs: o.timeoutMs ?? 120_000, ...(o.env ? { env: o.env } : {}), ...(o.cwd ? { cwd: o.cwd } : {}),
-      }),
-      spawnKubectl: (label, args, o = {}) => start(`${label}-${name}`, o.bin ?? bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { logDir, env: cleanEnv(home, o.env), ...(o.stdinPipe === true ? { stdin: 'pipe' as const } : {}) }),
+      name,
+      cluster: kind,
+      kubeconfig,
+      server,
+      kubectl: (args, o = {}) =>
+        runCommand(o.bin ?? bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], {
+          home,
+          timeoutMs: o.timeoutMs ?? 60_000,
+          ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
+          ...(o.env ? { env: o.env } : {}),
+          ...(o.cwd ? { cwd: o.cwd } : {}),
+        }),
+      helm: (args, o = {}) =>
+        runCommand(bins.helm, [`--kubeconfig=${kubeconfig}`, ...args], {
+          home,
+          timeoutMs: o.timeoutMs ?? 120_000,
+          ...(o.env ? { env: o.env } : {}),
+          ...(o.cwd ? { cwd: o.cwd } : {}),
+        }),
+      spawnKubectl: (label, args, o = {}) =>
+        start(`${label}-${name}`, o.bin ?? bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], {
+          logDir,
+          env: cleanEnv(home, o.env),
+          ...(o.stdinPipe === true ? { stdin: 'pipe' as const } : {}),
+        }),
       async clientKubeConfig() {
         if (kc !== undefined) return kc;
         if (name === 'gateway') {
-          const t = await connect({ gatewayUrl: tunnel.gatewayUrl, token: tunnel.runnerToken, cluster: CLUSTER_NAMES[kind], ca: readFileSync(tunnel.caFile, 'utf8') });
+          const t = await connect({
+            gatewayUrl: tunnel.gatewayUrl,
+            token: tunnel.runnerToken,
+            cluster: CLUSTER_NAMES[kind],
+            ca: readFileSync(tunnel.caFile, 'utf8'),
+          });
           clientTunnels.push(t);
           kc = t.kubeConfig();
         } else if (name === 'proxy') {
@@ -218,8 +300,10 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
           // not allowed when skipTLSVerify is not set or false"): the proxy is plain HTTP on loopback
           kc = new KubeConfig();
           kc.loadFromOptions({
-            clusters: [{ name: 'proxy', server, skipTLSVerify: true }], users: [{ name: 'proxy' }],
-            contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }], currentContext: 'proxy',
+            clusters: [{ name: 'proxy', server, skipTLSVerify: true }],
+            users: [{ name: 'proxy' }],
+            contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
+            currentContext: 'proxy',
           });
         } else {
           kc = new KubeConfig();
@@ -244,13 +328,26 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
   const target = (name: TargetName, kind: ClusterKind = 'full') => {
     const key = `${name}/${kind}`;
     let t = targets.get(key);
-    if (t === undefined) { t = makeTarget(name, kind); targets.set(key, t); }
+    if (t === undefined) {
+      t = makeTarget(name, kind);
+      targets.set(key, t);
+    }
     return t;
   };
 
   return {
-    bins, cluster, tunnel, runDir, logDir, home, kubectlMinor, ...(systemKubectlMinor !== undefined ? { systemKubectlMinor } : {}),
-    target, namespace, pod, clientTunnels,
+    bins,
+    cluster,
+    tunnel,
+    runDir,
+    logDir,
+    home,
+    kubectlMinor,
+    ...(systemKubectlMinor !== undefined ? { systemKubectlMinor } : {}),
+    target,
+    namespace,
+    pod,
+    clientTunnels,
     async close() {
       for (const t of clientTunnels.splice(0)) await t.close().catch(() => {});
       await tunnel.close().catch(() => {});

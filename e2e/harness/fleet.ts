@@ -69,7 +69,13 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-export interface FleetOptions { dir: string; logDir: string; cluster: string; agentKubeconfig: string; replicas: number }
+export interface FleetOptions {
+  dir: string;
+  logDir: string;
+  cluster: string;
+  agentKubeconfig: string;
+  replicas: number;
+}
 
 const secret = (): string => randomBytes(24).toString('base64url');
 
@@ -78,8 +84,12 @@ function closers(): Closers {
   const list: Array<() => unknown> = [];
   return {
     closers: list,
-    after: (fn) => { list.unshift(fn); },
-    close: async () => { for (const fn of list.splice(0)) await Promise.resolve(fn()).catch(() => {}); },
+    after: (fn) => {
+      list.unshift(fn);
+    },
+    close: async () => {
+      for (const fn of list.splice(0)) await Promise.resolve(fn()).catch(() => {});
+    },
   };
 }
 
@@ -89,7 +99,11 @@ export async function startReplicas(o: ReplicaSetOptions): Promise<ReplicaSet> {
     const dir = join(o.dir, 'fleet');
     mkdirSync(dir, { recursive: true });
     const certs = testCertificates();
-    const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text, { mode: 0o600 }); return p; };
+    const file = (name: string, text: string): string => {
+      const p = join(dir, name);
+      writeFileSync(p, text, { mode: 0o600 });
+      return p;
+    };
     const [certFile, keyFile, caFile] = [file('tls.crt', certs.cert), file('tls.key', certs.key), file('ca.pem', certs.caCert)];
     const adminToken = secret();
     const tokensFile = file('tokens.yaml', stringify({ agents: o.agents, runners: o.runners, admins: [{ token: adminToken }] }));
@@ -102,22 +116,59 @@ export async function startReplicas(o: ReplicaSetOptions): Promise<ReplicaSet> {
     let generation = 0;
     const launch = async (i: number): Promise<void> => {
       generation += 1;
-      const proc = start(`fleet-gateway-${i}-${generation}`, process.execPath, [
-        CLI, 'gateway', '--listen', `127.0.0.1:${ports[i]}`, '--tls-cert', certFile, '--tls-key', keyFile, '--tokens', tokensFile,
-        '--redis-url', redis.url, '--advertise-url', url(ports[i]!), '--replica-secret-file', secretFile,
-      ], { logDir: o.logDir, env: { ...process.env, PIPEOPS_GATEWAY_REPLICA_CA_FILE: caFile, PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '10s' } });
+      const proc = start(
+        `fleet-gateway-${i}-${generation}`,
+        process.execPath,
+        [
+          CLI,
+          'gateway',
+          '--listen',
+          `127.0.0.1:${ports[i]}`,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          '--tokens',
+          tokensFile,
+          '--redis-url',
+          redis.url,
+          '--advertise-url',
+          url(ports[i]!),
+          '--replica-secret-file',
+          secretFile,
+        ],
+        { logDir: o.logDir, env: { ...process.env, PIPEOPS_GATEWAY_REPLICA_CA_FILE: caFile, PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '10s' } },
+      );
       replicas[i] = proc;
       hooks.after(() => proc.stop('SIGKILL', 1_000));
       await proc.waitForRecord('fleet registry ready', (r) => r.event === 'fleet_registry_ready', 30_000);
     };
-    const ready = (i: number): Promise<unknown> => until(`replica ${i} ready`, async () => ((await httpsGet(`${url(ports[i]!)}/ready`, certs.caCert).catch(() => '')).includes('"ready"') ? true : undefined), 30_000, 50);
+    const ready = (i: number): Promise<unknown> =>
+      until(
+        `replica ${i} ready`,
+        async () => ((await httpsGet(`${url(ports[i]!)}/ready`, certs.caCert).catch(() => '')).includes('"ready"') ? true : undefined),
+        30_000,
+        50,
+      );
     for (let i = 0; i < o.replicas; i++) await launch(i);
     const lb: Haproxy = await startHaproxy(hooks, { dir, backends: ports, ...(o.balance !== undefined ? { balance: o.balance } : {}) });
-    const restart = async (i: number): Promise<void> => { await launch(i); await ready(i); };
+    const restart = async (i: number): Promise<void> => {
+      await launch(i);
+      await ready(i);
+    };
     return {
-      lbUrl: lb.url, replicaUrls: ports.map(url), redis, adminToken, caCert: certs.caCert, caFile, dir,
+      lbUrl: lb.url,
+      replicaUrls: ports.map(url),
+      redis,
+      adminToken,
+      caCert: certs.caCert,
+      caFile,
+      dir,
       replica: (i) => replicas[i]!,
-      async kill(i) { replicas[i]!.child.kill('SIGKILL'); await replicas[i]!.exited; },
+      async kill(i) {
+        replicas[i]!.child.kill('SIGKILL');
+        await replicas[i]!.exited;
+      },
       restart,
       async roll(i) {
         const old = replicas[i]!;
@@ -139,18 +190,28 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   try {
     const tokens = { agent: secret(), runner: secret() };
     const set = await startReplicas({
-      dir: o.dir, logDir: o.logDir, replicas: o.replicas,
-      agents: [{ cluster: o.cluster, token: tokens.agent }], runners: [{ id: 'fleet-runner', token: tokens.runner, clusters: [o.cluster] }],
+      dir: o.dir,
+      logDir: o.logDir,
+      replicas: o.replicas,
+      agents: [{ cluster: o.cluster, token: tokens.agent }],
+      runners: [{ id: 'fleet-runner', token: tokens.runner, clusters: [o.cluster] }],
     });
     hooks.after(() => set.close());
     const dir = set.dir;
     const agentConfig = join(dir, 'agent.yaml');
-    writeFileSync(agentConfig, stringify({
-      agent: { cluster_name: o.cluster, name: 'fleet-agent', port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
-      pipeops: { api_url: set.lbUrl, tls: { ca_file: set.caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
-      kubernetes: { kubeconfig: o.agentKubeconfig },
-    }), { mode: 0o600 });
-    const agent = start('fleet-agent', process.execPath, [CLI, 'connect', '--config', agentConfig], { logDir: o.logDir, env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agent } });
+    writeFileSync(
+      agentConfig,
+      stringify({
+        agent: { cluster_name: o.cluster, name: 'fleet-agent', port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
+        pipeops: { api_url: set.lbUrl, tls: { ca_file: set.caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
+        kubernetes: { kubeconfig: o.agentKubeconfig },
+      }),
+      { mode: 0o600 },
+    );
+    const agent = start('fleet-agent', process.execPath, [CLI, 'connect', '--config', agentConfig], {
+      logDir: o.logDir,
+      env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agent },
+    });
     hooks.after(() => agent.stop('SIGTERM', 3_000));
     const health = await agent.waitForRecord('agent health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
     const healthUrl = `http://${String(health.msg).slice('health listener on '.length)}`;
@@ -160,16 +221,30 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       for (const replicaUrl of set.replicaUrls) {
         try {
           const text = await httpsGet(`${replicaUrl}/v1/clusters`, set.caCert, set.adminToken);
-          return (JSON.parse(text) as { clusters: Array<{ cluster: string; replica?: { url: string } }> }).clusters.find((c) => c.cluster === o.cluster)?.replica?.url;
-        } catch { /* that replica is down: ask the next */ }
+          return (JSON.parse(text) as { clusters: Array<{ cluster: string; replica?: { url: string } }> }).clusters.find((c) => c.cluster === o.cluster)
+            ?.replica?.url;
+        } catch {
+          /* that replica is down: ask the next */
+        }
       }
       return undefined;
     };
     await until('the cluster held by a replica', async () => (await owner()) ?? undefined, 30_000, 100);
     let kubeconfigs = 0;
     return {
-      lbUrl: set.lbUrl, replicaUrls: set.replicaUrls, cluster: o.cluster, owner, close: () => hooks.close(), adminToken: set.adminToken, caCert: set.caCert,
-      runnerKubeconfig: (server) => writeKubeconfig(join(dir, `runner-${++kubeconfigs}.kubeconfig`), { server: `${server}/k8s/clusters/${o.cluster}`, token: tokens.runner, caData: set.caCert }),
+      lbUrl: set.lbUrl,
+      replicaUrls: set.replicaUrls,
+      cluster: o.cluster,
+      owner,
+      close: () => hooks.close(),
+      adminToken: set.adminToken,
+      caCert: set.caCert,
+      runnerKubeconfig: (server) =>
+        writeKubeconfig(join(dir, `runner-${++kubeconfigs}.kubeconfig`), {
+          server: `${server}/k8s/clusters/${o.cluster}`,
+          token: tokens.runner,
+          caData: set.caCert,
+        }),
       roll: (i) => set.roll(i),
     };
   } catch (err) {
@@ -184,7 +259,12 @@ async function httpsGet(target: string, ca: string, token?: string): Promise<str
   return new Promise((resolve, reject) => {
     const req = request(target, { ca, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${target}: ${res.statusCode}`))));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => {
+          body += d;
+        })
+        .on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${target}: ${res.statusCode}`))));
     });
     req.on('error', reject).end();
   });

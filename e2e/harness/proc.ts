@@ -61,7 +61,9 @@ export class Proc {
     });
   }
 
-  get alive(): boolean { return this.child.exitCode === null && this.child.signalCode === null && running.has(this); }
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && running.has(this);
+  }
 
   /** Resolves with the first output line (from `from` on) that matches; rejects on exit or timeout. */
   async waitForLine(what: string, match: RegExp | ((line: string) => boolean), timeoutMs: number, from = 0): Promise<string> {
@@ -85,16 +87,29 @@ export class Proc {
     const out: Array<Record<string, unknown>> = [];
     for (const line of this.lines.slice(from)) {
       if (!line.startsWith('{')) continue;
-      try { out.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not JSON */ }
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not JSON */
+      }
     }
     return out;
   }
 
   async waitForRecord(what: string, match: (r: Record<string, unknown>) => boolean, timeoutMs: number, from = 0): Promise<Record<string, unknown>> {
-    const line = await this.waitForLine(what, (l) => {
-      if (!l.startsWith('{')) return false;
-      try { return match(JSON.parse(l) as Record<string, unknown>); } catch { return false; }
-    }, timeoutMs, from);
+    const line = await this.waitForLine(
+      what,
+      (l) => {
+        if (!l.startsWith('{')) return false;
+        try {
+          return match(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          return false;
+        }
+      },
+      timeoutMs,
+      from,
+    );
     return JSON.parse(line) as Record<string, unknown>;
   }
 
@@ -102,10 +117,23 @@ export class Proc {
   signal(sig: NodeJS.Signals): void {
     const pid = this.child.pid;
     if (pid === undefined) return;
-    try { process.kill(-pid, sig); } catch { try { this.child.kill(sig); } catch { /* gone */ } }
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        this.child.kill(sig);
+      } catch {
+        /* gone */
+      }
+    }
   }
 
-  tail(n = 15): string { return this.lines.slice(-n).map((l) => `      ${l}`).join('\n'); }
+  tail(n = 15): string {
+    return this.lines
+      .slice(-n)
+      .map((l) => `      ${l}`)
+      .join('\n');
+  }
 
   /** Sends `signal`, then SIGKILL after `graceMs`; resolves when it exited. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<number | null> {
@@ -150,7 +178,9 @@ export function onInterrupt(cleanup: () => Promise<void>): void {
       void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
     });
   }
-  process.on('exit', () => { for (const p of running) p.signal('SIGKILL'); });
+  process.on('exit', () => {
+    for (const p of running) p.signal('SIGKILL');
+  });
 }
 
 /** Polls `probe` until it returns a value other than undefined (errors count as "not yet"). */
@@ -165,7 +195,8 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
       if (err instanceof FatalError) throw err;
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

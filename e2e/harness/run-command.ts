@@ -3,7 +3,12 @@
 // HOME of its own (no ~/.kube discovery cache shared between targets).
 import { spawn } from 'node:child_process';
 
-export interface CommandResult { code: number; stdout: string; stderr: string; ms: number }
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
 
 export interface CommandOptions {
   env?: Record<string, string>;
@@ -28,11 +33,22 @@ export function runCommand(bin: string, args: string[], opts: CommandOptions): P
     const child = spawn(bin, args, { env: cleanEnv(opts.home, opts.env), cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => { stderr += `\n[harness] killed after ${opts.timeoutMs} ms`; child.kill('SIGKILL'); }, opts.timeoutMs ?? 60_000);
-    child.on('error', (err) => { stderr += `\n[harness] ${err.message}`; });
-    child.stdin.on('error', () => { /* the command may exit before reading stdin */ });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n[harness] killed after ${opts.timeoutMs} ms`;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', (err) => {
+      stderr += `\n[harness] ${err.message}`;
+    });
+    child.stdin.on('error', () => {
+      /* the command may exit before reading stdin */
+    });
     child.stdin.end(opts.stdin ?? '');
     child.on('close', (code, signal) => {
       clearTimeout(timer);

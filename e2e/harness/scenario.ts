@@ -13,7 +13,10 @@ export interface Ctx {
   /** This run's namespace (already created, with its default ServiceAccount). */
   ns: string;
   /** kubectl on this target; fails the scenario when the exit code is not `expect` (default 0). */
-  k(args: string[], o?: { expect?: number; stdin?: string | Buffer; timeoutMs?: number; env?: Record<string, string>; bin?: string; cwd?: string }): Promise<string>;
+  k(
+    args: string[],
+    o?: { expect?: number; stdin?: string | Buffer; timeoutMs?: number; env?: Record<string, string>; bin?: string; cwd?: string },
+  ): Promise<string>;
 }
 
 export interface Scenario {
@@ -31,14 +34,23 @@ export interface Scenario {
 }
 
 export type Outcome = { status: 'pass' | 'fail' | 'differs' | 'n/a'; ms: number; detail?: string; transcript?: string };
-export interface ScenarioResult { name: string; group: string; ok: boolean; targets: Partial<Record<TargetName, Outcome>> }
+export interface ScenarioResult {
+  name: string;
+  group: string;
+  ok: boolean;
+  targets: Partial<Record<TargetName, Outcome>>;
+}
 
 export function check(cond: unknown, message: string): asserts cond {
   if (!cond) throw new Error(message);
 }
 
 function slug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
 }
 
 export async function runScenario(env: Env, s: Scenario, log: (line: string) => void): Promise<ScenarioResult> {
@@ -46,17 +58,23 @@ export async function runScenario(env: Env, s: Scenario, log: (line: string) => 
   const transcripts: Partial<Record<TargetName, string>> = {};
   for (const name of TARGETS) {
     const reason = s.notOn?.[name];
-    if (reason !== undefined) { targets[name] = { status: 'n/a', ms: 0, detail: reason }; continue; }
+    if (reason !== undefined) {
+      targets[name] = { status: 'n/a', ms: 0, detail: reason };
+      continue;
+    }
     const t = env.target(name, s.cluster ?? 'full');
     const started = performance.now();
     try {
       const ns = await env.namespace(`${slug(s.name)}-${name}`.slice(0, 63));
       const ctx: Ctx = {
-        env, t, ns,
+        env,
+        t,
+        ns,
         async k(args, o = {}) {
           const r: CommandResult = await t.kubectl(args, o);
           const expect = o.expect ?? 0;
-          if (r.code !== expect) throw new Error(`kubectl ${args.join(' ')} → exit ${r.code} (expected ${expect}): ${(r.stderr || r.stdout).trim().slice(0, 800)}`);
+          if (r.code !== expect)
+            throw new Error(`kubectl ${args.join(' ')} → exit ${r.code} (expected ${expect}): ${(r.stderr || r.stdout).trim().slice(0, 800)}`);
           return expect === 0 ? r.stdout : `${r.stdout}${r.stderr}`;
         },
       };
@@ -88,7 +106,7 @@ export async function runScenario(env: Env, s: Scenario, log: (line: string) => 
   log(`${ok ? 'PASS' : 'FAIL'}  ${s.name.padEnd(38)} ${TARGETS.map(cell).join(' | ')}`);
   for (const n of TARGETS) {
     const o = targets[n];
-    if (o?.detail !== undefined && (o.status !== 'pass')) log(`        ${n}: ${o.detail.split('\n').join('\n          ')}`);
+    if (o?.detail !== undefined && o.status !== 'pass') log(`        ${n}: ${o.detail.split('\n').join('\n          ')}`);
   }
   return { name: s.name, group: s.group, ok, targets };
 }

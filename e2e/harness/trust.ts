@@ -38,31 +38,43 @@ const rbac = 'rbac.authorization.k8s.io';
 /** Objects applied with the admin credential after deploy/kubernetes/agent.yaml. */
 export function trustObjects(): unknown {
   return {
-    apiVersion: 'v1', kind: 'List', items: [
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
       { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: AS_RUNNER_SA, namespace: 'pipeops-system' } },
       {
-        apiVersion: `${rbac}/v1`, kind: 'ClusterRoleBinding', metadata: { name: AS_RUNNER_SA },
+        apiVersion: `${rbac}/v1`,
+        kind: 'ClusterRoleBinding',
+        metadata: { name: AS_RUNNER_SA },
         roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'pipeops-tunnel-agent' },
         subjects: [{ kind: 'ServiceAccount', name: AS_RUNNER_SA, namespace: 'pipeops-system' }],
       },
       {
-        apiVersion: `${rbac}/v1`, kind: 'ClusterRole', metadata: { name: `${AS_RUNNER_SA}-groups` },
+        apiVersion: `${rbac}/v1`,
+        kind: 'ClusterRole',
+        metadata: { name: `${AS_RUNNER_SA}-groups` },
         rules: [{ apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: RUNNER_GROUPS }],
       },
       {
-        apiVersion: `${rbac}/v1`, kind: 'ClusterRoleBinding', metadata: { name: `${AS_RUNNER_SA}-groups` },
+        apiVersion: `${rbac}/v1`,
+        kind: 'ClusterRoleBinding',
+        metadata: { name: `${AS_RUNNER_SA}-groups` },
         roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: `${AS_RUNNER_SA}-groups` },
         subjects: [{ kind: 'ServiceAccount', name: AS_RUNNER_SA, namespace: 'pipeops-system' }],
       },
       {
-        apiVersion: `${rbac}/v1`, kind: 'Role', metadata: { name: 'e2e-team', namespace: TEAM_NAMESPACE },
+        apiVersion: `${rbac}/v1`,
+        kind: 'Role',
+        metadata: { name: 'e2e-team', namespace: TEAM_NAMESPACE },
         rules: [
           { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
           { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
         ],
       },
       {
-        apiVersion: `${rbac}/v1`, kind: 'RoleBinding', metadata: { name: 'e2e-team', namespace: TEAM_NAMESPACE },
+        apiVersion: `${rbac}/v1`,
+        kind: 'RoleBinding',
+        metadata: { name: 'e2e-team', namespace: TEAM_NAMESPACE },
         roleRef: { apiGroup: rbac, kind: 'Role', name: 'e2e-team' },
         subjects: [{ apiGroup: rbac, kind: 'Group', name: 'e2e-team' }],
       },

@@ -73,11 +73,15 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const tdir = join(o.dir, 'tunnel');
   mkdirSync(join(tdir, 'gw-state'), { recursive: true });
   const tokensFile = join(tdir, 'tokens.yaml');
-  writeFileSync(tokensFile, stringify({
-    agents: o.agents.map((a) => ({ cluster: a.cluster, token: tokens.agents.get(a.cluster) })),
-    runners: [{ id: runnerId, token: tokens.runner, clusters: ['*'], ...(o.runner?.groups !== undefined ? { groups: o.runner.groups } : {}) }],
-    admins: [{ token: tokens.admin }],
-  }), { mode: 0o600 });
+  writeFileSync(
+    tokensFile,
+    stringify({
+      agents: o.agents.map((a) => ({ cluster: a.cluster, token: tokens.agents.get(a.cluster) })),
+      runners: [{ id: runnerId, token: tokens.runner, clusters: ['*'], ...(o.runner?.groups !== undefined ? { groups: o.runner.groups } : {}) }],
+      admins: [{ token: tokens.admin }],
+    }),
+    { mode: 0o600 },
+  );
   const gwConfig = join(tdir, 'gateway.yaml');
   writeFileSync(gwConfig, stringify(mergeSections({ gateway: { state_dir: join(tdir, 'gw-state'), drain_timeout: '2s' } }, o.gatewayConfig)));
 
@@ -87,7 +91,9 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   let caFile = '';
   const launch = async () => {
     generation += 1;
-    gateway = start(`gateway-${generation}`, node, [CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig], { logDir: o.logDir });
+    gateway = start(`gateway-${generation}`, node, [CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig], {
+      logDir: o.logDir,
+    });
     const listening = await gateway.waitForRecord('gateway listening', (r) => typeof r.url === 'string' && typeof r.port === 'number', 30_000);
     port = Number(listening.port);
     caFile = String((await gateway.waitForRecord('dev CA', (r) => typeof r.caFile === 'string', 30_000)).caFile);
@@ -99,20 +105,29 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const agents = new Map<string, { proc: Proc; healthUrl: string }>();
   for (const a of o.agents) {
     const cfg = join(tdir, `agent-${a.cluster}.yaml`);
-    const shared = mergeSections({
-      agent: { cluster_name: a.cluster, name: `e2e-agent-${a.cluster}`, port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
-      pipeops: { api_url: dialUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
-      kubernetes: { kubeconfig: a.kubeconfig },
-    }, o.agentConfig);
+    const shared = mergeSections(
+      {
+        agent: { cluster_name: a.cluster, name: `e2e-agent-${a.cluster}`, port: 0, listen_host: '127.0.0.1', poll_interval: '5s' },
+        pipeops: { api_url: dialUrl, tls: { ca_file: caFile }, reconnect: { interval: '200ms', max_interval: '1s' } },
+        kubernetes: { kubeconfig: a.kubeconfig },
+      },
+      o.agentConfig,
+    );
     writeFileSync(cfg, stringify(mergeSections(shared as Record<string, Record<string, unknown>>, a.config)));
-    const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], { logDir: o.logDir, env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' } });
+    const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], {
+      logDir: o.logDir,
+      env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
+    });
     const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
     agents.set(a.cluster, { proc, healthUrl: `http://${String(rec.msg).slice('health listener on '.length)}` });
   }
   const agentsReady = async (timeoutMs: number) => {
     for (const [cluster, a] of agents) {
-      await until(`agent ${cluster} /ready`, async () => ((await fetch(`${a.healthUrl}/ready`)).status === 200 ? true : undefined), timeoutMs, 100)
-        .catch((err: Error) => { throw new Error(`${err.message}\n${a.proc.tail()}`); });
+      await until(`agent ${cluster} /ready`, async () => ((await fetch(`${a.healthUrl}/ready`)).status === 200 ? true : undefined), timeoutMs, 100).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}\n${a.proc.tail()}`);
+        },
+      );
     }
   };
   await agentsReady(60_000);
@@ -120,14 +135,21 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const runnerEnv = { ...process.env, PIPEOPS_RUNNER_TOKEN: tokens.runner };
   const proxies = new Map<string, { proc: Proc; url: string }>();
   for (const a of o.runnerTools === false ? [] : o.agents) {
-    const proc = start(`proxy-${a.cluster}`, node, [CLI, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], { logDir: o.logDir, env: runnerEnv });
+    const proc = start(`proxy-${a.cluster}`, node, [CLI, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], {
+      logDir: o.logDir,
+      env: runnerEnv,
+    });
     const rec = await proc.waitForRecord('proxy listening', (r) => typeof r.url === 'string', 30_000);
     proxies.set(a.cluster, { proc, url: String(rec.url) });
   }
 
   const kubeconfigs = new Map<string, string>();
   for (const a of o.runnerTools === false ? [] : o.agents) {
-    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile], { home: o.home, env: { PIPEOPS_RUNNER_TOKEN: tokens.runner }, timeoutMs: 30_000 });
+    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile], {
+      home: o.home,
+      env: { PIPEOPS_RUNNER_TOKEN: tokens.runner },
+      timeoutMs: 30_000,
+    });
     if (r.code !== 0) throw new Error(`pipeops-tunnel kubeconfig failed: ${r.stderr}`);
     const file = join(tdir, `runner-${a.cluster}.kubeconfig`);
     writeFileSync(file, r.stdout, { mode: 0o600 });
@@ -135,8 +157,18 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   }
 
   return {
-    gatewayUrl, caFile, runnerToken: tokens.runner, runnerId, adminToken: tokens.admin, agents, proxies, agentsReady,
-    gateway: () => { if (gateway === undefined) throw new Error('gateway stopped'); return gateway; },
+    gatewayUrl,
+    caFile,
+    runnerToken: tokens.runner,
+    runnerId,
+    adminToken: tokens.admin,
+    agents,
+    proxies,
+    agentsReady,
+    gateway: () => {
+      if (gateway === undefined) throw new Error('gateway stopped');
+      return gateway;
+    },
     gatewayKubeconfig: (cluster) => {
       const f = kubeconfigs.get(cluster);
       if (f === undefined) throw new Error(`no kubeconfig for ${cluster}`);
@@ -157,7 +189,10 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
 }
 
 /** A kubeconfig for `server` with a bearer token and a CA (PEM); `as`: the user acts as someone else (kubectl sends `Impersonate-*`). */
-export function writeKubeconfig(file: string, o: { server: string; token?: string; caData?: string; name?: string; as?: { user: string; groups?: string[] } }): string {
+export function writeKubeconfig(
+  file: string,
+  o: { server: string; token?: string; caData?: string; name?: string; as?: { user: string; groups?: string[] } },
+): string {
   const name = o.name ?? 'e2e';
   const cluster: Record<string, unknown> = { server: o.server };
   if (o.caData !== undefined) cluster['certificate-authority-data'] = Buffer.from(o.caData).toString('base64');
@@ -166,12 +201,21 @@ export function writeKubeconfig(file: string, o: { server: string; token?: strin
     user.as = o.as.user;
     if (o.as.groups !== undefined) user['as-groups'] = o.as.groups;
   }
-  writeFileSync(file, stringify({
-    apiVersion: 'v1', kind: 'Config', clusters: [{ name, cluster }],
-    users: [{ name, user }],
-    contexts: [{ name, context: { cluster: name, user: name } }], 'current-context': name,
-  }), { mode: 0o600 });
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name, cluster }],
+      users: [{ name, user }],
+      contexts: [{ name, context: { cluster: name, user: name } }],
+      'current-context': name,
+    }),
+    { mode: 0o600 },
+  );
   return file;
 }
 
-export function readText(file: string): string { return readFileSync(file, 'utf8'); }
+export function readText(file: string): string {
+  return readFileSync(file, 'utf8');
+}

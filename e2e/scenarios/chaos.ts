@@ -19,17 +19,25 @@ async function restartAndRecover(ctx: Ctx): Promise<string> {
     proxiesMs.push(`${cluster} ${(performance.now() - t0).toFixed(0)} ms`);
   }
   let attempts = 0;
-  await until('the next command through the tunnel', async () => {
-    attempts += 1;
-    const r = await ctx.t.kubectl(['get', 'configmaps', '-n', ctx.ns, '-o', 'name'], { timeoutMs: 15_000 });
-    return r.code === 0 ? true : undefined;
-  }, 30_000, 200);
+  await until(
+    'the next command through the tunnel',
+    async () => {
+      attempts += 1;
+      const r = await ctx.t.kubectl(['get', 'configmaps', '-n', ctx.ns, '-o', 'name'], { timeoutMs: 15_000 });
+      return r.code === 0 ? true : undefined;
+    },
+    30_000,
+    200,
+  );
   return `recovered: agents ready ${agentMs.toFixed(0)} ms after the restart, proxies answering (${proxiesMs.join(', ')}); next command ok after ${attempts} attempt(s)`;
 }
 
 export const chaosScenarios: Scenario[] = [
   {
-    name: 'chaos: gateway killed during get -w', group: 'chaos', notOn: { direct: NO_GATEWAY }, compare: false,
+    name: 'chaos: gateway killed during get -w',
+    group: 'chaos',
+    notOn: { direct: NO_GATEWAY },
+    compare: false,
     async run(ctx) {
       await ctx.k(['create', 'configmap', 'seed', '-n', ctx.ns, '--from-literal=x=0']);
       const w = ctx.t.spawnKubectl('chaos-get-w', ['get', 'configmaps', '-n', ctx.ns, '-w']);
@@ -50,7 +58,10 @@ export const chaosScenarios: Scenario[] = [
     },
   },
   {
-    name: 'chaos: gateway killed during exec', group: 'chaos', notOn: { direct: NO_GATEWAY }, compare: false,
+    name: 'chaos: gateway killed during exec',
+    group: 'chaos',
+    notOn: { direct: NO_GATEWAY },
+    compare: false,
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'chaos');
       const x = ctx.t.spawnKubectl('chaos-exec', ['exec', '-i', 'chaos', '-n', ctx.ns, '--', 'sh', '-c', 'echo started; cat'], { stdinPipe: true });

@@ -19,14 +19,44 @@ const GATEWAY_REQUIRED = ['--set', 'tls.existingSecret=gateway-tls', '--set', 't
 /** Value sets rendered and validated by the API server: each preset of each chart. */
 function presets(ns: string): Array<{ name: string; chart: string; args: string[] }> {
   return [
-    { name: 'agent, full', chart: AGENT_CHART, args: [...AGENT_REQUIRED, '--set', 'gateway.caBundle=PEM', '--set', 'metrics.service.enabled=true', '--set', 'podDisruptionBudget.enabled=true'] },
-    { name: 'agent, read-only, owner policy', chart: AGENT_CHART, args: [...AGENT_REQUIRED, '--set', 'rbac.preset=read-only', '--set', 'policy.readOnly=true', '--set', 'policy.denyResources={secrets}'] },
-    { name: 'agent, namespaced', chart: AGENT_CHART, args: [...AGENT_REQUIRED, '--set', 'rbac.preset=namespaced', '--set', `rbac.namespaces={${ns}}`, '--set', `policy.namespaces={${ns}}`] },
+    {
+      name: 'agent, full',
+      chart: AGENT_CHART,
+      args: [...AGENT_REQUIRED, '--set', 'gateway.caBundle=PEM', '--set', 'metrics.service.enabled=true', '--set', 'podDisruptionBudget.enabled=true'],
+    },
+    {
+      name: 'agent, read-only, owner policy',
+      chart: AGENT_CHART,
+      args: [...AGENT_REQUIRED, '--set', 'rbac.preset=read-only', '--set', 'policy.readOnly=true', '--set', 'policy.denyResources={secrets}'],
+    },
+    {
+      name: 'agent, namespaced',
+      chart: AGENT_CHART,
+      args: [...AGENT_REQUIRED, '--set', 'rbac.preset=namespaced', '--set', `rbac.namespaces={${ns}}`, '--set', `policy.namespaces={${ns}}`],
+    },
     // runner-1: the runner id the matrix's agent may impersonate (deploy/kubernetes/agent.yaml); through the tunnel a
     // chart granting more than the agent holds would be refused as an escalation, as it should.
-    { name: 'agent, access_as runner', chart: AGENT_CHART, args: [...AGENT_REQUIRED, '--set', 'accessAs=runner', '--set', 'rbac.impersonate.runners={runner-1}', '--set', 'token.existingSecret=agent-token'] },
+    {
+      name: 'agent, access_as runner',
+      chart: AGENT_CHART,
+      args: [...AGENT_REQUIRED, '--set', 'accessAs=runner', '--set', 'rbac.impersonate.runners={runner-1}', '--set', 'token.existingSecret=agent-token'],
+    },
     { name: 'gateway, one replica', chart: GATEWAY_CHART, args: [...GATEWAY_REQUIRED] },
-    { name: 'gateway, three replicas on Redis', chart: GATEWAY_CHART, args: [...GATEWAY_REQUIRED, '--set', 'replicas=3', '--set', 'redis.existingSecret=gateway-redis', '--set', 'replicaSecret.existingSecret=gateway-replica', '--set', 'tls.caKey=ca.crt'] },
+    {
+      name: 'gateway, three replicas on Redis',
+      chart: GATEWAY_CHART,
+      args: [
+        ...GATEWAY_REQUIRED,
+        '--set',
+        'replicas=3',
+        '--set',
+        'redis.existingSecret=gateway-redis',
+        '--set',
+        'replicaSecret.existingSecret=gateway-replica',
+        '--set',
+        'tls.caKey=ca.crt',
+      ],
+    },
   ];
 }
 
@@ -38,7 +68,8 @@ async function helm(ctx: Ctx, args: string[], expect = 0): Promise<{ stdout: str
 
 export const chartScenarios: Scenario[] = [
   {
-    name: 'charts: lint, every preset accepted by the API server (dry run), required values named', group: 'helm',
+    name: 'charts: lint, every preset accepted by the API server (dry run), required values named',
+    group: 'helm',
     async run(ctx) {
       const out: string[] = [];
       await helm(ctx, ['lint', '--strict', AGENT_CHART, ...AGENT_REQUIRED]);
@@ -48,13 +79,24 @@ export const chartScenarios: Scenario[] = [
         const rendered = await helm(ctx, ['template', 'e2e', p.chart, '-n', ctx.ns, ...p.args]);
         // A binding is checked against its role (the creator must hold what it grants): the roles exist for real
         // while the rest is dry-run, and are deleted after.
-        const roles = rendered.stdout.split(/^---$/m).filter((doc) => /^kind: (Cluster)?Role$/m.test(doc)).join('\n---\n');
+        const roles = rendered.stdout
+          .split(/^---$/m)
+          .filter((doc) => /^kind: (Cluster)?Role$/m.test(doc))
+          .join('\n---\n');
         if (roles !== '') await ctx.k(['apply', '-n', ctx.ns, '-f', '-'], { stdin: roles });
         try {
           const applied = await ctx.k(['apply', '--dry-run=server', '-n', ctx.ns, '-f', '-'], { stdin: rendered.stdout });
-          const objects = applied.trim().split('\n').filter((l) => l.endsWith('(server dry run)'));
+          const objects = applied
+            .trim()
+            .split('\n')
+            .filter((l) => l.endsWith('(server dry run)'));
           check(objects.length > 0, `${p.name}: nothing applied: ${applied}`);
-          out.push(`${p.name}: ${objects.map((l) => l.split(' ')[0]).sort().join(', ')}`);
+          out.push(
+            `${p.name}: ${objects
+              .map((l) => l.split(' ')[0])
+              .sort()
+              .join(', ')}`,
+          );
         } finally {
           if (roles !== '') await ctx.k(['delete', '-n', ctx.ns, '--wait', '-f', '-'], { stdin: roles });
         }
@@ -73,17 +115,47 @@ export const chartScenarios: Scenario[] = [
     },
   },
   {
-    name: 'charts: the agent chart installed with helm --wait, its pod Ready, uninstalled', group: 'helm',
+    name: 'charts: the agent chart installed with helm --wait, its pod Ready, uninstalled',
+    group: 'helm',
     async run(ctx) {
       const out: string[] = [];
-      const installed = await helm(ctx, ['install', 'tunnel', AGENT_CHART, '-n', ctx.ns, ...AGENT_REQUIRED, '--set', `rbac.preset=namespaced`, '--set', `rbac.namespaces={${ctx.ns}}`, '--wait', '--timeout=90s']);
+      const installed = await helm(ctx, [
+        'install',
+        'tunnel',
+        AGENT_CHART,
+        '-n',
+        ctx.ns,
+        ...AGENT_REQUIRED,
+        '--set',
+        `rbac.preset=namespaced`,
+        '--set',
+        `rbac.namespaces={${ctx.ns}}`,
+        '--wait',
+        '--timeout=90s',
+      ]);
       check(installed.stdout.includes('STATUS: deployed'), installed.stdout);
       out.push('installed');
-      const ready = await ctx.k(['get', 'pods', '-n', ctx.ns, '-l', 'app.kubernetes.io/instance=tunnel', '-o', 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+      const ready = await ctx.k([
+        'get',
+        'pods',
+        '-n',
+        ctx.ns,
+        '-l',
+        'app.kubernetes.io/instance=tunnel',
+        '-o',
+        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+      ]);
       check(ready.trim() === 'True', `pod not Ready: ${ready}`);
       out.push(`pods Ready: ${ready.trim()}`);
-      const spec = await ctx.k(['get', 'deployment', 'tunnel-pipeops-tunnel-agent', '-n', ctx.ns, '-o',
-        'jsonpath={.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.template.spec.securityContext.runAsNonRoot} {.spec.template.spec.containers[0].readinessProbe.httpGet.path}']);
+      const spec = await ctx.k([
+        'get',
+        'deployment',
+        'tunnel-pipeops-tunnel-agent',
+        '-n',
+        ctx.ns,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.template.spec.securityContext.runAsNonRoot} {.spec.template.spec.containers[0].readinessProbe.httpGet.path}',
+      ]);
       check(spec === 'true true /ready', spec);
       out.push(`read-only root, non-root, readiness ${spec.split(' ')[2]}`);
       await helm(ctx, ['uninstall', 'tunnel', '-n', ctx.ns, '--wait', '--timeout=60s']);

@@ -12,28 +12,54 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms); })]);
-  } finally { clearTimeout(timer); }
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export const clientNodeScenarios: Scenario[] = [
   {
-    name: 'client-node: list and watch', group: 'client-node',
+    name: 'client-node: list and watch',
+    group: 'client-node',
     async run(ctx) {
       const kc = await ctx.t.clientKubeConfig();
       const core = kc.makeApiClient(CoreV1Api);
       await core.createNamespacedConfigMap({ namespace: ctx.ns, body: { metadata: { name: 'first' }, data: { v: '1' } } });
       const list = await core.listNamespacedConfigMap({ namespace: ctx.ns });
-      const out = [`list: ${list.items.map((c) => c.metadata?.name).filter((n) => n !== 'kube-root-ca.crt').join(',')}`];
+      const out = [
+        `list: ${list.items
+          .map((c) => c.metadata?.name)
+          .filter((n) => n !== 'kube-root-ca.crt')
+          .join(',')}`,
+      ];
       const events: string[] = [];
       let wake: (() => void) | undefined;
-      const seen = (want: string) => new Promise<void>((resolve) => {
-        const test = () => { if (events.includes(want)) resolve(); else wake = test; };
-        test();
-      });
-      const controller = await new Watch(kc).watch(`/api/v1/namespaces/${ctx.ns}/configmaps`, { resourceVersion: list.metadata?.resourceVersion },
-        (type, obj: { metadata: { name: string }; data?: Record<string, string> }) => { events.push(`${type} ${obj.metadata.name} ${obj.data?.v ?? ''}`.trim()); wake?.(); },
-        () => { events.push('done'); wake?.(); });
+      const seen = (want: string) =>
+        new Promise<void>((resolve) => {
+          const test = () => {
+            if (events.includes(want)) resolve();
+            else wake = test;
+          };
+          test();
+        });
+      const controller = await new Watch(kc).watch(
+        `/api/v1/namespaces/${ctx.ns}/configmaps`,
+        { resourceVersion: list.metadata?.resourceVersion },
+        (type, obj: { metadata: { name: string }; data?: Record<string, string> }) => {
+          events.push(`${type} ${obj.metadata.name} ${obj.data?.v ?? ''}`.trim());
+          wake?.();
+        },
+        () => {
+          events.push('done');
+          wake?.();
+        },
+      );
       try {
         await core.createNamespacedConfigMap({ namespace: ctx.ns, body: { metadata: { name: 'second' }, data: { v: '2' } } });
         await within('ADDED second', 30_000, seen('ADDED second 2'));
@@ -50,7 +76,8 @@ export const clientNodeScenarios: Scenario[] = [
     },
   },
   {
-    name: 'client-node: exec and log', group: 'client-node',
+    name: 'client-node: exec and log',
+    group: 'client-node',
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'cn');
       const kc = await ctx.t.clientKubeConfig();
@@ -58,11 +85,21 @@ export const clientNodeScenarios: Scenario[] = [
       const stderr = new PassThrough();
       let so = '';
       let se = '';
-      stdout.on('data', (d: Buffer) => { so += d.toString(); });
-      stderr.on('data', (d: Buffer) => { se += d.toString(); });
-      const status = await within('exec status', 30_000, new Promise<V1Status>((resolve, reject) => {
-        new Exec(kc).exec(ctx.ns, 'cn', 'app', ['sh', '-c', 'echo from-exec; echo to-stderr >&2; exit 0'], stdout, stderr, null, false, resolve).catch(reject);
-      }));
+      stdout.on('data', (d: Buffer) => {
+        so += d.toString();
+      });
+      stderr.on('data', (d: Buffer) => {
+        se += d.toString();
+      });
+      const status = await within(
+        'exec status',
+        30_000,
+        new Promise<V1Status>((resolve, reject) => {
+          new Exec(kc)
+            .exec(ctx.ns, 'cn', 'app', ['sh', '-c', 'echo from-exec; echo to-stderr >&2; exit 0'], stdout, stderr, null, false, resolve)
+            .catch(reject);
+        }),
+      );
       check(status.status === 'Success', `exec status ${JSON.stringify(status)}`);
       // exec with stdin: cat echoes it back
       const input = new PassThrough();
@@ -71,11 +108,15 @@ export const clientNodeScenarios: Scenario[] = [
       echoed.on('data', (d: Buffer) => chunks.push(d));
       const payload = randomBytes(64 * 1024).toString('hex');
       let opened: Promise<unknown> = Promise.resolve();
-      const catStatus = within('exec cat', 60_000, new Promise<V1Status>((resolve, reject) => {
-        // head -c, not cat: kwok never closes an exec's stdin at EOF
-        opened = new Exec(kc).exec(ctx.ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
-        opened.catch(reject);
-      }));
+      const catStatus = within(
+        'exec cat',
+        60_000,
+        new Promise<V1Status>((resolve, reject) => {
+          // head -c, not cat: kwok never closes an exec's stdin at EOF
+          opened = new Exec(kc).exec(ctx.ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
+          opened.catch(reject);
+        }),
+      );
       // stdin once the exec's connection is open, so its first bytes never race the handshake
       await within('exec cat open', 30_000, opened);
       input.end(payload);
@@ -83,16 +124,36 @@ export const clientNodeScenarios: Scenario[] = [
       check(Buffer.concat(chunks).toString() === payload, `cat returned ${Buffer.concat(chunks).length}/${payload.length} bytes`);
       const logOut = new PassThrough();
       let logs = '';
-      logOut.on('data', (d: Buffer) => { logs += d.toString(); });
+      logOut.on('data', (d: Buffer) => {
+        logs += d.toString();
+      });
       // the whole file (other scenarios append follow-* lines to it; only the first lines are compared)
       await new Log(kc).log(ctx.ns, 'cn', 'app', logOut, {});
-      await within('log body', 30_000, new Promise<void>((resolve) => { const t = setInterval(() => { if (logs.includes('e2e log line 3')) { clearInterval(t); resolve(); } }, 20); }));
-      return [`exec: ${status.status} stdout=${JSON.stringify(so)} stderr=${JSON.stringify(se)}`, `exec stdin: ${s2.status}, ${payload.length} bytes back`,
-        `log: ${logs.split('\n').filter((l) => l.startsWith('e2e log line')).join(' | ')}`].join('\n');
+      await within(
+        'log body',
+        30_000,
+        new Promise<void>((resolve) => {
+          const t = setInterval(() => {
+            if (logs.includes('e2e log line 3')) {
+              clearInterval(t);
+              resolve();
+            }
+          }, 20);
+        }),
+      );
+      return [
+        `exec: ${status.status} stdout=${JSON.stringify(so)} stderr=${JSON.stringify(se)}`,
+        `exec stdin: ${s2.status}, ${payload.length} bytes back`,
+        `log: ${logs
+          .split('\n')
+          .filter((l) => l.startsWith('e2e log line'))
+          .join(' | ')}`,
+      ].join('\n');
     },
   },
   {
-    name: 'client-node: port-forward', group: 'client-node',
+    name: 'client-node: port-forward',
+    group: 'client-node',
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'cnpf');
       const kc = await ctx.t.clientKubeConfig();
@@ -100,13 +161,31 @@ export const clientNodeScenarios: Scenario[] = [
       const received: Buffer[] = [];
       let n = 0;
       let wake: (() => void) | undefined;
-      output.on('data', (c: Buffer) => { received.push(c); n += c.length; wake?.(); });
+      output.on('data', (c: Buffer) => {
+        received.push(c);
+        n += c.length;
+        wake?.();
+      });
       const input = new PassThrough();
-      const ws = await new PortForward(kc).portForward(ctx.ns, 'cnpf', [8080], output, null, input) as unknown as { close(): void; terminate(): void; protocol: string };
+      const ws = (await new PortForward(kc).portForward(ctx.ns, 'cnpf', [8080], output, null, input)) as unknown as {
+        close(): void;
+        terminate(): void;
+        protocol: string;
+      };
       try {
         const payload = randomBytes(512 * 1024);
         for (let off = 0; off < payload.length; off += 32 * 1024) input.write(payload.subarray(off, off + 32 * 1024));
-        await within('forwarded bytes back', 60_000, new Promise<void>((resolve) => { const test = () => { if (n >= payload.length) resolve(); else wake = test; }; test(); }));
+        await within(
+          'forwarded bytes back',
+          60_000,
+          new Promise<void>((resolve) => {
+            const test = () => {
+              if (n >= payload.length) resolve();
+              else wake = test;
+            };
+            test();
+          }),
+        );
         const back = Buffer.concat(received);
         check(sha(back) === sha(payload), `${back.length} bytes back, hash differs`);
         return `protocol ${ws.protocol}; ${payload.length} bytes round trip intact`;

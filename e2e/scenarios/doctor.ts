@@ -20,11 +20,24 @@ import { check, type Scenario } from '../harness/scenario.ts';
 import { AS_RUNNER_SA, RUNNER_USER } from '../harness/trust.ts';
 import { writeKubeconfig } from '../harness/tunnel.ts';
 
-interface Check { id: string; status: string; detail: string; fix?: string }
-interface Report { ok: boolean; checks: Check[] }
+interface Check {
+  id: string;
+  status: string;
+  detail: string;
+  fix?: string;
+}
+interface Report {
+  ok: boolean;
+  checks: Check[];
+}
 
 /** The doctor's identities: a service account in pipeops-system (or the test namespace's `default`) and the agent config it runs with. */
-interface Identity { name: string; sa: string; ns?: string; config?: Record<string, Record<string, unknown>> }
+interface Identity {
+  name: string;
+  sa: string;
+  ns?: string;
+  config?: Record<string, Record<string, unknown>>;
+}
 
 const IDENTITIES: Identity[] = [
   { name: 'full', sa: 'pipeops-tunnel-agent' },
@@ -58,7 +71,9 @@ function summary(report: Report): string {
 
 export const doctorScenarios: Scenario[] = [
   {
-    name: "doctor: agent mode with the matrix agents' identities and the real RBAC", group: 'doctor', compare: false,
+    name: "doctor: agent mode with the matrix agents' identities and the real RBAC",
+    group: 'doctor',
+    compare: false,
     notOn: {
       gateway: "agent mode checks the agent's own way (its credentials, its dial), not a runner's",
       proxy: "agent mode checks the agent's own way (its credentials, its dial), not a runner's",
@@ -68,10 +83,19 @@ export const doctorScenarios: Scenario[] = [
       const dir = join(env.runDir, 'doctor');
       const tokens = Object.fromEntries(IDENTITIES.map((i) => [i.name, randomBytes(24).toString('base64url')]));
       const tokensFile = join(env.runDir, 'doctor-tokens.yaml');
-      writeFileSync(tokensFile, stringify({ agents: IDENTITIES.map((i) => ({ cluster: `doctor-${i.name}`, token: tokens[i.name] })), runners: [], admins: [] }), { mode: 0o600 });
+      writeFileSync(
+        tokensFile,
+        stringify({ agents: IDENTITIES.map((i) => ({ cluster: `doctor-${i.name}`, token: tokens[i.name] })), runners: [], admins: [] }),
+        { mode: 0o600 },
+      );
       const gwConfig = join(env.runDir, 'doctor-gateway.yaml');
       writeFileSync(gwConfig, stringify({ gateway: { state_dir: dir } }));
-      const gateway = start('doctor-gateway', process.execPath, [CLI, 'gateway', '--dev', '--listen', '127.0.0.1:0', '--tokens', tokensFile, '--config', gwConfig], { logDir: env.logDir });
+      const gateway = start(
+        'doctor-gateway',
+        process.execPath,
+        [CLI, 'gateway', '--dev', '--listen', '127.0.0.1:0', '--tokens', tokensFile, '--config', gwConfig],
+        { logDir: env.logDir },
+      );
       const out: string[] = [];
       try {
         const url = String((await gateway.waitForRecord('gateway listening', (r) => typeof r.url === 'string' && typeof r.port === 'number', 30_000)).url);
@@ -82,29 +106,44 @@ export const doctorScenarios: Scenario[] = [
           const made = await env.cluster.admin(['create', 'token', id.sa, '-n', ns, '--duration=1h']);
           check(made.code === 0, `kubectl create token ${id.sa}: ${made.stderr}`);
           const saToken = made.stdout.trim();
-          const kubeconfig = writeKubeconfig(join(env.runDir, `doctor-${id.name}.kubeconfig`), { server: env.cluster.url, token: saToken, caData: env.cluster.caData });
+          const kubeconfig = writeKubeconfig(join(env.runDir, `doctor-${id.name}.kubeconfig`), {
+            server: env.cluster.url,
+            token: saToken,
+            caData: env.cluster.caData,
+          });
           const config = join(env.runDir, `doctor-${id.name}.yaml`);
-          writeFileSync(config, stringify({
-            agent: { cluster_name: `doctor-${id.name}` },
-            pipeops: { api_url: url, tls: { ca_file: caFile } },
-            kubernetes: { kubeconfig, namespace: ctx.ns, ...id.config?.kubernetes },
-          }));
+          writeFileSync(
+            config,
+            stringify({
+              agent: { cluster_name: `doctor-${id.name}` },
+              pipeops: { api_url: url, tls: { ca_file: caFile } },
+              kubernetes: { kubeconfig, namespace: ctx.ns, ...id.config?.kubernetes },
+            }),
+          );
           const r = await cli(env, ['doctor', '--config', config], { PIPEOPS_PIPEOPS_TOKEN: tokens[id.name] ?? '' });
-          for (const secret of [tokens[id.name] ?? '', saToken]) check(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${id.name}: a token was printed`);
+          for (const secret of [tokens[id.name] ?? '', saToken])
+            check(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${id.name}: a token was printed`);
           const report = parse(r, `doctor (${id.name})`);
           reports[id.name] = { r, report };
           out.push(`${id.name}: exit ${r.code}; ${summary(report)}`);
         }
 
         const full = reports.full!;
-        check(full.r.code === 0 && full.report.checks.every((c) => c.status === 'pass'), `the full agent passes every check: ${summary(full.report)}\n${full.r.stdout}`);
+        check(
+          full.r.code === 0 && full.report.checks.every((c) => c.status === 'pass'),
+          `the full agent passes every check: ${summary(full.report)}\n${full.r.stdout}`,
+        );
         check(/v1\.33\./.test(byId(full.report, 'apiserver').detail), `the API server's version: ${byId(full.report, 'apiserver').detail}`);
         check(/every resource/.test(byId(full.report, 'rbac').detail), `the full agent's RBAC: ${byId(full.report, 'rbac').detail}`);
 
         const ro = reports.readonly!;
         const rbac = byId(ro.report, 'rbac');
         check(ro.r.code === 0 && rbac.status === 'warn', `the read-only agent: exit 0 with an RBAC warning: ${summary(ro.report)}`);
-        for (const missing of [/create, update, patch, delete, deletecollection \(writes\) on no resource/, /create on pods\/exec/, /create on pods\/portforward/]) {
+        for (const missing of [
+          /create, update, patch, delete, deletecollection \(writes\) on no resource/,
+          /create on pods\/exec/,
+          /create on pods\/portforward/,
+        ]) {
           check(missing.test(rbac.detail), `the read-only agent's RBAC check names ${String(missing)}: ${rbac.detail}`);
         }
         check(!/get on pods\/log|create on pods\/log/.test(rbac.detail), '`view` grants pods/log');
@@ -118,7 +157,10 @@ export const doctorScenarios: Scenario[] = [
 
         const unbound = reports.unbound!;
         const none = byId(unbound.report, 'rbac');
-        check(unbound.r.code === 1 && none.status === 'fail' && /can neither get nor list anything/.test(none.detail), `an unbound service account fails RBAC: ${none.status} ${none.detail}`);
+        check(
+          unbound.r.code === 1 && none.status === 'fail' && /can neither get nor list anything/.test(none.detail),
+          `an unbound service account fails RBAC: ${none.status} ${none.detail}`,
+        );
         check(byId(unbound.report, 'token').status === 'pass', 'its token is accepted all the same');
         return out.join('\n');
       } finally {
@@ -127,7 +169,9 @@ export const doctorScenarios: Scenario[] = [
     },
   },
   {
-    name: 'doctor and status: runner mode and the agent, through the matrix gateway', group: 'doctor', compare: false,
+    name: 'doctor and status: runner mode and the agent, through the matrix gateway',
+    group: 'doctor',
+    compare: false,
     notOn: {
       direct: 'there is no gateway on the direct path',
       proxy: 'the runner mode checks the gateway itself, which the proxy target reaches the same way',
@@ -149,8 +193,16 @@ export const doctorScenarios: Scenario[] = [
       out.push(`doctor --gateway (e2e-nowhere): ${summary(goneReport)}`);
 
       const st = await cli(env, ['status', '--gateway', tunnel.gatewayUrl, '--cluster', 'e2e', '--ca', tunnel.caFile], runner);
-      const s = JSON.parse(st.stdout) as { ok: boolean; agent: { name: string } | null; apiServer: { reachable: boolean | null }; version: { gitVersion: string | null } | null };
-      check(st.code === 0 && s.ok && s.agent?.name === 'e2e-agent-e2e' && s.apiServer.reachable === true && /^v1\.33\./.test(s.version?.gitVersion ?? ''), `status --gateway: ${st.stdout}`);
+      const s = JSON.parse(st.stdout) as {
+        ok: boolean;
+        agent: { name: string } | null;
+        apiServer: { reachable: boolean | null };
+        version: { gitVersion: string | null } | null;
+      };
+      check(
+        st.code === 0 && s.ok && s.agent?.name === 'e2e-agent-e2e' && s.apiServer.reachable === true && /^v1\.33\./.test(s.version?.gitVersion ?? ''),
+        `status --gateway: ${st.stdout}`,
+      );
       out.push(`status --gateway: connected, agent ${s.agent.name}, API server reachable`);
 
       const agent = tunnel.agents.get('e2e');
@@ -159,7 +211,8 @@ export const doctorScenarios: Scenario[] = [
       const a = JSON.parse(as.stdout) as { ok: boolean; tunnel: { connected: boolean | null }; apiServer: { reachable: boolean | null } };
       check(as.code === 0 && a.ok && a.tunnel.connected === true && a.apiServer.reachable === true, `status --agent: ${as.stdout}`);
       out.push('status --agent: ready, tunnel connected, API server reachable');
-      for (const r of [doctor, gone, st]) check(!r.stdout.includes(tunnel.runnerToken) && !r.stderr.includes(tunnel.runnerToken), 'the runner token was printed');
+      for (const r of [doctor, gone, st])
+        check(!r.stdout.includes(tunnel.runnerToken) && !r.stderr.includes(tunnel.runnerToken), 'the runner token was printed');
       return out.join('\n');
     },
   },

@@ -16,13 +16,22 @@ const CLUSTER = 'e2e-fleet';
 
 export const fleetScenarios: Scenario[] = [
   {
-    name: 'fleet: get, get -w and exec through a replica without the tunnel; rolling restart under kubectl', group: 'ha', compare: false,
-    notOn: { direct: 'no gateway on the direct path', proxy: 'the fleet is reached through its own load balancer (tunnel-client against a fleet: packages/cli/test/ha.test.ts)' },
+    name: 'fleet: get, get -w and exec through a replica without the tunnel; rolling restart under kubectl',
+    group: 'ha',
+    compare: false,
+    notOn: {
+      direct: 'no gateway on the direct path',
+      proxy: 'the fleet is reached through its own load balancer (tunnel-client against a fleet: packages/cli/test/ha.test.ts)',
+    },
     async run(ctx) {
       const { env } = ctx;
       const token = await env.cluster.admin(['create', 'token', 'pipeops-tunnel-agent', '-n', 'pipeops-system', '--duration=1h']);
       check(token.code === 0, `kubectl create token: ${token.stderr}`);
-      const agentKubeconfig = writeKubeconfig(join(env.runDir, 'fleet-agent.kubeconfig'), { server: env.cluster.url, token: token.stdout.trim(), caData: env.cluster.caData });
+      const agentKubeconfig = writeKubeconfig(join(env.runDir, 'fleet-agent.kubeconfig'), {
+        server: env.cluster.url,
+        token: token.stdout.trim(),
+        caData: env.cluster.caData,
+      });
       const fleet = await startFleet({ dir: env.runDir, logDir: env.logDir, cluster: CLUSTER, agentKubeconfig, replicas: 3 });
       const kubectl = (kubeconfig: string, args: string[], o: { timeoutMs?: number } = {}) =>
         runCommand(env.bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { home: env.home, timeoutMs: o.timeoutMs ?? 60_000 });
@@ -36,7 +45,10 @@ export const fleetScenarios: Scenario[] = [
         check(seed.code === 0, `create through the replica without the tunnel: ${seed.stderr}`);
         out.push(`tunnel on ${held}; kubectl through ${other}`);
 
-        const w = start('fleet-get-w', env.bins.kubectl, [`--kubeconfig=${viaOther}`, 'get', 'configmaps', '-n', ctx.ns, '-w', '--output-watch-events'], { logDir: env.logDir, env: cleanEnv(env.home) });
+        const w = start('fleet-get-w', env.bins.kubectl, [`--kubeconfig=${viaOther}`, 'get', 'configmaps', '-n', ctx.ns, '-w', '--output-watch-events'], {
+          logDir: env.logDir,
+          env: cleanEnv(env.home),
+        });
         try {
           await w.waitForLine('the seed', /ADDED\s+seed/, 30_000);
           const made = await kubectl(viaOther, ['create', 'configmap', 'watched', '-n', ctx.ns, '--from-literal=x=1']);
@@ -67,10 +79,18 @@ export const fleetScenarios: Scenario[] = [
         await until('kubectl runs after the roll', async () => (runs.length >= after + 2 ? true : undefined), 60_000, 50);
         rolling = false;
         await loop;
-        check(codes.every((c) => c === 0), `every replica drained and exited 0: ${codes.join(', ')}`);
+        check(
+          codes.every((c) => c === 0),
+          `every replica drained and exited 0: ${codes.join(', ')}`,
+        );
         const failed = runs.filter((r) => r.code !== 0);
-        check(failed.length === 0, `${failed.length} of ${runs.length} kubectl runs failed during the rolling restart: ${failed.map((f) => `${f.code} ${f.stderr}`).join(' / ')}`);
-        out.push(`rolling restart of ${fleet.replicaUrls.length} replicas: ${runs.length} kubectl runs through the load balancer, none failed; tunnel now on ${await fleet.owner()}`);
+        check(
+          failed.length === 0,
+          `${failed.length} of ${runs.length} kubectl runs failed during the rolling restart: ${failed.map((f) => `${f.code} ${f.stderr}`).join(' / ')}`,
+        );
+        out.push(
+          `rolling restart of ${fleet.replicaUrls.length} replicas: ${runs.length} kubectl runs through the load balancer, none failed; tunnel now on ${await fleet.owner()}`,
+        );
         return out.join('\n');
       } finally {
         await fleet.close();

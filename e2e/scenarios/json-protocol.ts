@@ -14,18 +14,25 @@ type Msg = Record<string, unknown> & { id?: string };
 async function viaWebSocket(ctx: Ctx, change: () => Promise<void>, expectEvents: number): Promise<string[]> {
   const { tunnel } = ctx.env;
   const ws = new WebSocket(`${tunnel.gatewayUrl.replace(/^https/, 'wss')}/ws/k8s?cluster=${CLUSTER_NAMES.full}`, {
-    ca: readFileSync(tunnel.caFile, 'utf8'), headers: { authorization: `Bearer ${tunnel.runnerToken}` },
+    ca: readFileSync(tunnel.caFile, 'utf8'),
+    headers: { authorization: `Bearer ${tunnel.runnerToken}` },
   });
   const inbox: Msg[] = [];
   let wake: (() => void) | undefined;
-  ws.on('message', (d) => { inbox.push(JSON.parse(String(d)) as Msg); wake?.(); });
+  ws.on('message', (d) => {
+    inbox.push(JSON.parse(String(d)) as Msg);
+    wake?.();
+  });
   const next = async (pred: (m: Msg) => boolean, what: string, ms = 30_000): Promise<Msg> => {
     const deadline = Date.now() + ms;
     for (;;) {
       const i = inbox.findIndex(pred);
       if (i >= 0) return inbox.splice(i, 1)[0] as Msg;
       if (Date.now() > deadline) throw new Error(`/ws/k8s: no ${what} within ${ms} ms (got ${JSON.stringify(inbox).slice(0, 500)})`);
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 200).unref(); });
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 200).unref();
+      });
     }
   };
   try {
@@ -35,13 +42,21 @@ async function viaWebSocket(ctx: Ctx, change: () => Promise<void>, expectEvents:
     ws.send(JSON.stringify({ id: 'list-1', method: 'GET', path, headers: { Accept: 'application/json' } }));
     const list = await next((m) => m.id === 'list-1', 'list reply');
     const body = list.body as { items: Array<{ metadata: { name: string } }>; metadata: { resourceVersion: string } };
-    out.push(`list: ${list.status} ${body.items.map((i) => i.metadata.name).filter((n) => n !== 'kube-root-ca.crt').join(',')}`);
+    out.push(
+      `list: ${list.status} ${body.items
+        .map((i) => i.metadata.name)
+        .filter((n) => n !== 'kube-root-ca.crt')
+        .join(',')}`,
+    );
     ws.send(JSON.stringify({ id: 'watch-1', method: 'GET', path, query: { watch: ['true'], resourceVersion: [body.metadata.resourceVersion] }, stream: true }));
     const head = await next((m) => m.id === 'watch-1' && typeof m.status === 'number', 'watch head');
     out.push(`watch: ${head.status}`);
     await change();
     for (let i = 0; i < expectEvents; i++) {
-      const ev = await next((m) => m.id === 'watch-1' && m.chunk !== undefined && !JSON.stringify(m.chunk).includes('"name":"kube-root-ca.crt"'), `watch event ${i + 1}`);
+      const ev = await next(
+        (m) => m.id === 'watch-1' && m.chunk !== undefined && !JSON.stringify(m.chunk).includes('"name":"kube-root-ca.crt"'),
+        `watch event ${i + 1}`,
+      );
       const c = ev.chunk as { type: string; object: { metadata: { name: string }; data?: Record<string, string> } };
       out.push(`${c.type} ${c.object.metadata.name} ${c.object.data?.v ?? ''}`.trim());
     }
@@ -67,7 +82,12 @@ async function viaHttp(ctx: Ctx, change: () => Promise<void>, expectEvents: numb
   const out: string[] = [];
   const list = await ctx.t.http(path, { headers: { accept: 'application/json' } });
   const body = JSON.parse(list.body.toString()) as { items: Array<{ metadata: { name: string } }>; metadata: { resourceVersion: string } };
-  out.push(`list: ${list.status} ${body.items.map((i) => i.metadata.name).filter((n) => n !== 'kube-root-ca.crt').join(',')}`);
+  out.push(
+    `list: ${list.status} ${body.items
+      .map((i) => i.metadata.name)
+      .filter((n) => n !== 'kube-root-ca.crt')
+      .join(',')}`,
+  );
   const w = await ctx.t.httpStream(`${path}?watch=true&resourceVersion=${body.metadata.resourceVersion}`);
   out.push(`watch: ${w.status}`);
   const events: string[] = [];
@@ -88,7 +108,10 @@ async function viaHttp(ctx: Ctx, change: () => Promise<void>, expectEvents: numb
   const deadline = Date.now() + 30_000;
   while (events.length < expectEvents) {
     if (Date.now() > deadline) throw new Error(`watch: ${events.length}/${expectEvents} events`);
-    await new Promise<void>((r) => { wake = r; setTimeout(r, 200).unref(); });
+    await new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, 200).unref();
+    });
   }
   out.push(...events.slice(0, expectEvents));
   w.abort();
@@ -100,7 +123,8 @@ async function viaHttp(ctx: Ctx, change: () => Promise<void>, expectEvents: numb
 
 export const jsonProtocolScenarios: Scenario[] = [
   {
-    name: 'JSON protocol /ws/k8s: list, WATCH, cancel', group: 'json-protocol',
+    name: 'JSON protocol /ws/k8s: list, WATCH, cancel',
+    group: 'json-protocol',
     async run(ctx) {
       await ctx.k(['create', 'configmap', 'a', '-n', ctx.ns, '--from-literal=v=1']);
       await ctx.k(['create', 'configmap', 'b', '-n', ctx.ns, '--from-literal=v=2']);

@@ -7,7 +7,8 @@ import { check, type Scenario } from '../harness/scenario.ts';
 
 export const olderKubectlScenarios: Scenario[] = [
   {
-    name: 'system kubectl: get, --raw, exec, port-forward', group: 'kubectl-skew',
+    name: 'system kubectl: get, --raw, exec, port-forward',
+    group: 'kubectl-skew',
     async run(ctx) {
       const bin = ctx.env.bins.systemKubectl;
       check(bin !== undefined, 'no kubectl on the system (/usr/bin/kubectl)');

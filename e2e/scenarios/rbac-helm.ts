@@ -10,7 +10,9 @@ const CHART = join(E2E_DIR, 'chart');
 
 export const rbacScenarios: Scenario[] = [
   {
-    name: 'RBAC: read-only agent gets the 403 unchanged', group: 'rbac', cluster: 'readonly',
+    name: 'RBAC: read-only agent gets the 403 unchanged',
+    group: 'rbac',
+    cluster: 'readonly',
     async run(ctx) {
       await ctx.env.cluster.admin(['create', 'configmap', 'visible', '-n', ctx.ns, '--from-literal=x=1']);
       const out = [
@@ -22,9 +24,14 @@ export const rbacScenarios: Scenario[] = [
         await ctx.k(['auth', 'can-i', 'list', 'pods', '-n', ctx.ns]),
         await ctx.k(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']),
       ];
-      check(/forbidden/i.test(out[1] ?? '') && (out[1] ?? '').includes('system:serviceaccount:pipeops-system:pipeops-tunnel-agent-readonly'), `not the API server's 403: ${out[1]}`);
+      check(
+        /forbidden/i.test(out[1] ?? '') && (out[1] ?? '').includes('system:serviceaccount:pipeops-system:pipeops-tunnel-agent-readonly'),
+        `not the API server's 403: ${out[1]}`,
+      );
       const raw = await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'raw' } }),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'raw' } }),
       });
       check(raw.status === 403, `status ${raw.status}`);
       out.push(`POST → ${raw.status} ${raw.headers['content-type']} ${raw.body.toString()}`);
@@ -32,7 +39,8 @@ export const rbacScenarios: Scenario[] = [
     },
   },
   {
-    name: 'RBAC: full agent permissions (auth can-i)', group: 'rbac',
+    name: 'RBAC: full agent permissions (auth can-i)',
+    group: 'rbac',
     async run(ctx) {
       return [
         await ctx.k(['auth', 'whoami']),
@@ -47,7 +55,8 @@ export const rbacScenarios: Scenario[] = [
 
 export const helmScenarios: Scenario[] = [
   {
-    name: 'helm: install, upgrade, rollback, uninstall', group: 'helm',
+    name: 'helm: install, upgrade, rollback, uninstall',
+    group: 'helm',
     async run(ctx) {
       const h = async (args: string[], expect = 0) => {
         const r = await ctx.t.helm([...args, '-n', ctx.ns]);

@@ -9,8 +9,15 @@ async function seed(ctx: Ctx): Promise<void> {
   await ctx.env.pod(ctx.ns, 'web-1');
   await ctx.k(['apply', '-n', ctx.ns, '-f', '-'], {
     stdin: JSON.stringify({
-      apiVersion: 'v1', kind: 'List', items: [
-        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', labels: { tier: 'e2e' } }, data: { mode: 'fast', 'multi.txt': 'line 1\nline 2\n' } },
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'settings', labels: { tier: 'e2e' } },
+          data: { mode: 'fast', 'multi.txt': 'line 1\nline 2\n' },
+        },
         { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web-0' }, ports: [{ port: 80, targetPort: 8080 }] } },
         { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, stringData: { user: 'e2e' } },
       ],
@@ -20,7 +27,8 @@ async function seed(ctx: Ctx): Promise<void> {
 
 export const readScenarios: Scenario[] = [
   {
-    name: 'get: table output', group: 'get/describe',
+    name: 'get: table output',
+    group: 'get/describe',
     async run(ctx) {
       await seed(ctx);
       const out = [
@@ -35,7 +43,8 @@ export const readScenarios: Scenario[] = [
     },
   },
   {
-    name: 'get: -o json and -o yaml', group: 'get/describe',
+    name: 'get: -o json and -o yaml',
+    group: 'get/describe',
     async run(ctx) {
       await seed(ctx);
       const json = await ctx.k(['get', 'pod', 'web-0', '-n', ctx.ns, '-o', 'json']);
@@ -50,7 +59,8 @@ export const readScenarios: Scenario[] = [
     },
   },
   {
-    name: 'describe: pod, service, namespace', group: 'get/describe',
+    name: 'describe: pod, service, namespace',
+    group: 'get/describe',
     async run(ctx) {
       await seed(ctx);
       const out = [
@@ -63,11 +73,14 @@ export const readScenarios: Scenario[] = [
       return out;
     },
     // describe node lists every pod on the node (all targets' namespaces) and live lease/heartbeat times.
-    normalize: (s) => s.replace(/(Non-terminated Pods:[\s\S]*?)(?=\nAllocated resources:)/, 'Non-terminated Pods: <varies>')
-      .replace(/Events:[\s\S]*?(?=\n\S|\n*$)/g, 'Events: <varies>'),
+    normalize: (s) =>
+      s
+        .replace(/(Non-terminated Pods:[\s\S]*?)(?=\nAllocated resources:)/, 'Non-terminated Pods: <varies>')
+        .replace(/Events:[\s\S]*?(?=\n\S|\n*$)/g, 'Events: <varies>'),
   },
   {
-    name: 'get: --chunk-size paging', group: 'get/describe',
+    name: 'get: --chunk-size paging',
+    group: 'get/describe',
     async run(ctx) {
       const items = Array.from({ length: 7 }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `page-${i}` }, data: { i: String(i) } }));
       await ctx.k(['apply', '-n', ctx.ns, '-f', '-'], { stdin: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
@@ -83,7 +96,8 @@ export const readScenarios: Scenario[] = [
     },
   },
   {
-    name: 'protobuf: application/vnd.kubernetes.protobuf', group: 'get/describe',
+    name: 'protobuf: application/vnd.kubernetes.protobuf',
+    group: 'get/describe',
     async run(ctx) {
       await ctx.k(['create', 'configmap', 'proto', '-n', ctx.ns, '--from-literal=key=protobuf-value-1234']);
       const one = await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps/proto`, { headers: { accept: 'application/vnd.kubernetes.protobuf' } });
@@ -91,12 +105,16 @@ export const readScenarios: Scenario[] = [
       const magic = one.body.subarray(0, 4).toString('latin1');
       check(magic === 'k8s\0', `no protobuf magic: ${JSON.stringify(magic)}`);
       check(one.body.includes(Buffer.from('protobuf-value-1234')), 'value missing from the protobuf body');
-      const list = await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, { headers: { accept: 'application/vnd.kubernetes.protobuf, application/json' } });
+      const list = await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, {
+        headers: { accept: 'application/vnd.kubernetes.protobuf, application/json' },
+      });
       check(list.status === 200 && list.body.subarray(0, 4).toString('latin1') === 'k8s\0', 'protobuf list');
       // a protobuf request body too: the object as the server encoded it, posted back under a new name
       const body = Buffer.from(one.body.toString('latin1').replace('proto', 'prot2'), 'latin1');
       const created = await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, {
-        method: 'POST', body, headers: { 'content-type': 'application/vnd.kubernetes.protobuf', accept: 'application/json' },
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/vnd.kubernetes.protobuf', accept: 'application/json' },
       });
       // The uid/resourceVersion copied from the original make the server reject or accept it
       // identically on every path; the status and reason are what is compared.
@@ -104,12 +122,18 @@ export const readScenarios: Scenario[] = [
       // kubectl itself asks for protobuf for built-in kinds (-v=8 shows the Accept header).
       const v8 = await ctx.t.kubectl(['get', 'configmap', 'proto', '-n', ctx.ns, '-v=8']);
       const asksProto = /Accept.*application\/vnd\.kubernetes\.protobuf/.test(v8.stderr);
-      return [`get: ${one.status} ${one.headers['content-type']} magic=ok bytes~${one.body.length > 100}`,
-        `list: ${list.status} ${list.headers['content-type']}`, `post protobuf: ${created.status} ${reason}`, `kubectl asks protobuf: ${asksProto}`, v8.stdout].join('\n');
+      return [
+        `get: ${one.status} ${one.headers['content-type']} magic=ok bytes~${one.body.length > 100}`,
+        `list: ${list.status} ${list.headers['content-type']}`,
+        `post protobuf: ${created.status} ${reason}`,
+        `kubectl asks protobuf: ${asksProto}`,
+        v8.stdout,
+      ].join('\n');
     },
   },
   {
-    name: 'get --raw: /version, discovery, /openapi/v3', group: 'get/describe',
+    name: 'get --raw: /version, discovery, /openapi/v3',
+    group: 'get/describe',
     async run(ctx) {
       const raw = (p: string) => ctx.k(['get', '--raw', ctx.t.rawPath(p)]);
       const version = JSON.parse(await raw('/version')) as { gitVersion: string; major: string; minor: string };
@@ -125,8 +149,16 @@ export const readScenarios: Scenario[] = [
       const resources = await ctx.k(['api-resources', '--sort-by=name']);
       const versions = await ctx.k(['api-versions']);
       const explain = await ctx.k(['explain', 'pod.spec.nodeName']);
-      return [JSON.stringify(version), api, JSON.stringify(apis), JSON.stringify(Object.keys(v3.paths).sort()),
-        `openapi ${coreSpec.openapi}, ${Object.keys(coreSpec.components.schemas).length} schemas`, resources, versions, explain].join('\n');
+      return [
+        JSON.stringify(version),
+        api,
+        JSON.stringify(apis),
+        JSON.stringify(Object.keys(v3.paths).sort()),
+        `openapi ${coreSpec.openapi}, ${Object.keys(coreSpec.components.schemas).length} schemas`,
+        resources,
+        versions,
+        explain,
+      ].join('\n');
     },
   },
 ];

@@ -19,12 +19,22 @@ async function echoThrough(port: number, payload: Buffer): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let got = 0;
   return await new Promise<Buffer>((resolve, reject) => {
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`port-forward echo: ${got}/${payload.length} bytes after 60 s`)); }, 60_000);
-    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`port-forward echo: ${got}/${payload.length} bytes after 60 s`));
+    }, 60_000);
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     sock.on('data', (d: Buffer) => {
       chunks.push(d);
       got += d.length;
-      if (got >= payload.length) { clearTimeout(timer); sock.end(); resolve(Buffer.concat(chunks)); }
+      if (got >= payload.length) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(Buffer.concat(chunks));
+      }
     });
     sock.on('connect', () => sock.write(payload));
   });
@@ -46,7 +56,11 @@ async function execScenario(ctx: Ctx, env: Record<string, string>): Promise<stri
   // `head -c N`, not `cat`: kwok v0.8.0 never closes an exec's stdin at EOF; and a short pause before the
   // exit, since kwok can send the exit status before the last of a big stdout over SPDY, on the direct
   // path too (e2e/kwok/README.md). A relay cannot reorder bytes, so the pause hides nothing of ours.
-  const echoed = await ctx.t.kubectl(['exec', '-i', 'box', '-n', ctx.ns, '--', 'sh', '-c', `head -c ${String(payload.length)} && sleep 0.3`], { env, stdin: payload, timeoutMs: 120_000 });
+  const echoed = await ctx.t.kubectl(['exec', '-i', 'box', '-n', ctx.ns, '--', 'sh', '-c', `head -c ${String(payload.length)} && sleep 0.3`], {
+    env,
+    stdin: payload,
+    timeoutMs: 120_000,
+  });
   check(echoed.code === 0 && echoed.stdout === payload, `stdin echo: code ${echoed.code}, ${echoed.stdout.length}/${payload.length} bytes: ${echoed.stderr}`);
   out.push(`stdin → head -c: ${payload.length} bytes back intact`);
   const hashed = await ctx.t.kubectl(['exec', '-i', 'box', '-n', ctx.ns, '--', 'sh', '-c', `head -c ${payload.length} | sha256sum`], { env, stdin: payload });
@@ -58,7 +72,12 @@ async function execScenario(ctx: Ctx, env: Record<string, string>): Promise<stri
   out.push(`missing pod: code=${noPod.code} ${noPod.stderr.trim()}`);
   // which protocol kubectl negotiated, from its own debug log
   const v = await ctx.t.kubectl(['exec', 'box', '-n', ctx.ns, '-v=8', '--', 'true'], { env });
-  const proto = /v5\.channel\.k8s\.io|websocket/i.test(v.stderr) && env.KUBECTL_REMOTE_COMMAND_WEBSOCKETS !== 'false' ? 'websocket' : /SPDY/i.test(v.stderr) ? 'spdy' : 'unknown';
+  const proto =
+    /v5\.channel\.k8s\.io|websocket/i.test(v.stderr) && env.KUBECTL_REMOTE_COMMAND_WEBSOCKETS !== 'false'
+      ? 'websocket'
+      : /SPDY/i.test(v.stderr)
+        ? 'spdy'
+        : 'unknown';
   out.push(`protocol: ${proto}`);
   return out.join('\n');
 }
@@ -76,10 +95,12 @@ async function portForwardScenario(ctx: Ctx, env: Record<string, string>): Promi
     const back = await echoThrough(p8080, big);
     check(sha(back) === sha(big), `8080: ${back.length} bytes back, hash differs`);
     out.push(`8080 (TCP echo): ${big.length} bytes round trip intact`);
-    const parallel = await Promise.all([1, 2, 3].map(async (i) => {
-      const b = randomBytes(256 * 1024 + i);
-      return sha(await echoThrough(p8080, b)) === sha(b);
-    }));
+    const parallel = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        const b = randomBytes(256 * 1024 + i);
+        return sha(await echoThrough(p8080, b)) === sha(b);
+      }),
+    );
     check(parallel.every(Boolean), 'parallel connections corrupted');
     out.push('8080: 3 parallel connections intact');
     const small = randomBytes(64 * 1024);
@@ -95,7 +116,8 @@ async function portForwardScenario(ctx: Ctx, env: Record<string, string>): Promi
 
 export const streamScenarios: Scenario[] = [
   {
-    name: 'logs: tail, timestamps, limit-bytes, previous', group: 'logs/exec/pf/cp',
+    name: 'logs: tail, timestamps, limit-bytes, previous',
+    group: 'logs/exec/pf/cp',
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'talker');
       const out = [
@@ -112,7 +134,8 @@ export const streamScenarios: Scenario[] = [
     normalize: (s) => s.replace(/follow-\S+/g, '<follow>'),
   },
   {
-    name: 'logs -f', group: 'logs/exec/pf/cp',
+    name: 'logs -f',
+    group: 'logs/exec/pf/cp',
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'follower');
       const f = ctx.t.spawnKubectl('logs-f', ['logs', '-f', 'follower', '-n', ctx.ns]);
@@ -135,7 +158,8 @@ export const streamScenarios: Scenario[] = [
   { name: 'port-forward: bytes (WebSocket)', group: 'logs/exec/pf/cp', run: (ctx) => portForwardScenario(ctx, {}) },
   { name: 'port-forward: bytes (SPDY)', group: 'logs/exec/pf/cp', run: (ctx) => portForwardScenario(ctx, PF_SPDY) },
   {
-    name: 'cp: to and from a pod', group: 'logs/exec/pf/cp',
+    name: 'cp: to and from a pod',
+    group: 'logs/exec/pf/cp',
     async run(ctx) {
       await ctx.env.pod(ctx.ns, 'files');
       // kwok runs exec (and so cp's tar) on the host in its exec folder: pod paths are relative to it.

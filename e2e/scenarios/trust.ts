@@ -25,7 +25,7 @@ import { POLICY_NAMESPACE, RUNNER_USER, TEAM_NAMESPACE } from '../harness/trust.
 const REQUEST_ID = 'x-pipeops-request-id';
 const POLICY_PHRASE = "cluster owner's agent policy";
 const NO_AGENT = 'the policy is enforced by the agent; the API server itself has none';
-const TUNNEL_RULE = 'the API server itself honours Impersonate-* (checking the caller\'s impersonate permission); refusing them is the tunnel\'s rule';
+const TUNNEL_RULE = "the API server itself honours Impersonate-* (checking the caller's impersonate permission); refusing them is the tunnel's rule";
 
 /** A Kubernetes Status body, parsed; fails the scenario when the body is not one. */
 function status(body: Buffer): { kind: string; status: string; reason: string; code: number; message: string } {
@@ -56,15 +56,24 @@ function refused(what: string, out: string, words: string[]): string {
 
 /** A WebSocket handshake's headers (what kubectl exec sends first, protocol v5). */
 const WS_UPGRADE = {
-  connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13',
-  'sec-websocket-key': randomBytes(16).toString('base64'), 'sec-websocket-protocol': 'v5.channel.k8s.io',
+  connection: 'Upgrade',
+  upgrade: 'websocket',
+  'sec-websocket-version': '13',
+  'sec-websocket-key': randomBytes(16).toString('base64'),
+  'sec-websocket-protocol': 'v5.channel.k8s.io',
 };
 
 /** `p`, or a failure naming `what` after `ms`. */
 async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms waiting for ${what}`)), ms); });
-  try { return await Promise.race([p, late]); } finally { clearTimeout(timer); }
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const sane = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -73,7 +82,9 @@ const sane = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
 const accessAsScenarios: Scenario[] = [
   {
-    name: 'access_as runner: the runner\'s RBAC decides', group: 'trust', cluster: 'as-runner',
+    name: "access_as runner: the runner's RBAC decides",
+    group: 'trust',
+    cluster: 'as-runner',
     async run(ctx) {
       const out = [
         await ctx.k(['auth', 'whoami']),
@@ -99,7 +110,9 @@ const accessAsScenarios: Scenario[] = [
     },
   },
   {
-    name: 'access_as runner: Audit-ID is the request id', group: 'trust', cluster: 'as-runner',
+    name: 'access_as runner: Audit-ID is the request id',
+    group: 'trust',
+    cluster: 'as-runner',
     async run(ctx) {
       // direct: the API server takes a client's Audit-ID as is; through the tunnel the runner sends
       // x-pipeops-request-id and the tunnel sends it on as Audit-ID
@@ -116,8 +129,10 @@ const accessAsScenarios: Scenario[] = [
     },
   },
   {
-    name: 'Audit-ID: the gateway\'s id replaces a bad or forged one', group: 'trust', cluster: 'as-runner',
-    notOn: { direct: 'x-pipeops-request-id is the tunnel\'s header; the API server takes any client Audit-ID' },
+    name: "Audit-ID: the gateway's id replaces a bad or forged one",
+    group: 'trust',
+    cluster: 'as-runner',
+    notOn: { direct: "x-pipeops-request-id is the tunnel's header; the API server takes any client Audit-ID" },
     async run(ctx) {
       const audit = new AuditLog(ctx.env.cluster.auditLog);
       const out: string[] = [];
@@ -159,18 +174,37 @@ async function impersonationRefused(ctx: Ctx): Promise<string> {
   out.push(refused('--as=jane exec', exec.stderr, ['Impersonate-User']));
   // kubectl stops at its GET of the pod: the upgrade itself, as a raw WebSocket handshake
   // (an answered upgrade has no 'response' event: the timeout reports it)
-  out.push(forbidden('exec upgrade with Impersonate-User', await within(10_000, 'the exec handshake to be refused', ctx.t.http(`/api/v1/namespaces/${ctx.ns}/pods/box/exec?command=true&stdout=true`, {
-    headers: { ...WS_UPGRADE, 'Impersonate-User': 'jane' },
-  })), ['Impersonate-User']));
+  out.push(
+    forbidden(
+      'exec upgrade with Impersonate-User',
+      await within(
+        10_000,
+        'the exec handshake to be refused',
+        ctx.t.http(`/api/v1/namespaces/${ctx.ns}/pods/box/exec?command=true&stdout=true`, {
+          headers: { ...WS_UPGRADE, 'Impersonate-User': 'jane' },
+        }),
+      ),
+      ['Impersonate-User'],
+    ),
+  );
   const path = `/api/v1/namespaces/${ctx.ns}/pods`;
-  for (const [h, v] of [['Impersonate-Group', 'system:masters'], ['Impersonate-Uid', '0'], ['Impersonate-Extra-Scopes', 'all'], ['impersonate-user', 'system:admin']] as const) {
+  for (const [h, v] of [
+    ['Impersonate-Group', 'system:masters'],
+    ['Impersonate-Uid', '0'],
+    ['Impersonate-Extra-Scopes', 'all'],
+    ['impersonate-user', 'system:admin'],
+  ] as const) {
     out.push(forbidden(`GET with ${h}`, await ctx.t.http(path, { headers: { [h]: v } }), [h]));
   }
   // never at the API server: the refused request's id is not in the audit log, a later one's is
   const audit = new AuditLog(ctx.env.cluster.auditLog);
   const refusedId = sane('e2e-refused');
   const markId = sane('e2e-mark');
-  out.push(forbidden('GET with Impersonate-User (audit check)', await ctx.t.http(path, { headers: { 'Impersonate-User': 'jane', [REQUEST_ID]: refusedId } }), ['Impersonate-User']));
+  out.push(
+    forbidden('GET with Impersonate-User (audit check)', await ctx.t.http(path, { headers: { 'Impersonate-User': 'jane', [REQUEST_ID]: refusedId } }), [
+      'Impersonate-User',
+    ]),
+  );
   const mark = await ctx.t.http('/version', { headers: { [REQUEST_ID]: markId } });
   check(mark.status === 200, `the request after a refused one: ${mark.status} ${mark.body.toString().slice(0, 300)}`);
   await audit.waitFor(markId);
@@ -183,14 +217,22 @@ async function impersonationRefused(ctx: Ctx): Promise<string> {
 async function impersonationOverJsonProtocol(ctx: Ctx, cluster: string): Promise<string> {
   const { tunnel } = ctx.env;
   const ws = new WebSocket(`${tunnel.gatewayUrl.replace(/^https/, 'wss')}/ws/k8s?cluster=${cluster}`, {
-    ca: readFileSync(tunnel.caFile, 'utf8'), headers: { authorization: `Bearer ${tunnel.runnerToken}` },
+    ca: readFileSync(tunnel.caFile, 'utf8'),
+    headers: { authorization: `Bearer ${tunnel.runnerToken}` },
   });
   const inbox: Array<Record<string, unknown>> = [];
-  ws.on('message', (d) => { inbox.push(JSON.parse(String(d)) as Record<string, unknown>); });
+  ws.on('message', (d) => {
+    inbox.push(JSON.parse(String(d)) as Record<string, unknown>);
+  });
   const send = async (msg: Record<string, unknown>) => {
     ws.send(JSON.stringify(msg));
     // the reply head (status) of this message id; the harness waits for it, at most 30 s
-    return await until(`/ws/k8s reply to ${String(msg.id)}`, async () => inbox.find((m) => m.id === msg.id && (m.status !== undefined || m.error !== undefined)), 30_000, 20);
+    return await until(
+      `/ws/k8s reply to ${String(msg.id)}`,
+      async () => inbox.find((m) => m.id === msg.id && (m.status !== undefined || m.error !== undefined)),
+      30_000,
+      20,
+    );
   };
   try {
     await once(ws, 'open');
@@ -205,7 +247,9 @@ async function impersonationOverJsonProtocol(ctx: Ctx, cluster: string): Promise
 }
 
 const impersonationScenarios: Scenario[] = (['full', 'as-runner'] as ClusterKind[]).map((cluster) => ({
-  name: `runner Impersonate-* refused (${cluster === 'full' ? 'access_as agent' : 'access_as runner'})`, group: 'trust', cluster,
+  name: `runner Impersonate-* refused (${cluster === 'full' ? 'access_as agent' : 'access_as runner'})`,
+  group: 'trust',
+  cluster,
   notOn: { direct: TUNNEL_RULE },
   async run(ctx: Ctx) {
     const lines = [await impersonationRefused(ctx)];
@@ -218,16 +262,27 @@ const impersonationScenarios: Scenario[] = (['full', 'as-runner'] as ClusterKind
 
 const policyScenarios: Scenario[] = [
   {
-    name: 'policy: exec refused (deny_subresources)', group: 'trust', cluster: 'policy', notOn: { direct: NO_AGENT },
+    name: 'policy: exec refused (deny_subresources)',
+    group: 'trust',
+    cluster: 'policy',
+    notOn: { direct: NO_AGENT },
     async run(ctx) {
       const out: string[] = [];
       const exec = await ctx.t.kubectl(['exec', 'allowed-app', '-n', POLICY_NAMESPACE, '--', 'echo', 'reached']);
       check(exec.code !== 0 && !exec.stdout.includes('reached'), `exec: ${exec.code} ${exec.stdout}`);
       out.push(refused('kubectl exec', exec.stderr, [POLICY_PHRASE, 'deny_subresources']));
-      const spdy = await ctx.t.kubectl(['exec', 'allowed-app', '-n', POLICY_NAMESPACE, '--', 'echo', 'reached'], { env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } });
+      const spdy = await ctx.t.kubectl(['exec', 'allowed-app', '-n', POLICY_NAMESPACE, '--', 'echo', 'reached'], {
+        env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+      });
       check(spdy.code !== 0 && !spdy.stdout.includes('reached'), `exec (SPDY): ${spdy.code} ${spdy.stdout}`);
       out.push(refused('kubectl exec (SPDY)', spdy.stderr, [POLICY_PHRASE, 'deny_subresources']));
-      out.push(forbidden('POST pods/exec', await ctx.t.http(`/api/v1/namespaces/${POLICY_NAMESPACE}/pods/allowed-app/exec?command=true&stdout=true`, { method: 'POST' }), [POLICY_PHRASE, 'deny_subresources']));
+      out.push(
+        forbidden(
+          'POST pods/exec',
+          await ctx.t.http(`/api/v1/namespaces/${POLICY_NAMESPACE}/pods/allowed-app/exec?command=true&stdout=true`, { method: 'POST' }),
+          [POLICY_PHRASE, 'deny_subresources'],
+        ),
+      );
       // what the policy does not deny still works: logs, reads
       out.push(await ctx.k(['logs', 'allowed-app', '-n', POLICY_NAMESPACE, '--tail=1']));
       out.push(await ctx.k(['get', 'pods', '-n', POLICY_NAMESPACE]));
@@ -236,18 +291,29 @@ const policyScenarios: Scenario[] = [
     },
   },
   {
-    name: 'policy: secrets refused (deny_resources)', group: 'trust', cluster: 'policy', notOn: { direct: NO_AGENT },
+    name: 'policy: secrets refused (deny_resources)',
+    group: 'trust',
+    cluster: 'policy',
+    notOn: { direct: NO_AGENT },
     async run(ctx) {
       const out: string[] = [];
       out.push(refused('get secrets', await ctx.k(['get', 'secrets', '-n', POLICY_NAMESPACE], { expect: 1 }), [POLICY_PHRASE, 'deny_resources']));
-      out.push(refused('create secret', await ctx.k(['create', 'secret', 'generic', 'nope', '-n', POLICY_NAMESPACE, '--from-literal=k=v'], { expect: 1 }), [POLICY_PHRASE, 'deny_resources']));
+      out.push(
+        refused('create secret', await ctx.k(['create', 'secret', 'generic', 'nope', '-n', POLICY_NAMESPACE, '--from-literal=k=v'], { expect: 1 }), [
+          POLICY_PHRASE,
+          'deny_resources',
+        ]),
+      );
       out.push(forbidden('GET secrets', await ctx.t.http(`/api/v1/namespaces/${POLICY_NAMESPACE}/secrets`), [POLICY_PHRASE, 'deny_resources']));
       out.push(await ctx.k(['get', 'configmaps', '-n', POLICY_NAMESPACE, '-o', 'name']));
       return out.join('\n');
     },
   },
   {
-    name: 'policy: namespaces allow list', group: 'trust', cluster: 'policy', notOn: { direct: NO_AGENT },
+    name: 'policy: namespaces allow list',
+    group: 'trust',
+    cluster: 'policy',
+    notOn: { direct: NO_AGENT },
     async run(ctx) {
       const out: string[] = [];
       // inside the allow list: reads and writes work
@@ -255,35 +321,63 @@ const policyScenarios: Scenario[] = [
       out.push(await ctx.k(['create', 'configmap', `policy-${ctx.t.name}`, '-n', POLICY_NAMESPACE, '--from-literal=k=v']));
       out.push(await ctx.k(['delete', 'configmap', `policy-${ctx.t.name}`, '-n', POLICY_NAMESPACE]));
       // outside: refused by the agent, naming the rule; nothing created
-      out.push(refused(`create configmap -n ${ctx.ns}`, await ctx.k(['create', 'configmap', 'outside', '-n', ctx.ns, '--from-literal=k=v'], { expect: 1 }), [POLICY_PHRASE, 'namespaces']));
-      out.push(forbidden(`POST configmaps in ${ctx.ns}`, await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'outside-raw' } }),
-      }), [POLICY_PHRASE, 'namespaces']));
+      out.push(
+        refused(`create configmap -n ${ctx.ns}`, await ctx.k(['create', 'configmap', 'outside', '-n', ctx.ns, '--from-literal=k=v'], { expect: 1 }), [
+          POLICY_PHRASE,
+          'namespaces',
+        ]),
+      );
+      out.push(
+        forbidden(
+          `POST configmaps in ${ctx.ns}`,
+          await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'outside-raw' } }),
+          }),
+          [POLICY_PHRASE, 'namespaces'],
+        ),
+      );
       const left = await ctx.env.cluster.admin(['get', 'configmaps', '-n', ctx.ns, '-o', 'name']);
       check(!left.stdout.includes('outside'), `created outside the allow list: ${left.stdout}`);
       // so is a list across all namespaces
       out.push(refused('get pods -A', await ctx.k(['get', 'pods', '-A'], { expect: 1 }), [POLICY_PHRASE, 'namespaces']));
       // a cluster-scoped write is refused while an allow list is set
       const nsName = `policy-nope-${ctx.t.name}`;
-      out.push(refused('create namespace', (await ctx.k(['create', 'namespace', nsName], { expect: 1 })).replaceAll(nsName, 'policy-nope-<target>'), [POLICY_PHRASE, 'namespaces']));
+      out.push(
+        refused('create namespace', (await ctx.k(['create', 'namespace', nsName], { expect: 1 })).replaceAll(nsName, 'policy-nope-<target>'), [
+          POLICY_PHRASE,
+          'namespaces',
+        ]),
+      );
       return out.join('\n');
     },
   },
   {
-    name: 'policy: read_only', group: 'trust', cluster: 'policy-readonly', notOn: { direct: NO_AGENT },
+    name: 'policy: read_only',
+    group: 'trust',
+    cluster: 'policy-readonly',
+    notOn: { direct: NO_AGENT },
     async run(ctx) {
       await ctx.env.cluster.admin(['create', 'configmap', 'visible', '-n', ctx.ns, '--from-literal=x=1']);
       const out: string[] = [];
       out.push(await ctx.k(['get', 'configmaps', '-n', ctx.ns, '-o', 'name']));
       out.push(await ctx.k(['get', 'pods', '-n', POLICY_NAMESPACE]));
-      out.push(refused('create configmap', await ctx.k(['create', 'configmap', 'denied', '-n', ctx.ns, '--from-literal=x=1'], { expect: 1 }), [POLICY_PHRASE, 'read_only']));
+      out.push(
+        refused('create configmap', await ctx.k(['create', 'configmap', 'denied', '-n', ctx.ns, '--from-literal=x=1'], { expect: 1 }), [
+          POLICY_PHRASE,
+          'read_only',
+        ]),
+      );
       out.push(refused('label configmap', await ctx.k(['label', 'configmap', 'visible', '-n', ctx.ns, 'x=y'], { expect: 1 }), [POLICY_PHRASE, 'read_only']));
       out.push(refused('delete configmap', await ctx.k(['delete', 'configmap', 'visible', '-n', ctx.ns], { expect: 1 }), [POLICY_PHRASE, 'read_only']));
       // exec is never a read, whatever its method
       const exec = await ctx.t.kubectl(['exec', 'allowed-app', '-n', POLICY_NAMESPACE, '--', 'echo', 'reached']);
       check(exec.code !== 0 && !exec.stdout.includes('reached'), `exec: ${exec.code} ${exec.stdout}`);
       out.push(refused('kubectl exec', exec.stderr, [POLICY_PHRASE, 'read_only']));
-      out.push(forbidden('DELETE configmap', await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps/visible`, { method: 'DELETE' }), [POLICY_PHRASE, 'read_only']));
+      out.push(
+        forbidden('DELETE configmap', await ctx.t.http(`/api/v1/namespaces/${ctx.ns}/configmaps/visible`, { method: 'DELETE' }), [POLICY_PHRASE, 'read_only']),
+      );
       const still = await ctx.env.cluster.admin(['get', 'configmap', 'visible', '-n', ctx.ns, '-o', 'name']);
       check(still.code === 0, `the configmap is gone: ${still.stderr}`);
       return out.join('\n');

@@ -3,7 +3,8 @@ import { check, type Scenario } from '../harness/scenario.ts';
 
 export const watchScenarios: Scenario[] = [
   {
-    name: 'get -w across creates and deletes', group: 'watch/wait',
+    name: 'get -w across creates and deletes',
+    group: 'watch/wait',
     async run(ctx) {
       await ctx.k(['create', 'configmap', 'seed', '-n', ctx.ns, '--from-literal=x=0']);
       const w = ctx.t.spawnKubectl('get-w', ['get', 'configmaps', '-n', ctx.ns, '-w', '--output-watch-events']);
@@ -25,7 +26,8 @@ export const watchScenarios: Scenario[] = [
     },
   },
   {
-    name: 'get -w on pods (status transitions)', group: 'watch/wait',
+    name: 'get -w on pods (status transitions)',
+    group: 'watch/wait',
     async run(ctx) {
       const w = ctx.t.spawnKubectl('get-w-pods', ['get', 'pods', '-n', ctx.ns, '-w', '-o', 'custom-columns=NAME:.metadata.name,PHASE:.status.phase']);
       try {
@@ -43,10 +45,18 @@ export const watchScenarios: Scenario[] = [
     compare: false,
   },
   {
-    name: 'kubectl wait: condition, jsonpath, delete', group: 'watch/wait',
+    name: 'kubectl wait: condition, jsonpath, delete',
+    group: 'watch/wait',
     async run(ctx) {
-      await ctx.k(['run', 'waiter', '-n', ctx.ns, '--image=example/waiter:1', '--restart=Never',
-        `--overrides=${JSON.stringify({ spec: { nodeName: ctx.env.cluster.nodeName, automountServiceAccountToken: false } })}`]);
+      await ctx.k([
+        'run',
+        'waiter',
+        '-n',
+        ctx.ns,
+        '--image=example/waiter:1',
+        '--restart=Never',
+        `--overrides=${JSON.stringify({ spec: { nodeName: ctx.env.cluster.nodeName, automountServiceAccountToken: false } })}`,
+      ]);
       const out = [
         await ctx.k(['wait', '--for=condition=Ready', 'pod/waiter', '-n', ctx.ns, '--timeout=60s'], { timeoutMs: 90_000 }),
         await ctx.k(['wait', '--for=jsonpath={.status.phase}=Running', 'pod/waiter', '-n', ctx.ns, '--timeout=60s'], { timeoutMs: 90_000 }),

@@ -106,7 +106,8 @@ async function worker(): Promise<void> {
       } else {
         const text = await res.body.text();
         if (res.statusCode === 429) {
-          if (windowOpen) report.status429++; else report.status429Ramp++;
+          if (windowOpen) report.status429++;
+          else report.status429Ramp++;
           waitMs = retryAfterMs(res.headers['retry-after']);
         } else {
           failed(`HTTP ${res.statusCode} ${text.slice(0, 120)}`);

@@ -41,7 +41,9 @@ if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario m
 let sink: Promise<SinkProcess> | undefined;
 let shared: Promise<FullPath> | undefined;
 const options: BenchOptions = {
-  quick, rounds, totalBytes: (quick ? 64 : 256) * MiB,
+  quick,
+  rounds,
+  totalBytes: (quick ? 64 : 256) * MiB,
   sink: () => (sink ??= startSink(LARGE_WINDOW_BYTES)),
   fullPath: () => (shared ??= startFullPath({ peer: true })),
   startFullPath,
@@ -54,7 +56,7 @@ try {
   for (const scenario of selected) {
     process.stderr.write(`${scenario.name} …`);
     const t0 = Date.now();
-    results.push(...await runScenario(scenario, options));
+    results.push(...(await runScenario(scenario, options)));
     process.stderr.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
 } finally {

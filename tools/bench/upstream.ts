@@ -43,7 +43,8 @@ const caFile = join(values.dir, 'upstream-ca.pem');
 writeFileSync(caFile, certs.caCert);
 
 const SMALL = JSON.stringify({
-  kind: 'ConfigMap', apiVersion: 'v1',
+  kind: 'ConfigMap',
+  apiVersion: 'v1',
   metadata: { name: 'small', namespace: 'bench', resourceVersion: '1', uid: '9c1d7a8e-3f51-4c7e-9a52-5f3b0f1f2d11' },
   data: Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`key-${i}`, 'v'.repeat(60)])),
 });
@@ -92,7 +93,10 @@ function blob(res: Res, bytes: number): void {
       left -= n;
       blobBytesWritten += n;
       const more = res.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
-      if (!more) { res.once('drain', pump); return; }
+      if (!more) {
+        res.once('drain', pump);
+        return;
+      }
     }
     res.end();
   };
@@ -101,7 +105,9 @@ function blob(res: Res, bytes: number): void {
 
 function sink(req: Req, res: Res): void {
   let bytes = 0;
-  req.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
   req.on('end', () => json(res, 200, JSON.stringify({ bytes })));
 }
 
@@ -114,20 +120,47 @@ function watch(res: Res): void {
   res.on('close', () => watches.delete(res));
 }
 
-const api = http2.createSecureServer({
-  key: certs.key, cert: certs.cert, allowHTTP1: true,
-  settings: { maxConcurrentStreams: 250 },
-}, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => route(req, res as unknown as Res));
+const api = http2.createSecureServer(
+  {
+    key: certs.key,
+    cert: certs.cert,
+    allowHTTP1: true,
+    settings: { maxConcurrentStreams: 250 },
+  },
+  (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => route(req, res as unknown as Res),
+);
 
 function route(req: Req, res: Res): void {
-  if (!authorized(req)) { json(res, 401, '{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Unauthorized","code":401}'); return; }
+  if (!authorized(req)) {
+    json(res, 401, '{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Unauthorized","code":401}');
+    return;
+  }
   const url = new URL(req.url ?? '/', 'https://upstream.invalid');
-  if (url.pathname === '/readyz') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok'); return; }
-  if (url.pathname === '/version') { json(res, 200, '{"major":"1","minor":"33","gitVersion":"v1.33.0-bench-upstream"}'); return; }
-  if (url.pathname === '/bench/blob') { blob(res, Number(url.searchParams.get('bytes') ?? '0')); return; }
-  if (url.pathname === '/bench/sink') { sink(req, res); return; }
-  if (url.pathname === '/api/v1/namespaces/bench/configmaps/small') { json(res, 200, SMALL); return; }
-  if (url.pathname === '/api/v1/namespaces/bench/configmaps' && url.searchParams.get('watch') === 'true') { watch(res); return; }
+  if (url.pathname === '/readyz') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+    return;
+  }
+  if (url.pathname === '/version') {
+    json(res, 200, '{"major":"1","minor":"33","gitVersion":"v1.33.0-bench-upstream"}');
+    return;
+  }
+  if (url.pathname === '/bench/blob') {
+    blob(res, Number(url.searchParams.get('bytes') ?? '0'));
+    return;
+  }
+  if (url.pathname === '/bench/sink') {
+    sink(req, res);
+    return;
+  }
+  if (url.pathname === '/api/v1/namespaces/bench/configmaps/small') {
+    json(res, 200, SMALL);
+    return;
+  }
+  if (url.pathname === '/api/v1/namespaces/bench/configmaps' && url.searchParams.get('watch') === 'true') {
+    watch(res);
+    return;
+  }
   json(res, 404, '{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}');
 }
 // No timeouts on either protocol: a WATCH may be silent for the whole run.
@@ -146,7 +179,12 @@ function emit(count: number): number {
   for (let i = 0; i < n; i++) {
     const j = i + randomInt(open.length - i);
     [open[i], open[j]] = [open[j]!, open[i]!];
-    const event = { type: 'MODIFIED', seq: ++eventSeq, emittedAtNs: process.hrtime.bigint().toString(), object: { kind: 'ConfigMap', metadata: { name: 'small', namespace: 'bench' } } };
+    const event = {
+      type: 'MODIFIED',
+      seq: ++eventSeq,
+      emittedAtNs: process.hrtime.bigint().toString(),
+      object: { kind: 'ConfigMap', metadata: { name: 'small', namespace: 'bench' } },
+    };
     open[i]!.write(`${JSON.stringify(event)}\n`);
   }
   return n;
@@ -154,8 +192,14 @@ function emit(count: number): number {
 
 const control = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://control.invalid');
-  if (req.method === 'POST' && url.pathname === '/emit') { json(res, 200, JSON.stringify({ emitted: emit(Number(url.searchParams.get('count') ?? '1')) })); return; }
-  if (url.pathname === '/stats') { json(res, 200, JSON.stringify({ watches: watches.size, blobBytesWritten })); return; }
+  if (req.method === 'POST' && url.pathname === '/emit') {
+    json(res, 200, JSON.stringify({ emitted: emit(Number(url.searchParams.get('count') ?? '1')) }));
+    return;
+  }
+  if (url.pathname === '/stats') {
+    json(res, 200, JSON.stringify({ watches: watches.size, blobBytesWritten }));
+    return;
+  }
   json(res, 404, '{}');
 });
 

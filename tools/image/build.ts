@@ -54,7 +54,13 @@ function duBytes(dir: string): number {
   return n;
 }
 
-export interface BuiltImage { archive: string; tag: string; rootfsBytes: number; archiveBytes: number; debian: string[] }
+export interface BuiltImage {
+  archive: string;
+  tag: string;
+  rootfsBytes: number;
+  archiveBytes: number;
+  debian: string[];
+}
 
 export function buildImage(outDir: string): BuiltImage {
   const version = (JSON.parse(readFileSync(join(ROOT, 'packages', 'cli', 'package.json'), 'utf8')) as { version: string }).version;
@@ -67,7 +73,9 @@ export function buildImage(outDir: string): BuiltImage {
     mkdirSync(debs);
     sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
     const debian: string[] = [];
-    for (const deb of readdirSync(debs).filter((f) => f.endsWith('.deb')).sort()) {
+    for (const deb of readdirSync(debs)
+      .filter((f) => f.endsWith('.deb'))
+      .sort()) {
       sh('dpkg-deb', ['-x', join(debs, deb), rootfs]);
       debian.push(deb.replace(/_amd64\.deb$/, '').replace(/%3a/g, ':'));
     }
@@ -83,7 +91,10 @@ export function buildImage(outDir: string): BuiltImage {
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pipeops-tunnel-image', private: true }, null, 2));
     const path = `${join(ROOT, 'node_modules', 'node', 'bin')}:${process.env.PATH ?? ''}`;
-    sh('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier', ...tarballs.values()], { cwd: app, env: { ...process.env, PATH: path } });
+    sh('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier', ...tarballs.values()], {
+      cwd: app,
+      env: { ...process.env, PATH: path },
+    });
     for (const junk of ['node_modules/.bin', 'node_modules/.package-lock.json', 'package-lock.json']) rmSync(join(app, junk), { recursive: true, force: true });
     // 4. A user, a writable /tmp (an emptyDir in the manifests: the root filesystem is read-only).
     mkdirSync(join(rootfs, 'etc'), { recursive: true });
@@ -103,15 +114,32 @@ export function buildImage(outDir: string): BuiltImage {
       buildah(['umount', ctr]);
       buildah([
         'config',
-        '--entrypoint', JSON.stringify([NODE_BIN, APP_BIN]), '--cmd', 'connect',
-        '--user', '1000:1000', '--workingdir', '/app', '--port', '8080',
-        '--env', 'NODE_ENV=production', '--env', 'NODE_COMPILE_CACHE=/tmp/node-compile-cache',
-        '--label', `org.opencontainers.image.title=pipeops-tunnel`,
-        '--label', `org.opencontainers.image.version=${version}`,
-        '--label', 'org.opencontainers.image.licenses=Apache-2.0',
-        '--label', `org.opencontainers.image.source=https://github.com/PipeOpsHQ/pipeops-tunnel`,
-        '--label', `dev.pipeops.debian-packages=${debian.join(' ')}`,
-        '--label', `dev.pipeops.node=${sh(join(rootfs, NODE_BIN), ['--version'])}`,
+        '--entrypoint',
+        JSON.stringify([NODE_BIN, APP_BIN]),
+        '--cmd',
+        'connect',
+        '--user',
+        '1000:1000',
+        '--workingdir',
+        '/app',
+        '--port',
+        '8080',
+        '--env',
+        'NODE_ENV=production',
+        '--env',
+        'NODE_COMPILE_CACHE=/tmp/node-compile-cache',
+        '--label',
+        `org.opencontainers.image.title=pipeops-tunnel`,
+        '--label',
+        `org.opencontainers.image.version=${version}`,
+        '--label',
+        'org.opencontainers.image.licenses=Apache-2.0',
+        '--label',
+        `org.opencontainers.image.source=https://github.com/PipeOpsHQ/pipeops-tunnel`,
+        '--label',
+        `dev.pipeops.debian-packages=${debian.join(' ')}`,
+        '--label',
+        `dev.pipeops.node=${sh(join(rootfs, NODE_BIN), ['--version'])}`,
         ctr,
       ]);
       mkdirSync(outDir, { recursive: true });
@@ -120,7 +148,11 @@ export function buildImage(outDir: string): BuiltImage {
       buildah(['commit', '--format', 'oci', ctr, `oci-archive:${archive}:${tag}`]);
       return { archive, tag, rootfsBytes, archiveBytes: statSync(archive).size, debian };
     } finally {
-      try { buildah(['rm', ctr]); } catch { /* already gone */ }
+      try {
+        buildah(['rm', ctr]);
+      } catch {
+        /* already gone */
+      }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -131,5 +163,7 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   const { values } = parseArgs({ options: { out: { type: 'string', default: join(ROOT, 'dist', 'image') } } });
   const img = buildImage(resolve(values.out));
   const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
-  process.stdout.write(`${img.tag}\n  archive ${img.archive} (${mb(img.archiveBytes)}; the tree ${mb(img.rootfsBytes)} uncompressed)\n  Debian ${img.debian.join(', ')}\n`);
+  process.stdout.write(
+    `${img.tag}\n  archive ${img.archive} (${mb(img.archiveBytes)}; the tree ${mb(img.rootfsBytes)} uncompressed)\n  Debian ${img.debian.join(', ')}\n`,
+  );
 }

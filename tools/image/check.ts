@@ -24,16 +24,29 @@ const CHROOT = ['/usr/sbin/chroot', '/usr/bin/chroot'].find((p) => existsSync(p)
 const AGENT_TOKEN = 'image-agent-token-0123456789abcdef';
 const RUNNER_TOKEN = 'image-runner-token-0123456789abcdef';
 
-interface ImageConfig { User: string; Entrypoint: string[]; Cmd: string[]; Env: string[]; WorkingDir: string }
+interface ImageConfig {
+  User: string;
+  Entrypoint: string[];
+  Cmd: string[];
+  Env: string[];
+  WorkingDir: string;
+}
 
 /** A process of the image: its JSON log records, and a wait for one. */
-interface ImageProcess { child: ChildProcess; records: Array<Record<string, unknown>>; output(): string; waitFor(pred: (r: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> }
+interface ImageProcess {
+  child: ChildProcess;
+  records: Array<Record<string, unknown>>;
+  output(): string;
+  waitFor(pred: (r: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+}
 
 function runInImage(rootfs: string, config: ImageConfig, args: string[], env: Record<string, string> = {}): ImageProcess {
   const imageEnv = Object.fromEntries(config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   // As a container runtime: the entrypoint, then the arguments given or else the image's default command.
   const child = spawn(CHROOT, [`--userspec=${config.User}`, rootfs, ...config.Entrypoint, ...(args.length > 0 ? args : config.Cmd)], {
-    env: { PATH: '/usr/local/bin', HOME: config.WorkingDir, ...imageEnv, ...env }, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: '/usr/local/bin', HOME: config.WorkingDir, ...imageEnv, ...env },
+    cwd: '/',
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const records: Array<Record<string, unknown>> = [];
   let raw = '';
@@ -43,22 +56,41 @@ function runInImage(rootfs: string, config: ImageConfig, args: string[], env: Re
     raw += d;
     pending += d;
     for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
-      try { records.push(JSON.parse(pending.slice(0, i)) as Record<string, unknown>); } catch { /* not a record */ }
+      try {
+        records.push(JSON.parse(pending.slice(0, i)) as Record<string, unknown>);
+      } catch {
+        /* not a record */
+      }
       pending = pending.slice(i + 1);
     }
     for (const w of waiters) w();
   });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { raw += d; });
-  child.once('exit', () => { for (const w of waiters) w(); });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    raw += d;
+  });
+  child.once('exit', () => {
+    for (const w of waiters) w();
+  });
   return {
-    child, records, output: () => raw,
+    child,
+    records,
+    output: () => raw,
     waitFor(pred, what) {
       return new Promise((res, rej) => {
-        const timer = setTimeout(() => { waiters.delete(check); rej(new Error(`timed out waiting for ${what}:\n${raw}`)); }, 30_000);
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          rej(new Error(`timed out waiting for ${what}:\n${raw}`));
+        }, 30_000);
         const check = (): void => {
           const r = records.find(pred);
-          if (r !== undefined) { clearTimeout(timer); waiters.delete(check); res(r); } else if (child.exitCode !== null || child.signalCode !== null) {
-            clearTimeout(timer); waiters.delete(check); rej(new Error(`the image's process exited (${String(child.exitCode ?? child.signalCode)}) before ${what}:\n${raw}`));
+          if (r !== undefined) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            res(r);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            rej(new Error(`the image's process exited (${String(child.exitCode ?? child.signalCode)}) before ${what}:\n${raw}`));
           }
         };
         waiters.add(check);
@@ -97,24 +129,46 @@ export async function checkImage(archive: string): Promise<string[]> {
     const files = join(rootfs, 'tmp', 'check');
     mkdirSync(files, { recursive: true });
     const certs = testCertificates();
-    const file = (name: string, text: string): string => { writeFileSync(join(files, name), text, { mode: 0o644 }); return `/tmp/check/${name}`; };
+    const file = (name: string, text: string): string => {
+      writeFileSync(join(files, name), text, { mode: 0o644 });
+      return `/tmp/check/${name}`;
+    };
     const tokens = file('tokens.yaml', `agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]\nrunners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]\n`);
     const gatewayPort = await freePort();
-    const gateway = runInImage(rootfs, config, ['gateway', '--listen', `127.0.0.1:${gatewayPort}`, '--tls-cert', file('tls.crt', certs.cert), '--tls-key', file('tls.key', certs.key), '--tokens', tokens]);
+    const gateway = runInImage(rootfs, config, [
+      'gateway',
+      '--listen',
+      `127.0.0.1:${gatewayPort}`,
+      '--tls-cert',
+      file('tls.crt', certs.cert),
+      '--tls-key',
+      file('tls.key', certs.key),
+      '--tokens',
+      tokens,
+    ]);
     running.push(gateway);
     await gateway.waitFor((r) => r.event === 'gateway_listening', 'the gateway listening');
     out.push(`gateway: listening on 127.0.0.1:${gatewayPort}`);
     const ca = file('ca.pem', certs.caCert);
     const agent = runInImage(rootfs, config, [], {
-      PIPEOPS_PIPEOPS_API_URL: `https://127.0.0.1:${gatewayPort}`, PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN, PIPEOPS_PIPEOPS_TLS_CA_FILE: ca,
-      PIPEOPS_AGENT_CLUSTER_NAME: 'c1', PIPEOPS_AGENT_PORT: '0', PIPEOPS_AGENT_LISTEN_HOST: '127.0.0.1',
+      PIPEOPS_PIPEOPS_API_URL: `https://127.0.0.1:${gatewayPort}`,
+      PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN,
+      PIPEOPS_PIPEOPS_TLS_CA_FILE: ca,
+      PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+      PIPEOPS_AGENT_PORT: '0',
+      PIPEOPS_AGENT_LISTEN_HOST: '127.0.0.1',
       PIPEOPS_KUBERNETES_KUBECONFIG: file('kubeconfig.yaml', kubeconfigFor({ server: api.url, token: api.token, caData: api.caCert, namespace: 'default' })),
     });
     running.push(agent);
     await agent.waitFor((r) => r.msg === 'tunnel connected', 'the agent connected');
     out.push('agent (the default command, configured by environment): tunnel connected');
     const proxyPort = await freePort();
-    const proxy = runInImage(rootfs, config, ['proxy', '--gateway', `https://127.0.0.1:${gatewayPort}`, '--cluster', 'c1', '--ca', ca, '--listen', `127.0.0.1:${proxyPort}`], { PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN });
+    const proxy = runInImage(
+      rootfs,
+      config,
+      ['proxy', '--gateway', `https://127.0.0.1:${gatewayPort}`, '--cluster', 'c1', '--ca', ca, '--listen', `127.0.0.1:${proxyPort}`],
+      { PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN },
+    );
     running.push(proxy);
     await proxy.waitFor((r) => typeof r.msg === 'string' && r.msg.startsWith('proxy listening on'), 'the proxy listening');
 
@@ -124,7 +178,10 @@ export async function checkImage(archive: string): Promise<string[]> {
     assert.equal(viaProxy.status, 200);
     assert.equal(body.gitVersion, FAKE_GIT_VERSION);
     const direct = await new Promise<number>((res, rej) => {
-      get(`https://127.0.0.1:${gatewayPort}/k8s/clusters/c1/version`, { ca: certs.caCert, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } }, (r) => { r.resume(); res(r.statusCode ?? 0); }).on('error', rej);
+      get(`https://127.0.0.1:${gatewayPort}/k8s/clusters/c1/version`, { ca: certs.caCert, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } }, (r) => {
+        r.resume();
+        res(r.statusCode ?? 0);
+      }).on('error', rej);
     });
     assert.equal(direct, 200, 'the gateway endpoint too');
     out.push(`proxy → gateway → agent → API server: /version ${body.gitVersion}`);
@@ -137,7 +194,11 @@ export async function checkImage(archive: string): Promise<string[]> {
   } finally {
     for (const p of running) await stop(p).catch(() => {});
     await api.close();
-    try { buildah(['rm', ctr]); } catch { /* gone */ }
+    try {
+      buildah(['rm', ctr]);
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }

@@ -68,11 +68,14 @@ class TunnelAgent extends EventEmitter implements Agent {
     this.#log.info({ event: 'owner_policy', policy: ownerPolicy, audit: this.#audit.destination }, 'owner policy in force');
     let connectorOptions: AgentOptions & { ownerPolicy?: OwnerPolicyReport } = { ...options, ownerPolicy };
     if (options.kubernetes.enabled !== false) {
-      const kube = createKubePath({
-        ...options.kubernetes,
-        apiHealthIntervalMs: options.kubernetes.apiHealthIntervalMs ?? options.pollIntervalMs,
-        admission: { accessAs, policy },
-      }, { logger: deps.logger.child({ component: 'kube' }), registry: deps.registry, audit: this.#audit });
+      const kube = createKubePath(
+        {
+          ...options.kubernetes,
+          apiHealthIntervalMs: options.kubernetes.apiHealthIntervalMs ?? options.pollIntervalMs,
+          admission: { accessAs, policy },
+        },
+        { logger: deps.logger.child({ component: 'kube' }), registry: deps.registry, audit: this.#audit },
+      );
       this.#kube = kube;
       this.#dispatcher.register('http', kube.handler);
       if (kube.readinessCheck !== undefined) this.#checks.push(kube.readinessCheck);
@@ -82,7 +85,12 @@ class TunnelAgent extends EventEmitter implements Agent {
         statusProvider: async (): Promise<StatusExtras> => ({ ...kube.status(), ...(user !== undefined ? await user() : {}) }),
       };
     }
-    this.#connector = new Connector({ options: connectorOptions, logger: deps.logger.child({ component: 'connector' }), metrics, dispatcher: this.#dispatcher });
+    this.#connector = new Connector({
+      options: connectorOptions,
+      logger: deps.logger.child({ component: 'connector' }),
+      metrics,
+      dispatcher: this.#dispatcher,
+    });
     this.#connector.on('connected', (info) => this.emit('connected', info));
     this.#connector.on('disconnected', (info) => this.emit('disconnected', info));
     this.#connector.on('state', (s) => this.emit('state', s));

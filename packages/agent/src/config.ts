@@ -184,7 +184,11 @@ export function verifyAgentOptions(o: AgentOptions): void {
       const p = o.proxy[key];
       if (p === undefined || p === '') continue;
       let u: URL;
-      try { u = new URL(p); } catch { fail(`proxy.${key}`, 'must be a URL'); }
+      try {
+        u = new URL(p);
+      } catch {
+        fail(`proxy.${key}`, 'must be a URL');
+      }
       if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`proxy.${key}`, 'must be an http:// or https:// URL');
     }
     if (o.proxy.noProxy !== undefined && typeof o.proxy.noProxy !== 'string') fail('proxy.noProxy', 'must be a string');
@@ -193,11 +197,17 @@ export function verifyAgentOptions(o: AgentOptions): void {
   if (typeof o.kubernetes.inCluster !== 'boolean') fail('kubernetes.inCluster', 'must be a boolean');
   if (o.kubernetes.apiHealthIntervalMs !== undefined) intInRange(o.kubernetes.apiHealthIntervalMs, 'kubernetes.apiHealthIntervalMs', 50, 86_400_000);
   if (o.kubernetes.enabled !== undefined && typeof o.kubernetes.enabled !== 'boolean') fail('kubernetes.enabled', 'must be a boolean');
-  if (o.kubernetes.accessAs !== undefined && !ACCESS_AS_VALUES.includes(o.kubernetes.accessAs)) fail('kubernetes.accessAs', `must be one of ${ACCESS_AS_VALUES.join(', ')}`);
+  if (o.kubernetes.accessAs !== undefined && !ACCESS_AS_VALUES.includes(o.kubernetes.accessAs))
+    fail('kubernetes.accessAs', `must be one of ${ACCESS_AS_VALUES.join(', ')}`);
   if (o.policy !== undefined) {
-    try { verifyAgentPolicy(o.policy); } catch (err) { fail('policy', (err as Error).message); }
+    try {
+      verifyAgentPolicy(o.policy);
+    } catch (err) {
+      fail('policy', (err as Error).message);
+    }
   }
-  if (o.audit !== undefined && (o.audit === null || typeof o.audit !== 'object' || (o.audit.file !== undefined && typeof o.audit.file !== 'string'))) fail('audit.file', 'must be a path');
+  if (o.audit !== undefined && (o.audit === null || typeof o.audit !== 'object' || (o.audit.file !== undefined && typeof o.audit.file !== 'string')))
+    fail('audit.file', 'must be a path');
   if (o.statusProvider !== undefined && typeof o.statusProvider !== 'function') fail('statusProvider', 'must be a function');
   if (o.readinessChecks !== undefined && !Array.isArray(o.readinessChecks)) fail('readinessChecks', 'must be an array');
 }
@@ -210,7 +220,11 @@ export function verifyAgentOptions(o: AgentOptions): void {
 export function tunnelUrlFromApiUrl(apiUrl: string, allowInsecure: boolean): URL {
   if (typeof apiUrl !== 'string' || apiUrl === '') fail('apiUrl', 'must be a non-empty URL');
   let u: URL;
-  try { u = new URL(apiUrl); } catch { fail('apiUrl', 'must be an absolute URL'); }
+  try {
+    u = new URL(apiUrl);
+  } catch {
+    fail('apiUrl', 'must be an absolute URL');
+  }
   if (u.protocol === 'https:') u.protocol = 'wss:';
   else if (u.protocol === 'http:') {
     if (!allowInsecure) fail('apiUrl', 'http:// requires allowInsecureTransport (use https://)');

@@ -100,7 +100,8 @@ export class Connector extends EventEmitter {
     this.#plan = planDial(tunnelUrlFromApiUrl(c.options.apiUrl, c.options.allowInsecureTransport), c.options);
     const r = c.options.reconnect;
     this.#backoff = new Backoff({
-      intervalMs: r.intervalMs, maxIntervalMs: r.maxIntervalMs,
+      intervalMs: r.intervalMs,
+      maxIntervalMs: r.maxIntervalMs,
       stableAfterMs: r.stableAfterMs ?? defaultAgentOptions.reconnect.stableAfterMs,
     });
     this.done = new Promise<void>((resolve, reject) => {
@@ -177,8 +178,10 @@ export class Connector extends EventEmitter {
 
   #warnInsecure(when: string): void {
     if (!this.#o.tls.insecureSkipVerify) return;
-    this.#log.warn({ when, insecureSkipVerify: true },
-      'TLS certificate verification is DISABLED (tls.insecureSkipVerify): the gateway identity is not checked; never use this in production');
+    this.#log.warn(
+      { when, insecureSkipVerify: true },
+      'TLS certificate verification is DISABLED (tls.insecureSkipVerify): the gateway identity is not checked; never use this in production',
+    );
   }
 
   async #run(): Promise<void> {
@@ -196,7 +199,10 @@ export class Connector extends EventEmitter {
         this.#setState('backoff');
         this.#log.debug({ delayMs, failures: this.#backoff.failures }, 'backoff');
         const outcome = await waitBeforeDial({
-          delayMs, probe: this.#plan.probe, refusing, signal: this.#abort.signal,
+          delayMs,
+          probe: this.#plan.probe,
+          refusing,
+          signal: this.#abort.signal,
           probeIntervalMs: r.probeIntervalMs ?? defaultAgentOptions.reconnect.probeIntervalMs,
           onRefusing: () => this.#log.debug({ event: 'gateway_port_refusing' }, 'gateway port refuses connections; dialing as soon as it accepts'),
         });
@@ -208,7 +214,14 @@ export class Connector extends EventEmitter {
       let ws: WebSocket;
       try {
         if (this.#o.tls.caFile !== undefined) this.#reloadCa();
-        ws = await dialTunnel({ plan: this.#plan, options: this.#o, ca: this.#ca, logger: this.#log, signal: this.#abort.signal, replacedBy: this.#replacedBy });
+        ws = await dialTunnel({
+          plan: this.#plan,
+          options: this.#o,
+          ca: this.#ca,
+          logger: this.#log,
+          signal: this.#abort.signal,
+          replacedBy: this.#replacedBy,
+        });
       } catch (err) {
         if (this.#closing) return;
         const e = err instanceof DialError ? err : new DialError('other', String(err), { cause: err });
@@ -328,7 +341,10 @@ export class Connector extends EventEmitter {
     const slog = log.child({ sessionId: welcome.sessionId });
     this.#replacedBy = undefined;
     this.#live = { session, control };
-    this.#metrics.attachSession(() => session.stats, () => session.rttMs);
+    this.#metrics.attachSession(
+      () => session.stats,
+      () => session.rttMs,
+    );
     this.#metrics.connects.inc();
     if (this.#everConnected) this.#metrics.reconnects.inc();
     this.#everConnected = true;
@@ -356,11 +372,16 @@ export class Connector extends EventEmitter {
       };
       // The gateway sends a replaced session its error on the control stream, then GoAway: the GoAway is read a turn
       // later, so that an error it follows decides how the session ended.
-      const onGoAway = (): void => { setImmediate(() => finish(true, 'gateway goaway')); };
+      const onGoAway = (): void => {
+        setImmediate(() => finish(true, 'gateway goaway'));
+      };
       const onReconnect = (): void => finish(true, 'gateway asked to reconnect');
       const onReplaced = (by: string | undefined): void => {
         this.#replacedBy = by;
-        slog.info({ event: 'tunnel_replaced', replacedBy: by }, 'a newer session for this cluster replaced this one; this agent stands by while the cluster is held');
+        slog.info(
+          { event: 'tunnel_replaced', replacedBy: by },
+          'a newer session for this cluster replaced this one; this agent stands by while the cluster is held',
+        );
         finish(false, 'replaced by a newer session', true);
       };
       const onAbort = (): void => finish(false, 'agent closing');
@@ -389,9 +410,15 @@ export class Connector extends EventEmitter {
       // gateway ends it (or, for a gateway that never does, HANDOVER_GRACE_MS passes).
       const kept: LiveSession = { session, control };
       this.#handingOver.add(kept);
-      const retire = setTimeout(() => { if (this.#handingOver.delete(kept)) this.#drain(kept); }, HANDOVER_GRACE_MS);
+      const retire = setTimeout(() => {
+        if (this.#handingOver.delete(kept)) this.#drain(kept);
+      }, HANDOVER_GRACE_MS);
       retire.unref();
-      session.once('close', () => { clearTimeout(retire); this.#handingOver.delete(kept); control.close(); });
+      session.once('close', () => {
+        clearTimeout(retire);
+        this.#handingOver.delete(kept);
+        control.close();
+      });
       slog.info({ event: 'tunnel_handover', reason: end.reason }, 'the gateway asked for a new tunnel; the old one serves until the gateway ends it');
     } else if (!session.isClosed) {
       // Drain in the background: in-flight streams finish on the old session

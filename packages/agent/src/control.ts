@@ -55,7 +55,11 @@ export class AgentControl extends EventEmitter {
       const onMessage = (m: ControlMessage): void => {
         if (m.type === 'welcome') {
           // A gateway too new for this agent says so in its welcome (one that predates the field speaks protocol 1).
-          const mismatch = protocolMismatch(m.protocolVersion ?? 1, { role: 'gateway', version: m.gatewayVersion.slice(0, 64) }, { role: 'agent', version: o.version });
+          const mismatch = protocolMismatch(
+            m.protocolVersion ?? 1,
+            { role: 'gateway', version: m.gatewayVersion.slice(0, 64) },
+            { role: 'agent', version: o.version },
+          );
           if (mismatch !== undefined) done(new AgentError('PT_ERR_PROTOCOL_VERSION', mismatch));
           else done(undefined, m);
         } else if (m.type === 'error' && m.code === 'PT_ERR_PROTOCOL_VERSION') {
@@ -75,8 +79,14 @@ export class AgentControl extends EventEmitter {
       this.#channel.on('message', onMessage);
       this.#channel.on('close', onClose);
       this.#channel.send({
-        type: 'hello', agentId: o.agentId, name: o.name, clusterName: o.clusterName, version: o.version,
-        labels: o.labels, protocolVersion: PROTOCOL_VERSION, ...(o.ownerPolicy !== undefined ? { policy: o.ownerPolicy } : {}),
+        type: 'hello',
+        agentId: o.agentId,
+        name: o.name,
+        clusterName: o.clusterName,
+        version: o.version,
+        labels: o.labels,
+        protocolVersion: PROTOCOL_VERSION,
+        ...(o.ownerPolicy !== undefined ? { policy: o.ownerPolicy } : {}),
       });
     });
   }
@@ -94,8 +104,12 @@ export class AgentControl extends EventEmitter {
     const s = this.#o.source;
     const { bytesIn, bytesOut } = s.bytes();
     const msg: StatusMessage = {
-      type: 'status', at: new Date().toISOString(), uptimeSeconds: Math.round(s.uptimeSeconds()),
-      streamsActive: s.streamsActive(), bytesIn, bytesOut,
+      type: 'status',
+      at: new Date().toISOString(),
+      uptimeSeconds: Math.round(s.uptimeSeconds()),
+      streamsActive: s.streamsActive(),
+      bytesIn,
+      bytesOut,
     };
     const rtt = s.rttMs();
     if (rtt !== undefined) msg.rttMs = rtt;

@@ -9,7 +9,6 @@ import { AgentError } from './errors.ts';
 import type { FailureReason } from './metrics.ts';
 import { proxyForTarget, redactProxyUrl } from './proxy.ts';
 
-
 /** Why a dial failed, classified for metrics and for the reconnect policy. */
 export class DialError extends AgentError {
   readonly reason: FailureReason;
@@ -19,8 +18,7 @@ export class DialError extends AgentError {
   readonly httpStatus: number | undefined;
 
   constructor(reason: FailureReason, message: string, opts: { cause?: unknown; refused?: boolean; httpStatus?: number } = {}) {
-    super(reason === 'auth' ? 'PT_ERR_AUTH_REJECTED' : 'PT_ERR_DIAL_FAILED', message,
-      opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(reason === 'auth' ? 'PT_ERR_AUTH_REJECTED' : 'PT_ERR_DIAL_FAILED', message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'DialError';
     this.reason = reason;
     this.refused = opts.refused ?? false;
@@ -28,7 +26,18 @@ export class DialError extends AgentError {
   }
 }
 
-const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ECONNABORTED',
+  'EADDRNOTAVAIL',
+  'ETIMEDOUT',
+]);
 const tlsCodePattern = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_|ERR_OSSL_|HOSTNAME_MISMATCH|EPROTO)/;
 
 /** Classifies a dial-time `error` into a failure reason. */

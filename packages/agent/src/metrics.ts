@@ -17,7 +17,12 @@ export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 
 /** Cumulative counters of one mux session (a subset of `Session.stats`). */
 export interface SessionCounters {
-  bytesIn: number; bytesOut: number; framesIn: number; framesOut: number; resetsIn: number; resetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  resetsIn: number;
+  resetsOut: number;
 }
 
 const zero = (): SessionCounters => ({ bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, resetsIn: 0, resetsOut: 0 });
@@ -49,10 +54,17 @@ export class AgentMetrics {
     // At 0 from the start: an alert's rate() sees the first failure (a series born at 1 has no increase).
     for (const reason of failureReasons) this.failures.inc({ reason }, 0);
     this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Inbound streams being served, by kind', labelNames: ['kind'], registers });
-    this.streamsTotal = new Counter({ name: 'pipeops_tunnel_streams_total', help: 'Inbound streams finished, by kind and result', labelNames: ['kind', 'result'], registers });
+    this.streamsTotal = new Counter({
+      name: 'pipeops_tunnel_streams_total',
+      help: 'Inbound streams finished, by kind and result',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
     const self = this;
     this.rtt = new Gauge({
-      name: 'pipeops_tunnel_session_rtt_seconds', help: 'Last measured round-trip time of the tunnel session', registers,
+      name: 'pipeops_tunnel_session_rtt_seconds',
+      help: 'Last measured round-trip time of the tunnel session',
+      registers,
       collect() {
         const ms = self.#rttMs?.();
         if (ms !== undefined) this.set(ms / 1000);
@@ -62,7 +74,10 @@ export class AgentMetrics {
       // Each counter remembers what it already reported and adds the delta.
       let reported: [number, number] = [0, 0];
       const c = new Counter({
-        name, help, labelNames: ['direction'], registers,
+        name,
+        help,
+        labelNames: ['direction'],
+        registers,
         collect() {
           const [inNow, outNow] = pick(self.#totals());
           if (inNow > reported[0]) this.inc({ direction: 'in' }, inNow - reported[0]);
@@ -78,7 +93,9 @@ export class AgentMetrics {
     cumulative('pipeops_tunnel_frames_total', 'yamux frames by direction', (c) => [c.framesIn, c.framesOut]);
     cumulative('pipeops_tunnel_resets_total', 'yamux stream resets by direction', (c) => [c.resetsIn, c.resetsOut]);
     new Gauge({
-      name: 'pipeops_tunnel_sessions', help: 'Tunnel sessions currently established (0 or 1)', registers,
+      name: 'pipeops_tunnel_sessions',
+      help: 'Tunnel sessions currently established (0 or 1)',
+      registers,
       collect() {
         this.set(self.#live === undefined ? 0 : 1);
       },
@@ -90,9 +107,12 @@ export class AgentMetrics {
     const live = this.#live?.() ?? zero();
     const t = this.#closedTotals;
     return {
-      bytesIn: t.bytesIn + live.bytesIn, bytesOut: t.bytesOut + live.bytesOut,
-      framesIn: t.framesIn + live.framesIn, framesOut: t.framesOut + live.framesOut,
-      resetsIn: t.resetsIn + live.resetsIn, resetsOut: t.resetsOut + live.resetsOut,
+      bytesIn: t.bytesIn + live.bytesIn,
+      bytesOut: t.bytesOut + live.bytesOut,
+      framesIn: t.framesIn + live.framesIn,
+      framesOut: t.framesOut + live.framesOut,
+      resetsIn: t.resetsIn + live.resetsIn,
+      resetsOut: t.resetsOut + live.resetsOut,
     };
   }
 
@@ -119,9 +139,12 @@ export class AgentMetrics {
     if (last === undefined) return;
     const t = this.#closedTotals;
     this.#closedTotals = {
-      bytesIn: t.bytesIn + last.bytesIn, bytesOut: t.bytesOut + last.bytesOut,
-      framesIn: t.framesIn + last.framesIn, framesOut: t.framesOut + last.framesOut,
-      resetsIn: t.resetsIn + last.resetsIn, resetsOut: t.resetsOut + last.resetsOut,
+      bytesIn: t.bytesIn + last.bytesIn,
+      bytesOut: t.bytesOut + last.bytesOut,
+      framesIn: t.framesIn + last.framesIn,
+      framesOut: t.framesOut + last.framesOut,
+      resetsIn: t.resetsIn + last.resetsIn,
+      resetsOut: t.resetsOut + last.resetsOut,
     };
   }
 }

@@ -27,7 +27,7 @@ class LazyStreamLog implements StreamContext {
   }
 
   get logger(): Logger {
-    return this.#child ??= this.#base.child(this.#bindings);
+    return (this.#child ??= this.#base.child(this.#bindings));
   }
 
   /** Adds bindings; only before the logger was made. */

@@ -32,7 +32,10 @@ test('agents that lose their sessions together spread their first re-dials over 
   assert.ok(delays.every((d) => d >= 0 && d < 1_000));
   // Every tenth of the second gets some of them, none more than a fifth.
   const perTenth = Array.from({ length: 10 }, (_, i) => delays.filter((d) => Math.floor(d / 100) === i).length);
-  assert.ok(perTenth.every((n) => n > 30 && n < 200), `per 100 ms: ${perTenth.join(', ')}`);
+  assert.ok(
+    perTenth.every((n) => n > 30 && n < 200),
+    `per 100 ms: ${perTenth.join(', ')}`,
+  );
 });
 
 test('a gateway that accepts and drops at once gets exponentially slower re-dials, not a storm', () => {

@@ -11,13 +11,20 @@ test('https API URLs become wss tunnel URLs, keeping port and base path', () => 
 });
 
 test('http API URLs are refused unless insecure transport is allowed', () => {
-  assert.throws(() => tunnelUrlFromApiUrl('http://gw:80', false), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && /apiUrl/.test(e.message));
+  assert.throws(
+    () => tunnelUrlFromApiUrl('http://gw:80', false),
+    (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && /apiUrl/.test(e.message),
+  );
   assert.equal(tunnelUrlFromApiUrl('http://gw:8080', true).href, 'ws://gw:8080/v1/tunnel');
 });
 
 test('other schemes, credentials and queries in the API URL are configuration errors naming apiUrl', () => {
   for (const bad of ['ftp://gw', 'wss://gw', 'https://u:p@gw', 'https://gw/?x=1', 'not a url', '']) {
-    assert.throws(() => verifyAgentOptions(testOptions({ apiUrl: bad })), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('apiUrl'), bad);
+    assert.throws(
+      () => verifyAgentOptions(testOptions({ apiUrl: bad })),
+      (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('apiUrl'),
+      bad,
+    );
   }
 });
 
@@ -41,11 +48,18 @@ test('each invalid field is named in the PT_ERR_CONFIG message', () => {
     ['labels.team', { labels: { team: 3 as unknown as string } }],
   ];
   for (const [field, o] of cases) {
-    assert.throws(() => verifyAgentOptions(testOptions(o)), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes(field), field);
+    assert.throws(
+      () => verifyAgentOptions(testOptions(o)),
+      (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes(field),
+      field,
+    );
   }
 });
 
 test('a token never appears in a configuration error message', () => {
   const token = 'line1\nsecret-part';
-  assert.throws(() => verifyAgentOptions(testOptions({ token })), (e: unknown) => e instanceof Error && !e.message.includes('secret-part'));
+  assert.throws(
+    () => verifyAgentOptions(testOptions({ token })),
+    (e: unknown) => e instanceof Error && !e.message.includes('secret-part'),
+  );
 });

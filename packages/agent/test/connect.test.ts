@@ -13,7 +13,10 @@ test('the agent dials wss with its headers, says hello, and reports status', asy
   t.after(() => gw.close());
   const caFile = tempFile(t, 'ca.pem', certs.caCert);
   const { agent } = await startAgent(t, {
-    apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile }, pollIntervalMs: 100,
+    apiUrl: gw.url,
+    token,
+    tls: { insecureSkipVerify: false, caFile },
+    pollIntervalMs: 100,
     labels: { env: 'test' },
   });
   if (agent.state !== 'connected') await nextConnected(agent);
@@ -28,7 +31,16 @@ test('the agent dials wss with its headers, says hello, and reports status', asy
   assert.equal(h['sec-websocket-extensions'], undefined, 'permessage-deflate is off');
   const hello = gw.messages.find((m) => m.type === 'hello');
   const policy = { access_as: 'agent', read_only: false, deny_subresources: [], deny_resources: [], namespaces: [] };
-  assert.deepEqual(hello, { type: 'hello', agentId: 'agent-1', name: 'test agent', clusterName: 'c1', version: '0.1.0-test', labels: { env: 'test' }, protocolVersion: 1, policy });
+  assert.deepEqual(hello, {
+    type: 'hello',
+    agentId: 'agent-1',
+    name: 'test agent',
+    clusterName: 'c1',
+    version: '0.1.0-test',
+    labels: { env: 'test' },
+    protocolVersion: 1,
+    policy,
+  });
   await waitFor(() => gw.messages.filter((m) => m.type === 'status').length >= 2, 5_000, 'two status reports');
   const status = gw.messages.find((m) => m.type === 'status');
   assert.ok(status !== undefined && status.type === 'status');
@@ -67,7 +79,10 @@ test('an unknown stream kind is reset and the session keeps serving other stream
   garbage.end('still alive');
   assert.equal((await readAll(garbage)).toString(), 'still alive');
   assert.equal(agent.state, 'connected');
-  assert.ok(logs.records().some((r) => r.level === 40 && /refused/.test(String(r.msg))), 'the refusal is logged at warn');
+  assert.ok(
+    logs.records().some((r) => r.level === 40 && /refused/.test(String(r.msg))),
+    'the refusal is logged at warn',
+  );
 });
 
 test('a gateway that never answers hello is a timeout failure and the agent keeps retrying', async (t) => {
@@ -75,7 +90,10 @@ test('a gateway that never answers hello is a timeout failure and the agent keep
   const gw = await startFakeGateway({ token, withholdWelcome: true });
   t.after(() => gw.close());
   const { agent, registry } = await startAgent(t, {
-    apiUrl: gw.url, token, allowInsecureTransport: true, timeoutMs: 200,
+    apiUrl: gw.url,
+    token,
+    allowInsecureTransport: true,
+    timeoutMs: 200,
     reconnect: { enabled: true, maxAttempts: 2, intervalMs: 10, maxIntervalMs: 20 },
   });
   await assert.rejects(agent.done, (e: unknown) => (e as { code?: string }).code === 'PT_ERR_RECONNECT_EXHAUSTED');
@@ -126,7 +144,9 @@ test('a gateway speaking a newer protocol than the agent is refused, naming both
   const gw = await startFakeGateway({ token, tls: certs, welcomeProtocolVersion: 99 });
   t.after(() => gw.close());
   const { agent, logs } = await startAgent(t, {
-    apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile: tempFile(t, 'ca.pem', certs.caCert) },
+    apiUrl: gw.url,
+    token,
+    tls: { insecureSkipVerify: false, caFile: tempFile(t, 'ca.pem', certs.caCert) },
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 50, maxIntervalMs: 100 },
   });
   await waitFor(() => logs.records().filter((r) => r.event === 'protocol_mismatch').length >= 2, 10_000, 'two refused handshakes');

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { KUBE_PATH, collectLogs, startKubePath, waitFor } from '@pipeops/tunnel-testkit';
+import { KUBE_PATH, collectLogs, startKubePath, testAgentOptions, waitFor } from '@pipeops/tunnel-testkit';
 import { createAgent, type Agent } from '../src/index.ts';
 
 test('a second agent for a cluster replaces the first, which stands by without taking the cluster back, and takes over when the second leaves', async (t) => {
@@ -14,13 +14,19 @@ test('a second agent for a cluster replaces the first, which stands by without t
   const takeovers: string[] = [];
   path.gateway.on('agent-connected', () => takeovers.push(path.gateway.clusters()[0]?.agentId ?? '?'));
   const logs = collectLogs();
-  const second: Agent = createAgent({
-    apiUrl: path.gatewayUrl, token: KUBE_PATH.agentToken, agentId: 'a2', name: 'second', clusterName: KUBE_PATH.cluster,
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile: path.gatewayCaFile }, allowInsecureTransport: false,
-    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 50, maxIntervalMs: 200 },
-    kubernetes: { kubeconfig: `${path.dir}/agent-kubeconfig.yaml`, inCluster: false, namespace: 'default' },
-  }, { logger: logs.logger('debug'), registry: new Registry() });
+  const second: Agent = createAgent(
+    testAgentOptions({
+      apiUrl: path.gatewayUrl,
+      token: KUBE_PATH.agentToken,
+      caFile: path.gatewayCaFile,
+      kubeconfig: `${path.dir}/agent-kubeconfig.yaml`,
+      agentId: 'a2',
+      name: 'second',
+      clusterName: KUBE_PATH.cluster,
+      reconnect: { intervalMs: 50, maxIntervalMs: 200 },
+    }),
+    { logger: logs.logger('debug'), registry: new Registry() },
+  );
   t.after(() => second.close(200));
   await second.start();
 
@@ -31,7 +37,10 @@ test('a second agent for a cluster replaces the first, which stands by without t
   assert.equal(path.gateway.clusters()[0]?.agentId, 'a2');
   assert.equal(second.state, 'connected');
   assert.notEqual(path.agent.readiness().ready, true, 'the replaced agent is not ready while it stands by');
-  assert.ok(path.agentLogs.records.some((r) => r.event === 'tunnel_replaced'), 'the replaced agent says why it stands by');
+  assert.ok(
+    path.agentLogs.records.some((r) => r.event === 'tunnel_replaced'),
+    'the replaced agent says why it stands by',
+  );
 
   // a2 goes: the first agent takes the cluster at its next dial.
   await second.close(200);

@@ -17,7 +17,9 @@ test('/health is 200, /ready follows the tunnel, /metrics serves the registry, o
   await gw.close();
   let apiOk: boolean | string = true;
   const { agent } = await startAgent(t, {
-    apiUrl: `http://127.0.0.1:${port}`, token, allowInsecureTransport: true,
+    apiUrl: `http://127.0.0.1:${port}`,
+    token,
+    allowInsecureTransport: true,
     readinessChecks: [{ name: 'apiServer', check: () => apiOk }],
   });
   const hp = agent.healthAddress?.port;
@@ -54,7 +56,8 @@ test('/health is 200, /ready follows the tunnel, /metrics serves the registry, o
     /pipeops_tunnel_frames_total\{direction="out"\} [1-9]/,
     /pipeops_tunnel_resets_total\{direction="in"\} 0/,
     /process_cpu_user_seconds_total/,
-  ]) assert.match(metrics.body, re);
+  ])
+    assert.match(metrics.body, re);
   assert.equal((await get(hp, '/nope')).status, 404);
 });
 

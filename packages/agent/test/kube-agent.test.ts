@@ -24,7 +24,9 @@ test('the agent serves http streams, reports the API server version, and /ready 
   const kubeconfig = writeIn(dir, 'kubeconfig', kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert }));
   const caFile = writeIn(dir, 'gateway-ca.pem', certs.caCert);
   const { agent } = await startAgent(t, {
-    apiUrl: gw.url, tls: { insecureSkipVerify: false, caFile }, pollIntervalMs: 100,
+    apiUrl: gw.url,
+    tls: { insecureSkipVerify: false, caFile },
+    pollIntervalMs: 100,
     kubernetes: { kubeconfig, inCluster: false, namespace: 'default', apiHealthIntervalMs: 100 },
   });
   await nextConnected(agent);
@@ -35,15 +37,20 @@ test('the agent serves http streams, reports the API server version, and /ready 
 
   const stream = gw.openStream({ kind: 'http', requestId: 'via-agent', runnerId: 'r1', cluster: 'c1' });
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    request({ createConnection: () => stream as never, path: '/api/v1/namespaces/default/pods' }, resolve).on('error', reject).end();
+    request({ createConnection: () => stream as never, path: '/api/v1/namespaces/default/pods' }, resolve)
+      .on('error', reject)
+      .end();
   });
   assert.equal(res.statusCode, 200);
   assert.equal((JSON.parse((await readAll(res)).toString()) as { kind: string }).kind, 'PodList');
 
   await fake.close();
-  const notReady = await waitFor(async () => {
-    const r = await getJson(port, '/ready');
-    return r.status === 503 ? r : undefined;
-  }, { timeoutMs: 5_000 });
+  const notReady = await waitFor(
+    async () => {
+      const r = await getJson(port, '/ready');
+      return r.status === 503 ? r : undefined;
+    },
+    { timeoutMs: 5_000 },
+  );
   assert.match(String(notReady.body.reason), /^apiServer: /);
 });

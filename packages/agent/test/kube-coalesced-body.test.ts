@@ -24,7 +24,10 @@ test('pieces written in one turn leave as one chunk, in order; pieces of the nex
   for (const s of ['gh', 'ij']) source.write(s);
   source.end();
   const chunks = await got;
-  assert.deepEqual(chunks.map((c) => c.toString()), ['abcdef', 'ghij']);
+  assert.deepEqual(
+    chunks.map((c) => c.toString()),
+    ['abcdef', 'ghij'],
+  );
 });
 
 test('a lone piece passes as the same buffer (no copy); an empty body ends with no chunk', async () => {
@@ -42,7 +45,7 @@ test('more than 256 KiB gathered in one turn is passed on at once, every byte ke
   const source = new PassThrough({ highWaterMark: 4 << 20 });
   const got = chunksOf(coalescedBody(source));
   const piece = Buffer.alloc(16_384, 7);
-  for (let i = 0; i < 40; i++) source.write(piece);   // 640 KiB in one turn
+  for (let i = 0; i < 40; i++) source.write(piece); // 640 KiB in one turn
   source.end();
   const chunks = await got;
   assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
@@ -75,7 +78,7 @@ test('an error of the source destroys the body with it; destroying the body dest
   const body = coalescedBody(source);
   const failed = once(body, 'error');
   source.destroy(new Error('stream reset'));
-  const [err] = await failed as [Error];
+  const [err] = (await failed) as [Error];
   assert.equal(err.message, 'stream reset');
 
   const source2 = new PassThrough();
@@ -93,6 +96,6 @@ test('a source that closes before its end fails the body instead of ending it', 
   const failed = once(body, 'error');
   source.write('partial');
   source.destroy();
-  const [err] = await failed as [Error];
+  const [err] = (await failed) as [Error];
   assert.match(err.message, /ended early/);
 });

@@ -12,7 +12,9 @@ import { clientCertificate, readAll, setEnv, startKubeHarness, tempDir, writeIn 
 /** A kubeconfig (JSON is YAML) with one context. */
 function kubeconfig(server: string, cluster: Record<string, unknown>, user: Record<string, unknown>): string {
   return JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'ctx',
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'ctx',
     clusters: [{ name: 'c', cluster: { server, ...cluster } }],
     users: [{ name: 'u', user }],
     contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
@@ -43,11 +45,20 @@ test('a client certificate from the kubeconfig authenticates the agent to an mTL
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => { server.closeAllConnections(); server.close(); });
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
   const port = (server.address() as AddressInfo).port;
-  const file = writeIn(dir, 'kubeconfig', kubeconfig(`https://127.0.0.1:${String(port)}`,
-    { 'certificate-authority-data': Buffer.from(certs.caCert).toString('base64') },
-    { 'client-certificate-data': Buffer.from(client.cert).toString('base64'), 'client-key-data': Buffer.from(client.key).toString('base64') }));
+  const file = writeIn(
+    dir,
+    'kubeconfig',
+    kubeconfig(
+      `https://127.0.0.1:${String(port)}`,
+      { 'certificate-authority-data': Buffer.from(certs.caCert).toString('base64') },
+      { 'client-certificate-data': Buffer.from(client.cert).toString('base64'), 'client-key-data': Buffer.from(client.key).toString('base64') },
+    ),
+  );
   const h = await startKubeHarness(t, { kubeconfig: file, inCluster: false, start: false });
   const { res } = await h.request({ path: '/version', headers: { authorization: 'Bearer runner-secret' } });
   assert.equal(res.statusCode, 200);
@@ -73,7 +84,10 @@ test('in cluster, a rotated service-account token is used from the next request 
     statuses.push(res.statusCode ?? 0);
     await readAll(res);
   }
-  assert.deepEqual(fake.requests.map((r) => r.headers.authorization), ['Bearer token-v2', 'Bearer token-v3', 'Bearer token-v2']);
+  assert.deepEqual(
+    fake.requests.map((r) => r.headers.authorization),
+    ['Bearer token-v2', 'Bearer token-v3', 'Bearer token-v2'],
+  );
   assert.deepEqual(statuses, [200, 401, 200]);
 });
 
@@ -83,16 +97,36 @@ test('an exec credential plugin is run for the token, and run again after the AP
   const dir = tempDir(t);
   const source = writeIn(dir, 'source', 'exec-1');
   const runs = join(dir, 'runs');
-  const plugin = writeIn(dir, 'plugin.mjs', `
+  const plugin = writeIn(
+    dir,
+    'plugin.mjs',
+    `
     import { appendFileSync, readFileSync } from 'node:fs';
     appendFileSync(process.env.RUNS, 'x');
     const token = readFileSync(process.env.SOURCE, 'utf8');
     process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token } }));
-  `);
-  const file = writeIn(dir, 'kubeconfig', kubeconfig(fake.url, { 'certificate-authority-data': Buffer.from(fake.caCert).toString('base64') }, {
-    exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [plugin], interactiveMode: 'Never',
-      env: [{ name: 'SOURCE', value: source }, { name: 'RUNS', value: runs }] },
-  }));
+  `,
+  );
+  const file = writeIn(
+    dir,
+    'kubeconfig',
+    kubeconfig(
+      fake.url,
+      { 'certificate-authority-data': Buffer.from(fake.caCert).toString('base64') },
+      {
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1',
+          command: process.execPath,
+          args: [plugin],
+          interactiveMode: 'Never',
+          env: [
+            { name: 'SOURCE', value: source },
+            { name: 'RUNS', value: runs },
+          ],
+        },
+      },
+    ),
+  );
   const h = await startKubeHarness(t, { kubeconfig: file, inCluster: false, start: false });
   const statuses: number[] = [];
   for (let i = 0; i < 3; i++) {

@@ -20,7 +20,10 @@ const SECRET = 'exec-secret-0123456789';
  */
 function writePlugin(dir: string): string {
   mkdirSync(join(dir, 'bin'));
-  writeIn(dir, 'bin/plugin.mjs', `
+  writeIn(
+    dir,
+    'bin/plugin.mjs',
+    `
     import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
     import { join } from 'node:path';
     const dir = process.env.PLUGIN_DIR;
@@ -31,7 +34,8 @@ function writePlugin(dir: string): string {
     else if (mode === 'fail') { process.stdout.write('${SECRET}'); process.stderr.write('not logged in; run login\\n'); process.exit(3); }
     else if (mode === 'garbage') process.stdout.write('token=${SECRET}');
     else process.stdout.write(readFileSync(join(dir, 'out'), 'utf8'));
-  `);
+  `,
+  );
   const script = writeIn(dir, 'bin/plugin', `#!/bin/sh\nexec '${process.execPath}' "$(dirname "$0")/plugin.mjs" "$@"\n`);
   chmodSync(script, 0o755);
   return script;
@@ -44,15 +48,29 @@ function credential(apiVersion: string, status: Record<string, unknown>): string
 
 /** Writes a kubeconfig next to the plugin whose user runs it as `./bin/plugin` (relative to the kubeconfig). */
 function kubeconfigWithPlugin(dir: string, exec: Record<string, unknown>, cluster: Record<string, unknown> = {}): string {
-  return writeIn(dir, 'config', stringify({
-    'current-context': 'ctx',
-    clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:6443', ...cluster } }],
-    users: [{ name: 'u', user: { exec: { apiVersion: V1, command: './bin/plugin', interactiveMode: 'Never', env: [{ name: 'PLUGIN_DIR', value: dir }], ...exec } } }],
-    contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
-  }));
+  return writeIn(
+    dir,
+    'config',
+    stringify({
+      'current-context': 'ctx',
+      clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:6443', ...cluster } }],
+      users: [
+        {
+          name: 'u',
+          user: { exec: { apiVersion: V1, command: './bin/plugin', interactiveMode: 'Never', env: [{ name: 'PLUGIN_DIR', value: dir }], ...exec } },
+        },
+      ],
+      contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+    }),
+  );
 }
 
-function setup(t: TestContext, exec: Record<string, unknown> = {}, cluster: Record<string, unknown> = {}, execTimeoutMs?: number): { dir: string; creds: KubeCredentials; runs: () => number } {
+function setup(
+  t: TestContext,
+  exec: Record<string, unknown> = {},
+  cluster: Record<string, unknown> = {},
+  execTimeoutMs?: number,
+): { dir: string; creds: KubeCredentials; runs: () => number } {
   const dir = tempDir(t);
   writePlugin(dir);
   const file = kubeconfigWithPlugin(dir, exec, cluster);
@@ -81,16 +99,32 @@ test('a v1beta1 plugin given by a path relative to the kubeconfig gets its args,
     else process.env.PIPEOPS_PIPEOPS_TOKEN = saved;
   });
   const ca = Buffer.from('CA-PEM');
-  const { dir, creds } = setup(t, { apiVersion: V1BETA1, args: ['get-token', '--cluster=c'], provideClusterInfo: true },
-    { 'certificate-authority-data': ca.toString('base64'), 'tls-server-name': 'api.internal', extensions: [{ name: 'client.authentication.k8s.io/exec', extension: { audience: 'x' } }] });
+  const { dir, creds } = setup(
+    t,
+    { apiVersion: V1BETA1, args: ['get-token', '--cluster=c'], provideClusterInfo: true },
+    {
+      'certificate-authority-data': ca.toString('base64'),
+      'tls-server-name': 'api.internal',
+      extensions: [{ name: 'client.authentication.k8s.io/exec', extension: { audience: 'x' } }],
+    },
+  );
   writeIn(dir, 'out', credential(V1BETA1, { token: SECRET }));
   assert.deepEqual(await creds.authHeaders(), { authorization: `Bearer ${SECRET}` });
   const { argv, info, pipeopsEnv } = JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8')) as { argv: string[]; info: unknown; pipeopsEnv: string[] };
   assert.deepEqual(argv, ['get-token', '--cluster=c']);
   assert.deepEqual(pipeopsEnv, [], 'the agent settings stay out of the plugin environment');
   assert.deepEqual(info, {
-    apiVersion: V1BETA1, kind: 'ExecCredential',
-    spec: { interactive: false, cluster: { server: 'https://127.0.0.1:6443', 'tls-server-name': 'api.internal', 'certificate-authority-data': ca.toString('base64'), config: { audience: 'x' } } },
+    apiVersion: V1BETA1,
+    kind: 'ExecCredential',
+    spec: {
+      interactive: false,
+      cluster: {
+        server: 'https://127.0.0.1:6443',
+        'tls-server-name': 'api.internal',
+        'certificate-authority-data': ca.toString('base64'),
+        config: { audience: 'x' },
+      },
+    },
   });
 });
 
@@ -101,7 +135,11 @@ test('a v1 plugin without provideClusterInfo gets no cluster, and its client cer
   assert.deepEqual(headers, {});
   assert.equal(tls.cert, 'CERT-PEM');
   assert.equal(tls.key, 'KEY-PEM');
-  assert.deepEqual((JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8')) as { info: unknown }).info, { apiVersion: V1, kind: 'ExecCredential', spec: { interactive: false } });
+  assert.deepEqual((JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8')) as { info: unknown }).info, {
+    apiVersion: V1,
+    kind: 'ExecCredential',
+    spec: { interactive: false },
+  });
 });
 
 test('a credential is cached until its expirationTimestamp and fetched again once expired', async (t) => {
@@ -121,7 +159,10 @@ test('invalidate() after a 401 runs the plugin again, and concurrent requests sh
   const { dir, creds, runs } = setup(t);
   writeIn(dir, 'out', credential(V1, { token: 'one' }));
   const all = await Promise.all([creds.authHeaders(), creds.authHeaders(), creds.authHeaders()]);
-  assert.deepEqual(all.map((h) => h.authorization), ['Bearer one', 'Bearer one', 'Bearer one']);
+  assert.deepEqual(
+    all.map((h) => h.authorization),
+    ['Bearer one', 'Bearer one', 'Bearer one'],
+  );
   assert.equal(runs(), 1);
   writeIn(dir, 'out', credential(V1, { token: 'two' }));
   assert.deepEqual(await creds.authHeaders(), { authorization: 'Bearer one' }, 'cached without an expiry');

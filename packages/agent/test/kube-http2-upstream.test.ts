@@ -80,8 +80,8 @@ async function startApiServer(t: TestContext, o: { h2: boolean }): Promise<ApiSe
     res.end(JSON.stringify({ gitVersion: 'v1.33.0-h2-test' }));
   };
   const server = o.h2
-    // Offers h2 first, accepts HTTP/1.1 too — like kube-apiserver.
-    ? createSecureServer({ cert: certs.cert, key: certs.key, allowHTTP1: true }, handler as never)
+    ? // Offers h2 first, accepts HTTP/1.1 too — like kube-apiserver.
+      createSecureServer({ cert: certs.cert, key: certs.key, allowHTTP1: true }, handler as never)
     : createHttpsServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['http/1.1'] }, handler as never);
   server.on('secureConnection', (s: TLSSocket) => api.connections.push(s.alpnProtocol));
   // A SPDY-style upgrade (as exec asks for): 101, then echo.
@@ -129,11 +129,14 @@ function collect(s: Duplex): Collected {
     }
   });
   return {
-    get text() { return text; },
-    until: (pred) => new Promise<void>((resolve) => {
-      if (pred(text)) resolve();
-      else waiter = { pred, resolve };
-    }),
+    get text() {
+      return text;
+    },
+    until: (pred) =>
+      new Promise<void>((resolve) => {
+        if (pred(text)) resolve();
+        else waiter = { pred, resolve };
+      }),
   };
 }
 
@@ -168,7 +171,9 @@ test('plain requests and upgrades stay HTTP/1.1 while a WATCH goes over h2, rela
   assert.equal(JSON.parse((await readAll(res)).toString()).gitVersion, 'v1.33.0-h2-test');
 
   const upgrade = h.open();
-  upgrade.write('POST /api/v1/namespaces/default/pods/web-0/exec?command=sh HTTP/1.1\r\nHost: gateway.example\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nContent-Length: 0\r\n\r\n');
+  upgrade.write(
+    'POST /api/v1/namespaces/default/pods/web-0/exec?command=sh HTTP/1.1\r\nHost: gateway.example\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nContent-Length: 0\r\n\r\n',
+  );
   const up = collect(upgrade);
   await up.until((s) => s.includes('\r\n\r\n'));
   assert.match(up.text, /^HTTP\/1\.1 101 /);
@@ -195,16 +200,24 @@ test('plain requests and upgrades stay HTTP/1.1 while a WATCH goes over h2, rela
 
   const split = got.text.indexOf('\r\n\r\n') + 4;
   // h2 header names arrive lower-case; no Content-Length, so Node chunks the body.
-  assert.equal(got.text.slice(0, split),
-    'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-watch: yes\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n');
+  assert.equal(
+    got.text.slice(0, split),
+    'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-watch: yes\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n',
+  );
   assert.deepEqual(dechunk(got.text.slice(split)), { body: event('a') + event('b') + event('c'), trailers: 'x-watch-end: done\r\n' });
 
-  assert.deepEqual(api.requests.map((r) => [r.path.split('?')[0], r.httpVersion, r.upgrade]), [
-    ['/version', '1.1', false],
-    ['/api/v1/namespaces/default/pods/web-0/exec', '1.1', true],
-    ['/api/v1/namespaces/default/configmaps', '2.0', false],
-  ]);
-  assert.ok(api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`), 'the agent token, never the runner one');
+  assert.deepEqual(
+    api.requests.map((r) => [r.path.split('?')[0], r.httpVersion, r.upgrade]),
+    [
+      ['/version', '1.1', false],
+      ['/api/v1/namespaces/default/pods/web-0/exec', '1.1', true],
+      ['/api/v1/namespaces/default/configmaps', '2.0', false],
+    ],
+  );
+  assert.ok(
+    api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`),
+    'the agent token, never the runner one',
+  );
   // The upgrade may take the plain request's idle keep-alive connection or a new one; neither is ever h2.
   assert.deepEqual([...new Set(api.connections)].toSorted(), ['h2', 'http/1.1']);
   await waitFor(async () => (await metricValue(h.registry, 'pipeops_tunnel_k8s_requests_total', { verb: 'watch', code: '2xx' })) === 1);
@@ -276,7 +289,9 @@ test('an API server resetting a WATCH stream mid-body resets the runner stream a
   // Not once(): the stream errors (reset by the agent) before it closes.
   const streamClosed = new Promise((resolve) => stream.once('close', resolve));
   let streamError: unknown;
-  stream.once('error', (err) => { streamError = err; });
+  stream.once('error', (err) => {
+    streamError = err;
+  });
   w.res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
   await streamClosed;
   assert.equal(res.complete, false, 'the runner sees an incomplete response, never a clean end');
@@ -300,7 +315,15 @@ test('WATCH requests and followed logs take the streaming pool; everything else 
 });
 
 test('an h2 header object becomes a header list without pseudo-headers, set-cookie kept as repeats', () => {
-  assert.deepEqual(headerList({ ':status': '200', 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], warning: '299 - "x", 299 - "y"' }),
-    ['content-type', 'application/json', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'warning', '299 - "x", 299 - "y"']);
+  assert.deepEqual(headerList({ ':status': '200', 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], warning: '299 - "x", 299 - "y"' }), [
+    'content-type',
+    'application/json',
+    'set-cookie',
+    'a=1',
+    'set-cookie',
+    'b=2',
+    'warning',
+    '299 - "x", 299 - "y"',
+  ]);
   assert.deepEqual(headerList([Buffer.from('X-A'), Buffer.from('1'), 'x-a', '2']), ['X-A', '1', 'x-a', '2']);
 });

@@ -12,7 +12,9 @@ const SECRET = 'sekret-token-0123456789';
 /** A kubeconfig document with one context `ctx` → cluster `c`, user `u`. */
 function doc(cluster: Record<string, unknown>, user: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'ctx',
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'ctx',
     clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:6443', ...cluster } }],
     users: user === undefined ? [] : [{ name: 'u', user }],
     contexts: [{ name: 'ctx', context: user === undefined ? { cluster: 'c' } : { cluster: 'c', user: 'u' } }],
@@ -44,7 +46,11 @@ test('relative CA, client certificate, key and token file paths are read from th
   writeIn(dir, 'pki/client.crt', 'CERT-PEM');
   writeIn(dir, 'pki/client.key', 'KEY-PEM');
   writeIn(dir, 'token', `${SECRET}\n`);
-  const file = writeIn(dir, 'config', stringify(doc({ 'certificate-authority': 'pki/ca.crt' }, { 'client-certificate': 'pki/client.crt', 'client-key': './pki/client.key', tokenFile: 'token' })));
+  const file = writeIn(
+    dir,
+    'config',
+    stringify(doc({ 'certificate-authority': 'pki/ca.crt' }, { 'client-certificate': 'pki/client.crt', 'client-key': './pki/client.key', tokenFile: 'token' })),
+  );
   const creds = load(file);
   const { headers, tls } = await creds.resolve();
   assert.equal(tls.ca?.toString(), 'CA-PEM');
@@ -65,7 +71,16 @@ test('a token-file is re-read when it changes, and a missing one fails the load 
 });
 
 test('insecure-skip-tls-verify, tls-server-name and inline CA data become the TLS options', async (t) => {
-  const file = writeIn(tempDir(t), 'config', stringify(doc({ 'insecure-skip-tls-verify': true, 'tls-server-name': 'kubernetes.default', 'certificate-authority-data': Buffer.from('CA-DATA').toString('base64') }, { token: SECRET })));
+  const file = writeIn(
+    tempDir(t),
+    'config',
+    stringify(
+      doc(
+        { 'insecure-skip-tls-verify': true, 'tls-server-name': 'kubernetes.default', 'certificate-authority-data': Buffer.from('CA-DATA').toString('base64') },
+        { token: SECRET },
+      ),
+    ),
+  );
   const { tls } = await load(file).resolve();
   assert.deepEqual({ ...tls, ca: tls.ca?.toString() }, { rejectUnauthorized: false, servername: 'kubernetes.default', ca: 'CA-DATA' });
 });
@@ -74,15 +89,35 @@ test('username and password are sent as basic auth, and combined with a token th
   const dir = tempDir(t);
   const creds = load(writeIn(dir, 'config', stringify(doc({}, { username: 'admin', password: SECRET }))));
   assert.deepEqual(await creds.authHeaders(), { authorization: `Basic ${Buffer.from(`admin:${SECRET}`).toString('base64')}` });
-  assertRefused(() => load(writeIn(dir, 'both', stringify(doc({}, { username: 'admin', password: SECRET, token: SECRET })))), /both a token and username\/password/);
+  assertRefused(
+    () => load(writeIn(dir, 'both', stringify(doc({}, { username: 'admin', password: SECRET, token: SECRET })))),
+    /both a token and username\/password/,
+  );
 });
 
 test('as, as-uid, one as-groups entry and as-user-extra are sent as impersonation headers', async (t) => {
-  const file = writeIn(tempDir(t), 'config', stringify(doc({}, {
-    token: SECRET, as: 'jane', 'as-uid': '42', 'as-groups': ['devs'], 'as-user-extra': { 'example.com/team': ['blue'] },
-  })));
+  const file = writeIn(
+    tempDir(t),
+    'config',
+    stringify(
+      doc(
+        {},
+        {
+          token: SECRET,
+          as: 'jane',
+          'as-uid': '42',
+          'as-groups': ['devs'],
+          'as-user-extra': { 'example.com/team': ['blue'] },
+        },
+      ),
+    ),
+  );
   assert.deepEqual(await load(file).authHeaders(), {
-    authorization: `Bearer ${SECRET}`, 'impersonate-user': 'jane', 'impersonate-uid': '42', 'impersonate-group': 'devs', 'impersonate-extra-example.com%2fteam': 'blue',
+    authorization: `Bearer ${SECRET}`,
+    'impersonate-user': 'jane',
+    'impersonate-uid': '42',
+    'impersonate-group': 'devs',
+    'impersonate-extra-example.com%2fteam': 'blue',
   });
 });
 
@@ -129,11 +164,24 @@ test('several $KUBECONFIG files merge as in kubectl: first current-context, firs
   const b = tempDir(t);
   writeIn(a, 'ca.crt', 'CA-FROM-A');
   // a: the cluster (with a relative CA) and a decoy user; b: the current context and the real user.
-  writeIn(a, 'config', stringify({ clusters: [{ name: 'c', cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority': 'ca.crt' } }], users: [{ name: 'u', user: { token: 'from-a' } }] }));
-  writeIn(b, 'config', stringify({
-    'current-context': 'ctx', contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
-    clusters: [{ name: 'c', cluster: { server: 'https://10.9.9.9:6443' } }], users: [{ name: 'u', user: { token: 'from-b' } }],
-  }));
+  writeIn(
+    a,
+    'config',
+    stringify({
+      clusters: [{ name: 'c', cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority': 'ca.crt' } }],
+      users: [{ name: 'u', user: { token: 'from-a' } }],
+    }),
+  );
+  writeIn(
+    b,
+    'config',
+    stringify({
+      'current-context': 'ctx',
+      contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+      clusters: [{ name: 'c', cluster: { server: 'https://10.9.9.9:6443' } }],
+      users: [{ name: 'u', user: { token: 'from-b' } }],
+    }),
+  );
   setEnv(t, { KUBECONFIG: [join(a, 'missing'), join(b, 'config'), join(a, 'config')].join(':') });
   const creds = loadKubeCredentials({ inCluster: false });
   assert.notEqual(creds, NOT_CONFIGURED);

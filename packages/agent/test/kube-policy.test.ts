@@ -21,7 +21,11 @@ type Case = [method: string, target: string, upgrade?: boolean];
 
 function assertAllowed(policy: AgentPolicy, cases: Case[]): void {
   for (const [method, target, upgrade] of cases) {
-    assert.deepEqual(decide(policy, method, target, { upgrade: upgrade === true }), { allowed: true }, `${method} ${target}${upgrade === true ? ' (upgrade)' : ''}`);
+    assert.deepEqual(
+      decide(policy, method, target, { upgrade: upgrade === true }),
+      { allowed: true },
+      `${method} ${target}${upgrade === true ? ' (upgrade)' : ''}`,
+    );
   }
 }
 
@@ -37,12 +41,16 @@ function assertRefused(policy: AgentPolicy, rule: string, cases: Case[]): void {
 }
 
 function configError(input: unknown, key: RegExp): void {
-  assert.throws(() => verifyAgentPolicy(input), (err: unknown) => {
-    assert.ok(err instanceof AgentError);
-    assert.equal(err.code, 'PT_ERR_CONFIG');
-    assert.match(err.message, key);
-    return true;
-  }, JSON.stringify(input));
+  assert.throws(
+    () => verifyAgentPolicy(input),
+    (err: unknown) => {
+      assert.ok(err instanceof AgentError);
+      assert.equal(err.code, 'PT_ERR_CONFIG');
+      assert.match(err.message, key);
+      return true;
+    },
+    JSON.stringify(input),
+  );
 }
 
 const everything: Case[] = [
@@ -146,13 +154,18 @@ test('read_only refuses exec, attach, portforward and proxy even when they arriv
     ['GET', '/api/v1/proxy/namespaces/default/services/web/'],
   ]);
   const d = decide(p, 'GET', '/api/v1/namespaces/default/pods/web-0/exec?command=sh', { upgrade: true });
-  assert.equal(!d.allowed && d.message,
-    `forbidden by the cluster owner's agent policy (rule read_only): get on pods/exec "web-0" in namespace "default" (upgrade): exec, attach, portforward, proxy and upgraded connections are never reads`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule read_only): get on pods/exec "web-0" in namespace "default" (upgrade): exec, attach, portforward, proxy and upgraded connections are never reads`,
+  );
 });
 
 test('read_only refuses any upgraded request, even a watch or a non-resource GET', () => {
   const p = verifyAgentPolicy({ read_only: true });
-  assertRefused(p, 'read_only', [['GET', '/api/v1/namespaces/default/pods?watch=1', true], ['GET', '/version', true]]);
+  assertRefused(p, 'read_only', [
+    ['GET', '/api/v1/namespaces/default/pods?watch=1', true],
+    ['GET', '/version', true],
+  ]);
 });
 
 test('deny_subresources refuses the listed subresources and nothing else', () => {
@@ -171,7 +184,10 @@ test('deny_subresources refuses the listed subresources and nothing else', () =>
     ['GET', '/version'],
   ]);
   const d = decide(p, 'POST', '/api/v1/namespaces/a/pods/p/exec');
-  assert.equal(!d.allowed && d.message, `forbidden by the cluster owner's agent policy (rule deny_subresources): create on pods/exec "p" in namespace "a": the subresource "exec" is denied`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule deny_subresources): create on pods/exec "p" in namespace "a": the subresource "exec" is denied`,
+  );
 });
 
 test('deny_subresources proxy also refuses the deprecated /proxy/ prefix', () => {
@@ -197,9 +213,16 @@ test('deny_resources secrets refuses get, list and watch of secrets in any names
     ['GET', '/api/v1/namespaces/a/Secrets/db'],
     ['GET', '/apis/example.com/v1/namespaces/a/secrets', false],
   ]);
-  assertAllowed(p, [['GET', '/api/v1/namespaces/a/configmaps'], ['GET', '/api/v1/namespaces/secrets'], ['GET', '/version']]);
+  assertAllowed(p, [
+    ['GET', '/api/v1/namespaces/a/configmaps'],
+    ['GET', '/api/v1/namespaces/secrets'],
+    ['GET', '/version'],
+  ]);
   const d = decide(p, 'GET', '/api/v1/namespaces/a/secrets/db');
-  assert.equal(!d.allowed && d.message, `forbidden by the cluster owner's agent policy (rule deny_resources): get on secrets "db" in namespace "a": the resource "secrets" is denied`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule deny_resources): get on secrets "db" in namespace "a": the resource "secrets" is denied`,
+  );
 });
 
 test('deny_resources with a group refuses that resource only in that group', () => {
@@ -208,7 +231,10 @@ test('deny_resources with a group refuses that resource only in that group', () 
     ['GET', '/apis/apps/v1/namespaces/a/deployments'],
     ['PUT', '/apis/apps/v1/namespaces/a/deployments/d/scale'],
   ]);
-  assertAllowed(p, [['GET', '/apis/example.com/v1/namespaces/a/deployments'], ['GET', '/apis/apps/v1/namespaces/a/statefulsets']]);
+  assertAllowed(p, [
+    ['GET', '/apis/example.com/v1/namespaces/a/deployments'],
+    ['GET', '/apis/apps/v1/namespaces/a/statefulsets'],
+  ]);
 });
 
 test('namespaces refuses namespaced requests outside the list and allows those inside', () => {
@@ -226,7 +252,10 @@ test('namespaces refuses namespaced requests outside the list and allows those i
     ['POST', '/api/v1/namespaces/c/pods/p/exec', true],
   ]);
   const d = decide(p, 'GET', '/api/v1/namespaces/c/pods');
-  assert.equal(!d.allowed && d.message, `forbidden by the cluster owner's agent policy (rule namespaces): list on pods in namespace "c": the namespace is not one of the allowed namespaces ("a", "b")`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule namespaces): list on pods in namespace "c": the namespace is not one of the allowed namespaces ("a", "b")`,
+  );
 });
 
 test('namespaces refuses a request across all namespaces, which reaches namespaces outside the list', () => {
@@ -239,7 +268,10 @@ test('namespaces refuses a request across all namespaces, which reaches namespac
     ['DELETE', '/api/v1/pods'],
   ]);
   const d = decide(p, 'GET', '/api/v1/pods');
-  assert.equal(!d.allowed && d.message, `forbidden by the cluster owner's agent policy (rule namespaces): list on pods across all namespaces: only the namespaces "a", "b" are allowed`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule namespaces): list on pods across all namespaces: only the namespaces "a", "b" are allowed`,
+  );
 });
 
 test('namespaces allows reading an allowed Namespace object but no writes to Namespaces', () => {
@@ -258,7 +290,10 @@ test('namespaces allows reading an allowed Namespace object but no writes to Nam
     ['PUT', '/api/v1/namespaces/a/finalize'],
   ]);
   const d = decide(p, 'POST', '/api/v1/namespaces');
-  assert.equal(!d.allowed && d.message, `forbidden by the cluster owner's agent policy (rule namespaces): create on namespaces: only reads are allowed on cluster-scoped resources when namespaces are restricted`);
+  assert.equal(
+    !d.allowed && d.message,
+    `forbidden by the cluster owner's agent policy (rule namespaces): create on namespaces: only reads are allowed on cluster-scoped resources when namespaces are restricted`,
+  );
 });
 
 test('namespaces allows cluster-scoped reads and non-resource reads, and refuses cluster-scoped writes', () => {
@@ -284,8 +319,7 @@ test('namespaces allows cluster-scoped reads and non-resource reads, and refuses
 test('namespaces treats an unknown resource without a namespace as all-namespaces unless told it is cluster-scoped', () => {
   const p = verifyAgentPolicy({ namespaces: ['a'] });
   assertRefused(p, 'namespaces', [['GET', '/apis/cert-manager.io/v1/clusterissuers']]);
-  const isClusterScoped = (group: string, resource: string): boolean | undefined =>
-    group === 'cert-manager.io' ? resource === 'clusterissuers' : undefined;
+  const isClusterScoped = (group: string, resource: string): boolean | undefined => (group === 'cert-manager.io' ? resource === 'clusterissuers' : undefined);
   assert.deepEqual(decide(p, 'GET', '/apis/cert-manager.io/v1/clusterissuers', { isClusterScoped }), { allowed: true });
   assert.equal(decide(p, 'GET', '/apis/cert-manager.io/v1/certificates', { isClusterScoped }).allowed, false);
   assert.equal(decide(p, 'GET', '/api/v1/nodes', { isClusterScoped: () => false }).allowed, false);

@@ -3,8 +3,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
-  FAKE_COOKIES, FAKE_ETAG, FAKE_GIT_VERSION, FAKE_HEADER_COUNT, FAKE_TRAILER_CHUNKS, FAKE_WARNINGS,
-  blobSha256, blobStream, startCanaryServer, waitFor,
+  FAKE_COOKIES,
+  FAKE_ETAG,
+  FAKE_GIT_VERSION,
+  FAKE_HEADER_COUNT,
+  FAKE_TRAILER_CHUNKS,
+  FAKE_WARNINGS,
+  blobSha256,
+  blobStream,
+  startCanaryServer,
+  waitFor,
 } from '@pipeops/tunnel-testkit';
 import { metricValue, readAll, startHarnessOnFake } from './helpers/kube-harness.ts';
 
@@ -12,7 +20,11 @@ const setup = startHarnessOnFake;
 
 test('a GET is replayed with the agent token, never the runner one, and logged once without secrets', async (t) => {
   const { fake, h } = await setup(t);
-  const { res } = await h.request({ path: '/version', requestId: 'req-42', headers: { authorization: 'Bearer runner-secret', 'x-pipeops-request-id': 'req-42', host: 'gateway.example:443' } });
+  const { res } = await h.request({
+    path: '/version',
+    requestId: 'req-42',
+    headers: { authorization: 'Bearer runner-secret', 'x-pipeops-request-id': 'req-42', host: 'gateway.example:443' },
+  });
   assert.equal(res.statusCode, 200);
   assert.equal(JSON.parse((await readAll(res)).toString()).gitVersion, FAKE_GIT_VERSION);
   const seen = fake.requests.at(-1);
@@ -91,7 +103,12 @@ test('big bodies pass both ways intact (hash-checked)', async (t) => {
   const bytes = 6 * 1024 * 1024;
   const down = await h.request({ path: `/blob?bytes=${String(bytes)}&seed=down` });
   assert.equal(down.res.headers['content-length'], String(bytes));
-  assert.equal(createHash('sha256').update(await readAll(down.res)).digest('hex'), blobSha256(bytes, 'down'));
+  assert.equal(
+    createHash('sha256')
+      .update(await readAll(down.res))
+      .digest('hex'),
+    blobSha256(bytes, 'down'),
+  );
   const up = await h.request({ method: 'POST', path: '/sink', body: blobStream(bytes, 'up'), headers: { 'content-type': 'application/octet-stream' } });
   const answer = JSON.parse((await readAll(up.res)).toString()) as { bytes: number; sha256: string };
   assert.deepEqual(answer, { bytes, sha256: blobSha256(bytes, 'up') });
@@ -103,13 +120,16 @@ test('a runner that stops reading stops the API server writing (memory stays bou
   res.pause();
   // Wait until the fake's sent-byte counter stops moving, then check where it stopped.
   let last = -1;
-  await waitFor(async () => {
-    const now = fake.stats.blobBytesSent;
-    const stable = now > 0 && now === last;
-    last = now;
-    await new Promise((r) => setImmediate(r));
-    return stable && (await new Promise<boolean>((r) => setTimeout(() => r(fake.stats.blobBytesSent === now), 200)));
-  }, { timeoutMs: 10_000 });
+  await waitFor(
+    async () => {
+      const now = fake.stats.blobBytesSent;
+      const stable = now > 0 && now === last;
+      last = now;
+      await new Promise((r) => setImmediate(r));
+      return stable && (await new Promise<boolean>((r) => setTimeout(() => r(fake.stats.blobBytesSent === now), 200)));
+    },
+    { timeoutMs: 10_000 },
+  );
   assert.ok(fake.stats.blobBytesSent < 16 * 1024 * 1024, `the API server sent ${String(fake.stats.blobBytesSent)} bytes to a paused runner`);
   res.destroy();
 });
@@ -167,6 +187,9 @@ test('an API server that drops the connection mid-body resets the runner stream,
   const again = await h.request({ path: '/version' });
   assert.equal(again.res.statusCode, 502);
   const body = JSON.parse((await readAll(again.res)).toString()) as Record<string, unknown>;
-  assert.deepEqual({ kind: body.kind, status: body.status, code: body.code, reason: body.reason }, { kind: 'Status', status: 'Failure', code: 502, reason: 'BadGateway' });
-  assert.ok(await metricValue(h.registry, 'pipeops_tunnel_k8s_upstream_errors_total', { reason: 'connect' }) >= 1);
+  assert.deepEqual(
+    { kind: body.kind, status: body.status, code: body.code, reason: body.reason },
+    { kind: 'Status', status: 'Failure', code: 502, reason: 'BadGateway' },
+  );
+  assert.ok((await metricValue(h.registry, 'pipeops_tunnel_k8s_upstream_errors_total', { reason: 'connect' })) >= 1);
 });

@@ -18,7 +18,11 @@ test('a request head with control characters, obs-fold, smuggling-shaped framing
     ['GET /version HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n', 400, /malformed HTTP request/],
     ['GET /version HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n', 400, /malformed HTTP request/],
     ['GET /version HTTP/2.0\r\nHost: x\r\n\r\n', 400, /malformed HTTP request/],
-    ['POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 400, /both Transfer-Encoding and Content-Length/],
+    [
+      'POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      400,
+      /both Transfer-Encoding and Content-Length/,
+    ],
     ['POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello', 400, /more than one Content-Length/],
     ['POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello', 400, /malformed Content-Length/],
     ['POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501, /unsupported transfer coding/],
@@ -63,7 +67,7 @@ test('a malformed chunked body is answered 400 and the API server never gets a c
   assert.match(h.logs.text(), /"rule":"protocol"/);
 });
 
-test('a body cut short by the runner\'s FIN is answered 400, not sent on as complete', async (t) => {
+test("a body cut short by the runner's FIN is answered 400, not sent on as complete", async (t) => {
   const { fake, h } = await startHarnessOnFake(t);
   const stream = h.open();
   stream.end('POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhel');
@@ -75,9 +79,11 @@ test('a body cut short by the runner\'s FIN is answered 400, not sent on as comp
   for (const r of fake.requests.filter((x) => x.path === '/sink')) await fake.aborted.wait((a) => a.seq === r.seq);
 });
 
-test('bytes after a request\'s body reset the stream, and the request behind them never reaches the API server', async (t) => {
+test("bytes after a request's body reset the stream, and the request behind them never reaches the API server", async (t) => {
   const { fake, h } = await startHarnessOnFake(t);
-  const text = await h.raw('POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloDELETE /api/v1/namespaces/default/pods/web-0 HTTP/1.1\r\nHost: x\r\n\r\n').catch((err: unknown) => String(err));
+  const text = await h
+    .raw('POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloDELETE /api/v1/namespaces/default/pods/web-0 HTTP/1.1\r\nHost: x\r\n\r\n')
+    .catch((err: unknown) => String(err));
   assert.ok(!/HTTP\/1\.1 \d{3}[\s\S]*HTTP\/1\.1 \d{3}/.test(text), 'at most one answer');
   assert.ok(h.logs.records.some((r) => r.event === 'pipelined_request_refused'));
   assert.equal(fake.requests.filter((r) => r.method === 'DELETE').length, 0);

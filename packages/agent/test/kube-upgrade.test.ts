@@ -22,7 +22,8 @@ test('a WebSocket exec upgrade is relayed with its subprotocol and echoes both w
   const { fake, h } = await setup(t);
   const stream = h.open();
   const ws = new WebSocket(`ws://gateway.example${EXEC}`, ['v5.channel.k8s.io', 'v4.channel.k8s.io'], {
-    createConnection: () => stream as never, headers: { authorization: 'Bearer runner-secret' },
+    createConnection: () => stream as never,
+    headers: { authorization: 'Bearer runner-secret' },
   });
   t.after(() => ws.terminate());
   await once(ws, 'open');
@@ -40,14 +41,18 @@ test('a WebSocket exec upgrade is relayed with its subprotocol and echoes both w
   const [code] = (await closed) as [number];
   assert.equal(code, 1000);
   await waitFor(async () => (await metricValue(h.registry, 'pipeops_tunnel_k8s_upgrades_active')) === 0);
-  await waitFor(() => h.logs.find((r) => r.msg === 'kube request' && r.upgraded === true && r.status === 101 && r.subresource === 'exec' && r.resource === 'pods'));
+  await waitFor(() =>
+    h.logs.find((r) => r.msg === 'kube request' && r.upgraded === true && r.status === 101 && r.subresource === 'exec' && r.resource === 'pods'),
+  );
 });
 
 test('a SPDY/3.1 upgrade carries raw bytes both ways and relays each half-close', async (t) => {
   const { fake, h } = await setup(t);
   const stream = h.open();
-  stream.write(`POST ${EXEC} HTTP/1.1\r\nHost: gateway.example\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n` +
-    'X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: channel.k8s.io\r\nContent-Length: 0\r\n\r\n');
+  stream.write(
+    `POST ${EXEC} HTTP/1.1\r\nHost: gateway.example\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n` +
+      'X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: channel.k8s.io\r\nContent-Length: 0\r\n\r\n',
+  );
   const acc = { text: '' };
   await readUntil(stream, acc, (s) => s.includes('\r\n\r\n'));
   assert.match(acc.text, /^HTTP\/1\.1 101 /);
@@ -58,7 +63,9 @@ test('a SPDY/3.1 upgrade carries raw bytes both ways and relays each half-close'
   await readUntil(stream, acc, (s) => s.includes('ping-1'));
   // Our FIN: the API server still answers after it (half-close), then ends its side.
   const ended = once(stream, 'end');
-  stream.on('data', (c: Buffer) => { acc.text += c.toString('latin1'); });
+  stream.on('data', (c: Buffer) => {
+    acc.text += c.toString('latin1');
+  });
   stream.end('ping-2');
   await ended;
   assert.equal(acc.text, `ping-1ping-2${FAKE_SPDY_BYE}`);
@@ -68,8 +75,10 @@ test('a SPDY/3.1 upgrade carries raw bytes both ways and relays each half-close'
 
 test('an upgrade the API server refuses is relayed as a plain response', async (t) => {
   const { h } = await setup(t);
-  const text = await h.raw('GET /api/v1/namespaces/default/pods/web-0/nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const text = await h.raw(
+    'GET /api/v1/namespaces/default/pods/web-0/nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
   assert.match(text, /^HTTP\/1\.1 404 /);
   const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { kind: string; code: number };
   assert.deepEqual([body.kind, body.code], ['Status', 404]);

@@ -17,7 +17,13 @@ async function freePortThenClosed(): Promise<number> {
 test('a backoff wait ends early when a refusing port starts accepting', async (t) => {
   const port = await freePortThenClosed();
   assert.equal(await probePort('127.0.0.1', port, 500), 'refused');
-  const waiting = waitBeforeDial({ delayMs: 30_000, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: true, signal: new AbortController().signal });
+  const waiting = waitBeforeDial({
+    delayMs: 30_000,
+    probe: { host: '127.0.0.1', port },
+    probeIntervalMs: 50,
+    refusing: true,
+    signal: new AbortController().signal,
+  });
   const server = createServer((c) => c.destroy());
   t.after(() => server.close());
   server.listen(port, '127.0.0.1');
@@ -29,13 +35,22 @@ test('a backoff wait ends early when a refusing port starts accepting', async (t
 
 test('a port that accepts from the first probe never shortens the backoff, and is probed only once in it', async (t) => {
   let probes = 0;
-  const server = createServer((c) => { probes++; c.destroy(); });
+  const server = createServer((c) => {
+    probes++;
+    c.destroy();
+  });
   t.after(() => server.close());
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as { port: number }).port;
   const started = performance.now();
-  const outcome = await waitBeforeDial({ delayMs: 1_300, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: false, signal: new AbortController().signal });
+  const outcome = await waitBeforeDial({
+    delayMs: 1_300,
+    probe: { host: '127.0.0.1', port },
+    probeIntervalMs: 50,
+    refusing: false,
+    signal: new AbortController().signal,
+  });
   assert.equal(outcome, 'elapsed');
   assert.ok(performance.now() - started >= 1_290);
   assert.equal(probes, 1, 'a load balancer in front of the gateways always accepts: one probe says so');
@@ -43,12 +58,21 @@ test('a port that accepts from the first probe never shortens the backoff, and i
 
 test('a wait of at most a second is not probed: the first re-dial after a lost session adds no connection', async (t) => {
   let probes = 0;
-  const server = createServer((c) => { probes++; c.destroy(); });
+  const server = createServer((c) => {
+    probes++;
+    c.destroy();
+  });
   t.after(() => server.close());
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as { port: number }).port;
-  const outcome = await waitBeforeDial({ delayMs: MIN_PROBED_WAIT_MS, probe: { host: '127.0.0.1', port }, probeIntervalMs: 50, refusing: true, signal: new AbortController().signal });
+  const outcome = await waitBeforeDial({
+    delayMs: MIN_PROBED_WAIT_MS,
+    probe: { host: '127.0.0.1', port },
+    probeIntervalMs: 50,
+    refusing: true,
+    signal: new AbortController().signal,
+  });
   assert.equal(outcome, 'elapsed');
   assert.equal(probes, 0);
 });

@@ -26,7 +26,11 @@ test('against the real gateway: a wrong token is refused once and ends the agent
   await assert.rejects(agent.done, (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_AUTH_REJECTED' && e.status === 401);
   // Exactly one dial: the gateway counted one refusal, the agent one failure.
   const gatewayFailures = (await gw.registry.metrics()).match(/^pipeops_tunnel_connect_failures_total\{[^}]*\} (\d+)$/gm) ?? [];
-  assert.equal(gatewayFailures.reduce((n, line) => n + Number(line.split(' ').at(-1)), 0), 1, gatewayFailures.join('\n'));
+  assert.equal(
+    gatewayFailures.reduce((n, line) => n + Number(line.split(' ').at(-1)), 0),
+    1,
+    gatewayFailures.join('\n'),
+  );
   // Every reason is exported from the start (at 0); only auth counted one.
   const agentFailures = (await registry.metrics()).match(/^pipeops_tunnel_connect_failures_total\{[^}]*\} [1-9]\d*$/gm) ?? [];
   assert.deepEqual(agentFailures, ['pipeops_tunnel_connect_failures_total{reason="auth"} 1']);
@@ -35,7 +39,9 @@ test('against the real gateway: a wrong token is refused once and ends the agent
 test('against the real gateway: a gateway closed and restarted on the same port gets the agent back within 2 s', async (t) => {
   const gw = await startGateway(t, { token });
   const { agent, logs } = await startAgent(t, {
-    apiUrl: gw.url, token, tls: { insecureSkipVerify: true },
+    apiUrl: gw.url,
+    token,
+    tls: { insecureSkipVerify: true },
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 5_000, maxIntervalMs: 30_000 },
   });
   await nextConnected(agent);
@@ -44,7 +50,13 @@ test('against the real gateway: a gateway closed and restarted on the same port 
   await gone;
   // The agent must have seen the port gone (a refused dial, or a probe while it waits: its redial may
   // instead meet the draining gateway's 503) before the new gateway listens.
-  await waitFor(() => agent.state === 'backoff' && logs.records().some((r) => r.event === 'gateway_port_refusing' || (r.msg === 'tunnel dial failed' && r.reason === 'network')), 5_000, 'the port seen refusing');
+  await waitFor(
+    () =>
+      agent.state === 'backoff' &&
+      logs.records().some((r) => r.event === 'gateway_port_refusing' || (r.msg === 'tunnel dial failed' && r.reason === 'network')),
+    5_000,
+    'the port seen refusing',
+  );
   const back = nextConnected(agent);
   const gw2 = await startGateway(t, { token, port: gw.port });
   const listeningAt = performance.now();

@@ -23,7 +23,9 @@ test('maxAttempts consecutive failed dials end the agent with PT_ERR_RECONNECT_E
   const port = gw.port;
   await gw.close(); // nothing listens there now: every dial is refused
   const { agent, registry } = await startAgent(t, {
-    apiUrl: `http://127.0.0.1:${port}`, token, allowInsecureTransport: true,
+    apiUrl: `http://127.0.0.1:${port}`,
+    token,
+    allowInsecureTransport: true,
     reconnect: { enabled: true, maxAttempts: 3, intervalMs: 10, maxIntervalMs: 20 },
   });
   await assert.rejects(agent.done, (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_RECONNECT_EXHAUSTED');
@@ -34,7 +36,9 @@ test('with reconnect disabled the first session loss ends the agent with PT_ERR_
   const gw = await startFakeGateway({ token });
   t.after(() => gw.close());
   const { agent } = await startAgent(t, {
-    apiUrl: gw.url, token, allowInsecureTransport: true,
+    apiUrl: gw.url,
+    token,
+    allowInsecureTransport: true,
     reconnect: { enabled: false, maxAttempts: 0, intervalMs: 10, maxIntervalMs: 20 },
   });
   await nextConnected(agent);
@@ -49,7 +53,9 @@ test('a gateway restarted on the same port after an outage is reconnected to wit
   // A long backoff (5 s base, like the original agent's default): the port
   // probe, not the timer, must bring the agent back.
   const { agent, registry, logs } = await startAgent(t, {
-    apiUrl: gw.url, token, allowInsecureTransport: true,
+    apiUrl: gw.url,
+    token,
+    allowInsecureTransport: true,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 5_000, maxIntervalMs: 30_000 },
   });
   await nextConnected(agent);
@@ -73,7 +79,10 @@ test('a gateway that stops answering is detected by keepalive and the agent goes
   const relay = await startTcpRelay(gw.port);
   t.after(() => relay.close());
   const { agent } = await startAgent(t, {
-    apiUrl: `http://127.0.0.1:${relay.port}`, token, allowInsecureTransport: true, timeoutMs: 1_000,
+    apiUrl: `http://127.0.0.1:${relay.port}`,
+    token,
+    allowInsecureTransport: true,
+    timeoutMs: 1_000,
     mux: { keepAliveIntervalMs: 200, keepAliveTimeoutMs: 500 },
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 5_000, maxIntervalMs: 30_000 },
   });
@@ -92,7 +101,9 @@ test('a gateway reconnect request makes the agent dial again at once', async (t)
   const gw = await startFakeGateway({ token });
   t.after(() => gw.close());
   const { agent } = await startAgent(t, {
-    apiUrl: gw.url, token, allowInsecureTransport: true,
+    apiUrl: gw.url,
+    token,
+    allowInsecureTransport: true,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 30_000, maxIntervalMs: 60_000 },
   });
   await nextConnected(agent);
@@ -109,7 +120,9 @@ test('closing the agent while it waits in backoff resolves done promptly', async
   const port = gw.port;
   await gw.close();
   const { agent, logs } = await startAgent(t, {
-    apiUrl: `http://127.0.0.1:${port}`, token, allowInsecureTransport: true,
+    apiUrl: `http://127.0.0.1:${port}`,
+    token,
+    allowInsecureTransport: true,
     reconnect: { enabled: true, maxAttempts: 0, intervalMs: 30_000, maxIntervalMs: 60_000, probeIntervalMs: 0 },
   });
   await waitFor(() => logs.records().some((r) => r.msg === 'tunnel dial failed') && agent.state === 'backoff', 5_000, 'backoff');

@@ -18,7 +18,9 @@ test('without the gateway CA the dial fails with a TLS reason and is retried', a
   const gw = await startFakeGateway({ token, tls: testCerts() });
   t.after(() => gw.close());
   const { agent, registry, logs } = await startAgent(t, {
-    apiUrl: gw.url, token, reconnect: { enabled: true, maxAttempts: 2, intervalMs: 10, maxIntervalMs: 20 },
+    apiUrl: gw.url,
+    token,
+    reconnect: { enabled: true, maxAttempts: 2, intervalMs: 10, maxIntervalMs: 20 },
   });
   await assert.rejects(agent.done, (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_RECONNECT_EXHAUSTED');
   assert.match(await registry.metrics(), /pipeops_tunnel_connect_failures_total\{reason="tls"\} 2/);
@@ -31,7 +33,10 @@ test('insecureSkipVerify connects to a gateway with an unknown CA and warns at s
   const { agent, logs } = await startAgent(t, { apiUrl: gw.url, token, tls: { insecureSkipVerify: true } });
   await nextConnected(agent);
   const warnings = logs.records().filter((r) => r.level === 40 && r.insecureSkipVerify === true);
-  assert.deepEqual(warnings.map((w) => w.when), ['start', 'connect']);
+  assert.deepEqual(
+    warnings.map((w) => w.when),
+    ['start', 'connect'],
+  );
 });
 
 test('caFile trusts the gateway CA on top of the default roots', async (t) => {
@@ -52,12 +57,19 @@ test('the trust store of tls.caFile is built once per content of the file, and a
   assert.notEqual(rotated.context, first.context);
   assert.equal(rotated.pem, `${testCerts().caCert}\n`);
   writeFileSync(file, 'not a certificate');
-  assert.throws(() => loadCaTrust(file, rotated), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('no PEM certificate'));
+  assert.throws(
+    () => loadCaTrust(file, rotated),
+    (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('no PEM certificate'),
+  );
 });
 
 test('an unreadable caFile is a configuration error naming tls.caFile', () => {
   assert.throws(
-    () => createAgent(testOptions({ tls: { insecureSkipVerify: false, caFile: '/nonexistent/ca.pem' } }), { logger: captureLogs().logger, registry: new Registry() }),
+    () =>
+      createAgent(testOptions({ tls: { insecureSkipVerify: false, caFile: '/nonexistent/ca.pem' } }), {
+        logger: captureLogs().logger,
+        registry: new Registry(),
+      }),
     (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_CONFIG' && e.message.includes('tls.caFile'),
   );
 });
@@ -74,7 +86,12 @@ test('wss goes through the HTTPS proxy with CONNECT, and NO_PROXY bypasses it', 
   assert.deepEqual(proxy.tunnels, [`127.0.0.1:${gw.port}`]);
   assert.ok(logs.lines.every((l) => !l.includes(token)));
 
-  const direct = await startAgent(t, { apiUrl: gw.url, token, tls: { insecureSkipVerify: false, caFile }, proxy: { httpsProxy: proxy.url, noProxy: '127.0.0.1' } });
+  const direct = await startAgent(t, {
+    apiUrl: gw.url,
+    token,
+    tls: { insecureSkipVerify: false, caFile },
+    proxy: { httpsProxy: proxy.url, noProxy: '127.0.0.1' },
+  });
   await nextConnected(direct.agent);
   assert.equal(proxy.tunnels.length, 1, 'the NO_PROXY agent dialed directly');
 });
@@ -86,7 +103,9 @@ test('a proxy that cannot reach the gateway is a network failure, not an auth fa
   const port = gw.port;
   await gw.close();
   const { agent, registry } = await startAgent(t, {
-    apiUrl: `https://127.0.0.1:${port}`, token, proxy: { httpsProxy: proxy.url },
+    apiUrl: `https://127.0.0.1:${port}`,
+    token,
+    proxy: { httpsProxy: proxy.url },
     reconnect: { enabled: true, maxAttempts: 2, intervalMs: 10, maxIntervalMs: 20 },
   });
   await assert.rejects(agent.done, (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_RECONNECT_EXHAUSTED');

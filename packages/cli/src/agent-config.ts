@@ -50,14 +50,27 @@ export const agentSchema = {
     namespace: { doc: 'Default namespace.', format: String, default: 'pipeops-system' },
     access_as: {
       doc: "Who runner requests act as at the API server: agent (the agent's own credentials) or runner (impersonated as pipeops:runner:<id>, groups pipeops:runners and the runner's groups; needs the impersonate verb).",
-      format: 'access-as', default: 'agent',
+      format: 'access-as',
+      default: 'agent',
     },
   },
   policy: {
-    read_only: { doc: "The cluster owner's policy: only get, list and watch (and GET on non-resource paths); no exec, attach, port-forward or proxy.", format: 'flag', default: false },
+    read_only: {
+      doc: "The cluster owner's policy: only get, list and watch (and GET on non-resource paths); no exec, attach, port-forward or proxy.",
+      format: 'flag',
+      default: false,
+    },
     deny_subresources: { doc: 'Subresources refused, e.g. [exec, attach, portforward, proxy]. Env: comma-separated.', format: 'name-list', default: [] },
-    deny_resources: { doc: 'Resources refused in every namespace, e.g. [secrets]; resource.group for one API group. Env: comma-separated.', format: 'name-list', default: [] },
-    namespaces: { doc: 'Namespaces runners may reach (empty: all); when set, cluster-scoped writes and all-namespace requests are refused. Env: comma-separated.', format: 'name-list', default: [] },
+    deny_resources: {
+      doc: 'Resources refused in every namespace, e.g. [secrets]; resource.group for one API group. Env: comma-separated.',
+      format: 'name-list',
+      default: [],
+    },
+    namespaces: {
+      doc: 'Namespaces runners may reach (empty: all); when set, cluster-scoped writes and all-namespace requests are refused. Env: comma-separated.',
+      format: 'name-list',
+      default: [],
+    },
   },
   audit: {
     file: { doc: 'JSON-lines file for the audit records (one per runner request); empty: the log stream.', format: String, default: '' },
@@ -67,11 +80,22 @@ export const agentSchema = {
 /** The validated agent configuration (durations in ms). */
 export interface AgentConfig {
   agent: {
-    id: string; name: string; cluster_name: string; poll_interval: number; port: number; listen_host: string;
-    debug: boolean; log_level: LogLevel; shutdown_timeout: number; labels: Record<string, string>;
+    id: string;
+    name: string;
+    cluster_name: string;
+    poll_interval: number;
+    port: number;
+    listen_host: string;
+    debug: boolean;
+    log_level: LogLevel;
+    shutdown_timeout: number;
+    labels: Record<string, string>;
   };
   pipeops: {
-    api_url: string; token: string; timeout: number; allow_insecure: boolean;
+    api_url: string;
+    token: string;
+    timeout: number;
+    allow_insecure: boolean;
     tls: { enabled: boolean; insecure_skip_verify: boolean; ca_file: string };
     reconnect: { enabled: boolean; max_attempts: number; interval: number; max_interval: number };
   };
@@ -146,7 +170,10 @@ function verifyAgentConfig(c: AgentConfig): void {
   if (c.pipeops.timeout === 0) problems.push('pipeops.timeout: must be greater than 0');
   if (c.agent.poll_interval === 0) problems.push('agent.poll_interval: must be greater than 0');
   problems.push(...tunnelConfigProblems(c.tunnel));
-  const unreadable = unreadableFiles([['pipeops.tls.ca_file', c.pipeops.tls.ca_file], ['kubernetes.kubeconfig', c.kubernetes.kubeconfig]]);
+  const unreadable = unreadableFiles([
+    ['pipeops.tls.ca_file', c.pipeops.tls.ca_file],
+    ['kubernetes.kubeconfig', c.kubernetes.kubeconfig],
+  ]);
   problems.push(...unreadable);
   // A kubeconfig that is there but unusable would start an agent answering every runner 503.
   if (c.kubernetes.kubeconfig !== '' && !unreadable.some((p) => p.startsWith('kubernetes.kubeconfig:'))) {

@@ -132,9 +132,10 @@ function checkShape(data: Record<string, unknown>, schema: Schema, prefix: strin
     if (isEntry(node)) {
       if (node.format === 'string-map') {
         if (!isMap) problems.push(`${key}: must be a map of strings`);
-        else for (const [lk, lv] of Object.entries(value)) {
-          if (typeof lv === 'object' && lv !== null) problems.push(`${key}: value of label "${lk}" must be a string`);
-        }
+        else
+          for (const [lk, lv] of Object.entries(value)) {
+            if (typeof lv === 'object' && lv !== null) problems.push(`${key}: value of label "${lk}" must be a string`);
+          }
       } else if (node.format === 'name-list') {
         if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) problems.push(`${key}: must be a list of names`);
       } else if (isMap || Array.isArray(value)) {

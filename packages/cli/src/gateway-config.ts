@@ -21,25 +21,58 @@ export const gatewaySchema = {
     drain_timeout: { doc: 'On SIGTERM/SIGINT, how long agents and open streams get to finish.', format: 'duration-ms', default: '30s' },
     handshake_timeout: { doc: "How long an agent's WebSocket upgrade and hello may take.", format: 'duration-ms', default: '10s' },
     log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
-    tls_handshake_timeout: { doc: 'How long a client has from its TCP connection to the end of the TLS handshake; then the connection is closed.', format: 'duration-ms', default: '10s' },
-    request_head_timeout: { doc: 'How long a client has to send a complete request head; then 408 and the connection is closed. Only the head: WATCH, logs -f and exec are never cut by it.', format: 'duration-ms', default: '30s' },
-    max_connections: { doc: 'Open connections the gateway accepts at once (agents, runners, handshakes in progress); beyond it new connections are closed.', format: 'nat', default: 10_000 },
+    tls_handshake_timeout: {
+      doc: 'How long a client has from its TCP connection to the end of the TLS handshake; then the connection is closed.',
+      format: 'duration-ms',
+      default: '10s',
+    },
+    request_head_timeout: {
+      doc: 'How long a client has to send a complete request head; then 408 and the connection is closed. Only the head: WATCH, logs -f and exec are never cut by it.',
+      format: 'duration-ms',
+      default: '30s',
+    },
+    max_connections: {
+      doc: 'Open connections the gateway accepts at once (agents, runners, handshakes in progress); beyond it new connections are closed.',
+      format: 'nat',
+      default: 10_000,
+    },
     redis: {
-      url: { doc: 'redis:// or rediss:// URL of the fleet registry (password in the URL if any). Empty: the gateway runs alone. Set on every replica of a fleet.', format: String, default: '', sensitive: true },
+      url: {
+        doc: 'redis:// or rediss:// URL of the fleet registry (password in the URL if any). Empty: the gateway runs alone. Set on every replica of a fleet.',
+        format: String,
+        default: '',
+        sensitive: true,
+      },
       ca_file: { doc: 'PEM CA for a rediss:// server whose certificate the system does not trust.', format: String, default: '' },
     },
     replica: {
       advertise_url: { doc: 'https://host:port at which the other replicas reach this one (required with redis.url).', format: String, default: '' },
-      secret_file: { doc: 'File holding the secret every replica of the fleet shares; replica-to-replica links are authenticated with it (required with redis.url, at least 16 characters).', format: String, default: '' },
+      secret_file: {
+        doc: 'File holding the secret every replica of the fleet shares; replica-to-replica links are authenticated with it (required with redis.url, at least 16 characters).',
+        format: String,
+        default: '',
+      },
       ca_file: { doc: "PEM CA the other replicas' certificates are checked against (default: the system's).", format: String, default: '' },
     },
   },
   tunnel: tunnelSchema,
   runners: {
-    max_streams: { doc: "Requests (streams) one runner may have open at once, over all its connections; beyond it: 429 with Retry-After. 0 = unlimited. A runner's tokens-file limits override it.", format: 'nat', default: 1000 },
-    requests_per_second: { doc: 'Requests one runner may start per second, sustained; beyond it: 429 with Retry-After. 0 = unlimited.', format: 'nat', default: 0 },
+    max_streams: {
+      doc: "Requests (streams) one runner may have open at once, over all its connections; beyond it: 429 with Retry-After. 0 = unlimited. A runner's tokens-file limits override it.",
+      format: 'nat',
+      default: 1000,
+    },
+    requests_per_second: {
+      doc: 'Requests one runner may start per second, sustained; beyond it: 429 with Retry-After. 0 = unlimited.',
+      format: 'nat',
+      default: 0,
+    },
     burst: { doc: 'Requests one runner may start at once above requests_per_second (0 = twice requests_per_second).', format: 'nat', default: 0 },
-    bytes_per_second: { doc: "Bytes per second one runner may pull from its clusters, all its streams together (and push on /ws/runner), paced through the tunnel's flow control. 0 = unlimited. Sizes: 10MiB.", format: 'byte-size', default: 0 },
+    bytes_per_second: {
+      doc: "Bytes per second one runner may pull from its clusters, all its streams together (and push on /ws/runner), paced through the tunnel's flow control. 0 = unlimited. Sizes: 10MiB.",
+      format: 'byte-size',
+      default: 0,
+    },
   },
   audit: {
     file: { doc: 'JSON-lines file for the audit records (one per runner request); empty: the log stream.', format: String, default: '' },
@@ -51,9 +84,16 @@ export interface GatewayConfig {
   gateway: {
     listen: string;
     tls: { cert: string; key: string };
-    tokens_file: string; dev: boolean; allow_insecure: boolean; state_dir: string;
-    drain_timeout: number; handshake_timeout: number; log_level: LogLevel;
-    tls_handshake_timeout: number; request_head_timeout: number; max_connections: number;
+    tokens_file: string;
+    dev: boolean;
+    allow_insecure: boolean;
+    state_dir: string;
+    drain_timeout: number;
+    handshake_timeout: number;
+    log_level: LogLevel;
+    tls_handshake_timeout: number;
+    request_head_timeout: number;
+    max_connections: number;
     redis: { url: string; ca_file: string };
     replica: { advertise_url: string; secret_file: string; ca_file: string };
   };
@@ -126,14 +166,21 @@ function verifyGatewayConfig(c: GatewayConfig): void {
   if (g.max_connections < 1) problems.push('gateway.max_connections: must be at least 1');
   if (g.redis.url !== '') {
     if (!/^rediss?:\/\/[^/]/.test(g.redis.url)) problems.push('gateway.redis.url: must be a redis:// or rediss:// URL');
-    if (g.replica.advertise_url === '') problems.push('gateway.replica.advertise_url: is required with gateway.redis.url (the https://host:port other replicas reach this one at)');
+    if (g.replica.advertise_url === '')
+      problems.push('gateway.replica.advertise_url: is required with gateway.redis.url (the https://host:port other replicas reach this one at)');
     if (g.replica.secret_file === '') problems.push('gateway.replica.secret_file: is required with gateway.redis.url (a secret file shared by every replica)');
   }
   problems.push(...tunnelConfigProblems(c.tunnel));
-  problems.push(...unreadableFiles([
-    ['gateway.tls.cert', g.tls.cert], ['gateway.tls.key', g.tls.key], ['gateway.tokens_file', g.tokens_file],
-    ['gateway.redis.ca_file', g.redis.ca_file], ['gateway.replica.secret_file', g.replica.secret_file], ['gateway.replica.ca_file', g.replica.ca_file],
-  ]));
+  problems.push(
+    ...unreadableFiles([
+      ['gateway.tls.cert', g.tls.cert],
+      ['gateway.tls.key', g.tls.key],
+      ['gateway.tokens_file', g.tokens_file],
+      ['gateway.redis.ca_file', g.redis.ca_file],
+      ['gateway.replica.secret_file', g.replica.secret_file],
+      ['gateway.replica.ca_file', g.replica.ca_file],
+    ]),
+  );
   if (problems.length > 0) throw configError(problems);
 }
 

@@ -10,8 +10,15 @@ import type { LogLevel } from './formats.ts';
  * (as `headers.authorization` and the like, or on their own).
  */
 export const REDACTED_KEYS: ReadonlySet<string> = new Set([
-  'token', 'password', 'key',
-  'authorization', 'Authorization', 'proxy-authorization', 'Proxy-Authorization', 'cookie', 'Cookie',
+  'token',
+  'password',
+  'key',
+  'authorization',
+  'Authorization',
+  'proxy-authorization',
+  'Proxy-Authorization',
+  'cookie',
+  'Cookie',
 ]);
 const REDACT_DEPTH = 4;
 const CENSOR = '[Redacted]';
@@ -93,7 +100,11 @@ function bufferedStdout(): ReturnType<typeof pino.destination> {
   let timer: NodeJS.Timeout | undefined;
   const flush = (): void => {
     timer = undefined;
-    try { dest.flushSync(); } catch { /* stdout gone: nothing to do */ }
+    try {
+      dest.flushSync();
+    } catch {
+      /* stdout gone: nothing to do */
+    }
   };
   dest.write = (data: string): boolean => {
     const ok = write(data);

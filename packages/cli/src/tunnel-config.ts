@@ -9,13 +9,17 @@ import type { SessionOptions } from '@pipeops/tunnel-mux';
 export const tunnelSchema = {
   stream_window: {
     doc: 'Largest receive window of one stream (bytes, or 256KiB, 16MiB). Windows start at 256 KiB and grow toward this while a stream is read quickly; a paused reader never holds more than its window. Bigger sustains more throughput per stream on high-latency links.',
-    format: 'byte-size', default: '16MiB',
+    format: 'byte-size',
+    default: '16MiB',
   },
   max_streams: { doc: 'Open streams per tunnel session (every WATCH, log follow, exec and request in flight holds one).', format: 'nat', default: 65_536 },
 };
 
 /** The validated `tunnel` section. */
-export interface TunnelConfig { stream_window: number; max_streams: number }
+export interface TunnelConfig {
+  stream_window: number;
+  max_streams: number;
+}
 
 /** Checks the schema cannot express; returns problems as `key: why` lines. */
 export function tunnelConfigProblems(t: TunnelConfig): string[] {

@@ -34,7 +34,7 @@ export const COMMANDS: ReadonlyArray<readonly [string, string]> = [
   ['proxy', "serve a cluster's API server on a local port through the gateway (like kubectl proxy)"],
   ['kubeconfig', "print a kubeconfig for a cluster's gateway endpoint (URL/k8s/clusters/C)"],
   ['status', 'the local agent (ready, tunnel, failures, API server), or a cluster as the gateway sees it'],
-  ['doctor', "check step by step what the agent (or a runner) needs, and say how to fix what fails"],
+  ['doctor', 'check step by step what the agent (or a runner) needs, and say how to fix what fails'],
 ];
 
 /** `pipeops-tunnel --help`. */

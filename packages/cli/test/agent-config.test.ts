@@ -41,10 +41,21 @@ test('defaults apply when neither file, environment nor flags set a key', () => 
 
 test('flags override the environment, which overrides the file, which overrides defaults', (t) => {
   const dir = tempDir(t);
-  const file = writeFile(dir, 'c.yaml', [
-    'agent:', '  port: 1001', '  cluster_name: from-file', '  name: file-name', '  poll_interval: 10s', '  labels: { env: file }',
-    'pipeops:', '  api_url: https://file.example.com', '  timeout: 7s',
-  ].join('\n'));
+  const file = writeFile(
+    dir,
+    'c.yaml',
+    [
+      'agent:',
+      '  port: 1001',
+      '  cluster_name: from-file',
+      '  name: file-name',
+      '  poll_interval: 10s',
+      '  labels: { env: file }',
+      'pipeops:',
+      '  api_url: https://file.example.com',
+      '  timeout: 7s',
+    ].join('\n'),
+  );
   const env = {
     PIPEOPS_PIPEOPS_TOKEN: 'tok',
     PIPEOPS_AGENT_PORT: '1002',
@@ -77,12 +88,15 @@ test('booleans from the environment accept true/false/1/0/yes/no and reject anyt
 });
 
 test('the agent options carry every configured value, with proxy and kubeconfig from the environment', () => {
-  const c = loadAgentConfig({}, {
-    ...required,
-    PIPEOPS_PIPEOPS_TLS_CA_FILE: '',
-    PIPEOPS_PIPEOPS_RECONNECT_MAX_ATTEMPTS: '2',
-    PIPEOPS_AGENT_LABELS: '{"a":"b"}',
-  });
+  const c = loadAgentConfig(
+    {},
+    {
+      ...required,
+      PIPEOPS_PIPEOPS_TLS_CA_FILE: '',
+      PIPEOPS_PIPEOPS_RECONNECT_MAX_ATTEMPTS: '2',
+      PIPEOPS_AGENT_LABELS: '{"a":"b"}',
+    },
+  );
   const o = toAgentOptions(c, { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.internal', KUBECONFIG: '/k/config' }, '9.9.9');
   assert.equal(o.apiUrl, 'https://gw.example.com');
   assert.equal(o.token, 'secret-token');
@@ -122,16 +136,24 @@ test('tunnel sizes are read as bytes from the file or the environment and reach 
 
 test('a tunnel window below the yamux initial window or not a size is refused naming the key', () => {
   for (const bad of ['100KiB', 'lots', '16MB']) {
-    assert.throws(() => loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: bad }), (err: CliError) => err.message.includes('tunnel.stream_window'), bad);
+    assert.throws(
+      () => loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: bad }),
+      (err: CliError) => err.message.includes('tunnel.stream_window'),
+      bad,
+    );
   }
 });
 
 test('access_as and the owner policy are read from the file, the environment (lists comma-separated) and --access-as', (t) => {
-  const file = writeFile(tempDir(t), 'agent.yaml', [
-    'kubernetes: { access_as: runner }',
-    'policy: { read_only: true, deny_resources: [secrets], namespaces: [team-a, team-b] }',
-    'audit: { file: /var/log/pipeops/audit.jsonl }',
-  ].join('\n'));
+  const file = writeFile(
+    tempDir(t),
+    'agent.yaml',
+    [
+      'kubernetes: { access_as: runner }',
+      'policy: { read_only: true, deny_resources: [secrets], namespaces: [team-a, team-b] }',
+      'audit: { file: /var/log/pipeops/audit.jsonl }',
+    ].join('\n'),
+  );
   const fromFile = loadAgentConfig({ config: file }, required);
   assert.equal(fromFile.kubernetes.access_as, 'runner');
   assert.deepEqual(fromFile.policy, { read_only: true, deny_subresources: [], deny_resources: ['secrets'], namespaces: ['team-a', 'team-b'] });
@@ -140,9 +162,14 @@ test('access_as and the owner policy are read from the file, the environment (li
   assert.equal(o.policy?.readOnly, true);
   assert.deepEqual(o.policy?.namespaces, ['team-a', 'team-b']);
   assert.deepEqual(o.audit, { file: '/var/log/pipeops/audit.jsonl' });
-  const fromEnv = loadAgentConfig({ config: file, 'access-as': 'agent' }, {
-    ...required, PIPEOPS_POLICY_DENY_SUBRESOURCES: 'exec, attach,portforward', PIPEOPS_POLICY_READ_ONLY: 'false',
-  });
+  const fromEnv = loadAgentConfig(
+    { config: file, 'access-as': 'agent' },
+    {
+      ...required,
+      PIPEOPS_POLICY_DENY_SUBRESOURCES: 'exec, attach,portforward',
+      PIPEOPS_POLICY_READ_ONLY: 'false',
+    },
+  );
   assert.equal(fromEnv.kubernetes.access_as, 'agent', 'the flag wins over the file');
   assert.deepEqual(fromEnv.policy.deny_subresources, ['exec', 'attach', 'portforward']);
   assert.equal(fromEnv.policy.read_only, false);
@@ -150,7 +177,10 @@ test('access_as and the owner policy are read from the file, the environment (li
 
 test('an unknown access_as or a malformed policy name is a configuration error naming the key', () => {
   const fails = (env: Record<string, string>, key: RegExp): void => {
-    assert.throws(() => loadAgentConfig({}, { ...required, ...env }), (err: unknown) => err instanceof CliError && key.test(err.message));
+    assert.throws(
+      () => loadAgentConfig({}, { ...required, ...env }),
+      (err: unknown) => err instanceof CliError && key.test(err.message),
+    );
   };
   fails({ PIPEOPS_KUBERNETES_ACCESS_AS: 'admin' }, /kubernetes\.access_as: must be agent or runner/);
   fails({ PIPEOPS_POLICY_NAMESPACES: 'Team_A' }, /policy\.namespaces/);

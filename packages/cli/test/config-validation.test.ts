@@ -18,7 +18,11 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
     { name: 'a URL with another scheme', args: ['--pipeops-url', 'ftp://127.0.0.1/'], key: /pipeops\.api_url: must use https/ },
     { name: 'a port out of range', args: ['--port', '70000'], key: /agent\.port: ports must be within range/ },
     { name: 'a bad log level', args: ['--log-level', 'loud'], key: /agent\.log_level: must be one of/ },
-    { name: 'a missing CA file', env: { PIPEOPS_PIPEOPS_TLS_CA_FILE: '/nonexistent/ca.pem' }, key: /pipeops\.tls\.ca_file: file \/nonexistent\/ca\.pem cannot be read/ },
+    {
+      name: 'a missing CA file',
+      env: { PIPEOPS_PIPEOPS_TLS_CA_FILE: '/nonexistent/ca.pem' },
+      key: /pipeops\.tls\.ca_file: file \/nonexistent\/ca\.pem cannot be read/,
+    },
     { name: 'an unknown flag', args: ['--colour', 'blue'], key: /Unknown option '--colour'[\s\S]*Usage: pipeops-tunnel connect/ },
   ];
   for (const c of cases) {
@@ -46,16 +50,31 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
     const secret = 'kube-secret-token-4d2c9e';
     const files = {
       'not YAML': writeFile(dir, 'broken.yaml', `apiVersion: v1\nusers:\n- name: u\n  user: {token: ${secret}\n   clusters: [\n`),
-      'no current context': writeFile(dir, 'nocontext.yaml', `apiVersion: v1\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443" } }]\nusers: [{ name: u, user: { token: ${secret} } }]\n`),
+      'no current context': writeFile(
+        dir,
+        'nocontext.yaml',
+        `apiVersion: v1\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443" } }]\nusers: [{ name: u, user: { token: ${secret} } }]\n`,
+      ),
     };
     for (const [what, file] of Object.entries(files)) {
       const server = await countingServer(t);
-      const r = await runCli(['connect', '--kubeconfig', file], cleanEnv({
-        PIPEOPS_PIPEOPS_API_URL: `http://127.0.0.1:${server.port}`, PIPEOPS_PIPEOPS_TLS_ENABLED: 'false', PIPEOPS_PIPEOPS_TOKEN: TOKEN,
-        PIPEOPS_AGENT_CLUSTER_NAME: 'c1', PIPEOPS_AGENT_PORT: '0',
-      }));
+      const r = await runCli(
+        ['connect', '--kubeconfig', file],
+        cleanEnv({
+          PIPEOPS_PIPEOPS_API_URL: `http://127.0.0.1:${server.port}`,
+          PIPEOPS_PIPEOPS_TLS_ENABLED: 'false',
+          PIPEOPS_PIPEOPS_TOKEN: TOKEN,
+          PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+          PIPEOPS_AGENT_PORT: '0',
+        }),
+      );
       assert.equal(r.code, 2, `${what}: ${r.stderr}`);
-      assert.match(r.stderr, what === 'not YAML' ? /kubernetes\.kubeconfig: kubeconfig .*broken\.yaml is not valid YAML \(\w+ at line \d+, column \d+\)/ : /kubernetes\.kubeconfig: kubeconfig .*nocontext\.yaml: no current-context is set/);
+      assert.match(
+        r.stderr,
+        what === 'not YAML'
+          ? /kubernetes\.kubeconfig: kubeconfig .*broken\.yaml is not valid YAML \(\w+ at line \d+, column \d+\)/
+          : /kubernetes\.kubeconfig: kubeconfig .*nocontext\.yaml: no current-context is set/,
+      );
       assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret), `${what}: the kubeconfig's token is never printed`);
       assert.equal(await server.connections(), 0, `${what}: no connection attempted`);
     }
@@ -72,12 +91,18 @@ describe('invalid configuration exits 2 naming the key, before any connection', 
   });
   test('a gateway with a Redis URL but no advertise URL or replica secret is reported with the keys, and the Redis password is never printed', async () => {
     const password = 'redis-pass-9b1f';
-    const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml'), '--redis-url', `redis://:${password}@127.0.0.1:1`], cleanEnv());
+    const r = await runCli(
+      ['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml'), '--redis-url', `redis://:${password}@127.0.0.1:1`],
+      cleanEnv(),
+    );
     assert.equal(r.code, 2);
     assert.match(r.stderr, /gateway\.replica\.advertise_url: is required with gateway\.redis\.url/);
     assert.match(r.stderr, /gateway\.replica\.secret_file: is required with gateway\.redis\.url/);
     assert.ok(!r.stderr.includes(password) && !r.stdout.includes(password), 'the Redis password is never printed');
-    const bad = await runCli(['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml')], cleanEnv({ PIPEOPS_GATEWAY_REDIS_URL: 'http://redis:6379' }));
+    const bad = await runCli(
+      ['gateway', '--listen', '127.0.0.1:0', '--dev', '--tokens', join(ROOT, 'tokens.example.yaml')],
+      cleanEnv({ PIPEOPS_GATEWAY_REDIS_URL: 'http://redis:6379' }),
+    );
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /gateway\.redis\.url: must be a redis:\/\/ or rediss:\/\/ URL/);
   });
@@ -121,11 +146,14 @@ test('config.example.yaml documents every agent key with a comment', async () =>
 
 test('gateway.example.yaml loads and validates with certificate files and tokens path from the environment', (t) => {
   const dir = tempDir(t);
-  const c = loadGatewayConfig({ config: join(ROOT, 'gateway.example.yaml') }, {
-    PIPEOPS_GATEWAY_TLS_CERT: writeFile(dir, 'tls.crt', 'x'),
-    PIPEOPS_GATEWAY_TLS_KEY: writeFile(dir, 'tls.key', 'x'),
-    PIPEOPS_GATEWAY_TOKENS_FILE: join(ROOT, 'tokens.example.yaml'),
-  });
+  const c = loadGatewayConfig(
+    { config: join(ROOT, 'gateway.example.yaml') },
+    {
+      PIPEOPS_GATEWAY_TLS_CERT: writeFile(dir, 'tls.crt', 'x'),
+      PIPEOPS_GATEWAY_TLS_KEY: writeFile(dir, 'tls.key', 'x'),
+      PIPEOPS_GATEWAY_TOKENS_FILE: join(ROOT, 'tokens.example.yaml'),
+    },
+  );
   assert.equal(c.gateway.listen, '0.0.0.0:8443');
   assert.equal(c.gateway.drain_timeout, 30_000);
 });
@@ -134,7 +162,10 @@ test('the gateway reads runner limits and the audit file from the file and PIPEO
   const dir = tempDir(t);
   const tokens = writeFile(dir, 'tokens.yaml', 'runners: []\n');
   const file = writeFile(dir, 'gw.yaml', `gateway: { tokens_file: ${tokens}, dev: true }\nrunners: { max_streams: 50 }\n`);
-  const c = loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_REQUESTS_PER_SECOND: '20', PIPEOPS_RUNNERS_BYTES_PER_SECOND: '10MiB', PIPEOPS_AUDIT_FILE: '/tmp/audit.jsonl' });
+  const c = loadGatewayConfig(
+    { config: file },
+    { PIPEOPS_RUNNERS_REQUESTS_PER_SECOND: '20', PIPEOPS_RUNNERS_BYTES_PER_SECOND: '10MiB', PIPEOPS_AUDIT_FILE: '/tmp/audit.jsonl' },
+  );
   assert.deepEqual(c.runners, { max_streams: 50, requests_per_second: 20, burst: 0, bytes_per_second: 10 * 1024 * 1024 });
   assert.equal(c.audit.file, '/tmp/audit.jsonl');
   assert.throws(() => loadGatewayConfig({ config: file }, { PIPEOPS_RUNNERS_MAX_STREAMS: '-1' }), /runners\.max_streams/);

@@ -40,19 +40,30 @@ test('connect exits 4 when reconnect.max_attempts 2 are exhausted against a clos
 
 test('connect exits 3 when the server refuses the credentials, and never logs the token at debug level', async (t) => {
   let authorization: string | undefined;
-  const server = createServer((_req, res) => { res.writeHead(401).end(); });
+  const server = createServer((_req, res) => {
+    res.writeHead(401).end();
+  });
   server.on('upgrade', (req, socket) => {
     authorization = req.headers.authorization;
     socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
   const { port } = server.address() as AddressInfo;
   const cli = startCli(t, ['connect', '--debug'], agentEnv(`http://127.0.0.1:${port}`));
   assert.equal(await cli.exited, 3, cli.output());
   assert.equal(authorization, `Bearer ${TOKEN}`, 'the token was sent');
-  assert.ok(cli.records.some((r) => r.level === 20), 'debug records were written');
+  assert.ok(
+    cli.records.some((r) => r.level === 20),
+    'debug records were written',
+  );
   assert.ok(!cli.output().includes(TOKEN), 'the token never appears in the output');
 });
 

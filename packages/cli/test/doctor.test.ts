@@ -8,15 +8,34 @@ import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { createAgent } from '@pipeops/tunnel-agent';
 import {
-  FAKE_GIT_VERSION, KUBE_PATH, freePort, kubeconfigFor, setFakeRbac, startKubePath, testCertificates, writeCaFile, type FakeRbacRules, type KubePath,
+  FAKE_GIT_VERSION,
+  KUBE_PATH,
+  freePort,
+  kubeconfigFor,
+  setFakeRbac,
+  startKubePath,
+  testCertificates,
+  writeCaFile,
+  type FakeRbacRules,
+  type KubePath,
 } from '@pipeops/tunnel-testkit';
 import { cleanEnv, runCli, runCliJson, tempDir, writeFile } from './helpers.ts';
 
 const OTHER_AGENT_TOKEN = 'doctor-c2-agent-token-0123456789abcdef';
 const ADMIN_TOKEN = 'doctor-admin-token-0123456789abcdef';
 
-interface Check { id: string; title: string; status: 'pass' | 'warn' | 'fail' | 'skip'; detail: string; fix?: string }
-interface Report { mode: string; ok: boolean; checks: Check[] }
+interface Check {
+  id: string;
+  title: string;
+  status: 'pass' | 'warn' | 'fail' | 'skip';
+  detail: string;
+  fix?: string;
+}
+interface Report {
+  mode: string;
+  ok: boolean;
+  checks: Check[];
+}
 type Path = KubePath<ReturnType<typeof createAgent>>;
 
 function startPath(t: TestContext): Promise<Path> {
@@ -24,7 +43,10 @@ function startPath(t: TestContext): Promise<Path> {
     createAgent,
     gateway: {
       tokens: {
-        agents: [{ cluster: 'c1', token: KUBE_PATH.agentToken }, { cluster: 'c2', token: OTHER_AGENT_TOKEN }],
+        agents: [
+          { cluster: 'c1', token: KUBE_PATH.agentToken },
+          { cluster: 'c2', token: OTHER_AGENT_TOKEN },
+        ],
         runners: [{ id: 'r1', token: KUBE_PATH.runnerToken, clusters: ['c1', 'c2'] }],
         admins: [{ token: ADMIN_TOKEN }],
       },
@@ -36,9 +58,17 @@ function startPath(t: TestContext): Promise<Path> {
 const closedPort = freePort;
 
 /** The agent's config file: the path's gateway and its CA, a kubeconfig for the fake (or `kubeconfig`), plus `extra` sections. */
-function agentConfig(t: TestContext, path: Path, o: { apiUrl?: string; caFile?: string; kubeconfig?: string; extra?: Record<string, Record<string, unknown>> } = {}): string {
+function agentConfig(
+  t: TestContext,
+  path: Path,
+  o: { apiUrl?: string; caFile?: string; kubeconfig?: string; extra?: Record<string, Record<string, unknown>> } = {},
+): string {
   const dir = tempDir(t);
-  const kubeconfig = writeFile(dir, 'kubeconfig.yaml', o.kubeconfig ?? kubeconfigFor({ server: path.fake.url, token: path.fake.token, caData: path.fake.caCert }));
+  const kubeconfig = writeFile(
+    dir,
+    'kubeconfig.yaml',
+    o.kubeconfig ?? kubeconfigFor({ server: path.fake.url, token: path.fake.token, caData: path.fake.caCert }),
+  );
   const doc: Record<string, Record<string, unknown>> = {
     agent: { cluster_name: 'c1' },
     pipeops: { api_url: o.apiUrl ?? path.gatewayUrl, tls: { ca_file: o.caFile ?? path.gatewayCaFile } },
@@ -80,7 +110,16 @@ test('doctor passes every agent check against a real gateway and API server, lea
   assert.equal(r.report.mode, 'agent');
   assert.equal(r.report.ok, true);
   assert.deepEqual(statuses(r.report), {
-    config: 'pass', credentials: 'pass', apiserver: 'pass', rbac: 'pass', proxy: 'pass', dns: 'pass', tcp: 'pass', tls: 'pass', clock: 'pass', token: 'pass',
+    config: 'pass',
+    credentials: 'pass',
+    apiserver: 'pass',
+    rbac: 'pass',
+    proxy: 'pass',
+    dns: 'pass',
+    tcp: 'pass',
+    tls: 'pass',
+    clock: 'pass',
+    token: 'pass',
   });
   assert.match(check(r.report, 'apiserver').detail, new RegExp(FAKE_GIT_VERSION.replace(/\./g, '\\.')));
   assert.match(check(r.report, 'tls').detail, /trusted \(pipeops\.tls\.ca_file .* \+ system CAs\)/);
@@ -88,7 +127,11 @@ test('doctor passes every agent check against a real gateway and API server, lea
   assertNoSecret(r, path.secrets);
   // The probe closed after the upgrade, before any hello: the agent that holds c1 was not replaced.
   assert.equal(path.agent.state, 'connected');
-  assert.equal(path.gatewayLogs.find((rec) => rec.event === 'agent_replaced'), undefined, 'no session was replaced');
+  assert.equal(
+    path.gatewayLogs.find((rec) => rec.event === 'agent_replaced'),
+    undefined,
+    'no session was replaced',
+  );
   assert.ok(path.gatewayLogs.find((rec) => rec.event === 'agent_handshake_aborted') !== undefined, 'the probe reached the gateway and ended before hello');
 });
 
@@ -129,7 +172,13 @@ test("another cluster's agent token fails the token check with the gateway's 403
 test('an API server that refuses connections fails the API server check naming the address, and the gateway checks still pass', async (t) => {
   const path = await startPath(t);
   const port = await closedPort();
-  const r = await doctor(['--config', agentConfig(t, path, { kubeconfig: kubeconfigFor({ server: `https://127.0.0.1:${String(port)}`, token: path.fake.token, caData: path.fake.caCert }) })], agentEnv());
+  const r = await doctor(
+    [
+      '--config',
+      agentConfig(t, path, { kubeconfig: kubeconfigFor({ server: `https://127.0.0.1:${String(port)}`, token: path.fake.token, caData: path.fake.caCert }) }),
+    ],
+    agentEnv(),
+  );
   assert.equal(r.code, 1);
   const s = statuses(r.report);
   assert.equal(s.credentials, 'pass');
@@ -166,7 +215,7 @@ test('a configuration missing its required keys fails the configuration check na
   assert.ok(r.report.checks.filter((c) => c.id !== 'config').every((c) => c.status === 'skip'));
 });
 
-test("a gateway certificate from a CA the agent does not trust fails the TLS check, and the token is not sent", async (t) => {
+test('a gateway certificate from a CA the agent does not trust fails the TLS check, and the token is not sent', async (t) => {
   const path = await startPath(t);
   const otherCa = writeCaFile(tempDir(t), testCertificates('doctor-other-ca'), 'other-ca.pem');
   const before = path.gatewayLogs.records.filter((rec) => rec.event === 'agent_handshake_aborted' || rec.event === 'agent_refused').length;
@@ -246,7 +295,7 @@ test('with access_as: runner the impersonation rights are checked: none fails, t
   await setFakeRbac(path.fake, READS_ONLY);
   const denied = await doctor(['--config', config], agentEnv());
   assert.equal(denied.code, 1);
-  assert.equal(statuses(denied.report).rbac, undefined, 'the agent\'s own RBAC is not what runners get');
+  assert.equal(statuses(denied.report).rbac, undefined, "the agent's own RBAC is not what runners get");
   const imp = check(denied.report, 'impersonation');
   assert.equal(imp.status, 'fail');
   assert.match(imp.detail, /may not impersonate the group pipeops:runners/);
@@ -276,7 +325,16 @@ test('doctor --gateway --cluster passes for a connected cluster and reads its /v
   const r = await doctor(['--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.gatewayCaFile], runnerEnv());
   assert.equal(r.code, 0, r.stdout);
   assert.equal(r.report.mode, 'runner');
-  assert.deepEqual(statuses(r.report), { proxy: 'pass', dns: 'pass', tcp: 'pass', tls: 'pass', clock: 'pass', token: 'pass', cluster: 'pass', version: 'pass' });
+  assert.deepEqual(statuses(r.report), {
+    proxy: 'pass',
+    dns: 'pass',
+    tcp: 'pass',
+    tls: 'pass',
+    clock: 'pass',
+    token: 'pass',
+    cluster: 'pass',
+    version: 'pass',
+  });
   assert.match(check(r.report, 'cluster').detail, /connected: agent kube path \(id a1, version 0\.0\.0-test\)/);
   assert.match(check(r.report, 'version').detail, new RegExp(`^${FAKE_GIT_VERSION.replace(/\./g, '\\.')} from /k8s/clusters/c1/version`));
   assertNoSecret(r, path.secrets);

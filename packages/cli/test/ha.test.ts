@@ -12,8 +12,19 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Agent as UndiciAgent, request } from 'undici';
 import {
-  FAKE_GIT_VERSION, FAKE_POD_NAMES, freePort, kubeconfigFor, kubectl, startFakeApiServer, startHaproxy, startRedisServer,
-  testCertificates, waitFor, type FakeApiServer, type Haproxy, type RedisServer,
+  FAKE_GIT_VERSION,
+  FAKE_POD_NAMES,
+  freePort,
+  kubeconfigFor,
+  kubectl,
+  startFakeApiServer,
+  startHaproxy,
+  startRedisServer,
+  testCertificates,
+  waitFor,
+  type FakeApiServer,
+  type Haproxy,
+  type RedisServer,
 } from '@pipeops/tunnel-testkit';
 import { cleanEnv, startCli, tempDir, writeFile, type CliProcess } from './helpers.ts';
 
@@ -25,8 +36,14 @@ const REPLICAS = 3;
 
 describe('three gateway processes on Redis behind HAProxy', { concurrency: false }, () => {
   const cleanups: Array<() => unknown> = [];
-  const suite = { after: (fn: () => unknown) => { cleanups.unshift(fn); } } as unknown as TestContext;
-  after(async () => { for (const fn of cleanups) await fn(); });
+  const suite = {
+    after: (fn: () => unknown) => {
+      cleanups.unshift(fn);
+    },
+  } as unknown as TestContext;
+  after(async () => {
+    for (const fn of cleanups) await fn();
+  });
 
   let dir: string;
   let redis: RedisServer;
@@ -50,7 +67,7 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
   /** Which replica holds c1, from any live replica's /v1/clusters. */
   async function owner(via: string): Promise<string | undefined> {
     const res = await request(`${via}/v1/clusters`, { dispatcher, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    const { clusters } = await res.body.json() as { clusters: Array<{ cluster: string; replica: { url: string } }> };
+    const { clusters } = (await res.body.json()) as { clusters: Array<{ cluster: string; replica: { url: string } }> };
     return clusters.find((c) => c.cluster === 'c1')?.replica.url;
   }
 
@@ -67,28 +84,55 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     const keyFile = writeFile(dir, 'tls.key', certs.key);
     const caFile = writeFile(dir, 'ca.pem', certs.caCert);
     const secretFile = writeFile(dir, 'replica-secret', `${SECRET}\n`);
-    const tokensFile = writeFile(dir, 'tokens.yaml', [
-      `agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]`,
-      `runners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]`,
-      `admins: [{ token: "${ADMIN_TOKEN}" }]`, '',
-    ].join('\n'));
+    const tokensFile = writeFile(
+      dir,
+      'tokens.yaml',
+      [
+        `agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]`,
+        `runners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]`,
+        `admins: [{ token: "${ADMIN_TOKEN}" }]`,
+        '',
+      ].join('\n'),
+    );
     ports = [];
     for (let i = 0; i < REPLICAS; i++) ports.push(await freePort());
     gatewayEnv = cleanEnv({ PIPEOPS_GATEWAY_REPLICA_CA_FILE: caFile, PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '10s', PIPEOPS_GATEWAY_LOG_LEVEL: 'debug' });
     gatewayArgs = (port) => [
-      'gateway', '--listen', `127.0.0.1:${port}`, '--tls-cert', certFile, '--tls-key', keyFile, '--tokens', tokensFile,
-      '--redis-url', redis.url, '--advertise-url', url(port), '--replica-secret-file', secretFile,
+      'gateway',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--tls-cert',
+      certFile,
+      '--tls-key',
+      keyFile,
+      '--tokens',
+      tokensFile,
+      '--redis-url',
+      redis.url,
+      '--advertise-url',
+      url(port),
+      '--replica-secret-file',
+      secretFile,
     ];
     for (let i = 0; i < REPLICAS; i++) await startReplica(i);
     lb = await startHaproxy(suite, { dir, backends: ports });
     dispatcher = new UndiciAgent({ connect: { ca: certs.caCert } });
     cleanups.unshift(() => dispatcher.close());
-    const kubeconfig = writeFile(dir, 'agent-kubeconfig.yaml', kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }));
-    const agentConfig = writeFile(dir, 'agent.yaml', [
-      'agent: { cluster_name: c1, name: ha-agent, port: 0, listen_host: 127.0.0.1 }',
-      `pipeops: { api_url: "${lb.url}", tls: { ca_file: "${caFile}" }, reconnect: { interval: 200ms, max_interval: 1s } }`,
-      `kubernetes: { kubeconfig: "${kubeconfig}" }`, '',
-    ].join('\n'));
+    const kubeconfig = writeFile(
+      dir,
+      'agent-kubeconfig.yaml',
+      kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }),
+    );
+    const agentConfig = writeFile(
+      dir,
+      'agent.yaml',
+      [
+        'agent: { cluster_name: c1, name: ha-agent, port: 0, listen_host: 127.0.0.1 }',
+        `pipeops: { api_url: "${lb.url}", tls: { ca_file: "${caFile}" }, reconnect: { interval: 200ms, max_interval: 1s } }`,
+        `kubernetes: { kubeconfig: "${kubeconfig}" }`,
+        '',
+      ].join('\n'),
+    );
     agent = startCli(suite, ['connect', '--config', agentConfig], cleanEnv({ PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN }));
     await agent.waitFor((r) => r.msg === 'tunnel connected', 'the agent connected through the load balancer');
     await waitFor(async () => (await owner(url(ports[0]!))) === url(ports[0]!), { what: 'c1 held by the first replica (balance first)' });
@@ -98,12 +142,18 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     const nonOwner = url(ports[1]!);
     const pods = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig: runnerKubeconfig(nonOwner) });
     assert.equal(pods.code, 0, pods.stderr);
-    assert.deepEqual(pods.stdout.trim().split('\n'), FAKE_POD_NAMES.map((p) => `pod/${p}`));
+    assert.deepEqual(
+      pods.stdout.trim().split('\n'),
+      FAKE_POD_NAMES.map((p) => `pod/${p}`),
+    );
     // kubectl before 1.34 drops the server's path for --raw: the gateway's prefix goes in the path.
     const version = await kubectl(['get', '--raw', '/k8s/clusters/c1/version'], { kubeconfig: runnerKubeconfig(nonOwner) });
     assert.equal((JSON.parse(version.stdout) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
 
-    const watch = await request(`${nonOwner}/k8s/clusters/c1/api/v1/namespaces/default/pods?watch=1`, { dispatcher, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+    const watch = await request(`${nonOwner}/k8s/clusters/c1/api/v1/namespaces/default/pods?watch=1`, {
+      dispatcher,
+      headers: { authorization: `Bearer ${RUNNER_TOKEN}` },
+    });
     assert.equal(watch.statusCode, 200);
     await fake.watch.waitForWatchers();
     fake.watch.emit({ metadata: { name: 'across-processes' } });
@@ -112,7 +162,11 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     watch.body.destroy();
 
     // pipeops-tunnel proxy is a tunnel-client runner: /ws/runner on the non-owner.
-    const proxy = startCli(t, ['proxy', '--gateway', nonOwner, '--cluster', 'c1', '--ca', writeFile(dir, 'proxy-ca.pem', certs.caCert), '--listen', '127.0.0.1:0'], cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }));
+    const proxy = startCli(
+      t,
+      ['proxy', '--gateway', nonOwner, '--cluster', 'c1', '--ca', writeFile(dir, 'proxy-ca.pem', certs.caCert), '--listen', '127.0.0.1:0'],
+      cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
+    );
     const listening = await proxy.waitFor((r) => typeof r.url === 'string' && /proxy listening/.test(String(r.msg)), 'proxy listening');
     const viaProxy = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig: kubeconfigFor({ server: String(listening.url), namespace: 'default' }) });
     assert.equal(viaProxy.code, 0, viaProxy.stderr);
@@ -122,7 +176,11 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
   test('a rolling restart of all three replicas fails none of the kubectl runs going through the load balancer meanwhile', async (t) => {
     // Two runners: kubectl to the load balancer (/k8s/clusters), and kubectl through `pipeops-tunnel proxy`,
     // whose tunnel-client session (/ws/runner) goes through the load balancer too.
-    const proxy = startCli(t, ['proxy', '--gateway', lb.url, '--cluster', 'c1', '--ca', writeFile(dir, 'lb-ca.pem', certs.caCert), '--listen', '127.0.0.1:0'], cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }));
+    const proxy = startCli(
+      t,
+      ['proxy', '--gateway', lb.url, '--cluster', 'c1', '--ca', writeFile(dir, 'lb-ca.pem', certs.caCert), '--listen', '127.0.0.1:0'],
+      cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
+    );
     const listening = await proxy.waitFor((r) => typeof r.url === 'string' && /proxy listening/.test(String(r.msg)), 'proxy listening');
     const ways = { 'load balancer': runnerKubeconfig(lb.url), proxy: kubeconfigFor({ server: String(listening.url), namespace: 'default' }) };
     const runs: Array<{ way: string; code: number; stderr: string }> = [];
@@ -131,7 +189,11 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
       while (rolling) {
         // Discovery, then the list: several requests per run, each run on new connections.
         const r = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig });
-        runs.push({ way, code: r.code === 0 && r.stdout.trim().split('\n').length === FAKE_POD_NAMES.length ? 0 : r.code === 0 ? -2 : r.code, stderr: r.stderr });
+        runs.push({
+          way,
+          code: r.code === 0 && r.stdout.trim().split('\n').length === FAKE_POD_NAMES.length ? 0 : r.code === 0 ? -2 : r.code,
+          stderr: r.stderr,
+        });
       }
     });
     await waitFor(() => runs.length >= 3, { timeoutMs: 20_000, what: 'kubectl under way' });
@@ -149,7 +211,11 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     rolling = false;
     await Promise.all(loops);
     const failed = runs.filter((r) => r.code !== 0);
-    for (const way of Object.keys(ways)) assert.ok(runs.some((r) => r.way === way), `kubectl ran through the ${way}`);
+    for (const way of Object.keys(ways))
+      assert.ok(
+        runs.some((r) => r.way === way),
+        `kubectl ran through the ${way}`,
+      );
     assert.deepEqual(failed, [], `${failed.length} of ${runs.length} kubectl runs failed during the rolling restart`);
     t.diagnostic(`${runs.length} kubectl runs through the load balancer during the rolling restart, none failed`);
   });
@@ -170,7 +236,14 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     assert.equal(ready.statusCode, 200, 'a replica without Redis stays in the load balancer');
     assert.equal(((await ready.body.json()) as { status: string }).status, 'degraded');
     await redis.restart();
-    await waitFor(async () => { const r = await version(other); await r.body.dump(); return r.statusCode === 200; }, { timeoutMs: 15_000, what: 'the cluster served through the other replica again' });
+    await waitFor(
+      async () => {
+        const r = await version(other);
+        await r.body.dump();
+        return r.statusCode === 200;
+      },
+      { timeoutMs: 15_000, what: 'the cluster served through the other replica again' },
+    );
   });
 
   test('the replica holding the tunnel SIGKILLed: the cluster is served again once its agent has reconnected', async (t) => {
@@ -181,11 +254,14 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
     replicas[i]!.child.kill('SIGKILL');
     const killedAt = performance.now();
     await replicas[i]!.exited;
-    await waitFor(async () => {
-      const res = await request(`${other}/k8s/clusters/c1/version`, { dispatcher, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
-      await res.body.dump();
-      return res.statusCode === 200;
-    }, { timeoutMs: 20_000, intervalMs: 20, what: 'c1 served again' });
+    await waitFor(
+      async () => {
+        const res = await request(`${other}/k8s/clusters/c1/version`, { dispatcher, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      { timeoutMs: 20_000, intervalMs: 20, what: 'c1 served again' },
+    );
     const recoveredMs = performance.now() - killedAt;
     t.diagnostic(`c1 served again ${Math.round(recoveredMs)} ms after its replica was SIGKILLed (issue 11 target: 2 s)`);
     assert.notEqual(await owner(other), held, 'another replica holds c1 now');
@@ -194,33 +270,55 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
 
   test('two more agents of c1 started at once on two other replicas: one agent holds c1 on every replica, the others stand by refused with 409 at their backoff pace; the holder killed, another takes over', async (t) => {
     const agentId = (p: CliProcess): unknown => p.records.find((r) => r.msg === 'connector starting')?.agentId;
-    const start = (id: string, via: string): CliProcess => startCli(t, ['connect', '--config', writeFile(dir, `${id}.yaml`, [
-      `agent: { id: ${id}, cluster_name: c1, name: ${id}, port: 0, listen_host: 127.0.0.1 }`,
-      `pipeops: { api_url: "${via}", tls: { ca_file: "${dir}/ca.pem" }, reconnect: { interval: 200ms, max_interval: 1s } }`,
-      `kubernetes: { kubeconfig: "${dir}/agent-kubeconfig.yaml" }`, '',
-    ].join('\n'))], cleanEnv({ PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN }));
+    const start = (id: string, via: string): CliProcess =>
+      startCli(
+        t,
+        [
+          'connect',
+          '--config',
+          writeFile(
+            dir,
+            `${id}.yaml`,
+            [
+              `agent: { id: ${id}, cluster_name: c1, name: ${id}, port: 0, listen_host: 127.0.0.1 }`,
+              `pipeops: { api_url: "${via}", tls: { ca_file: "${dir}/ca.pem" }, reconnect: { interval: 200ms, max_interval: 1s } }`,
+              `kubernetes: { kubeconfig: "${dir}/agent-kubeconfig.yaml" }`,
+              '',
+            ].join('\n'),
+          ),
+        ],
+        cleanEnv({ PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN }),
+      );
     const agents = [agent, start('race-b', url(ports[1]!)), start('race-c', url(ports[2]!))];
     const standbys = (p: CliProcess): number => p.records.filter((r) => r.event === 'tunnel_standby').length;
     const connects = (): number => agents.reduce((n, p) => n + p.records.filter((r) => r.msg === 'tunnel connected').length, 0);
     /** The agent id every replica names as c1's, or undefined while they disagree or none does. */
     const holder = async (): Promise<unknown> => {
-      const seen = await Promise.all(ports.map(async (p) => {
-        const res = await request(`${url(p)}/v1/clusters`, { dispatcher, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-        const { clusters } = await res.body.json() as { clusters: Array<{ cluster: string; agentId: string }> };
-        return clusters.filter((c) => c.cluster === 'c1').map((c) => c.agentId);
-      }));
+      const seen = await Promise.all(
+        ports.map(async (p) => {
+          const res = await request(`${url(p)}/v1/clusters`, { dispatcher, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+          const { clusters } = (await res.body.json()) as { clusters: Array<{ cluster: string; agentId: string }> };
+          return clusters.filter((c) => c.cluster === 'c1').map((c) => c.agentId);
+        }),
+      );
       return seen.every((ids) => ids.length === 1 && ids[0] === seen[0]![0]) ? seen[0]![0] : undefined;
     };
     let winner: CliProcess | undefined;
-    await waitFor(async () => {
-      const id = await holder();
-      winner = agents.find((p) => agentId(p) === id);
-      return winner !== undefined && agents.every((p) => p === winner || standbys(p) >= 2);
-    }, { timeoutMs: 20_000, what: 'one agent holding c1 on every replica, the two others standing by' });
+    await waitFor(
+      async () => {
+        const id = await holder();
+        winner = agents.find((p) => agentId(p) === id);
+        return winner !== undefined && agents.every((p) => p === winner || standbys(p) >= 2);
+      },
+      { timeoutMs: 20_000, what: 'one agent holding c1 on every replica, the two others standing by' },
+    );
     // Settled: over the next dials of the two standing by, nobody takes c1 from anybody.
     const held = agentId(winner!);
     const before = { connects: connects(), standbys: agents.map(standbys), at: performance.now() };
-    await waitFor(() => agents.every((p, i) => p === winner || standbys(p) >= before.standbys[i]! + 3), { timeoutMs: 20_000, what: 'three more refused dials of each agent standing by' });
+    await waitFor(() => agents.every((p, i) => p === winner || standbys(p) >= before.standbys[i]! + 3), {
+      timeoutMs: 20_000,
+      what: 'three more refused dials of each agent standing by',
+    });
     const windowMs = performance.now() - before.at;
     assert.equal(connects(), before.connects, 'no agent connected while c1 was held');
     assert.equal(await holder(), held, 'every replica still names the same agent');
@@ -228,11 +326,19 @@ describe('three gateway processes on Redis behind HAProxy', { concurrency: false
       // A storm would be a dial per few ms; the backoff allows one per 200 ms at the most.
       if (p !== winner) assert.ok(standbys(p) - before.standbys[i]! <= windowMs / 200 + 2, `${String(agentId(p))} dials at its backoff pace`);
     }
-    t.diagnostic(`c1 held by ${String(held)}; the two others refused ${agents.map((p, i) => standbys(p) - before.standbys[i]!).join('/')} times in ${Math.round(windowMs)} ms`);
+    t.diagnostic(
+      `c1 held by ${String(held)}; the two others refused ${agents.map((p, i) => standbys(p) - before.standbys[i]!).join('/')} times in ${Math.round(windowMs)} ms`,
+    );
     // The holder goes: one of the others takes c1 at its next dial, and keeps it.
     winner!.child.kill('SIGKILL');
     await winner!.exited;
-    await waitFor(async () => { const id = await holder(); return id !== undefined && id !== held; }, { timeoutMs: 20_000, what: 'another agent to hold c1' });
+    await waitFor(
+      async () => {
+        const id = await holder();
+        return id !== undefined && id !== held;
+      },
+      { timeoutMs: 20_000, what: 'another agent to hold c1' },
+    );
     const next = await holder();
     const rest = agents.filter((p) => p !== winner && agentId(p) !== next);
     assert.equal(rest.length, 1);

@@ -11,7 +11,11 @@ test('pipeops-tunnel --help lists every command and exits 0', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0);
   for (const [name] of COMMANDS) assert.match(r.stdout, new RegExp(`^\\s+${name}\\s`, 'm'));
-  assert.deepEqual(COMMANDS.map(([c]) => c), ['connect', 'gateway', 'proxy', 'kubeconfig', 'status', 'doctor'], 'only commands that exist are listed');
+  assert.deepEqual(
+    COMMANDS.map(([c]) => c),
+    ['connect', 'gateway', 'proxy', 'kubeconfig', 'status', 'doctor'],
+    'only commands that exist are listed',
+  );
 });
 
 test('connect --help mentions every flag of the command', async () => {
@@ -43,7 +47,20 @@ test('status --help mentions every flag of the command', async () => {
 test('doctor --help mentions every flag of the command, those of both modes', async () => {
   const r = await runCli(['doctor', '--help']);
   assert.equal(r.code, 0);
-  for (const flag of ['config', 'pipeops-url', 'token', 'cluster-name', 'kubeconfig', 'in-cluster', 'access-as', 'gateway', 'cluster', 'ca', 'insecure-skip-verify', 'output']) {
+  for (const flag of [
+    'config',
+    'pipeops-url',
+    'token',
+    'cluster-name',
+    'kubeconfig',
+    'in-cluster',
+    'access-as',
+    'gateway',
+    'cluster',
+    'ca',
+    'insecure-skip-verify',
+    'output',
+  ]) {
     assert.ok(flag in doctorFlags, `${flag} is a flag`);
   }
   for (const flag of Object.keys(doctorFlags)) assert.match(r.stdout, new RegExp(`--${flag}\\b`));

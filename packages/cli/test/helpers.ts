@@ -22,7 +22,12 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
-export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs a command that prints one JSON document when its stdout is not a TTY (status, doctor), and parses it. */
 export async function runCliJson<T>(args: string[], env: Record<string, string>): Promise<{ code: number | null; json: T; stdout: string; stderr: string }> {
@@ -41,8 +46,12 @@ export async function runCli(args: string[], env: Record<string, string> = clean
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   return { code, signal, stdout, stderr };
 }
@@ -79,13 +88,23 @@ export function startCli(t: TestContext, args: string[], env: Record<string, str
     while ((i = pending.indexOf('\n')) >= 0) {
       const line = pending.slice(0, i);
       pending = pending.slice(i + 1);
-      try { records.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not a record */ }
+      try {
+        records.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not a record */
+      }
     }
     for (const w of waiters) w();
   });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { raw += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    raw += d;
+  });
   const exited = new Promise<number | null>((resolve) => {
-    child.once('close', (code) => { done = true; for (const w of waiters) w(); resolve(code); });
+    child.once('close', (code) => {
+      done = true;
+      for (const w of waiters) w();
+      resolve(code);
+    });
   });
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -94,17 +113,32 @@ export function startCli(t: TestContext, args: string[], env: Record<string, str
     }
   });
   return {
-    child, records, exited,
+    child,
+    records,
+    exited,
     output: () => raw,
     waitFor(pred, what, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
           const r = records.find(pred);
-          if (r !== undefined) { cleanup(); resolve(r); return; }
-          if (done) { cleanup(); reject(new Error(`process exited (${child.exitCode}) before: ${what}\n${raw}`)); }
+          if (r !== undefined) {
+            cleanup();
+            resolve(r);
+            return;
+          }
+          if (done) {
+            cleanup();
+            reject(new Error(`process exited (${child.exitCode}) before: ${what}\n${raw}`));
+          }
         };
-        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out waiting for: ${what}\n${raw}`)); }, timeoutMs);
-        const cleanup = (): void => { clearTimeout(timer); waiters.delete(check); };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for: ${what}\n${raw}`));
+        }, timeoutMs);
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
         waiters.add(check);
         check();
       });
@@ -140,7 +174,11 @@ export async function countingServer(t: TestContext): Promise<{ port: number; co
   const server: Server = createServer((s) => {
     accepted++;
     const settled = new Promise<void>((resolve) => {
-      s.once('data', () => { dials++; s.destroy(); resolve(); });
+      s.once('data', () => {
+        dials++;
+        s.destroy();
+        resolve();
+      });
       s.once('close', () => resolve());
       s.on('error', () => resolve());
     });

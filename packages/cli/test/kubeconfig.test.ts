@@ -28,7 +28,10 @@ test('kubeconfig prints a config whose server is the gateway endpoint of the clu
 });
 
 test('kubeconfig takes the token from PIPEOPS_RUNNER_TOKEN and honours --name and --insecure-skip-verify', async () => {
-  const r = await runCli(['kubeconfig', '--gateway', 'https://127.0.0.1:9443', '--cluster', 'c1', '--name', 'dev', '--insecure-skip-verify'], cleanEnv({ PIPEOPS_RUNNER_TOKEN: 'env-tkn' }));
+  const r = await runCli(
+    ['kubeconfig', '--gateway', 'https://127.0.0.1:9443', '--cluster', 'c1', '--name', 'dev', '--insecure-skip-verify'],
+    cleanEnv({ PIPEOPS_RUNNER_TOKEN: 'env-tkn' }),
+  );
   assert.equal(r.code, 0, r.stderr);
   const kc = parse(r.stdout) as Kubeconfig;
   assert.equal(kc.users[0]?.user.token, 'env-tkn');

@@ -5,8 +5,21 @@ import { createLogger, redactSecrets } from '../src/logger.ts';
 
 function capture(): { stream: Writable; records: () => Array<Record<string, unknown>>; text: () => string } {
   let text = '';
-  const stream = new Writable({ write(chunk: Buffer, _enc, cb) { text += chunk.toString(); cb(); } });
-  return { stream, text: () => text, records: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return {
+    stream,
+    text: () => text,
+    records: () =>
+      text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 test('tokens and authorization headers are redacted wherever a library logs them', () => {
@@ -28,7 +41,10 @@ test('the level filters records', () => {
   const log = createLogger({ level: 'warn', pretty: false, destination: out.stream });
   log.info('hidden');
   log.warn('shown');
-  assert.deepEqual(out.records().map((r) => r.msg), ['shown']);
+  assert.deepEqual(
+    out.records().map((r) => r.msg),
+    ['shown'],
+  );
 });
 
 test('redaction censors a copy: the logged object is never changed, and a record with nothing to hide is passed on as it is', () => {

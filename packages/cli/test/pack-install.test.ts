@@ -30,11 +30,18 @@ function sh(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-test('the packed packages install with npm outside the workspace: the library imports and type-checks, the command runs a gateway and an agent, and a request goes through', { timeout: 600_000 }, async (t) => {
+test('the packed packages install with npm outside the workspace: the library imports and type-checks, the command runs a gateway and an agent, and a request goes through', {
+  timeout: 600_000,
+}, async (t) => {
   const dir = tempDir(t);
   // The root script, as a maintainer runs it: one line per package, `<dir> <tarball>`.
   const packed = sh(process.execPath, [join(ROOT, 'tools', 'pack.ts'), '--out', join(dir, 'tarballs')], ROOT);
-  const tarballs = new Map(packed.trim().split('\n').map((line) => line.trim().split(/\s+/) as [string, string]));
+  const tarballs = new Map(
+    packed
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/) as [string, string]),
+  );
   assert.deepEqual([...tarballs.keys()], ['mux', 'protocol', 'agent', 'gateway', 'tunnel-client', 'cli']);
   const all = [...tarballs.values()];
 
@@ -45,33 +52,52 @@ test('the packed packages install with npm outside the workspace: the library im
   sh('npm', ['install', '--no-audit', '--no-fund', ...['mux', 'protocol', 'tunnel-client'].map((d) => tarballs.get(d)!)], project);
 
   // (a) JavaScript import, and a TypeScript consumer checked with the library's declarations (skipLibCheck off).
-  writeFile(project, 'imports.mjs', [
-    "import { connect, TunnelDispatcher, clientErrorCodes } from '@pipeops/tunnel-client';",
-    "console.log(JSON.stringify({ connect: typeof connect, dispatcher: typeof TunnelDispatcher, codes: Object.keys(clientErrorCodes).length }));",
-  ].join('\n'));
+  writeFile(
+    project,
+    'imports.mjs',
+    [
+      "import { connect, TunnelDispatcher, clientErrorCodes } from '@pipeops/tunnel-client';",
+      'console.log(JSON.stringify({ connect: typeof connect, dispatcher: typeof TunnelDispatcher, codes: Object.keys(clientErrorCodes).length }));',
+    ].join('\n'),
+  );
   const imported = JSON.parse(sh(process.execPath, ['imports.mjs'], project)) as { connect: string; dispatcher: string; codes: number };
   assert.equal(imported.connect, 'function');
   assert.equal(imported.dispatcher, 'function');
   assert.ok(imported.codes > 0);
-  writeFile(project, 'consumer.ts', [
-    "import { connect, type ConnectOptions, type Tunnel } from '@pipeops/tunnel-client';",
-    "const options: ConnectOptions = { gatewayUrl: 'https://gateway.example', token: 't', cluster: 'c1' };",
-    'const tunnel: Tunnel = await connect(options);',
-    "const res: Response = await tunnel.fetch('/version');",
-    "const answer = await tunnel.request({ method: 'GET', path: '/api/v1/namespaces', query: { limit: ['10'] } });",
-    "const status: number = answer.status;",
-    'console.log(res.status, status, tunnel.kubeConfig().getCurrentCluster()?.server);',
-    '// @ts-expect-error: the cluster is required',
-    "const missing: ConnectOptions = { gatewayUrl: 'https://gateway.example', token: 't' };",
-    'void missing;',
-  ].join('\n'));
-  writeFile(project, 'tsconfig.json', JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', lib: ['ES2022'], module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,
-      skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')],
-    },
-    files: ['consumer.ts'],
-  }));
+  writeFile(
+    project,
+    'consumer.ts',
+    [
+      "import { connect, type ConnectOptions, type Tunnel } from '@pipeops/tunnel-client';",
+      "const options: ConnectOptions = { gatewayUrl: 'https://gateway.example', token: 't', cluster: 'c1' };",
+      'const tunnel: Tunnel = await connect(options);',
+      "const res: Response = await tunnel.fetch('/version');",
+      "const answer = await tunnel.request({ method: 'GET', path: '/api/v1/namespaces', query: { limit: ['10'] } });",
+      'const status: number = answer.status;',
+      'console.log(res.status, status, tunnel.kubeConfig().getCurrentCluster()?.server);',
+      '// @ts-expect-error: the cluster is required',
+      "const missing: ConnectOptions = { gatewayUrl: 'https://gateway.example', token: 't' };",
+      'void missing;',
+    ].join('\n'),
+  );
+  writeFile(
+    project,
+    'tsconfig.json',
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        lib: ['ES2022'],
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(ROOT, 'node_modules', '@types')],
+      },
+      files: ['consumer.ts'],
+    }),
+  );
   sh(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], project);
 
   // (b) `npm install -g` of the command (with its sibling tarballs: they are not on the registry).
@@ -90,35 +116,68 @@ test('the packed packages install with npm outside the workspace: the library im
   const files = join(dir, 'files');
   mkdirSync(files);
   const ca = writeFile(files, 'ca.pem', certs.caCert);
-  const tokens = writeFile(files, 'tokens.yaml', [
-    `agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]`, `runners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]`, '',
-  ].join('\n'));
+  const tokens = writeFile(
+    files,
+    'tokens.yaml',
+    [`agents: [{ cluster: c1, token: "${AGENT_TOKEN}" }]`, `runners: [{ id: r1, token: "${RUNNER_TOKEN}", clusters: [c1] }]`, ''].join('\n'),
+  );
   const env = cleanEnv({ PATH });
-  const gateway = startCli(t, ['gateway', '--listen', '127.0.0.1:0', '--tls-cert', writeFile(files, 'tls.crt', certs.cert), '--tls-key', writeFile(files, 'tls.key', certs.key), '--tokens', tokens], env, [bin]);
+  const gateway = startCli(
+    t,
+    [
+      'gateway',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      writeFile(files, 'tls.crt', certs.cert),
+      '--tls-key',
+      writeFile(files, 'tls.key', certs.key),
+      '--tokens',
+      tokens,
+    ],
+    env,
+    [bin],
+  );
   const listening = await gateway.waitFor((r) => r.event === 'gateway_listening', 'the installed gateway listening');
   const gatewayUrl = `https://127.0.0.1:${String(listening.port)}`;
-  const agentConfig = writeFile(files, 'agent.yaml', [
-    'agent: { cluster_name: c1, port: 0, listen_host: 127.0.0.1 }',
-    `pipeops: { api_url: "${gatewayUrl}", tls: { ca_file: "${ca}" } }`,
-    `kubernetes: { kubeconfig: "${writeFile(files, 'kubeconfig.yaml', kubeconfigFor({ server: api.url, token: api.token, caData: api.caCert, namespace: 'default' }))}" }`, '',
-  ].join('\n'));
+  const agentConfig = writeFile(
+    files,
+    'agent.yaml',
+    [
+      'agent: { cluster_name: c1, port: 0, listen_host: 127.0.0.1 }',
+      `pipeops: { api_url: "${gatewayUrl}", tls: { ca_file: "${ca}" } }`,
+      `kubernetes: { kubeconfig: "${writeFile(files, 'kubeconfig.yaml', kubeconfigFor({ server: api.url, token: api.token, caData: api.caCert, namespace: 'default' }))}" }`,
+      '',
+    ].join('\n'),
+  );
   const agent = startCli(t, ['connect', '--config', agentConfig], { ...env, PIPEOPS_PIPEOPS_TOKEN: AGENT_TOKEN }, [bin]);
   await agent.waitFor((r) => r.msg === 'tunnel connected', 'the installed agent connected');
 
-  writeFile(project, 'request.mjs', [
-    "import { readFileSync } from 'node:fs';",
-    "import { connect } from '@pipeops/tunnel-client';",
-    "const tunnel = await connect({ gatewayUrl: process.env.GATEWAY_URL, token: process.env.RUNNER_TOKEN, cluster: 'c1', ca: readFileSync(process.env.GATEWAY_CA) });",
-    '// Node\'s built-in fetch, not undici\'s: a runner project need not install undici.',
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: the consumer's source, a template literal of its own
-    'const res = await fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });',
-    'console.log(JSON.stringify({ status: res.status, body: await res.json() }));',
-    'await tunnel.close();',
-  ].join('\n'));
+  writeFile(
+    project,
+    'request.mjs',
+    [
+      "import { readFileSync } from 'node:fs';",
+      "import { connect } from '@pipeops/tunnel-client';",
+      "const tunnel = await connect({ gatewayUrl: process.env.GATEWAY_URL, token: process.env.RUNNER_TOKEN, cluster: 'c1', ca: readFileSync(process.env.GATEWAY_CA) });",
+      "// Node's built-in fetch, not undici's: a runner project need not install undici.",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the consumer's source, a template literal of its own
+      'const res = await fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });',
+      'console.log(JSON.stringify({ status: res.status, body: await res.json() }));',
+      'await tunnel.close();',
+    ].join('\n'),
+  );
   // Not spawnSync: the API server answering the agent runs in this process.
-  const r = await execFileAsync(process.execPath, ['request.mjs'], { cwd: project, encoding: 'utf8', env: { PATH, GATEWAY_URL: gatewayUrl, RUNNER_TOKEN, GATEWAY_CA: ca } });
+  const r = await execFileAsync(process.execPath, ['request.mjs'], {
+    cwd: project,
+    encoding: 'utf8',
+    env: { PATH, GATEWAY_URL: gatewayUrl, RUNNER_TOKEN, GATEWAY_CA: ca },
+  });
   const answer = JSON.parse(r.stdout) as { status: number; body: { gitVersion: string } };
   assert.equal(answer.status, 200, `${JSON.stringify(answer.body)}\nagent:\n${agent.output().slice(-4000)}`);
   assert.equal(answer.body.gitVersion, FAKE_GIT_VERSION);
-  assert.ok(api.requests.some((req) => req.path === '/version' && req.headers.authorization === `Bearer ${api.token}`), 'the API server saw the agent\'s credentials');
+  assert.ok(
+    api.requests.some((req) => req.path === '/version' && req.headers.authorization === `Bearer ${api.token}`),
+    "the API server saw the agent's credentials",
+  );
 });

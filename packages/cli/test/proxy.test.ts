@@ -25,22 +25,41 @@ async function startPath(t: TestContext): Promise<{ gatewayUrl: string; caFile: 
   const caFile = writeCaFile(dir, certs, 'gateway-ca.pem');
   const fake = await startFakeApiServer();
   t.after(() => fake.close());
-  const gateway = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key },
-    tokens: { agents: [{ cluster: 'c1', token: AGENT_TOKEN }], runners: [{ id: 'r1', token: RUNNER_TOKEN, clusters: ['c1'] }], admins: [] },
-    drainTimeoutMs: 500, handshakeTimeoutMs: 5_000,
-  }, { logger: collectLogs().logger('warn'), registry: new Registry() });
+  const gateway = createGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: certs.cert, key: certs.key },
+      tokens: { agents: [{ cluster: 'c1', token: AGENT_TOKEN }], runners: [{ id: 'r1', token: RUNNER_TOKEN, clusters: ['c1'] }], admins: [] },
+      drainTimeoutMs: 500,
+      handshakeTimeoutMs: 5_000,
+    },
+    { logger: collectLogs().logger('warn'), registry: new Registry() },
+  );
   const { port } = await gateway.start();
   t.after(() => gateway.close(200));
   const kubeconfigFile = join(dir, 'agent-kubeconfig.yaml');
   writeFileSync(kubeconfigFile, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert }), { mode: 0o600 });
-  const agent = createAgent({
-    apiUrl: `https://127.0.0.1:${port}`, token: AGENT_TOKEN, agentId: 'a1', name: 'proxy cli', clusterName: 'c1',
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile }, allowInsecureTransport: false,
-    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 50, maxIntervalMs: 200 },
-    kubernetes: { kubeconfig: kubeconfigFile, inCluster: false, namespace: 'default' },
-  }, { logger: collectLogs().logger('warn'), registry: new Registry() });
+  const agent = createAgent(
+    {
+      apiUrl: `https://127.0.0.1:${port}`,
+      token: AGENT_TOKEN,
+      agentId: 'a1',
+      name: 'proxy cli',
+      clusterName: 'c1',
+      labels: {},
+      version: '0.0.0-test',
+      pollIntervalMs: 60_000,
+      timeoutMs: 5_000,
+      port: 0,
+      listenHost: '127.0.0.1',
+      tls: { insecureSkipVerify: false, caFile },
+      allowInsecureTransport: false,
+      reconnect: { enabled: true, maxAttempts: 0, intervalMs: 50, maxIntervalMs: 200 },
+      kubernetes: { kubeconfig: kubeconfigFile, inCluster: false, namespace: 'default' },
+    },
+    { logger: collectLogs().logger('warn'), registry: new Registry() },
+  );
   t.after(() => agent.close(300));
   const connected = once(gateway, 'agent-connected');
   await agent.start();
@@ -51,8 +70,11 @@ async function startPath(t: TestContext): Promise<{ gatewayUrl: string; caFile: 
 
 test('kubectl get --raw /version works through `pipeops-tunnel proxy`, which exits 0 on SIGTERM', async (t) => {
   const path = await startPath(t);
-  const proxy = startCli(t, ['proxy', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile, '--listen', '127.0.0.1:0'],
-    cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }));
+  const proxy = startCli(
+    t,
+    ['proxy', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile, '--listen', '127.0.0.1:0'],
+    cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
+  );
   const ready = await proxy.waitFor((r) => typeof r.msg === 'string' && r.msg.startsWith('proxy listening on http://'), 'proxy listening');
   const url = String(ready.url);
   const r = await kubectl(['get', '--raw', '/version'], { kubeconfig: kubeconfigFor({ server: url }) });
@@ -96,7 +118,10 @@ test('proxy --help mentions every flag', async () => {
 
 test('kubectl with the kubeconfig printed by `pipeops-tunnel kubeconfig` reaches the cluster through the gateway endpoint', async (t) => {
   const path = await startPath(t);
-  const printed = await runCli(['kubeconfig', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile], cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }));
+  const printed = await runCli(
+    ['kubeconfig', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile],
+    cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
+  );
   assert.equal(printed.code, 0, printed.stderr);
   // `kubectl version` honours the server URL's path; `get --raw` takes an absolute path (it would need /k8s/clusters/c1/version).
   const r = await kubectl(['version', '-o', 'json'], { kubeconfig: printed.stdout });

@@ -10,26 +10,48 @@ import { Registry } from 'prom-client';
 import { createAgent, type Agent } from '@pipeops/tunnel-agent';
 import { createGateway, type GatewayOptions, type TokensConfig } from '@pipeops/tunnel-gateway';
 import {
-  FAKE_GIT_VERSION, KUBE_PATH, collectLogs, freePort, kubeconfigFor, startKubePath, startRedisServer, testCertificates, waitFor, type KubePath,
+  FAKE_GIT_VERSION,
+  KUBE_PATH,
+  collectLogs,
+  freePort,
+  kubeconfigFor,
+  startKubePath,
+  startRedisServer,
+  testCertificates,
+  waitFor,
+  type KubePath,
+  testAgentOptions,
 } from '@pipeops/tunnel-testkit';
 import { cleanEnv, runCli, runCliJson } from './helpers.ts';
 
 const ADMIN_TOKEN = 'status-admin-token-0123456789abcdef';
 const OTHER_AGENT_TOKEN = 'status-c2-agent-token-0123456789abcdef';
 const TOKENS: TokensConfig = {
-  agents: [{ cluster: 'c1', token: KUBE_PATH.agentToken }, { cluster: 'c2', token: OTHER_AGENT_TOKEN }],
+  agents: [
+    { cluster: 'c1', token: KUBE_PATH.agentToken },
+    { cluster: 'c2', token: OTHER_AGENT_TOKEN },
+  ],
   runners: [{ id: 'r1', token: KUBE_PATH.runnerToken, clusters: ['c1', 'c2'] }],
   admins: [{ token: ADMIN_TOKEN }],
 };
 
 interface AgentStatus {
-  ok: boolean; error: string | null; healthy: boolean | null; ready: boolean | null; reason: string | null;
+  ok: boolean;
+  error: string | null;
+  healthy: boolean | null;
+  ready: boolean | null;
+  reason: string | null;
   tunnel: { state: string | null; connected: boolean | null };
-  connects: number | null; reconnects: number | null; failures: Record<string, number>;
+  connects: number | null;
+  reconnects: number | null;
+  failures: Record<string, number>;
   apiServer: { reachable: boolean | null; detail: string };
 }
 interface GatewayStatus {
-  ok: boolean; error: string | null; connected: boolean; cluster: string;
+  ok: boolean;
+  error: string | null;
+  connected: boolean;
+  cluster: string;
   agent: { id: string; name: string; version: string } | null;
   lastStatus: { apiServer?: { reachable: boolean; version?: string } } | null;
   apiServer: { reachable: boolean | null; detail: string };
@@ -74,7 +96,10 @@ test("status reads a ready agent's health port: tunnel connected, one connect, A
   assert.equal(r.s.tunnel.connected, true);
   assert.equal(r.s.connects, 1);
   assert.equal(r.s.reconnects, 0);
-  assert.ok(Object.values(r.s.failures).every((n) => n === 0), JSON.stringify(r.s.failures));
+  assert.ok(
+    Object.values(r.s.failures).every((n) => n === 0),
+    JSON.stringify(r.s.failures),
+  );
   assert.ok('network' in r.s.failures && 'auth' in r.s.failures, 'every failure reason is listed');
   assert.equal(r.s.apiServer.reachable, true);
   const text = await runCli(['status', '--agent', healthUrl(path.agent), '-o', 'text'], cleanEnv());
@@ -108,15 +133,28 @@ test('status of an agent that cannot reach its API server names the reason, exit
   const path = await startKubePath(t, { createAgent, gateway: { tokens: TOKENS } });
   const kubeconfig = join(path.dir, 'unreachable.kubeconfig');
   writeFileSync(kubeconfig, kubeconfigFor({ server: `https://127.0.0.1:${String(await closedPort())}`, token: path.fake.token, caData: path.fake.caCert }));
-  const agent = createAgent({
-    apiUrl: path.gatewayUrl, token: OTHER_AGENT_TOKEN, agentId: 'a2', name: 'no api', clusterName: 'c2', labels: {}, version: '0.0.0-test',
-    pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1', tls: { insecureSkipVerify: false, caFile: path.gatewayCaFile },
-    allowInsecureTransport: false, reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 500 },
-    kubernetes: { kubeconfig, inCluster: false, namespace: 'default' },
-  }, { logger: collectLogs().logger('warn'), registry: new Registry() });
+  const agent = createAgent(
+    testAgentOptions({
+      apiUrl: path.gatewayUrl,
+      token: OTHER_AGENT_TOKEN,
+      caFile: path.gatewayCaFile,
+      kubeconfig,
+      agentId: 'a2',
+      name: 'no api',
+      clusterName: 'c2',
+      reconnect: { intervalMs: 100, maxIntervalMs: 500 },
+    }),
+    { logger: collectLogs().logger('warn'), registry: new Registry() },
+  );
   t.after(() => agent.close(300));
   await agent.start();
-  await waitFor(() => { const r = agent.readiness(); return !r.ready && r.reason.startsWith('apiServer:'); }, { timeoutMs: 10_000, what: 'the agent to report its API server unreachable' });
+  await waitFor(
+    () => {
+      const r = agent.readiness();
+      return !r.ready && r.reason.startsWith('apiServer:');
+    },
+    { timeoutMs: 10_000, what: 'the agent to report its API server unreachable' },
+  );
   const r = await status<AgentStatus>(['--agent', healthUrl(agent)]);
   assert.equal(r.code, 1);
   assert.equal(r.s.tunnel.connected, true);
@@ -133,8 +171,12 @@ test('status of an agent nobody serves exits 1 naming the URL', async () => {
 
 test('status --gateway --cluster with a runner token shows the connected cluster, its agent and its last report, without printing the token, exit 0', async (t) => {
   const path = await startKubePath(t, { createAgent, gateway: { tokens: TOKENS }, agent: { pollIntervalMs: 200 } });
-  await waitFor(() => path.gateway.clusters().find((c) => c.cluster === 'c1')?.lastStatus?.apiServer?.reachable === true, { what: "the agent's report of a reachable API server" });
-  const r = await status<GatewayStatus>(['--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.gatewayCaFile], { PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken });
+  await waitFor(() => path.gateway.clusters().find((c) => c.cluster === 'c1')?.lastStatus?.apiServer?.reachable === true, {
+    what: "the agent's report of a reachable API server",
+  });
+  const r = await status<GatewayStatus>(['--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.gatewayCaFile], {
+    PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken,
+  });
   assert.equal(r.code, 0, r.stdout);
   assert.equal(r.s.ok, true);
   assert.equal(r.s.connected, true);
@@ -149,7 +191,10 @@ test('status --gateway --cluster with a runner token shows the connected cluster
 
 test('status --gateway with an admin token shows the cluster without asking its /version', async (t) => {
   const path = await startKubePath(t, { createAgent, gateway: { tokens: TOKENS } });
-  const r = await runCli(['status', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.gatewayCaFile, '-o', 'text'], cleanEnv({ PIPEOPS_RUNNER_TOKEN: ADMIN_TOKEN }));
+  const r = await runCli(
+    ['status', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.gatewayCaFile, '-o', 'text'],
+    cleanEnv({ PIPEOPS_RUNNER_TOKEN: ADMIN_TOKEN }),
+  );
   assert.equal(r.code, 0, r.stdout);
   assert.match(r.stdout, /^✔ cluster +connected: agent kube path \(id a1, version 0\.0\.0-test\)/m);
   assert.match(r.stdout, /^- \/version +not asked with this token/m);
@@ -159,7 +204,9 @@ test('status --gateway with an admin token shows the cluster without asking its 
 
 test('status --gateway for a cluster whose agent is not connected exits 1 with the 503 reason', async (t) => {
   const path = await startKubePath(t, { createAgent, gateway: { tokens: TOKENS } });
-  const r = await status<GatewayStatus>(['--gateway', path.gatewayUrl, '--cluster', 'c2', '--ca', path.gatewayCaFile], { PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken });
+  const r = await status<GatewayStatus>(['--gateway', path.gatewayUrl, '--cluster', 'c2', '--ca', path.gatewayCaFile], {
+    PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken,
+  });
   assert.equal(r.code, 1);
   assert.equal(r.s.connected, false);
   assert.equal(r.s.agent, null);
@@ -180,16 +227,32 @@ test('status --gateway through a replica of a fleet names the replica that holds
   const redis = await startRedisServer(t);
   const certs = testCertificates();
   const fleet = (): Pick<GatewayOptions, 'fleet'> => ({
-    fleet: { redisUrl: redis.url, secret: 'status-replica-secret-0123456789', peerCa: certs.caCert, advertiseUrl: (port) => `https://127.0.0.1:${String(port)}` },
+    fleet: {
+      redisUrl: redis.url,
+      secret: 'status-replica-secret-0123456789',
+      peerCa: certs.caCert,
+      advertiseUrl: (port) => `https://127.0.0.1:${String(port)}`,
+    },
   });
   const holder: KubePath<Agent> = await startKubePath(t, { createAgent, gateway: { tokens: TOKENS, ...fleet() } });
-  const other = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens: TOKENS, drainTimeoutMs: 500, handshakeTimeoutMs: 5_000, ...fleet(),
-  }, { logger: collectLogs().logger('warn'), registry: new Registry() });
+  const other = createGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: certs.cert, key: certs.key },
+      tokens: TOKENS,
+      drainTimeoutMs: 500,
+      handshakeTimeoutMs: 5_000,
+      ...fleet(),
+    },
+    { logger: collectLogs().logger('warn'), registry: new Registry() },
+  );
   const { port } = await other.start();
   t.after(() => other.close(200));
   await waitFor(async () => (await other.allClusters()).some((c) => c.cluster === 'c1'), { what: 'the other replica to list c1' });
-  const r = await status<GatewayStatus>(['--gateway', `https://127.0.0.1:${String(port)}`, '--cluster', 'c1', '--ca', holder.gatewayCaFile], { PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken });
+  const r = await status<GatewayStatus>(['--gateway', `https://127.0.0.1:${String(port)}`, '--cluster', 'c1', '--ca', holder.gatewayCaFile], {
+    PIPEOPS_RUNNER_TOKEN: KUBE_PATH.runnerToken,
+  });
   assert.equal(r.code, 0, r.stdout);
   assert.deepEqual(r.s.replica, { id: holder.gateway.replicaId, url: holder.gatewayUrl });
   assert.notEqual(other.replicaId, holder.gateway.replicaId);

@@ -16,13 +16,15 @@ const WRONG_TOKEN = 'wrong-tkn-9a8b7c6d5e';
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 function tokensYaml(admins: string[]): string {
-  return `${[
-    'agents:', `  - cluster: c1`, `    token_sha256: "${sha(AGENT_TOKEN)}"`,
-    'admins:', ...admins.map((a) => `  - token_sha256: "${sha(a)}"`),
-  ].join('\n')}\n`;
+  return `${['agents:', `  - cluster: c1`, `    token_sha256: "${sha(AGENT_TOKEN)}"`, 'admins:', ...admins.map((a) => `  - token_sha256: "${sha(a)}"`)].join(
+    '\n',
+  )}\n`;
 }
 
-const isMsg = (prefix: string) => (r: Record<string, unknown>): boolean => typeof r.msg === 'string' && r.msg.startsWith(prefix);
+const isMsg =
+  (prefix: string) =>
+  (r: Record<string, unknown>): boolean =>
+    typeof r.msg === 'string' && r.msg.startsWith(prefix);
 
 describe('connect against a gateway child', () => {
   let dir: string;
@@ -33,17 +35,28 @@ describe('connect against a gateway child', () => {
   let tls: HttpsAgent;
   // The gateway lives as long as the suite: its cleanups run in the suite's after().
   const cleanups: Array<() => unknown> = [];
-  const suite = { after: (fn: () => unknown) => { cleanups.unshift(fn); } } as unknown as TestContext;
-  after(async () => { for (const fn of cleanups) await fn(); });
+  const suite = {
+    after: (fn: () => unknown) => {
+      cleanups.unshift(fn);
+    },
+  } as unknown as TestContext;
+  after(async () => {
+    for (const fn of cleanups) await fn();
+  });
 
   /** GET /v1/clusters with a bearer token: status and body. */
   function clusters(token: string): Promise<{ status: number; body: { clusters?: Array<{ cluster: string }> } }> {
     return new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: gatewayPort, path: '/v1/clusters', agent: tls, headers: { authorization: `Bearer ${token}` } }, (res) => {
         let text = '';
-        res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : JSON.parse(text) });
-        });
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            text += d;
+          })
+          .on('end', () => {
+            resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : JSON.parse(text) });
+          });
       });
       req.on('error', reject).end();
     });
@@ -62,24 +75,32 @@ describe('connect against a gateway child', () => {
   }
 
   function startAgent(t: TestContext, token = AGENT_TOKEN, extra: Record<string, string> = {}): CliProcess {
-    return startCli(t, ['connect', '--debug', '--pipeops-url', `https://127.0.0.1:${gatewayPort}`, '--port', '0'], cleanEnv({
-      PIPEOPS_PIPEOPS_TOKEN: token,
-      PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
-      PIPEOPS_AGENT_LISTEN_HOST: '127.0.0.1',
-      PIPEOPS_PIPEOPS_TLS_CA_FILE: caFile,
-      PIPEOPS_PIPEOPS_RECONNECT_INTERVAL: '100ms',
-      PIPEOPS_PIPEOPS_RECONNECT_MAX_INTERVAL: '200ms',
-      ...extra,
-    }));
+    return startCli(
+      t,
+      ['connect', '--debug', '--pipeops-url', `https://127.0.0.1:${gatewayPort}`, '--port', '0'],
+      cleanEnv({
+        PIPEOPS_PIPEOPS_TOKEN: token,
+        PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+        PIPEOPS_AGENT_LISTEN_HOST: '127.0.0.1',
+        PIPEOPS_PIPEOPS_TLS_CA_FILE: caFile,
+        PIPEOPS_PIPEOPS_RECONNECT_INTERVAL: '100ms',
+        PIPEOPS_PIPEOPS_RECONNECT_MAX_INTERVAL: '200ms',
+        ...extra,
+      }),
+    );
   }
 
   before(async () => {
     dir = tempDir(suite);
     tokensFile = writeFile(dir, 'tokens.yaml', tokensYaml([ADMIN_TOKEN]));
-    gateway = startCli(suite, ['gateway', '--dev', '--listen', '127.0.0.1:0', '--tokens', tokensFile, '--debug'], cleanEnv({
-      PIPEOPS_GATEWAY_STATE_DIR: dir,
-      PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '2s',
-    }));
+    gateway = startCli(
+      suite,
+      ['gateway', '--dev', '--listen', '127.0.0.1:0', '--tokens', tokensFile, '--debug'],
+      cleanEnv({
+        PIPEOPS_GATEWAY_STATE_DIR: dir,
+        PIPEOPS_GATEWAY_DRAIN_TIMEOUT: '2s',
+      }),
+    );
     const ca = await gateway.waitFor(isMsg('dev CA written to'), 'dev CA record');
     caFile = String(ca.caFile);
     const listening = await gateway.waitFor(isMsg('gateway listening on https://'), 'listening record');
@@ -101,7 +122,10 @@ describe('connect against a gateway child', () => {
   test('a rejected token exits 3 and never appears in the output at debug level', async (t) => {
     const agent = startAgent(t, WRONG_TOKEN);
     assert.equal(await agent.exited, 3, agent.output());
-    assert.ok(agent.records.some((r) => r.level === 20), 'debug records were written');
+    assert.ok(
+      agent.records.some((r) => r.level === 20),
+      'debug records were written',
+    );
     assert.ok(!agent.output().includes(WRONG_TOKEN));
   });
 

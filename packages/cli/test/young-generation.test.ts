@@ -22,8 +22,10 @@ async function newSpaceMiB(nodeOptions?: string): Promise<number> {
   const env = cleanEnv(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions });
   const child = spawn(process.execPath, ['--import', PROBE, BIN, '--version'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  const [code] = await once(child, 'close') as [number | null];
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
   assert.equal(code, 0, out);
   const m = /NEW_SPACE_MIB=([\d.]+)/.exec(out);
   assert.ok(m !== null, out);

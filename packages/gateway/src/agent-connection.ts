@@ -5,8 +5,16 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createSession, GoAwayCode, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import {
-  ControlChannel, PROTOCOL_VERSION, TunnelError, encodePreamble, protocolMismatch, websocketDuplex,
-  type ControlMessage, type HelloMessage, type StatusMessage, type StreamPreamble,
+  ControlChannel,
+  PROTOCOL_VERSION,
+  TunnelError,
+  encodePreamble,
+  protocolMismatch,
+  websocketDuplex,
+  type ControlMessage,
+  type HelloMessage,
+  type StatusMessage,
+  type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { boundedHello, boundedStatus, type ClusterInfo } from './agent-report.ts';
 import { kindLabel, type GatewayMetrics, type StreamResult } from './metrics.ts';
@@ -64,14 +72,20 @@ export class AgentConnection extends EventEmitter {
     this.session.on('error', (err: Error) => this.log.debug({ event: 'agent_session_error', err }, 'agent session error'));
     this.session.on('stream', (stream: Duplex) => this.#onInboundStream(stream));
     this.session.once('close', () => this.#onSessionClosed());
-    ws.once('close', () => { if (!this.session.isClosed) this.session.destroy(); });
+    ws.once('close', () => {
+      if (!this.session.isClosed) this.session.destroy();
+    });
     this.#handshakeTimer = setTimeout(() => this.#onHandshakeTimeout(), deps.handshakeTimeoutMs);
     this.#handshakeTimer.unref();
   }
 
   /** True once the agent said hello and got welcome. */
-  get ready(): boolean { return this.#ready; }
-  get closed(): boolean { return this.#closed; }
+  get ready(): boolean {
+    return this.#ready;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
 
   /** Opens a data stream to the agent with the preamble written. Throws TunnelError 503 if the session cannot take one. */
   openStream(preamble: Omit<StreamPreamble, 'v'>): Stream {
@@ -187,15 +201,25 @@ export class AgentConnection extends EventEmitter {
         this.#protocolViolation({ code: 'PT_ERR_HANDSHAKE', message: 'the first control message must be hello' });
         return;
       }
-      const mismatch = protocolMismatch(m.protocolVersion, { role: 'agent', version: m.version.slice(0, 64) }, { role: 'gateway', version: this.#deps.gatewayVersion });
+      const mismatch = protocolMismatch(
+        m.protocolVersion,
+        { role: 'agent', version: m.version.slice(0, 64) },
+        { role: 'gateway', version: this.#deps.gatewayVersion },
+      );
       if (mismatch !== undefined) {
-        this.log.warn({ event: 'handshake_failed', code: 'PT_ERR_PROTOCOL_VERSION', protocolVersion: m.protocolVersion, agentVersion: m.version.slice(0, 64) }, mismatch);
+        this.log.warn(
+          { event: 'handshake_failed', code: 'PT_ERR_PROTOCOL_VERSION', protocolVersion: m.protocolVersion, agentVersion: m.version.slice(0, 64) },
+          mismatch,
+        );
         this.#countFailure('handshake');
         void this.shutdown(SESSION_END_GRACE_MS, { code: 'PT_ERR_PROTOCOL_VERSION', message: mismatch });
         return;
       }
       if (m.clusterName !== '' && m.clusterName !== this.cluster) {
-        this.log.warn({ event: 'hello_cluster_mismatch', helloCluster: m.clusterName.slice(0, 253) }, 'hello names another cluster than the agent token; using the token\'s');
+        this.log.warn(
+          { event: 'hello_cluster_mismatch', helloCluster: m.clusterName.slice(0, 253) },
+          "hello names another cluster than the agent token; using the token's",
+        );
       }
       if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
       this.#handshakeTimer = undefined;
@@ -210,7 +234,9 @@ export class AgentConnection extends EventEmitter {
       // start rather than after the first keepalive interval.
       this.session.ping().then(
         (ms) => this.#deps.metrics.rtt.observe(ms / 1000),
-        () => { /* a session that dies here is reported by its close */ },
+        () => {
+          /* a session that dies here is reported by its close */
+        },
       );
       return;
     }
@@ -262,7 +288,9 @@ export class AgentConnection extends EventEmitter {
     this.#control?.close();
     if (this.ws.readyState !== WebSocket.CLOSED) {
       // The mux ended the transport (close 1000); make sure the socket really goes.
-      setTimeout(() => { if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate(); }, SESSION_END_GRACE_MS).unref();
+      setTimeout(() => {
+        if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
+      }, SESSION_END_GRACE_MS).unref();
     }
     this.#deps.onClosed(this);
     if (this.streamsActive === 0) this.emit('idle');

@@ -39,8 +39,13 @@ export function boundedHello(h: HelloMessage): HelloMessage {
   const labels = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(h.labels).slice(0, MAX_REPORTED_LABELS)) labels[cut(k)] = cut(v);
   const out: HelloMessage = {
-    type: 'hello', agentId: cut(h.agentId), name: cut(h.name), clusterName: cut(h.clusterName), version: cut(h.version),
-    labels, protocolVersion: h.protocolVersion,
+    type: 'hello',
+    agentId: cut(h.agentId),
+    name: cut(h.name),
+    clusterName: cut(h.clusterName),
+    version: cut(h.version),
+    labels,
+    protocolVersion: h.protocolVersion,
   };
   if (h.policy !== undefined) out.policy = h.policy;
   return out;
@@ -49,7 +54,12 @@ export function boundedHello(h: HelloMessage): HelloMessage {
 /** A status report with its strings cut ({@link MAX_REPORTED_STRING_CHARS}; `apiServer.error` {@link MAX_REPORTED_ERROR_CHARS}). */
 export function boundedStatus(s: StatusMessage): StatusMessage {
   const out: StatusMessage = {
-    type: 'status', at: cut(s.at, 64), uptimeSeconds: s.uptimeSeconds, streamsActive: s.streamsActive, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
+    type: 'status',
+    at: cut(s.at, 64),
+    uptimeSeconds: s.uptimeSeconds,
+    streamsActive: s.streamsActive,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
   };
   if (s.rttMs !== undefined) out.rttMs = s.rttMs;
   if (s.apiServer !== undefined) {

@@ -64,19 +64,36 @@ export const defaultGatewayOptions = Object.freeze({
 });
 
 /** Options with every defaulted field filled in. */
-export type ResolvedGatewayOptions = GatewayOptions & Required<Pick<GatewayOptions,
-  'maxPayloadBytes' | 'collectDefaultMetrics' | 'tokensReloadDebounceMs' | 'gatewayVersion' | 'agentHeadTimeoutMs' | 'jsonMaxMessageBytes'
-  | 'tlsHandshakeTimeoutMs' | 'requestHeadTimeoutMs' | 'maxConnections'>>;
+export type ResolvedGatewayOptions = GatewayOptions &
+  Required<
+    Pick<
+      GatewayOptions,
+      | 'maxPayloadBytes'
+      | 'collectDefaultMetrics'
+      | 'tokensReloadDebounceMs'
+      | 'gatewayVersion'
+      | 'agentHeadTimeoutMs'
+      | 'jsonMaxMessageBytes'
+      | 'tlsHandshakeTimeoutMs'
+      | 'requestHeadTimeoutMs'
+      | 'maxConnections'
+    >
+  >;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Throws TunnelError `PT_ERR_GATEWAY_CONFIG` naming the first invalid option. */
 export function verifyGatewayOptions(o: GatewayOptions): void {
-  const fail = (key: string, why: string): never => { throw gatewayError('PT_ERR_GATEWAY_CONFIG', `invalid gateway option ${key}: ${why}`); };
+  const fail = (key: string, why: string): never => {
+    throw gatewayError('PT_ERR_GATEWAY_CONFIG', `invalid gateway option ${key}: ${why}`);
+  };
   if (o === null || typeof o !== 'object') fail('options', 'must be an object');
   if (typeof o.host !== 'string' || o.host === '') fail('host', 'must be a non-empty string');
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535) fail('port', `must be an integer 0..65535, got ${String(o.port)}`);
-  const ms = (key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs' | 'agentHeadTimeoutMs' | 'tlsHandshakeTimeoutMs' | 'requestHeadTimeoutMs', min: number): void => {
+  const ms = (
+    key: 'drainTimeoutMs' | 'handshakeTimeoutMs' | 'tokensReloadDebounceMs' | 'agentHeadTimeoutMs' | 'tlsHandshakeTimeoutMs' | 'requestHeadTimeoutMs',
+    min: number,
+  ): void => {
     const v = o[key];
     if (v === undefined) return;
     if (!Number.isInteger(v) || v < min || v > MAX_TIMER_MS) fail(key, `must be an integer ${min}..${MAX_TIMER_MS} (ms), got ${String(v)}`);
@@ -99,7 +116,11 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   if (o.runnerLimits !== undefined) {
     const given = o.runnerLimits as Record<string, unknown>;
     const snake = { max_streams: given.maxStreams, requests_per_second: given.requestsPerSecond, burst: given.burst };
-    try { verifyRunnerLimits(Object.fromEntries(Object.entries(snake).filter(([, v]) => v !== undefined)), 'runnerLimits'); } catch (err) { fail('runnerLimits', (err as Error).message); }
+    try {
+      verifyRunnerLimits(Object.fromEntries(Object.entries(snake).filter(([, v]) => v !== undefined)), 'runnerLimits');
+    } catch (err) {
+      fail('runnerLimits', (err as Error).message);
+    }
   }
   if (o.auditFile !== undefined && typeof o.auditFile !== 'string') fail('auditFile', 'must be a path');
   if ((o.tokensFile === undefined) === (o.tokens === undefined)) fail('tokensFile', 'give exactly one of tokensFile and tokens');
@@ -116,15 +137,21 @@ function verifyFleetOptions(f: FleetOptions, fail: (key: string, why: string) =>
   if (typeof f.redisUrl !== 'string' || !/^rediss?:\/\/[^/]/.test(f.redisUrl)) fail('fleet.redisUrl', 'must be a redis:// or rediss:// URL');
   if (typeof f.advertiseUrl !== 'function') {
     let advertise: URL | undefined;
-    try { advertise = new URL(f.advertiseUrl); } catch { /* reported below */ }
+    try {
+      advertise = new URL(f.advertiseUrl);
+    } catch {
+      /* reported below */
+    }
     if (advertise === undefined || !['https:', 'http:'].includes(advertise.protocol) || advertise.pathname !== '/') {
       fail('fleet.advertiseUrl', 'must be the https://host:port (no path) other replicas reach this one at');
     }
   }
-  if (typeof f.secret !== 'string' || f.secret.length < MIN_REPLICA_SECRET_LENGTH) fail('fleet.secret', `must be at least ${MIN_REPLICA_SECRET_LENGTH} characters`);
+  if (typeof f.secret !== 'string' || f.secret.length < MIN_REPLICA_SECRET_LENGTH)
+    fail('fleet.secret', `must be at least ${MIN_REPLICA_SECRET_LENGTH} characters`);
   for (const key of ['heartbeatMs', 'leaseMs', 'verifyMs'] as const) {
     const v = f[key];
-    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > MAX_TIMER_MS)) fail(`fleet.${key}`, `must be an integer 1..${MAX_TIMER_MS} (ms), got ${String(v)}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > MAX_TIMER_MS))
+      fail(`fleet.${key}`, `must be an integer 1..${MAX_TIMER_MS} (ms), got ${String(v)}`);
   }
   if ((f.leaseMs ?? 3_000) <= (f.heartbeatMs ?? 1_000)) fail('fleet.leaseMs', 'must be longer than fleet.heartbeatMs');
 }

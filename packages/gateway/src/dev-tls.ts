@@ -11,7 +11,11 @@ export interface DevCertificateOptions {
 }
 
 /** PEM strings: the development CA's certificate, and the server certificate (signed by it) with its key. */
-export interface DevCertificates { caCert: string; cert: string; key: string }
+export interface DevCertificates {
+  caCert: string;
+  cert: string;
+  key: string;
+}
 
 /**
  * Generates a throw-away certificate authority and a server certificate it
@@ -31,7 +35,10 @@ export function generateDevCertificates(opts: DevCertificateOptions): DevCertifi
   ca.serialNumber = serial();
   ca.validity.notBefore = notBefore;
   ca.validity.notAfter = notAfter;
-  const caSubject = [{ name: 'commonName', value: 'pipeops-tunnel dev CA' }, { name: 'organizationName', value: 'pipeops-tunnel (development)' }];
+  const caSubject = [
+    { name: 'commonName', value: 'pipeops-tunnel dev CA' },
+    { name: 'organizationName', value: 'pipeops-tunnel (development)' },
+  ];
   ca.setSubject(caSubject);
   ca.setIssuer(caSubject);
   ca.setExtensions([

@@ -50,7 +50,10 @@ export interface Gateway extends EventEmitter {
 }
 
 /** Injected dependencies. */
-export interface GatewayDeps { logger: Logger; registry: Registry }
+export interface GatewayDeps {
+  logger: Logger;
+  registry: Registry;
+}
 
 /**
  * Creates the gateway: an HTTP(S) server with `GET /v1/tunnel` for agents,
@@ -106,49 +109,87 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#audit = createAuditSink({ file: opts.auditFile, logger: runnerLog, message: 'runner request' });
     this.#metrics.countOpenStreams(() => this.#limiter.openByRunner());
     // One forwarding core under the three runner routes: their refusals, limits, agent streams, deadlines, audit and metrics.
-    const core = new ForwardCore({ openStream, agentHeadTimeoutMs: opts.agentHeadTimeoutMs, audit: this.#audit, metrics: this.#metrics, limiter: this.#limiter });
+    const core = new ForwardCore({
+      openStream,
+      agentHeadTimeoutMs: opts.agentHeadTimeoutMs,
+      audit: this.#audit,
+      metrics: this.#metrics,
+      limiter: this.#limiter,
+    });
     const limitsFor = (runner: RunnerIdentity): RunnerLimits => this.#limitsFor(runner);
     this.#runners = new RunnerEndpoint({
-      logger: this.#log.child({ component: 'runner' }), metrics: this.#metrics, forwarder: new WsRunnerRoute({ core, requestHeadTimeoutMs: opts.requestHeadTimeoutMs }),
-      maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux, limiter: this.#limiter,
+      logger: this.#log.child({ component: 'runner' }),
+      metrics: this.#metrics,
+      forwarder: new WsRunnerRoute({ core, requestHeadTimeoutMs: opts.requestHeadTimeoutMs }),
+      maxPayloadBytes: opts.maxPayloadBytes,
+      mux: opts.mux,
+      limiter: this.#limiter,
     });
     this.#json = createJsonProtocolEndpoint({
-      openStream, forward: core, audit: this.#audit, logger: this.#log.child({ component: 'json-protocol' }), maxMessageBytes: opts.jsonMaxMessageBytes, headTimeoutMs: opts.agentHeadTimeoutMs,
+      openStream,
+      forward: core,
+      audit: this.#audit,
+      logger: this.#log.child({ component: 'json-protocol' }),
+      maxMessageBytes: opts.jsonMaxMessageBytes,
+      headTimeoutMs: opts.agentHeadTimeoutMs,
     });
     const runnerRoutes = new RunnerRoutes({
-      tokens: () => this.#tokens, draining: () => this.#draining, core, k8s: new K8sRoute({ core, tokens: () => this.#tokens, limitsFor }),
-      runners: this.#runners, json: () => this.#json, limitsFor, logger: runnerLog,
+      tokens: () => this.#tokens,
+      draining: () => this.#draining,
+      core,
+      k8s: new K8sRoute({ core, tokens: () => this.#tokens, limitsFor }),
+      runners: this.#runners,
+      json: () => this.#json,
+      limitsFor,
+      logger: runnerLog,
     });
     this.#runnerRoutes = runnerRoutes;
-    this.#fleet = opts.fleet === undefined ? undefined : new Fleet(opts.fleet, {
-      logger: this.#log, maxPayloadBytes: opts.maxPayloadBytes, mux: opts.mux,
-      openLocal: (cluster, preamble) => this.#openLocal(cluster, preamble),
-      localClusters: () => this.clusters(),
-      held: () => this.#clusters.all().map((c) => ({ cluster: c.cluster, sessionId: c.sessionId })),
-      sessionOf: (cluster) => this.#clusters.get(cluster)?.sessionId,
-      evict: (cluster, sessionId) => this.#evict(cluster, sessionId),
-    });
+    this.#fleet =
+      opts.fleet === undefined
+        ? undefined
+        : new Fleet(opts.fleet, {
+            logger: this.#log,
+            maxPayloadBytes: opts.maxPayloadBytes,
+            mux: opts.mux,
+            openLocal: (cluster, preamble) => this.#openLocal(cluster, preamble),
+            localClusters: () => this.clusters(),
+            held: () => this.#clusters.all().map((c) => ({ cluster: c.cluster, sessionId: c.sessionId })),
+            sessionOf: (cluster) => this.#clusters.get(cluster)?.sessionId,
+            evict: (cluster, sessionId) => this.#evict(cluster, sessionId),
+          });
     const fleet = this.#fleet;
-    this.server = createServer(opts.tls, {
-      upgrade: (req, socket, head, path) => {
-        if (path === REPLICA_PATH && fleet !== undefined) { fleet.endpoint.handleUpgrade(req, socket, head); return true; }
-        return runnerRoutes.upgrade(req, socket, head, path);
+    this.server = createServer(
+      opts.tls,
+      {
+        upgrade: (req, socket, head, path) => {
+          if (path === REPLICA_PATH && fleet !== undefined) {
+            fleet.endpoint.handleUpgrade(req, socket, head);
+            return true;
+          }
+          return runnerRoutes.upgrade(req, socket, head, path);
+        },
+        connect: (req, socket) => runnerRoutes.connect(req, socket),
+        request: (req, res, path) => {
+          // Draining: a keep-alive client's next request goes through the load balancer to another replica.
+          if (this.#draining) res.setHeader('connection', 'close');
+          return (
+            runnerRoutes.request(req, res, path) ||
+            handleStatusRequest(req, res, path, {
+              registry: this.#registry,
+              tokens: () => this.#tokens,
+              clusters: () => this.allClusters(),
+              notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
+              // Not a reason to take the replica out of the load balancer: it still serves the tunnels it holds.
+              degradedReason: () => this.#fleet?.registry.problem(),
+            }) ||
+            runnerRoutes.notFound(req, res, path)
+          );
+        },
+        tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
       },
-      connect: (req, socket) => runnerRoutes.connect(req, socket),
-      request: (req, res, path) => {
-        // Draining: a keep-alive client's next request goes through the load balancer to another replica.
-        if (this.#draining) res.setHeader('connection', 'close');
-        return runnerRoutes.request(req, res, path) || handleStatusRequest(req, res, path, {
-        registry: this.#registry,
-        tokens: () => this.#tokens,
-        clusters: () => this.allClusters(),
-        notReadyReason: () => (this.#draining ? 'draining' : !this.#listening ? 'not listening' : undefined),
-        // Not a reason to take the replica out of the load balancer: it still serves the tunnels it holds.
-        degradedReason: () => this.#fleet?.registry.problem(),
-      }) || runnerRoutes.notFound(req, res, path);
-      },
-      tunnelUpgrade: (req, socket, head) => this.#endpoint.handleUpgrade(req, socket, head),
-    }, this.#log, opts);
+      this.#log,
+      opts,
+    );
   }
 
   async start(): Promise<AddressInfo> {
@@ -156,9 +197,16 @@ class GatewayImpl extends EventEmitter implements Gateway {
     if (this.#opts.tokensFile !== undefined) {
       this.#tokens = await loadTokensFile(this.#opts.tokensFile);
       this.#log.info({ event: 'tokens_loaded', file: this.#opts.tokensFile, ...this.#tokens.counts }, 'tokens loaded');
-      this.#watcher = new TokensWatcher(this.#opts.tokensFile, this.#opts.tokensReloadDebounceMs, () => {
-        this.reloadTokens().catch(() => { /* logged by reloadTokens */ });
-      }, this.#log);
+      this.#watcher = new TokensWatcher(
+        this.#opts.tokensFile,
+        this.#opts.tokensReloadDebounceMs,
+        () => {
+          this.reloadTokens().catch(() => {
+            /* logged by reloadTokens */
+          });
+        },
+        this.#log,
+      );
       this.#watcher.start();
     }
     this.server.listen(this.#opts.port, this.#opts.host);
@@ -175,7 +223,10 @@ class GatewayImpl extends EventEmitter implements Gateway {
   }
 
   clusters(): ClusterInfo[] {
-    return this.#clusters.all().map((c) => c.info()).sort((a, b) => a.cluster.localeCompare(b.cluster));
+    return this.#clusters
+      .all()
+      .map((c) => c.info())
+      .sort((a, b) => a.cluster.localeCompare(b.cluster));
   }
 
   async allClusters(): Promise<ClusterInfo[]> {
@@ -192,7 +243,8 @@ class GatewayImpl extends EventEmitter implements Gateway {
     const groups = preamble.groups ?? runner?.groups;
     const full = { ...preamble, cluster: preamble.cluster ?? cluster, ...(groups !== undefined && groups.length > 0 ? { groups: [...groups] } : {}) };
     // A cluster whose tunnel another replica holds is reached through that replica.
-    const stream = this.#usable(cluster) !== undefined || this.#fleet === undefined ? this.#openLocal(cluster, full) : await this.#fleet.openRemote(cluster, full);
+    const stream =
+      this.#usable(cluster) !== undefined || this.#fleet === undefined ? this.#openLocal(cluster, full) : await this.#fleet.openRemote(cluster, full);
     // The runner's byte rate, if limited, paces the credit the agent gets for its answers (its scheduling group is set when the stream opens).
     if (runner !== undefined) stream.setGrantPacer(this.#limiter.pacer(runner.id, this.#limitsFor(runner)));
     return stream;
@@ -218,8 +270,10 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.#sessions.emit('released', conn);
     // The winner's session id goes to the agent (asked of the registry, a few ms): if another agent won, this one stands by.
     void (this.#fleet?.holder(cluster) ?? Promise.resolve(undefined)).then((replacedBy) => {
-      conn.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica', bySessionId: replacedBy },
-        'session replaced by a newer one for the same cluster on another replica');
+      conn.log.warn(
+        { event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', where: 'another replica', bySessionId: replacedBy },
+        'session replaced by a newer one for the same cluster on another replica',
+      );
       return conn.shutdown(this.#opts.drainTimeoutMs, replacedError(replacedBy));
     });
   }
@@ -319,10 +373,17 @@ class GatewayImpl extends EventEmitter implements Gateway {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, Math.max(1, Math.floor(deadlineMs / 2)));
       timer.unref();
-      const onMoved = (conn: AgentConnection): void => { moving.delete(conn); if (moving.size === 0) done(); };
+      const onMoved = (conn: AgentConnection): void => {
+        moving.delete(conn);
+        if (moving.size === 0) done();
+      };
       const sessions = this.#sessions;
       sessions.on('released', onMoved);
-      function done(): void { clearTimeout(timer); sessions.off('released', onMoved); resolve(); }
+      function done(): void {
+        clearTimeout(timer);
+        sessions.off('released', onMoved);
+        resolve();
+      }
     });
   }
 
@@ -343,10 +404,16 @@ class GatewayImpl extends EventEmitter implements Gateway {
 
   #onReady(conn: AgentConnection): void {
     this.#pending.delete(conn);
-    if (this.#draining) { void conn.shutdown(1, { code: 'PT_ERR_DRAINING', message: 'gateway is draining' }); return; }
+    if (this.#draining) {
+      void conn.shutdown(1, { code: 'PT_ERR_DRAINING', message: 'gateway is draining' });
+      return;
+    }
     const previous = this.#clusters.set(conn);
     if (previous) {
-      previous.log.warn({ event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', bySessionId: conn.sessionId }, 'session replaced by a newer one for the same cluster');
+      previous.log.warn(
+        { event: 'agent_replaced', code: 'PT_ERR_SESSION_REPLACED', bySessionId: conn.sessionId },
+        'session replaced by a newer one for the same cluster',
+      );
       void previous.shutdown(1_000, replacedError(conn.sessionId));
       this.#fleet?.released({ cluster: previous.cluster, sessionId: previous.sessionId }, false);
     } else {
@@ -374,7 +441,11 @@ class GatewayImpl extends EventEmitter implements Gateway {
 
 /** The control error a replaced session gets, naming the session that replaced it when known. */
 function replacedError(replacedBy: string | undefined): { code: string; message: string; replacedBy?: string } {
-  return { code: 'PT_ERR_SESSION_REPLACED', message: 'a newer session for this cluster replaced this one', ...(replacedBy !== undefined ? { replacedBy } : {}) };
+  return {
+    code: 'PT_ERR_SESSION_REPLACED',
+    message: 'a newer session for this cluster replaced this one',
+    ...(replacedBy !== undefined ? { replacedBy } : {}),
+  };
 }
 
 function waitIdle(conns: AgentConnection[], deadlineMs: number): Promise<void> {
@@ -389,7 +460,9 @@ function waitIdle(conns: AgentConnection[], deadlineMs: number): Promise<void> {
       for (const c of busy) c.off('idle', onIdle);
       resolve();
     }
-    function onIdle(): void { if (--left === 0) done(); }
+    function onIdle(): void {
+      if (--left === 0) done();
+    }
     for (const c of busy) c.once('idle', onIdle);
   });
 }

@@ -19,7 +19,10 @@ export function errorBody(code: string, message: string): { error: { code: strin
  * the raw socket (no WebSocket handshake happens), then closes the socket.
  */
 export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
   socket.once('error', () => socket.destroy());
   socket.end(closingResponse(status, 'application/json', JSON.stringify(errorBody(code, message)), Object.entries(headers).flat()));
 }
@@ -39,7 +42,10 @@ export function closeWithStatus(socket: Duplex, status: number): void {
   socket.on('error', () => socket.destroy());
   // Node's own check (lib/_http_server.js): never write into a response that has started.
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (!socket.writable || inFlight?.headersSent === true) { socket.destroy(); return; }
+  if (!socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
   timer.unref();
   socket.end(headBytes(statusLine(status), ['Connection', 'close', 'Content-Length', '0']), () => {

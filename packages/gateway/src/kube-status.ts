@@ -16,7 +16,10 @@ export function sendStatus(res: ServerResponse, code: number, message: string, h
  * the response, and the runner's stream would fail without it.
  */
 export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}, o: { drain?: boolean } = {}): void {
-  if (socket.destroyed || !socket.writable) { socket.destroy(); return; }
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
   socket.once('error', () => socket.destroy());
   if (o.drain === true) socket.resume();
   else socket.once('finish', () => socket.destroy());

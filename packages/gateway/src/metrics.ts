@@ -10,7 +10,14 @@ export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 export type StreamKindLabel = 'http' | 'ping' | 'control' | 'other';
 
 /** Cumulative per-session counters read from the mux session's `stats`. */
-export interface SessionCounters { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number; resetsIn: number; resetsOut: number }
+export interface SessionCounters {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  resetsIn: number;
+  resetsOut: number;
+}
 
 /** The gateway's metrics, registered on the injected registry only. Labels come from small fixed sets. */
 export class GatewayMetrics {
@@ -41,25 +48,83 @@ export class GatewayMetrics {
     const registers = [registry];
     this.sessions = new Gauge({ name: 'pipeops_tunnel_sessions', help: 'Agents connected to the gateway', registers });
     this.connects = new Counter({ name: 'pipeops_tunnel_connects_total', help: 'Agent sessions established', registers });
-    this.connectFailures = new Counter({ name: 'pipeops_tunnel_connect_failures_total', help: 'Agent connections refused or failed, by reason', labelNames: ['reason'], registers });
+    this.connectFailures = new Counter({
+      name: 'pipeops_tunnel_connect_failures_total',
+      help: 'Agent connections refused or failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Open data streams, by kind', labelNames: ['kind'], registers });
-    this.streamsTotal = new Counter({ name: 'pipeops_tunnel_streams_total', help: 'Data streams finished, by kind and result', labelNames: ['kind', 'result'], registers });
+    this.streamsTotal = new Counter({
+      name: 'pipeops_tunnel_streams_total',
+      help: 'Data streams finished, by kind and result',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
     const pull = (): void => this.#pull();
-    this.bytes = new Counter({ name: 'pipeops_tunnel_bytes_total', help: 'Bytes on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
-    this.frames = new Counter({ name: 'pipeops_tunnel_frames_total', help: 'Mux frames on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
-    this.resets = new Counter({ name: 'pipeops_tunnel_resets_total', help: 'Mux stream resets on agent sessions, by direction', labelNames: ['direction'], registers, collect: pull });
-    this.rtt = new Histogram({ name: 'pipeops_tunnel_session_rtt_seconds', help: 'Agent session round-trip time (mux ping)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.bytes = new Counter({
+      name: 'pipeops_tunnel_bytes_total',
+      help: 'Bytes on agent sessions, by direction',
+      labelNames: ['direction'],
+      registers,
+      collect: pull,
+    });
+    this.frames = new Counter({
+      name: 'pipeops_tunnel_frames_total',
+      help: 'Mux frames on agent sessions, by direction',
+      labelNames: ['direction'],
+      registers,
+      collect: pull,
+    });
+    this.resets = new Counter({
+      name: 'pipeops_tunnel_resets_total',
+      help: 'Mux stream resets on agent sessions, by direction',
+      labelNames: ['direction'],
+      registers,
+      collect: pull,
+    });
+    this.rtt = new Histogram({
+      name: 'pipeops_tunnel_session_rtt_seconds',
+      help: 'Agent session round-trip time (mux ping)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     this.tokenReloads = new Counter({ name: 'pipeops_tunnel_token_reloads_total', help: 'Tokens file reloads, by result', labelNames: ['result'], registers });
-    this.runnerRequests = new Counter({ name: 'pipeops_tunnel_runner_requests_total', help: 'Runner requests relayed or refused by the gateway, by status class', labelNames: ['code'], registers });
+    this.runnerRequests = new Counter({
+      name: 'pipeops_tunnel_runner_requests_total',
+      help: 'Runner requests relayed or refused by the gateway, by status class',
+      labelNames: ['code'],
+      registers,
+    });
     this.runnerSessions = new Gauge({ name: 'pipeops_tunnel_runner_sessions', help: 'Open runner mux sessions (GET /ws/runner)', registers });
-    this.runnerLimited = new Counter({ name: 'pipeops_tunnel_runner_limited_total', help: 'Runner requests refused with 429, by runner and limit (stream_limit, rate_limit)', labelNames: ['runner', 'limit'], registers });
-    this.runnerBytes = new Counter({ name: 'pipeops_tunnel_runner_bytes_total', help: 'Bytes of finished runner requests, by runner and direction', labelNames: ['runner', 'direction'], registers });
+    this.runnerLimited = new Counter({
+      name: 'pipeops_tunnel_runner_limited_total',
+      help: 'Runner requests refused with 429, by runner and limit (stream_limit, rate_limit)',
+      labelNames: ['runner', 'limit'],
+      registers,
+    });
+    this.runnerBytes = new Counter({
+      name: 'pipeops_tunnel_runner_bytes_total',
+      help: 'Bytes of finished runner requests, by runner and direction',
+      labelNames: ['runner', 'direction'],
+      registers,
+    });
     const openByRunner = (): Iterable<[string, number]> => this.#openByRunner();
     this.runnerStreamsActive = new Gauge({
-      name: 'pipeops_tunnel_runner_streams_active', help: 'Runner requests open, by runner', labelNames: ['runner'], registers,
-      collect() { this.reset(); for (const [runner, n] of openByRunner()) this.set({ runner }, n); },
+      name: 'pipeops_tunnel_runner_streams_active',
+      help: 'Runner requests open, by runner',
+      labelNames: ['runner'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [runner, n] of openByRunner()) this.set({ runner }, n);
+      },
     });
-    for (const d of ['in', 'out']) { this.bytes.inc({ direction: d }, 0); this.frames.inc({ direction: d }, 0); this.resets.inc({ direction: d }, 0); }
+    for (const d of ['in', 'out']) {
+      this.bytes.inc({ direction: d }, 0);
+      this.frames.inc({ direction: d }, 0);
+      this.resets.inc({ direction: d }, 0);
+    }
     // Fixed label sets at 0 from the start: an alert's rate() or increase() sees the first event (a series born at 1 has none).
     for (const reason of connectFailureReasons) this.connectFailures.inc({ reason }, 0);
     for (const result of ['ok', 'error']) this.tokenReloads.inc({ result }, 0);
@@ -89,8 +154,14 @@ export class GatewayMetrics {
 
   #pullOne(s: { read: () => SessionCounters; last: SessionCounters }): void {
     let now: SessionCounters;
-    try { now = s.read(); } catch { return; }
-    const add = (c: Counter<'direction'>, direction: string, a: number, b: number): void => { if (a > b) c.inc({ direction }, a - b); };
+    try {
+      now = s.read();
+    } catch {
+      return;
+    }
+    const add = (c: Counter<'direction'>, direction: string, a: number, b: number): void => {
+      if (a > b) c.inc({ direction }, a - b);
+    };
     add(this.bytes, 'in', now.bytesIn, s.last.bytesIn);
     add(this.bytes, 'out', now.bytesOut, s.last.bytesOut);
     add(this.frames, 'in', now.framesIn, s.last.framesIn);

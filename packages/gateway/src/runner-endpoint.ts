@@ -30,7 +30,12 @@ export interface RunnerEndpointDeps {
 }
 
 /** The authenticated runner a session belongs to. */
-export interface RunnerSessionIdentity { runnerId: string; cluster: string; clientId: string | undefined; limits: Readonly<RunnerLimits> }
+export interface RunnerSessionIdentity {
+  runnerId: string;
+  cluster: string;
+  clientId: string | undefined;
+  limits: Readonly<RunnerLimits>;
+}
 
 /**
  * Streams a runner session may have open beyond the runner's `maxStreams`
@@ -43,7 +48,12 @@ const STREAM_SLACK = 64;
 /** Re-checks, against a reloaded token set, that the runner's token still exists and still reaches its cluster. */
 export type RunnerStillAllowed = (tokens: TokenStore) => boolean;
 
-interface OpenSession { ws: WebSocket; who: RunnerSessionIdentity; allowed: RunnerStillAllowed; log: Logger }
+interface OpenSession {
+  ws: WebSocket;
+  who: RunnerSessionIdentity;
+  allowed: RunnerStillAllowed;
+  log: Logger;
+}
 
 /**
  * `GET /ws/runner`: after the routes authenticated the runner, upgrades to a
@@ -81,7 +91,10 @@ export class RunnerEndpoint {
    * tokens reload.
    */
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, who: RunnerSessionIdentity, allowed: RunnerStillAllowed): void {
-    if (this.#closed) { refuseWithStatus(socket, 503, 'the gateway is shutting down'); return; }
+    if (this.#closed) {
+      refuseWithStatus(socket, 503, 'the gateway is shutting down');
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onRunner(ws, who, allowed));
   }
 
@@ -111,7 +124,9 @@ export class RunnerEndpoint {
     const cap = who.limits.maxStreams > 0 ? { maxConcurrentStreams: who.limits.maxStreams + STREAM_SLACK } : {};
     const session = createSession(websocketDuplex(ws), { ...this.#deps.mux, ...cap, client: false });
     const pacer = this.#deps.limiter.pacer(who.runnerId, who.limits);
-    session.on('stream', (stream: Stream) => forwarder.stream(stream.setGrantPacer(pacer), { runnerId: who.runnerId, cluster: who.cluster, limits: who.limits }));
+    session.on('stream', (stream: Stream) =>
+      forwarder.stream(stream.setGrantPacer(pacer), { runnerId: who.runnerId, cluster: who.cluster, limits: who.limits }),
+    );
     this.#sessions.set(session, { ws, who, allowed, log });
     metrics.runnerSessions.inc();
     log.info({ event: 'runner_connected' }, 'runner session opened');
@@ -137,10 +152,12 @@ export class RunnerEndpoint {
   /** Closes every runner session (GoAway, then at most `deadlineMs` for their streams) and refuses new ones. */
   async close(deadlineMs: number): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#sessions.entries()].map(async ([session, { ws }]) => {
-      await session.close(deadlineMs).catch(() => {});
-      ws.terminate();
-    }));
+    await Promise.all(
+      [...this.#sessions.entries()].map(async ([session, { ws }]) => {
+        await session.close(deadlineMs).catch(() => {});
+        ws.terminate();
+      }),
+    );
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
   }
 }

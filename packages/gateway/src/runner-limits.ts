@@ -29,7 +29,12 @@ export interface RunnerLimits {
 export const defaultRunnerLimits: Readonly<RunnerLimits> = Object.freeze({ maxStreams: 1_000, requestsPerSecond: 0, burst: 0, bytesPerSecond: 0 });
 
 /** Names of the limits as the tokens file and the config spell them. */
-export const RUNNER_LIMIT_KEYS = { max_streams: 'maxStreams', requests_per_second: 'requestsPerSecond', burst: 'burst', bytes_per_second: 'bytesPerSecond' } as const;
+export const RUNNER_LIMIT_KEYS = {
+  max_streams: 'maxStreams',
+  requests_per_second: 'requestsPerSecond',
+  burst: 'burst',
+  bytes_per_second: 'bytesPerSecond',
+} as const;
 
 /** The limits a tokens-file `limits:` mapping sets (snake_case keys); throws an Error naming the first invalid key. */
 export function verifyRunnerLimits(value: unknown, where: string): Partial<RunnerLimits> {
@@ -49,11 +54,20 @@ export function verifyRunnerLimits(value: unknown, where: string): Partial<Runne
 }
 
 /** A granted slot: release it when the stream closes (idempotent). */
-export interface RunnerSlot { release(): void }
+export interface RunnerSlot {
+  release(): void;
+}
 /** A refusal: the 429 message and the `Retry-After` seconds. */
-export interface RunnerLimited { limited: 'stream_limit' | 'rate_limit'; retryAfterSeconds: number; message: string }
+export interface RunnerLimited {
+  limited: 'stream_limit' | 'rate_limit';
+  retryAfterSeconds: number;
+  message: string;
+}
 
-interface RunnerState { open: number; requests: TokenBucket | undefined }
+interface RunnerState {
+  open: number;
+  requests: TokenBucket | undefined;
+}
 
 /**
  * Counts each runner's open streams and its request rate, and holds each
@@ -72,10 +86,14 @@ export class RunnerLimiter {
   }
 
   /** Runners with stream or rate state (for tests). */
-  get size(): number { return this.#runners.size; }
+  get size(): number {
+    return this.#runners.size;
+  }
 
   /** Streams `runnerId` has open now. */
-  open(runnerId: string): number { return this.#runners.get(runnerId)?.open ?? 0; }
+  open(runnerId: string): number {
+    return this.#runners.get(runnerId)?.open ?? 0;
+  }
 
   /** `[runner id, open streams]` of every runner with streams open. */
   *openByRunner(): Iterable<[string, number]> {
@@ -91,13 +109,21 @@ export class RunnerLimiter {
     }
     if (limits.maxStreams > 0 && s.open >= limits.maxStreams) {
       this.#forgetIdle(runnerId, s);
-      return { limited: 'stream_limit', retryAfterSeconds: 1, message: `runner "${runnerId}" has ${String(s.open)} requests open, its limit (max_streams ${String(limits.maxStreams)}); retry when one ends` };
+      return {
+        limited: 'stream_limit',
+        retryAfterSeconds: 1,
+        message: `runner "${runnerId}" has ${String(s.open)} requests open, its limit (max_streams ${String(limits.maxStreams)}); retry when one ends`,
+      };
     }
     if (limits.requestsPerSecond > 0) {
       s.requests ??= new TokenBucket(limits.requestsPerSecond, limits.burst > 0 ? limits.burst : Math.max(1, limits.requestsPerSecond * 2), this.#now);
       if (!s.requests.take()) {
         const wait = Math.max(1, Math.ceil(s.requests.waitMs(1) / 1000));
-        return { limited: 'rate_limit', retryAfterSeconds: wait, message: `runner "${runnerId}" is over its request rate (requests_per_second ${String(limits.requestsPerSecond)}); retry after ${String(wait)} s` };
+        return {
+          limited: 'rate_limit',
+          retryAfterSeconds: wait,
+          message: `runner "${runnerId}" is over its request rate (requests_per_second ${String(limits.requestsPerSecond)}); retry after ${String(wait)} s`,
+        };
       }
     }
     s.open++;

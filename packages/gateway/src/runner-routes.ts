@@ -71,7 +71,10 @@ export class RunnerRoutes {
       if (entry.allowed(tokens)) continue;
       cut++;
       this.#jsonSockets.delete(socket);
-      this.#deps.logger.warn({ event: 'runner_revoked', code: 'PT_ERR_AUTH_REJECTED', runnerId: entry.runnerId, cluster: entry.cluster, route: 'ws-k8s' }, 'runner token revoked; closing its socket');
+      this.#deps.logger.warn(
+        { event: 'runner_revoked', code: 'PT_ERR_AUTH_REJECTED', runnerId: entry.runnerId, cluster: entry.cluster, route: 'ws-k8s' },
+        'runner token revoked; closing its socket',
+      );
       // The JSON endpoint owns the WebSocket and offers no per-runner close, so the close frame goes on the
       // raw socket: ws writes each frame in one synchronous write, so this one lands between two frames.
       // The runner answers it, ws completes the close handshake and the endpoint cancels the socket's requests.
@@ -91,9 +94,10 @@ export class RunnerRoutes {
    */
   notFound(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (!API_ROOT_PATH_RE.test(path)) return false;
-    const message = `the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ${path}; `
-      + `"kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): `
-      + `kubectl get --raw /k8s/clusters/<cluster>${path}`;
+    const message =
+      `the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ${path}; ` +
+      `"kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): ` +
+      `kubectl get --raw /k8s/clusters/<cluster>${path}`;
     this.#refuse(req, res, 404, message, { requestId: requestIdFor(req), route: 'k8s', path });
     return true;
   }
@@ -107,9 +111,18 @@ export class RunnerRoutes {
 
   /** Handles upgrades on the runner paths; false for other paths. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): boolean {
-    if (path.startsWith(K8S_CLUSTERS_PREFIX)) { this.#deps.k8s.upgrade(req, socket, head); return true; }
-    if (path === RUNNER_WS_PATH) { this.#wsRunner(req, socket, head); return true; }
-    if (path === K8S_WS_PATH) { this.#wsK8s(req, socket, head); return true; }
+    if (path.startsWith(K8S_CLUSTERS_PREFIX)) {
+      this.#deps.k8s.upgrade(req, socket, head);
+      return true;
+    }
+    if (path === RUNNER_WS_PATH) {
+      this.#wsRunner(req, socket, head);
+      return true;
+    }
+    if (path === K8S_WS_PATH) {
+      this.#wsK8s(req, socket, head);
+      return true;
+    }
     return false;
   }
 
@@ -124,16 +137,33 @@ export class RunnerRoutes {
   }
 
   /** Shared pre-upgrade checks of the runner WebSockets; answers and returns undefined when refused. */
-  #wsAuth(req: IncomingMessage, socket: Duplex, route: RunnerRoute, path: string): { runner: RunnerIdentity; cluster: string; query: URLSearchParams; allowed: RunnerStillAllowed } | undefined {
+  #wsAuth(
+    req: IncomingMessage,
+    socket: Duplex,
+    route: RunnerRoute,
+    path: string,
+  ): { runner: RunnerIdentity; cluster: string; query: URLSearchParams; allowed: RunnerStillAllowed } | undefined {
     const requestId = requestIdFor(req);
     const query = new URL(req.url ?? '/', 'http://gateway').searchParams;
     const cluster = query.get('cluster') ?? '';
     const base = { requestId, route, path, cluster };
-    if (req.method !== 'GET') { this.#refuse(req, socket, 400, `${path} takes GET`, base); return undefined; }
-    if (this.#deps.draining()) { this.#refuse(req, socket, 503, 'the gateway is draining; connect again later', base); return undefined; }
-    if (!CLUSTER_RE.test(cluster)) { this.#refuse(req, socket, 400, 'the cluster query parameter is required', base); return undefined; }
+    if (req.method !== 'GET') {
+      this.#refuse(req, socket, 400, `${path} takes GET`, base);
+      return undefined;
+    }
+    if (this.#deps.draining()) {
+      this.#refuse(req, socket, 503, 'the gateway is draining; connect again later', base);
+      return undefined;
+    }
+    if (!CLUSTER_RE.test(cluster)) {
+      this.#refuse(req, socket, 400, 'the cluster query parameter is required', base);
+      return undefined;
+    }
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, cluster);
-    if (!auth.ok) { this.#refuse(req, socket, auth.status, auth.message, { ...base, rule: auth.status === 401 ? 'auth' : 'cluster' }); return undefined; }
+    if (!auth.ok) {
+      this.#refuse(req, socket, auth.status, auth.message, { ...base, rule: auth.status === 401 ? 'auth' : 'cluster' });
+      return undefined;
+    }
     // The same check against a reloaded token set (the header is kept only in this closure, never logged).
     const authorization = req.headers.authorization;
     const allowed: RunnerStillAllowed = (tokens) => authorizeRunner(tokens, authorization, cluster).ok;
@@ -145,12 +175,27 @@ export class RunnerRoutes {
     if (ok === undefined) return;
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
     if (!offered.includes(SUBPROTOCOL)) {
-      this.#refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, { requestId: requestIdFor(req), route: 'ws-runner', path: RUNNER_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      this.#refuse(req, socket, 400, `subprotocol ${SUBPROTOCOL} required`, {
+        requestId: requestIdFor(req),
+        route: 'ws-runner',
+        path: RUNNER_WS_PATH,
+        cluster: ok.cluster,
+        runnerId: ok.runner.id,
+      });
       return;
     }
-    this.#deps.runners.accept(req, socket, head, {
-      runnerId: ok.runner.id, cluster: ok.cluster, clientId: ok.query.get('runner_id') ?? undefined, limits: this.#deps.limitsFor(ok.runner),
-    }, ok.allowed);
+    this.#deps.runners.accept(
+      req,
+      socket,
+      head,
+      {
+        runnerId: ok.runner.id,
+        cluster: ok.cluster,
+        clientId: ok.query.get('runner_id') ?? undefined,
+        limits: this.#deps.limitsFor(ok.runner),
+      },
+      ok.allowed,
+    );
   }
 
   #wsK8s(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -158,7 +203,13 @@ export class RunnerRoutes {
     if (ok === undefined) return;
     const json = this.#deps.json();
     if (json === undefined) {
-      this.#refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', { requestId: requestIdFor(req), route: 'ws-k8s', path: K8S_WS_PATH, cluster: ok.cluster, runnerId: ok.runner.id });
+      this.#refuse(req, socket, 501, 'the JSON message protocol is not available on this gateway', {
+        requestId: requestIdFor(req),
+        route: 'ws-k8s',
+        path: K8S_WS_PATH,
+        cluster: ok.cluster,
+        runnerId: ok.runner.id,
+      });
       return;
     }
     this.#jsonSockets.set(socket, { runnerId: ok.runner.id, cluster: ok.cluster, allowed: ok.allowed });

@@ -56,7 +56,10 @@ const DROP_LOG_INTERVAL_MS = 10_000;
  * they arrive. Every client error ends with the socket destroyed.
  */
 export function createServer(
-  tls: { cert: string | Buffer; key: string | Buffer } | undefined, routes: ServerRoutes, logger: Logger, limits: ServerLimits,
+  tls: { cert: string | Buffer; key: string | Buffer } | undefined,
+  routes: ServerRoutes,
+  logger: Logger,
+  limits: ServerLimits,
 ): http.Server | https.Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const path = pathOf(req);
@@ -82,13 +85,18 @@ export function createServer(
     connectionsCheckingInterval: Math.min(1_000, Math.max(10, Math.floor(limits.requestHeadTimeoutMs / 4))),
   };
   const server = tls
-    ? https.createServer({
-      cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2',
-      // Counted from the TCP connection; bytes trickled during the handshake do not extend it (a
-      // regression test holds Node to that). It ends in 'tlsClientError' below.
-      handshakeTimeout: limits.tlsHandshakeTimeoutMs,
-      ...httpOptions,
-    }, onRequest)
+    ? https.createServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          // Counted from the TCP connection; bytes trickled during the handshake do not extend it (a
+          // regression test holds Node to that). It ends in 'tlsClientError' below.
+          handshakeTimeout: limits.tlsHandshakeTimeoutMs,
+          ...httpOptions,
+        },
+        onRequest,
+      )
     : http.createServer(httpOptions, onRequest);
   server.maxConnections = limits.maxConnections;
   let dropped = 0;
@@ -97,15 +105,24 @@ export function createServer(
     dropped++;
     const now = performance.now();
     if (now - dropLoggedAt < DROP_LOG_INTERVAL_MS) return;
-    logger.warn({ event: 'connection_dropped', reason: 'max_connections', maxConnections: limits.maxConnections, dropped }, 'connection limit reached; new connections are closed');
+    logger.warn(
+      { event: 'connection_dropped', reason: 'max_connections', maxConnections: limits.maxConnections, dropped },
+      'connection limit reached; new connections are closed',
+    );
     dropLoggedAt = now;
     dropped = 0;
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => logger.debug({ event: 'upgrade_socket_error', err }, 'socket error during upgrade'));
     const path = pathOf(req);
-    if (!path.startsWith('/')) { refuseWithStatus(socket, 400, 'only origin-form request targets (/path?query) are accepted'); return; }
-    if (path === TUNNEL_PATH) { routes.tunnelUpgrade(req, socket, head); return; }
+    if (!path.startsWith('/')) {
+      refuseWithStatus(socket, 400, 'only origin-form request targets (/path?query) are accepted');
+      return;
+    }
+    if (path === TUNNEL_PATH) {
+      routes.tunnelUpgrade(req, socket, head);
+      return;
+    }
     try {
       if (routes.upgrade?.(req, socket, head, path) === true) return;
     } catch (err) {
@@ -123,7 +140,10 @@ export function createServer(
   // With a 'clientError' listener Node leaves the socket to us: answer (unless a response is under way) and destroy it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const status = clientErrorStatus(err.code);
-    logger.debug({ event: 'client_error', code: err.code, status }, status === 408 ? 'request head not received in time; closing' : 'malformed client request; closing');
+    logger.debug(
+      { event: 'client_error', code: err.code, status },
+      status === 408 ? 'request head not received in time; closing' : 'malformed client request; closing',
+    );
     closeWithStatus(socket, status);
   });
   // Likewise a 'tlsClientError' listener suppresses Node's destroy of the failed socket.
@@ -137,10 +157,14 @@ export function createServer(
 // Node's own choice of status for each parser error (lib/_http_server.js socketOnError).
 function clientErrorStatus(code: string | undefined): number {
   switch (code) {
-    case 'ERR_HTTP_REQUEST_TIMEOUT': return 408;
-    case 'HPE_HEADER_OVERFLOW': return 431;
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW': return 413;
-    default: return 400;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return 413;
+    default:
+      return 400;
   }
 }
 

@@ -34,12 +34,18 @@ export function handleStatusRequest(req: IncomingMessage, res: ServerResponse, p
     }
     case '/metrics':
       deps.registry.metrics().then(
-        (text) => { res.writeHead(200, { 'content-type': deps.registry.contentType }); res.end(text); },
+        (text) => {
+          res.writeHead(200, { 'content-type': deps.registry.contentType });
+          res.end(text);
+        },
         () => sendJson(res, 500, errorBody('PT_ERR_METRICS', 'metrics collection failed')),
       );
       return true;
     case '/v1/clusters': {
-      if (req.method !== 'GET') { sendJson(res, 405, errorBody('PT_ERR_BAD_REQUEST', 'GET only'), { allow: 'GET' }); return true; }
+      if (req.method !== 'GET') {
+        sendJson(res, 405, errorBody('PT_ERR_BAD_REQUEST', 'GET only'), { allow: 'GET' });
+        return true;
+      }
       const token = bearerToken(req.headers.authorization);
       const store = deps.tokens();
       const admin = store.verifyAdmin(token) !== undefined;

@@ -28,7 +28,10 @@ export class TokensWatcher {
     this.#watcher = watch(dirname(this.#file), { persistent: false }, (_event, filename) => {
       if (filename !== null && filename.toString() !== name) return;
       if (this.#timer) clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => { this.#timer = undefined; this.#onChange(); }, this.#debounceMs);
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#onChange();
+      }, this.#debounceMs);
       this.#timer.unref();
     });
     this.#watcher.on('error', (err) => this.#logger.error({ event: 'tokens_watch_error', err }, 'tokens file watch failed'));

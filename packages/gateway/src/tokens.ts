@@ -5,30 +5,55 @@ import { gatewayError } from './errors.ts';
 import { verifyRunnerLimits, type RunnerLimits } from './runner-limits.ts';
 
 /** An agent token: it lets one agent connect as `cluster`. */
-export interface AgentTokenEntry { cluster: string; token_sha256?: string; token?: string }
+export interface AgentTokenEntry {
+  cluster: string;
+  token_sha256?: string;
+  token?: string;
+}
 /**
  * A runner token: it reaches the listed clusters (`"*"` = every cluster).
  * `groups` are impersonated (with the runner's user) by agents with
  * `access_as: runner`; `limits` override the gateway's runner limits.
  */
 export interface RunnerTokenEntry {
-  id: string; token_sha256?: string; token?: string; clusters: string[]; groups?: string[];
+  id: string;
+  token_sha256?: string;
+  token?: string;
+  clusters: string[];
+  groups?: string[];
   limits?: { max_streams?: number; requests_per_second?: number; burst?: number };
 }
 /** An admin token: it sees every cluster. */
-export interface AdminTokenEntry { id?: string; token_sha256?: string; token?: string }
+export interface AdminTokenEntry {
+  id?: string;
+  token_sha256?: string;
+  token?: string;
+}
 /** The tokens file's content. Give `token_sha256` (hex SHA-256 of the token) or, for development, `token`. */
-export interface TokensConfig { agents?: AgentTokenEntry[]; runners?: RunnerTokenEntry[]; admins?: AdminTokenEntry[] }
+export interface TokensConfig {
+  agents?: AgentTokenEntry[];
+  runners?: RunnerTokenEntry[];
+  admins?: AdminTokenEntry[];
+}
 
 /** A verified agent. `tokenId` is a non-secret handle (first 12 hex of the digest's digest) for logs and revocation checks. */
-export interface AgentIdentity { cluster: string; tokenId: string }
+export interface AgentIdentity {
+  cluster: string;
+  tokenId: string;
+}
 /** A verified runner. `limits` holds only what its entry sets; the gateway's defaults fill the rest. */
 export interface RunnerIdentity {
-  id: string; allClusters: boolean; clusters: ReadonlySet<string>; groups: readonly string[];
+  id: string;
+  allClusters: boolean;
+  clusters: ReadonlySet<string>;
+  groups: readonly string[];
   limits: Partial<RunnerLimits>;
 }
 
-interface Stored<T> { digest: Buffer; value: T }
+interface Stored<T> {
+  digest: Buffer;
+  value: T;
+}
 
 const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const HEX64_RE = /^[0-9a-fA-F]{64}$/;
@@ -105,13 +130,18 @@ export class TokenStore {
     this.#runners = list('runners').map((e, i) => {
       const where = `runners[${i}]`;
       checkKeys(e, ['id', 'token_sha256', 'token', 'clusters', 'groups', 'limits'], where, fail);
-      if (typeof e.id !== 'string' || !RUNNER_ID_RE.test(e.id)) fail(where, 'id must be 1-128 letters, digits, ".", "_", "-" (it becomes the user name pipeops:runner:<id>)');
+      if (typeof e.id !== 'string' || !RUNNER_ID_RE.test(e.id))
+        fail(where, 'id must be 1-128 letters, digits, ".", "_", "-" (it becomes the user name pipeops:runner:<id>)');
       const groups = e.groups ?? [];
       if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string' && GROUP_RE.test(g))) {
         fail(`${where}.groups`, 'must be a list of group names (1-253 printable characters, no commas)');
       }
       let limits: Partial<RunnerLimits> = {};
-      try { limits = verifyRunnerLimits(e.limits, `${where}.limits`); } catch (err) { fail(where, (err as Error).message); }
+      try {
+        limits = verifyRunnerLimits(e.limits, `${where}.limits`);
+      } catch (err) {
+        fail(where, (err as Error).message);
+      }
       if (!Array.isArray(e.clusters)) fail(where, 'clusters must be a list of cluster names or ["*"]');
       const raw = e.clusters as unknown[];
       const allClusters = raw.includes('*');

@@ -66,10 +66,19 @@ export class TunnelEndpoint {
       metrics.connectFailures.inc({ reason });
       refuseUpgrade(socket, status, code, message, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
-    if (req.method !== 'GET') { refuse(405, 'PT_ERR_BAD_REQUEST', 'the tunnel endpoint takes GET', 'other'); return; }
-    if (this.#deps.draining()) { refuse(503, 'PT_ERR_DRAINING', 'gateway is draining; dial again later', 'other'); return; }
+    if (req.method !== 'GET') {
+      refuse(405, 'PT_ERR_BAD_REQUEST', 'the tunnel endpoint takes GET', 'other');
+      return;
+    }
+    if (this.#deps.draining()) {
+      refuse(503, 'PT_ERR_DRAINING', 'gateway is draining; dial again later', 'other');
+      return;
+    }
     const identity = this.#deps.tokens().verifyAgent(bearerToken(req.headers.authorization));
-    if (identity === undefined) { refuse(401, 'PT_ERR_AUTH_REJECTED', 'agent token missing or rejected', 'auth'); return; }
+    if (identity === undefined) {
+      refuse(401, 'PT_ERR_AUTH_REJECTED', 'agent token missing or rejected', 'auth');
+      return;
+    }
     const claimed = req.headers[AgentHeaders.cluster];
     if (typeof claimed === 'string' && claimed !== '' && claimed !== identity.cluster) {
       refuse(403, 'PT_ERR_FORBIDDEN', 'the agent token does not belong to the cluster in x-pipeops-cluster', 'auth');
@@ -83,7 +92,9 @@ export class TunnelEndpoint {
     const replacedBy = req.headers[AgentHeaders.replacedBy];
     if (typeof replacedBy === 'string' && replacedBy !== '' && replacedBy.length <= MAX_SESSION_ID_LENGTH) {
       // The socket has no 'error' listener while the answer is looked up (the HTTP server removed its own).
-      const onError = (): void => { socket.destroy(); };
+      const onError = (): void => {
+        socket.destroy();
+      };
       socket.on('error', onError);
       const held = await this.#deps.held(identity.cluster).catch(() => false);
       socket.off('error', onError);

@@ -17,7 +17,10 @@ test('invalid gateway options are rejected with PT_ERR_GATEWAY_CONFIG naming the
     [{ tokensFile: '/x.yaml' }, /tokensFile: give exactly one/],
   ];
   for (const [patch, re] of cases) {
-    assert.throws(() => createGateway({ ...base, ...patch } as GatewayOptions, { logger: pino({ level: 'silent' }), registry: new Registry() }),
-      (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_GATEWAY_CONFIG' && re.test(err.message), re.source);
+    assert.throws(
+      () => createGateway({ ...base, ...patch } as GatewayOptions, { logger: pino({ level: 'silent' }), registry: new Registry() }),
+      (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_GATEWAY_CONFIG' && re.test(err.message),
+      re.source,
+    );
   }
 });

@@ -25,8 +25,14 @@ test('the dev server certificate is signed by the dev CA and verifies for 127.0.
   for (const host of ['127.0.0.1', 'localhost']) {
     const body = await new Promise<string>((resolve, reject) => {
       request({ host: '127.0.0.1', servername: host === 'localhost' ? 'localhost' : '', port, ca: caCert, agent: false, headers: { host } }, (res) => {
-        let s = ''; res.on('data', (c: Buffer) => { s += c.toString(); }); res.on('end', () => resolve(s));
-      }).on('error', reject).end();
+        let s = '';
+        res.on('data', (c: Buffer) => {
+          s += c.toString();
+        });
+        res.on('end', () => resolve(s));
+      })
+        .on('error', reject)
+        .end();
     });
     assert.equal(body, 'ok', host);
   }

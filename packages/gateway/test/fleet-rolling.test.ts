@@ -15,7 +15,18 @@ import { join } from 'node:path';
 import { Agent as UndiciAgent, request } from 'undici';
 import { createAgent } from '@pipeops/tunnel-agent';
 import {
-  FAKE_GIT_VERSION, FAKE_POD_NAMES, KUBE_PATH, collectLogs, kubeconfigFor, startFakeApiServer, startHaproxy, startRedisServer, testCertificates, waitFor, writeCaFile,
+  FAKE_GIT_VERSION,
+  FAKE_POD_NAMES,
+  KUBE_PATH,
+  collectLogs,
+  kubeconfigFor,
+  startFakeApiServer,
+  startHaproxy,
+  startRedisServer,
+  testCertificates,
+  waitFor,
+  writeCaFile,
+  testAgentOptions,
 } from '@pipeops/tunnel-testkit';
 import { Registry } from 'prom-client';
 import { createGateway, type Gateway, type TokensConfig } from '../src/index.ts';
@@ -26,12 +37,33 @@ const tokens: TokensConfig = {
   admins: [],
 };
 
-async function replica(t: TestContext, redisUrl: string, logs: ReturnType<typeof collectLogs>, drainTimeoutMs = 10_000): Promise<{ gateway: Gateway; port: number }> {
+async function replica(
+  t: TestContext,
+  redisUrl: string,
+  logs: ReturnType<typeof collectLogs>,
+  drainTimeoutMs = 10_000,
+): Promise<{ gateway: Gateway; port: number }> {
   const certs = testCertificates();
-  const gateway = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs, handshakeTimeoutMs: 5_000,
-    fleet: { redisUrl, secret: 'replica-secret-for-tests-0123456789', peerCa: certs.caCert, advertiseUrl: (port) => `https://127.0.0.1:${port}`, heartbeatMs: 200, leaseMs: 1_000, verifyMs: 500 },
-  }, { logger: logs.logger('debug'), registry: new Registry() });
+  const gateway = createGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: certs.cert, key: certs.key },
+      tokens,
+      drainTimeoutMs,
+      handshakeTimeoutMs: 5_000,
+      fleet: {
+        redisUrl,
+        secret: 'replica-secret-for-tests-0123456789',
+        peerCa: certs.caCert,
+        advertiseUrl: (port) => `https://127.0.0.1:${port}`,
+        heartbeatMs: 200,
+        leaseMs: 1_000,
+        verifyMs: 500,
+      },
+    },
+    { logger: logs.logger('debug'), registry: new Registry() },
+  );
   const { port } = await gateway.start();
   t.after(() => gateway.close(200));
   return { gateway, port };
@@ -51,13 +83,19 @@ async function startRolling(t: TestContext, drainTimeoutMs = 10_000) {
 
   const kubeconfig = join(dir, 'kubeconfig.yaml');
   writeFileSync(kubeconfig, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }), { mode: 0o600 });
-  const agent = createAgent({
-    apiUrl: lb.url, token: KUBE_PATH.agentToken, agentId: 'a1', name: 'rolling', clusterName: KUBE_PATH.cluster,
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile: writeCaFile(dir, testCertificates(), 'gateway-ca.pem') }, allowInsecureTransport: false,
-    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 500 },
-    kubernetes: { kubeconfig, inCluster: false, namespace: 'default' },
-  } as Parameters<typeof createAgent>[0], { logger: agentLogs.logger('debug'), registry: new Registry() });
+  const agent = createAgent(
+    testAgentOptions({
+      apiUrl: lb.url,
+      token: KUBE_PATH.agentToken,
+      caFile: writeCaFile(dir, testCertificates(), 'gateway-ca.pem'),
+      kubeconfig,
+      agentId: 'a1',
+      name: 'rolling',
+      clusterName: KUBE_PATH.cluster,
+      reconnect: { intervalMs: 100, maxIntervalMs: 500 },
+    }) as Parameters<typeof createAgent>[0],
+    { logger: agentLogs.logger('debug'), registry: new Registry() },
+  );
   t.after(() => agent.close(200));
   await agent.start();
   await waitFor(() => a.gateway.clusters().length === 1, { what: 'the agent on replica A (the first healthy one)' });
@@ -75,7 +113,11 @@ test('closing the replica that holds the tunnel fails no request sent through th
   const runner = (async () => {
     while (running) {
       try {
-        const res = await request(`${lb.url}/k8s/clusters/${KUBE_PATH.cluster}/version`, { dispatcher, reset: true, headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` } });
+        const res = await request(`${lb.url}/k8s/clusters/${KUBE_PATH.cluster}/version`, {
+          dispatcher,
+          reset: true,
+          headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` },
+        });
         const body = await res.body.text();
         outcomes.push(res.statusCode === 200 && body.includes(FAKE_GIT_VERSION) ? 200 : `${res.statusCode} ${body}`);
       } catch (err) {
@@ -95,9 +137,15 @@ test('closing the replica that holds the tunnel fails no request sent through th
   await runner;
 
   const failed = outcomes.filter((o) => o !== 200);
-  const trail = (logs: typeof logsA): string => JSON.stringify(logs.records.filter((r) => /fleet|replica|agent_|gateway_/.test(String(r.event))).map((r) => [r.time, r.event, r.url ?? r.why ?? r.code ?? '']));
+  const trail = (logs: typeof logsA): string =>
+    JSON.stringify(
+      logs.records.filter((r) => /fleet|replica|agent_|gateway_/.test(String(r.event))).map((r) => [r.time, r.event, r.url ?? r.why ?? r.code ?? '']),
+    );
   assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed during the roll\nA ${trail(logsA)}\nB ${trail(logsB)}`);
-  assert.ok(agentLogs.records.some((r) => r.event === 'tunnel_handover'), 'the agent kept its old tunnel while it dialed the new one');
+  assert.ok(
+    agentLogs.records.some((r) => r.event === 'tunnel_handover'),
+    'the agent kept its old tunnel while it dialed the new one',
+  );
   assert.ok(logsA.records.some((r) => r.event === 'gateway_handover'));
 });
 
@@ -106,12 +154,15 @@ test('a WATCH through the replica being closed keeps its events flowing while th
   const dispatcher = new UndiciAgent({ connect: { ca: testCertificates().caCert } });
   t.after(() => dispatcher.close());
   const watch = await request(`https://127.0.0.1:${a.port}/k8s/clusters/${KUBE_PATH.cluster}/api/v1/namespaces/default/pods?watch=1`, {
-    dispatcher, headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` },
+    dispatcher,
+    headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` },
   });
   assert.equal(watch.statusCode, 200);
   let text = '';
   const ended = new Promise<string>((resolve) => {
-    watch.body.on('data', (c: Buffer) => { text += String(c); });
+    watch.body.on('data', (c: Buffer) => {
+      text += String(c);
+    });
     watch.body.on('error', (err: Error) => resolve(`error: ${err.message}`));
     watch.body.on('end', () => resolve('end'));
   });
@@ -132,7 +183,11 @@ test('a WATCH through the replica being closed keeps its events flowing while th
 test('an exec session through the replica being closed keeps echoing while the agent moves, and is cut at the drain deadline', async (t) => {
   const { a, b } = await startRolling(t, 1_500);
   const req = https.request({
-    host: '127.0.0.1', port: a.port, ca: testCertificates().caCert, servername: 'localhost', method: 'POST',
+    host: '127.0.0.1',
+    port: a.port,
+    ca: testCertificates().caCert,
+    servername: 'localhost',
+    method: 'POST',
     path: `/k8s/clusters/${KUBE_PATH.cluster}/api/v1/namespaces/default/pods/${FAKE_POD_NAMES[0]}/exec?command=sh&stdin=true`,
     headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}`, connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v4.channel.k8s.io' },
   });
@@ -140,7 +195,9 @@ test('an exec session through the replica being closed keeps echoing while the a
   const [res, socket] = (await once(req, 'upgrade')) as [IncomingMessage, Socket, Buffer];
   assert.equal(res.statusCode, 101);
   let received = '';
-  socket.on('data', (c: Buffer) => { received += String(c); });
+  socket.on('data', (c: Buffer) => {
+    received += String(c);
+  });
   const closed = once(socket, 'close');
   socket.write('before-the-roll');
   await waitFor(() => received.includes('before-the-roll'), { what: 'the first echo' });

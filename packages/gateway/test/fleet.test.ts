@@ -12,7 +12,16 @@ import { createAgent, type Agent } from '@pipeops/tunnel-agent';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
 import { SUBPROTOCOL, requestOverStream, websocketDuplex } from '@pipeops/tunnel-protocol';
 import {
-  FAKE_GIT_VERSION, KUBE_PATH, collectLogs, startKubePath, startRedisServer, testCertificates, waitFor, type KubePath, type RedisServer,
+  FAKE_GIT_VERSION,
+  KUBE_PATH,
+  collectLogs,
+  startKubePath,
+  startRedisServer,
+  testCertificates,
+  waitFor,
+  type KubePath,
+  type RedisServer,
+  testAgentOptions,
 } from '@pipeops/tunnel-testkit';
 import { Registry } from 'prom-client';
 import { createGateway, type Gateway, type GatewayOptions, type TokensConfig } from '../src/index.ts';
@@ -28,36 +37,59 @@ const tokens: TokensConfig = {
 function fleetOptions(redis: RedisServer): Pick<GatewayOptions, 'fleet'> {
   return {
     fleet: {
-      redisUrl: redis.url, secret: SECRET, peerCa: testCertificates().caCert,
+      redisUrl: redis.url,
+      secret: SECRET,
+      peerCa: testCertificates().caCert,
       advertiseUrl: (port) => `https://127.0.0.1:${port}`,
       // Shorter than the defaults so the tests see a dead replica's claims lapse quickly.
-      heartbeatMs: 200, leaseMs: 1_000, verifyMs: 500,
+      heartbeatMs: 200,
+      leaseMs: 1_000,
+      verifyMs: 500,
     },
   };
 }
 
-interface Replica { gateway: Gateway; url: string; logs: ReturnType<typeof collectLogs> }
+interface Replica {
+  gateway: Gateway;
+  url: string;
+  logs: ReturnType<typeof collectLogs>;
+}
 
 /** A second replica (same certificate, tokens and Redis), without an agent. */
 async function startReplica(t: TestContext, redis: RedisServer): Promise<Replica> {
   const certs = testCertificates();
   const logs = collectLogs();
-  const gateway = createGateway({
-    host: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs: 1_000, handshakeTimeoutMs: 5_000,
-    ...fleetOptions(redis),
-  }, { logger: logs.logger('debug'), registry: new Registry() });
+  const gateway = createGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: certs.cert, key: certs.key },
+      tokens,
+      drainTimeoutMs: 1_000,
+      handshakeTimeoutMs: 5_000,
+      ...fleetOptions(redis),
+    },
+    { logger: logs.logger('debug'), registry: new Registry() },
+  );
   const { port } = await gateway.start();
   t.after(() => gateway.close(500));
   return { gateway, url: `https://127.0.0.1:${port}`, logs };
 }
 
-interface Fleet { redis: RedisServer; a: KubePath<Agent>; b: Replica }
+interface Fleet {
+  redis: RedisServer;
+  a: KubePath<Agent>;
+  b: Replica;
+}
 
 /** Redis, replica A with the agent of cluster c1 (and the fake API server), replica B without; B knows A holds c1. */
 async function startFleet(t: TestContext, o: { agentReconnectMs?: { intervalMs: number; maxIntervalMs: number } } = {}): Promise<Fleet> {
   const redis = await startRedisServer(t);
   const a = await startKubePath(t, {
-    createAgent, agentToken: KUBE_PATH.agentToken, closeGraceMs: 500, gateway: { tokens, ...fleetOptions(redis) },
+    createAgent,
+    agentToken: KUBE_PATH.agentToken,
+    closeGraceMs: 500,
+    gateway: { tokens, ...fleetOptions(redis) },
     ...(o.agentReconnectMs !== undefined ? { reconnect: o.agentReconnectMs } : {}),
   });
   const b = await startReplica(t, redis);
@@ -67,7 +99,9 @@ async function startFleet(t: TestContext, o: { agentReconnectMs?: { intervalMs: 
 
 function get(path: KubePath<Agent>, base: string, apiPath: string, token: string = KUBE_PATH.runnerToken, signal?: AbortSignal): ReturnType<typeof request> {
   return request(`${base}/k8s/clusters/${KUBE_PATH.cluster}${apiPath}`, {
-    dispatcher: path.dispatcher, headers: { authorization: `Bearer ${token}` }, ...(signal === undefined ? {} : { signal }),
+    dispatcher: path.dispatcher,
+    headers: { authorization: `Bearer ${token}` },
+    ...(signal === undefined ? {} : { signal }),
   });
 }
 
@@ -80,7 +114,9 @@ async function text(r: Readable): Promise<string> {
 /** A mux session on B's /ws/runner, as tunnel-client dials it. */
 async function runnerSession(t: TestContext, url: string): Promise<Session> {
   const ws = new WebSocket(`${url.replace('https:', 'wss:')}/ws/runner?cluster=${KUBE_PATH.cluster}`, [SUBPROTOCOL], {
-    ca: testCertificates().caCert, headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` }, perMessageDeflate: false,
+    ca: testCertificates().caCert,
+    headers: { authorization: `Bearer ${KUBE_PATH.runnerToken}` },
+    perMessageDeflate: false,
   });
   t.after(() => ws.terminate());
   await once(ws, 'open');
@@ -121,7 +157,11 @@ test('a replica without the tunnel serves /k8s/clusters, /ws/runner and a WATCH 
   for (const base of [b.url, a.gatewayUrl]) {
     const list = await request(`${base}/v1/clusters`, { dispatcher: a.dispatcher, headers: { authorization: `Bearer ${ADMIN}` } });
     const { clusters } = JSON.parse(await text(list.body)) as { clusters: Array<{ cluster: string; replica: { id: string; url: string } }> };
-    assert.deepEqual(clusters.map((c) => [c.cluster, c.replica.id, c.replica.url]), [[KUBE_PATH.cluster, a.gateway.replicaId, a.gatewayUrl]], base);
+    assert.deepEqual(
+      clusters.map((c) => [c.cluster, c.replica.id, c.replica.url]),
+      [[KUBE_PATH.cluster, a.gateway.replicaId, a.gatewayUrl]],
+      base,
+    );
   }
   const secrets = [SECRET, KUBE_PATH.runnerToken, KUBE_PATH.agentToken, ADMIN];
   for (const logText of [b.logs.text(), a.gatewayLogs.text()]) for (const s of secrets) assert.ok(!logText.includes(s), 'a secret reached a log line');
@@ -131,7 +171,9 @@ test('a replica link without the replica secret is refused with 401', async (t) 
   const { a, b } = await startFleet(t);
   for (const auth of [undefined, 'Bearer not-the-secret-0123456789']) {
     const ws = new WebSocket(`${b.url.replace('https:', 'wss:')}/v1/replica`, ['pipeops-tunnel-replica.v1'], {
-      ca: testCertificates().caCert, perMessageDeflate: false, ...(auth === undefined ? {} : { headers: { authorization: auth } }),
+      ca: testCertificates().caCert,
+      perMessageDeflate: false,
+      ...(auth === undefined ? {} : { headers: { authorization: auth } }),
     });
     const [, res] = (await once(ws, 'unexpected-response')) as [unknown, { statusCode: number }];
     assert.equal(res.statusCode, 401);
@@ -150,7 +192,13 @@ test('when the agent leaves, the other replica answers 503 with Retry-After inst
   assert.equal(res.statusCode, 503);
   assert.equal(res.headers['retry-after'], '1');
   assert.deepEqual(JSON.parse(await text(res.body)), {
-    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'ServiceUnavailable', code: 503, message: `cluster ${KUBE_PATH.cluster} is not connected`,
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    reason: 'ServiceUnavailable',
+    code: 503,
+    message: `cluster ${KUBE_PATH.cluster} is not connected`,
   });
 });
 
@@ -162,18 +210,24 @@ test('with Redis gone the owner keeps serving its tunnel, the other replica answ
   assert.equal(refused.headers['retry-after'], '1');
   assert.match((JSON.parse(await text(refused.body)) as { message: string }).message, /fleet registry cannot be asked/);
   assert.equal((await get(a, a.gatewayUrl, '/version')).statusCode, 200, 'the owner serves the tunnel it holds');
-  await waitFor(async () => {
-    const ready = await request(`${b.url}/ready`, { dispatcher: a.dispatcher });
-    const body = JSON.parse(await text(ready.body)) as { status: string; reason?: string };
-    return ready.statusCode === 200 && body.status === 'degraded' && /Redis/.test(body.reason ?? '');
-  }, { what: "B's /ready to say degraded" });
+  await waitFor(
+    async () => {
+      const ready = await request(`${b.url}/ready`, { dispatcher: a.dispatcher });
+      const body = JSON.parse(await text(ready.body)) as { status: string; reason?: string };
+      return ready.statusCode === 200 && body.status === 'degraded' && /Redis/.test(body.reason ?? '');
+    },
+    { what: "B's /ready to say degraded" },
+  );
   await redis.restart();
   // Redis came back empty: A claims its tunnel again, and B finds it.
   await waitFor(async () => (await get(a, b.url, '/version')).statusCode === 200, { timeoutMs: 10_000, what: 'B to reach c1 again after Redis came back' });
-  await waitFor(async () => {
-    const ready = await request(`${b.url}/ready`, { dispatcher: a.dispatcher });
-    return (JSON.parse(await text(ready.body)) as { status: string }).status === 'ready';
-  }, { what: "B's /ready to say ready again" });
+  await waitFor(
+    async () => {
+      const ready = await request(`${b.url}/ready`, { dispatcher: a.dispatcher });
+      return (JSON.parse(await text(ready.body)) as { status: string }).status === 'ready';
+    },
+    { what: "B's /ready to say ready again" },
+  );
 });
 
 test('two agents of one cluster on two replicas: the later one wins on every replica, the earlier stands by refused with 409, and takes over when the later leaves', async (t) => {
@@ -181,13 +235,19 @@ test('two agents of one cluster on two replicas: the later one wins on every rep
   assert.equal(a.gateway.clusters()[0]?.agentId, 'a1');
   // A second agent for c1 (same token, its own id), dialing B.
   const logs = collectLogs();
-  const second = createAgent({
-    apiUrl: b.url, token: KUBE_PATH.agentToken, agentId: 'a2', name: 'second', clusterName: KUBE_PATH.cluster,
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile: a.gatewayCaFile }, allowInsecureTransport: false,
-    reconnect: { enabled: false, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000 },
-    kubernetes: { kubeconfig: `${a.dir}/agent-kubeconfig.yaml`, inCluster: false, namespace: 'default' },
-  } as Parameters<typeof createAgent>[0], { logger: logs.logger('debug'), registry: new Registry() });
+  const second = createAgent(
+    testAgentOptions({
+      apiUrl: b.url,
+      token: KUBE_PATH.agentToken,
+      caFile: a.gatewayCaFile,
+      kubeconfig: `${a.dir}/agent-kubeconfig.yaml`,
+      agentId: 'a2',
+      name: 'second',
+      clusterName: KUBE_PATH.cluster,
+      reconnect: { intervalMs: 100, maxIntervalMs: 1_000, enabled: false },
+    }) as Parameters<typeof createAgent>[0],
+    { logger: logs.logger('debug'), registry: new Registry() },
+  );
   t.after(() => second.close(200));
   await second.start();
   await waitFor(() => b.gateway.clusters().length === 1, { what: 'the second agent on B' });
@@ -199,7 +259,11 @@ test('two agents of one cluster on two replicas: the later one wins on every rep
   for (const base of [a.gatewayUrl, b.url]) {
     const list = await request(`${base}/v1/clusters`, { dispatcher: a.dispatcher, headers: { authorization: `Bearer ${ADMIN}` } });
     const { clusters } = JSON.parse(await text(list.body)) as { clusters: Array<{ agentId: string; replica: { id: string } }> };
-    assert.deepEqual(clusters.map((c) => [c.agentId, c.replica.id]), [['a2', b.gateway.replicaId]], base);
+    assert.deepEqual(
+      clusters.map((c) => [c.agentId, c.replica.id]),
+      [['a2', b.gateway.replicaId]],
+      base,
+    );
   }
   // Requests through A now reach the second agent, through B.
   assert.equal((await get(a, a.gatewayUrl, '/version')).statusCode, 200);

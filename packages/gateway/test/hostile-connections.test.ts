@@ -12,7 +12,15 @@ import { request } from 'node:https';
 import { connectFakeAgent, pingEcho } from './helpers/fake-agent.ts';
 import { T, startGateway, waitFor } from './helpers/gateway.ts';
 import {
-  connectHttpAgent, connections, httpsGet, silentTcp, silentTls, slowloris, tricklingTlsHello, until, type HostileConnection,
+  connectHttpAgent,
+  connections,
+  httpsGet,
+  silentTcp,
+  silentTls,
+  slowloris,
+  tricklingTlsHello,
+  until,
+  type HostileConnection,
 } from './hostile-helpers.ts';
 
 const N = 25;
@@ -22,7 +30,9 @@ async function allEndedByServer(conns: HostileConnection[]): Promise<void> {
   await Promise.all(conns.map((c) => c.ended));
 }
 
-test('TCP connections that never finish the TLS handshake are closed by the server after tlsHandshakeTimeoutMs, silent or trickling', { timeout: 30_000 }, async (t) => {
+test('TCP connections that never finish the TLS handshake are closed by the server after tlsHandshakeTimeoutMs, silent or trickling', {
+  timeout: 30_000,
+}, async (t) => {
   const gw = await startGateway(t, { tlsHandshakeTimeoutMs: DEADLINE_MS, requestHeadTimeoutMs: 60_000 });
   const started = performance.now();
   const conns = await Promise.all([
@@ -36,13 +46,15 @@ test('TCP connections that never finish the TLS handshake are closed by the serv
   assert.ok(ms >= DEADLINE_MS - 50, `not closed before the deadline (${Math.round(ms)} ms)`);
   for (const c of conns) assert.equal(c.received(), '', 'nothing but a close for a handshake that never finished');
   // The clients keep their side open: the server must have released the sockets, not just half-closed them.
-  await until(async () => await connections(gw.gateway.server) === 0, 'the server released every socket');
+  await until(async () => (await connections(gw.gateway.server)) === 0, 'the server released every socket');
   assert.equal((await httpsGet(`${gw.httpsUrl}/health`, gw.ca)).status, 200);
   const timeouts = gw.log.records().filter((r) => r.event === 'tls_client_error' && r.code === 'ERR_TLS_HANDSHAKE_TIMEOUT');
   assert.equal(timeouts.length, 2 * N, 'each one, trickling or not, ended by the handshake deadline');
 });
 
-test('request heads not complete within requestHeadTimeoutMs are answered 408 and the socket destroyed, silent or slowloris', { timeout: 30_000 }, async (t) => {
+test('request heads not complete within requestHeadTimeoutMs are answered 408 and the socket destroyed, silent or slowloris', {
+  timeout: 30_000,
+}, async (t) => {
   const gw = await startGateway(t, { requestHeadTimeoutMs: DEADLINE_MS });
   const conns = await Promise.all([
     ...Array.from({ length: N }, () => silentTls(t, gw.address.port, gw.ca)),
@@ -52,7 +64,7 @@ test('request heads not complete within requestHeadTimeoutMs are answered 408 an
   await allEndedByServer(conns);
   for (const c of conns) assert.match(c.received(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
   // The clients keep their side open: the server must have released the sockets, not just half-closed them.
-  await until(async () => await connections(gw.gateway.server) === 0, 'the server released every socket');
+  await until(async () => (await connections(gw.gateway.server)) === 0, 'the server released every socket');
   assert.equal((await httpsGet(`${gw.httpsUrl}/health`, gw.ca)).status, 200);
   const records = gw.log.records().filter((r) => r.event === 'client_error');
   assert.ok(records.length >= 2 * N, 'each late head is logged');
@@ -65,10 +77,12 @@ test('a malformed request head is answered 400 and the socket destroyed, not lef
   conn.socket.write('NOT AN HTTP REQUEST\r\n\r\n');
   await conn.ended;
   assert.match(conn.received(), /^HTTP\/1\.1 400 Bad Request\r\n/);
-  await until(async () => await connections(gw.gateway.server) === 0, 'the server released the socket');
+  await until(async () => (await connections(gw.gateway.server)) === 0, 'the server released the socket');
 });
 
-test('the head deadline cuts neither a long response nor an upgraded session: a WATCH-like response and an agent tunnel outlive it', { timeout: 30_000 }, async (t) => {
+test('the head deadline cuts neither a long response nor an upgraded session: a WATCH-like response and an agent tunnel outlive it', {
+  timeout: 30_000,
+}, async (t) => {
   const gw = await startGateway(t, { requestHeadTimeoutMs: DEADLINE_MS });
   let watch: ServerResponse | undefined;
   const watching = new Promise<void>((resolve) => {
@@ -84,7 +98,8 @@ test('the head deadline cuts neither a long response nor an upgraded session: a 
   const chunks: string[] = [];
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     request(`${gw.httpsUrl}/k8s/clusters/c1/api/v1/pods?watch=true`, { ca: gw.ca, agent: false, headers: { authorization: `Bearer ${T.runnerC1}` } }, resolve)
-      .on('error', reject).end();
+      .on('error', reject)
+      .end();
   });
   res.setEncoding('utf8').on('data', (d: string) => chunks.push(d));
   await watching;
@@ -104,7 +119,7 @@ test('the head deadline cuts neither a long response nor an upgraded session: a 
 test('beyond maxConnections new connections are closed at once, and a freed slot serves again', { timeout: 30_000 }, async (t) => {
   const gw = await startGateway(t, { maxConnections: 3 });
   const held = await Promise.all(Array.from({ length: 3 }, () => silentTls(t, gw.address.port, gw.ca)));
-  await until(async () => await connections(gw.gateway.server) === 3, 'three connections accepted');
+  await until(async () => (await connections(gw.gateway.server)) === 3, 'three connections accepted');
   const refused = await Promise.all(Array.from({ length: 5 }, () => silentTcp(t, gw.address.port)));
   await allEndedByServer(refused);
   for (const c of refused) assert.equal(c.received(), '');
@@ -113,6 +128,6 @@ test('beyond maxConnections new connections are closed at once, and a freed slot
   assert.ok(drop, 'the drop is logged');
   assert.equal(drop.maxConnections, 3);
   held[0]!.socket.destroy();
-  await until(async () => await connections(gw.gateway.server) === 2, 'a slot freed');
+  await until(async () => (await connections(gw.gateway.server)) === 2, 'a slot freed');
   assert.equal((await httpsGet(`${gw.httpsUrl}/health`, gw.ca)).status, 200);
 });

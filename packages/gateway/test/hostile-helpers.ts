@@ -8,9 +8,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
-import {
-  ControlChannel, readPreamble, serveHttpOverStream, websocketDuplex, type HelloMessage, type WelcomeMessage,
-} from '@pipeops/tunnel-protocol';
+import { ControlChannel, readPreamble, serveHttpOverStream, websocketDuplex, type HelloMessage, type WelcomeMessage } from '@pipeops/tunnel-protocol';
 import { dialAgentSocket, nextMessage } from './helpers/fake-agent.ts';
 import type { TestGateway } from './helpers/gateway.ts';
 
@@ -32,12 +30,16 @@ export interface HostileConnection {
 function track(t: After, socket: net.Socket): HostileConnection {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.on('error', () => { /* a reset by the server is one way of closing */ });
+  socket.on('error', () => {
+    /* a reset by the server is one way of closing */
+  });
   const ended = new Promise<void>((resolve) => {
     socket.once('end', () => resolve());
     socket.once('close', () => resolve());
   });
-  t.after(() => { socket.destroy(); });
+  t.after(() => {
+    socket.destroy();
+  });
   return { socket, received: () => Buffer.concat(chunks).toString('latin1'), ended };
 }
 
@@ -65,7 +67,9 @@ export async function tricklingTlsHello(t: After, port: number, everyMs = 50): P
   // A TLS record header announcing a 512-byte handshake record and a ClientHello header
   // announcing 508 bytes; then filler, one byte at a time, that would take 25 s to complete it.
   socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
-  const timer = setInterval(() => { if (socket.writable) socket.write(Buffer.from([0x00])); }, everyMs);
+  const timer = setInterval(() => {
+    if (socket.writable) socket.write(Buffer.from([0x00]));
+  }, everyMs);
   void c.ended.then(() => clearInterval(timer));
   t.after(() => clearInterval(timer));
   return c;
@@ -89,7 +93,9 @@ export async function slowloris(t: After, port: number, ca: string, everyMs = 50
   await once(socket, 'secureConnect');
   socket.write('GET /health HTTP/1.1\r\nHost: gateway\r\n');
   let n = 0;
-  const timer = setInterval(() => { if (socket.writable) socket.write(`X-Slow-${n++}: ${'a'.repeat(8)}\r\n`); }, everyMs);
+  const timer = setInterval(() => {
+    if (socket.writable) socket.write(`X-Slow-${n++}: ${'a'.repeat(8)}\r\n`);
+  }, everyMs);
   void c.ended.then(() => clearInterval(timer));
   t.after(() => clearInterval(timer));
   return c;
@@ -104,7 +110,9 @@ export function httpsGet(url: string, ca: string, token?: string): Promise<{ sta
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
       res.on('error', reject);
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -117,28 +125,45 @@ export interface HttpAgent {
 
 /** Connects an {@link HttpAgent} (hello/welcome done); torn down by t.after(). */
 export async function connectHttpAgent(
-  t: After, gw: TestGateway, token: string, handler: (req: IncomingMessage, res: ServerResponse) => void, hello: Partial<HelloMessage> = {},
+  t: After,
+  gw: TestGateway,
+  token: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  hello: Partial<HelloMessage> = {},
 ): Promise<HttpAgent> {
   const ws = await dialAgentSocket({ wsUrl: gw.wsUrl, ca: gw.ca, token });
   const session = createSession(websocketDuplex(ws), { client: true, keepAliveIntervalMs: 0 });
   session.on('error', () => {});
   const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
   const upstream = http.createServer(handler);
-  t.after(async () => { session.destroy(); ws.terminate(); await closed; });
+  t.after(async () => {
+    session.destroy();
+    ws.terminate();
+    await closed;
+  });
   session.on('stream', (stream: Duplex) => {
     stream.on('error', () => {});
-    readPreamble(stream).then((p) => {
-      if (p.kind === 'http') serveHttpOverStream(upstream, stream);
-      else stream.destroy();
-    }, () => stream.destroy());
+    readPreamble(stream).then(
+      (p) => {
+        if (p.kind === 'http') serveHttpOverStream(upstream, stream);
+        else stream.destroy();
+      },
+      () => stream.destroy(),
+    );
   });
   const control = new ControlChannel(session.open());
   control.on('error', () => {});
   control.send({
-    type: 'hello', agentId: 'hostile-agent', name: 'hostile', clusterName: '', version: '0.0.0-test',
-    labels: { env: 'test' }, protocolVersion: 1, ...hello,
+    type: 'hello',
+    agentId: 'hostile-agent',
+    name: 'hostile',
+    clusterName: '',
+    version: '0.0.0-test',
+    labels: { env: 'test' },
+    protocolVersion: 1,
+    ...hello,
   } as HelloMessage);
-  const welcome = await nextMessage(control, 'welcome') as WelcomeMessage;
+  const welcome = (await nextMessage(control, 'welcome')) as WelcomeMessage;
   return { session, control, welcome };
 }
 

@@ -20,7 +20,9 @@ function app(onAborted: (url: string) => void = () => {}) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      res.once('close', () => { if (!res.writableFinished) onAborted(req.url ?? ''); });
+      res.once('close', () => {
+        if (!res.writableFinished) onAborted(req.url ?? '');
+      });
       if (req.url === '/deep') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(deepJsonText(DEPTH));
@@ -81,7 +83,9 @@ test('a response nested 100,000 deep is answered PT_ERR_JSON_TOO_DEEP for its id
 test('a WATCH event nested 100,000 deep ends that stream with PT_ERR_JSON_TOO_DEEP and aborts it upstream; the socket keeps serving', async (t) => {
   const gw = await startGateway(t);
   let aborted!: (url: string) => void;
-  const abortedUrl = new Promise<string>((resolve) => { aborted = resolve; });
+  const abortedUrl = new Promise<string>((resolve) => {
+    aborted = resolve;
+  });
   await connectHttpAgent(t, gw, T.agentC1, app(aborted));
   const client = await runner(t, gw);
   client.send({ id: 'w', method: 'GET', path: '/deep-watch', stream: true });

@@ -10,7 +10,13 @@ import { T, startGateway, waitFor, type TestGateway } from './helpers/gateway.ts
 import { deepJsonText, httpsGet } from './hostile-helpers.ts';
 
 const STATUS = { type: 'status', at: '2026-01-01T00:00:00.000Z', uptimeSeconds: 42, streamsActive: 3, bytesIn: 10, bytesOut: 20, rttMs: 7 };
-const POLICY: OwnerPolicyReport = { access_as: 'runner', read_only: true, deny_subresources: ['exec', 'attach'], deny_resources: ['secrets'], namespaces: ['apps'] };
+const POLICY: OwnerPolicyReport = {
+  access_as: 'runner',
+  read_only: true,
+  deny_subresources: ['exec', 'attach'],
+  deny_resources: ['secrets'],
+  namespaces: ['apps'],
+};
 
 /** Writes one raw control line (JSON text the test process could not build with JSON.stringify). */
 function sendRawLine(agent: FakeAgent, text: string): void {
@@ -38,7 +44,11 @@ test('a status report with a field nested 32,000 deep leaves /v1/clusters answer
   await statusRecorded(gw, 'c1');
   await statusRecorded(gw, 'c2');
   const clusters = await listClusters(gw);
-  assert.deepEqual(clusters.map((c) => c.cluster), ['c1', 'c2'], 'both clusters are listed');
+  assert.deepEqual(
+    clusters.map((c) => c.cluster),
+    ['c1', 'c2'],
+    'both clusters are listed',
+  );
   assert.deepEqual(clusters[0]!.lastStatus, STATUS, 'the known fields, and nothing else');
   assert.deepEqual(clusters[1]!.lastStatus, STATUS);
   // The runner view goes through the same serialisation.
@@ -70,7 +80,9 @@ test('a deeply nested policy, or one over its bounds, is dropped and the rest of
 test('a policy of the documented shape in hello and status is listed by /v1/clusters, its unknown keys dropped', async (t) => {
   const gw = await startGateway(t);
   const agent = await connectFakeAgent(t, {
-    wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1,
+    wsUrl: gw.wsUrl,
+    ca: gw.ca,
+    token: T.agentC1,
     hello: { policy: { ...POLICY, surprise: { deep: [1] } } as OwnerPolicyReport },
   });
   let [c1] = await listClusters(gw);
@@ -87,7 +99,9 @@ test('strings an agent reports are cut to 253 characters and labels to the first
   const gw = await startGateway(t);
   const labels = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${String(i).padStart(3, '0')}`, 'v'.repeat(300)]));
   const agent = await connectFakeAgent(t, {
-    wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1,
+    wsUrl: gw.wsUrl,
+    ca: gw.ca,
+    token: T.agentC1,
     hello: { name: 'n'.repeat(10_000), version: '1'.repeat(300), labels },
   });
   agent.control.send({ ...STATUS, type: 'status', apiServer: { reachable: false, version: 'v'.repeat(1_000), error: 'e'.repeat(5_000) } });

@@ -26,7 +26,10 @@ test('a runner that stops reading pauses its response stream: gateway buffering 
   // Reading again resumes the flow end to end, in order.
   runner.ws.resume();
   await waitFor(() => rig.app.flood.bytes > stalledAt + 1024 * 1024, 30_000, 'the flood to continue after the runner reads again');
-  const chunks = runner.for('flood').filter((m) => 'chunk' in m).map((m) => (m.chunk as { object: { n: number } }).object.n);
+  const chunks = runner
+    .for('flood')
+    .filter((m) => 'chunk' in m)
+    .map((m) => (m.chunk as { object: { n: number } }).object.n);
   assert.ok(chunks.length > 0);
   for (const [i, n] of chunks.entries()) assert.equal(n, i, 'events arrive in order, none lost');
   runner.send({ id: 'flood', cancel: true });

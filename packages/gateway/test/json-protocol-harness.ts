@@ -16,7 +16,14 @@ import { captureLogger, waitFor } from './helpers/gateway.ts';
 type After = { after(fn: () => Promise<void> | void): void };
 
 /** A request the fake API server saw. */
-export interface SeenRequest { method: string; url: string; headers: http.IncomingHttpHeaders; body: Buffer; aborted: boolean; preamble: StreamPreamble | undefined }
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  aborted: boolean;
+  preamble: StreamPreamble | undefined;
+}
 
 /** The API-server-like app on the agent side. */
 export class FakeApiApp extends EventEmitter {
@@ -33,7 +40,10 @@ export class FakeApiApp extends EventEmitter {
     const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0), aborted: false, preamble };
     this.seen.push(seen);
     res.once('close', () => {
-      if (!res.writableFinished) { seen.aborted = true; this.emit('aborted', seen); }
+      if (!res.writableFinished) {
+        seen.aborted = true;
+        this.emit('aborted', seen);
+      }
     });
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -78,7 +88,10 @@ export class FakeApiApp extends EventEmitter {
       return;
     }
     if (url.pathname === '/hang') return;
-    if (url.pathname === '/flood') { this.#flood(res); return; }
+    if (url.pathname === '/flood') {
+      this.#flood(res);
+      return;
+    }
     json(404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `${url.pathname} not found`, reason: 'NotFound', code: 404 });
   }
 
@@ -93,7 +106,10 @@ export class FakeApiApp extends EventEmitter {
         this.flood.bytes += line.length;
         if (!res.write(line)) {
           this.flood.blocked = true;
-          res.once('drain', () => { this.flood.blocked = false; write(); });
+          res.once('drain', () => {
+            this.flood.blocked = false;
+            write();
+          });
           return;
         }
       }
@@ -132,7 +148,10 @@ export class RunnerClient {
     let seen = 0;
     for (const m of this.messages) if (pred(m) && seen++ === skip) return Promise.resolve(m);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.#arrivals.off('message', on); reject(new Error(`no matching message within ${deadlineMs} ms; got ${JSON.stringify(this.messages.slice(-5))}`)); }, deadlineMs);
+      const timer = setTimeout(() => {
+        this.#arrivals.off('message', on);
+        reject(new Error(`no matching message within ${deadlineMs} ms; got ${JSON.stringify(this.messages.slice(-5))}`));
+      }, deadlineMs);
       const on = (m: Record<string, unknown>): void => {
         if (!pred(m) || seen++ !== skip) return;
         clearTimeout(timer);
@@ -186,7 +205,13 @@ export async function startJsonRig(t: After, deps: Partial<JsonProtocolDeps> = {
   const upstream = http.createServer((req, res) => app.handle(req, res, preambles.get(req.socket)));
   agentSession.on('stream', (s: Duplex) => {
     s.on('error', () => {});
-    readPreamble(s).then((p) => { preambles.set(s, p); serveHttpOverStream(upstream, s); }, () => s.destroy());
+    readPreamble(s).then(
+      (p) => {
+        preambles.set(s, p);
+        serveHttpOverStream(upstream, s);
+      },
+      () => s.destroy(),
+    );
   });
 
   const log = captureLogger();
@@ -201,7 +226,10 @@ export async function startJsonRig(t: After, deps: Partial<JsonProtocolDeps> = {
     },
     ...deps,
   });
-  const front = http.createServer((_req, res) => { res.statusCode = 404; res.end(); });
+  const front = http.createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
   front.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const cluster = new URL(req.url ?? '/', 'http://gw').searchParams.get('cluster') ?? '';
     endpoint.handleUpgrade(req, socket, head, { runnerId: 'r1', cluster });
@@ -225,7 +253,11 @@ export async function startJsonRig(t: After, deps: Partial<JsonProtocolDeps> = {
   });
 
   return {
-    endpoint, app, url, log, agentSession,
+    endpoint,
+    app,
+    url,
+    log,
+    agentSession,
     async connect(opts = {}) {
       const ws = new WebSocket(`${url}?cluster=${opts.cluster ?? 'c1'}`, { perMessageDeflate: false, autoPong: opts.autoPong ?? true });
       clients.push(ws);

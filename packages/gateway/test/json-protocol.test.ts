@@ -10,7 +10,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 test('a list request gets one reply with the parsed body, lower-cased repeated headers and the request id; the runner token never travels', async (t) => {
   const rig = await startJsonRig(t);
   const runner = await rig.connect();
-  const reply = await runner.request({ id: 'l1', method: 'get', path: PODS, headers: { Accept: 'application/json', Authorization: 'Bearer runner-secret-token' } });
+  const reply = await runner.request({
+    id: 'l1',
+    method: 'get',
+    path: PODS,
+    headers: { Accept: 'application/json', Authorization: 'Bearer runner-secret-token' },
+  });
   assert.equal(reply.status, 200);
   assert.deepEqual((reply.body as { items: unknown[] }).items, [{ metadata: { name: 'p1' } }, { metadata: { name: 'p2' } }]);
   const headers = reply.headers as Record<string, string[]>;
@@ -83,7 +88,13 @@ test('a followed log delivers one string chunk per line, including a final unter
   await runner.next((m) => m.id === 'log' && m.chunk === '');
   res.end('last, no newline');
   await runner.final('log');
-  assert.deepEqual(runner.for('log').filter((m) => 'chunk' in m).map((m) => m.chunk), ['line one', 'line two', '', 'last, no newline']);
+  assert.deepEqual(
+    runner
+      .for('log')
+      .filter((m) => 'chunk' in m)
+      .map((m) => m.chunk),
+    ['line one', 'line two', '', 'last, no newline'],
+  );
 });
 
 test('an object body is sent as JSON with its content type, a string as is, base64 decoded, and query values are encoded', async (t) => {
@@ -127,7 +138,15 @@ test('a cluster that is not connected is answered 503 with a Kubernetes Status, 
   const runner = await rig.connect({ cluster: 'c2' });
   const reply = await runner.request({ id: 'x', method: 'GET', path: PODS, stream: true });
   assert.equal(reply.status, 503);
-  assert.deepEqual(reply.body, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'cluster c2 is not connected', reason: 'ServiceUnavailable', code: 503 });
+  assert.deepEqual(reply.body, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'cluster c2 is not connected',
+    reason: 'ServiceUnavailable',
+    code: 503,
+  });
   assert.deepEqual((reply.headers as Record<string, string[]>)['content-type'], ['application/json']);
 });
 
@@ -171,7 +190,9 @@ test('many requests interleave on one socket: watches stay open while lists and 
   const runner = await rig.connect();
   for (let w = 0; w < 3; w++) runner.send({ id: `w${w}`, method: 'GET', path: PODS, query: { watch: ['true'], w: [String(w)] }, stream: true });
   await waitFor(() => rig.app.watches.length === 3, 5_000, 'three watches');
-  const lists = Array.from({ length: 20 }, (_, i) => runner.request({ id: `l${i}`, method: i % 2 === 0 ? 'GET' : 'POST', path: i % 2 === 0 ? PODS : '/echo', body: i % 2 === 0 ? undefined : { i } }));
+  const lists = Array.from({ length: 20 }, (_, i) =>
+    runner.request({ id: `l${i}`, method: i % 2 === 0 ? 'GET' : 'POST', path: i % 2 === 0 ? PODS : '/echo', body: i % 2 === 0 ? undefined : { i } }),
+  );
   for (let round = 0; round < 3; round++) {
     for (const res of rig.app.watches) {
       const w = new URL(`http://x${(res.req as { url: string }).url}`).searchParams.get('w');
@@ -186,8 +207,18 @@ test('many requests interleave on one socket: watches stay open while lists and 
   });
   for (let w = 0; w < 3; w++) {
     await runner.next((m) => m.id === `w${w}` && 'chunk' in m, 5_000, 2);
-    const chunks = runner.for(`w${w}`).filter((m) => 'chunk' in m).map((m) => m.chunk as { object: { w: string; round: number } });
-    assert.deepEqual(chunks.map((c) => [c.object.w, c.object.round]), [[String(w), 0], [String(w), 1], [String(w), 2]]);
+    const chunks = runner
+      .for(`w${w}`)
+      .filter((m) => 'chunk' in m)
+      .map((m) => m.chunk as { object: { w: string; round: number } });
+    assert.deepEqual(
+      chunks.map((c) => [c.object.w, c.object.round]),
+      [
+        [String(w), 0],
+        [String(w), 1],
+        [String(w), 2],
+      ],
+    );
   }
   assert.equal(rig.endpoint.stats().inFlight, 3);
 });
@@ -214,7 +245,13 @@ test('a body over maxResponseBytes, or a WATCH line that is not JSON, is an erro
   rig.app.watches[0]?.write('{"type":"ADDED"}\nnot json\n');
   const err = await runner.final('w');
   assert.equal((err.error as { code: string }).code, 'PT_ERR_JSON_UPSTREAM_MALFORMED');
-  assert.deepEqual(runner.for('w').filter((m) => 'chunk' in m).map((m) => m.chunk), [{ type: 'ADDED' }]);
+  assert.deepEqual(
+    runner
+      .for('w')
+      .filter((m) => 'chunk' in m)
+      .map((m) => m.chunk),
+    [{ type: 'ADDED' }],
+  );
   await aborted;
 });
 
@@ -239,7 +276,10 @@ test('invalid limits are refused with PT_ERR_GATEWAY_CONFIG naming the field', a
   const { captureLogger } = await import('./helpers/gateway.ts');
   const base = { openStream: () => Promise.reject(new Error('unused')), logger: captureLogger().logger };
   assert.throws(() => createJsonProtocolEndpoint({ ...base, maxMessageBytes: 0 }), { code: 'PT_ERR_GATEWAY_CONFIG', message: /maxMessageBytes/ });
-  assert.throws(() => createJsonProtocolEndpoint({ ...base, maxMessageBytes: 1024, maxConcurrentRequests: 1.5 }), { code: 'PT_ERR_GATEWAY_CONFIG', message: /maxConcurrentRequests/ });
+  assert.throws(() => createJsonProtocolEndpoint({ ...base, maxMessageBytes: 1024, maxConcurrentRequests: 1.5 }), {
+    code: 'PT_ERR_GATEWAY_CONFIG',
+    message: /maxConcurrentRequests/,
+  });
 });
 
 test('a runner that stops answering pings is terminated and its requests are cancelled upstream', async (t) => {
@@ -249,7 +289,7 @@ test('a runner that stops answering pings is terminated and its requests are can
   silent.send({ id: 'w', method: 'GET', path: PODS, query: { watch: ['true'] }, stream: true });
   await waitFor(() => rig.app.watches.length === 1, 5_000, 'the watch');
   const aborted = once(rig.app, 'aborted');
-  const [code] = await once(silent.ws, 'close') as [number];
+  const [code] = (await once(silent.ws, 'close')) as [number];
   assert.equal(code, 1006, 'terminated without a closing handshake');
   await aborted;
   assert.equal((await live.request({ id: 'l', method: 'GET', path: PODS })).status, 200, 'a runner that answers pings stays');

@@ -13,7 +13,9 @@ const PODS = '/api/v1/namespaces/default/pods';
 test('through the real gateway and agent: list, WATCH events one by one, log follow, POST, and cancel aborting the API server request', async (t) => {
   const path = await startRunnerRig(t);
   const ws = new WebSocket(`${path.gw.wsUrl}/ws/k8s?cluster=c1`, {
-    ca: path.gatewayCa, headers: { authorization: `Bearer ${T.runnerC1}` }, perMessageDeflate: false,
+    ca: path.gatewayCa,
+    headers: { authorization: `Bearer ${T.runnerC1}` },
+    perMessageDeflate: false,
   });
   t.after(() => ws.terminate());
   await once(ws, 'open');
@@ -23,7 +25,7 @@ test('through the real gateway and agent: list, WATCH events one by one, log fol
   assert.equal(list.status, 200);
   assert.equal((list.body as { kind: string }).kind, 'PodList');
   const listed = path.fake.requests.find((r) => r.path === PODS);
-  assert.ok(listed?.authorized, 'the API server saw the agent\'s credentials');
+  assert.ok(listed?.authorized, "the API server saw the agent's credentials");
   assert.notEqual(listed.headers.authorization, `Bearer ${T.runnerC1}`);
 
   runner.send({ id: 'watch', method: 'GET', path: PODS, query: { watch: ['true'] }, stream: true });
@@ -40,7 +42,12 @@ test('through the real gateway and agent: list, WATCH events one by one, log fol
   path.fake.logs.write('hello from web-0');
   assert.equal((await runner.next((m) => m.id === 'logs' && 'chunk' in m)).chunk, 'hello from web-0');
 
-  const created = await runner.request({ id: 'cm', method: 'POST', path: '/api/v1/namespaces/default/configmaps', body: { metadata: { name: 'cfg' }, data: { a: '1' } } });
+  const created = await runner.request({
+    id: 'cm',
+    method: 'POST',
+    path: '/api/v1/namespaces/default/configmaps',
+    body: { metadata: { name: 'cfg' }, data: { a: '1' } },
+  });
   assert.equal(created.status, 201);
   assert.deepEqual((created.body as { data: unknown }).data, { a: '1' });
 

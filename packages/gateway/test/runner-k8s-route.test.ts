@@ -23,10 +23,20 @@ test('the runner auth matrix is answered with exact Kubernetes Status bodies', a
     { what: 'a bad token', path: `${C1}/matrix`, token: 'not-a-token-at-all', code: 401, body: UNAUTHORIZED },
     { what: 'an agent token', path: `${C1}/matrix`, token: T.agentC1, code: 401, body: UNAUTHORIZED },
     { what: 'an admin token', path: `${C1}/matrix`, token: T.admin, code: 401, body: UNAUTHORIZED },
-    { what: 'a runner of another cluster', path: '/k8s/clusters/c2/matrix', token: T.runnerC1, code: 403,
-      body: status(403, 'Forbidden', 'runner "r1" is not allowed to reach cluster "c2"') },
-    { what: 'a cluster that is not connected', path: '/k8s/clusters/c2/matrix', token: T.runnerAll, code: 503,
-      body: status(503, 'ServiceUnavailable', 'cluster c2 is not connected') },
+    {
+      what: 'a runner of another cluster',
+      path: '/k8s/clusters/c2/matrix',
+      token: T.runnerC1,
+      code: 403,
+      body: status(403, 'Forbidden', 'runner "r1" is not allowed to reach cluster "c2"'),
+    },
+    {
+      what: 'a cluster that is not connected',
+      path: '/k8s/clusters/c2/matrix',
+      token: T.runnerAll,
+      code: 503,
+      body: status(503, 'ServiceUnavailable', 'cluster c2 is not connected'),
+    },
   ];
   for (const c of cases) {
     const res = await rig.get(c.path, { token: c.token });
@@ -42,7 +52,7 @@ test('the runner auth matrix is answered with exact Kubernetes Status bodies', a
   assert.match(await counted(), /^pipeops_tunnel_runner_requests_total\{code="4xx"\} 5$/m);
   const ok = await rig.get(`${C1}/version`, { token: T.runnerAll });
   assert.equal(ok.statusCode, 200);
-  assert.equal((await json(ok.body) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  assert.equal(((await json(ok.body)) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
 });
 
 test('an agent that sends no response head in time gets the runner a 504 Status and the upstream request aborted', async (t) => {
@@ -65,8 +75,28 @@ test('each request gets an id in the response header, the gateway log record and
   await waitFor(() => rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === id), { what: 'gateway log record' });
   const rec = rig.gw.log.records().find((r) => r.event === 'audit' && r.side === 'gateway' && r.requestId === id) ?? {};
   assert.deepEqual(
-    { runnerId: rec.runnerId, cluster: rec.cluster, method: rec.method, path: rec.path, status: rec.status, bytesIn: rec.bytesIn, bytesOut: rec.bytesOut, upgraded: rec.upgraded, route: rec.route },
-    { runnerId: 'r1', cluster: 'c1', method: 'GET', path: '/api/v1/namespaces/default/pods', status: 200, bytesIn: 0, bytesOut: Buffer.byteLength(body), upgraded: false, route: 'k8s' },
+    {
+      runnerId: rec.runnerId,
+      cluster: rec.cluster,
+      method: rec.method,
+      path: rec.path,
+      status: rec.status,
+      bytesIn: rec.bytesIn,
+      bytesOut: rec.bytesOut,
+      upgraded: rec.upgraded,
+      route: rec.route,
+    },
+    {
+      runnerId: 'r1',
+      cluster: 'c1',
+      method: 'GET',
+      path: '/api/v1/namespaces/default/pods',
+      status: 200,
+      bytesIn: 0,
+      bytesOut: Buffer.byteLength(body),
+      upgraded: false,
+      route: 'k8s',
+    },
   );
   assert.equal(typeof rec.ms, 'number');
   await waitFor(() => rig.agentLogs.find((r) => r.requestId === id && r.status === 200), { what: 'agent log record' });
@@ -134,8 +164,12 @@ test('an exec upgrade (SPDY/3.1) through /k8s/clusters becomes a raw pipe with h
   const rig = await startRunnerRig(t);
   const pod = FAKE_POD_NAMES[0] ?? 'p';
   const req = https.request({
-    host: '127.0.0.1', port: rig.gw.address.port, ca: rig.gw.ca, servername: 'localhost',
-    path: `${C1}/api/v1/namespaces/default/pods/${pod}/exec?command=sh&stdin=true`, method: 'POST',
+    host: '127.0.0.1',
+    port: rig.gw.address.port,
+    ca: rig.gw.ca,
+    servername: 'localhost',
+    path: `${C1}/api/v1/namespaces/default/pods/${pod}/exec?command=sh&stdin=true`,
+    method: 'POST',
     headers: { authorization: `Bearer ${T.runnerC1}`, connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v4.channel.k8s.io' },
   });
   req.end();
@@ -144,7 +178,9 @@ test('an exec upgrade (SPDY/3.1) through /k8s/clusters becomes a raw pipe with h
   assert.equal(res.headers['x-stream-protocol-version'], 'v4.channel.k8s.io');
   assert.match(String(res.headers['x-pipeops-request-id']), /^[0-9a-f-]{36}$/);
   let received = Buffer.alloc(0);
-  socket.on('data', (c: Buffer) => { received = Buffer.concat([received, c]); });
+  socket.on('data', (c: Buffer) => {
+    received = Buffer.concat([received, c]);
+  });
   const payload = Buffer.from([0, 1, 2, 3, 250, 251, 13, 10]);
   socket.write(payload);
   await waitFor(() => received.length >= payload.length, { what: 'echo' });

@@ -7,9 +7,11 @@ import { FAKE_GIT_VERSION, kubeconfigFor, kubectl, kubectlClientVersion } from '
 import { T } from './helpers/gateway.ts';
 import { startRunnerRig, status } from './runner-helpers/rig.ts';
 
-const hint = (path: string): string => 'the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ' + path
-  + '; "kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): '
-  + `kubectl get --raw /k8s/clusters/<cluster>${path}`;
+const hint = (path: string): string =>
+  'the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ' +
+  path +
+  '; "kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): ' +
+  `kubectl get --raw /k8s/clusters/<cluster>${path}`;
 
 test('an API path without the cluster prefix gets a NotFound Status naming the /k8s/clusters/<cluster> prefix', async (t) => {
   const rig = await startRunnerRig(t);

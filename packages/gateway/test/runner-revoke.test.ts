@@ -19,8 +19,9 @@ const MOVED = 'runner-token-moved-0123456789';
 
 /** A tokens file: agent c1, and the given runners (id, token, clusters). */
 function tokensYaml(runners: [string, string, string[]][]): string {
-  return `agents:\n  - cluster: c1\n    token: "${T.agentC1}"\nrunners:\n${runners.map(([id, token, clusters]) =>
-    `  - id: ${id}\n    token: "${token}"\n    clusters: [${clusters.map((c) => JSON.stringify(c)).join(', ')}]\n`).join('')}`;
+  return `agents:\n  - cluster: c1\n    token: "${T.agentC1}"\nrunners:\n${runners
+    .map(([id, token, clusters]) => `  - id: ${id}\n    token: "${token}"\n    clusters: [${clusters.map((c) => JSON.stringify(c)).join(', ')}]\n`)
+    .join('')}`;
 }
 
 type After = { after(fn: () => unknown): void };
@@ -56,7 +57,14 @@ test('a tokens reload closes the sessions and sockets of revoked runners and kee
   const dir = await mkdtemp(join(tmpdir(), 'gw-revoke-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'tokens.yaml');
-  await writeFile(file, tokensYaml([['r1', T.runnerC1, ['c1']], ['r-moved', MOVED, ['c1']], ['r-all', T.runnerAll, ['*']]]));
+  await writeFile(
+    file,
+    tokensYaml([
+      ['r1', T.runnerC1, ['c1']],
+      ['r-moved', MOVED, ['c1']],
+      ['r-all', T.runnerAll, ['*']],
+    ]),
+  );
   // The tokens come from the file only (the rig's inline tokens are switched off); a long debounce:
   // the test reloads explicitly, so the file watcher cannot race it.
   const fromFile = { tokensFile: file, tokensReloadDebounceMs: 60_000, tokens: undefined } as unknown as Partial<GatewayOptions>;
@@ -71,22 +79,36 @@ test('a tokens reload closes the sessions and sockets of revoked runners and kee
   for (const s of [revoked, moved, kept]) assert.equal(await version(s.session), 200);
 
   // An open WATCH on the revoked session: it must end with the session.
-  const watch = await requestOverStream(revoked.session.open(), { method: 'GET', path: '/api/v1/namespaces/default/pods?watch=1', headers: { host: 'cluster' } });
+  const watch = await requestOverStream(revoked.session.open(), {
+    method: 'GET',
+    path: '/api/v1/namespaces/default/pods?watch=1',
+    headers: { host: 'cluster' },
+  });
   assert.equal(watch.upgraded, false);
   watch.response.on('error', () => {});
   await rig.fake.watch.waitForWatchers(1);
 
   // r1 removed; r-moved now reaches c2 only; r-all unchanged.
-  await writeFile(file, tokensYaml([['r-moved', MOVED, ['c2']], ['r-all', T.runnerAll, ['*']]]));
+  await writeFile(
+    file,
+    tokensYaml([
+      ['r-moved', MOVED, ['c2']],
+      ['r-all', T.runnerAll, ['*']],
+    ]),
+  );
   await rig.gw.gateway.reloadTokens();
 
   assert.deepEqual(await revoked.closed, [1008, 'runner token revoked']);
   assert.deepEqual(await moved.closed, [1008, 'runner token revoked']);
   const [jsonCode, jsonReason] = (await revokedJsonClosed) as [number, Buffer];
   assert.deepEqual([jsonCode, String(jsonReason)], [1008, 'runner token revoked']);
-  await waitFor(() => rig.fake.watch.active === 0, { what: 'the revoked session\'s WATCH to be aborted upstream' });
+  await waitFor(() => rig.fake.watch.active === 0, { what: "the revoked session's WATCH to be aborted upstream" });
   const revokedLogs = rig.gw.log.records().filter((r) => r.event === 'runner_revoked');
-  assert.deepEqual(revokedLogs.map((r) => `${String(r.runnerId)}:${r.route === 'ws-k8s' ? 'ws-k8s' : 'ws-runner'}`).sort(), ['r-moved:ws-runner', 'r1:ws-k8s', 'r1:ws-runner']);
+  assert.deepEqual(revokedLogs.map((r) => `${String(r.runnerId)}:${r.route === 'ws-k8s' ? 'ws-k8s' : 'ws-runner'}`).sort(), [
+    'r-moved:ws-runner',
+    'r1:ws-k8s',
+    'r1:ws-runner',
+  ]);
 
   // The runner that kept its access is untouched: same session and socket, still served.
   assert.equal(kept.ws.readyState, WebSocket.OPEN);
@@ -94,5 +116,8 @@ test('a tokens reload closes the sessions and sockets of revoked runners and kee
   assert.equal(keptJson.readyState, WebSocket.OPEN);
   keptJson.send(JSON.stringify({ id: 'after-reload', method: 'GET', path: '/version' }));
   const [reply] = (await once(keptJson, 'message')) as [Buffer];
-  assert.deepEqual([(JSON.parse(String(reply)) as { id: string; status: number }).id, (JSON.parse(String(reply)) as { status: number }).status], ['after-reload', 200]);
+  assert.deepEqual(
+    [(JSON.parse(String(reply)) as { id: string; status: number }).id, (JSON.parse(String(reply)) as { status: number }).status],
+    ['after-reload', 200],
+  );
 });

@@ -13,14 +13,24 @@ import { startRunnerRig, status, type RunnerRig } from './runner-helpers/rig.ts'
 type Dialed = { ws: WebSocket; session: Session } | { refused: number; body: unknown; upgraded: false };
 
 /** Dials GET /ws/runner the way tunnel-client does: WSS, Bearer token, subprotocol; a mux client session on top. */
-async function dialRunner(rig: RunnerRig, t: { after(fn: () => unknown): void }, opts: { token?: string; query?: string; protocols?: string[] } = {}): Promise<Dialed> {
+async function dialRunner(
+  rig: RunnerRig,
+  t: { after(fn: () => unknown): void },
+  opts: { token?: string; query?: string; protocols?: string[] } = {},
+): Promise<Dialed> {
   const headers: Record<string, string> = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` };
-  const ws = new WebSocket(`${rig.gw.wsUrl}/ws/runner?${opts.query ?? 'runner_id=deploy-7&cluster=c1'}`, opts.protocols ?? [SUBPROTOCOL], { ca: rig.gw.ca, headers, perMessageDeflate: false });
+  const ws = new WebSocket(`${rig.gw.wsUrl}/ws/runner?${opts.query ?? 'runner_id=deploy-7&cluster=c1'}`, opts.protocols ?? [SUBPROTOCOL], {
+    ca: rig.gw.ca,
+    headers,
+    perMessageDeflate: false,
+  });
   t.after(() => ws.terminate());
   return new Promise<Dialed>((resolve, reject) => {
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       let text = '';
-      res.on('data', (c: Buffer) => { text += String(c); });
+      res.on('data', (c: Buffer) => {
+        text += String(c);
+      });
       res.on('end', () => resolve({ refused: res.statusCode ?? 0, body: JSON.parse(text) as unknown, upgraded: false }));
     });
     ws.once('open', () => {
@@ -82,10 +92,30 @@ test('runner WebSockets are refused before the upgrade with Status bodies', asyn
   const rig = await startRunnerRig(t);
   const cases: Array<{ what: string; opts: { token?: string; query?: string; protocols?: string[] }; code: number; body: Record<string, unknown> }> = [
     { what: 'no token', opts: {}, code: 401, body: status(401, 'Unauthorized', 'a valid runner token is required (Authorization: Bearer <token>)') },
-    { what: 'an agent token', opts: { token: T.agentC1 }, code: 401, body: status(401, 'Unauthorized', 'a valid runner token is required (Authorization: Bearer <token>)') },
-    { what: 'another cluster', opts: { token: T.runnerC1, query: 'runner_id=x&cluster=c2' }, code: 403, body: status(403, 'Forbidden', 'runner "r1" is not allowed to reach cluster "c2"') },
-    { what: 'no cluster', opts: { token: T.runnerC1, query: 'runner_id=x' }, code: 400, body: status(400, 'BadRequest', 'the cluster query parameter is required') },
-    { what: 'no subprotocol', opts: { token: T.runnerC1, protocols: ['something-else'] }, code: 400, body: status(400, 'BadRequest', 'subprotocol pipeops-tunnel.v1 required') },
+    {
+      what: 'an agent token',
+      opts: { token: T.agentC1 },
+      code: 401,
+      body: status(401, 'Unauthorized', 'a valid runner token is required (Authorization: Bearer <token>)'),
+    },
+    {
+      what: 'another cluster',
+      opts: { token: T.runnerC1, query: 'runner_id=x&cluster=c2' },
+      code: 403,
+      body: status(403, 'Forbidden', 'runner "r1" is not allowed to reach cluster "c2"'),
+    },
+    {
+      what: 'no cluster',
+      opts: { token: T.runnerC1, query: 'runner_id=x' },
+      code: 400,
+      body: status(400, 'BadRequest', 'the cluster query parameter is required'),
+    },
+    {
+      what: 'no subprotocol',
+      opts: { token: T.runnerC1, protocols: ['something-else'] },
+      code: 400,
+      body: status(400, 'BadRequest', 'subprotocol pipeops-tunnel.v1 required'),
+    },
   ];
   for (const c of cases) {
     const d = await dialRunner(rig, t, c.opts);
@@ -102,7 +132,9 @@ test('a bad request on one runner stream gets a 400 Status; the session, the age
   const a = await dialRunner(rig, t, { token: T.runnerC1 });
   const b = await dialRunner(rig, t, { token: T.runnerAll });
   assert.ok('session' in a && 'session' in b);
-  await waitFor(async () => /pipeops_tunnel_runner_sessions 2/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), { what: 'two sessions' });
+  await waitFor(async () => /pipeops_tunnel_runner_sessions 2/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), {
+    what: 'two sessions',
+  });
   const raw = a.session.open();
   raw.end('GET http://127.0.0.1:1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   const text = String(await readAll(raw));
@@ -111,7 +143,9 @@ test('a bad request on one runner stream gets a 400 Status; the session, the age
   assert.equal((await send(a.session, 'GET', '/version')).status, 200, 'the session survives');
   // Runner a goes away abruptly: only its session closes.
   a.ws.terminate();
-  await waitFor(async () => /pipeops_tunnel_runner_sessions 1/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), { what: 'one session left' });
+  await waitFor(async () => /pipeops_tunnel_runner_sessions 1/.test(await rig.gw.registry.getSingleMetricAsString('pipeops_tunnel_runner_sessions')), {
+    what: 'one session left',
+  });
   assert.equal((await send(b.session, 'GET', '/version')).status, 200, 'the other runner is unaffected');
   assert.equal(rig.agent.state, 'connected');
   // Draining the gateway closes runner sessions too.
@@ -123,7 +157,9 @@ test('a bad request on one runner stream gets a 400 Status; the session, the age
 test('GET /ws/k8s authenticates the runner before the upgrade and then speaks the JSON protocol', async (t) => {
   const rig = await startRunnerRig(t);
   const refused = new WebSocket(`${rig.gw.wsUrl}/ws/k8s?cluster=c1`, { ca: rig.gw.ca });
-  refused.on('error', () => { /* refused before the upgrade: terminate() below reports it */ });
+  refused.on('error', () => {
+    /* refused before the upgrade: terminate() below reports it */
+  });
   t.after(() => refused.terminate());
   const [, res] = (await once(refused, 'unexpected-response')) as [unknown, IncomingMessage];
   assert.equal(res.statusCode, 401);
@@ -180,7 +216,10 @@ test('an interim 100 Continue reaches the runner as it is and the final head car
   let seen = '';
   for await (const chunk of raw) {
     seen += String(chunk);
-    if (seen.includes('100 Continue\r\n\r\n') && !seen.includes('hello')) { raw.write('hello'); seen += 'hello'; }
+    if (seen.includes('100 Continue\r\n\r\n') && !seen.includes('hello')) {
+      raw.write('hello');
+      seen += 'hello';
+    }
     if (/"bytes":5/.test(seen)) break;
   }
   assert.match(seen, /^HTTP\/1\.1 100 Continue\r\n\r\nhello/);

@@ -11,7 +11,9 @@ async function get(gw: TestGateway, path: string, token?: string): Promise<{ sta
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: Buffer.concat(chunks).toString() }));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -32,7 +34,14 @@ test('/metrics serves the injected registry in Prometheus text, with the tunnel 
   assert.match(m.body, /^pipeops_tunnel_sessions 1$/m);
   assert.match(m.body, /^pipeops_tunnel_connects_total 1$/m);
   assert.match(m.body, /^pipeops_tunnel_bytes_total\{direction="in"\} [1-9]\d*$/m);
-  for (const name of ['pipeops_tunnel_connect_failures_total', 'pipeops_tunnel_streams_active', 'pipeops_tunnel_streams_total', 'pipeops_tunnel_frames_total', 'pipeops_tunnel_resets_total', 'pipeops_tunnel_session_rtt_seconds']) {
+  for (const name of [
+    'pipeops_tunnel_connect_failures_total',
+    'pipeops_tunnel_streams_active',
+    'pipeops_tunnel_streams_total',
+    'pipeops_tunnel_frames_total',
+    'pipeops_tunnel_resets_total',
+    'pipeops_tunnel_session_rtt_seconds',
+  ]) {
     assert.ok(m.body.includes(`# TYPE ${name} `), `${name} registered`);
   }
   assert.equal(m.body.includes('process_cpu_user_seconds_total'), false, 'default metrics only when asked for');
@@ -54,7 +63,18 @@ test('/v1/clusters: admin sees every cluster, a runner only its own, anyone else
   assert.equal(admin.status, 200);
   assert.deepEqual(names(admin.body), ['c1', 'c2']);
   const first = (JSON.parse(admin.body) as { clusters: Record<string, unknown>[] }).clusters[0] ?? {};
-  assert.deepEqual(Object.keys(first).sort(), ['agentId', 'cluster', 'connectedAt', 'labels', 'lastStatus', 'lastStatusAt', 'name', 'rttMs', 'streamsActive', 'version']);
+  assert.deepEqual(Object.keys(first).sort(), [
+    'agentId',
+    'cluster',
+    'connectedAt',
+    'labels',
+    'lastStatus',
+    'lastStatusAt',
+    'name',
+    'rttMs',
+    'streamsActive',
+    'version',
+  ]);
 
   assert.deepEqual(names((await get(gw, '/v1/clusters', T.runnerC1)).body), ['c1']);
   assert.deepEqual(names((await get(gw, '/v1/clusters', T.runnerAll)).body), ['c1', 'c2']);

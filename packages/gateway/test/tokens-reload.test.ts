@@ -19,7 +19,13 @@ async function tokensDir(t: { after(fn: () => Promise<void>): void }): Promise<s
 test('editing the tokens file disconnects a revoked agent and keeps the healthy tunnel', async (t) => {
   const dir = await tokensDir(t);
   const file = join(dir, 'tokens.yaml');
-  await writeFile(file, yamlFor([['c1', T.agentC1], ['c2', T.agentC2]]));
+  await writeFile(
+    file,
+    yamlFor([
+      ['c1', T.agentC1],
+      ['c2', T.agentC2],
+    ]),
+  );
   const gw = await startGateway(t, { tokensFile: file, tokensReloadDebounceMs: 20 });
   const healthy = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1 });
   const revoked = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC2 });
@@ -30,7 +36,10 @@ test('editing the tokens file disconnects a revoked agent and keeps the healthy 
 
   await revoked.closed;
   assert.ok(revoked.messages.some((m) => m.type === 'error' && m.code === 'PT_ERR_AUTH_REJECTED'));
-  assert.deepEqual(gw.gateway.clusters().map((c) => c.cluster), ['c1']);
+  assert.deepEqual(
+    gw.gateway.clusters().map((c) => c.cluster),
+    ['c1'],
+  );
   assert.equal(healthy.goAways.length, 0);
   const stream = await gw.gateway.openStream('c1', { kind: 'ping', requestId: 'after-reload' });
   assert.equal((await pingEcho(stream, Buffer.from('alive'))).toString(), 'alive');
@@ -46,11 +55,17 @@ test('a tokens file that fails validation keeps the previous tokens and logs an 
   const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1 });
 
   await writeFile(file, 'agents:\n  - cluster: c1\n    token_sha256: "not-hex"\n');
-  await assert.rejects(gw.gateway.reloadTokens(), (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_TOKENS_INVALID' && /agents\[0\]/.test(err.message));
+  await assert.rejects(
+    gw.gateway.reloadTokens(),
+    (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_TOKENS_INVALID' && /agents\[0\]/.test(err.message),
+  );
   assert.ok(gw.log.records().some((r) => r.event === 'tokens_reload_failed' && r.level === 50));
 
   // Old tokens still in force: the tunnel stays, and the same token can still connect.
-  assert.deepEqual(gw.gateway.clusters().map((c) => c.cluster), ['c1']);
+  assert.deepEqual(
+    gw.gateway.clusters().map((c) => c.cluster),
+    ['c1'],
+  );
   assert.equal(agent.goAways.length, 0);
   const again = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1 });
   assert.equal(again.welcome?.type, 'welcome');

@@ -20,7 +20,9 @@ async function refusal(p: Promise<unknown>): Promise<{ status: number; body: { e
 test('an agent with a bad token is refused with 401 before any upgrade', async (t) => {
   const gw = await startGateway(t);
   let upgrades = 0;
-  gw.gateway.server.prependListener('upgrade', () => { upgrades++; });
+  gw.gateway.server.prependListener('upgrade', () => {
+    upgrades++;
+  });
   const r = await refusal(dialAgentSocket({ wsUrl: gw.wsUrl, ca: gw.ca, token: 'not-a-real-token' }));
   assert.equal(r.status, 401);
   assert.equal(r.body.error.code, 'PT_ERR_AUTH_REJECTED');
@@ -59,9 +61,13 @@ test('an agent whose cluster header names another cluster than its token is refu
 test('a WebSocket upgrade on an unknown path is refused with 404 and plain requests get a JSON 404', async (t) => {
   const gw = await startGateway(t);
   const socket = tlsConnect({ host: '127.0.0.1', port: gw.address.port, ca: gw.ca, servername: 'localhost' });
-  t.after(() => { socket.destroy(); });
+  t.after(() => {
+    socket.destroy();
+  });
   await once(socket, 'secureConnect');
-  socket.write('GET /elsewhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+  socket.write(
+    'GET /elsewhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   await once(socket, 'end');
@@ -81,8 +87,14 @@ test('tokens and Authorization headers never reach the log, on refused or succes
   const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1, cluster: 'c1' });
   assert.equal(agent.welcome?.type, 'welcome');
   const records = gw.log.records();
-  assert.ok(records.some((r) => r.event === 'agent_refused' && r.status === 401), 'the refusal was logged');
-  assert.ok(records.some((r) => r.event === 'agent_connected' && r.cluster === 'c1'), 'the connection was logged');
+  assert.ok(
+    records.some((r) => r.event === 'agent_refused' && r.status === 401),
+    'the refusal was logged',
+  );
+  assert.ok(
+    records.some((r) => r.event === 'agent_connected' && r.cluster === 'c1'),
+    'the connection was logged',
+  );
   const all = gw.log.lines.join('');
   for (const secret of ['wrong-secret-token-xyz', T.agentC1, 'Bearer']) {
     assert.equal(all.includes(secret), false, `log contains ${secret}`);

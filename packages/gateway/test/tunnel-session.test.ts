@@ -26,7 +26,15 @@ test('an agent that says hello gets welcome and its cluster is listed with the h
 test('status reports from the agent are recorded for /v1/clusters', async (t) => {
   const gw = await startGateway(t);
   const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1 });
-  agent.control.send({ type: 'status', at: '2026-01-01T00:00:00.000Z', uptimeSeconds: 5, streamsActive: 0, bytesIn: 1, bytesOut: 2, apiServer: { reachable: true, version: 'v1.31.0' } });
+  agent.control.send({
+    type: 'status',
+    at: '2026-01-01T00:00:00.000Z',
+    uptimeSeconds: 5,
+    streamsActive: 0,
+    bytesIn: 1,
+    bytesOut: 2,
+    apiServer: { reachable: true, version: 'v1.31.0' },
+  });
   await waitFor(() => gw.gateway.clusters()[0]?.lastStatus !== null, 5_000, 'status recorded');
   const info = gw.gateway.clusters()[0];
   assert.equal((info?.lastStatus as { uptimeSeconds: number } | undefined)?.uptimeSeconds, 5);
@@ -46,8 +54,10 @@ test('openStream reaches the agent with the preamble and a ping stream echoes 1 
 
 test('openStream to a cluster with no agent rejects with a 503 TunnelError', async (t) => {
   const gw = await startGateway(t);
-  await assert.rejects(gw.gateway.openStream('c2', { kind: 'ping', requestId: 'x' }), (err: unknown) =>
-    err instanceof TunnelError && err.code === 'PT_ERR_CLUSTER_NOT_CONNECTED' && err.status === 503);
+  await assert.rejects(
+    gw.gateway.openStream('c2', { kind: 'ping', requestId: 'x' }),
+    (err: unknown) => err instanceof TunnelError && err.code === 'PT_ERR_CLUSTER_NOT_CONNECTED' && err.status === 503,
+  );
 });
 
 test('a second session for the same cluster replaces the first, which gets GoAway and is closed', async (t) => {
@@ -72,18 +82,22 @@ test('an agent that never says hello is closed after the handshake timeout', asy
   assert.ok(gw.log.records().some((r) => r.event === 'handshake_timeout'));
 });
 
-test('misbehaving agents (garbage bytes, bad control line, no hello) do not disturb another agent\'s session', async (t) => {
+test("misbehaving agents (garbage bytes, bad control line, no hello) do not disturb another agent's session", async (t) => {
   const gw = await startGateway(t, { handshakeTimeoutMs: 300 });
   const good = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1 });
 
   // Garbage bytes instead of yamux frames.
   const garbage = await dialAgentSocket({ wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC2 });
-  t.after(() => { garbage.terminate(); });
+  t.after(() => {
+    garbage.terminate();
+  });
   const garbageClosed = once(garbage, 'close');
   garbage.send(Buffer.from('this is not yamux at all, not even close.....'));
   // A text frame on the binary tunnel.
   const texter = await dialAgentSocket({ wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC2 });
-  t.after(() => { texter.terminate(); });
+  t.after(() => {
+    texter.terminate();
+  });
   const texterClosed = once(texter, 'close');
   texter.send('text!');
   // A protocol violation on the control channel.
@@ -93,35 +107,51 @@ test('misbehaving agents (garbage bytes, bad control line, no hello) do not dist
   const silent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC2, handshake: false });
 
   await Promise.all([garbageClosed, texterClosed, rude.closed, silent.closed]);
-  assert.deepEqual(gw.gateway.clusters().map((c) => c.cluster), ['c1']);
+  assert.deepEqual(
+    gw.gateway.clusters().map((c) => c.cluster),
+    ['c1'],
+  );
   const stream = await gw.gateway.openStream('c1', { kind: 'ping', requestId: 'still-fine' });
   assert.equal((await pingEcho(stream, Buffer.from('still here'))).toString(), 'still here');
   assert.equal(good.goAways.length, 0);
   const failures = (await gw.registry.getSingleMetric('pipeops_tunnel_connect_failures_total')?.get())?.values ?? [];
-  assert.equal(failures.reduce((n, v) => n + v.value, 0), 4, 'each misbehaving agent counted once');
+  assert.equal(
+    failures.reduce((n, v) => n + v.value, 0),
+    4,
+    'each misbehaving agent counted once',
+  );
 });
 
 test('an agent speaking a protocol the gateway does not is told why, naming both versions and the side to upgrade, and disconnected', async (t) => {
   const gw = await startGateway(t);
-  for (const [protocolVersion, upgrade] of [[99, 'upgrade the gateway (gateways first, then agents)'], [0, 'upgrade the agent']] as const) {
+  for (const [protocolVersion, upgrade] of [
+    [99, 'upgrade the gateway (gateways first, then agents)'],
+    [0, 'upgrade the agent'],
+  ] as const) {
     const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1, handshake: false });
     agent.control.send({ type: 'hello', agentId: 'a', name: 'n', clusterName: 'c1', version: '9.0.0', labels: {}, protocolVersion });
     await agent.closed;
     const error = agent.messages.find((m) => m.type === 'error');
     assert.equal(error?.type === 'error' ? error.code : undefined, 'PT_ERR_PROTOCOL_VERSION');
-    assert.equal(error?.type === 'error' ? error.message : undefined, `agent 9.0.0 speaks protocol ${protocolVersion}, gateway ${defaultGatewayOptions.gatewayVersion} speaks ${PROTOCOL_VERSION}: ${upgrade}`);
+    assert.equal(
+      error?.type === 'error' ? error.message : undefined,
+      `agent 9.0.0 speaks protocol ${protocolVersion}, gateway ${defaultGatewayOptions.gatewayVersion} speaks ${PROTOCOL_VERSION}: ${upgrade}`,
+    );
   }
   assert.equal(gw.gateway.clusters().length, 0);
 });
 
-test('an agent of an older release speaking the oldest protocol the gateway accepts is welcomed, and the welcome names the gateway\'s protocol', async (t) => {
+test("an agent of an older release speaking the oldest protocol the gateway accepts is welcomed, and the welcome names the gateway's protocol", async (t) => {
   const gw = await startGateway(t);
   const agent = await connectFakeAgent(t, { wsUrl: gw.wsUrl, ca: gw.ca, token: T.agentC1, handshake: false });
   agent.control.send({ type: 'hello', agentId: 'old', name: 'n', clusterName: 'c1', version: '0.0.9', labels: {}, protocolVersion: MIN_PROTOCOL_VERSION });
   await waitFor(() => agent.messages.some((m) => m.type === 'welcome'), 5_000, 'the welcome');
   const welcome = agent.messages.find((m) => m.type === 'welcome');
   assert.equal(welcome?.type === 'welcome' ? welcome.protocolVersion : undefined, PROTOCOL_VERSION);
-  assert.deepEqual(gw.gateway.clusters().map((c) => [c.cluster, c.version]), [['c1', '0.0.9']]);
+  assert.deepEqual(
+    gw.gateway.clusters().map((c) => [c.cluster, c.version]),
+    [['c1', '0.0.9']],
+  );
 });
 
 test('a stream the agent opens after the control stream is reset and the session stays up', async (t) => {

@@ -84,7 +84,9 @@ function fail(name: string, why: string): never {
   throw new MuxError('PT_ERR_MUX_CONFIG', `invalid session option ${name}: ${why}`);
 }
 
-type NumericOption = { [K in keyof typeof defaultSessionOptions]: (typeof defaultSessionOptions)[K] extends number ? K : never }[keyof typeof defaultSessionOptions];
+type NumericOption = {
+  [K in keyof typeof defaultSessionOptions]: (typeof defaultSessionOptions)[K] extends number ? K : never;
+}[keyof typeof defaultSessionOptions];
 
 function int(o: SessionOptions, name: NumericOption, min: number, max: number): void {
   const v = o[name];

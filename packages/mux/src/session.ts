@@ -112,8 +112,15 @@ export class Session extends Duplex implements StreamHost {
   #drainWaiters: (() => void)[] = [];
   #tuningPing = false;
   readonly #stats: SessionStats = {
-    bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0,
-    streamsOpened: 0, streamsAccepted: 0, resetsIn: 0, resetsOut: 0, pingsDropped: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    framesIn: 0,
+    framesOut: 0,
+    streamsOpened: 0,
+    streamsAccepted: 0,
+    resetsIn: 0,
+    resetsOut: 0,
+    pingsDropped: 0,
   };
 
   /** @throws MuxError PT_ERR_MUX_CONFIG when an option is invalid. */
@@ -141,23 +148,41 @@ export class Session extends Duplex implements StreamHost {
   }
 
   /** true once the session is closed or closing for good. */
-  get isClosed(): boolean { return this.#closed; }
+  get isClosed(): boolean {
+    return this.#closed;
+  }
   /** Streams currently open (either direction, including ones not yet accepted). */
-  get numStreams(): number { return this.#streams.size; }
+  get numStreams(): number {
+    return this.#streams.size;
+  }
   /** We sent GoAway: inbound SYNs are refused with RST. */
-  get localGoAway(): boolean { return this.#localGoAway; }
+  get localGoAway(): boolean {
+    return this.#localGoAway;
+  }
   /** The peer sent GoAway: `open()` throws PT_ERR_MUX_GOAWAY. */
-  get remoteGoAway(): boolean { return this.#remoteGoAway; }
+  get remoteGoAway(): boolean {
+    return this.#remoteGoAway;
+  }
   /** Last measured round-trip time in ms (keepalive or `ping()`), or undefined. */
-  get rttMs(): number | undefined { return this.#pinger.rttMs; }
+  get rttMs(): number | undefined {
+    return this.#pinger.rttMs;
+  }
   /** Why the session closed, also when no 'error' was emitted. */
-  get closeError(): Error | undefined { return this.#closeError; }
+  get closeError(): Error | undefined {
+    return this.#closeError;
+  }
   /** A snapshot of the counters. */
-  get stats(): Readonly<SessionStats> { return { ...this.#stats }; }
+  get stats(): Readonly<SessionStats> {
+    return { ...this.#stats };
+  }
   /** @internal */
-  get hostClosed(): boolean { return this.#closed; }
+  get hostClosed(): boolean {
+    return this.#closed;
+  }
   /** @internal Scheduling groups holding streams with data to send (0 when idle). */
-  get scheduledGroupCount(): number { return this.#scheduler.groupCount; }
+  get scheduledGroupCount(): number {
+    return this.#scheduler.groupCount;
+  }
 
   /**
    * @internal The RTT window auto-tuning compares against: the last ping's
@@ -167,7 +192,12 @@ export class Session extends Duplex implements StreamHost {
   rttEstimateMs(): number | undefined {
     if (!this.#tuningPing && !this.#closed && this.#pinger.sampleAgeMs > RTT_REFRESH_MS) {
       this.#tuningPing = true;
-      this.#pinger.ping().catch(() => {}).finally(() => { this.#tuningPing = false; });
+      this.#pinger
+        .ping()
+        .catch(() => {})
+        .finally(() => {
+          this.#tuningPing = false;
+        });
     }
     return this.#pinger.rttMs;
   }
@@ -235,7 +265,10 @@ export class Session extends Duplex implements StreamHost {
     if (this.#streams.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, timeoutMs).unref();
-        function done(): void { clearTimeout(timer); resolve(); }
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
         this.#drainWaiters.push(done);
       });
     }
@@ -250,7 +283,9 @@ export class Session extends Duplex implements StreamHost {
 
   /** Abrupt close: every open stream fails with `err` (or PT_ERR_MUX_SESSION_CLOSED). 'error' only if listened to. */
   override destroy(err?: Error | null): this {
-    return destroyQuietly(this, err, (e) => { this.#closeError ??= e; });
+    return destroyQuietly(this, err, (e) => {
+      this.#closeError ??= e;
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -396,9 +431,12 @@ export class Session extends Duplex implements StreamHost {
       throw new MuxError('PT_ERR_MUX_PROTOCOL', `SYN with stream id ${id} of the wrong parity`);
     }
     if (flags & Flag.rst) return;
-    if ((this.#localGoAway && this.#refuseAfterGoAway) || this.#ending ||
-        this.#streams.size >= this.#o.maxConcurrentStreams ||
-        this.#acceptQueue.length >= this.#o.acceptBacklog) {
+    if (
+      (this.#localGoAway && this.#refuseAfterGoAway) ||
+      this.#ending ||
+      this.#streams.size >= this.#o.maxConcurrentStreams ||
+      this.#acceptQueue.length >= this.#o.acceptBacklog
+    ) {
       this.sendControl(encodeHeader(FrameType.windowUpdate, Flag.rst, id, 0), true);
       return;
     }
@@ -446,7 +484,9 @@ export class Session extends Duplex implements StreamHost {
   #finishOutput(): void {
     if (this.#ending) return;
     this.#ending = true;
-    const done = (): void => { this.destroy(this.#closeError ?? null); };
+    const done = (): void => {
+      this.destroy(this.#closeError ?? null);
+    };
     this.once('end', done);
     this.#endTimer = setTimeout(done, this.#o.goAwayTimeoutMs).unref();
     this.#flush();

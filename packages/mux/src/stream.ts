@@ -2,7 +2,6 @@ import { Duplex } from 'node:stream';
 import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW, type OutFrame } from './frame.ts';
 
-
 /**
  * Paces window grants (see {@link Stream.setGrantPacer}): a byte budget that
  * may run into debt. A grant waits while `waitMs()` is above 0, and is
@@ -233,7 +232,10 @@ export class Stream extends Duplex {
     if (this.#pacer !== undefined) {
       const waitMs = this.#pacer.waitMs();
       if (waitMs > 0) {
-        this.#paceTimer = setTimeout(() => { this.#paceTimer = undefined; this.#maybeGrant(); }, waitMs);
+        this.#paceTimer = setTimeout(() => {
+          this.#paceTimer = undefined;
+          this.#maybeGrant();
+        }, waitMs);
         return;
       }
     }
@@ -377,7 +379,9 @@ export class Stream extends Duplex {
 
   /** Closes the stream. Before both sides have closed, this sends RST to the peer. See the class doc for the error policy. */
   override destroy(err?: Error | null): this {
-    return destroyQuietly(this, err, (e) => { this.#closeError ??= e; });
+    return destroyQuietly(this, err, (e) => {
+      this.#closeError ??= e;
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

@@ -8,12 +8,23 @@ import { payload } from './helpers/io.ts';
 
 // A deliberately naive reference codec: byte by byte, straight from spec.md "Framing".
 function naiveEncode(type: number, flags: number, id: number, length: number): number[] {
-  return [0, type, (flags >> 8) & 0xff, flags & 0xff,
-    (id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff,
-    (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff];
+  return [
+    0,
+    type,
+    (flags >> 8) & 0xff,
+    flags & 0xff,
+    (id >>> 24) & 0xff,
+    (id >>> 16) & 0xff,
+    (id >>> 8) & 0xff,
+    id & 0xff,
+    (length >>> 24) & 0xff,
+    (length >>> 16) & 0xff,
+    (length >>> 8) & 0xff,
+    length & 0xff,
+  ];
 }
 function naiveDecode(b: number[]): FrameHeader {
-  const u32 = (i: number): number => (((b[i] ?? 0) * 2 ** 24) + ((b[i + 1] ?? 0) << 16) + ((b[i + 2] ?? 0) << 8) + (b[i + 3] ?? 0));
+  const u32 = (i: number): number => (b[i] ?? 0) * 2 ** 24 + ((b[i + 1] ?? 0) << 16) + ((b[i + 2] ?? 0) << 8) + (b[i + 3] ?? 0);
   return { version: b[0] ?? -1, type: b[1] ?? -1, flags: ((b[2] ?? 0) << 8) | (b[3] ?? 0), streamId: u32(4), length: u32(8) };
 }
 
@@ -92,7 +103,10 @@ test('a bad version, an unknown type or an oversized data frame is a PT_ERR_MUX_
   ];
   for (const b of bad) {
     const { frames, dec } = collect();
-    assert.throws(() => dec.push(b), (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_PROTOCOL');
+    assert.throws(
+      () => dec.push(b),
+      (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_PROTOCOL',
+    );
     dec.push(encodeHeader(FrameType.ping, 0, 0, 1));
     assert.equal(frames.length, 0, 'a failed decoder delivers nothing more');
   }
@@ -105,11 +119,14 @@ test('the frame reader hands a split payload on as views of the chunks it arrive
   const pieces: { type: number; piece: Buffer; first: boolean; last: boolean }[] = [];
   const reader = new FrameReader(1 << 20, (h, piece, first, last) => pieces.push({ type: h.type, piece, first, last }));
   for (const c of chunks) reader.push(c);
-  assert.deepEqual(pieces.map((p) => [p.type, p.piece.length, p.first, p.last]), [
-    [FrameType.data, 16_389 - 12, true, false],
-    [FrameType.data, 40_012 - 16_389, false, true],
-    [FrameType.ping, 0, true, true],
-  ]);
+  assert.deepEqual(
+    pieces.map((p) => [p.type, p.piece.length, p.first, p.last]),
+    [
+      [FrameType.data, 16_389 - 12, true, false],
+      [FrameType.data, 40_012 - 16_389, false, true],
+      [FrameType.ping, 0, true, true],
+    ],
+  );
   assert.deepEqual(Buffer.concat(pieces.slice(0, 2).map((p) => p.piece)), body);
   // Views: each piece shares memory with the chunk it came in (the header split across chunks 1 and 2 was the only copy).
   assert.equal(pieces[0]!.piece.buffer, chunks[1]!.buffer);
@@ -123,6 +140,9 @@ test('the frame reader validates a header split across chunks before trusting it
   const h = encodeHeader(FrameType.data, 0, 1, 4096);
   reader.push(h.subarray(0, 11));
   assert.equal(reader.bufferedBytes, 11);
-  assert.throws(() => reader.push(h.subarray(11)), (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_PROTOCOL');
+  assert.throws(
+    () => reader.push(h.subarray(11)),
+    (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_PROTOCOL',
+  );
   reader.push(Buffer.alloc(64)); // stopped: ignored
 });

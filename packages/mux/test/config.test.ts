@@ -3,11 +3,24 @@ import { test } from 'node:test';
 import { defaultSessionOptions, MuxError, Session, verifySessionOptions } from '../src/index.ts';
 
 test('defaults follow the contract and the spec initial window', () => {
-  assert.deepEqual({ ...defaultSessionOptions }, {
-    acceptBacklog: 256, maxConcurrentStreams: 10_000, keepAliveIntervalMs: 30_000, keepAliveTimeoutMs: 10_000,
-    streamOpenTimeoutMs: 30_000, streamCloseTimeoutMs: 60_000, maxStreamWindowBytes: 262_144, autoTuneWindow: false,
-    maxFrameBytes: 65_536, ackDelayMs: 20, goAwayTimeoutMs: 5_000, maxPingsPerSecond: 50, pingBurst: 50,
-  });
+  assert.deepEqual(
+    { ...defaultSessionOptions },
+    {
+      acceptBacklog: 256,
+      maxConcurrentStreams: 10_000,
+      keepAliveIntervalMs: 30_000,
+      keepAliveTimeoutMs: 10_000,
+      streamOpenTimeoutMs: 30_000,
+      streamCloseTimeoutMs: 60_000,
+      maxStreamWindowBytes: 262_144,
+      autoTuneWindow: false,
+      maxFrameBytes: 65_536,
+      ackDelayMs: 20,
+      goAwayTimeoutMs: 5_000,
+      maxPingsPerSecond: 50,
+      pingBurst: 50,
+    },
+  );
   assert.doesNotThrow(() => verifySessionOptions({ client: true }));
 });
 
@@ -25,8 +38,10 @@ test('an invalid option is rejected with PT_ERR_MUX_CONFIG naming the option', (
     [{ client: true, ackDelayMs: -1 }, 'ackDelayMs'],
   ];
   for (const [o, name] of cases) {
-    assert.throws(() => verifySessionOptions(o as never), (e: unknown) =>
-      e instanceof MuxError && e.code === 'PT_ERR_MUX_CONFIG' && e.message.includes(name));
+    assert.throws(
+      () => verifySessionOptions(o as never),
+      (e: unknown) => e instanceof MuxError && e.code === 'PT_ERR_MUX_CONFIG' && e.message.includes(name),
+    );
     assert.throws(() => new Session(o as never), { code: 'PT_ERR_MUX_CONFIG' });
   }
 });

@@ -14,7 +14,10 @@ test('the FIFO keeps its order across compactions while pushes and shifts interl
   for (let x = q.shift(); x !== undefined; x = q.shift()) got.push(x);
   assert.equal(q.length, 0);
   assert.equal(q.shift(), undefined);
-  assert.deepEqual(got, Array.from({ length: next }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: next }, (_, i) => i),
+  );
 });
 
 // A linear drain takes ~0.1 s; the timeout catches a quadratic one (Array#shift on large arrays).

@@ -12,9 +12,16 @@ for (const kind of transports) {
     const { client, server } = await connect(t, kind);
     let open = false;
     const granted: number[] = [];
-    const pacer: GrantPacer = { waitMs: () => (open ? 0 : 20), charge: (n) => { granted.push(n); } };
+    const pacer: GrantPacer = {
+      waitMs: () => (open ? 0 : 20),
+      charge: (n) => {
+        granted.push(n);
+      },
+    };
     const received = new Promise<Buffer>((resolve, reject) => {
-      server.on('stream', (s: Stream) => { readAll(s.setGrantPacer(pacer)).then(resolve, reject); });
+      server.on('stream', (s: Stream) => {
+        readAll(s.setGrantPacer(pacer)).then(resolve, reject);
+      });
     });
     const data = payload(1024 * KiB, 7);
     const s = client.open();

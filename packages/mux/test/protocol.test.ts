@@ -11,10 +11,13 @@ const violations: [string, (p: RawPeer) => void][] = [
   ['a bad version', (p) => p.sendBytes(Buffer.from([1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]))],
   ['an unknown frame type', (p) => p.sendBytes(Buffer.from([0, 9, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]))],
   ['a window overrun', (p) => p.send(FrameType.data, 0, 1, Buffer.alloc(257 * KiB))],
-  ['a window overrun across frames', (p) => {
-    p.send(FrameType.data, 0, 1, Buffer.alloc(200 * KiB));
-    p.send(FrameType.data, 0, 1, Buffer.alloc(100 * KiB));
-  }],
+  [
+    'a window overrun across frames',
+    (p) => {
+      p.send(FrameType.data, 0, 1, Buffer.alloc(200 * KiB));
+      p.send(FrameType.data, 0, 1, Buffer.alloc(100 * KiB));
+    },
+  ],
   ['a duplicate SYN for a live stream', (p) => p.send(FrameType.windowUpdate, Flag.syn, 1, 0)],
   ['a SYN with a wrong-parity stream id', (p) => p.send(FrameType.windowUpdate, Flag.syn, 2, 0)],
   ['a stream frame on stream id 0', (p) => p.send(FrameType.data, 0, 0, Buffer.from('x'))],
@@ -38,12 +41,14 @@ for (const [what, violate] of violations) {
 
 transportTest('frames for a never-opened or already-closed stream id are ignored', async (t, kind) => {
   const peer = await rawPeer(t, kind, { client: false });
-  peer.sendBytes(Buffer.concat([
-    encodeDataFrame(0, 99, Buffer.from('stray')),
-    encodeHeader(FrameType.windowUpdate, Flag.fin, 97, 1000),
-    encodeHeader(FrameType.windowUpdate, Flag.rst, 95, 0),
-    encodeHeader(FrameType.ping, Flag.syn, 0, 7),
-  ]));
+  peer.sendBytes(
+    Buffer.concat([
+      encodeDataFrame(0, 99, Buffer.from('stray')),
+      encodeHeader(FrameType.windowUpdate, Flag.fin, 97, 1000),
+      encodeHeader(FrameType.windowUpdate, Flag.rst, 95, 0),
+      encodeHeader(FrameType.ping, Flag.syn, 0, 7),
+    ]),
+  );
   const pong = await peer.waitFrame((f) => f.type === FrameType.ping);
   assert.equal(pong.flags, Flag.ack);
   assert.equal(pong.length, 7);
@@ -59,19 +64,22 @@ transportTest('a remote GoAway with an error code is reported with that code', a
   assert.throws(() => peer.session.open(), { code: 'PT_ERR_MUX_GOAWAY' });
 });
 
-transportTest('an inbound stream that sends nothing is ACKed on its own after ackDelayMs, never before it is accepted, with the window delta', async (t, kind) => {
-  const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB });
-  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
-  peer.send(FrameType.ping, Flag.syn, 0, 5);
-  await peer.waitFrame((f) => f.type === FrameType.ping); // our pong: the SYN before it has been processed
-  assert.equal(peer.frames.filter((f) => f.streamId === 1).length, 0, 'no ACK while unaccepted');
-  const s = await peer.session.accept();
-  const ack = await peer.waitFrame((f) => f.streamId === 1);
-  assert.deepEqual([ack.type, ack.flags, ack.length], [FrameType.windowUpdate, Flag.ack, 768 * KiB]);
-  assert.equal(s.id, 1);
-});
+transportTest(
+  'an inbound stream that sends nothing is ACKed on its own after ackDelayMs, never before it is accepted, with the window delta',
+  async (t, kind) => {
+    const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB });
+    peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+    peer.send(FrameType.ping, Flag.syn, 0, 5);
+    await peer.waitFrame((f) => f.type === FrameType.ping); // our pong: the SYN before it has been processed
+    assert.equal(peer.frames.filter((f) => f.streamId === 1).length, 0, 'no ACK while unaccepted');
+    const s = await peer.session.accept();
+    const ack = await peer.waitFrame((f) => f.streamId === 1);
+    assert.deepEqual([ack.type, ack.flags, ack.length], [FrameType.windowUpdate, Flag.ack, 768 * KiB]);
+    assert.equal(s.id, 1);
+  },
+);
 
-transportTest('an accepted stream\'s ACK rides on its first data frame and its window delta follows as a window update', async (t, kind) => {
+transportTest("an accepted stream's ACK rides on its first data frame and its window delta follows as a window update", async (t, kind) => {
   const peer = await rawPeer(t, kind, { client: false, maxStreamWindowBytes: 1024 * KiB, ackDelayMs: 60_000 });
   peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
   const s = await peer.session.accept();
@@ -100,7 +108,13 @@ transportTest('with ackDelayMs 0 an accepted stream is ACKed at once, before any
   s.write('x');
   await peer.waitFrame((f) => f.streamId === 1 && f.type === FrameType.data);
   const ours = peer.frames.filter((f) => f.streamId === 1);
-  assert.deepEqual(ours.map((f) => [f.type, f.flags]), [[FrameType.windowUpdate, Flag.ack], [FrameType.data, 0]]);
+  assert.deepEqual(
+    ours.map((f) => [f.type, f.flags]),
+    [
+      [FrameType.windowUpdate, Flag.ack],
+      [FrameType.data, 0],
+    ],
+  );
 });
 
 transportTest('open() sends SYN on a window update advertising a window above 256 KiB', async (t, kind) => {

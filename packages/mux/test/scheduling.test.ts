@@ -66,16 +66,28 @@ async function dataOrder(t: TestContext, plan: { group?: string; frames: number 
 }
 
 test('with no groups set, data frames leave in plain round-robin order, as before', async (t) => {
-  const { ids: [s1, s2, s3], order } = await dataOrder(t, [{ frames: 3 }, { frames: 1 }, { frames: 2 }]);
+  const {
+    ids: [s1, s2, s3],
+    order,
+  } = await dataOrder(t, [{ frames: 3 }, { frames: 1 }, { frames: 2 }]);
   assert.deepEqual(order, [s1, s2, s3, s1, s3, s1]);
-  const same = await dataOrder(t, [{ group: 'x', frames: 3 }, { group: 'x', frames: 1 }, { group: 'x', frames: 2 }]);
-  assert.deepEqual(same.order.map((id) => same.ids.indexOf(id)), [0, 1, 2, 0, 2, 0], 'one named group: the same order');
+  const same = await dataOrder(t, [
+    { group: 'x', frames: 3 },
+    { group: 'x', frames: 1 },
+    { group: 'x', frames: 2 },
+  ]);
+  assert.deepEqual(
+    same.order.map((id) => same.ids.indexOf(id)),
+    [0, 1, 2, 0, 2, 0],
+    'one named group: the same order',
+  );
 });
 
 test('groups take turns, then the streams within a group, and ungrouped streams form one group', async (t) => {
-  const { ids: [a1, a2, b1, u1], order } = await dataOrder(t, [
-    { group: 'A', frames: 3 }, { group: 'A', frames: 2 }, { group: 'B', frames: 2 }, { frames: 1 },
-  ]);
+  const {
+    ids: [a1, a2, b1, u1],
+    order,
+  } = await dataOrder(t, [{ group: 'A', frames: 3 }, { group: 'A', frames: 2 }, { group: 'B', frames: 2 }, { frames: 1 }]);
   assert.deepEqual(order, [a1, b1, u1, a2, b1, a1, a2, a1]);
 });
 
@@ -92,7 +104,9 @@ test('a stream moved to another group while queued takes its turns in the new gr
   assert.equal(session.scheduledGroupCount, 0);
 });
 
-test('a scheduling group whose streams all finished leaves the rotation: 10,000 streams in distinct groups leave no group behind', { timeout: 60_000 }, async (t) => {
+test('a scheduling group whose streams all finished leaves the rotation: 10,000 streams in distinct groups leave no group behind', {
+  timeout: 60_000,
+}, async (t) => {
   const { client, server } = await connect(t, memory);
   server.on('stream', (s: Stream) => {
     s.resume();

@@ -38,7 +38,10 @@ transportTest('a dead transport closes both sessions and errors every open strea
   await Promise.all([closed(client), closed(server)]);
   assert.ok(client.isClosed && server.isClosed);
   assert.equal((server.closeError as MuxError).code, 'PT_ERR_MUX_TRANSPORT_CLOSED');
-  assert.throws(() => client.open(), (e) => hasCode(e, 'PT_ERR_MUX_SESSION_CLOSED'));
+  assert.throws(
+    () => client.open(),
+    (e) => hasCode(e, 'PT_ERR_MUX_SESSION_CLOSED'),
+  );
   await assert.rejects(client.accept(), (e) => hasCode(e, 'PT_ERR_MUX_TRANSPORT_CLOSED'));
 });
 
@@ -56,7 +59,12 @@ transportTest('destroying a session with open streams and no error listeners cra
 
 transportTest('after a remote GoAway open() fails with PT_ERR_MUX_GOAWAY while existing streams continue', async (t, kind) => {
   const { client, server } = await connect(t, kind);
-  const accepted = new Promise<void>((resolve) => server.on('stream', (s: Stream) => { s.pipe(s); resolve(); }));
+  const accepted = new Promise<void>((resolve) =>
+    server.on('stream', (s: Stream) => {
+      s.pipe(s);
+      resolve();
+    }),
+  );
   const existing = client.open();
   existing.write('before ');
   await accepted; // a SYN arriving after our GoAway would be refused
@@ -64,7 +72,10 @@ transportTest('after a remote GoAway open() fails with PT_ERR_MUX_GOAWAY while e
   server.goAway(GoAwayCode.normal);
   assert.deepEqual(await code, [0]);
   assert.ok(client.remoteGoAway && server.localGoAway);
-  assert.throws(() => client.open(), (e) => hasCode(e, 'PT_ERR_MUX_GOAWAY'));
+  assert.throws(
+    () => client.open(),
+    (e) => hasCode(e, 'PT_ERR_MUX_GOAWAY'),
+  );
   existing.end('after');
   assert.equal((await readAll(existing)).toString(), 'before after');
 });
@@ -105,7 +116,9 @@ transportTest('close() sends GoAway, waits for open streams to finish, then ends
   s.write('req');
   const inbound = await server.accept();
   let closeDone = false;
-  const closing = client.close(10_000).then(() => { closeDone = true; });
+  const closing = client.close(10_000).then(() => {
+    closeDone = true;
+  });
   await once(server, 'goaway');
   assert.equal(closeDone, false, 'close() waits for the open stream');
   const echoed = readAll(s);
@@ -148,7 +161,10 @@ transportTest('maxConcurrentStreams bounds open() locally and refuses inbound SY
   const a = client.open();
   const b = client.open();
   const c = client.open();
-  assert.throws(() => client.open(), (e) => hasCode(e, 'PT_ERR_MUX_STREAMS_EXHAUSTED'));
+  assert.throws(
+    () => client.open(),
+    (e) => hasCode(e, 'PT_ERR_MUX_STREAMS_EXHAUSTED'),
+  );
   const refused = new Promise((resolve) => c.once('error', resolve));
   assert.ok(hasCode(await refused, 'PT_ERR_MUX_STREAM_RESET'));
   assert.deepEqual([(await server.accept()).id, (await server.accept()).id], [a.id, b.id]);
@@ -182,7 +198,9 @@ transportTest('a half-closed stream whose peer never closes is reset after strea
 transportTest('a listener that throws while a frame is delivered closes the session with PT_ERR_MUX_INTERNAL and GoAway(2)', async (t, kind) => {
   const { client, server } = await connect(t, kind);
   const boom = new Error('app bug');
-  server.on('stream', () => { throw boom; });
+  server.on('stream', () => {
+    throw boom;
+  });
   const goaway = once(client, 'goaway');
   client.open().write('x');
   assert.deepEqual(await goaway, [GoAwayCode.internalError]);

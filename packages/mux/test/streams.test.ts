@@ -5,7 +5,10 @@ import { closed, hashAll, payload, readAll, sha256, waitFor } from './helpers/io
 import { rawPeer } from './helpers/raw-peer.ts';
 import { connect, transportTest } from './helpers/sessions.ts';
 
-const isCode = (code: string) => (e: unknown): boolean => e instanceof MuxError && e.code === code;
+const isCode =
+  (code: string) =>
+  (e: unknown): boolean =>
+    e instanceof MuxError && e.code === code;
 
 transportTest('a stream carries bytes both ways and end() half-closes so the peer can still answer', async (t, kind) => {
   const { client, server } = await connect(t, kind);
@@ -28,13 +31,15 @@ transportTest('several MiB arrive intact in both directions (sha256) on concurre
   const { client, server } = await connect(t, kind);
   server.on('stream', (s: Stream) => s.pipe(s));
   const sizes = [3 * 1024 * 1024, 1_000_003, 65_537];
-  await Promise.all(sizes.map(async (n, i) => {
-    const data = payload(n, i + 1);
-    const s = client.open();
-    const got = hashAll(s);
-    s.end(data);
-    assert.deepEqual(await got, { sha256: sha256(data), bytes: n });
-  }));
+  await Promise.all(
+    sizes.map(async (n, i) => {
+      const data = payload(n, i + 1);
+      const s = client.open();
+      const got = hashAll(s);
+      s.end(data);
+      assert.deepEqual(await got, { sha256: sha256(data), bytes: n });
+    }),
+  );
   assert.equal(client.stats.resetsIn + client.stats.resetsOut, 0);
   await waitFor(() => client.stats.bytesOut === server.stats.bytesIn && server.stats.bytesOut === client.stats.bytesIn, 5_000, 'byte counters to agree');
   assert.ok(client.stats.bytesOut > 4 * 1024 * 1024);
@@ -93,23 +98,27 @@ transportTest('frames with combined flags are honoured: SYN|FIN with data, then 
   assert.equal(peer.session.numStreams, 0, 'both FINs seen: the stream left the map');
 });
 
-transportTest('10,000 streams opened and closed one after another leave the map empty and the next one works', async (t, kind) => {
-  const { client, server } = await connect(t, kind);
-  server.on('stream', (s: Stream) => {
-    s.resume();
-    s.once('end', () => s.end());
-  });
-  for (let i = 0; i < 10_000; i++) {
-    const s = client.open();
-    s.end();
-    s.resume();
-    await once(s, 'end');
-  }
-  await waitFor(() => client.numStreams === 0 && server.numStreams === 0, 5_000, 'maps empty');
-  const last = client.open();
-  last.end('10,001st');
-  server.removeAllListeners('stream');
-  server.on('stream', (s: Stream) => s.pipe(s));
-  assert.equal((await readAll(last)).toString(), '10,001st');
-  assert.equal(client.stats.streamsOpened, 10_001);
-}, { timeout: 60_000 });
+transportTest(
+  '10,000 streams opened and closed one after another leave the map empty and the next one works',
+  async (t, kind) => {
+    const { client, server } = await connect(t, kind);
+    server.on('stream', (s: Stream) => {
+      s.resume();
+      s.once('end', () => s.end());
+    });
+    for (let i = 0; i < 10_000; i++) {
+      const s = client.open();
+      s.end();
+      s.resume();
+      await once(s, 'end');
+    }
+    await waitFor(() => client.numStreams === 0 && server.numStreams === 0, 5_000, 'maps empty');
+    const last = client.open();
+    last.end('10,001st');
+    server.removeAllListeners('stream');
+    server.on('stream', (s: Stream) => s.pipe(s));
+    assert.equal((await readAll(last)).toString(), '10,001st');
+    assert.equal(client.stats.streamsOpened, 10_001);
+  },
+  { timeout: 60_000 },
+);

@@ -5,7 +5,12 @@ import { TokenBucket } from '../src/token-bucket.ts';
 /** A clock the test moves by hand (ms). */
 function manualClock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000;
-  return { now: () => t, advance: (ms) => { t += ms; } };
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 test('the ping token bucket allows its burst at once, then its rate, and never saves up beyond the burst', () => {

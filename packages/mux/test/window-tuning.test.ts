@@ -32,14 +32,23 @@ function pump(s: Stream, data: Buffer): void {
     while (written < data.length) {
       const ok = s.write(data.subarray(written, written + CHUNK));
       written += CHUNK;
-      if (!ok) { s.once('drain', go); return; }
+      if (!ok) {
+        s.once('drain', go);
+        return;
+      }
     }
     s.end();
   };
   go();
 }
 
-interface Observed { bytes: number; sha256: string; maxWindow: number; maxHeld: number; lastWindow: number }
+interface Observed {
+  bytes: number;
+  sha256: string;
+  maxWindow: number;
+  maxHeld: number;
+  lastWindow: number;
+}
 
 /** Reads to the end, recording the largest receive window and unread backlog seen after each chunk. */
 function readObserving(s: Stream): Promise<Observed> {
@@ -104,7 +113,10 @@ test('a paused reader with a grown window receives no more than that window, and
   // Read eagerly until the window has grown, then stop reading.
   const parts: Buffer[] = [];
   let bytes = 0;
-  const onData = (c: Buffer): void => { parts.push(c); bytes += c.length; };
+  const onData = (c: Buffer): void => {
+    parts.push(c);
+    bytes += c.length;
+  };
   r.on('data', onData);
   await waitFor(() => r.receiveWindowBytes >= 1 * MiB, 20_000, 'the window to grow to 1 MiB');
   r.off('data', onData);

@@ -50,10 +50,12 @@ test('yamux-js as client echoes a few KiB through our server session, and its FI
     server.destroy();
     client.close();
   });
-  const ended = new Promise<void>((resolve) => server.on('stream', (s: Stream) => {
-    s.on('data', (c: Buffer) => s.write(c));
-    s.on('end', resolve);
-  }));
+  const ended = new Promise<void>((resolve) =>
+    server.on('stream', (s: Stream) => {
+      s.on('data', (c: Buffer) => s.write(c));
+      s.on('end', resolve);
+    }),
+  );
   const data = payload(6 * 1024, 11);
   const s = client.open();
   const echoed = readBytes(s, data.length);

@@ -15,19 +15,38 @@ import pino from 'pino';
 export const DENIED_BY_HEADER = 'x-pipeops-denied-by';
 
 const DENY_RULES: ReadonlySet<string> = new Set([
-  'impersonation', 'read_only', 'deny_subresources', 'deny_resources', 'namespaces', 'auth', 'cluster', 'stream_limit', 'rate_limit', 'protocol', 'identity',
+  'impersonation',
+  'read_only',
+  'deny_subresources',
+  'deny_resources',
+  'namespaces',
+  'auth',
+  'cluster',
+  'stream_limit',
+  'rate_limit',
+  'protocol',
+  'identity',
 ]);
 
 /** The deny rule in a {@link DENIED_BY_HEADER} value, or undefined when it is not one. */
 export function deniedByRule(value: string | undefined): AuditDenyRule | undefined {
   const v = value?.trim();
-  return v !== undefined && DENY_RULES.has(v) ? v as AuditDenyRule : undefined;
+  return v !== undefined && DENY_RULES.has(v) ? (v as AuditDenyRule) : undefined;
 }
 
 /** Why a request was refused before it reached the API server (a fixed set; also a metric label). */
 export const auditDenyRules = [
-  'impersonation', 'read_only', 'deny_subresources', 'deny_resources', 'namespaces',
-  'auth', 'cluster', 'stream_limit', 'rate_limit', 'protocol', 'identity',
+  'impersonation',
+  'read_only',
+  'deny_subresources',
+  'deny_resources',
+  'namespaces',
+  'auth',
+  'cluster',
+  'stream_limit',
+  'rate_limit',
+  'protocol',
+  'identity',
 ] as const;
 export type AuditDenyRule = (typeof auditDenyRules)[number];
 
@@ -107,7 +126,15 @@ export function auditPath(target: string): string {
 }
 
 /** The empty request-info fields (a request refused before it could be read). */
-export const NO_AUDIT_TARGET: Readonly<AuditTarget> = Object.freeze({ verb: '', apiGroup: '', apiVersion: '', resource: '', subresource: '', namespace: '', name: '' });
+export const NO_AUDIT_TARGET: Readonly<AuditTarget> = Object.freeze({
+  verb: '',
+  apiGroup: '',
+  apiVersion: '',
+  resource: '',
+  subresource: '',
+  namespace: '',
+  name: '',
+});
 
 /**
  * What {@link auditRecord} makes a record of: the record's own fields but
@@ -127,19 +154,44 @@ export type AuditFields = Omit<AuditRecord, 'event' | 'decision' | 'path' | keyo
 export function auditRecord(f: AuditFields): AuditRecord {
   const t = f.info;
   return {
-    event: 'audit', side: f.side, time: f.time, requestId: f.requestId, runnerId: f.runnerId, cluster: f.cluster, route: f.route,
-    method: f.method, path: auditPath(f.target),
-    verb: t.verb, apiGroup: t.apiGroup, apiVersion: t.apiVersion, resource: t.resource, subresource: t.subresource, namespace: t.namespace, name: t.name,
-    status: f.status, bytesIn: f.bytesIn, bytesOut: f.bytesOut, ms: f.ms, upgraded: f.upgraded,
-    decision: f.rule === undefined ? 'allowed' : 'denied', rule: f.rule, error: f.error, outcome: f.outcome,
+    event: 'audit',
+    side: f.side,
+    time: f.time,
+    requestId: f.requestId,
+    runnerId: f.runnerId,
+    cluster: f.cluster,
+    route: f.route,
+    method: f.method,
+    path: auditPath(f.target),
+    verb: t.verb,
+    apiGroup: t.apiGroup,
+    apiVersion: t.apiVersion,
+    resource: t.resource,
+    subresource: t.subresource,
+    namespace: t.namespace,
+    name: t.name,
+    status: f.status,
+    bytesIn: f.bytesIn,
+    bytesOut: f.bytesOut,
+    ms: f.ms,
+    upgraded: f.upgraded,
+    decision: f.rule === undefined ? 'allowed' : 'denied',
+    rule: f.rule,
+    error: f.error,
+    outcome: f.outcome,
   };
 }
 
 /** The request-info fields of an audit record, from a resolved request info. */
 export function auditTarget(info: AuditTarget): AuditTarget {
   return {
-    verb: info.verb, apiGroup: info.apiGroup, apiVersion: info.apiVersion, resource: info.resource,
-    subresource: info.subresource, namespace: info.namespace, name: info.name,
+    verb: info.verb,
+    apiGroup: info.apiGroup,
+    apiVersion: info.apiVersion,
+    resource: info.resource,
+    subresource: info.subresource,
+    namespace: info.namespace,
+    name: info.name,
   };
 }
 
@@ -156,7 +208,11 @@ export function createAuditSink(o: AuditSinkOptions): AuditSink {
     return {
       destination: 'log',
       dropped: 0,
-      write: line ?? ((rec, level = 'info') => { o.logger[level](rec, message); }),
+      write:
+        line ??
+        ((rec, level = 'info') => {
+          o.logger[level](rec, message);
+        }),
       close: () => Promise.resolve(),
     };
   }
@@ -187,9 +243,19 @@ function pinoLineWriter(logger: AuditLogger, message: string): ((rec: AuditRecor
   const pinoLike = logger as AuditLogger & { levels?: { values?: Record<string, number> }; isLevelEnabled?: (level: string) => boolean };
   const values = pinoLike.levels?.values;
   const enabled = pinoLike.isLevelEnabled;
-  if (stream === undefined || typeof stream.write !== 'function' || typeof chindings !== 'string' || typeof time !== 'function'
-    || levelStrings === undefined || typeof end !== 'string' || typeof messageKey !== 'string'
-    || (own(nestedKeySym) ?? null) !== null || values === undefined || typeof enabled !== 'function') return undefined;
+  if (
+    stream === undefined ||
+    typeof stream.write !== 'function' ||
+    typeof chindings !== 'string' ||
+    typeof time !== 'function' ||
+    levelStrings === undefined ||
+    typeof end !== 'string' ||
+    typeof messageKey !== 'string' ||
+    (own(nestedKeySym) ?? null) !== null ||
+    values === undefined ||
+    typeof enabled !== 'function'
+  )
+    return undefined;
   const write = (stream.write as (line: string) => unknown).bind(stream);
   const now = time as () => string;
   const prefix = { info: levelStrings[values.info ?? 30], warn: levelStrings[values.warn ?? 40] };
@@ -223,7 +289,9 @@ class FileAuditSink implements AuditSink {
     });
   }
 
-  get dropped(): number { return this.#dropped; }
+  get dropped(): number {
+    return this.#dropped;
+  }
 
   write(rec: AuditRecord): void {
     if (this.#failed || this.#out.writableLength > this.#maxBuffered) {

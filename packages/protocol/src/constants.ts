@@ -21,12 +21,18 @@ export const MIN_PROTOCOL_VERSION = 1;
  * it can. The message names both sides' protocol and software versions and
  * which side to upgrade.
  */
-export function protocolMismatch(theirs: number, peer: { role: 'agent' | 'gateway'; version: string }, self: { role: 'agent' | 'gateway'; version: string }): string | undefined {
+export function protocolMismatch(
+  theirs: number,
+  peer: { role: 'agent' | 'gateway'; version: string },
+  self: { role: 'agent' | 'gateway'; version: string },
+): string | undefined {
   if (Number.isInteger(theirs) && theirs >= MIN_PROTOCOL_VERSION && theirs <= PROTOCOL_VERSION) return undefined;
   const range = MIN_PROTOCOL_VERSION === PROTOCOL_VERSION ? `${PROTOCOL_VERSION}` : `${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION}`;
   const upgrade = theirs > PROTOCOL_VERSION ? self.role : peer.role;
-  return `${peer.role} ${peer.version} speaks protocol ${String(theirs)}, ${self.role} ${self.version} speaks ${range}: upgrade the ${upgrade}`
-    + (upgrade === 'gateway' ? ' (gateways first, then agents)' : '');
+  return (
+    `${peer.role} ${peer.version} speaks protocol ${String(theirs)}, ${self.role} ${self.version} speaks ${range}: upgrade the ${upgrade}` +
+    (upgrade === 'gateway' ? ' (gateways first, then agents)' : '')
+  );
 }
 
 /** Upgrade request headers the agent sends besides Authorization (lower-case, as Node exposes them). */

@@ -27,28 +27,51 @@ export const MAX_POLICY_STRING_CHARS = 253;
 
 /** Agent → gateway, first message on the control stream. */
 export interface HelloMessage {
-  type: 'hello'; agentId: string; name: string; clusterName: string; version: string;
-  labels: Record<string, string>; protocolVersion: number;
+  type: 'hello';
+  agentId: string;
+  name: string;
+  clusterName: string;
+  version: string;
+  labels: Record<string, string>;
+  protocolVersion: number;
   policy?: OwnerPolicyReport;
 }
 /** Gateway → agent, answer to `hello`; `protocolVersion` is the gateway's (absent from gateways before it was added: 1). */
-export interface WelcomeMessage { type: 'welcome'; sessionId: string; gatewayVersion: string; protocolVersion?: number }
+export interface WelcomeMessage {
+  type: 'welcome';
+  sessionId: string;
+  gatewayVersion: string;
+  protocolVersion?: number;
+}
 /** Agent → gateway, periodic status report. */
 export interface StatusMessage {
-  type: 'status'; at: string; uptimeSeconds: number; streamsActive: number; bytesIn: number; bytesOut: number;
+  type: 'status';
+  at: string;
+  uptimeSeconds: number;
+  streamsActive: number;
+  bytesIn: number;
+  bytesOut: number;
   rttMs?: number;
   apiServer?: { reachable: boolean; version?: string; checkedAt?: string; error?: string };
   policy?: OwnerPolicyReport;
 }
 /** Gateway → agent: the gateway is draining; dial again (sent before GoAway). */
-export interface ReconnectMessage { type: 'reconnect'; reason: string }
+export interface ReconnectMessage {
+  type: 'reconnect';
+  reason: string;
+}
 /**
  * Either direction: a fatal problem, with a `PT_ERR_*` code. With
  * `PT_ERR_SESSION_REPLACED`, `replacedBy` is the `sessionId` of the newer
  * session that took the cluster (the agent sends it back in
  * `x-pipeops-replaced-by` when it dials again).
  */
-export interface ErrorMessage { type: 'error'; code: string; message: string; replacedBy?: string }
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  replacedBy?: string;
+}
 
 /** One control-channel message (NDJSON, one per line). */
 export type ControlMessage = HelloMessage | WelcomeMessage | StatusMessage | ReconnectMessage | ErrorMessage;
@@ -87,7 +110,9 @@ export class ControlChannel extends EventEmitter {
   }
 
   /** True once the channel is closed. */
-  get closed(): boolean { return this.#closed; }
+  get closed(): boolean {
+    return this.#closed;
+  }
 
   /** Sends one message. Returns false (and sends nothing) when the channel is closed. */
   send(msg: ControlMessage): boolean {
@@ -192,8 +217,13 @@ export function parseControlMessage(line: string): ControlMessage {
       }
       if (!isObj(m.labels) || !Object.values(m.labels).every(isStr)) throw invalid('hello: labels must map strings to strings');
       const hello: HelloMessage = {
-        type: 'hello', agentId: m.agentId, name: m.name, clusterName: m.clusterName, version: m.version,
-        labels: { ...m.labels } as Record<string, string>, protocolVersion: m.protocolVersion,
+        type: 'hello',
+        agentId: m.agentId,
+        name: m.name,
+        clusterName: m.clusterName,
+        version: m.version,
+        labels: { ...m.labels } as Record<string, string>,
+        protocolVersion: m.protocolVersion,
       };
       const policy = parsePolicy(m.policy);
       if (policy !== undefined) hello.policy = policy;
@@ -202,18 +232,34 @@ export function parseControlMessage(line: string): ControlMessage {
     case 'welcome':
       if (!isStr(m.sessionId) || !isStr(m.gatewayVersion)) throw invalid('welcome: sessionId and gatewayVersion must be strings');
       if (m.protocolVersion !== undefined && typeof m.protocolVersion !== 'number') throw invalid('welcome: protocolVersion must be a number');
-      return { type: 'welcome', sessionId: m.sessionId, gatewayVersion: m.gatewayVersion, ...(m.protocolVersion !== undefined ? { protocolVersion: m.protocolVersion } : {}) };
+      return {
+        type: 'welcome',
+        sessionId: m.sessionId,
+        gatewayVersion: m.gatewayVersion,
+        ...(m.protocolVersion !== undefined ? { protocolVersion: m.protocolVersion } : {}),
+      };
     case 'status': {
       if (!isStr(m.at) || !isNum(m.uptimeSeconds) || !isNum(m.streamsActive) || !isNum(m.bytesIn) || !isNum(m.bytesOut) || !optional(m.rttMs, isNum)) {
         throw invalid('status: at must be a string; uptimeSeconds, streamsActive, bytesIn, bytesOut, rttMs numbers');
       }
       const status: StatusMessage = {
-        type: 'status', at: m.at, uptimeSeconds: m.uptimeSeconds, streamsActive: m.streamsActive, bytesIn: m.bytesIn, bytesOut: m.bytesOut,
+        type: 'status',
+        at: m.at,
+        uptimeSeconds: m.uptimeSeconds,
+        streamsActive: m.streamsActive,
+        bytesIn: m.bytesIn,
+        bytesOut: m.bytesOut,
       };
       if (isNum(m.rttMs)) status.rttMs = m.rttMs;
       const api = m.apiServer;
       if (api !== undefined) {
-        if (!isObj(api) || typeof api.reachable !== 'boolean' || !optional(api.version, isStr) || !optional(api.checkedAt, isStr) || !optional(api.error, isStr)) {
+        if (
+          !isObj(api) ||
+          typeof api.reachable !== 'boolean' ||
+          !optional(api.version, isStr) ||
+          !optional(api.checkedAt, isStr) ||
+          !optional(api.error, isStr)
+        ) {
           throw invalid('status: apiServer must be { reachable: boolean, version?, checkedAt?, error?: string }');
         }
         const apiServer: NonNullable<StatusMessage['apiServer']> = { reachable: api.reachable };
@@ -254,7 +300,7 @@ function parsePolicy(v: unknown): OwnerPolicyReport | undefined {
     const list = v[key];
     if (!Array.isArray(list) || list.length > MAX_POLICY_ENTRIES) return undefined;
     if (!list.every((x: unknown) => isStr(x) && x.length <= MAX_POLICY_STRING_CHARS)) return undefined;
-    policy[key] = [...list as string[]];
+    policy[key] = [...(list as string[])];
   }
   return policy;
 }

@@ -18,10 +18,16 @@ export async function openUnlessAborted(open: () => Promise<Duplex>, signal: Abo
   });
   try {
     const stream = await Promise.race([opening, aborted]);
-    if (signal.aborted) { stream.destroy(); throw abortReason(signal); }
+    if (signal.aborted) {
+      stream.destroy();
+      throw abortReason(signal);
+    }
     return stream;
   } catch (err) {
-    opening.then((s) => s.destroy(), () => {});
+    opening.then(
+      (s) => s.destroy(),
+      () => {},
+    );
     throw err;
   } finally {
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);

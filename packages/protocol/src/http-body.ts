@@ -8,11 +8,7 @@ import { TunnelError } from './errors.ts';
 import { parseFieldLine } from './http-head.ts';
 
 /** How a request head delimits its body (RFC 9112 §6.3), or why it cannot be read. */
-export type BodyFraming =
-  | { kind: 'none' }
-  | { kind: 'length'; length: number }
-  | { kind: 'chunked' }
-  | { kind: 'refused'; status: 400 | 501; message: string };
+export type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'refused'; status: 400 | 501; message: string };
 
 const DIGITS = /^[0-9]{1,15}$/;
 
@@ -30,8 +26,10 @@ export function requestBodyFraming(raw: readonly string[], http10 = false): Body
   let coding: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const lower = (raw[i] ?? '').toLowerCase();
-    if (lower === 'content-length') { lengths += 1; length = raw[i + 1] ?? ''; }
-    else if (lower === 'transfer-encoding') coding = coding === undefined ? (raw[i + 1] ?? '') : `${coding},${raw[i + 1] ?? ''}`;
+    if (lower === 'content-length') {
+      lengths += 1;
+      length = raw[i + 1] ?? '';
+    } else if (lower === 'transfer-encoding') coding = coding === undefined ? (raw[i + 1] ?? '') : `${coding},${raw[i + 1] ?? ''}`;
   }
   if (coding !== undefined) {
     if (lengths > 0) return { kind: 'refused', status: 400, message: 'both Transfer-Encoding and Content-Length' };
@@ -104,9 +102,15 @@ export class RequestBody extends Readable {
   #sawCr = false;
   /** The CR ending `#line` was the last byte seen. */
   #lineCr = false;
-  readonly #onData = (chunk: Buffer): void => { this.#feed(chunk); };
-  readonly #onEnd = (): void => { this.#cut(); };
-  readonly #onError = (err: Error): void => { this.destroy(err); };
+  readonly #onData = (chunk: Buffer): void => {
+    this.#feed(chunk);
+  };
+  readonly #onEnd = (): void => {
+    this.#cut();
+  };
+  readonly #onError = (err: Error): void => {
+    this.destroy(err);
+  };
 
   constructor(source: Duplex, initial: Buffer, framing: { kind: 'length'; length: number } | { kind: 'chunked' }, o: RequestBodyOptions = {}) {
     super();
@@ -166,11 +170,17 @@ export class RequestBody extends Readable {
           // The CRLF after a chunk's data, possibly split across reads.
           const byte = chunk[at++]!;
           if (!this.#sawCr) {
-            if (byte !== CR) { this.#fail('malformed chunked body: no CRLF after chunk data'); break; }
+            if (byte !== CR) {
+              this.#fail('malformed chunked body: no CRLF after chunk data');
+              break;
+            }
             this.#sawCr = true;
           } else {
             this.#sawCr = false;
-            if (byte !== LF) { this.#fail('malformed chunked body: no CRLF after chunk data'); break; }
+            if (byte !== LF) {
+              this.#fail('malformed chunked body: no CRLF after chunk data');
+              break;
+            }
             this.#state = State.Size;
           }
           break;
@@ -180,7 +190,10 @@ export class RequestBody extends Readable {
           if (this.#lineCr) {
             // The line's CR ended the previous read: its LF must come first now.
             this.#lineCr = false;
-            if (chunk[at] !== LF) { this.#fail('malformed chunked body: bare CR'); break; }
+            if (chunk[at] !== LF) {
+              this.#fail('malformed chunked body: bare CR');
+              break;
+            }
             at += 1;
             this.#endLine();
             break;
@@ -196,8 +209,14 @@ export class RequestBody extends Readable {
           }
           if (cr === -1) break;
           at = cr + 1;
-          if (at === chunk.length) { this.#lineCr = true; break; }
-          if (chunk[at] !== LF) { this.#fail('malformed chunked body: bare CR'); break; }
+          if (at === chunk.length) {
+            this.#lineCr = true;
+            break;
+          }
+          if (chunk[at] !== LF) {
+            this.#fail('malformed chunked body: bare CR');
+            break;
+          }
           at += 1;
           this.#endLine();
           break;
@@ -214,16 +233,28 @@ export class RequestBody extends Readable {
     this.#line = '';
     if (this.#state === State.Size) {
       const m = CHUNK_LINE.exec(line);
-      if (m === null) { this.#fail('malformed chunked body: bad chunk-size line'); return; }
+      if (m === null) {
+        this.#fail('malformed chunked body: bad chunk-size line');
+        return;
+      }
       const size = Number.parseInt(m[1]!, 16);
-      if (size === 0) { this.#state = State.Trailer; return; }
+      if (size === 0) {
+        this.#state = State.Trailer;
+        return;
+      }
       this.#remaining = size;
       this.#state = State.Data;
       return;
     }
-    if (line === '') { this.#finish(); return; }
+    if (line === '') {
+      this.#finish();
+      return;
+    }
     const field = parseFieldLine(line);
-    if (field === undefined) { this.#fail('malformed chunked body: bad trailer field'); return; }
+    if (field === undefined) {
+      this.#fail('malformed chunked body: bad trailer field');
+      return;
+    }
     this.rawTrailers.push(field[0], field[1]);
   }
 

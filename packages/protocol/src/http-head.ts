@@ -49,7 +49,9 @@ export class HeadError extends TunnelError {
 export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer.alloc(0)): Promise<{ head: string; rest: Buffer }> {
   const end = initial.indexOf(HEAD_END);
   if (end !== -1) {
-    return end > limit ? Promise.reject(new HeadError('too-large')) : Promise.resolve({ head: initial.toString('latin1', 0, end), rest: initial.subarray(end + 4) });
+    return end > limit
+      ? Promise.reject(new HeadError('too-large'))
+      : Promise.resolve({ head: initial.toString('latin1', 0, end), rest: initial.subarray(end + 4) });
   }
   return new Promise((resolve, reject) => {
     let buffered = initial;
@@ -65,16 +67,29 @@ export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       const end = buffered.indexOf(HEAD_END, from);
       if (end === -1) {
-        if (buffered.length > limit) { cleanup(); stream.pause(); reject(new HeadError('too-large')); }
+        if (buffered.length > limit) {
+          cleanup();
+          stream.pause();
+          reject(new HeadError('too-large'));
+        }
         return;
       }
       cleanup();
       stream.pause();
-      if (end > limit) { reject(new HeadError('too-large')); return; }
+      if (end > limit) {
+        reject(new HeadError('too-large'));
+        return;
+      }
       resolve({ head: buffered.toString('latin1', 0, end), rest: buffered.subarray(end + 4) });
     };
-    const onEnd = (): void => { cleanup(); reject(new HeadError('closed')); };
-    const onError = (err: Error): void => { cleanup(); reject(err); };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new HeadError('closed'));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
     stream.on('data', onData);
     stream.once('end', onEnd);
     stream.once('close', onEnd);

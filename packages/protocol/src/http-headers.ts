@@ -18,8 +18,14 @@
  * {@link isHopByHop}, {@link connectionTokens}). `trailer` is not in the set.
  */
 export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'transfer-encoding', 'upgrade',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'transfer-encoding',
+  'upgrade',
 ]);
 
 /** True for a hop-by-hop header name (lower case): one of {@link HOP_BY_HOP_HEADERS} or any `proxy-*`. */
@@ -97,7 +103,11 @@ export function headerRecord(raw: readonly string[]): Record<string, string | st
     const value = raw[i + 1] ?? '';
     const lower = name.toLowerCase();
     const key = names.get(lower);
-    if (key === undefined) { names.set(lower, name); out[name] = value; continue; }
+    if (key === undefined) {
+      names.set(lower, name);
+      out[name] = value;
+      continue;
+    }
     const prev = out[key] as string | string[];
     out[key] = Array.isArray(prev) ? [...prev, value] : [prev, value];
   }

@@ -19,9 +19,7 @@ export interface StreamRequest {
 }
 
 /** The answer of {@link requestOverStream}. */
-export type StreamResponse =
-  | { upgraded: false; response: IncomingMessage }
-  | { upgraded: true; response: IncomingMessage; socket: Duplex; head: Buffer };
+export type StreamResponse = { upgraded: false; response: IncomingMessage } | { upgraded: true; response: IncomingMessage; socket: Duplex; head: Buffer };
 
 /**
  * Sends one HTTP/1.1 request over `stream`, which serves as the connection
@@ -56,11 +54,17 @@ export function requestOverStream(stream: Duplex, req: StreamRequest): Promise<S
     cr.on('response', (response: IncomingMessage) => resolve({ upgraded: false, response }));
     cr.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => resolve({ upgraded: true, response, socket, head }));
     // After the head, failures surface on the response (or the upgraded socket); before it, they reject.
-    cr.on('error', (err) => { stream.destroy(); reject(err); });
+    cr.on('error', (err) => {
+      stream.destroy();
+      reject(err);
+    });
     const body = req.body;
     if (body === undefined) cr.end();
     else if (Buffer.isBuffer(body)) cr.end(body);
-    else pipeline(body, cr, () => { /* errors destroy both ends; reported through 'error' above */ });
+    else
+      pipeline(body, cr, () => {
+        /* errors destroy both ends; reported through 'error' above */
+      });
   });
 }
 

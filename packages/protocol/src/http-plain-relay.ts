@@ -28,12 +28,14 @@ export interface PlainRelayOptions {
 }
 
 /** What {@link relayPlain} resolves with: the answer's head (the caller writes it), or why there is none. */
-export type PlainAnswer =
-  | { head: ResponseHead; stream: Duplex; body: AnswerBody }
-  | { error: Error };
+export type PlainAnswer = { head: ResponseHead; stream: Duplex; body: AnswerBody } | { error: Error };
 
 /** The answer's body: how it is delimited, and what the stream delivered after the head. */
-export interface AnswerBody { framing: 'none' | 'length' | 'chunked' | 'close'; length: number; rest: Buffer }
+export interface AnswerBody {
+  framing: 'none' | 'length' | 'chunked' | 'close';
+  length: number;
+  rest: Buffer;
+}
 
 /** The runner's headers for the stream (flat `[name, value, …]`): hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added. */
 export function forwardedRequestHeaders(req: IncomingMessage, opts: Pick<PlainRelayOptions, 'setHeaders' | 'dropHeaders'>): string[] {
@@ -59,14 +61,21 @@ export function plainRequestHead(req: IncomingMessage, opts: PlainRelayOptions, 
  * sent it chunked; request trailers are not relayed), and reads the answer's
  * head, skipping interim (1xx) heads. Never rejects.
  */
-export async function relayPlain(req: IncomingMessage, open: () => Promise<Duplex>, opts: PlainRelayOptions, runnerGone: AbortSignal,
-  counted: { bytesIn: number }): Promise<PlainAnswer> {
+export async function relayPlain(
+  req: IncomingMessage,
+  open: () => Promise<Duplex>,
+  opts: PlainRelayOptions,
+  runnerGone: AbortSignal,
+  counted: { bytesIn: number },
+): Promise<PlainAnswer> {
   const framing = requestBodyFraming(req.rawHeaders);
   const chunked = framing.kind === 'chunked';
   const hasBody = framing.kind === 'chunked' || framing.kind === 'length';
   const exchange = openExchange(open, runnerGone, opts.headTimeoutMs ?? 0);
   let stream: Duplex | undefined;
-  const onAbort = (): void => { stream?.destroy(abortReason(exchange.signal)); };
+  const onAbort = (): void => {
+    stream?.destroy(abortReason(exchange.signal));
+  };
   try {
     stream = await exchange.stream;
     exchange.signal.addEventListener('abort', onAbort, { once: true });
@@ -80,7 +89,10 @@ export async function relayPlain(req: IncomingMessage, open: () => Promise<Duple
       read = await readHead(stream, MAX_RESPONSE_HEAD_BYTES, read.rest);
       head = parseResponseHead(read.head);
     }
-    if (head === undefined) { stream.destroy(); return { error: new Error('the agent sent a malformed response head') }; }
+    if (head === undefined) {
+      stream.destroy();
+      return { error: new Error('the agent sent a malformed response head') };
+    }
     return { head, stream, body: answerBody(req.method ?? 'GET', head, read.rest) };
   } catch (err) {
     stream?.destroy();
@@ -97,13 +109,20 @@ export async function relayPlain(req: IncomingMessage, open: () => Promise<Duple
 function sendBody(req: IncomingMessage, stream: Duplex, chunked: boolean, counted: { bytesIn: number }): void {
   req.on('data', (c: Buffer) => {
     counted.bytesIn += c.length;
-    if (!chunked) { writeWithBackpressure(stream, c, req); return; }
+    if (!chunked) {
+      writeWithBackpressure(stream, c, req);
+      return;
+    }
     const pieces = chunkPieces(c);
     for (let i = 0; i < pieces.length - 1; i++) stream.write(pieces[i]);
     writeWithBackpressure(stream, pieces[pieces.length - 1]!, req);
   });
-  req.on('end', () => { if (chunked && !stream.destroyed) stream.write(LAST_CHUNK); });
-  req.on('close', () => { if (!req.complete) stream.destroy(new RunnerGoneError()); });
+  req.on('end', () => {
+    if (chunked && !stream.destroyed) stream.write(LAST_CHUNK);
+  });
+  req.on('close', () => {
+    if (!req.complete) stream.destroy(new RunnerGoneError());
+  });
 }
 
 /** How the answer's body is delimited (RFC 9112 §6.3): none after HEAD/204/304, its length, chunked, or the stream's end. */
@@ -123,21 +142,45 @@ function answerBody(method: string, head: ResponseHead, rest: Buffer): AnswerBod
  */
 export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse, result: { bytesOut: number; error?: Error }): void {
   // The answer is through: our side ends (FIN) and the rest is read, so the stream closes.
-  const drainRest = (): void => { if (!stream.destroyed) stream.end(); drain(stream); };
-  const fail = (err: Error): void => { result.error ??= err; res.destroy(err); stream.destroy(); };
-  if (body.framing === 'none') { res.end(); drainRest(); return; }
+  const drainRest = (): void => {
+    if (!stream.destroyed) stream.end();
+    drain(stream);
+  };
+  const fail = (err: Error): void => {
+    result.error ??= err;
+    res.destroy(err);
+    stream.destroy();
+  };
+  if (body.framing === 'none') {
+    res.end();
+    drainRest();
+    return;
+  }
   if (body.framing === 'close') {
-    const onData = (c: Buffer): void => { result.bytesOut += c.length; writeWithBackpressure(res, c, stream); };
+    const onData = (c: Buffer): void => {
+      result.bytesOut += c.length;
+      writeWithBackpressure(res, c, stream);
+    };
     if (body.rest.length > 0) onData(body.rest);
     stream.on('data', onData);
-    stream.on('end', () => { if (!stream.destroyed) stream.end(); res.end(); });
-    stream.on('close', () => { if (!stream.readableEnded) fail(new Error('the upstream response was cut short')); });
+    stream.on('end', () => {
+      if (!stream.destroyed) stream.end();
+      res.end();
+    });
+    stream.on('close', () => {
+      if (!stream.readableEnded) fail(new Error('the upstream response was cut short'));
+    });
     stream.resume();
     return;
   }
-  const reader = new RequestBody(stream, body.rest, body.framing === 'length' ? { kind: 'length', length: body.length } : { kind: 'chunked' },
-    { maxLineBytes: MAX_RESPONSE_HEAD_BYTES, onComplete: drainRest });
-  reader.on('data', (c: Buffer) => { result.bytesOut += c.length; writeWithBackpressure(res, c, reader); });
+  const reader = new RequestBody(stream, body.rest, body.framing === 'length' ? { kind: 'length', length: body.length } : { kind: 'chunked' }, {
+    maxLineBytes: MAX_RESPONSE_HEAD_BYTES,
+    onComplete: drainRest,
+  });
+  reader.on('data', (c: Buffer) => {
+    result.bytesOut += c.length;
+    writeWithBackpressure(res, c, reader);
+  });
   reader.on('end', () => {
     if (reader.rawTrailers.length > 0) res.addTrailers(headerPairs(reader.rawTrailers));
     res.end();

@@ -46,8 +46,6 @@ export interface RelayResult {
   deniedBy?: AuditDenyRule;
 }
 
-
-
 /**
  * Relays a request an http server received to a fresh stream from `open()`
  * and writes the answer back byte-faithful: status, raw headers minus
@@ -59,10 +57,13 @@ export interface RelayResult {
 export async function relayRequest(req: IncomingMessage, res: ServerResponse, open: () => Promise<Duplex>, opts: RelayOptions): Promise<RelayResult> {
   const result: RelayResult = { status: 0, bytesIn: 0, bytesOut: 0, upgraded: false };
   const runnerGone = new AbortController();
-  const onResClose = (): void => { if (!res.writableFinished) runnerGone.abort(new RunnerGoneError()); };
+  const onResClose = (): void => {
+    if (!res.writableFinished) runnerGone.abort(new RunnerGoneError());
+  };
   res.once('close', onResClose);
   const answer = await relayPlain(req, open, opts, runnerGone.signal, result);
-  if ('error' in answer) return finishWithError(result, answer.error, (status, reason, message, headers) => writeError(res, status, reason, message, opts, headers));
+  if ('error' in answer)
+    return finishWithError(result, answer.error, (status, reason, message, headers) => writeError(res, status, reason, message, opts, headers));
   const { head, stream, body } = answer;
   if (head.status === 101) {
     stream.destroy();
@@ -105,7 +106,9 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   const runnerGone = new AbortController();
   const onSocketClose = (): void => runnerGone.abort(new RunnerGoneError());
   socket.once('close', onSocketClose);
-  socket.on('error', () => { /* 'close' follows */ });
+  socket.on('error', () => {
+    /* 'close' follows */
+  });
   let answer: StreamResponse;
   try {
     answer = await obtainHead(open, { method: req.method ?? 'GET', path: opts.path, headers }, opts, runnerGone.signal);
@@ -121,10 +124,16 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   const deniedBy = deniedByRule(up.headers[DENIED_BY_HEADER] as string | undefined);
   if (deniedBy !== undefined) result.deniedBy = deniedBy;
   if (!answer.upgraded) {
-    socket.write(headBytes(statusLine(result.status, up.statusMessage ?? ''), [...responseHeaderList(up.rawHeaders, {}, opts.responseHeaders), 'Connection', 'close']));
+    socket.write(
+      headBytes(statusLine(result.status, up.statusMessage ?? ''), [...responseHeaderList(up.rawHeaders, {}, opts.responseHeaders), 'Connection', 'close']),
+    );
     return new Promise<RelayResult>((resolve) => {
-      up.on('data', (c: Buffer) => { result.bytesOut += c.length; });
-      up.on('error', () => { /* 'close' follows */ });
+      up.on('data', (c: Buffer) => {
+        result.bytesOut += c.length;
+      });
+      up.on('error', () => {
+        /* 'close' follows */
+      });
       pipeline(up, socket, (err) => {
         if (err) result.error = err;
         resolve(result);
@@ -142,9 +151,20 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   // A TLS server socket is not half-open by default: its 'end' would end our write side too, and the
   // upstream's last bytes after the runner's FIN (exec's exit status, SPDY's goodbye) would be lost.
   if ('allowHalfOpen' in socket) (socket as { allowHalfOpen: boolean }).allowHalfOpen = true;
-  socket.write(headBytes(statusLine(result.status, up.statusMessage ?? 'Switching Protocols'), responseHeaderList(up.rawHeaders, { switching: true }, opts.responseHeaders)));
-  if (answer.head.length > 0) { result.bytesOut += answer.head.length; socket.write(answer.head); }
-  if (head.length > 0) { result.bytesIn += head.length; upstream.write(head); }
+  socket.write(
+    headBytes(
+      statusLine(result.status, up.statusMessage ?? 'Switching Protocols'),
+      responseHeaderList(up.rawHeaders, { switching: true }, opts.responseHeaders),
+    ),
+  );
+  if (answer.head.length > 0) {
+    result.bytesOut += answer.head.length;
+    socket.write(answer.head);
+  }
+  if (head.length > 0) {
+    result.bytesIn += head.length;
+    upstream.write(head);
+  }
   splice(socket, upstream, result, 'bytesIn');
   splice(upstream, socket, result, 'bytesOut');
   return whenBothClosed(socket, upstream, result);
@@ -164,7 +184,10 @@ type ErrorWriter = (status: number, reason: string, message: string, headers: Re
 
 function finishWithError(result: RelayResult, err: Error, write: ErrorWriter): RelayResult {
   result.error = err;
-  if (err instanceof RunnerGoneError) { result.status = 499; return result; }
+  if (err instanceof RunnerGoneError) {
+    result.status = 499;
+    return result;
+  }
   const { status, reason, message, headers } = relayErrorStatus(err);
   result.status = status;
   write(status, reason, message, headers);
@@ -172,7 +195,10 @@ function finishWithError(result: RelayResult, err: Error, write: ErrorWriter): R
 }
 
 function writeError(res: ServerResponse, status: number, reason: string, message: string, opts: RelayOptions, headers: Record<string, string>): void {
-  if (res.headersSent) { res.destroy(); return; }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const e = errorBody(status, reason, message, opts);
   res.writeHead(status, { ...opts.responseHeaders, ...headers, 'content-type': e.contentType, 'content-length': e.body.length });
   res.end(e.body);

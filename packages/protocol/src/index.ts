@@ -1,4 +1,15 @@
-export { TUNNEL_PATH, RUNNER_WS_PATH, K8S_WS_PATH, SUBPROTOCOL, PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, protocolMismatch, AgentHeaders, DEFAULT_MAX_CONTROL_LINE_BYTES, DEFAULT_MAX_PREAMBLE_BYTES } from './constants.ts';
+export {
+  TUNNEL_PATH,
+  RUNNER_WS_PATH,
+  K8S_WS_PATH,
+  SUBPROTOCOL,
+  PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
+  protocolMismatch,
+  AgentHeaders,
+  DEFAULT_MAX_CONTROL_LINE_BYTES,
+  DEFAULT_MAX_PREAMBLE_BYTES,
+} from './constants.ts';
 export { RunnerGoneError, TunnelError, errorCodes, isTunnelError } from './errors.ts';
 export type { TunnelErrorCode, TunnelErrorOptions } from './errors.ts';
 export { websocketDuplex } from './websocket-duplex.ts';
@@ -8,13 +19,45 @@ export type { TunnelWebSocketClientOptions } from './websocket-options.ts';
 export { openWebSocket } from './websocket-open.ts';
 export type { OpenWebSocketOptions } from './websocket-open.ts';
 export { ControlChannel, parseControlMessage } from './control-channel.ts';
-export type { ControlMessage, ControlChannelOptions, HelloMessage, OwnerPolicyReport, WelcomeMessage, StatusMessage, ReconnectMessage, ErrorMessage } from './control-channel.ts';
+export type {
+  ControlMessage,
+  ControlChannelOptions,
+  HelloMessage,
+  OwnerPolicyReport,
+  WelcomeMessage,
+  StatusMessage,
+  ReconnectMessage,
+  ErrorMessage,
+} from './control-channel.ts';
 export { encodePreamble, readPreamble, parsePreamble, STREAM_KINDS } from './preamble.ts';
 export { readLine, type LineErrors } from './line-reader.ts';
 export type { StreamPreamble, StreamKind } from './preamble.ts';
-export { HOP_BY_HOP_HEADERS, connectionTokens, firstHeader, forwardRequestHeaders, headerList, headerPairs, headerRecord, isHopByHop, relayResponseHeaders, withoutHeaders } from './http-headers.ts';
+export {
+  HOP_BY_HOP_HEADERS,
+  connectionTokens,
+  firstHeader,
+  forwardRequestHeaders,
+  headerList,
+  headerPairs,
+  headerRecord,
+  isHopByHop,
+  relayResponseHeaders,
+  withoutHeaders,
+} from './http-headers.ts';
 export type { AnyHeaders, ResponseRelay } from './http-headers.ts';
-export { HeadError, closingResponse, headBytes, headerValue, parseFieldLine, parseRequestHead, parseResponseHead, readHead, requestTargetProblem, statusLine, statusOf } from './http-head.ts';
+export {
+  HeadError,
+  closingResponse,
+  headBytes,
+  headerValue,
+  parseFieldLine,
+  parseRequestHead,
+  parseResponseHead,
+  readHead,
+  requestTargetProblem,
+  statusLine,
+  statusOf,
+} from './http-head.ts';
 export type { RequestHead, ResponseHead } from './http-head.ts';
 export { HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
 export type { BodyFraming, RequestBodyOptions } from './http-body.ts';

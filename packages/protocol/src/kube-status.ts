@@ -8,8 +8,17 @@ import { closingResponse } from './http-head.ts';
 
 /** `metav1.StatusReason`s the tunnel answers with, by HTTP status. */
 const REASONS: Readonly<Record<number, string>> = Object.freeze({
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed',
-  408: 'Timeout', 429: 'TooManyRequests', 500: 'InternalError', 502: 'BadGateway', 503: 'ServiceUnavailable', 504: 'Timeout',
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  408: 'Timeout',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  502: 'BadGateway',
+  503: 'ServiceUnavailable',
+  504: 'Timeout',
 });
 
 /** The reason for `code` (`BadRequest` for an unlisted 4xx, `InternalError` for an unlisted 5xx). */
@@ -19,7 +28,13 @@ export function statusReason(code: number): string {
 
 /** A `Status` failure object (kind Status, apiVersion v1). */
 export interface KubeStatus {
-  kind: 'Status'; apiVersion: 'v1'; metadata: Record<string, never>; status: 'Failure'; message: string; reason: string; code: number;
+  kind: 'Status';
+  apiVersion: 'v1';
+  metadata: Record<string, never>;
+  status: 'Failure';
+  message: string;
+  reason: string;
+  code: number;
 }
 
 /** The `Status` object for `code`, with `message` and (default: {@link statusReason}) `reason`. */
@@ -43,7 +58,10 @@ function statusHeaders(code: number): Record<string, string> {
  * `headers` added.
  */
 export function sendKubeStatus(res: ServerResponse, code: number, message: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) { res.destroy(); return; }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const body = kubeStatusJson(code, message);
   res.writeHead(code, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...statusHeaders(code) });
   res.end(body);
@@ -56,7 +74,10 @@ export function kubeStatusResponse(code: number, message: string, headers: Recor
 
 /** Error thrown when a response head does not arrive within its deadline (504). */
 export class HeadTimeoutError extends TunnelError {
-  constructor(ms: number) { super('PT_ERR_AGENT_TIMEOUT', `the agent did not answer within ${ms} ms`); this.name = 'HeadTimeoutError'; }
+  constructor(ms: number) {
+    super('PT_ERR_AGENT_TIMEOUT', `the agent did not answer within ${ms} ms`);
+    this.name = 'HeadTimeoutError';
+  }
 }
 
 /**
@@ -72,6 +93,9 @@ export function relayErrorStatus(err: Error): { status: number; reason: string; 
   const given = (err as { status?: unknown }).status;
   let status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 502;
   let message = err instanceof HeadTimeoutError || typeof given === 'number' ? err.message : `the tunnel stream failed: ${err.message}`;
-  if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') { status = 504; message = 'the agent did not accept the stream in time'; }
+  if (code === 'PT_ERR_MUX_OPEN_TIMEOUT') {
+    status = 504;
+    message = 'the agent did not accept the stream in time';
+  }
   return { status, reason: statusReason(status), message, headers: status === 503 ? { 'retry-after': '1' } : {} };
 }

@@ -25,7 +25,10 @@ export function readLine(stream: Duplex, maxBytes: number, errors: LineErrors): 
       stream.off('close', onEnd);
       stream.off('error', onError);
     };
-    const fail = (err: Error): void => { cleanup(); reject(err); };
+    const fail = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
     const onReadable = (): void => {
       if (done) return;
       let chunk: Buffer | string | null;
@@ -35,10 +38,16 @@ export function readLine(stream: Duplex, maxBytes: number, errors: LineErrors): 
         if (nl === -1) {
           chunks.push(bytes);
           total += bytes.length;
-          if (total > maxBytes) { fail(errors.tooLarge(maxBytes)); return; }
+          if (total > maxBytes) {
+            fail(errors.tooLarge(maxBytes));
+            return;
+          }
           continue;
         }
-        if (total + nl > maxBytes) { fail(errors.tooLarge(maxBytes)); return; }
+        if (total + nl > maxBytes) {
+          fail(errors.tooLarge(maxBytes));
+          return;
+        }
         chunks.push(bytes.subarray(0, nl));
         const rest = bytes.subarray(nl + 1);
         cleanup();
@@ -47,7 +56,9 @@ export function readLine(stream: Duplex, maxBytes: number, errors: LineErrors): 
         return;
       }
     };
-    const onEnd = (): void => { if (!done) fail(errors.cut()); };
+    const onEnd = (): void => {
+      if (!done) fail(errors.cut());
+    };
     const onError = (err: Error): void => fail(errors.cut(err));
     stream.on('readable', onReadable);
     stream.on('end', onEnd);

@@ -49,9 +49,10 @@ export async function readPreamble(stream: Duplex, maxBytes: number = DEFAULT_MA
 
 const PREAMBLE_LINE_ERRORS: LineErrors = {
   tooLarge: (maxBytes) => new TunnelError('PT_ERR_PREAMBLE_TOO_LARGE', `no preamble line within ${maxBytes} bytes`),
-  cut: (cause) => (cause === undefined
-    ? new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream ended before the preamble line')
-    : new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream failed before the preamble line', { cause })),
+  cut: (cause) =>
+    cause === undefined
+      ? new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream ended before the preamble line')
+      : new TunnelError('PT_ERR_PREAMBLE_INVALID', 'stream failed before the preamble line', { cause }),
 };
 
 /** Parses and validates one preamble line (without its newline). */
@@ -68,7 +69,8 @@ export function parsePreamble(line: string): StreamPreamble {
   if (typeof p.requestId !== 'string') throw invalid('preamble requestId must be a string');
   if (p.runnerId !== undefined && typeof p.runnerId !== 'string') throw invalid('preamble runnerId must be a string');
   if (p.cluster !== undefined && typeof p.cluster !== 'string') throw invalid('preamble cluster must be a string');
-  if (p.groups !== undefined && (!Array.isArray(p.groups) || !p.groups.every((g) => typeof g === 'string'))) throw invalid('preamble groups must be a list of strings');
+  if (p.groups !== undefined && (!Array.isArray(p.groups) || !p.groups.every((g) => typeof g === 'string')))
+    throw invalid('preamble groups must be a list of strings');
   if (typeof p.kind !== 'string') throw invalid('preamble kind must be a string');
   if (!(STREAM_KINDS as readonly string[]).includes(p.kind)) {
     throw new TunnelError('PT_ERR_PREAMBLE_UNKNOWN_KIND', `unknown stream kind ${JSON.stringify(p.kind.slice(0, 64))}`);

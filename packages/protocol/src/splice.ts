@@ -3,7 +3,10 @@
 import type { Duplex, Writable } from 'node:stream';
 
 /** What can be paused while a destination drains: a Readable, undici's dispatch controller. */
-export interface Pausable { pause(): void; resume(): void }
+export interface Pausable {
+  pause(): void;
+  resume(): void;
+}
 
 /** Writes `chunk` to `to`; when `to` is full, pauses `source` until `to` drains. */
 export function writeWithBackpressure(to: Writable, chunk: Buffer | Uint8Array, source: Pausable): void {
@@ -20,7 +23,11 @@ export function drain(stream: Duplex): void {
 }
 
 /** Where a splice counts: the bytes each way, and the first failure. */
-export interface SpliceTally { bytesIn: number; bytesOut: number; error?: Error }
+export interface SpliceTally {
+  bytesIn: number;
+  bytesOut: number;
+  error?: Error;
+}
 
 /** One direction of a splice, kept on its source stream (see {@link splice}). */
 interface SpliceState {
@@ -79,7 +86,10 @@ function onSpliceClose(this: Spliced): void {
 }
 
 /** Two streams awaited together (see {@link whenBothClosed}), kept on both. */
-interface ClosePair { open: number; resolve: () => void }
+interface ClosePair {
+  open: number;
+  resolve: () => void;
+}
 const PAIR = Symbol('pipeops.closePair');
 type Paired = Duplex & { [PAIR]?: ClosePair };
 

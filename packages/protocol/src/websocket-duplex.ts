@@ -43,20 +43,32 @@ const DEFAULT_HWM_BYTES = 256 * 1024;
  * handshake. `framing` on the returned Duplex says which path it took.
  */
 export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions = {}): Duplex & { framing: 'stream' | 'message' } {
-  const fast = options.framing === 'message' ? undefined : streamFraming(ws, options.readableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES, options.writableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES);
+  const fast =
+    options.framing === 'message'
+      ? undefined
+      : streamFraming(ws, options.readableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES, options.writableHighWaterMarkBytes ?? DEFAULT_HWM_BYTES);
   if (fast !== undefined) return Object.assign(fast, { framing: 'stream' as const });
   ws.binaryType = 'nodebuffer';
   let wsClosed = ws.readyState === WebSocket.CLOSED;
 
   const sendOne = (chunk: Buffer, cb: (err?: Error | null) => void): void => {
     if (ws.readyState === WebSocket.CONNECTING) {
-      const onOpen = (): void => { ws.off('close', onClose); sendOne(chunk, cb); };
-      const onClose = (): void => { ws.off('open', onOpen); cb(closedError()); };
+      const onOpen = (): void => {
+        ws.off('close', onClose);
+        sendOne(chunk, cb);
+      };
+      const onClose = (): void => {
+        ws.off('open', onOpen);
+        cb(closedError());
+      };
       ws.once('open', onOpen);
       ws.once('close', onClose);
       return;
     }
-    if (ws.readyState !== WebSocket.OPEN) { cb(closedError()); return; }
+    if (ws.readyState !== WebSocket.OPEN) {
+      cb(closedError());
+      return;
+    }
     corkForThisTick();
     ws.send(chunk, { binary: true }, (err) => cb(err ?? null));
   };
@@ -95,7 +107,11 @@ export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions =
       for (const { chunk } of chunks) {
         sendOne(chunk as Buffer, (err) => {
           if (failed) return;
-          if (err) { failed = true; cb(err); return; }
+          if (err) {
+            failed = true;
+            cb(err);
+            return;
+          }
           if (--pending === 0) cb();
         });
       }

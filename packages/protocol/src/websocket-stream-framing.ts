@@ -88,7 +88,10 @@ export function streamFraming(ws: WebSocket, readableHighWaterMark: number, writ
       sendFrame([chunk], cb);
     },
     writev(chunks, cb) {
-      sendFrame(chunks.map((c) => c.chunk as Buffer), cb);
+      sendFrame(
+        chunks.map((c) => c.chunk as Buffer),
+        cb,
+      );
     },
     final(cb) {
       if (ws.readyState === WebSocket.OPEN) ws.close(1000);

@@ -6,12 +6,24 @@ import { ControlChannel, TunnelError, type ControlMessage } from '../src/index.t
 
 function pair(t: { after(fn: () => void): void }): [Duplex, Duplex] {
   const [a, b] = duplexPair();
-  t.after(() => { a.destroy(); b.destroy(); });
+  t.after(() => {
+    a.destroy();
+    b.destroy();
+  });
   return [a, b];
 }
 
 const hello: ControlMessage = { type: 'hello', agentId: 'a1', name: 'n', clusterName: 'c1', version: '1.0.0', labels: { env: 'dev' }, protocolVersion: 1 };
-const status: ControlMessage = { type: 'status', at: new Date(0).toISOString(), uptimeSeconds: 1, streamsActive: 0, bytesIn: 1, bytesOut: 2, rttMs: 3, apiServer: { reachable: true, version: 'v1.31' } };
+const status: ControlMessage = {
+  type: 'status',
+  at: new Date(0).toISOString(),
+  uptimeSeconds: 1,
+  streamsActive: 0,
+  bytesIn: 1,
+  bytesOut: 2,
+  rttMs: 3,
+  apiServer: { reachable: true, version: 'v1.31' },
+};
 
 test('messages sent on one side arrive in order and intact on the other', async (t) => {
   const [a, b] = pair(t);
@@ -19,11 +31,21 @@ test('messages sent on one side arrive in order and intact on the other', async 
   const rx = new ControlChannel(b);
   const got: ControlMessage[] = [];
   rx.on('message', (m) => got.push(m));
-  for (const m of [hello, status, { type: 'welcome', sessionId: 's', gatewayVersion: 'g' }, { type: 'reconnect', reason: 'drain' }, { type: 'error', code: 'PT_ERR_X', message: 'm' },
-    { type: 'error', code: 'PT_ERR_SESSION_REPLACED', message: 'm', replacedBy: 'session-2' }] as ControlMessage[]) tx.send(m);
+  for (const m of [
+    hello,
+    status,
+    { type: 'welcome', sessionId: 's', gatewayVersion: 'g' },
+    { type: 'reconnect', reason: 'drain' },
+    { type: 'error', code: 'PT_ERR_X', message: 'm' },
+    { type: 'error', code: 'PT_ERR_SESSION_REPLACED', message: 'm', replacedBy: 'session-2' },
+  ] as ControlMessage[])
+    tx.send(m);
   tx.close();
   await once(rx, 'close');
-  assert.deepEqual(got.map((m) => m.type), ['hello', 'status', 'welcome', 'reconnect', 'error', 'error']);
+  assert.deepEqual(
+    got.map((m) => m.type),
+    ['hello', 'status', 'welcome', 'reconnect', 'error', 'error'],
+  );
   assert.deepEqual(got[0], hello);
   assert.deepEqual(got[1], status);
   assert.deepEqual(got[4], { type: 'error', code: 'PT_ERR_X', message: 'm' }, 'no replacedBy appears where none was sent');

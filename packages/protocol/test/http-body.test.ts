@@ -51,7 +51,16 @@ test('a Content-Length body is exactly its bytes however the reads fall, and wha
   const wire = Buffer.from('hello, world! GET / HTTP/1.1\r\n');
   let excess: Buffer | undefined;
   const s = source([wire.subarray(3, 5), wire.subarray(5, 9), wire.subarray(9)]);
-  const body = new RequestBody(s, wire.subarray(0, 3), { kind: 'length', length: 13 }, { onComplete: (b) => { excess = b; } });
+  const body = new RequestBody(
+    s,
+    wire.subarray(0, 3),
+    { kind: 'length', length: 13 },
+    {
+      onComplete: (b) => {
+        excess = b;
+      },
+    },
+  );
   const got = await collect(body);
   assert.ok('bytes' in got);
   assert.equal(String(got.bytes), 'hello, world!');
@@ -63,7 +72,16 @@ test('a chunked body decodes with its trailers wherever the reads split it', asy
   const wire = Buffer.from(`5;ext=1\r\nhello\r\n1A\r\n${'x'.repeat(26)}\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n`, 'latin1');
   for (let cut = 0; cut <= wire.length; cut++) {
     let excess: Buffer | undefined;
-    const body = new RequestBody(source([wire.subarray(cut)]), wire.subarray(0, cut), { kind: 'chunked' }, { onComplete: (b) => { excess = b; } });
+    const body = new RequestBody(
+      source([wire.subarray(cut)]),
+      wire.subarray(0, cut),
+      { kind: 'chunked' },
+      {
+        onComplete: (b) => {
+          excess = b;
+        },
+      },
+    );
     const got = await collect(body);
     assert.ok('bytes' in got, `cut at ${cut}: ${'error' in got ? String(got.error) : ''}`);
     assert.equal(String(got.bytes), `hello${'x'.repeat(26)}`, `cut at ${cut}`);
@@ -116,7 +134,9 @@ test('a body nobody reads stops reading its source, and reading it resumes the s
   assert.ok(s.isPaused(), 'the source is paused while the body is not read');
   assert.ok(body.readableLength < total, 'the body buffers less than all of it');
   let got = 0;
-  body.on('data', (c: Buffer) => { got += c.length; });
+  body.on('data', (c: Buffer) => {
+    got += c.length;
+  });
   const ended = once(body, 'end');
   body.resume();
   while (written < total) {

@@ -6,7 +6,16 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
-import { HOP_BY_HOP_HEADERS, TunnelError, relayRequest, relayUpgrade, requestOverStream, serveHttpOverStream, type RelayOptions, type RelayResult } from '../src/index.ts';
+import {
+  HOP_BY_HOP_HEADERS,
+  TunnelError,
+  relayRequest,
+  relayUpgrade,
+  requestOverStream,
+  serveHttpOverStream,
+  type RelayOptions,
+  type RelayResult,
+} from '../src/index.ts';
 
 // Topology of every test: runner (node http client, real TCP) → front server (relayRequest /
 // relayUpgrade) → mux stream over a real TCP socket pair → upstream app served with
@@ -22,7 +31,11 @@ interface Rig {
   result(): Promise<RelayResult>;
 }
 
-async function rig(t: TestContext, app: (req: IncomingMessage, res: ServerResponse) => void, relay: Partial<RelayOptions> & { open?: () => Promise<Duplex> } = {}): Promise<Rig> {
+async function rig(
+  t: TestContext,
+  app: (req: IncomingMessage, res: ServerResponse) => void,
+  relay: Partial<RelayOptions> & { open?: () => Promise<Duplex> } = {},
+): Promise<Rig> {
   const tcp = net.createServer();
   tcp.listen(0, '127.0.0.1');
   await once(tcp, 'listening');
@@ -42,10 +55,16 @@ async function rig(t: TestContext, app: (req: IncomingMessage, res: ServerRespon
   const { open: openOpt, ...relayOpts } = relay;
   const open = openOpt ?? (async () => client.open());
   const front = http.createServer((req, res) => {
-    void relayRequest(req, res, open, { path: req.url ?? '/', ...relayOpts }).then((r) => { done.push(r); results.emit('result'); });
+    void relayRequest(req, res, open, { path: req.url ?? '/', ...relayOpts }).then((r) => {
+      done.push(r);
+      results.emit('result');
+    });
   });
   front.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    void relayUpgrade(req, socket, head, open, { path: req.url ?? '/', ...relayOpts }).then((r) => { done.push(r); results.emit('result'); });
+    void relayUpgrade(req, socket, head, open, { path: req.url ?? '/', ...relayOpts }).then((r) => {
+      done.push(r);
+      results.emit('result');
+    });
   });
   front.listen(0, '127.0.0.1');
   await once(front, 'listening');
@@ -81,10 +100,16 @@ function generated(bytes: number, seed: number): Readable {
   let x = seed;
   return new Readable({
     read() {
-      if (left === 0) { this.push(null); return; }
+      if (left === 0) {
+        this.push(null);
+        return;
+      }
       const n = Math.min(65_536, left);
       const b = Buffer.allocUnsafe(n);
-      for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) & 0x7fffffff; b[i] = x >>> 16; }
+      for (let i = 0; i < n; i++) {
+        x = (x * 1103515245 + 12345) & 0x7fffffff;
+        b[i] = x >>> 16;
+      }
       left -= n;
       this.push(b);
     },
@@ -94,7 +119,10 @@ function generated(bytes: number, seed: number): Readable {
 async function sha256Of(r: Readable): Promise<{ hash: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;
-  for await (const c of r) { h.update(c as Buffer); bytes += (c as Buffer).length; }
+  for await (const c of r) {
+    h.update(c as Buffer);
+    bytes += (c as Buffer).length;
+  }
   return { hash: h.digest('hex'), bytes };
 }
 
@@ -112,7 +140,10 @@ test('a chunked response reaches the runner chunk by chunk, each before the next
     res.writeHead(200, { 'content-type': 'application/json' });
     let i = 0;
     const next = (): void => {
-      if (i === 5) { res.end(); return; }
+      if (i === 5) {
+        res.end();
+        return;
+      }
       res.write(`{"type":"ADDED","n":${i}}\n`);
       const want = i++;
       // The next event is only written once the runner has seen this one: nothing may wait in a buffer.
@@ -161,8 +192,16 @@ test('large bodies cross both ways intact (hashes match) with flow control', asy
 
 test('HEAD, 204 and 304 answers carry no body and keep their headers', async (t) => {
   const r = await rig(t, (req, res) => {
-    if (req.url === '/head') { res.writeHead(200, { 'content-length': '1234', etag: '"v1"' }); res.end(); return; }
-    if (req.url === '/204') { res.writeHead(204, { 'x-done': 'yes' }); res.end(); return; }
+    if (req.url === '/head') {
+      res.writeHead(200, { 'content-length': '1234', etag: '"v1"' });
+      res.end();
+      return;
+    }
+    if (req.url === '/204') {
+      res.writeHead(204, { 'x-done': 'yes' });
+      res.end();
+      return;
+    }
     res.writeHead(304, { etag: '"v1"' });
     res.end();
   });
@@ -182,19 +221,39 @@ test('HEAD, 204 and 304 answers carry no body and keep their headers', async (t)
 
 test('repeated headers survive both ways; hop-by-hop and dropped headers do not; set headers are added', async (t) => {
   let upstreamRaw: string[] = [];
-  const r = await rig(t, (req, res) => {
-    upstreamRaw = req.rawHeaders;
-    res.setHeader('Set-Cookie', ['a=1', 'b=2']);
-    res.setHeader('X-Multi', ['one', 'two']);
-    res.setHeader('Keep-Alive', 'timeout=99');
-    res.setHeader('X-Hop', 'secret');
-    res.setHeader('Connection', 'x-hop');
-    res.end('ok');
-  }, { dropHeaders: ['Authorization'], setHeaders: { 'x-pipeops-request-id': 'req-1' }, responseHeaders: { 'x-pipeops-request-id': 'req-1' } });
+  const r = await rig(
+    t,
+    (req, res) => {
+      upstreamRaw = req.rawHeaders;
+      res.setHeader('Set-Cookie', ['a=1', 'b=2']);
+      res.setHeader('X-Multi', ['one', 'two']);
+      res.setHeader('Keep-Alive', 'timeout=99');
+      res.setHeader('X-Hop', 'secret');
+      res.setHeader('Connection', 'x-hop');
+      res.end('ok');
+    },
+    { dropHeaders: ['Authorization'], setHeaders: { 'x-pipeops-request-id': 'req-1' }, responseHeaders: { 'x-pipeops-request-id': 'req-1' } },
+  );
   const res = await get(r.port, '/x', {
     headers: [
-      'Host', 'front', 'X-Multi', 'a', 'X-Multi', 'b', 'Authorization', 'Bearer runner-secret', 'Proxy-Authorization', 'Basic x',
-      'Connection', 'x-private', 'X-Private', 'p', 'TE', 'trailers', 'x-pipeops-request-id', 'forged',
+      'Host',
+      'front',
+      'X-Multi',
+      'a',
+      'X-Multi',
+      'b',
+      'Authorization',
+      'Bearer runner-secret',
+      'Proxy-Authorization',
+      'Basic x',
+      'Connection',
+      'x-private',
+      'X-Private',
+      'p',
+      'TE',
+      'trailers',
+      'x-pipeops-request-id',
+      'forged',
     ] as unknown as http.OutgoingHttpHeaders,
   });
   assert.equal(String(await readAll(res)), 'ok');
@@ -226,12 +285,17 @@ test('trailers from upstream reach the runner', async (t) => {
 });
 
 test('an upgrade becomes a raw pipe both ways, with half-close in each direction', async (t) => {
-  const r = await rig(t, () => { throw new Error('not a plain request'); });
+  const r = await rig(t, () => {
+    throw new Error('not a plain request');
+  });
   r.upstream.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     assert.equal(req.headers.upgrade, 'SPDY/3.1');
     socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n');
     const got: Buffer[] = [head];
-    socket.on('data', (c: Buffer) => { got.push(c); socket.write(Buffer.concat([Buffer.from('echo:'), c])); });
+    socket.on('data', (c: Buffer) => {
+      got.push(c);
+      socket.write(Buffer.concat([Buffer.from('echo:'), c]));
+    });
     socket.on('end', () => {
       // The runner half-closed; this direction still works.
       socket.end(`bye after ${Buffer.concat(got).length} bytes`);
@@ -243,7 +307,9 @@ test('an upgrade becomes a raw pipe both ways, with half-close in each direction
   assert.equal(res.statusCode, 101);
   assert.equal(res.headers['x-stream-protocol-version'], 'v4.channel.k8s.io');
   let received = '';
-  socket.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+  socket.on('data', (c: Buffer) => {
+    received += c.toString('latin1');
+  });
   const bin = Buffer.from([0, 1, 2, 255, 254, 10, 13]);
   socket.write(bin);
   await waitFor(() => received.length >= 5 + bin.length, 5_000, 'echo');
@@ -284,7 +350,10 @@ test('an upstream that fails mid-response cuts the runner response short', async
   const res = await get(r.port, '/logs');
   assert.equal(res.statusCode, 200);
   let got = '';
-  res.on('data', (c: Buffer) => { got += String(c); seen.emit('partial'); });
+  res.on('data', (c: Buffer) => {
+    got += String(c);
+    seen.emit('partial');
+  });
   const [err] = await once(res, 'error');
   assert.match(String(err), /aborted/);
   assert.equal(got, 'partial');
@@ -309,7 +378,9 @@ test('an upstream that fails right after its head is answered 502 when nothing w
 
 test('an open() failure with a status is answered through errorResponse', async (t) => {
   const r = await rig(t, () => {}, {
-    open: async () => { throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', 'cluster c9 is not connected'); },
+    open: async () => {
+      throw new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', 'cluster c9 is not connected');
+    },
     errorResponse: (status, reason, message) => ({ contentType: 'application/json', body: JSON.stringify({ status, reason, message }) }),
     responseHeaders: { 'x-pipeops-request-id': 'rid' },
   });
@@ -322,7 +393,13 @@ test('an open() failure with a status is answered through errorResponse', async 
 
 test('no response head within headTimeoutMs is a 504, and the stream is reset', async (t) => {
   let upstreamRes: ServerResponse | undefined;
-  const r = await rig(t, (_req, res) => { upstreamRes = res; }, { headTimeoutMs: 150 });
+  const r = await rig(
+    t,
+    (_req, res) => {
+      upstreamRes = res;
+    },
+    { headTimeoutMs: 150 },
+  );
   const started = Date.now();
   const res = await get(r.port, '/slow');
   assert.equal(res.statusCode, 504);
@@ -332,7 +409,10 @@ test('no response head within headTimeoutMs is a 504, and the stream is reset', 
 });
 
 test('an upgrade refused upstream is written back as a plain response', async (t) => {
-  const r = await rig(t, (_req, res) => { res.writeHead(403, { 'content-type': 'application/json' }); res.end('{"kind":"Status","code":403}'); });
+  const r = await rig(t, (_req, res) => {
+    res.writeHead(403, { 'content-type': 'application/json' });
+    res.end('{"kind":"Status","code":403}');
+  });
   r.upstream.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
     const body = '{"kind":"Status","code":403}';
     socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -345,7 +425,10 @@ test('an upgrade refused upstream is written back as a plain response', async (t
 });
 
 test('requestOverStream: aborting the signal after the head resets the stream', async (t) => {
-  const r = await rig(t, (_req, res) => { res.writeHead(200); res.write('x'); });
+  const r = await rig(t, (_req, res) => {
+    res.writeHead(200);
+    res.write('x');
+  });
   const stream = r.client.open();
   const ac = new AbortController();
   const answer = await requestOverStream(stream, { method: 'GET', path: '/', headers: {}, signal: ac.signal });
@@ -372,9 +455,13 @@ test('requestOverStream sends a Buffer body with its length and keeps repeated h
 
 test('a runner that goes away before any head resets the stream and is recorded as 499', async (t) => {
   const arrived = new EventEmitter();
-  const r = await rig(t, (_req, res) => { arrived.emit('request', res); });
+  const r = await rig(t, (_req, res) => {
+    arrived.emit('request', res);
+  });
   const req = http.request({ host: '127.0.0.1', port: r.port, path: '/hang', agent: false });
-  req.on('error', () => { /* we abort it */ });
+  req.on('error', () => {
+    /* we abort it */
+  });
   req.end();
   const [upstreamRes] = (await once(arrived, 'request')) as [ServerResponse];
   const upstreamClosed = once(upstreamRes, 'close');

@@ -23,7 +23,10 @@ async function rawServer(t: TestContext, answer: Answer): Promise<number> {
 }
 
 /** One request with Node's own client: status, headers, body and trailers as Node's parser read them. */
-async function fetchRaw(port: number, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; trailers: NodeJS.Dict<string> }> {
+async function fetchRaw(
+  port: number,
+  method = 'GET',
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; trailers: NodeJS.Dict<string> }> {
   const req = http.request({ host: '127.0.0.1', port, method, path: '/x', agent: false });
   req.end();
   const [res] = (await once(req, 'response')) as [http.IncomingMessage];
@@ -33,7 +36,7 @@ async function fetchRaw(port: number, method = 'GET'): Promise<{ status: number;
   return { status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers };
 }
 
-test('an answer without a length is chunked with its trailers, and Node\'s client reads it whole', async (t) => {
+test("an answer without a length is chunked with its trailers, and Node's client reads it whole", async (t) => {
   const port = await rawServer(t, (res) => {
     res.writeHead(200, undefined, ['Content-Type', 'text/plain', 'Trailer', 'X-Sum']);
     res.write(Buffer.from('small '));
@@ -63,7 +66,11 @@ test('an answer with a length is sent as it is, and a reason phrase is kept or d
 });
 
 test('HEAD, 204 and 304 answers carry no body and no chunked coding', async (t) => {
-  for (const [method, status] of [['HEAD', 200], ['GET', 204], ['GET', 304]] as const) {
+  for (const [method, status] of [
+    ['HEAD', 200],
+    ['GET', 204],
+    ['GET', 304],
+  ] as const) {
     const port = await rawServer(t, (res) => {
       res.writeHead(status, undefined, method === 'HEAD' ? ['Content-Length', '99'] : []);
       res.write(Buffer.from('never sent'));
@@ -94,7 +101,10 @@ test('a held head and a small body leave as one write', async (t) => {
   let writes = 0;
   const port = await rawServer(t, (res, socket) => {
     const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
-    socket.write = ((chunk: Buffer) => { writes += 1; return write(chunk); }) as typeof socket.write;
+    socket.write = ((chunk: Buffer) => {
+      writes += 1;
+      return write(chunk);
+    }) as typeof socket.write;
     res.writeHead(200, undefined, ['Content-Length', '2']);
     res.write(Buffer.from('ok'));
     res.end();
@@ -105,7 +115,11 @@ test('a held head and a small body leave as one write', async (t) => {
 });
 
 test('a response head is parsed strictly: status, reason (possibly empty) and header lines in order', () => {
-  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nA: 1\r\na: 2\r\nX-Empty:\r\n'.replace(/\r\n$/, '')), { status: 200, reason: 'OK', headers: ['A', '1', 'a', '2', 'X-Empty', ''] });
+  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nA: 1\r\na: 2\r\nX-Empty:\r\n'.replace(/\r\n$/, '')), {
+    status: 200,
+    reason: 'OK',
+    headers: ['A', '1', 'a', '2', 'X-Empty', ''],
+  });
   assert.deepEqual(parseResponseHead('HTTP/1.1 204'), { status: 204, reason: '', headers: [] });
   assert.equal(parseResponseHead('HTTP/2 200 OK'), undefined);
   assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\n folded: no'), undefined);

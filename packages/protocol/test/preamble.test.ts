@@ -6,7 +6,10 @@ import { encodePreamble, readPreamble, TunnelError, type StreamPreamble } from '
 
 function pair(t: { after(fn: () => void): void }): [Duplex, Duplex] {
   const [a, b] = duplexPair();
-  t.after(() => { a.destroy(); b.destroy(); });
+  t.after(() => {
+    a.destroy();
+    b.destroy();
+  });
   return [a, b];
 }
 
@@ -36,7 +39,13 @@ test('a preamble without a newline within maxBytes is rejected as too large', as
 });
 
 test('malformed preambles are rejected as invalid, naming the problem', async (t) => {
-  const cases = ['not json', '[]', '{"v":2,"kind":"http","requestId":"a"}', '{"v":1,"kind":"http","requestId":7}', '{"v":1,"kind":"http","requestId":"a","runnerId":1}'];
+  const cases = [
+    'not json',
+    '[]',
+    '{"v":2,"kind":"http","requestId":"a"}',
+    '{"v":1,"kind":"http","requestId":7}',
+    '{"v":1,"kind":"http","requestId":"a","runnerId":1}',
+  ];
   for (const line of cases) {
     const [a, b] = pair(t);
     a.write(`${line}\n`);

@@ -71,7 +71,13 @@ test('the deprecated /watch/ prefix is a watch, on collections and on named obje
 
 test('the deprecated /proxy/ prefix is the proxy verb and takes no subresource', () => {
   check('GET', '/api/v1/proxy/namespaces/ns/services/web/a/b', {
-    ...core, verb: 'proxy', namespace: 'ns', resource: 'services', name: 'web', parts: ['services', 'web', 'a', 'b'], connect: true,
+    ...core,
+    verb: 'proxy',
+    namespace: 'ns',
+    resource: 'services',
+    name: 'web',
+    parts: ['services', 'web', 'a', 'b'],
+    connect: true,
   });
   check('POST', '/api/v1/proxy/nodes/n1/stats', { ...core, verb: 'proxy', resource: 'nodes', name: 'n1', parts: ['nodes', 'n1', 'stats'], connect: true });
 });
@@ -120,7 +126,10 @@ test('a fieldSelector on metadata.name names the object of a list or watch', () 
   assert.equal(list('fieldSelector=metadata.name%3Da&limit=500').name, 'a');
   // Only collection gets read it: a delete of a collection stays a deletecollection.
   assert.deepEqual(
-    [requestInfo('DELETE', '/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da').verb, requestInfo('DELETE', '/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da').name],
+    [
+      requestInfo('DELETE', '/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da').verb,
+      requestInfo('DELETE', '/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da').name,
+    ],
     ['deletecollection', ''],
   );
   assert.equal(requestInfo('GET', '/api/v1/watch/namespaces/ns/pods?fieldSelector=metadata.name%3Da').name, '');
@@ -128,13 +137,32 @@ test('a fieldSelector on metadata.name names the object of a list or watch', () 
 
 test('namespaced paths give namespace, resource, name and subresource', () => {
   check('GET', '/api/v1/namespaces/NS/pods/NAME/log', {
-    ...core, verb: 'get', namespace: 'NS', resource: 'pods', name: 'NAME', subresource: 'log', parts: ['pods', 'NAME', 'log'],
+    ...core,
+    verb: 'get',
+    namespace: 'NS',
+    resource: 'pods',
+    name: 'NAME',
+    subresource: 'log',
+    parts: ['pods', 'NAME', 'log'],
   });
   check('PUT', '/apis/apps/v1/namespaces/ns/deployments/d/scale', {
-    ...apps, verb: 'update', namespace: 'ns', resource: 'deployments', name: 'd', subresource: 'scale', parts: ['deployments', 'd', 'scale'],
+    ...apps,
+    verb: 'update',
+    namespace: 'ns',
+    resource: 'deployments',
+    name: 'd',
+    subresource: 'scale',
+    parts: ['deployments', 'd', 'scale'],
   });
   check('GET', '/api/v1/namespaces/ns/services/web/proxy/a/b', {
-    ...core, verb: 'get', namespace: 'ns', resource: 'services', name: 'web', subresource: 'proxy', parts: ['services', 'web', 'proxy', 'a', 'b'], connect: true,
+    ...core,
+    verb: 'get',
+    namespace: 'ns',
+    resource: 'services',
+    name: 'web',
+    subresource: 'proxy',
+    parts: ['services', 'web', 'proxy', 'a', 'b'],
+    connect: true,
   });
 });
 
@@ -143,19 +171,44 @@ test('the Namespace object is resource namespaces named and namespaced by itself
   check('POST', '/api/v1/namespaces', { ...core, verb: 'create', resource: 'namespaces', parts: ['namespaces'] });
   check('GET', '/api/v1/namespaces/NS', { ...core, verb: 'get', namespace: 'NS', resource: 'namespaces', name: 'NS', parts: ['namespaces', 'NS'] });
   check('PUT', '/api/v1/namespaces/NS/status', {
-    ...core, verb: 'update', namespace: 'NS', resource: 'namespaces', name: 'NS', subresource: 'status', parts: ['namespaces', 'NS', 'status'],
+    ...core,
+    verb: 'update',
+    namespace: 'NS',
+    resource: 'namespaces',
+    name: 'NS',
+    subresource: 'status',
+    parts: ['namespaces', 'NS', 'status'],
   });
   check('PUT', '/api/v1/namespaces/NS/finalize', {
-    ...core, verb: 'update', namespace: 'NS', resource: 'namespaces', name: 'NS', subresource: 'finalize', parts: ['namespaces', 'NS', 'finalize'],
+    ...core,
+    verb: 'update',
+    namespace: 'NS',
+    resource: 'namespaces',
+    name: 'NS',
+    subresource: 'finalize',
+    parts: ['namespaces', 'NS', 'finalize'],
   });
 });
 
 test('cluster-scoped paths have no namespace', () => {
   check('GET', '/api/v1/nodes/N/proxy/some/path', {
-    ...core, verb: 'get', resource: 'nodes', name: 'N', subresource: 'proxy', parts: ['nodes', 'N', 'proxy', 'some', 'path'], connect: true,
+    ...core,
+    verb: 'get',
+    resource: 'nodes',
+    name: 'N',
+    subresource: 'proxy',
+    parts: ['nodes', 'N', 'proxy', 'some', 'path'],
+    connect: true,
   });
   check('DELETE', '/apis/rbac.authorization.k8s.io/v1/clusterroles/admin', {
-    isResourceRequest: true, apiPrefix: 'apis', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1', verb: 'delete', resource: 'clusterroles', name: 'admin', parts: ['clusterroles', 'admin'],
+    isResourceRequest: true,
+    apiPrefix: 'apis',
+    apiGroup: 'rbac.authorization.k8s.io',
+    apiVersion: 'v1',
+    verb: 'delete',
+    resource: 'clusterroles',
+    name: 'admin',
+    parts: ['clusterroles', 'admin'],
   });
 });
 
@@ -197,27 +250,72 @@ test('leading and trailing slashes are trimmed; empty inner segments are kept', 
 });
 
 test('the path is percent-decoded before it is split, as Go decodes URL.Path', () => {
-  check('GET', '/api/v1/namespaces/n%73/s%65crets', { ...core, path: '/api/v1/namespaces/ns/secrets', verb: 'list', namespace: 'ns', resource: 'secrets', parts: ['secrets'] });
-  check('GET', '/api/v1/namespaces/a%2Fb/pods', { ...core, path: '/api/v1/namespaces/a/b/pods', verb: 'get', namespace: 'a', resource: 'b', name: 'pods', parts: ['b', 'pods'] });
+  check('GET', '/api/v1/namespaces/n%73/s%65crets', {
+    ...core,
+    path: '/api/v1/namespaces/ns/secrets',
+    verb: 'list',
+    namespace: 'ns',
+    resource: 'secrets',
+    parts: ['secrets'],
+  });
+  check('GET', '/api/v1/namespaces/a%2Fb/pods', {
+    ...core,
+    path: '/api/v1/namespaces/a/b/pods',
+    verb: 'get',
+    namespace: 'a',
+    resource: 'b',
+    name: 'pods',
+    parts: ['b', 'pods'],
+  });
   assert.equal(requestInfo('GET', '/api/v1/namespaces/ns/configmaps/%C3%A9t%C3%A9').name, 'été');
   assert.equal(requestInfo('GET', '/api/v1/namespaces/ns/configmaps/a+b').name, 'a+b', "'+' is not a space in a path");
 });
 
 test('malformed inputs never throw', () => {
   const targets = [
-    '', '/', '?', '??', '/apis/', '%', '%zz', '/api/v1/namespaces/%zz/pods', '/api/v1/%E0%A4%A', '/api/v1/pods/%FF%FE',
-    `/api/v1/${'x/'.repeat(100_000)}`, `/api/v1/namespaces/ns/pods?${'a=1&'.repeat(50_000)}`, '/api/v1/pods?fieldSelector=%',
-    '/api/v1/pods?fieldSelector=\\\\\\', 'http://host:6443/api/v1/pods?watch=1', 'https://', 'no-slash', '/api/v1/watch/', '/api/v1/proxy',
+    '',
+    '/',
+    '?',
+    '??',
+    '/apis/',
+    '%',
+    '%zz',
+    '/api/v1/namespaces/%zz/pods',
+    '/api/v1/%E0%A4%A',
+    '/api/v1/pods/%FF%FE',
+    `/api/v1/${'x/'.repeat(100_000)}`,
+    `/api/v1/namespaces/ns/pods?${'a=1&'.repeat(50_000)}`,
+    '/api/v1/pods?fieldSelector=%',
+    '/api/v1/pods?fieldSelector=\\\\\\',
+    'http://host:6443/api/v1/pods?watch=1',
+    'https://',
+    'no-slash',
+    '/api/v1/watch/',
+    '/api/v1/proxy',
   ];
   for (const method of ['GET', 'POST', 'DELETE', 'BREW', '']) {
     for (const t of targets) assert.doesNotThrow(() => requestInfo(method, t), `${method} ${t.slice(0, 40)}`);
   }
-  check('GET', '/api/v1/namespaces/%zz/pods', { ...core, path: '/api/v1/namespaces/%zz/pods', verb: 'list', namespace: '%zz', resource: 'pods', parts: ['pods'] });
+  check('GET', '/api/v1/namespaces/%zz/pods', {
+    ...core,
+    path: '/api/v1/namespaces/%zz/pods',
+    verb: 'list',
+    namespace: '%zz',
+    resource: 'pods',
+    parts: ['pods'],
+  });
   assert.equal(requestInfo('GET', '/api/v1/pods/%FF').name, '\uFFFD');
   assert.equal(requestInfo('GET', `/api/v1/${'x/'.repeat(100_000)}`).parts.length, 100_000);
 });
 
 test('an absolute-form target is resolved from its path', () => {
-  check('GET', 'https://10.0.0.1:6443/api/v1/namespaces/ns/pods?watch=1', { ...core, path: '/api/v1/namespaces/ns/pods', verb: 'watch', namespace: 'ns', resource: 'pods', parts: ['pods'] });
+  check('GET', 'https://10.0.0.1:6443/api/v1/namespaces/ns/pods?watch=1', {
+    ...core,
+    path: '/api/v1/namespaces/ns/pods',
+    verb: 'watch',
+    namespace: 'ns',
+    resource: 'pods',
+    parts: ['pods'],
+  });
   check('GET', 'http://host', { path: '/', verb: 'get' });
 });

@@ -35,8 +35,13 @@ function collect(d: Duplex, bytes: number): Promise<Buffer> {
     const parts: Buffer[] = [];
     let n = 0;
     const onData = (c: Buffer): void => {
-      parts.push(c); n += c.length;
-      if (n >= bytes) { d.off('data', onData); d.pause(); resolve(Buffer.concat(parts)); }
+      parts.push(c);
+      n += c.length;
+      if (n >= bytes) {
+        d.off('data', onData);
+        d.pause();
+        resolve(Buffer.concat(parts));
+      }
     };
     d.on('data', onData);
     d.once('error', reject);
@@ -63,7 +68,9 @@ framingTest('a reader that stops reading stops the writer at the far end, and no
   c.pause();
   const data = randomBytes(32 * 1024 * 1024);
   let acked = 0;
-  const writing = writeAll(s, data, 64 * 1024, (n) => { acked += n; });
+  const writing = writeAll(s, data, 64 * 1024, (n) => {
+    acked += n;
+  });
   // The receiving side pauses its socket once its readable buffer is full…
   await waitFor(() => socketPaused(client) && s.writableNeedDrain, 20_000, 'receiver paused and sender blocked');
   // …so the sender cannot have pushed everything, and the receiver holds at most its buffer plus one message.

@@ -4,14 +4,20 @@ import { randomBytes } from 'node:crypto';
 import { TunnelError } from '../src/index.ts';
 import { encodeWsHeader, unmask, WsFrameReader, WsOpcode } from '../src/websocket-frames.ts';
 
-interface Seen { data: Buffer[]; control: Buffer[]; text: number }
+interface Seen {
+  data: Buffer[];
+  control: Buffer[];
+  text: number;
+}
 
 function reader(expectMasked: boolean): { r: WsFrameReader; seen: Seen } {
   const seen: Seen = { data: [], control: [], text: 0 };
   const r = new WsFrameReader(expectMasked, {
     data: (p) => seen.data.push(Buffer.from(p)),
     control: (raw) => seen.control.push(Buffer.from(raw)),
-    text: () => { seen.text++; },
+    text: () => {
+      seen.text++;
+    },
   });
   return { r, seen };
 }
@@ -42,7 +48,11 @@ test('frames split at every possible point give the same payload bytes and contr
     r.push(copy.subarray(0, at));
     r.push(copy.subarray(at));
     assert.ok(Buffer.concat(seen.data).equals(Buffer.concat([a, b])), `split at ${at}`);
-    assert.deepEqual(seen.control.map((c) => c[0]! & 0x0f), [WsOpcode.ping, WsOpcode.close], `split at ${at}`);
+    assert.deepEqual(
+      seen.control.map((c) => c[0]! & 0x0f),
+      [WsOpcode.ping, WsOpcode.close],
+      `split at ${at}`,
+    );
     // control frames are handed on exactly as received, still masked, for ws's receiver
     assert.deepEqual(seen.control[0], frame(WsOpcode.ping, Buffer.from('p'), { key }));
   }
@@ -72,7 +82,11 @@ const violations: [string, boolean, Buffer][] = [
   ['an unmasked frame to a server', true, frame(WsOpcode.binary, Buffer.from('x'))],
   ['a masked frame to a client', false, frame(WsOpcode.binary, Buffer.from('x'), { key: Buffer.alloc(4) })],
   ['a continuation outside a message', false, frame(WsOpcode.continuation, Buffer.from('x'))],
-  ['a new message inside a fragmented one', false, Buffer.concat([frame(WsOpcode.binary, Buffer.from('a'), { fin: false }), frame(WsOpcode.binary, Buffer.from('b'))])],
+  [
+    'a new message inside a fragmented one',
+    false,
+    Buffer.concat([frame(WsOpcode.binary, Buffer.from('a'), { fin: false }), frame(WsOpcode.binary, Buffer.from('b'))]),
+  ],
   ['a fragmented control frame', false, frame(WsOpcode.ping, Buffer.from('x'), { fin: false })],
   ['an oversized control frame', false, frame(WsOpcode.ping, Buffer.alloc(126))],
   ['a length beyond 2^53 - 1', false, Buffer.from([0x82, 127, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])],
@@ -80,7 +94,10 @@ const violations: [string, boolean, Buffer][] = [
 for (const [what, expectMasked, wire] of violations) {
   test(`${what} is a PT_ERR_WS_PROTOCOL violation, and the reader ignores what follows`, () => {
     const { r, seen } = reader(expectMasked);
-    assert.throws(() => r.push(wire), (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_WS_PROTOCOL');
+    assert.throws(
+      () => r.push(wire),
+      (e: unknown) => e instanceof TunnelError && e.code === 'PT_ERR_WS_PROTOCOL',
+    );
     const before = seen.data.length;
     r.push(frame(WsOpcode.binary, Buffer.from('after'), expectMasked ? { key: Buffer.alloc(4) } : {}));
     assert.equal(seen.data.length, before);

@@ -102,7 +102,8 @@ export function resolveConnectOptions(o: ConnectOptions): ResolvedConnectOptions
   } catch {
     fail('gatewayUrl', `not a URL: ${o.gatewayUrl}`);
   }
-  if (!['https:', 'http:', 'wss:', 'ws:'].includes(gatewayUrl.protocol)) fail('gatewayUrl', `expected https:// (or http:// for development), got ${gatewayUrl.protocol}`);
+  if (!['https:', 'http:', 'wss:', 'ws:'].includes(gatewayUrl.protocol))
+    fail('gatewayUrl', `expected https:// (or http:// for development), got ${gatewayUrl.protocol}`);
   if (typeof o.token !== 'string' || o.token === '') fail('token', 'required');
   if (typeof o.cluster !== 'string' || o.cluster === '') fail('cluster', 'required');
   let baseUrl: URL;

@@ -96,9 +96,12 @@ export class TunnelConnection extends EventEmitter {
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new ClientError('PT_ERR_CLIENT_DISCONNECTED', this.#o.waitForConnectionMs > 0
-          ? `the tunnel to the gateway did not come back within ${this.#o.waitForConnectionMs} ms`
-          : `the tunnel to the gateway is not connected (state ${this.#state})`);
+        throw new ClientError(
+          'PT_ERR_CLIENT_DISCONNECTED',
+          this.#o.waitForConnectionMs > 0
+            ? `the tunnel to the gateway did not come back within ${this.#o.waitForConnectionMs} ms`
+            : `the tunnel to the gateway is not connected (state ${this.#state})`,
+        );
       }
       await this.#nextChange(left);
     }
@@ -108,10 +111,14 @@ export class TunnelConnection extends EventEmitter {
   async close(): Promise<void> {
     if (this.#state !== 'closed') this.#finish(undefined);
     const sessions = [...(this.#session === undefined ? [] : [this.#session]), ...this.#handingOver];
-    await Promise.all(sessions.filter((s) => !s.isClosed).map(async (session) => {
-      await session.close(1_000).catch(() => {});
-      session.destroy();
-    }));
+    await Promise.all(
+      sessions
+        .filter((s) => !s.isClosed)
+        .map(async (session) => {
+          await session.close(1_000).catch(() => {});
+          session.destroy();
+        }),
+    );
     await this.#loop;
   }
 
@@ -210,9 +217,13 @@ export class TunnelConnection extends EventEmitter {
         void closed.then(() => {
           this.#handingOver.delete(session);
           // Gone before a new session was up (a lone gateway that stopped): the tunnel is lost after all.
-          if (this.#session === undefined && !signal.aborted) this.emit('disconnected', { reason: session.closeError?.message ?? 'session closed after GoAway' });
+          if (this.#session === undefined && !signal.aborted)
+            this.emit('disconnected', { reason: session.closeError?.message ?? 'session closed after GoAway' });
         });
-        this.#logger.info({ event: 'tunnel_handover', cluster: o.cluster }, 'the gateway is draining; dialing a new tunnel while this one finishes its streams');
+        this.#logger.info(
+          { event: 'tunnel_handover', cluster: o.cluster },
+          'the gateway is draining; dialing a new tunnel while this one finishes its streams',
+        );
         failures = 0;
         continue;
       }

@@ -74,9 +74,12 @@ export class TunnelDispatcher extends Dispatcher {
     } catch {
       origin = undefined;
     }
-    const refusal = origin !== this.origin
-      ? new ClientError('PT_ERR_CLIENT_ORIGIN', `the tunnel dispatcher serves ${this.origin} only, not ${String(options.origin)}`)
-      : this.#closed ? new ClientError('PT_ERR_CLIENT_CLOSED', 'the tunnel dispatcher is closed') : undefined;
+    const refusal =
+      origin !== this.origin
+        ? new ClientError('PT_ERR_CLIENT_ORIGIN', `the tunnel dispatcher serves ${this.origin} only, not ${String(options.origin)}`)
+        : this.#closed
+          ? new ClientError('PT_ERR_CLIENT_CLOSED', 'the tunnel dispatcher is closed')
+          : undefined;
     if (refusal !== undefined) {
       if (typeof handler.onResponseError === 'function') {
         handler.onResponseError(null as unknown as Dispatcher.DispatchController, refusal);
@@ -111,7 +114,7 @@ export class TunnelDispatcher extends Dispatcher {
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     this.#closed = true;
-    const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null;
+    const err = typeof errOrCallback === 'function' ? null : (errOrCallback ?? null);
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     const clients = [...this.#clients];
     this.#clients.clear();

@@ -22,8 +22,11 @@ export interface LegacyDispatchHandler {
 /** True for a handler of the older API only (it has none of the controller API's methods). */
 export function isLegacyHandler(h: object): h is LegacyDispatchHandler {
   const x = h as Record<string, unknown>;
-  return typeof x.onRequestStart !== 'function' && typeof x.onResponseStart !== 'function'
-    && (typeof x.onHeaders === 'function' || typeof x.onConnect === 'function' || typeof x.onError === 'function');
+  return (
+    typeof x.onRequestStart !== 'function' &&
+    typeof x.onResponseStart !== 'function' &&
+    (typeof x.onHeaders === 'function' || typeof x.onConnect === 'function' || typeof x.onError === 'function')
+  );
 }
 
 /** The same handler on the controller API: pause/resume, abort, raw headers and trailers as the older API had them. */

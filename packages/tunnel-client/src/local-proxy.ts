@@ -44,8 +44,15 @@ export async function startLocalProxy(open: () => Promise<Duplex>, options: List
   const relayOptions = (req: IncomingMessage): RelayOptions => ({ path: req.url ?? '/', errorResponse: statusBody });
   const logResult = (req: IncomingMessage, id: number, startedAt: number, r: RelayResult): void => {
     const record = {
-      event: 'proxy_request', requestId: id, method: req.method, path: (req.url ?? '/').split('?')[0],
-      status: r.status, bytes: r.bytesOut, bytesIn: r.bytesIn, upgraded: r.upgraded, ms: Date.now() - startedAt,
+      event: 'proxy_request',
+      requestId: id,
+      method: req.method,
+      path: (req.url ?? '/').split('?')[0],
+      status: r.status,
+      bytes: r.bytesOut,
+      bytesIn: r.bytesIn,
+      upgraded: r.upgraded,
+      ms: Date.now() - startedAt,
       ...(r.error !== undefined ? { error: r.error.message } : {}),
     };
     if (r.status >= 500 || r.status === 0) logger.warn(record, 'proxy request');

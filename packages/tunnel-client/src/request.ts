@@ -135,8 +135,10 @@ export async function sendRequest(dispatcher: Dispatcher, origin: string, msg: T
   if (msg.stream !== true) return { id, status: res.statusCode, headers: resHeaders, body: await readAll() };
   if (res.statusCode >= 300) {
     const errBody = await readAll();
-    const reason = typeof errBody === 'object' && errBody !== null && typeof (errBody as { message?: unknown }).message === 'string'
-      ? (errBody as { message: string }).message : `HTTP ${res.statusCode}`;
+    const reason =
+      typeof errBody === 'object' && errBody !== null && typeof (errBody as { message?: unknown }).message === 'string'
+        ? (errBody as { message: string }).message
+        : `HTTP ${res.statusCode}`;
     throw new ClientError('PT_ERR_CLIENT_HTTP', `${msg.method} ${msg.path}: ${reason}`, { status: res.statusCode, body: errBody });
   }
   const cancel = (): void => {

@@ -7,10 +7,7 @@ import { TunnelDispatcher } from './dispatcher.ts';
 import { TunnelHttpAgent } from './internal/http-agent.ts';
 import { TunnelKubeConfig } from './kube-config.ts';
 import { startLocalProxy, type ListenOptions, type LocalProxy } from './local-proxy.ts';
-import {
-  sendRequest, watchEvents,
-  type TunnelRequest, type TunnelResponse, type TunnelStreamResponse, type WatchEvent, type WatchOptions,
-} from './request.ts';
+import { sendRequest, watchEvents, type TunnelRequest, type TunnelResponse, type TunnelStreamResponse, type WatchEvent, type WatchOptions } from './request.ts';
 
 /**
  * A runner's tunnel to one cluster, from {@link connect}. Every request is a
@@ -122,7 +119,9 @@ export class Tunnel extends EventEmitter {
     const proxy = await startLocalProxy(() => this.openStream(), options, this.#logger);
     this.#proxies.add(proxy);
     return {
-      url: proxy.url, port: proxy.port, host: proxy.host,
+      url: proxy.url,
+      port: proxy.port,
+      host: proxy.host,
       close: async () => {
         this.#proxies.delete(proxy);
         await proxy.close();

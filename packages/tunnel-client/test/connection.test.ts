@@ -20,7 +20,10 @@ test('a refused token rejects connect() with PT_ERR_AUTH_REJECTED after one atte
   const gw = await startFakeGatewayRunner(t, createTestApp().server, { token: TOKEN });
   await assert.rejects(connect({ gatewayUrl: gw.url, token: 'wrong', cluster: 'c1', ca: gw.caCert }), { code: 'PT_ERR_AUTH_REJECTED', status: 401 });
   const forbidden = await startFakeGatewayRunner(t, createTestApp().server, { token: TOKEN, cluster: 'c1' });
-  await assert.rejects(connect({ gatewayUrl: forbidden.url, token: TOKEN, cluster: 'c2', ca: forbidden.caCert }), { code: 'PT_ERR_AUTH_REJECTED', status: 403 });
+  await assert.rejects(connect({ gatewayUrl: forbidden.url, token: TOKEN, cluster: 'c2', ca: forbidden.caCert }), {
+    code: 'PT_ERR_AUTH_REJECTED',
+    status: 403,
+  });
   assert.equal(gw.upgrades.length, 0);
   assert.equal(gw.attempts(), 1, 'one dial, no retry loop');
   assert.equal(forbidden.attempts(), 1);
@@ -44,7 +47,10 @@ test('while the gateway is down a request fails fast with PT_ERR_CLIENT_DISCONNE
   await lost;
   const started = Date.now();
   await assert.rejects(tunnel.request({ method: 'GET', path: '/version' }), { code: 'PT_ERR_CLIENT_DISCONNECTED' });
-  await assert.rejects(fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher }), (err: Error) => (err.cause as { code?: string }).code === 'PT_ERR_CLIENT_DISCONNECTED');
+  await assert.rejects(
+    fetch(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher }),
+    (err: Error) => (err.cause as { code?: string }).code === 'PT_ERR_CLIENT_DISCONNECTED',
+  );
   assert.ok(Date.now() - started < 1_000, 'failed fast');
   await gw.restart();
   await until(() => tunnel.state === 'connected', 'the tunnel to reconnect');
@@ -56,7 +62,14 @@ test('while the gateway is down a request fails fast with PT_ERR_CLIENT_DISCONNE
 test('with waitForConnectionMs a request made while disconnected waits for the reconnect', async (t) => {
   const app = createTestApp();
   const gw = await startFakeGatewayRunner(t, app.server, { token: TOKEN });
-  const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert, waitForConnectionMs: 10_000, reconnect: { intervalMs: 20, maxIntervalMs: 100 } });
+  const tunnel = await connect({
+    gatewayUrl: gw.url,
+    token: TOKEN,
+    cluster: 'c1',
+    ca: gw.caCert,
+    waitForConnectionMs: 10_000,
+    reconnect: { intervalMs: 20, maxIntervalMs: 100 },
+  });
   t.after(() => tunnel.close());
   const lost = once(tunnel, 'disconnected');
   await gw.stop();
@@ -69,7 +82,14 @@ test('with waitForConnectionMs a request made while disconnected waits for the r
 
 test('waitForConnectionMs elapsing rejects with PT_ERR_CLIENT_DISCONNECTED', async (t) => {
   const gw = await startFakeGatewayRunner(t, createTestApp().server, { token: TOKEN });
-  const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert, waitForConnectionMs: 150, reconnect: { intervalMs: 20, maxIntervalMs: 50 } });
+  const tunnel = await connect({
+    gatewayUrl: gw.url,
+    token: TOKEN,
+    cluster: 'c1',
+    ca: gw.caCert,
+    waitForConnectionMs: 150,
+    reconnect: { intervalMs: 20, maxIntervalMs: 50 },
+  });
   t.after(() => tunnel.close());
   const lost = once(tunnel, 'disconnected');
   await gw.stop();
@@ -93,7 +113,10 @@ test('no gateway listening: connect() retries with backoff and rejects with PT_E
   const gw = await startFakeGatewayRunner(t, createTestApp().server, { token: TOKEN });
   await gw.stop();
   const started = Date.now();
-  await assert.rejects(connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert, connectTimeoutMs: 300, reconnect: { intervalMs: 20, maxIntervalMs: 50 } }), { code: 'PT_ERR_CLIENT_DIAL_FAILED' });
+  await assert.rejects(
+    connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert, connectTimeoutMs: 300, reconnect: { intervalMs: 20, maxIntervalMs: 50 } }),
+    { code: 'PT_ERR_CLIENT_DIAL_FAILED' },
+  );
   assert.ok(Date.now() - started >= 290);
 });
 
@@ -101,7 +124,9 @@ test('invalid options are refused with PT_ERR_CLIENT_CONFIG naming the field', (
   assert.throws(() => resolveConnectOptions({ gatewayUrl: 'ftp://x', token: 't', cluster: 'c' }), { code: 'PT_ERR_CLIENT_CONFIG', message: /gatewayUrl/ });
   assert.throws(() => resolveConnectOptions({ gatewayUrl: 'https://x', token: '', cluster: 'c' }), { message: /token/ });
   assert.throws(() => resolveConnectOptions({ gatewayUrl: 'https://x', token: 't', cluster: '' }), { message: /cluster/ });
-  assert.throws(() => resolveConnectOptions({ gatewayUrl: 'https://x', token: 't', cluster: 'c', reconnect: { intervalMs: -1 } }), { message: /reconnect.intervalMs/ });
+  assert.throws(() => resolveConnectOptions({ gatewayUrl: 'https://x', token: 't', cluster: 'c', reconnect: { intervalMs: -1 } }), {
+    message: /reconnect.intervalMs/,
+  });
   assert.throws(() => resolveConnectOptions({ gatewayUrl: 'https://x', token: 't', cluster: 'c', baseUrl: 'http://x/path' }), { message: /baseUrl/ });
   const o = resolveConnectOptions({ gatewayUrl: 'https://gw.example:8443', token: 't', cluster: 'c' });
   assert.equal(o.baseUrl.origin, 'http://kubernetes.tunnel.invalid');

@@ -29,11 +29,16 @@ test('fetch through the dispatcher reaches the app over a tunnel stream and pars
 
 test('concurrent requests each get their own stream and their own answer', async (t) => {
   const { tunnel } = await setup(t);
-  const bodies = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-    const res = await fetch(`${tunnel.baseUrl}/echo`, { dispatcher: tunnel.dispatcher, method: 'POST', body: `req-${i}` });
-    return res.text();
-  }));
-  assert.deepEqual(bodies, Array.from({ length: 20 }, (_, i) => `req-${i}`));
+  const bodies = await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const res = await fetch(`${tunnel.baseUrl}/echo`, { dispatcher: tunnel.dispatcher, method: 'POST', body: `req-${i}` });
+      return res.text();
+    }),
+  );
+  assert.deepEqual(
+    bodies,
+    Array.from({ length: 20 }, (_, i) => `req-${i}`),
+  );
 });
 
 test('a large streamed upload and a large download arrive hash-identical', async (t) => {
@@ -42,8 +47,13 @@ test('a large streamed upload and a large download arrive hash-identical', async
   const expect = createHash('sha256');
   for (let i = 0; i < 64; i++) expect.update(chunk);
   const up = await request(`${tunnel.baseUrl}/echo`, {
-    dispatcher: tunnel.dispatcher, method: 'PUT',
-    body: Readable.from((function* () { for (let i = 0; i < 64; i++) yield chunk; })()),
+    dispatcher: tunnel.dispatcher,
+    method: 'PUT',
+    body: Readable.from(
+      (function* () {
+        for (let i = 0; i < 64; i++) yield chunk;
+      })(),
+    ),
   });
   assert.equal(up.statusCode, 200);
   assert.equal(up.headers['x-sha256'], expect.digest('hex'));
@@ -54,7 +64,12 @@ test('a large streamed upload and a large download arrive hash-identical', async
   let sha = '';
   await stream(`${tunnel.baseUrl}/big`, { dispatcher: tunnel.dispatcher, method: 'GET', opaque: null }, ({ headers }) => {
     sha = String(headers['x-sha256']);
-    return new Writable({ write(c: Buffer, _e, cb) { hash.update(c); cb(); } });
+    return new Writable({
+      write(c: Buffer, _e, cb) {
+        hash.update(c);
+        cb();
+      },
+    });
   });
   assert.equal(hash.digest('hex'), sha);
 });
@@ -87,7 +102,9 @@ test('undici upgrade hands over the tunnel stream as a raw socket, half-close in
   const { socket, headers } = await upgrade(`${tunnel.baseUrl}/raw`, { dispatcher: tunnel.dispatcher, protocol: 'echo' });
   assert.equal(headers.upgrade, 'echo');
   let got = '';
-  socket.setEncoding('utf8').on('data', (d: string) => { got += d; });
+  socket.setEncoding('utf8').on('data', (d: string) => {
+    got += d;
+  });
   socket.write('hello');
   await until(() => got === 'HELLO', 'the echo');
   socket.end();
@@ -99,7 +116,10 @@ test('the dispatcher refuses any origin other than its base URL and dials nothin
   const { tunnel, app } = await setup(t);
   const before = app.seen.length;
   await assert.rejects(request('http://127.0.0.1:1/version', { dispatcher: tunnel.dispatcher }), { code: 'PT_ERR_CLIENT_ORIGIN' });
-  await assert.rejects(fetch('https://example.com/', { dispatcher: tunnel.dispatcher }), (err: Error) => (err.cause as { code?: string }).code === 'PT_ERR_CLIENT_ORIGIN');
+  await assert.rejects(
+    fetch('https://example.com/', { dispatcher: tunnel.dispatcher }),
+    (err: Error) => (err.cause as { code?: string }).code === 'PT_ERR_CLIENT_ORIGIN',
+  );
   assert.equal(app.seen.length, before);
 });
 
@@ -130,8 +150,10 @@ test("Node's built-in fetch takes the dispatcher too: JSON, an echoed body, a la
   const body = Buffer.from(await big.arrayBuffer());
   assert.ok(body.length > 1024 * 1024, `${body.length} bytes`);
   assert.equal(createHash('sha256').update(body).digest('hex'), big.headers.get('x-sha256'));
-  await assert.rejects(builtin('http://elsewhere.invalid/version', { dispatcher: tunnel.dispatcher }),
-    (err: Error & { cause?: { code?: string } }) => err.cause?.code === 'PT_ERR_CLIENT_ORIGIN');
+  await assert.rejects(
+    builtin('http://elsewhere.invalid/version', { dispatcher: tunnel.dispatcher }),
+    (err: Error & { cause?: { code?: string } }) => err.cause?.code === 'PT_ERR_CLIENT_ORIGIN',
+  );
   // tunnel.fetch: the same, typed as the global fetch, a path taken relative to the base URL.
   const viaTunnel = await tunnel.fetch('/echo', { method: 'PUT', body: 'typed as the global fetch' });
   assert.equal(viaTunnel.status, 200);

@@ -38,9 +38,14 @@ describe('through the real gateway and agent', () => {
     t.after(() => tunnel.close());
 
     const events: string[] = [];
-    const ctl = await new Watch(tunnel.kubeConfig()).watch('/api/v1/namespaces/default/pods', {}, (type, obj: { metadata: { name: string } }) => {
-      events.push(`${type}:${obj.metadata.name}`);
-    }, () => {});
+    const ctl = await new Watch(tunnel.kubeConfig()).watch(
+      '/api/v1/namespaces/default/pods',
+      {},
+      (type, obj: { metadata: { name: string } }) => {
+        events.push(`${type}:${obj.metadata.name}`);
+      },
+      () => {},
+    );
     await path.fake.watch.waitForWatchers(1);
     path.fake.watch.emit({ metadata: { name: 'w1' } });
     await waitFor(() => events.length === 1, { what: 'the Watch event' });
@@ -72,9 +77,13 @@ describe('through the real gateway and agent', () => {
     t.after(() => tunnel.close());
     const stdout = new PassThrough();
     let out = '';
-    stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
     let status: V1Status | undefined;
-    const ws = await new Exec(tunnel.kubeConfig()).exec('default', 'web-0', 'app', ['sh'], stdout, null, null, false, (s) => { status = s; });
+    const ws = await new Exec(tunnel.kubeConfig()).exec('default', 'web-0', 'app', ['sh'], stdout, null, null, false, (s) => {
+      status = s;
+    });
     // The fake echoes each message: a stdout-channel frame comes back as stdout.
     ws.send(Buffer.concat([Buffer.from([1]), Buffer.from('hello exec')]));
     await waitFor(() => out === 'hello exec', { what: 'the echoed stdout' });
@@ -96,13 +105,25 @@ describe('through the real gateway and agent', () => {
 
   test('a runner token refused by the gateway, or a cluster it may not reach, rejects connect() with PT_ERR_AUTH_REJECTED', async (t) => {
     const path = await startRealPath(t);
-    await assert.rejects(connect({ gatewayUrl: path.gatewayUrl, token: 'not-a-runner-token', cluster: CLUSTER, ca: path.gatewayCa }), { code: 'PT_ERR_AUTH_REJECTED', status: 401 });
-    await assert.rejects(connect({ gatewayUrl: path.gatewayUrl, token: RUNNER_TOKEN, cluster: 'c2', ca: path.gatewayCa }), { code: 'PT_ERR_AUTH_REJECTED', status: 403 });
+    await assert.rejects(connect({ gatewayUrl: path.gatewayUrl, token: 'not-a-runner-token', cluster: CLUSTER, ca: path.gatewayCa }), {
+      code: 'PT_ERR_AUTH_REJECTED',
+      status: 401,
+    });
+    await assert.rejects(connect({ gatewayUrl: path.gatewayUrl, token: RUNNER_TOKEN, cluster: 'c2', ca: path.gatewayCa }), {
+      code: 'PT_ERR_AUTH_REJECTED',
+      status: 403,
+    });
   });
 
   test('after the gateway restarts the tunnel reconnects and requests work again', async (t) => {
     const path = await startRealPath(t);
-    const tunnel = await connect({ gatewayUrl: path.gatewayUrl, token: RUNNER_TOKEN, cluster: CLUSTER, ca: path.gatewayCa, reconnect: { intervalMs: 50, maxIntervalMs: 200 } });
+    const tunnel = await connect({
+      gatewayUrl: path.gatewayUrl,
+      token: RUNNER_TOKEN,
+      cluster: CLUSTER,
+      ca: path.gatewayCa,
+      reconnect: { intervalMs: 50, maxIntervalMs: 200 },
+    });
     t.after(() => tunnel.close());
     const lost = once(tunnel, 'disconnected');
     await path.stopGateway();
@@ -110,10 +131,13 @@ describe('through the real gateway and agent', () => {
     await assert.rejects(tunnel.request({ method: 'GET', path: '/version' }), { code: 'PT_ERR_CLIENT_DISCONNECTED' });
     await path.startGateway();
     await waitFor(() => tunnel.state === 'connected' && path.agent.state === 'connected', { timeoutMs: 10_000, what: 'runner and agent to reconnect' });
-    const r = await waitFor(async () => {
-      const res = await tunnel.request({ method: 'GET', path: '/version' });
-      return res.status === 200 ? res : undefined;
-    }, { timeoutMs: 10_000, what: '/version through the new gateway' });
+    const r = await waitFor(
+      async () => {
+        const res = await tunnel.request({ method: 'GET', path: '/version' });
+        return res.status === 200 ? res : undefined;
+      },
+      { timeoutMs: 10_000, what: '/version through the new gateway' },
+    );
     assert.equal((r.body as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
   });
 });

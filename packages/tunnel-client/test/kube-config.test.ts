@@ -21,7 +21,10 @@ test('CoreV1Api through kubeConfig() lists pods over the tunnel', async (t) => {
   const { tunnel, app } = await setup(t);
   const api = tunnel.kubeConfig().makeApiClient(CoreV1Api);
   const list = await api.listNamespacedPod({ namespace: 'default' });
-  assert.deepEqual(list.items.map((p) => p.metadata?.name), ['p0']);
+  assert.deepEqual(
+    list.items.map((p) => p.metadata?.name),
+    ['p0'],
+  );
   assert.equal(app.seen.at(-1)?.url, '/api/v1/namespaces/default/pods');
 });
 
@@ -29,9 +32,16 @@ test('Watch through kubeConfig() delivers events as they are pushed and stops on
   const { tunnel, app } = await setup(t);
   const events: string[] = [];
   let ended: unknown = 'pending';
-  const ctl = await new Watch(tunnel.kubeConfig()).watch('/api/v1/namespaces/default/pods', {}, (type, obj: { metadata: { name: string } }) => {
-    events.push(`${type}:${obj.metadata.name}`);
-  }, (err) => { ended = err; });
+  const ctl = await new Watch(tunnel.kubeConfig()).watch(
+    '/api/v1/namespaces/default/pods',
+    {},
+    (type, obj: { metadata: { name: string } }) => {
+      events.push(`${type}:${obj.metadata.name}`);
+    },
+    (err) => {
+      ended = err;
+    },
+  );
   await until(() => events.length === 1 && app.openWatches() === 1, 'the first event');
   app.pushEvent('MODIFIED', 'p1');
   await until(() => events.length === 2, 'the pushed event');
@@ -48,7 +58,9 @@ test('Log with follow through kubeConfig() streams lines as they come', async (t
   const { tunnel, app } = await setup(t);
   const out = new PassThrough();
   let text = '';
-  out.setEncoding('utf8').on('data', (d: string) => { text += d; });
+  out.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
   await new Log(tunnel.kubeConfig()).log('default', 'p0', '', out, { follow: true, tailLines: 3 });
   await until(() => text === 'line 1\nline 2\nline 3\n', 'three log lines');
   assert.match(app.seen.at(-1)?.url ?? '', /\/log\?.*follow=true/);
@@ -58,7 +70,9 @@ test('Exec through kubeConfig() runs over a WebSocket on a tunnel stream and rep
   const { tunnel, app } = await setup(t);
   const stdout = new PassThrough();
   let text = '';
-  stdout.setEncoding('utf8').on('data', (d: string) => { text += d; });
+  stdout.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
   const status = await new Promise<V1Status>((resolve, reject) => {
     new Exec(tunnel.kubeConfig()).exec('default', 'p0', 'app', ['echo', 'hi'], stdout, null, null, false, resolve).catch(reject);
   });

@@ -18,9 +18,13 @@ import { CLUSTER, RUNNER_TOKEN, startRealPath } from './helpers/real-path.ts';
 
 test('aborting a Log follow with the documented guard leaves the process running and aborts the request upstream', async (t) => {
   const uncaught: unknown[] = [];
-  const onUncaught = (err: unknown): void => { uncaught.push(err); };
+  const onUncaught = (err: unknown): void => {
+    uncaught.push(err);
+  };
   process.on('uncaughtException', onUncaught);
-  t.after(() => { process.off('uncaughtException', onUncaught); });
+  t.after(() => {
+    process.off('uncaughtException', onUncaught);
+  });
 
   const path = await startRealPath(t);
   const tunnel = await connect({ gatewayUrl: path.gatewayUrl, token: RUNNER_TOKEN, cluster: CLUSTER, ca: path.gatewayCa });
@@ -28,10 +32,14 @@ test('aborting a Log follow with the documented guard leaves the process running
 
   const out = new PassThrough();
   let text = '';
-  out.setEncoding('utf8').on('data', (d: string) => { text += d; });
+  out.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
   const bodyErrors: Error[] = [];
   // The guard: client-node pipes its body into `out`; keep the abort that errors that body from being uncaught.
-  out.on('pipe', (src: Readable) => { src.on('error', (err: Error) => bodyErrors.push(err)); });
+  out.on('pipe', (src: Readable) => {
+    src.on('error', (err: Error) => bodyErrors.push(err));
+  });
 
   const controller = await new Log(tunnel.kubeConfig()).log('default', 'web-0', 'app', out, { follow: true });
   await path.fake.logs.waitForFollowers(1);

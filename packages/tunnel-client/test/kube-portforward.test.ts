@@ -29,7 +29,10 @@ test('PortForward through kubeConfig() carries bytes both ways over a WebSocket 
   const output = new PassThrough();
   const received: Buffer[] = [];
   let receivedBytes = 0;
-  output.on('data', (c: Buffer) => { received.push(c); receivedBytes += c.length; });
+  output.on('data', (c: Buffer) => {
+    received.push(c);
+    receivedBytes += c.length;
+  });
   const input = new PassThrough();
   const ws = (await new PortForward(tunnel.kubeConfig()).portForward('default', 'web-0', [PORT], output, null, input)) as WebSocket;
   t.after(() => ws.terminate());

@@ -35,7 +35,9 @@ test('listen() serves plain requests, WebSocket and raw upgrades through the tun
   const raw = netConnect(proxy.port, '127.0.0.1');
   t.after(() => raw.destroy());
   let got = '';
-  raw.setEncoding('utf8').on('data', (d: string) => { got += d; });
+  raw.setEncoding('utf8').on('data', (d: string) => {
+    got += d;
+  });
   raw.write('POST /api/v1/namespaces/default/pods/p0/portforward HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\nabc');
   await until(() => got.includes('ABC'), 'the raw echo');
   assert.match(got, /^HTTP\/1\.1 101 /);

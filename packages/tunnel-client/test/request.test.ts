@@ -11,7 +11,13 @@ const setup = (t: TestContext) => connectToTestApp(t, TOKEN);
 
 test('request() returns id, status, headers and a JSON body parsed, in the VM agent message shape', async (t) => {
   const { tunnel, app } = await setup(t);
-  const r = await tunnel.request({ id: 'req-1', method: 'GET', path: '/api/v1/namespaces/default/pods', query: { labelSelector: ['app=web'], limit: ['5'] }, headers: { Accept: 'application/json' } });
+  const r = await tunnel.request({
+    id: 'req-1',
+    method: 'GET',
+    path: '/api/v1/namespaces/default/pods',
+    query: { labelSelector: ['app=web'], limit: ['5'] },
+    headers: { Accept: 'application/json' },
+  });
   assert.equal(r.id, 'req-1');
   assert.equal(r.status, 200);
   assert.equal(r.headers['content-type'], 'application/json');
@@ -50,7 +56,10 @@ test('request({ stream: true }) yields WATCH events as objects as they arrive an
     }
     if (got.length === 2) break;
   }
-  assert.deepEqual(got.map((c) => (c as { type: string }).type), ['ADDED', 'DELETED']);
+  assert.deepEqual(
+    got.map((c) => (c as { type: string }).type),
+    ['ADDED', 'DELETED'],
+  );
   await until(() => app.aborted.length === 1, 'the app to see the watch cancelled');
 });
 
@@ -77,7 +86,10 @@ test('watch() iterates events from a resourceVersion and stops on abort', async 
   const ac = new AbortController();
   const events: Array<{ type: string; name: unknown }> = [];
   const done = (async () => {
-    for await (const ev of tunnel.watch<{ metadata: { name: string; resourceVersion?: string } }>('/api/v1/namespaces/default/pods', { resourceVersion: '42', signal: ac.signal })) {
+    for await (const ev of tunnel.watch<{ metadata: { name: string; resourceVersion?: string } }>('/api/v1/namespaces/default/pods', {
+      resourceVersion: '42',
+      signal: ac.signal,
+    })) {
       events.push({ type: ev.type, name: ev.object.metadata.name });
       if (events.length === 1) {
         assert.equal(ev.object.metadata.resourceVersion, '42');
@@ -88,7 +100,10 @@ test('watch() iterates events from a resourceVersion and stops on abort', async 
     }
   })();
   await assert.rejects(done, { name: 'AbortError' });
-  assert.deepEqual(events, [{ type: 'ADDED', name: 'p0' }, { type: 'MODIFIED', name: 'p0' }]);
+  assert.deepEqual(events, [
+    { type: 'ADDED', name: 'p0' },
+    { type: 'MODIFIED', name: 'p0' },
+  ]);
   assert.match(app.seen.at(-1)?.url ?? '', /watch=true&resourceVersion=42/);
   await until(() => app.aborted.length === 1, 'the app to see the watch aborted');
 });

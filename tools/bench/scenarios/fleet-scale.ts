@@ -23,14 +23,50 @@ const KiB = 1024;
 export const fleetScale: Scenario = {
   name: 'fleet-1000-agents',
   metrics: [
-    { name: 'fleet-rss-per-tunnel', unit: 'KiB', description: 'gateway RSS added per idle agent tunnel: (Σ replica RSS with the agents − Σ before them) / 1,000', target: null },
-    { name: 'fleet-idle-cpu', unit: '% core', description: 'CPU of the three replicas together while 1,000 tunnels idle (keepalives, status reports, Redis heartbeats and verify passes)', target: null },
-    { name: 'fleet-redis-commands', unit: 'cmd/s', description: 'Redis commands per second at steady state, 1,000 clusters on 3 replicas (INFO commandstats, script calls and the commands they run)', target: null },
-    { name: 'fleet-redis-memory-per-cluster', unit: 'B', description: 'Redis used_memory added per connected cluster: (with the 1,000 agents − the replicas alone) / 1,000', target: null },
-    { name: 'fleet-redis-per-cluster', unit: 'cmd/min', description: 'the same per cluster per minute (the replicas\' heartbeats included)', target: { kind: 'at_most', value: 15 } },
-    { name: 'storm-all-back', unit: 's', description: 'the replica with the most tunnels SIGKILLed → the last of its agents connected again through the load balancer (default reconnect settings)', target: { kind: 'at_most', value: 30 } },
+    {
+      name: 'fleet-rss-per-tunnel',
+      unit: 'KiB',
+      description: 'gateway RSS added per idle agent tunnel: (Σ replica RSS with the agents − Σ before them) / 1,000',
+      target: null,
+    },
+    {
+      name: 'fleet-idle-cpu',
+      unit: '% core',
+      description: 'CPU of the three replicas together while 1,000 tunnels idle (keepalives, status reports, Redis heartbeats and verify passes)',
+      target: null,
+    },
+    {
+      name: 'fleet-redis-commands',
+      unit: 'cmd/s',
+      description: 'Redis commands per second at steady state, 1,000 clusters on 3 replicas (INFO commandstats, script calls and the commands they run)',
+      target: null,
+    },
+    {
+      name: 'fleet-redis-memory-per-cluster',
+      unit: 'B',
+      description: 'Redis used_memory added per connected cluster: (with the 1,000 agents − the replicas alone) / 1,000',
+      target: null,
+    },
+    {
+      name: 'fleet-redis-per-cluster',
+      unit: 'cmd/min',
+      description: "the same per cluster per minute (the replicas' heartbeats included)",
+      target: { kind: 'at_most', value: 15 },
+    },
+    {
+      name: 'storm-all-back',
+      unit: 's',
+      description:
+        'the replica with the most tunnels SIGKILLed → the last of its agents connected again through the load balancer (default reconnect settings)',
+      target: { kind: 'at_most', value: 30 },
+    },
     { name: 'storm-median-back', unit: 's', description: 'the same, median agent', target: null },
-    { name: 'storm-share-excess', unit: '%', description: 'after the storm, the fullest surviving replica over an even share of the 1,000 tunnels', target: { kind: 'at_most', value: 20 } },
+    {
+      name: 'storm-share-excess',
+      unit: '%',
+      description: 'after the storm, the fullest surviving replica over an even share of the 1,000 tunnels',
+      target: { kind: 'at_most', value: 20 },
+    },
   ],
   rounds: (o) => (o.quick ? 1 : 3),
   async setup(o: BenchOptions): Promise<Rig> {
@@ -86,7 +122,10 @@ async function round(rig: FleetRig, windowMs: number): Promise<Figures> {
   const killedAt = await rig.kill(victim);
   const lost = (a: FleetRig['agents'][number]): boolean => a.disconnectedAt >= killedAt;
   await rig.until('all back after the kill', (agents) => allConnected(agents) && agents.filter(lost).length >= before[victim]!, 120_000);
-  const back = rig.agents.filter(lost).map((a) => a.connectedAt - killedAt).sort((x, y) => x - y);
+  const back = rig.agents
+    .filter(lost)
+    .map((a) => a.connectedAt - killedAt)
+    .sort((x, y) => x - y);
   await untilSessions(rig, survivors, AGENTS);
   const after = await sessionsByReplica(rig, survivors);
 
@@ -94,7 +133,7 @@ async function round(rig: FleetRig, windowMs: number): Promise<Figures> {
     'fleet-rss-per-tunnel': rss / AGENTS / KiB,
     'fleet-idle-cpu': (100 * cpu) / seconds,
     'fleet-redis-commands': commands / seconds,
-    'fleet-redis-per-cluster': (commands / seconds) * 60 / AGENTS,
+    'fleet-redis-per-cluster': ((commands / seconds) * 60) / AGENTS,
     'fleet-redis-memory-per-cluster': redisBytes / AGENTS,
     'storm-all-back': back[back.length - 1]! / 1000,
     'storm-median-back': back[Math.floor(back.length / 2)]! / 1000,

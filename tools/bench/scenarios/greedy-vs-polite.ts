@@ -46,12 +46,39 @@ function fairnessScenario(NAME: string, greedyBytesPerSecond: number | undefined
   return {
     name: NAME,
     metrics: [
-      { name: m('p50'), unit: 'ms', baseline: 'alone', description: `polite runner's small GET (~1 KiB JSON) at concurrency 1, median latency, while another runner keeps 200 (32 with --quick) 8 MiB downloads in flight on the same cluster${capped}; alone = no greedy load; ${viaText('endpoint')}, each runner its own id and token`, target: null },
-      { name: m('p99'), unit: 'ms', baseline: 'alone', description: 'same, 99th percentile; target: under contention at most 5× alone', target: { kind: 'ratio_at_most', value: 5 } },
+      {
+        name: m('p50'),
+        unit: 'ms',
+        baseline: 'alone',
+        description: `polite runner's small GET (~1 KiB JSON) at concurrency 1, median latency, while another runner keeps 200 (32 with --quick) 8 MiB downloads in flight on the same cluster${capped}; alone = no greedy load; ${viaText('endpoint')}, each runner its own id and token`,
+        target: null,
+      },
+      {
+        name: m('p99'),
+        unit: 'ms',
+        baseline: 'alone',
+        description: 'same, 99th percentile; target: under contention at most 5× alone',
+        target: { kind: 'ratio_at_most', value: 5 },
+      },
       { name: m('polite-rate'), unit: 'req/s', baseline: 'alone', description: "same, the polite runner's requests per second", target: null },
-      { name: m('greedy-mbps'), unit: 'MB/s', description: "greedy runner's aggregate body bytes received per second over the window (the polite runner's measurement)", target: null },
-      { name: m('greedy-429'), unit: 'count', description: 'greedy runner: 429 answers, while its load ramped up and during the window (it waits Retry-After and asks again)', target: null },
-      { name: m('greedy-failures'), unit: 'count', description: 'greedy runner: other failures during the window (non-200 answers, reset or refused requests)', target: null },
+      {
+        name: m('greedy-mbps'),
+        unit: 'MB/s',
+        description: "greedy runner's aggregate body bytes received per second over the window (the polite runner's measurement)",
+        target: null,
+      },
+      {
+        name: m('greedy-429'),
+        unit: 'count',
+        description: 'greedy runner: 429 answers, while its load ramped up and during the window (it waits Retry-After and asks again)',
+        target: null,
+      },
+      {
+        name: m('greedy-failures'),
+        unit: 'count',
+        description: 'greedy runner: other failures during the window (non-200 answers, reset or refused requests)',
+        target: null,
+      },
     ],
     // 4 rounds of a 20 s window each side keep the full run under 4 minutes; ABBA stays balanced.
     rounds: (o) => (o.quick ? 3 : 4),
@@ -66,8 +93,12 @@ function fairnessScenario(NAME: string, greedyBytesPerSecond: number | undefined
       const windowMs = o.quick ? 5_000 : 20_000;
       const maxGets = o.quick ? 1_000 : 5_000;
       const greedyOptions = {
-        origin: greedy.viaEndpoint.origin, prefix: greedy.viaEndpoint.prefix, token: greedy.token, caFile: greedy.caFile,
-        concurrency, bytes: GREEDY_BYTES,
+        origin: greedy.viaEndpoint.origin,
+        prefix: greedy.viaEndpoint.prefix,
+        token: greedy.token,
+        caFile: greedy.caFile,
+        concurrency,
+        bytes: GREEDY_BYTES,
       };
 
       // Warm-up, untimed: the polite path, then the greedy load once up to established (connections, JIT of the bulk path).
@@ -76,7 +107,9 @@ function fairnessScenario(NAME: string, greedyBytesPerSecond: number | undefined
       await quiet(path);
 
       const politeFigures = (latencies: number[], perSecond: number): Figures => ({
-        [m('p50')]: percentile(latencies, 50), [m('p99')]: percentile(latencies, 99), [m('polite-rate')]: perSecond,
+        [m('p50')]: percentile(latencies, 50),
+        [m('p99')]: percentile(latencies, 99),
+        [m('polite-rate')]: perSecond,
       });
       return {
         async tunnel() {
@@ -87,7 +120,8 @@ function fairnessScenario(NAME: string, greedyBytesPerSecond: number | undefined
           });
           const report = await run.stop();
           await quiet(path);
-          if (report.failureSamples.length > 0) process.stderr.write(`\n  greedy runner failures (first ${report.failureSamples.length}): ${report.failureSamples.join(' | ')}\n`);
+          if (report.failureSamples.length > 0)
+            process.stderr.write(`\n  greedy runner failures (first ${report.failureSamples.length}): ${report.failureSamples.join(' | ')}\n`);
           return {
             ...politeFigures(gets.latencies, gets.perSecond),
             [m('greedy-mbps')]: report.bytes / 1e6 / report.seconds,
@@ -110,8 +144,17 @@ function fairnessScenario(NAME: string, greedyBytesPerSecond: number | undefined
 async function quiet(path: FullPath): Promise<void> {
   let last = -1;
   let since = Date.now();
-  await untilStats(path.upstream, 'the blob writers to stop after the greedy runner', (s) => {
-    if (s.blobBytesWritten !== last) { last = s.blobBytesWritten; since = Date.now(); return false; }
-    return Date.now() - since >= QUIET_MS;
-  }, 30_000);
+  await untilStats(
+    path.upstream,
+    'the blob writers to stop after the greedy runner',
+    (s) => {
+      if (s.blobBytesWritten !== last) {
+        last = s.blobBytesWritten;
+        since = Date.now();
+        return false;
+      }
+      return Date.now() - since >= QUIET_MS;
+    },
+    30_000,
+  );
 }

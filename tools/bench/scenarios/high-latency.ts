@@ -21,11 +21,15 @@ const ONE_WAY_DELAY_MS = 25;
  */
 export const highLatency: Scenario = {
   name: 'high-latency',
-  metrics: [{
-    name: 'high-latency-1-stream', unit: 'MB/s',
-    description: 'one 256 MiB response (64 MiB with --quick), 50 ms RTT between agent and gateway (direct: 50 ms RTT between runner and upstream), default stream_window',
-    target: { kind: 'at_least', value: 50 },
-  }],
+  metrics: [
+    {
+      name: 'high-latency-1-stream',
+      unit: 'MB/s',
+      description:
+        'one 256 MiB response (64 MiB with --quick), 50 ms RTT between agent and gateway (direct: 50 ms RTT between runner and upstream), default stream_window',
+      target: { kind: 'at_least', value: 50 },
+    },
+  ],
   rounds: (o) => (o.quick ? 1 : 3),
   async setup(o: BenchOptions): Promise<Rig> {
     const relays: LatencyRelay[] = [];

@@ -33,7 +33,8 @@ export async function wayIn(path: FullPath, way: WayIn): Promise<{ target: Targe
 const WAY_TEXT: Record<WayIn, string> = {
   client: 'runner on @pipeops/tunnel-client',
   endpoint: "runner on the gateway's /k8s/clusters endpoint (HTTPS)",
-  'node-floor': 'NOT the tunnel: two bare Node TLS-terminating relays piping bytes where the gateway and the agent stand, CPU charged as theirs (the floor of a two-hop design in Node)',
+  'node-floor':
+    'NOT the tunnel: two bare Node TLS-terminating relays piping bytes where the gateway and the agent stand, CPU charged as theirs (the floor of a two-hop design in Node)',
 };
 export const viaText = (way: WayIn): string => WAY_TEXT[way];
 
@@ -53,10 +54,15 @@ interface ThroughputSpec {
 function throughput(spec: ThroughputSpec): Scenario {
   return {
     name: spec.name,
-    metrics: [{
-      name: spec.name, unit: 'MB/s', description: `${spec.description}; ${viaText(spec.via)}`, target: spec.target,
-      ...(spec.peerTarget ? { peerTarget: spec.peerTarget } : {}),
-    }],
+    metrics: [
+      {
+        name: spec.name,
+        unit: 'MB/s',
+        description: `${spec.description}; ${viaText(spec.via)}`,
+        target: spec.target,
+        ...(spec.peerTarget ? { peerTarget: spec.peerTarget } : {}),
+      },
+    ],
     async setup(o: BenchOptions): Promise<Rig> {
       const path = await o.fullPath();
       const { target: tunnel, processes } = await wayIn(path, spec.via);
@@ -86,28 +92,37 @@ const PEER_TARGET = { kind: 'ratio_at_least', value: 1.5 } as const;
 /** A scenario's name for `via`: `base`, `base-endpoint` or `base-node-floor`. */
 export const named = (base: string, via: WayIn): string => (via === 'client' ? base : `${base}-${via}`);
 
-export const response1GiB = (via: WayIn): Scenario => throughput({
-  name: named('response-1gib', via),
-  description: 'one 1 GiB response body (64 MiB with --quick)', via,
-  target: null, peerTarget: PEER_TARGET,
-  bytes: (quick) => (quick ? 64 : 1024) * MiB,
-  sample: download,
-});
+export const response1GiB = (via: WayIn): Scenario =>
+  throughput({
+    name: named('response-1gib', via),
+    description: 'one 1 GiB response body (64 MiB with --quick)',
+    via,
+    target: null,
+    peerTarget: PEER_TARGET,
+    bytes: (quick) => (quick ? 64 : 1024) * MiB,
+    sample: download,
+  });
 
-export const upload256MiB = (via: WayIn): Scenario => throughput({
-  name: named('upload-256mib', via),
-  description: 'one 256 MiB request body (32 MiB with --quick)', via,
-  target: null, peerTarget: PEER_TARGET,
-  bytes: (quick) => (quick ? 32 : 256) * MiB,
-  sample: upload,
-});
+export const upload256MiB = (via: WayIn): Scenario =>
+  throughput({
+    name: named('upload-256mib', via),
+    description: 'one 256 MiB request body (32 MiB with --quick)',
+    via,
+    target: null,
+    peerTarget: PEER_TARGET,
+    bytes: (quick) => (quick ? 32 : 256) * MiB,
+    sample: upload,
+  });
 
 const CONCURRENT = 16;
 
-export const responses16x256MiB = (via: Via): Scenario => throughput({
-  name: named('responses-16x256mib', via),
-  description: '16 concurrent 256 MiB responses, aggregate (16 × 16 MiB with --quick)', via,
-  target: null, peerTarget: PEER_TARGET,
-  bytes: (quick) => CONCURRENT * (quick ? 16 : 256) * MiB,
-  sample: (t, bytes) => downloads(t, CONCURRENT, bytes / CONCURRENT),
-});
+export const responses16x256MiB = (via: Via): Scenario =>
+  throughput({
+    name: named('responses-16x256mib', via),
+    description: '16 concurrent 256 MiB responses, aggregate (16 × 16 MiB with --quick)',
+    via,
+    target: null,
+    peerTarget: PEER_TARGET,
+    bytes: (quick) => CONCURRENT * (quick ? 16 : 256) * MiB,
+    sample: (t, bytes) => downloads(t, CONCURRENT, bytes / CONCURRENT),
+  });

@@ -12,8 +12,18 @@ const MB = 1e6;
 export const idleAgent: Scenario = {
   name: 'idle-agent',
   metrics: [
-    { name: 'idle-agent-rss', unit: 'MB', description: 'RSS of a connected, idle agent (largest of samples every 100 ms over the period)', target: { kind: 'at_most', value: 80 } },
-    { name: 'idle-agent-cpu', unit: '% core', description: 'CPU time (user + system) used while idle, per wall time (CPU ≈ 0 read as ≤ 0.5 % of one core)', target: { kind: 'at_most', value: 0.5 } },
+    {
+      name: 'idle-agent-rss',
+      unit: 'MB',
+      description: 'RSS of a connected, idle agent (largest of samples every 100 ms over the period)',
+      target: { kind: 'at_most', value: 80 },
+    },
+    {
+      name: 'idle-agent-cpu',
+      unit: '% core',
+      description: 'CPU time (user + system) used while idle, per wall time (CPU ≈ 0 read as ≤ 0.5 % of one core)',
+      target: { kind: 'at_most', value: 0.5 },
+    },
   ],
   rounds: () => 1,
   async setup(o: BenchOptions): Promise<Rig> {

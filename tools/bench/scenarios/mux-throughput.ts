@@ -24,17 +24,17 @@ export function muxThroughput(spec: MuxThroughputSpec): Scenario {
   const window = spec.windowBytes === DEFAULT_WINDOW_BYTES ? 'default 256 KiB window' : `${spec.windowBytes / 1024 / 1024} MiB window`;
   return {
     name: spec.name,
-    metrics: [{
-      name: spec.name,
-      unit: 'MB/s',
-      description: `mux alone over ${spec.transport === 'ws' ? 'ws' : 'plain TCP'}, ${spec.streams} stream${spec.streams > 1 ? 's' : ''}, ${window}; direct = raw ws 64 KiB messages`,
-      target: null,
-    }],
+    metrics: [
+      {
+        name: spec.name,
+        unit: 'MB/s',
+        description: `mux alone over ${spec.transport === 'ws' ? 'ws' : 'plain TCP'}, ${spec.streams} stream${spec.streams > 1 ? 's' : ''}, ${window}; direct = raw ws 64 KiB messages`,
+        target: null,
+      },
+    ],
     async setup(options: BenchOptions): Promise<Rig> {
       const sink = await options.sink();
-      const mux = spec.transport === 'ws'
-        ? await muxOverWebSocket(sink.wsPort, spec.windowBytes)
-        : await muxOverTcp(sink.tcpPort, spec.windowBytes);
+      const mux = spec.transport === 'ws' ? await muxOverWebSocket(sink.wsPort, spec.windowBytes) : await muxOverTcp(sink.tcpPort, spec.windowBytes);
       const raw = await openWebSocket(sink.wsPort, '/raw');
       const warm = Math.min(WARMUP_BYTES, options.totalBytes);
       await muxSample(mux.session, spec.streams, warm);

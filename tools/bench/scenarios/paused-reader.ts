@@ -23,11 +23,21 @@ export function pausedReader(via: Via): Scenario {
   return {
     name,
     metrics: [
-      { name: m('max-rss-growth'), unit: 'MiB', description: `1 GiB response, runner reads nothing after the head; largest RSS growth of runner, gateway and agent once the upstream stalled; ${viaText(via)}`, target: { kind: 'at_most', value: 16 } },
+      {
+        name: m('max-rss-growth'),
+        unit: 'MiB',
+        description: `1 GiB response, runner reads nothing after the head; largest RSS growth of runner, gateway and agent once the upstream stalled; ${viaText(via)}`,
+        target: { kind: 'at_most', value: 16 },
+      },
       { name: m('gateway-rss-growth'), unit: 'MiB', description: 'same, gateway', target: null },
       { name: m('agent-rss-growth'), unit: 'MiB', description: 'same, agent', target: null },
       { name: m('runner-rss-growth'), unit: 'MiB', description: 'same, runner process (tunnel-client, or undici over HTTPS)', target: null },
-      { name: m('bytes-in-flight'), unit: 'MiB', description: 'bytes the upstream wrote before it stalled (all of them sit in windows, socket buffers and stream buffers on the way)', target: null },
+      {
+        name: m('bytes-in-flight'),
+        unit: 'MiB',
+        description: 'bytes the upstream wrote before it stalled (all of them sit in windows, socket buffers and stream buffers on the way)',
+        target: null,
+      },
     ],
     rounds: (o) => (o.quick ? 1 : 3),
     async setup(o: BenchOptions): Promise<Rig> {
@@ -54,10 +64,19 @@ async function sample(path: FullPath, t: Target, m: (what: string) => string): P
   // Read nothing; wait until the upstream stops writing.
   let last = -1;
   let since = Date.now();
-  const stalled = await untilStats(path.upstream, 'the upstream writer to stall', (s) => {
-    if (s.blobBytesWritten !== last) { last = s.blobBytesWritten; since = Date.now(); return false; }
-    return Date.now() - since >= STALL_MS;
-  }, 120_000);
+  const stalled = await untilStats(
+    path.upstream,
+    'the upstream writer to stall',
+    (s) => {
+      if (s.blobBytesWritten !== last) {
+        last = s.blobBytesWritten;
+        since = Date.now();
+        return false;
+      }
+      return Date.now() - since >= STALL_MS;
+    },
+    120_000,
+  );
   const growth = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (rssBytes(pid) - before[k]!) / MiB]));
   res.body.destroy();
   return {

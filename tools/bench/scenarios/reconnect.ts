@@ -14,11 +14,14 @@ import type { BenchOptions, Rig, Scenario } from './types.ts';
 const STABLE_AFTER_MS = 10_000;
 export const reconnect: Scenario = {
   name: 'reconnect',
-  metrics: [{
-    name: 'reconnect-ready', unit: 's',
-    description: 'gateway SIGKILLed and restarted: its listening record → the agent connected again (hello received), agent on default reconnect settings',
-    target: { kind: 'at_most', value: 1 },
-  }],
+  metrics: [
+    {
+      name: 'reconnect-ready',
+      unit: 's',
+      description: 'gateway SIGKILLed and restarted: its listening record → the agent connected again (hello received), agent on default reconnect settings',
+      target: { kind: 'at_most', value: 1 },
+    },
+  ],
   rounds: (o) => (o.quick ? 2 : 5),
   async setup(o: BenchOptions): Promise<Rig> {
     const path = await o.startFullPath({ agentConfig: { pipeops: { reconnect: { interval: '5s', max_interval: '1m' } } } });

@@ -30,8 +30,11 @@ export function smallGetLatency(via: WayIn): Scenario {
       const { target: tunnel, processes } = await wayIn(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 500, 1);
       return {
-        tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
-        cost: { unit: 'cpu_us_per_request', perSample: count, processes }, close: async () => {},
+        tunnel: measure(tunnel),
+        direct: measure(path.direct),
+        peer: path.peer && measure(path.peer),
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes },
+        close: async () => {},
       };
     },
   };
@@ -42,10 +45,15 @@ export function smallGetRate(via: WayIn): Scenario {
   const name = named('small-get-c64', via);
   return {
     name,
-    metrics: [{
-      name, unit: 'req/s', description: `small GET (~1 KiB JSON), 64 concurrent; ${viaText(via)}`,
-      target: null, peerTarget: { kind: 'ratio_at_least', value: 1.5 },
-    }],
+    metrics: [
+      {
+        name,
+        unit: 'req/s',
+        description: `small GET (~1 KiB JSON), 64 concurrent; ${viaText(via)}`,
+        target: null,
+        peerTarget: { kind: 'ratio_at_least', value: 1.5 },
+      },
+    ],
     async setup(o: BenchOptions): Promise<Rig> {
       const path = await o.fullPath();
       const count = o.quick ? 5_000 : 20_000;
@@ -53,8 +61,11 @@ export function smallGetRate(via: WayIn): Scenario {
       const { target: tunnel, processes } = await wayIn(path, via);
       for (const t of [tunnel, path.direct, path.peer]) if (t !== null) await smallGets(t, 2_000, 64);
       return {
-        tunnel: measure(tunnel), direct: measure(path.direct), peer: path.peer && measure(path.peer),
-        cost: { unit: 'cpu_us_per_request', perSample: count, processes }, close: async () => {},
+        tunnel: measure(tunnel),
+        direct: measure(path.direct),
+        peer: path.peer && measure(path.peer),
+        cost: { unit: 'cpu_us_per_request', perSample: count, processes },
+        close: async () => {},
       };
     },
   };

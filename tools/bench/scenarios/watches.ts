@@ -19,9 +19,19 @@ const MB = 1e6;
 export const watches10k: Scenario = {
   name: 'watches-10k',
   metrics: [
-    { name: 'watches-10k-agent-rss', unit: 'MB', description: `peak agent RSS with ${WATCHES} WATCH streams open through one tunnel`, target: { kind: 'at_most', value: 300 } },
+    {
+      name: 'watches-10k-agent-rss',
+      unit: 'MB',
+      description: `peak agent RSS with ${WATCHES} WATCH streams open through one tunnel`,
+      target: { kind: 'at_most', value: 300 },
+    },
     { name: 'watches-10k-gateway-rss', unit: 'MB', description: `peak gateway RSS, same`, target: { kind: 'at_most', value: 200 } },
-    { name: 'watches-10k-event-p50', unit: 'ms', description: 'event emitted upstream → parsed by the runner, median (direct: the same 10,000 watches straight to the upstream)', target: null },
+    {
+      name: 'watches-10k-event-p50',
+      unit: 'ms',
+      description: 'event emitted upstream → parsed by the runner, median (direct: the same 10,000 watches straight to the upstream)',
+      target: null,
+    },
     { name: 'watches-10k-event-p99', unit: 'ms', description: 'same, 99th percentile', target: { kind: 'at_most', value: 20 } },
   ],
   rounds: () => 1,
@@ -30,18 +40,27 @@ export const watches10k: Scenario = {
     const rounds = o.quick ? 10 : 40;
     const sample = async (t: Target, p: FullPath, memory: boolean): Promise<Record<string, number>> => {
       const pids = [p.agentPid(), p.gatewayPid()];
-      const { result: latencies, peak } = await peakRssDuring(pids, async () => {
-        const w = await openWatches(t, WATCHES);
-        await untilStats(p.upstream, `${WATCHES} watches`, (s) => s.watches >= WATCHES);
-        const all: number[] = [];
-        try {
-          for (let r = 0; r < rounds; r++) all.push(...await w.events(EVENTS_PER_ROUND, async () => { await emitEvents(p.upstream, EVENTS_PER_ROUND); }));
-        } finally {
-          w.close();
-        }
-        await untilStats(p.upstream, 'watches closed', (s) => s.watches === 0);
-        return all;
-      }, 100);
+      const { result: latencies, peak } = await peakRssDuring(
+        pids,
+        async () => {
+          const w = await openWatches(t, WATCHES);
+          await untilStats(p.upstream, `${WATCHES} watches`, (s) => s.watches >= WATCHES);
+          const all: number[] = [];
+          try {
+            for (let r = 0; r < rounds; r++)
+              all.push(
+                ...(await w.events(EVENTS_PER_ROUND, async () => {
+                  await emitEvents(p.upstream, EVENTS_PER_ROUND);
+                })),
+              );
+          } finally {
+            w.close();
+          }
+          await untilStats(p.upstream, 'watches closed', (s) => s.watches === 0);
+          return all;
+        },
+        100,
+      );
       return {
         'watches-10k-event-p50': percentile(latencies, 50),
         'watches-10k-event-p99': percentile(latencies, 99),

@@ -33,13 +33,25 @@ export interface CanaryServer {
 // servers given a real net.Socket read its handle directly and would miss it.
 function replaying(socket: Socket, first: Buffer): Duplex {
   const d: Duplex = new Duplex({
-    read() { socket.resume(); },
-    write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
-    final(cb) { socket.end(); cb(); },
-    destroy(err, cb) { socket.destroy(); cb(err); },
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy();
+      cb(err);
+    },
   });
   d.push(first);
-  socket.on('data', (chunk: Buffer) => { if (!d.push(chunk)) socket.pause(); });
+  socket.on('data', (chunk: Buffer) => {
+    if (!d.push(chunk)) socket.pause();
+  });
   socket.on('end', () => d.push(null));
   socket.on('close', () => d.destroy());
   return d;

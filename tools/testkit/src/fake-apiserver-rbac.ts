@@ -41,26 +41,42 @@ const AUTHZ = '/apis/authorization.k8s.io/v1/';
 export function handleRbacRoute(req: IncomingMessage, res: ServerResponse, path: string, ctx: RouteContext): boolean {
   const method = req.method ?? 'GET';
   if (method === 'PUT' && path === '/testkit/rbac') {
-    void readJson(req).then((body) => {
-      ctx.rbac = body as FakeRbacRules;
-      send(res, 200, ctx.rbac);
-    }, () => send(res, 400, { message: 'not JSON' }));
+    void readJson(req).then(
+      (body) => {
+        ctx.rbac = body as FakeRbacRules;
+        send(res, 200, ctx.rbac);
+      },
+      () => send(res, 400, { message: 'not JSON' }),
+    );
     return true;
   }
   if (method !== 'POST' || !path.startsWith(AUTHZ)) return false;
   const kind = path.slice(AUTHZ.length);
   if (kind !== 'selfsubjectrulesreviews' && kind !== 'selfsubjectaccessreviews') return false;
-  void readJson(req).then((body) => {
-    const rules = ctx.rbac ?? FAKE_RBAC_ALL;
-    const review = body as { spec?: Record<string, unknown> };
-    if (kind === 'selfsubjectrulesreviews') {
-      send(res, 201, { kind: 'SelfSubjectRulesReview', apiVersion: 'authorization.k8s.io/v1', metadata: {}, spec: review.spec ?? {},
-        status: { resourceRules: rules.resourceRules, nonResourceRules: rules.nonResourceRules, incomplete: false } });
-      return;
-    }
-    send(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: {}, spec: review.spec ?? {},
-      status: { allowed: allowed(rules, review.spec ?? {}) } });
-  }, () => send(res, 400, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'body is not JSON', reason: 'BadRequest', code: 400 }));
+  void readJson(req).then(
+    (body) => {
+      const rules = ctx.rbac ?? FAKE_RBAC_ALL;
+      const review = body as { spec?: Record<string, unknown> };
+      if (kind === 'selfsubjectrulesreviews') {
+        send(res, 201, {
+          kind: 'SelfSubjectRulesReview',
+          apiVersion: 'authorization.k8s.io/v1',
+          metadata: {},
+          spec: review.spec ?? {},
+          status: { resourceRules: rules.resourceRules, nonResourceRules: rules.nonResourceRules, incomplete: false },
+        });
+        return;
+      }
+      send(res, 201, {
+        kind: 'SelfSubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        metadata: {},
+        spec: review.spec ?? {},
+        status: { allowed: allowed(rules, review.spec ?? {}) },
+      });
+    },
+    () => send(res, 400, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'body is not JSON', reason: 'BadRequest', code: 400 }),
+  );
   return true;
 }
 
@@ -68,10 +84,18 @@ export function handleRbacRoute(req: IncomingMessage, res: ServerResponse, path:
 export async function setFakeRbac(fake: Pick<FakeApiServer, 'url' | 'token' | 'caCert'>, rules: FakeRbacRules): Promise<void> {
   const body = JSON.stringify(rules);
   const status = await new Promise<number>((resolve, reject) => {
-    const req = request(`${fake.url}/testkit/rbac`, {
-      method: 'PUT', ca: fake.caCert,
-      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => { res.resume(); res.once('end', () => resolve(res.statusCode ?? 0)); });
+    const req = request(
+      `${fake.url}/testkit/rbac`,
+      {
+        method: 'PUT',
+        ca: fake.caCert,
+        headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.once('error', reject);
     req.end(body);
   });
@@ -85,8 +109,13 @@ function allowed(rules: FakeRbacRules, spec: Record<string, unknown>): boolean {
   const ra = spec.resourceAttributes as { verb?: string; group?: string; resource?: string; subresource?: string; name?: string } | undefined;
   if (ra !== undefined) {
     const resource = ra.subresource !== undefined && ra.subresource !== '' ? `${ra.resource ?? ''}/${ra.subresource}` : (ra.resource ?? '');
-    return rules.resourceRules.some((r) => has(r.verbs, ra.verb ?? '') && has(r.apiGroups, ra.group ?? '') && has(r.resources, resource)
-      && (r.resourceNames === undefined || r.resourceNames.length === 0 || (ra.name !== undefined && r.resourceNames.includes(ra.name))));
+    return rules.resourceRules.some(
+      (r) =>
+        has(r.verbs, ra.verb ?? '') &&
+        has(r.apiGroups, ra.group ?? '') &&
+        has(r.resources, resource) &&
+        (r.resourceNames === undefined || r.resourceNames.length === 0 || (ra.name !== undefined && r.resourceNames.includes(ra.name))),
+    );
   }
   const na = spec.nonResourceAttributes as { verb?: string; path?: string } | undefined;
   return na !== undefined && rules.nonResourceRules.some((r) => has(r.verbs, na.verb ?? '') && has(r.nonResourceURLs, na.path ?? ''));

@@ -63,9 +63,16 @@ function sendStatus(res: ServerResponse, code: number, reason: string, message: 
 
 function pod(name: string, i: number): object {
   return {
-    kind: 'Pod', apiVersion: 'v1',
-    metadata: { name, namespace: 'default', uid: `00000000-0000-4000-8000-00000000000${i}`, resourceVersion: `${100 + i}`,
-      creationTimestamp: '2025-01-01T00:00:00Z', labels: { app: name.replace(/-\d+$/, '') } },
+    kind: 'Pod',
+    apiVersion: 'v1',
+    metadata: {
+      name,
+      namespace: 'default',
+      uid: `00000000-0000-4000-8000-00000000000${i}`,
+      resourceVersion: `${100 + i}`,
+      creationTimestamp: '2025-01-01T00:00:00Z',
+      labels: { app: name.replace(/-\d+$/, '') },
+    },
     spec: { containers: [{ name: 'main', image: 'busybox:1.36' }] },
     status: { phase: 'Running', podIP: `10.0.0.${10 + i}` },
   };
@@ -85,8 +92,15 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
 
   if (get && path === '/version') {
     return sendJson(res, 200, {
-      major: '1', minor: '32', gitVersion: FAKE_GIT_VERSION, gitCommit: '0000000000000000000000000000000000000000',
-      gitTreeState: 'clean', buildDate: '2025-01-01T00:00:00Z', goVersion: 'go1.23.4', compiler: 'gc', platform: 'linux/amd64',
+      major: '1',
+      minor: '32',
+      gitVersion: FAKE_GIT_VERSION,
+      gitCommit: '0000000000000000000000000000000000000000',
+      gitTreeState: 'clean',
+      buildDate: '2025-01-01T00:00:00Z',
+      goVersion: 'go1.23.4',
+      compiler: 'gc',
+      platform: 'linux/amd64',
     });
   }
   if (get && (path === '/readyz' || path === '/livez' || path === '/healthz')) {
@@ -94,23 +108,29 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
     return void res.end('ok');
   }
   if (get && path === '/api') {
-    return sendJson(res, 200, { kind: 'APIVersions', versions: ['v1'],
-      serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${ctx.port}` }] });
+    return sendJson(res, 200, {
+      kind: 'APIVersions',
+      versions: ['v1'],
+      serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${ctx.port}` }],
+    });
   }
   if (get && path === '/apis') return sendJson(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] });
   if (get && path === '/api/v1') {
     const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
-    return sendJson(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: [
-      { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs, shortNames: ['po'] },
-      { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
-      { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
-      { name: 'configmaps', singularName: 'configmap', namespaced: true, kind: 'ConfigMap', verbs, shortNames: ['cm'] },
-    ] });
+    return sendJson(res, 200, {
+      kind: 'APIResourceList',
+      groupVersion: 'v1',
+      resources: [
+        { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs, shortNames: ['po'] },
+        { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+        { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
+        { name: 'configmaps', singularName: 'configmap', namespaced: true, kind: 'ConfigMap', verbs, shortNames: ['cm'] },
+      ],
+    });
   }
   if (get && path === '/api/v1/namespaces/default/pods') {
     if (q.get('watch') === '1' || q.get('watch') === 'true') return startWatch(res, q, ctx);
-    return sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '1000' },
-      items: FAKE_POD_NAMES.map(pod) });
+    return sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '1000' }, items: FAKE_POD_NAMES.map(pod) });
   }
   const logMatch = LOG_PATH.exec(path);
   if (get && logMatch) {
@@ -159,14 +179,20 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
   }
   if (get && path === '/slow') {
     const ms = Number(q.get('ms') ?? '1000');
-    const timer = setTimeout(() => {
-      ctx.timers.delete(timer);
-      if (res.destroyed) return;
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('slow\n');
-    }, Number.isFinite(ms) ? ms : 1000);
+    const timer = setTimeout(
+      () => {
+        ctx.timers.delete(timer);
+        if (res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('slow\n');
+      },
+      Number.isFinite(ms) ? ms : 1000,
+    );
     ctx.timers.add(timer);
-    res.once('close', () => { clearTimeout(timer); ctx.timers.delete(timer); });
+    res.once('close', () => {
+      clearTimeout(timer);
+      ctx.timers.delete(timer);
+    });
     return;
   }
   if (get && path === '/hang') return; // never answered; the server records the abort when the connection closes
@@ -179,9 +205,15 @@ function startWatch(res: ServerResponse, q: URLSearchParams, ctx: RouteContext):
   ctx.watches.add(res);
   const seconds = Number(q.get('timeoutSeconds') ?? '0');
   if (seconds > 0) {
-    const timer = setTimeout(() => { ctx.timers.delete(timer); res.end(); }, seconds * 1000);
+    const timer = setTimeout(() => {
+      ctx.timers.delete(timer);
+      res.end();
+    }, seconds * 1000);
     ctx.timers.add(timer);
-    res.once('close', () => { clearTimeout(timer); ctx.timers.delete(timer); });
+    res.once('close', () => {
+      clearTimeout(timer);
+      ctx.timers.delete(timer);
+    });
   }
 }
 
@@ -238,6 +270,10 @@ async function createConfigMap(req: IncomingMessage, res: ServerResponse): Promi
   } catch (err) {
     return sendStatus(res, 400, 'BadRequest', `invalid ConfigMap: ${(err as Error).message}`);
   }
-  sendJson(res, 201, { ...obj, kind: 'ConfigMap', apiVersion: 'v1',
-    metadata: { ...obj.metadata, namespace: 'default', uid: randomUUID(), resourceVersion: '2000', creationTimestamp: new Date().toISOString() } });
+  sendJson(res, 201, {
+    ...obj,
+    kind: 'ConfigMap',
+    apiVersion: 'v1',
+    metadata: { ...obj.metadata, namespace: 'default', uid: randomUUID(), resourceVersion: '2000', creationTimestamp: new Date().toISOString() },
+  });
 }

@@ -23,7 +23,10 @@ export function rejectUpgrade(socket: Duplex, code: number, reason: string, mess
 /** The list of tokens in (possibly repeated) comma-separated header values, in order. */
 function headerTokens(value: string | string[] | undefined): string[] {
   const values = value === undefined ? [] : Array.isArray(value) ? value : [value];
-  return values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  return values
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Echoes WebSocket messages; a message whose payload after the channel byte is "close" closes 1000. */
@@ -66,8 +69,11 @@ export class UpgradeHandler {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
-      (chosen === undefined ? '' : `X-Stream-Protocol-Version: ${chosen}\r\n`) + '\r\n');
+    socket.write(
+      'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
+        (chosen === undefined ? '' : `X-Stream-Protocol-Version: ${chosen}\r\n`) +
+        '\r\n',
+    );
     if (head.length > 0) socket.write(head);
     // Echo with backpressure; our write side stays open after the client's FIN, so it can say bye.
     socket.pipe(socket, { end: false });

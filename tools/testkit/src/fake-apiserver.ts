@@ -90,8 +90,14 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   const record = (req: IncomingMessage, upgrade: boolean): RecordedRequest => {
     const entry: RecordedRequest = {
-      seq: requests.length + 1, method: req.method ?? '', path: req.url ?? '', headers: req.headers,
-      rawHeaders: req.rawHeaders, upgrade, authorized: tokenMatches(req.headers.authorization, token), at: Date.now(),
+      seq: requests.length + 1,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      upgrade,
+      authorized: tokenMatches(req.headers.authorization, token),
+      at: Date.now(),
     };
     requests.push(entry);
     return entry;
@@ -117,7 +123,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (!entry.authorized) return rejectUpgrade(socket, 401, 'Unauthorized', 'Unauthorized');
     upgrades.handle(req, socket, head);
   });
-  server.on('tlsClientError', () => { /* a client that gives up mid-handshake is not our failure */ });
+  server.on('tlsClientError', () => {
+    /* a client that gives up mid-handshake is not our failure */
+  });
   // Every raw connection, so close() can end even those stuck before or in the TLS handshake.
   const sockets = new Set<Duplex>();
   server.on('connection', (socket: Duplex) => {

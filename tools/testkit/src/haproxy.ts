@@ -32,7 +32,10 @@ export function haproxyBinary(): string {
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const c = connect(port, '127.0.0.1');
-    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
     c.once('error', () => resolve(false));
   });
 }
@@ -54,20 +57,36 @@ export async function startHaproxy(t: { after(fn: () => Promise<void> | void): v
   const port = await freePort();
   const inter = o.checkIntervalMs ?? 100;
   const config = join(o.dir, 'haproxy.cfg');
-  writeFileSync(config, [
-    'global', '  maxconn 8192',
-    'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 1h', '  timeout server 1h', '  timeout tunnel 1h',
-    '  option redispatch', '  retries 3',
-    'frontend gateways', `  bind 127.0.0.1:${port}`, '  default_backend replicas',
-    'backend replicas', `  balance ${o.balance ?? 'first'}`,
-    '  option httpchk GET /ready', '  http-check expect status 200',
-    `  default-server check check-ssl verify none inter ${inter}ms fall 1 rise 1`,
-    ...o.backends.map((p, i) => `  server replica${i} 127.0.0.1:${p}`),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'global',
+      '  maxconn 8192',
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 2s',
+      '  timeout client 1h',
+      '  timeout server 1h',
+      '  timeout tunnel 1h',
+      '  option redispatch',
+      '  retries 3',
+      'frontend gateways',
+      `  bind 127.0.0.1:${port}`,
+      '  default_backend replicas',
+      'backend replicas',
+      `  balance ${o.balance ?? 'first'}`,
+      '  option httpchk GET /ready',
+      '  http-check expect status 200',
+      `  default-server check check-ssl verify none inter ${inter}ms fall 1 rise 1`,
+      ...o.backends.map((p, i) => `  server replica${i} 127.0.0.1:${p}`),
+      '',
+    ].join('\n'),
+  );
   const child: ChildProcess = spawn(bin, ['-f', config, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += String(c); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += String(c);
+  });
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = once(child, 'exit');
@@ -75,9 +94,12 @@ export async function startHaproxy(t: { after(fn: () => Promise<void> | void): v
     await gone;
   };
   t.after(stop);
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`haproxy exited (${child.exitCode}): ${stderr}`);
-    return accepts(port);
-  }, { what: 'haproxy to listen' });
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`haproxy exited (${child.exitCode}): ${stderr}`);
+      return accepts(port);
+    },
+    { what: 'haproxy to listen' },
+  );
   return { url: `https://127.0.0.1:${port}`, port, stop };
 }

@@ -30,13 +30,56 @@ export const KUBE_PATH = {
 
 /** The agent options this helper builds (a structural slice of the agent's `AgentOptions`). */
 export interface KubePathAgentOptions {
-  apiUrl: string; token: string; agentId: string; name: string; clusterName: string;
-  labels: Record<string, string>; version: string; pollIntervalMs: number; timeoutMs: number;
-  port: number; listenHost: string;
+  apiUrl: string;
+  token: string;
+  agentId: string;
+  name: string;
+  clusterName: string;
+  labels: Record<string, string>;
+  version: string;
+  pollIntervalMs: number;
+  timeoutMs: number;
+  port: number;
+  listenHost: string;
   tls: { insecureSkipVerify: boolean; caFile: string };
   allowInsecureTransport: boolean;
   reconnect: { enabled: boolean; maxAttempts: number; intervalMs: number; maxIntervalMs: number };
   kubernetes: { kubeconfig: string; inCluster: boolean; namespace: string };
+}
+
+/**
+ * Agent options for a test: a real agent on 127.0.0.1 (health port 0),
+ * trusting `caFile`, dialing `apiUrl` with `token`, reconnecting quickly (100
+ * ms, at most 1 s unless `reconnect` says otherwise), with a kubeconfig or
+ * none. Everything else takes the value every test uses.
+ */
+export function testAgentOptions(o: {
+  apiUrl: string;
+  token: string;
+  caFile: string;
+  kubeconfig?: string;
+  agentId?: string;
+  name?: string;
+  clusterName?: string;
+  reconnect?: Partial<KubePathAgentOptions['reconnect']>;
+}): KubePathAgentOptions {
+  return {
+    apiUrl: o.apiUrl,
+    token: o.token,
+    agentId: o.agentId ?? 'a1',
+    name: o.name ?? 'test agent',
+    clusterName: o.clusterName ?? KUBE_PATH.cluster,
+    labels: {},
+    version: '0.0.0-test',
+    pollIntervalMs: 60_000,
+    timeoutMs: 5_000,
+    port: 0,
+    listenHost: '127.0.0.1',
+    tls: { insecureSkipVerify: false, caFile: o.caFile },
+    allowInsecureTransport: false,
+    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 100, maxIntervalMs: 1_000, ...o.reconnect },
+    kubernetes: { kubeconfig: o.kubeconfig ?? '', inCluster: false, namespace: 'default' },
+  };
 }
 
 /** What this helper needs of an agent. */
@@ -106,7 +149,9 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
   t.after(() => fake.close());
 
   const tokens: TokensConfig = opts.gateway?.tokens ?? {
-    agents: [{ cluster, token: agentToken }], runners: [{ id: 'r1', token: KUBE_PATH.runnerToken, clusters: [cluster] }], admins: [],
+    agents: [{ cluster, token: agentToken }],
+    runners: [{ id: 'r1', token: KUBE_PATH.runnerToken, clusters: [cluster] }],
+    admins: [],
   };
   const gatewayLogs = collectLogs();
   const gatewayRegistry = new Registry();
@@ -114,8 +159,13 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
   let address: AddressInfo = { address: '127.0.0.1', family: 'IPv4', port: 0 };
   const launchGateway = async (): Promise<Gateway> => {
     const options: GatewayOptions = {
-      host: '127.0.0.1', tls: { cert: certs.cert, key: certs.key }, tokens, drainTimeoutMs: 1_000, handshakeTimeoutMs: 5_000,
-      ...opts.gateway, port: address.port,
+      host: '127.0.0.1',
+      tls: { cert: certs.cert, key: certs.key },
+      tokens,
+      drainTimeoutMs: 1_000,
+      handshakeTimeoutMs: 5_000,
+      ...opts.gateway,
+      port: address.port,
     };
     gatewayRegistry.clear(); // a restarted gateway registers its metrics afresh
     const started = createGateway(options, { logger: gatewayLogs.logger('debug'), registry: gatewayRegistry });
@@ -135,14 +185,21 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
   writeFileSync(kubeconfig, kubeconfigFor({ server: fake.url, token: fake.token, caData: fake.caCert, namespace: 'default' }), { mode: 0o600 });
   const agentLogs = collectLogs();
   const agentRegistry = new Registry();
-  const agent = opts.createAgent({
-    apiUrl: `https://127.0.0.1:${port}`, token: agentToken, agentId: 'a1', name: 'kube path', clusterName: cluster,
-    labels: {}, version: '0.0.0-test', pollIntervalMs: 60_000, timeoutMs: 5_000, port: 0, listenHost: '127.0.0.1',
-    tls: { insecureSkipVerify: false, caFile: gatewayCaFile }, allowInsecureTransport: false,
-    reconnect: { enabled: true, maxAttempts: 0, ...(opts.reconnect ?? { intervalMs: 100, maxIntervalMs: 1_000 }) },
-    ...opts.agent,
-    kubernetes: { kubeconfig, inCluster: false, namespace: 'default', ...opts.agent?.kubernetes },
-  } as KubePathAgentOptions, { logger: agentLogs.logger('debug'), registry: agentRegistry });
+  const agent = opts.createAgent(
+    {
+      ...testAgentOptions({
+        apiUrl: `https://127.0.0.1:${port}`,
+        token: agentToken,
+        caFile: gatewayCaFile,
+        clusterName: cluster,
+        name: 'kube path',
+        ...(opts.reconnect !== undefined ? { reconnect: opts.reconnect } : {}),
+      }),
+      ...opts.agent,
+      kubernetes: { kubeconfig, inCluster: false, namespace: 'default', ...opts.agent?.kubernetes },
+    } as KubePathAgentOptions,
+    { logger: agentLogs.logger('debug'), registry: agentRegistry },
+  );
   t.after(() => agent.close(closeGraceMs));
   const connected = once(first, 'agent-connected');
   await agent.start();
@@ -151,17 +208,36 @@ export async function startKubePath<A extends KubePathAgent>(t: TestContext, opt
 
   const dispatcher = new UndiciAgent({ connect: { ca: certs.caCert }, keepAliveTimeout: 1_000 });
   t.after(() => dispatcher.destroy());
-  const secrets = [...tokens.agents ?? [], ...tokens.runners ?? [], ...tokens.admins ?? []].flatMap((entry) => entry.token ?? []).concat(fake.token);
+  const secrets = [...(tokens.agents ?? []), ...(tokens.runners ?? []), ...(tokens.admins ?? [])].flatMap((entry) => entry.token ?? []).concat(fake.token);
   return {
-    fake, agent, gatewayCa: certs.caCert, gatewayCaFile, gatewayRegistry, gatewayLogs, agentLogs, agentRegistry, dispatcher, dir, secrets,
-    stopGateway, startGateway: async () => { await launchGateway(); },
+    fake,
+    agent,
+    gatewayCa: certs.caCert,
+    gatewayCaFile,
+    gatewayRegistry,
+    gatewayLogs,
+    agentLogs,
+    agentRegistry,
+    dispatcher,
+    dir,
+    secrets,
+    stopGateway,
+    startGateway: async () => {
+      await launchGateway();
+    },
     get gateway() {
       if (gateway === undefined) throw new Error('the gateway is stopped');
       return gateway;
     },
-    get gatewayAddress() { return address; },
-    get gatewayPort() { return port; },
-    get gatewayUrl() { return `https://127.0.0.1:${port}`; },
+    get gatewayAddress() {
+      return address;
+    },
+    get gatewayPort() {
+      return port;
+    },
+    get gatewayUrl() {
+      return `https://127.0.0.1:${port}`;
+    },
     clusterUrl: (name = cluster) => `https://127.0.0.1:${port}/k8s/clusters/${name}`,
   };
 }

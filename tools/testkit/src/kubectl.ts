@@ -34,8 +34,13 @@ export function kubeconfigFor(spec: KubeconfigSpec): string {
   const context: Record<string, unknown> = { cluster: name, user: name };
   if (spec.namespace !== undefined) context.namespace = spec.namespace;
   return stringify({
-    apiVersion: 'v1', kind: 'Config', preferences: {},
-    clusters: [{ name, cluster }], users: [{ name, user }], contexts: [{ name, context }], 'current-context': name,
+    apiVersion: 'v1',
+    kind: 'Config',
+    preferences: {},
+    clusters: [{ name, cluster }],
+    users: [{ name, user }],
+    contexts: [{ name, context }],
+    'current-context': name,
   });
 }
 
@@ -50,7 +55,11 @@ export interface KubectlOptions {
 }
 
 /** What a kubectl run gave: exit code (-1 when killed by the timeout or a signal), output as text. */
-export interface KubectlResult { code: number; stdout: string; stderr: string }
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 const LEAKY_ENV = /^(KUBECONFIG|KUBERNETES_.*|HTTPS?_PROXY|NO_PROXY|ALL_PROXY)$/i;
 
@@ -75,12 +84,15 @@ export async function kubectl(args: string[], opts: KubectlOptions): Promise<Kub
     for (const [k, v] of Object.entries(process.env)) if (!LEAKY_ENV.test(k)) env[k] = v;
     env.HOME = home;
     return await new Promise<KubectlResult>((resolve) => {
-      execFile(opts.bin ?? '/usr/bin/kubectl', [`--kubeconfig=${file}`, ...args],
+      execFile(
+        opts.bin ?? '/usr/bin/kubectl',
+        [`--kubeconfig=${file}`, ...args],
         { env, timeout: opts.timeoutMs ?? 20_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
         (err, stdout, stderr) => {
           const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
           resolve({ code: err?.killed === true ? -1 : code, stdout, stderr });
-        });
+        },
+      );
     });
   } finally {
     rmSync(home, { recursive: true, force: true });
@@ -88,7 +100,9 @@ export async function kubectl(args: string[], opts: KubectlOptions): Promise<Kub
 }
 
 /** kubectl's client version (`kubectl version --client -o json`), e.g. `{ major: 1, minor: 32, gitVersion: 'v1.32.4' }`. */
-export async function kubectlClientVersion(opts: Pick<KubectlOptions, 'bin' | 'timeoutMs'> = {}): Promise<{ major: number; minor: number; gitVersion: string }> {
+export async function kubectlClientVersion(
+  opts: Pick<KubectlOptions, 'bin' | 'timeoutMs'> = {},
+): Promise<{ major: number; minor: number; gitVersion: string }> {
   const res = await kubectl(['version', '--client', '-o', 'json'], { ...opts, kubeconfig: 'apiVersion: v1\nkind: Config\n' });
   if (res.code !== 0) throw new Error(`kubectl version --client failed (${res.code}): ${res.stderr}`);
   const v = (JSON.parse(res.stdout) as { clientVersion: { major: string; minor: string; gitVersion: string } }).clientVersion;

@@ -29,11 +29,14 @@ export function redisServerBinary(): string {
 }
 
 async function launch(bin: string, port: number): Promise<ChildProcess> {
-  const child = spawn(bin, [
-    '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no',
-    '--protected-mode', 'no', '--loglevel', 'notice', '--daemonize', 'no',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit').then(([code]) => { throw new Error(`redis-server exited (${String(code)}) before it was ready`); });
+  const child = spawn(
+    bin,
+    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'notice', '--daemonize', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`redis-server exited (${String(code)}) before it was ready`);
+  });
   const ready = (async () => {
     for await (const line of createInterface({ input: child.stdout! })) if (/Ready to accept connections/.test(line)) return;
     throw new Error('redis-server closed its output before it was ready');
@@ -58,10 +61,20 @@ export async function startRedisServer(t: { after(fn: () => Promise<void> | void
   let child: ChildProcess | undefined = await launch(bin, port);
   t.after(() => end(child, 'SIGTERM'));
   return {
-    url: `redis://127.0.0.1:${port}`, port,
+    url: `redis://127.0.0.1:${port}`,
+    port,
     pid: () => child?.pid,
-    kill: async () => { await end(child, 'SIGKILL'); child = undefined; },
-    restart: async () => { await end(child, 'SIGTERM'); child = await launch(bin, port); },
-    stop: async () => { await end(child, 'SIGTERM'); child = undefined; },
+    kill: async () => {
+      await end(child, 'SIGKILL');
+      child = undefined;
+    },
+    restart: async () => {
+      await end(child, 'SIGTERM');
+      child = await launch(bin, port);
+    },
+    stop: async () => {
+      await end(child, 'SIGTERM');
+      child = undefined;
+    },
   };
 }

@@ -3,22 +3,45 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import {
-  blobSha256, blobStream, FAKE_COOKIES, FAKE_ETAG, FAKE_GIT_VERSION, FAKE_HEADER_COUNT, FAKE_LOG_LINES, FAKE_POD_NAMES,
-  FAKE_TRAILER_CHUNKS, FAKE_WARNINGS, startFakeApiServer, testCertificates, waitFor, type FakeApiServer,
+  blobSha256,
+  blobStream,
+  FAKE_COOKIES,
+  FAKE_ETAG,
+  FAKE_GIT_VERSION,
+  FAKE_HEADER_COUNT,
+  FAKE_LOG_LINES,
+  FAKE_POD_NAMES,
+  FAKE_TRAILER_CHUNKS,
+  FAKE_WARNINGS,
+  startFakeApiServer,
+  testCertificates,
+  waitFor,
+  type FakeApiServer,
 } from '../src/index.ts';
 
 async function start(t: TestContext): Promise<{ fake: FakeApiServer; dispatcher: Agent; auth: Record<string, string> }> {
   const fake = await startFakeApiServer();
   const dispatcher = new Agent({ connect: { ca: fake.caCert } });
-  t.after(async () => { await dispatcher.close(); await fake.close(); });
+  t.after(async () => {
+    await dispatcher.close();
+    await fake.close();
+  });
   return { fake, dispatcher, auth: { authorization: `Bearer ${fake.token}` } };
 }
 
-test('a request without the fake\'s own token gets a 401 Status and is recorded as unauthorized', async (t) => {
+test("a request without the fake's own token gets a 401 Status and is recorded as unauthorized", async (t) => {
   const { fake, dispatcher } = await start(t);
   const res = await request(`${fake.url}/version`, { dispatcher, headers: { authorization: 'Bearer runner-token' } });
   assert.equal(res.statusCode, 401);
-  assert.deepEqual(await res.body.json(), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+  assert.deepEqual(await res.body.json(), {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'Unauthorized',
+    reason: 'Unauthorized',
+    code: 401,
+  });
   assert.equal(fake.requests.at(-1)?.authorized, false);
 });
 
@@ -37,9 +60,12 @@ test('version, readyz, discovery, pods and logs answer like the API server', asy
   assert.equal(await (await request(`${fake.url}/readyz`, { dispatcher, headers: auth })).body.text(), 'ok');
   assert.equal((await json('/api')).kind, 'APIVersions');
   assert.equal((await json('/apis')).kind, 'APIGroupList');
-  const pods = await json('/api/v1/namespaces/default/pods') as { kind: string; items: Array<{ metadata: { name: string } }> };
+  const pods = (await json('/api/v1/namespaces/default/pods')) as { kind: string; items: Array<{ metadata: { name: string } }> };
   assert.equal(pods.kind, 'PodList');
-  assert.deepEqual(pods.items.map((p) => p.metadata.name), FAKE_POD_NAMES);
+  assert.deepEqual(
+    pods.items.map((p) => p.metadata.name),
+    FAKE_POD_NAMES,
+  );
   const log = await request(`${fake.url}/api/v1/namespaces/default/pods/web-0/log`, { dispatcher, headers: auth });
   assert.equal(await log.body.text(), FAKE_LOG_LINES.map((l) => `${l}\n`).join(''));
   const head = await request(`${fake.url}/version`, { dispatcher, headers: auth, method: 'HEAD' });
@@ -102,22 +128,24 @@ test('204, 304 on a matching If-None-Match, created configmaps echoed with 201',
   assert.equal(e2.statusCode, 304);
   await e2.body.dump();
   const cm = await request(`${fake.url}/api/v1/namespaces/default/configmaps`, {
-    dispatcher, method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+    dispatcher,
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
     body: JSON.stringify({ metadata: { name: 'x' }, data: { a: 'b' } }),
   });
   assert.equal(cm.statusCode, 201);
-  const body = await cm.body.json() as { metadata: { name: string; uid: string }; data: unknown };
+  const body = (await cm.body.json()) as { metadata: { name: string; uid: string }; data: unknown };
   assert.equal(body.metadata.name, 'x');
   assert.deepEqual(body.data, { a: 'b' });
 });
 
-test('/headers sends repeated and many headers in order and echoes the request\'s raw headers; /trailers sends x-checksum', async (t) => {
+test("/headers sends repeated and many headers in order and echoes the request's raw headers; /trailers sends x-checksum", async (t) => {
   const { fake, dispatcher, auth } = await start(t);
   const res = await request(`${fake.url}/headers`, { dispatcher, headers: [...Object.entries(auth).flat(), 'x-rep', '1', 'x-rep', '2'] });
   assert.deepEqual(res.headers.warning, FAKE_WARNINGS);
   assert.deepEqual(res.headers['set-cookie'], FAKE_COOKIES);
   for (let i = 0; i < FAKE_HEADER_COUNT; i++) assert.equal(res.headers[`x-fake-${i}`], `value-${i}`);
-  const echo = await res.body.json() as { rawHeaders: string[] };
+  const echo = (await res.body.json()) as { rawHeaders: string[] };
   const reps = echo.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === 'x-rep' ? [echo.rawHeaders[i + 1]] : []));
   assert.deepEqual(reps, ['1', '2']);
   const tr = await request(`${fake.url}/trailers`, { dispatcher, headers: auth });

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import {
-  collectLogs, FAKE_GIT_VERSION, kubeconfigFor, kubectl, startCanaryServer, startFakeApiServer, testCertificates, waitFor, writeCaFile,
+  collectLogs,
+  FAKE_GIT_VERSION,
+  kubeconfigFor,
+  kubectl,
+  startCanaryServer,
+  startFakeApiServer,
+  testCertificates,
+  waitFor,
+  writeCaFile,
 } from '../src/index.ts';
 
 test('the canary records plain and TLS connections on one port and answers both', async (t) => {
@@ -20,7 +28,10 @@ test('the canary records plain and TLS connections on one port and answers both'
   const secure = await request(`${canary.httpsUrl}/y`, { dispatcher });
   assert.equal(await secure.body.text(), 'canary\n');
   assert.equal(canary.hits.length, 2);
-  assert.deepEqual(canary.hits.map((h) => h.tls), [false, true]);
+  assert.deepEqual(
+    canary.hits.map((h) => h.tls),
+    [false, true],
+  );
 });
 
 test('kubeconfigFor writes a one-context kubeconfig with which kubectl reaches the fake API server', async (t) => {
@@ -47,5 +58,8 @@ test('collectLogs keeps parsed records and raw text; waitFor resolves the value 
   assert.match(logs.text(), /"msg":"request"/);
   let n = 0;
   assert.equal(await waitFor(() => (++n >= 3 ? n : 0)), 3);
-  await assert.rejects(waitFor(() => false, { timeoutMs: 30, what: 'nothing' }), /timed out after 30 ms waiting for nothing/);
+  await assert.rejects(
+    waitFor(() => false, { timeoutMs: 30, what: 'nothing' }),
+    /timed out after 30 ms waiting for nothing/,
+  );
 });

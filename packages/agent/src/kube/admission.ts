@@ -6,7 +6,14 @@
 //      from the gateway session's preamble — never from the request itself;
 //   4. the gateway's request id travels as `Audit-ID`, so the API server's
 //      audit log and ours correlate.
-import { findImpersonationHeader, impersonationRefusal, TunnelError, type AuditDenyRule, type RequestInfo, type StreamPreamble } from '@pipeops/tunnel-protocol';
+import {
+  findImpersonationHeader,
+  impersonationRefusal,
+  TunnelError,
+  type AuditDenyRule,
+  type RequestInfo,
+  type StreamPreamble,
+} from '@pipeops/tunnel-protocol';
 import { evaluatePolicy, type AgentPolicy } from './policy.ts';
 
 /** Who the agent acts as at the API server: its own credentials, or the runner (impersonated). */
@@ -28,9 +35,13 @@ export interface AdmissionOptions {
 }
 
 /** A request the agent may send: the headers the agent adds (identity, `Audit-ID`). */
-export interface Admitted { headers: string[] }
+export interface Admitted {
+  headers: string[];
+}
 /** A refused request: a 403 `Status` with this message, audited as denied by `rule`. */
-export interface Refused { refusal: { code: 403; message: string; rule: AuditDenyRule } }
+export interface Refused {
+  refusal: { code: 403; message: string; rule: AuditDenyRule };
+}
 
 /** Admits or refuses one request (its request info and raw headers) arriving on a stream with `preamble`. */
 export function admit(info: RequestInfo, rawHeaders: readonly string[], preamble: StreamPreamble, upgrade: boolean, o: AdmissionOptions): Admitted | Refused {

@@ -82,7 +82,9 @@ export class ApiHealth {
     const { headers, tls } = await this.#o.credentials.resolve();
     const timeoutMs = this.#o.timeoutMs ?? Math.min(this.#o.intervalMs, 10_000);
     const res = await this.#o.upstream.dispatcher(tls).request({
-      path, method: 'GET', headers: { ...headers, accept: 'application/json' },
+      path,
+      method: 'GET',
+      headers: { ...headers, accept: 'application/json' },
       signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(timeoutMs)]),
     });
     const body = await res.body.text();
@@ -117,7 +119,8 @@ export class ApiHealth {
     } catch (err) {
       if (this.#closed) return;
       const message = (err as Error).message;
-      if (this.#status.reachable || this.#status.error !== message) this.#o.logger.warn({ err: { code: (err as { code?: unknown }).code, message } }, 'api server check failed');
+      if (this.#status.reachable || this.#status.error !== message)
+        this.#o.logger.warn({ err: { code: (err as { code?: unknown }).code, message } }, 'api server check failed');
       this.#status = { reachable: false, checkedAt, ...(this.#status.version !== undefined ? { version: this.#status.version } : {}), error: message };
     }
   }

@@ -59,7 +59,9 @@ export function coalescedBody(source: Readable): Readable {
     if (scheduled !== undefined) clearImmediate(scheduled);
     flush();
   };
-  const onError = (err: Error): void => { out.destroy(err); };
+  const onError = (err: Error): void => {
+    out.destroy(err);
+  };
   const onClose = (): void => {
     if (!ended) out.destroy(source.errored ?? new Error('the request body ended early'));
   };

@@ -74,7 +74,8 @@ type Source = { kind: 'in-cluster'; prefix: string } | { kind: 'kubeconfig'; fil
 export function loadKubeCredentials(o: KubeCredentialsOptions): KubeCredentials | typeof NOT_CONFIGURED {
   const source = pickSource(o);
   if (source === NOT_CONFIGURED) return NOT_CONFIGURED;
-  const load = (): Setup => (source.kind === 'in-cluster' ? inClusterSetup(source.prefix) : kubeconfigSetup(readKubeconfig(source.files, source.skipMissing), o));
+  const load = (): Setup =>
+    source.kind === 'in-cluster' ? inClusterSetup(source.prefix) : kubeconfigSetup(readKubeconfig(source.files, source.skipMissing), o);
   return new Credentials(load(), load);
 }
 
@@ -116,13 +117,16 @@ interface Setup {
 function inClusterSetup(prefix: string): Setup {
   const host = process.env.KUBERNETES_SERVICE_HOST ?? '';
   const port = process.env.KUBERNETES_SERVICE_PORT ?? '';
-  if (host === '' || port === '') throw kubeCredentialsError('in-cluster service account unusable: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT are not set');
+  if (host === '' || port === '')
+    throw kubeCredentialsError('in-cluster service account unusable: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT are not set');
   // Always TLS, as client-go's InClusterConfig.
   const serverUrl = parseServer(`https://${isIPv6(host) ? `[${host}]` : host}:${port}`, 'in-cluster service account');
   const dir = `${prefix}${SERVICE_ACCOUNT_DIR}`;
   try {
     return {
-      source: 'in-cluster', serverUrl, headers: {},
+      source: 'in-cluster',
+      serverUrl,
+      headers: {},
       tls: { rejectUnauthorized: true, ca: new WatchedFile(`${dir}/ca.crt`) },
       tokenFile: new WatchedFile(`${dir}/token`),
     };
@@ -134,7 +138,12 @@ function inClusterSetup(prefix: string): Setup {
 function kubeconfigSetup(k: KubeconfigSelection, o: KubeCredentialsOptions): Setup {
   const { cluster, user } = k;
   const where = `cluster "${cluster.name}"`;
-  const s: Setup = { source: 'kubeconfig', serverUrl: parseServer(cluster.server, where), headers: { ...user.impersonation }, tls: { rejectUnauthorized: !cluster.insecureSkipTlsVerify } };
+  const s: Setup = {
+    source: 'kubeconfig',
+    serverUrl: parseServer(cluster.server, where),
+    headers: { ...user.impersonation },
+    tls: { rejectUnauthorized: !cluster.insecureSkipTlsVerify },
+  };
   if (cluster.tlsServerName !== undefined) s.tls.servername = cluster.tlsServerName;
   try {
     const ca = material(cluster.caFile, cluster.caData);

@@ -9,12 +9,26 @@ export function recordExchange(ex: Exchange, r: ExchangeResult, o: Pick<KubeProx
   o.metrics.observe(r.verb, r.status, ms / 1000);
   if (r.rule !== undefined) o.metrics.denied(r.rule);
   const p = ex.preamble;
-  o.audit.write(auditRecord({
-    side: 'agent', time: ex.time, requestId: p.requestId, runnerId: p.runnerId ?? null, cluster: p.cluster ?? null,
-    method: r.method, target: r.path, info: r.target ?? NO_AUDIT_TARGET,
-    status: r.status ?? null, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms), upgraded: r.upgraded,
-    rule: r.rule, error: r.error === undefined ? undefined : (r.error as Error).message ?? String(r.error),
-  }), r.status !== undefined && r.status >= 500 ? 'warn' : 'info');
+  o.audit.write(
+    auditRecord({
+      side: 'agent',
+      time: ex.time,
+      requestId: p.requestId,
+      runnerId: p.runnerId ?? null,
+      cluster: p.cluster ?? null,
+      method: r.method,
+      target: r.path,
+      info: r.target ?? NO_AUDIT_TARGET,
+      status: r.status ?? null,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+      ms: Math.round(ms),
+      upgraded: r.upgraded,
+      rule: r.rule,
+      error: r.error === undefined ? undefined : ((r.error as Error).message ?? String(r.error)),
+    }),
+    r.status !== undefined && r.status >= 500 ? 'warn' : 'info',
+  );
 }
 
 /** Sets what a refusal answered (its status, error and rule) on the exchange's figures. */

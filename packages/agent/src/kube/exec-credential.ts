@@ -126,7 +126,11 @@ export class ExecCredentialPlugin {
         if (failure !== undefined) reject(failure);
         else if (code !== 0) {
           const tail = err.trim().slice(-MAX_STDERR_CHARS);
-          reject(kubeCredentialsError(`${this.#name()} failed (${code === null ? `signal ${String(signal)}` : `exit code ${String(code)}`})${tail === '' ? '' : `: ${tail}`}`));
+          reject(
+            kubeCredentialsError(
+              `${this.#name()} failed (${code === null ? `signal ${String(signal)}` : `exit code ${String(code)}`})${tail === '' ? '' : `: ${tail}`}`,
+            ),
+          );
         } else resolve(Buffer.concat(out).toString('utf8'));
       });
     });
@@ -168,7 +172,8 @@ export class ExecCredentialPlugin {
     const cert = str('clientCertificateData');
     const key = str('clientKeyData');
     if (token !== undefined) result.token = token;
-    if ((cert === undefined) !== (key === undefined)) throw kubeCredentialsError(`${this.#name()} returned only one of status.clientCertificateData and status.clientKeyData`);
+    if ((cert === undefined) !== (key === undefined))
+      throw kubeCredentialsError(`${this.#name()} returned only one of status.clientCertificateData and status.clientKeyData`);
     if (cert !== undefined && key !== undefined) {
       result.cert = cert;
       result.key = key;

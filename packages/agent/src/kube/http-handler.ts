@@ -28,32 +28,41 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
  */
 export function createKubeProxy(o: KubeProxyOptions): KubeProxy {
   const limit = o.maxHeaderBytes ?? 32_768;
-  const handler: StreamHandler = (stream, preamble, ctx) => new Promise<void>((resolve, reject) => {
-    const ex: Exchange = {
-      stream, preamble, log: ctx, started: performance.now(), time: new Date().toISOString(), recorded: false, gone: false, upgraded: false, inFlight: undefined,
-    };
-    let linger: NodeJS.Timeout | undefined;
-    const onFinishWrite = (): void => {
-      // After a plain response the far side should end its half now; if it never does, reset.
-      if (ex.upgraded) return;
-      linger = setTimeout(() => stream.destroy(), o.lingerMs ?? 30_000);
-      linger.unref();
-    };
-    // `on`, not `once`: each fires once anyway, and a WATCH held open should not hold once()'s wrappers.
-    stream.on('finish', onFinishWrite);
-    stream.on('close', () => {
-      if (linger !== undefined) clearTimeout(linger);
-      if (!ex.recorded) ex.gone = true;
-      ex.inFlight?.abort(new Error('the stream closed before the response was complete'));
-      const err = stream.errored;
-      if (err !== null && err !== undefined) reject(err);
-      else resolve();
+  const handler: StreamHandler = (stream, preamble, ctx) =>
+    new Promise<void>((resolve, reject) => {
+      const ex: Exchange = {
+        stream,
+        preamble,
+        log: ctx,
+        started: performance.now(),
+        time: new Date().toISOString(),
+        recorded: false,
+        gone: false,
+        upgraded: false,
+        inFlight: undefined,
+      };
+      let linger: NodeJS.Timeout | undefined;
+      const onFinishWrite = (): void => {
+        // After a plain response the far side should end its half now; if it never does, reset.
+        if (ex.upgraded) return;
+        linger = setTimeout(() => stream.destroy(), o.lingerMs ?? 30_000);
+        linger.unref();
+      };
+      // `on`, not `once`: each fires once anyway, and a WATCH held open should not hold once()'s wrappers.
+      stream.on('finish', onFinishWrite);
+      stream.on('close', () => {
+        if (linger !== undefined) clearTimeout(linger);
+        if (!ex.recorded) ex.gone = true;
+        ex.inFlight?.abort(new Error('the stream closed before the response was complete'));
+        const err = stream.errored;
+        if (err !== null && err !== undefined) reject(err);
+        else resolve();
+      });
+      serve(stream, ex, o, limit).catch((err: unknown) => {
+        ex.log.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
+        sendRawStatus(stream, 502, 'agent error');
+      });
     });
-    serve(stream, ex, o, limit).catch((err: unknown) => {
-      ex.log.logger.error({ event: 'kube_relay_failed', requestId: ex.preamble.requestId, err }, 'kube request failed unexpectedly');
-      sendRawStatus(stream, 502, 'agent error');
-    });
-  });
   return { handler };
 }
 
@@ -64,7 +73,7 @@ async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: n
     read = await readHead(stream, limit);
   } catch (err) {
     if (err instanceof HeadError && err.why === 'too-large') refuseHead(ex, o, 400, 'request head too large', err);
-    else if (err instanceof HeadError && !stream.destroyed) stream.end();   // closed before a request: nothing to answer
+    else if (err instanceof HeadError && !stream.destroyed) stream.end(); // closed before a request: nothing to answer
     return;
   }
   const parsed = parseRequestHead(read.head);

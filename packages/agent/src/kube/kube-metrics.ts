@@ -19,15 +19,33 @@ export class KubeMetrics {
 
   constructor(register: Registry) {
     const registers = [register];
-    this.#requests = new Counter({ name: 'pipeops_tunnel_k8s_requests_total', help: 'API-server requests proxied, by verb and status class', labelNames: ['verb', 'code'], registers });
+    this.#requests = new Counter({
+      name: 'pipeops_tunnel_k8s_requests_total',
+      help: 'API-server requests proxied, by verb and status class',
+      labelNames: ['verb', 'code'],
+      registers,
+    });
     this.#duration = new Histogram({
-      name: 'pipeops_tunnel_k8s_request_duration_seconds', help: 'API-server request duration (to the end of the response), by verb',
-      labelNames: ['verb'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers,
+      name: 'pipeops_tunnel_k8s_request_duration_seconds',
+      help: 'API-server request duration (to the end of the response), by verb',
+      labelNames: ['verb'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
     });
     this.upgradesActive = new Gauge({ name: 'pipeops_tunnel_k8s_upgrades_active', help: 'Upgraded exec/attach/port-forward connections open', registers });
     this.watchesActive = new Gauge({ name: 'pipeops_tunnel_k8s_watches_active', help: 'WATCH requests open', registers });
-    this.#upstreamErrors = new Counter({ name: 'pipeops_tunnel_k8s_upstream_errors_total', help: 'Failures talking to the API server, by reason', labelNames: ['reason'], registers });
-    this.#denied = new Counter({ name: 'pipeops_tunnel_policy_denied_total', help: 'Requests the agent refused before the API server, by rule (impersonation, the owner policy, identity, protocol)', labelNames: ['rule'], registers });
+    this.#upstreamErrors = new Counter({
+      name: 'pipeops_tunnel_k8s_upstream_errors_total',
+      help: 'Failures talking to the API server, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#denied = new Counter({
+      name: 'pipeops_tunnel_policy_denied_total',
+      help: 'Requests the agent refused before the API server, by rule (impersonation, the owner policy, identity, protocol)',
+      labelNames: ['rule'],
+      registers,
+    });
     for (const verb of kubeVerbs) this.#duration.zero({ verb });
     // Every label value of a fixed set exists from the start at 0: the first event is then an increase an alert's
     // rate() or increase() sees (a series born at 1 has none).

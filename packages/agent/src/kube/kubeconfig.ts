@@ -187,7 +187,9 @@ function toUser(n: Named, name: string): KubeconfigUser {
   const provider = b['auth-provider'];
   if (provider !== undefined && provider !== null) {
     const pname = isObj(provider) && typeof provider.name === 'string' ? provider.name : 'unnamed';
-    throw kubeCredentialsError(`${n.where}: user "${name}" uses auth-provider "${pname}", which the agent does not support; use an exec credential plugin instead (e.g. gke-gcloud-auth-plugin, kubelogin)`);
+    throw kubeCredentialsError(
+      `${n.where}: user "${name}" uses auth-provider "${pname}", which the agent does not support; use an exec credential plugin instead (e.g. gke-gcloud-auth-plugin, kubelogin)`,
+    );
   }
   const u: KubeconfigUser = { impersonation: impersonation(b, n.where) };
   const setString = (field: 'token' | 'username' | 'password', key: string): void => {

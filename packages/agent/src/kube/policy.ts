@@ -68,23 +68,42 @@ export interface EvaluatePolicyOptions {
  * resources (pass {@link EvaluatePolicyOptions.isClusterScoped} to know them).
  */
 export const clusterScopedResources: ReadonlySet<string> = new Set([
-  'namespaces', 'nodes', 'persistentvolumes', 'componentstatuses',
-  'mutatingwebhookconfigurations.admissionregistration.k8s.io', 'validatingwebhookconfigurations.admissionregistration.k8s.io',
-  'validatingadmissionpolicies.admissionregistration.k8s.io', 'validatingadmissionpolicybindings.admissionregistration.k8s.io',
-  'mutatingadmissionpolicies.admissionregistration.k8s.io', 'mutatingadmissionpolicybindings.admissionregistration.k8s.io',
-  'customresourcedefinitions.apiextensions.k8s.io', 'apiservices.apiregistration.k8s.io',
-  'tokenreviews.authentication.k8s.io', 'selfsubjectreviews.authentication.k8s.io',
-  'subjectaccessreviews.authorization.k8s.io', 'selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io',
-  'certificatesigningrequests.certificates.k8s.io', 'clustertrustbundles.certificates.k8s.io',
-  'flowschemas.flowcontrol.apiserver.k8s.io', 'prioritylevelconfigurations.flowcontrol.apiserver.k8s.io',
+  'namespaces',
+  'nodes',
+  'persistentvolumes',
+  'componentstatuses',
+  'mutatingwebhookconfigurations.admissionregistration.k8s.io',
+  'validatingwebhookconfigurations.admissionregistration.k8s.io',
+  'validatingadmissionpolicies.admissionregistration.k8s.io',
+  'validatingadmissionpolicybindings.admissionregistration.k8s.io',
+  'mutatingadmissionpolicies.admissionregistration.k8s.io',
+  'mutatingadmissionpolicybindings.admissionregistration.k8s.io',
+  'customresourcedefinitions.apiextensions.k8s.io',
+  'apiservices.apiregistration.k8s.io',
+  'tokenreviews.authentication.k8s.io',
+  'selfsubjectreviews.authentication.k8s.io',
+  'subjectaccessreviews.authorization.k8s.io',
+  'selfsubjectaccessreviews.authorization.k8s.io',
+  'selfsubjectrulesreviews.authorization.k8s.io',
+  'certificatesigningrequests.certificates.k8s.io',
+  'clustertrustbundles.certificates.k8s.io',
+  'flowschemas.flowcontrol.apiserver.k8s.io',
+  'prioritylevelconfigurations.flowcontrol.apiserver.k8s.io',
   'storageversions.internal.apiserver.k8s.io',
-  'ingressclasses.networking.k8s.io', 'ipaddresses.networking.k8s.io', 'servicecidrs.networking.k8s.io',
+  'ingressclasses.networking.k8s.io',
+  'ipaddresses.networking.k8s.io',
+  'servicecidrs.networking.k8s.io',
   'runtimeclasses.node.k8s.io',
-  'clusterroles.rbac.authorization.k8s.io', 'clusterrolebindings.rbac.authorization.k8s.io',
-  'deviceclasses.resource.k8s.io', 'resourceslices.resource.k8s.io',
+  'clusterroles.rbac.authorization.k8s.io',
+  'clusterrolebindings.rbac.authorization.k8s.io',
+  'deviceclasses.resource.k8s.io',
+  'resourceslices.resource.k8s.io',
   'priorityclasses.scheduling.k8s.io',
-  'csidrivers.storage.k8s.io', 'csinodes.storage.k8s.io', 'storageclasses.storage.k8s.io',
-  'volumeattachments.storage.k8s.io', 'volumeattributesclasses.storage.k8s.io',
+  'csidrivers.storage.k8s.io',
+  'csinodes.storage.k8s.io',
+  'storageclasses.storage.k8s.io',
+  'volumeattachments.storage.k8s.io',
+  'volumeattributesclasses.storage.k8s.io',
   'storageversionmigrations.storagemigration.k8s.io',
   'nodes.metrics.k8s.io',
 ]);
@@ -160,7 +179,12 @@ export function verifyAgentPolicy(p: unknown): AgentPolicy {
   const policy: AgentPolicy = Object.freeze({
     readOnly: ro.value === true,
     denySubresources: nameList(sub.key, sub.value, (s) => DNS_LABEL.test(s), 'a subresource name such as "exec"'),
-    denyResources: nameList(res.key, res.value, isResourceEntry, 'a resource name such as "secrets" or "deployments.apps" (subresources go in deny_subresources)'),
+    denyResources: nameList(
+      res.key,
+      res.value,
+      isResourceEntry,
+      'a resource name such as "secrets" or "deployments.apps" (subresources go in deny_subresources)',
+    ),
     namespaces: nameList(ns.key, ns.value, (s) => DNS_LABEL.test(s), 'a namespace name'),
   });
   compiledPolicies.set(policy, compile(policy));
@@ -223,7 +247,8 @@ function compiled(p: AgentPolicy): CompiledPolicy {
   const hit = compiledPolicies.get(p);
   if (hit !== undefined) return hit;
   const c = compile(p);
-  if (Object.isFrozen(p) && Object.isFrozen(p.denySubresources) && Object.isFrozen(p.denyResources) && Object.isFrozen(p.namespaces)) compiledPolicies.set(p, c);
+  if (Object.isFrozen(p) && Object.isFrozen(p.denySubresources) && Object.isFrozen(p.denyResources) && Object.isFrozen(p.namespaces))
+    compiledPolicies.set(p, c);
   return c;
 }
 
@@ -240,13 +265,13 @@ export function evaluatePolicy(policy: AgentPolicy, info: RequestInfo, opts?: Ev
   const read = !upgrade && !connect && (info.isResourceRequest ? READ_VERBS.has(info.verb) : NON_RESOURCE_READS.has(info.verb));
 
   if (c.readOnly && !read) {
-    const why = (upgrade || connect) && READ_VERBS.has(info.verb)
-      ? ': exec, attach, portforward, proxy and upgraded connections are never reads'
-      : ' is not a read';
+    const why =
+      (upgrade || connect) && READ_VERBS.has(info.verb) ? ': exec, attach, portforward, proxy and upgraded connections are never reads' : ' is not a read';
     return refuse('read_only', info, upgrade, why);
   }
   if (!info.isResourceRequest) {
-    if (c.namespaces !== undefined && !read) return refuse('namespaces', info, upgrade, ': only GET and HEAD are allowed on non-resource paths when namespaces are restricted');
+    if (c.namespaces !== undefined && !read)
+      return refuse('namespaces', info, upgrade, ': only GET and HEAD are allowed on non-resource paths when namespaces are restricted');
     return ALLOWED;
   }
 
@@ -262,7 +287,8 @@ export function evaluatePolicy(policy: AgentPolicy, info: RequestInfo, opts?: Ev
 
   if (c.namespaces === undefined) return ALLOWED;
   if (info.namespace !== '') {
-    if (!c.namespaces.has(info.namespace)) return refuse('namespaces', info, upgrade, `: the namespace is not one of the allowed namespaces (${c.namespaceList})`);
+    if (!c.namespaces.has(info.namespace))
+      return refuse('namespaces', info, upgrade, `: the namespace is not one of the allowed namespaces (${c.namespaceList})`);
     // `/api/v1/namespaces/NS` is the Namespace object: cluster-scoped, so writes are refused even for an allowed NS.
     if (!read && info.apiGroup === '' && info.resource === 'namespaces') {
       return refuse('namespaces', info, upgrade, ': only reads are allowed on Namespace objects when namespaces are restricted');

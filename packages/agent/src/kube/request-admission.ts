@@ -13,7 +13,12 @@ import { sendRawStatus } from './status.ts';
 import type { UpstreamUse } from './upstream.ts';
 
 /** The Status the agent answers instead of the API server, audited as denied when it names a rule. */
-export interface Refusal { code: number; message: string; rule?: AuditDenyRule; error?: unknown }
+export interface Refusal {
+  code: number;
+  message: string;
+  rule?: AuditDenyRule;
+  error?: unknown;
+}
 
 /**
  * Answers `refusal` as a `Status` instead of the API server (a HEAD's
@@ -28,7 +33,11 @@ export function refuseExchange(ex: Exchange, result: ExchangeResult, o: KubeProx
 }
 
 /** Where an admitted request goes: the dispatcher to the API server, the headers to send, the credentials used (invalidated on a 401). */
-export interface Upstream { dispatcher: Dispatcher; headers: string[]; credentials: KubeCredentials }
+export interface Upstream {
+  dispatcher: Dispatcher;
+  headers: string[];
+  credentials: KubeCredentials;
+}
 
 /** How a request is to be relayed, for {@link admitRequest}. */
 export interface RelayKind {
@@ -45,11 +54,24 @@ export interface RelayKind {
  * goes; undefined when it goes nowhere: refused (answered with `refuse`) or
  * its stream closed meanwhile (recorded as it is).
  */
-export async function admitRequest(req: KubeRequest, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind,
-  result: ExchangeResult, refuse: (refusal: Refusal) => void): Promise<Upstream | undefined> {
+export async function admitRequest(
+  req: KubeRequest,
+  info: RequestInfo,
+  ex: Exchange,
+  o: KubeProxyOptions,
+  kind: RelayKind,
+  result: ExchangeResult,
+  refuse: (refusal: Refusal) => void,
+): Promise<Upstream | undefined> {
   const admitted = await admission(req, info, ex, o, kind);
-  if ('refusal' in admitted) { refuse(admitted.refusal); return undefined; }
-  if (ex.gone) { recordExchange(ex, result, o); return undefined; }
+  if ('refusal' in admitted) {
+    refuse(admitted.refusal);
+    return undefined;
+  }
+  if (ex.gone) {
+    recordExchange(ex, result, o);
+    return undefined;
+  }
   return admitted.upstream;
 }
 
@@ -59,7 +81,13 @@ export async function admitRequest(req: KubeRequest, info: RequestInfo, ex: Exch
  * missing identity → 403 (their rule); no API access → 503; credentials
  * that cannot be obtained → 502.
  */
-async function admission(req: KubeRequest, info: RequestInfo, ex: Exchange, o: KubeProxyOptions, kind: RelayKind): Promise<{ refusal: Refusal } | { upstream: Upstream }> {
+async function admission(
+  req: KubeRequest,
+  info: RequestInfo,
+  ex: Exchange,
+  o: KubeProxyOptions,
+  kind: RelayKind,
+): Promise<{ refusal: Refusal } | { upstream: Upstream }> {
   const problem = targetProblem(req.url, req.rawHeaders) ?? kind.protocolProblem;
   if (problem !== undefined) return { refusal: { code: 400, message: problem, rule: 'protocol' } };
   const admitted = admit(info, req.rawHeaders, ex.preamble, kind.upgrade, o.admission);
@@ -68,7 +96,13 @@ async function admission(req: KubeRequest, info: RequestInfo, ex: Exchange, o: K
   const { credentials, upstream } = o.access;
   try {
     const resolved = await credentials.resolve();
-    return { upstream: { headers: upstreamRequestHeaders(req.rawHeaders, resolved.headers, admitted.headers), dispatcher: upstream.dispatcher(resolved.tls, kind.use), credentials } };
+    return {
+      upstream: {
+        headers: upstreamRequestHeaders(req.rawHeaders, resolved.headers, admitted.headers),
+        dispatcher: upstream.dispatcher(resolved.tls, kind.use),
+        credentials,
+      },
+    };
   } catch (err) {
     o.metrics.upstreamError('credentials');
     return { refusal: { code: 502, message: `cannot obtain API-server credentials: ${(err as Error).message}`, error: err } };

@@ -9,7 +9,17 @@
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { auditTarget, drain, headerList, HttpBodyError, RawResponse, relayResponseHeaders, RequestBody, requestBodyFraming, requestInfo } from '@pipeops/tunnel-protocol';
+import {
+  auditTarget,
+  drain,
+  headerList,
+  HttpBodyError,
+  RawResponse,
+  relayResponseHeaders,
+  RequestBody,
+  requestBodyFraming,
+  requestInfo,
+} from '@pipeops/tunnel-protocol';
 import { ImpersonationTrailerError, trailerCheckedBody } from './admission.ts';
 import { coalescedBody } from './coalesced-body.ts';
 import type { KubeCredentials } from './credentials.ts';
@@ -36,8 +46,19 @@ export async function relayRequest(req: KubeRequest, stream: Duplex, ex: Exchang
   }
   if (framing.kind === 'none') relay.bodyRead(req.rest);
   else relay.readBody(new RequestBody(stream, req.rest, framing, { maxLineBytes: o.maxHeaderBytes ?? 32_768, onComplete: (excess) => relay.bodyRead(excess) }));
-  const upstream = await admitRequest(req, info, ex, o, { upgrade: false, protocolProblem: undefined, use: upstreamUse(verb, method, path) }, result, (refusal) => relay.refuse(refusal));
-  if (upstream === undefined) { relay.dropBody(); return; }
+  const upstream = await admitRequest(
+    req,
+    info,
+    ex,
+    o,
+    { upgrade: false, protocolProblem: undefined, use: upstreamUse(verb, method, path) },
+    result,
+    (refusal) => relay.refuse(refusal),
+  );
+  if (upstream === undefined) {
+    relay.dropBody();
+    return;
+  }
   return relay.dispatch(upstream.dispatcher, upstream.headers, upstream.credentials, framing.kind === 'chunked');
 }
 
@@ -71,7 +92,9 @@ class PlainRelay implements Dispatcher.DispatchHandler {
   /** Reads the request's body (from the stream, after the head). */
   readBody(body: RequestBody): void {
     this.#body = body;
-    body.on('error', (err) => { this.#bodyError ??= err; });
+    body.on('error', (err) => {
+      this.#bodyError ??= err;
+    });
   }
 
   /** The whole request has been read; `excess` is what followed it (see guardTail). */
@@ -117,7 +140,10 @@ class PlainRelay implements Dispatcher.DispatchHandler {
     if (this.#watching) this.#o.metrics.watchesActive.dec();
     if (error !== undefined) this.#result.error = error;
     // Answered before the whole body came (an early answer, a failure): the rest is read and dropped, so the FIN arrives.
-    if (!this.#bodyRead) { this.#body?.destroy(); drain(this.#ex.stream); }
+    if (!this.#bodyRead) {
+      this.#body?.destroy();
+      drain(this.#ex.stream);
+    }
     recordExchange(this.#ex, this.#result, this.#o);
     this.#settle?.();
   }
@@ -151,7 +177,10 @@ class PlainRelay implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
     const stream = this.#ex.stream;
-    const finish = (): void => { stream.off('close', finish); this.#done(); };
+    const finish = (): void => {
+      stream.off('close', finish);
+      this.#done();
+    };
     stream.on('close', finish);
     this.#res.end(headerList(controller.rawTrailers), finish);
   }

@@ -17,7 +17,10 @@ export function guardTail(ex: Exchange, excess: Buffer): void {
     ex.inFlight?.abort(new Error('a second request was pipelined on the stream'));
     ex.stream.destroy();
   };
-  if (excess.length > 0) { refuse(); return; }
-  ex.stream.on('data', refuse);   // the first byte destroys the stream: no second call
+  if (excess.length > 0) {
+    refuse();
+    return;
+  }
+  ex.stream.on('data', refuse); // the first byte destroys the stream: no second call
   ex.stream.resume();
 }

@@ -1,7 +1,16 @@
 // An upgrade request (exec, attach, port-forward): upgraded at the API
 // server with undici, then a raw pipe both ways.
 import type { Duplex } from 'node:stream';
-import { auditTarget, firstHeader, headBytes, headerList, relayResponseHeaders, requestInfo, statusLine, writeWithBackpressure } from '@pipeops/tunnel-protocol';
+import {
+  auditTarget,
+  firstHeader,
+  headBytes,
+  headerList,
+  relayResponseHeaders,
+  requestInfo,
+  statusLine,
+  writeWithBackpressure,
+} from '@pipeops/tunnel-protocol';
 import type { Exchange, ExchangeResult, KubeProxyOptions, KubeRequest } from './exchange.ts';
 import { recordExchange } from './exchange-record.ts';
 import { upstreamErrorReason } from './kube-metrics.ts';
@@ -11,7 +20,10 @@ import { abortWithStream } from './upstream-dispatch.ts';
 import { kubeVerb } from './verb.ts';
 
 /** Upgrade protocols the API server speaks for exec, attach and port-forward. */
-const UPGRADES = new Map([['websocket', 'websocket'], ['spdy/3.1', 'SPDY/3.1']]);
+const UPGRADES = new Map([
+  ['websocket', 'websocket'],
+  ['spdy/3.1', 'SPDY/3.1'],
+]);
 
 /**
  * Serves an upgrade request (exec, attach, port-forward over WebSocket or
@@ -24,7 +36,16 @@ const UPGRADES = new Map([['websocket', 'websocket'], ['spdy/3.1', 'SPDY/3.1']])
 export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchange, o: KubeProxyOptions): Promise<void> {
   const { method, url: path, rest: head } = req;
   const info = requestInfo(method, path);
-  const result: ExchangeResult = { method, path, verb: kubeVerb(method, path, true, info), status: undefined, bytesIn: 0, bytesOut: 0, upgraded: false, target: auditTarget(info) };
+  const result: ExchangeResult = {
+    method,
+    path,
+    verb: kubeVerb(method, path, true, info),
+    status: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+    upgraded: false,
+    target: auditTarget(info),
+  };
   const refuse = (refusal: Refusal): void => refuseExchange(ex, result, o, refusal);
   const protocol = UPGRADES.get((firstHeader(req.rawHeaders, 'upgrade') ?? '').trim().toLowerCase()) ?? '';
   const protocolProblem = protocol === '' ? 'only websocket and SPDY/3.1 upgrades are supported' : undefined;
@@ -33,55 +54,58 @@ export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchang
   const { dispatcher, headers, credentials } = upstream;
   await new Promise<void>((settle) => {
     let headSent = false;
-    dispatcher.dispatch({ path, method, headers, body: null, upgrade: protocol }, {
-      onRequestStart(controller) {
-        abortWithStream(ex, controller);
-      },
-      onRequestUpgrade(controller, statusCode, _headers, socket) {
-        ex.inFlight = undefined;
-        result.status = statusCode;
-        result.upgraded = true;
-        ex.upgraded = true;
-        const raw = relayResponseHeaders(headerList(controller.rawHeaders), { switching: true });
-        stream.write(headBytes(statusLine(statusCode, 'Switching Protocols'), raw));
-        pipeBoth(stream, socket, head, ex, result, o);
-        settle();
-      },
-      onResponseStart(controller, statusCode, _headers, statusText) {
-        result.status = statusCode;
-        if (statusCode === 401) credentials.invalidate();
-        // Close-delimited: the body goes as undici decoded it, and its trailers are not relayed.
-        const raw = relayResponseHeaders(headerList(controller.rawHeaders));
-        raw.push('connection', 'close');
-        stream.write(headBytes(statusLine(statusCode, statusText ?? ''), raw));
-        headSent = true;
-      },
-      onResponseData(controller, chunk) {
-        result.bytesOut += chunk.length;
-        writeWithBackpressure(stream, chunk, controller);
-      },
-      onResponseEnd() {
-        ex.inFlight = undefined;
-        stream.end();
-        recordExchange(ex, result, o);
-        settle();
-      },
-      onResponseError(_controller, err) {
-        ex.inFlight = undefined;
-        if (!ex.gone) {
-          o.metrics.upstreamError(upstreamErrorReason(err));
-          if (!headSent) {
-            result.status = 502;
-            sendRawStatus(stream, 502, `API server upgrade failed: ${err.message}`);
-          } else {
-            stream.destroy(err);
+    dispatcher.dispatch(
+      { path, method, headers, body: null, upgrade: protocol },
+      {
+        onRequestStart(controller) {
+          abortWithStream(ex, controller);
+        },
+        onRequestUpgrade(controller, statusCode, _headers, socket) {
+          ex.inFlight = undefined;
+          result.status = statusCode;
+          result.upgraded = true;
+          ex.upgraded = true;
+          const raw = relayResponseHeaders(headerList(controller.rawHeaders), { switching: true });
+          stream.write(headBytes(statusLine(statusCode, 'Switching Protocols'), raw));
+          pipeBoth(stream, socket, head, ex, result, o);
+          settle();
+        },
+        onResponseStart(controller, statusCode, _headers, statusText) {
+          result.status = statusCode;
+          if (statusCode === 401) credentials.invalidate();
+          // Close-delimited: the body goes as undici decoded it, and its trailers are not relayed.
+          const raw = relayResponseHeaders(headerList(controller.rawHeaders));
+          raw.push('connection', 'close');
+          stream.write(headBytes(statusLine(statusCode, statusText ?? ''), raw));
+          headSent = true;
+        },
+        onResponseData(controller, chunk) {
+          result.bytesOut += chunk.length;
+          writeWithBackpressure(stream, chunk, controller);
+        },
+        onResponseEnd() {
+          ex.inFlight = undefined;
+          stream.end();
+          recordExchange(ex, result, o);
+          settle();
+        },
+        onResponseError(_controller, err) {
+          ex.inFlight = undefined;
+          if (!ex.gone) {
+            o.metrics.upstreamError(upstreamErrorReason(err));
+            if (!headSent) {
+              result.status = 502;
+              sendRawStatus(stream, 502, `API server upgrade failed: ${err.message}`);
+            } else {
+              stream.destroy(err);
+            }
+            result.error = err;
           }
-          result.error = err;
-        }
-        recordExchange(ex, result, o);
-        settle();
+          recordExchange(ex, result, o);
+          settle();
+        },
       },
-    });
+    );
   });
 }
 

@@ -25,13 +25,21 @@ const SUBRESOURCE_CONNECT = new Set(['exec', 'attach', 'portforward']);
 export function kubeVerb(method: string, target: string, upgrade: boolean, info: RequestInfo = requestInfo(method, target)): KubeVerb {
   if (upgrade || SUBRESOURCE_CONNECT.has(info.subresource)) return 'connect';
   switch (method.toUpperCase()) {
-    case 'GET': return info.verb === 'watch' || info.verb === 'list' ? info.verb : 'get';
-    case 'POST': return 'create';
-    case 'PUT': return 'update';
-    case 'PATCH': return 'patch';
-    case 'DELETE': return info.verb === 'deletecollection' ? 'deletecollection' : 'delete';
-    case 'HEAD': return 'head';
-    case 'OPTIONS': return 'options';
-    default: return 'other';
+    case 'GET':
+      return info.verb === 'watch' || info.verb === 'list' ? info.verb : 'get';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return info.verb === 'deletecollection' ? 'deletecollection' : 'delete';
+    case 'HEAD':
+      return 'head';
+    case 'OPTIONS':
+      return 'options';
+    default:
+      return 'other';
   }
 }

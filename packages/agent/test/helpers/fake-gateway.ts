@@ -63,20 +63,25 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
       const session = createSession(websocketDuplex(ws), { client: false, keepAliveIntervalMs: o.keepAliveIntervalMs ?? 0 });
       session.on('error', () => {});
       sessions.push(session);
-      void session.accept().then((stream) => {
-        const control = new ControlChannel(stream);
-        controls.push(control);
-        control.on('error', () => {});
-        control.on('message', (m) => {
-          messages.push(m);
-          if (m.type === 'hello' && o.withholdWelcome !== true) {
-            control.send({
-              type: 'welcome', sessionId: `s${sessions.length}`, gatewayVersion: 'fake',
-              ...(o.welcomeProtocolVersion !== undefined ? { protocolVersion: o.welcomeProtocolVersion } : {}),
-            });
-          }
-        });
-      }, () => {});
+      void session.accept().then(
+        (stream) => {
+          const control = new ControlChannel(stream);
+          controls.push(control);
+          control.on('error', () => {});
+          control.on('message', (m) => {
+            messages.push(m);
+            if (m.type === 'hello' && o.withholdWelcome !== true) {
+              control.send({
+                type: 'welcome',
+                sessionId: `s${sessions.length}`,
+                gatewayVersion: 'fake',
+                ...(o.welcomeProtocolVersion !== undefined ? { protocolVersion: o.welcomeProtocolVersion } : {}),
+              });
+            }
+          });
+        },
+        () => {},
+      );
     });
   });
   server.listen(o.port ?? 0, '127.0.0.1');
@@ -90,7 +95,9 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
   return {
     port,
     url: `${o.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${port}`,
-    upgrades, messages, sessions,
+    upgrades,
+    messages,
+    sessions,
     openStream(p) {
       const s = current().open();
       s.write(encodePreamble({ v: 1, ...p } as StreamPreamble));

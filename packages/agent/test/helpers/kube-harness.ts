@@ -30,14 +30,23 @@ export interface KubeHarness {
   /** Opens a stream and writes the preamble (defaults: kind http, requestId r-N, runnerId runner-1). */
   open(p?: Partial<StreamPreamble>): Duplex;
   /** One HTTP request over a fresh stream with Node's http client. */
-  request(o: { method?: string; path: string; headers?: OutgoingHttpHeaders; body?: Buffer | Readable; requestId?: string }): Promise<{ res: IncomingMessage; stream: Duplex }>;
+  request(o: {
+    method?: string;
+    path: string;
+    headers?: OutgoingHttpHeaders;
+    body?: Buffer | Readable;
+    requestId?: string;
+  }): Promise<{ res: IncomingMessage; stream: Duplex }>;
   /** Writes `raw` bytes after the preamble and reads until the agent ends the stream. */
   raw(text: string): Promise<string>;
 }
 
 let seq = 0;
 
-export async function startKubeHarness(t: TestContext, o: Omit<KubePathOptions, 'apiHealthIntervalMs'> & { apiHealthIntervalMs?: number; start?: boolean }): Promise<KubeHarness> {
+export async function startKubeHarness(
+  t: TestContext,
+  o: Omit<KubePathOptions, 'apiHealthIntervalMs'> & { apiHealthIntervalMs?: number; start?: boolean },
+): Promise<KubeHarness> {
   const [a, b] = duplexPair();
   const agentSide = createSession(a, { client: true, keepAliveIntervalMs: 0 });
   const gateway = createSession(b, { client: false, keepAliveIntervalMs: 0 });
@@ -62,7 +71,11 @@ export async function startKubeHarness(t: TestContext, o: Omit<KubePathOptions, 
     return s;
   };
   return {
-    gateway, kube, logs, registry, open,
+    gateway,
+    kube,
+    logs,
+    registry,
+    open,
     request(r) {
       const stream = open(r.requestId !== undefined ? { requestId: r.requestId } : {});
       return new Promise((resolve, reject) => {
@@ -111,16 +124,36 @@ export function writeIn(dir: string, name: string, text: string): string {
 export function clientCertificate(dir: string): { cert: string; key: string } {
   const certFile = join(dir, 'client.crt');
   const keyFile = join(dir, 'client.key');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=agent-client', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=agent-client',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
 }
 
 /** Metric value from the registry's JSON (0 when absent). */
 export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
-  const v = (m?.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> | undefined)
-    ?.find((x) => (x.metricName === undefined || x.metricName === name) && Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
+  const v = (m?.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> | undefined)?.find(
+    (x) => (x.metricName === undefined || x.metricName === name) && Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val),
+  );
   return v?.value ?? 0;
 }
 

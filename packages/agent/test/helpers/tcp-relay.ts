@@ -26,19 +26,35 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
       s.on('close', () => sockets.delete(s));
       s.on('error', () => {});
     }
-    client.on('data', (d: Buffer) => { if (!dead) upstream.write(d); });
-    upstream.on('data', (d: Buffer) => { if (!dead) client.write(d); });
-    client.on('end', () => { if (!dead) upstream.end(); });
-    upstream.on('end', () => { if (!dead) client.end(); });
-    client.on('close', () => { if (!dead) upstream.destroy(); });
-    upstream.on('close', () => { if (!dead) client.destroy(); });
+    client.on('data', (d: Buffer) => {
+      if (!dead) upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (!dead) client.write(d);
+    });
+    client.on('end', () => {
+      if (!dead) upstream.end();
+    });
+    upstream.on('end', () => {
+      if (!dead) client.end();
+    });
+    client.on('close', () => {
+      if (!dead) upstream.destroy();
+    });
+    upstream.on('close', () => {
+      if (!dead) client.destroy();
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
     port: (server.address() as { port: number }).port,
-    get connections() { return state.connections; },
-    blackhole() { dead = true; },
+    get connections() {
+      return state.connections;
+    },
+    blackhole() {
+      dead = true;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       server.close();

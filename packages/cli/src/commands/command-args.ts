@@ -4,7 +4,9 @@ import type { CliIo } from '../io.ts';
 import { parseArgsOptions, type FlagSpecs } from '../usage.ts';
 
 /** A command's first steps ended the run: resolve with this exit code. */
-export interface Exit { exit: number }
+export interface Exit {
+  exit: number;
+}
 
 /**
  * Parses `args` against a command's flag table (strict, no positionals). A

@@ -18,7 +18,11 @@ export const connectFlags: FlagSpecs = {
   port: { type: 'string', value: 'P', help: 'health/metrics listener port, 0 = ephemeral (agent.port, default 8080)' },
   kubeconfig: { type: 'string', value: 'FILE', help: 'kubeconfig file (kubernetes.kubeconfig)' },
   'in-cluster': { type: 'boolean', help: "use the pod's service account (kubernetes.in_cluster)" },
-  'access-as': { type: 'string', value: 'WHO', help: 'agent|runner: whose identity runner requests carry to the API server (kubernetes.access_as, default agent)' },
+  'access-as': {
+    type: 'string',
+    value: 'WHO',
+    help: 'agent|runner: whose identity runner requests carry to the API server (kubernetes.access_as, default agent)',
+  },
   'log-level': { type: 'string', value: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (agent.log_level, default info)' },
   debug: { type: 'boolean', help: 'debug logging (agent.debug)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -59,10 +63,7 @@ export async function runConnect(args: string[], io: CliIo): Promise<number> {
   collectDefaultMetrics({ register: registry });
   const options = toAgentOptions(config, io.env, VERSION);
   logger.debug({ config: printableAgentConfig(config) }, 'configuration loaded');
-  logger.info(
-    { version: VERSION, agentId: options.agentId, clusterName: options.clusterName, apiUrl: options.apiUrl },
-    'starting agent',
-  );
+  logger.info({ version: VERSION, agentId: options.agentId, clusterName: options.clusterName, apiUrl: options.apiUrl }, 'starting agent');
 
   let agent: Agent;
   try {

@@ -27,7 +27,7 @@ export const doctorFlags: FlagSpecs = {
 /** `pipeops-tunnel doctor --help`. */
 export function doctorUsage(): string {
   return [
-    'Usage: pipeops-tunnel doctor [connect\'s config flags] [-o text|json]',
+    "Usage: pipeops-tunnel doctor [connect's config flags] [-o text|json]",
     '       pipeops-tunnel doctor --gateway URL --cluster C [--token T] [--ca FILE] [-o text|json]',
     '',
     'Checks, one by one, what the agent (or a runner) needs, and says how to fix',
@@ -62,9 +62,12 @@ function modeOf(flags: DoctorFlagValues): 'agent' | 'runner' {
   const runner = flags.gateway !== undefined || flags.cluster !== undefined;
   const stray = runner ? AGENT_ONLY.filter((f) => flags[f] !== undefined) : RUNNER_ONLY.filter((f) => flags[f] !== undefined);
   if (stray.length > 0) {
-    throw new CliError('PT_ERR_CLI_USAGE', runner
-      ? `--${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for agent mode; with --gateway/--cluster the doctor checks a runner's way to the cluster`
-      : `--${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for runner mode (--gateway URL --cluster C); the agent's CA is pipeops.tls.ca_file`);
+    throw new CliError(
+      'PT_ERR_CLI_USAGE',
+      runner
+        ? `--${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for agent mode; with --gateway/--cluster the doctor checks a runner's way to the cluster`
+        : `--${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for runner mode (--gateway URL --cluster C); the agent's CA is pipeops.tls.ca_file`,
+    );
   }
   return runner ? 'runner' : 'agent';
 }
@@ -82,9 +85,10 @@ export async function runDoctor(args: string[], io: CliIo): Promise<number> {
   if ('exit' in loaded) return loaded.exit;
   const { format, mode, settings } = loaded.value;
   // Loaded only now: --help and usage errors stay fast.
-  const run = mode === 'runner'
-    ? await (await import('../doctor/runner-doctor.ts')).runRunnerDoctor(settings as RunnerSettings, io.env)
-    : await (await import('../doctor/agent-doctor.ts')).runAgentDoctor(flags, io.env);
+  const run =
+    mode === 'runner'
+      ? await (await import('../doctor/runner-doctor.ts')).runRunnerDoctor(settings as RunnerSettings, io.env)
+      : await (await import('../doctor/agent-doctor.ts')).runAgentDoctor(flags, io.env);
   print(io, render(format, mode, run.subject, run.checks), run.secrets);
   return allPassed(run.checks) ? ExitCode.ok : ExitCode.failure;
 }

@@ -62,7 +62,12 @@ function hostForUrl(host: string): string {
 }
 
 /** Certificate and key: from files, generated (`--dev`, CA written to a file), or none (plain HTTP). */
-function loadTls(config: GatewayConfig, host: string, logger: Logger, generateDevCertificates: GenerateDevCertificates): { cert: string | Buffer; key: string | Buffer } | undefined {
+function loadTls(
+  config: GatewayConfig,
+  host: string,
+  logger: Logger,
+  generateDevCertificates: GenerateDevCertificates,
+): { cert: string | Buffer; key: string | Buffer } | undefined {
   const g = config.gateway;
   if (g.tls.cert !== '') return { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) };
   if (!g.dev) return undefined;
@@ -95,7 +100,8 @@ function fleetOptions(config: GatewayConfig): { fleet?: FleetOptions } {
   if (redis.url === '') return {};
   return {
     fleet: {
-      redisUrl: redis.url, advertiseUrl: replica.advertise_url,
+      redisUrl: redis.url,
+      advertiseUrl: replica.advertise_url,
       secret: readFileSync(replica.secret_file, 'utf8').trim(),
       ...(redis.ca_file !== '' ? { redisCa: readFileSync(redis.ca_file) } : {}),
       ...(replica.ca_file !== '' ? { peerCa: readFileSync(replica.ca_file) } : {}),
@@ -125,7 +131,8 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
     if (tls === undefined) logger.warn('no TLS certificate: serving plain HTTP (gateway.allow_insecure, development only)');
     gateway = createGateway(
       {
-        host, port,
+        host,
+        port,
         ...(tls !== undefined ? { tls } : {}),
         tokensFile: config.gateway.tokens_file,
         drainTimeoutMs: config.gateway.drain_timeout,
@@ -133,8 +140,10 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         gatewayVersion: VERSION,
         mux: toMuxOptions(config.tunnel),
         runnerLimits: {
-          maxStreams: config.runners.max_streams, requestsPerSecond: config.runners.requests_per_second,
-          burst: config.runners.burst, bytesPerSecond: config.runners.bytes_per_second,
+          maxStreams: config.runners.max_streams,
+          requestsPerSecond: config.runners.requests_per_second,
+          burst: config.runners.burst,
+          bytesPerSecond: config.runners.bytes_per_second,
         },
         ...(config.audit.file !== '' ? { auditFile: config.audit.file } : {}),
         tlsHandshakeTimeoutMs: config.gateway.tls_handshake_timeout,

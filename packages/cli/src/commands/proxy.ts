@@ -22,7 +22,7 @@ export function proxyUsage(): string {
     'Usage: pipeops-tunnel proxy --gateway URL --token T --cluster C [--listen 127.0.0.1:8001]',
     '',
     "Serves the cluster's API server on a local plain-HTTP port, like `kubectl proxy`,",
-    'through the gateway and the cluster\'s agent (one WebSocket, one stream per',
+    "through the gateway and the cluster's agent (one WebSocket, one stream per",
     'request; exec, attach and port-forward upgrades included):',
     '  kubectl --server http://127.0.0.1:8001 get pods',
     '',
@@ -97,10 +97,13 @@ export async function runProxy(args: string[], io: CliIo): Promise<number> {
       resolve(c === ExitCode.failure ? ExitCode.reconnectExhausted : c);
     });
     removeSignals = onStopSignal(logger, () => {
-      t.close().then(() => resolve(ExitCode.ok), (err: unknown) => {
-        logger.error({ err }, 'error while closing the tunnel');
-        resolve(ExitCode.failure);
-      });
+      t.close().then(
+        () => resolve(ExitCode.ok),
+        (err: unknown) => {
+          logger.error({ err }, 'error while closing the tunnel');
+          resolve(ExitCode.failure);
+        },
+      );
     });
   });
   removeSignals();

@@ -42,7 +42,8 @@ export function resolveRunnerSettings(flags: RunnerFlagValues, env: Record<strin
   } catch {
     throw new CliError('PT_ERR_CLI_CONFIG', `--gateway must be an absolute URL such as https://gateway.example:8443, got ${gatewayText}`);
   }
-  if (gateway.protocol !== 'https:' && gateway.protocol !== 'http:') throw new CliError('PT_ERR_CLI_CONFIG', `--gateway must use https:// (http:// for development), got ${gateway.protocol}`);
+  if (gateway.protocol !== 'https:' && gateway.protocol !== 'http:')
+    throw new CliError('PT_ERR_CLI_CONFIG', `--gateway must use https:// (http:// for development), got ${gateway.protocol}`);
   if (token === '') throw new CliError('PT_ERR_CLI_CONFIG', '--token is required (or PIPEOPS_RUNNER_TOKEN)');
   if (cluster === '') throw new CliError('PT_ERR_CLI_CONFIG', '--cluster is required (or PIPEOPS_CLUSTER)');
   let ca: string | undefined;

@@ -23,11 +23,11 @@ export function statusUsage(): string {
     'Usage: pipeops-tunnel status [--agent URL] [-o text|json]',
     '       pipeops-tunnel status --gateway URL --cluster C [--token T] [--ca FILE] [-o text|json]',
     '',
-    "The local agent (its /health, /ready and /metrics): healthy, ready or why not,",
+    'The local agent (its /health, /ready and /metrics): healthy, ready or why not,',
     'the tunnel connected or not, connects, reconnects and failures by reason, and',
     'whether its API server answers.',
     'With --gateway: the cluster as the gateway sees it (GET /v1/clusters with an',
-    "admin or runner token, and its /version through the gateway): connected, its",
+    'admin or runner token, and its /version through the gateway): connected, its',
     "agent's id, name and version, its last status report, the replica holding it.",
     '',
     'Flags:',
@@ -44,10 +44,12 @@ type Target = { mode: 'agent'; url: URL } | { mode: 'gateway'; settings: RunnerS
 
 function targetOf(flags: StatusFlagValues, env: Record<string, string | undefined>): Target {
   const gateway = flags.gateway !== undefined || flags.cluster !== undefined;
-  if (gateway && flags.agent !== undefined) throw new CliError('PT_ERR_CLI_USAGE', '--agent and --gateway/--cluster exclude each other: status reads either the local agent or the gateway');
+  if (gateway && flags.agent !== undefined)
+    throw new CliError('PT_ERR_CLI_USAGE', '--agent and --gateway/--cluster exclude each other: status reads either the local agent or the gateway');
   if (gateway) return { mode: 'gateway', settings: resolveRunnerSettings(flags, env) };
   const runnerOnly = (['token', 'ca', 'insecure-skip-verify'] as const).filter((f) => flags[f] !== undefined);
-  if (runnerOnly.length > 0) throw new CliError('PT_ERR_CLI_USAGE', `--${runnerOnly.join(', --')} only ${runnerOnly.length === 1 ? 'applies' : 'apply'} with --gateway URL --cluster C`);
+  if (runnerOnly.length > 0)
+    throw new CliError('PT_ERR_CLI_USAGE', `--${runnerOnly.join(', --')} only ${runnerOnly.length === 1 ? 'applies' : 'apply'} with --gateway URL --cluster C`);
   const text = flags.agent ?? `http://127.0.0.1:${env.PIPEOPS_AGENT_PORT ?? '8080'}`;
   let url: URL;
   try {
@@ -71,7 +73,11 @@ export async function runStatus(args: string[], io: CliIo): Promise<number> {
   if (target.mode === 'agent') {
     const { agentStatus, agentRows } = await import('../doctor/agent-status.ts');
     const s = await agentStatus(target.url);
-    print(io, render(format, s, `agent at ${s.agent}${s.uptimeSeconds !== null ? `, up ${uptime(s.uptimeSeconds)}` : ''}`, agentRows(s), s.ok ? 'ready' : 'not ready'), []);
+    print(
+      io,
+      render(format, s, `agent at ${s.agent}${s.uptimeSeconds !== null ? `, up ${uptime(s.uptimeSeconds)}` : ''}`, agentRows(s), s.ok ? 'ready' : 'not ready'),
+      [],
+    );
     return s.ok ? ExitCode.ok : ExitCode.failure;
   }
   const { gatewayStatus, gatewayRows } = await import('../doctor/gateway-status.ts');

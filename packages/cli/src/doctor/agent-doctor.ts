@@ -37,7 +37,11 @@ function loadConfigForDoctor(flags: ConnectFlags, env: Record<string, string | u
     return { config: loadAgentConfig(flags, env), problems: [] };
   } catch (err) {
     if (!(err instanceof CliError)) throw err;
-    const problems = err.message.split('\n').slice(err.code === 'PT_ERR_CLI_CONFIG' ? 1 : 0).map((l) => l.trim()).filter((l) => l !== '');
+    const problems = err.message
+      .split('\n')
+      .slice(err.code === 'PT_ERR_CLI_CONFIG' ? 1 : 0)
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     if (!problems.every((p) => p.startsWith(KUBECONFIG_KEY))) return { problems };
     const kubeconfig = flags.kubeconfig ?? env.PIPEOPS_KUBERNETES_KUBECONFIG ?? fileKubeconfig(flags.config);
     try {
@@ -63,7 +67,10 @@ export async function runAgentDoctor(flags: ConnectFlags, env: Record<string, st
   const { config, problems } = loadConfigForDoctor(flags, env);
   if (config === undefined) {
     checks.push({
-      id: 'config', title: 'configuration', status: 'fail', detail: problems.join('\n'),
+      id: 'config',
+      title: 'configuration',
+      status: 'fail',
+      detail: problems.join('\n'),
       fix: 'fix each key named above (config.example.yaml documents every key; flags > PIPEOPS_* > --config file > defaults)',
     });
     checks.push(...skipped(['credentials', 'apiserver', 'rbac', 'proxy', 'dns', 'tcp', 'tls', 'clock', 'token'], 'needs a valid configuration'));
@@ -72,12 +79,16 @@ export async function runAgentDoctor(flags: ConnectFlags, env: Record<string, st
   secrets.push(config.pipeops.token);
   const options = toAgentOptions(config, env, VERSION);
   const c = config;
-  checks.push(problems.length > 0
-    ? { id: 'config', title: 'configuration', status: 'fail', detail: problems.join('\n'), fix: 'see the kube credentials check below' }
-    : {
-      id: 'config', title: 'configuration', status: 'pass',
-      detail: `cluster ${c.agent.cluster_name}, gateway ${c.pipeops.api_url}, access_as ${c.kubernetes.access_as}, namespace ${c.kubernetes.namespace}${c.policy.read_only ? ', policy.read_only' : ''}`,
-    });
+  checks.push(
+    problems.length > 0
+      ? { id: 'config', title: 'configuration', status: 'fail', detail: problems.join('\n'), fix: 'see the kube credentials check below' }
+      : {
+          id: 'config',
+          title: 'configuration',
+          status: 'pass',
+          detail: `cluster ${c.agent.cluster_name}, gateway ${c.pipeops.api_url}, access_as ${c.kubernetes.access_as}, namespace ${c.kubernetes.namespace}${c.policy.read_only ? ', policy.read_only' : ''}`,
+        },
+  );
   const subject = `agent of cluster ${c.agent.cluster_name}, gateway ${c.pipeops.api_url}`;
   const timeoutMs = Math.min(c.pipeops.timeout, DOCTOR_STEP_TIMEOUT_MS);
 
@@ -92,7 +103,8 @@ export async function runAgentDoctor(flags: ConnectFlags, env: Record<string, st
     const api = await checkApiServer(creds.credentials, DOCTOR_STEP_TIMEOUT_MS);
     checks.push(api);
     if (api.status === 'fail') checks.push(...skipped([rightsId], 'needs the API server'));
-    else if (rightsId === 'impersonation') checks.push(await checkImpersonation(creds.credentials, { namespace: c.kubernetes.namespace, timeoutMs: DOCTOR_STEP_TIMEOUT_MS }));
+    else if (rightsId === 'impersonation')
+      checks.push(await checkImpersonation(creds.credentials, { namespace: c.kubernetes.namespace, timeoutMs: DOCTOR_STEP_TIMEOUT_MS }));
     else checks.push(await checkRbac(creds.credentials, { namespace: c.kubernetes.namespace, policy: c.policy, timeoutMs: DOCTOR_STEP_TIMEOUT_MS }));
   }
 
@@ -101,7 +113,13 @@ export async function runAgentDoctor(flags: ConnectFlags, env: Record<string, st
   try {
     if (c.pipeops.tls.ca_file !== '') trust = loadCaTrust(c.pipeops.tls.ca_file);
   } catch (err) {
-    checks.push({ id: 'tls', title: 'TLS', status: 'fail', detail: describeError(err), fix: 'pipeops.tls.ca_file must be a readable PEM file of CA certificates' });
+    checks.push({
+      id: 'tls',
+      title: 'TLS',
+      status: 'fail',
+      detail: describeError(err),
+      fix: 'pipeops.tls.ca_file must be a readable PEM file of CA certificates',
+    });
     checks.push(...skipped(['token'], 'needs a usable pipeops.tls.ca_file'));
     return { checks, secrets, subject };
   }
@@ -109,9 +127,13 @@ export async function runAgentDoctor(flags: ConnectFlags, env: Record<string, st
   const proxy = proxyFromEnv(env);
   for (const p of [proxy?.httpsProxy, proxy?.httpProxy]) if (p !== undefined) secrets.push(...proxySecrets(p));
   const reach = await checkGatewayReach({
-    base: new URL(options.apiUrl), proxy, trust: trust?.context,
+    base: new URL(options.apiUrl),
+    proxy,
+    trust: trust?.context,
     trustLabel: trust !== undefined ? `pipeops.tls.ca_file ${c.pipeops.tls.ca_file} + system CAs${extra}` : `system CAs${extra}`,
-    insecureSkipVerify: c.pipeops.tls.insecure_skip_verify, timeoutMs, wording: AGENT_WORDING,
+    insecureSkipVerify: c.pipeops.tls.insecure_skip_verify,
+    timeoutMs,
+    wording: AGENT_WORDING,
   });
   checks.push(...reach.checks);
   if (!reach.connected || !reach.handshake) checks.push(...skipped(['token'], 'needs a connection to the gateway'));

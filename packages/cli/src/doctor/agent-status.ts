@@ -37,9 +37,19 @@ async function get(base: URL, path: string): Promise<{ status: number; text: str
 /** Reads the agent at `base`. Never throws: an unreachable agent is a status with `error`. */
 export async function agentStatus(base: URL): Promise<AgentStatus> {
   const s: AgentStatus = {
-    mode: 'agent', agent: base.origin, ok: false, error: null, healthy: null, ready: null, reason: null,
-    tunnel: { state: null, connected: null, rttMs: null }, connects: null, reconnects: null, failures: {},
-    apiServer: { reachable: null, detail: 'not known', upstreamErrors: {} }, uptimeSeconds: null,
+    mode: 'agent',
+    agent: base.origin,
+    ok: false,
+    error: null,
+    healthy: null,
+    ready: null,
+    reason: null,
+    tunnel: { state: null, connected: null, rttMs: null },
+    connects: null,
+    reconnects: null,
+    failures: {},
+    apiServer: { reachable: null, detail: 'not known', upstreamErrors: {} },
+    uptimeSeconds: null,
   };
   let health: { status: number; text: string };
   try {
@@ -97,27 +107,55 @@ const DOCTOR_FIX = "`pipeops-tunnel doctor` with the agent's configuration check
 /** The status as rows for the text output. */
 export function agentRows(s: AgentStatus): CheckResult[] {
   if (s.error !== null) {
-    return [{ id: 'agent', title: 'agent', status: 'fail', detail: s.error, fix: 'is the agent running? --agent takes the URL of its health port (agent.port, default 8080)' }];
+    return [
+      {
+        id: 'agent',
+        title: 'agent',
+        status: 'fail',
+        detail: s.error,
+        fix: 'is the agent running? --agent takes the URL of its health port (agent.port, default 8080)',
+      },
+    ];
   }
   const rows: CheckResult[] = [
     s.healthy === true
       ? { id: 'health', title: 'health', status: 'pass', detail: 'the process is healthy (/health 200)' }
-      : { id: 'health', title: 'health', status: 'fail', detail: 'the process reports itself unhealthy (/health)', fix: 'restart the agent; its log says what failed' },
+      : {
+          id: 'health',
+          title: 'health',
+          status: 'fail',
+          detail: 'the process reports itself unhealthy (/health)',
+          fix: 'restart the agent; its log says what failed',
+        },
     s.ready === true
       ? { id: 'ready', title: 'ready', status: 'pass', detail: 'ready (/ready 200)' }
       : { id: 'ready', title: 'ready', status: 'fail', detail: `not ready: ${s.reason ?? 'no reason given'}`, fix: DOCTOR_FIX },
   ];
-  const failures = Object.entries(s.failures).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${String(v)}`);
+  const failures = Object.entries(s.failures)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${String(v)}`);
   const counts = `connects ${String(s.connects ?? '?')}, reconnects ${String(s.reconnects ?? '?')}; failed dials: ${failures.length > 0 ? failures.join(', ') : 'none'}`;
-  rows.push(s.tunnel.connected === true
-    ? { id: 'tunnel', title: 'tunnel', status: 'pass', detail: `connected${s.tunnel.rttMs !== null ? ` (RTT ${String(s.tunnel.rttMs)} ms)` : ''}; ${counts}` }
-    : { id: 'tunnel', title: 'tunnel', status: 'fail', detail: `${s.tunnel.state ?? 'state unknown'}; ${counts}`, fix: DOCTOR_FIX });
-  const upstream = Object.entries(s.apiServer.upstreamErrors).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${String(v)}`);
+  rows.push(
+    s.tunnel.connected === true
+      ? { id: 'tunnel', title: 'tunnel', status: 'pass', detail: `connected${s.tunnel.rttMs !== null ? ` (RTT ${String(s.tunnel.rttMs)} ms)` : ''}; ${counts}` }
+      : { id: 'tunnel', title: 'tunnel', status: 'fail', detail: `${s.tunnel.state ?? 'state unknown'}; ${counts}`, fix: DOCTOR_FIX },
+  );
+  const upstream = Object.entries(s.apiServer.upstreamErrors)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${String(v)}`);
   const errors = upstream.length > 0 ? `\nrunner requests that failed upstream: ${upstream.join(', ')}` : '';
-  rows.push(s.apiServer.reachable === true
-    ? { id: 'apiserver', title: 'API server', status: 'pass', detail: `${s.apiServer.detail}${errors}` }
-    : s.apiServer.reachable === false
-      ? { id: 'apiserver', title: 'API server', status: 'fail', detail: `${s.apiServer.detail}${errors}`, fix: '`pipeops-tunnel doctor` checks the credentials, the API server and RBAC' }
-      : { id: 'apiserver', title: 'API server', status: 'skip', detail: `${s.apiServer.detail}${errors}` });
+  rows.push(
+    s.apiServer.reachable === true
+      ? { id: 'apiserver', title: 'API server', status: 'pass', detail: `${s.apiServer.detail}${errors}` }
+      : s.apiServer.reachable === false
+        ? {
+            id: 'apiserver',
+            title: 'API server',
+            status: 'fail',
+            detail: `${s.apiServer.detail}${errors}`,
+            fix: '`pipeops-tunnel doctor` checks the credentials, the API server and RBAC',
+          }
+        : { id: 'apiserver', title: 'API server', status: 'skip', detail: `${s.apiServer.detail}${errors}` },
+  );
   return rows;
 }

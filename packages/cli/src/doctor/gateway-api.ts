@@ -12,7 +12,8 @@ import { describeError, exchange, websocketKey, type Exchange, type GatewayRoute
 export type ListedCluster = ClusterInfo & { replica?: { id: string; url: string } };
 
 /** The fix of a refused agent token (the README's words). */
-export const AGENT_TOKEN_FIX = 'the token is wrong, revoked or for another cluster: compare `printf %s "$TOKEN" | sha256sum` with the token_sha256 of this cluster in the gateway\'s tokens file, and agent.cluster_name with its cluster';
+export const AGENT_TOKEN_FIX =
+  'the token is wrong, revoked or for another cluster: compare `printf %s "$TOKEN" | sha256sum` with the token_sha256 of this cluster in the gateway\'s tokens file, and agent.cluster_name with its cluster';
 /** The fix of a refused runner token. */
 export const RUNNER_TOKEN_FIX = 'the token is wrong or revoked: compare `printf %s "$TOKEN" | sha256sum` with the gateway\'s tokens file (runners: or admins:)';
 
@@ -27,25 +28,41 @@ export async function checkAgentToken(route: GatewayRoute, o: { token: string; c
   const base = { id: 'token', title: 'token' };
   let ex: Exchange;
   try {
-    ex = await exchange(route, {
-      path: TUNNEL_PATH,
-      headers: {
-        authorization: `Bearer ${o.token}`, connection: 'Upgrade', upgrade: 'websocket',
-        'sec-websocket-version': '13', 'sec-websocket-key': websocketKey(), 'sec-websocket-protocol': SUBPROTOCOL,
-        [AgentHeaders.cluster]: o.cluster, [AgentHeaders.version]: o.version,
+    ex = await exchange(
+      route,
+      {
+        path: TUNNEL_PATH,
+        headers: {
+          authorization: `Bearer ${o.token}`,
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': websocketKey(),
+          'sec-websocket-protocol': SUBPROTOCOL,
+          [AgentHeaders.cluster]: o.cluster,
+          [AgentHeaders.version]: o.version,
+        },
       },
-    }, { verify: true });
+      { verify: true },
+    );
   } catch (err) {
     return { ...base, status: 'fail', detail: `the upgrade request failed: ${describeError(err)}`, fix: 'see the TCP and TLS checks above' };
   }
   if (ex.status === 101) {
-    return { ...base, status: 'pass', detail: `accepted for cluster ${o.cluster}: the gateway answered 101 to GET ${TUNNEL_PATH} (closed before the tunnel's hello)` };
+    return {
+      ...base,
+      status: 'pass',
+      detail: `accepted for cluster ${o.cluster}: the gateway answered 101 to GET ${TUNNEL_PATH} (closed before the tunnel's hello)`,
+    };
   }
   const answer = answerText(ex.status, ex.body);
   if (ex.status === 401 || ex.status === 403) return { ...base, status: 'fail', detail: `refused: ${answer}`, fix: AGENT_TOKEN_FIX };
-  if (ex.status === 503) return { ...base, status: 'warn', detail: `not judged: ${answer}`, fix: 'the gateway is draining (a rolling update): run the doctor again in a moment' };
+  if (ex.status === 503)
+    return { ...base, status: 'warn', detail: `not judged: ${answer}`, fix: 'the gateway is draining (a rolling update): run the doctor again in a moment' };
   return {
-    ...base, status: 'fail', detail: `the gateway answered the tunnel's WebSocket upgrade with ${answer}`,
+    ...base,
+    status: 'fail',
+    detail: `the gateway answered the tunnel's WebSocket upgrade with ${answer}`,
     fix: `something between this host and the gateway does not pass WebSocket upgrades on ${TUNNEL_PATH} (a proxy or load balancer), or the URL points at another server`,
   };
 }
@@ -60,7 +77,11 @@ export async function listClusters(route: GatewayRoute, token: string, verify: b
 
 /** `GET /k8s/clusters/{cluster}/version` with a runner token: the cluster's API server, through the gateway and the agent. */
 export async function clusterVersion(route: GatewayRoute, token: string, cluster: string, verify: boolean): Promise<{ ex: Exchange; gitVersion?: string }> {
-  const ex = await exchange(route, { path: `/k8s/clusters/${encodeURIComponent(cluster)}/version`, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, { verify });
+  const ex = await exchange(
+    route,
+    { path: `/k8s/clusters/${encodeURIComponent(cluster)}/version`, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } },
+    { verify },
+  );
   if (ex.status !== 200) return { ex };
   const v = (JSON.parse(ex.body) as { gitVersion?: unknown }).gitVersion;
   return { ex, ...(typeof v === 'string' ? { gitVersion: v } : {}) };
@@ -73,12 +94,21 @@ export function versionFailure(status: number, body: string, cluster: string): {
     case 401:
       return { detail: `the gateway refused the token: ${answer}`, fix: RUNNER_TOKEN_FIX };
     case 403:
-      return { detail: `refused: ${answer}`, fix: `the runner token is not allowed on ${cluster} (its clusters: in the tokens file), or the API server's or the owner's policy refused the request (the message says which)` };
+      return {
+        detail: `refused: ${answer}`,
+        fix: `the runner token is not allowed on ${cluster} (its clusters: in the tokens file), or the API server's or the owner's policy refused the request (the message says which)`,
+      };
     case 503:
-      return { detail: `cluster ${cluster} is not connected: ${answer}`, fix: "start the cluster's agent (pipeops-tunnel connect) and check its /ready and its logs; `pipeops-tunnel doctor` there says why it cannot connect" };
+      return {
+        detail: `cluster ${cluster} is not connected: ${answer}`,
+        fix: "start the cluster's agent (pipeops-tunnel connect) and check its /ready and its logs; `pipeops-tunnel doctor` there says why it cannot connect",
+      };
     case 502:
     case 504:
-      return { detail: `the agent did not answer: ${answer}`, fix: "the agent cannot reach its API server: `pipeops-tunnel status` / `doctor` on the agent's side" };
+      return {
+        detail: `the agent did not answer: ${answer}`,
+        fix: "the agent cannot reach its API server: `pipeops-tunnel status` / `doctor` on the agent's side",
+      };
     default:
       return { detail: `the gateway answered ${answer}`, fix: 'check the gateway URL (a proxy or load balancer in between may answer instead)' };
   }
@@ -97,7 +127,12 @@ export function describeApiServer(c: ListedCluster): { reachable: boolean | unde
   const api = c.lastStatus?.apiServer;
   if (api === undefined) return { reachable: undefined, text: 'the agent has not reported its API server yet' };
   // The agent's first report can precede its first check (its ApiHealth says so in these words, without checkedAt).
-  if (!api.reachable && api.checkedAt === undefined && api.error === 'not checked yet') return { reachable: undefined, text: 'not checked yet (the report preceded the first check)' };
-  if (api.reachable) return { reachable: true, text: `reachable${api.version !== undefined ? `, ${api.version}` : ''}${api.checkedAt !== undefined ? ` (checked ${api.checkedAt})` : ''}` };
+  if (!api.reachable && api.checkedAt === undefined && api.error === 'not checked yet')
+    return { reachable: undefined, text: 'not checked yet (the report preceded the first check)' };
+  if (api.reachable)
+    return {
+      reachable: true,
+      text: `reachable${api.version !== undefined ? `, ${api.version}` : ''}${api.checkedAt !== undefined ? ` (checked ${api.checkedAt})` : ''}`,
+    };
   return { reachable: false, text: `not reachable: ${api.error ?? 'no reason given'}${api.checkedAt !== undefined ? ` (checked ${api.checkedAt})` : ''}` };
 }

@@ -65,7 +65,11 @@ export async function checkGatewayReach(input: GatewayReachInput): Promise<Gatew
   const proxyCheck = checkProxy(base, input.proxy);
   checks.push(proxyCheck.check);
   const route = gatewayRoute(base, {
-    proxy: proxyCheck.proxy, trust: input.trust, trustLabel: input.trustLabel, insecureSkipVerify: input.insecureSkipVerify, timeoutMs: input.timeoutMs,
+    proxy: proxyCheck.proxy,
+    trust: input.trust,
+    trustLabel: input.trustLabel,
+    insecureSkipVerify: input.insecureSkipVerify,
+    timeoutMs: input.timeoutMs,
   });
   const result: GatewayReach = { checks, route, connected: false, handshake: false, trusted: false };
   if (proxyCheck.check.status === 'fail') {
@@ -92,10 +96,13 @@ export async function checkGatewayReach(input: GatewayReachInput): Promise<Gatew
   result.connected = true;
   const where = `${route.host}:${String(route.port)}`;
   checks.push({
-    id: 'tcp', title: 'TCP', status: 'pass',
-    detail: route.proxy === undefined
-      ? `connected to ${where}${socket.remoteAddress !== undefined && socket.remoteAddress !== route.host ? ` (${socket.remoteAddress})` : ''} in ${String(Date.now() - started)} ms`
-      : `the proxy ${redactProxyUrl(route.proxy)} opened a tunnel to ${where} (CONNECT answered 200) in ${String(Date.now() - started)} ms`,
+    id: 'tcp',
+    title: 'TCP',
+    status: 'pass',
+    detail:
+      route.proxy === undefined
+        ? `connected to ${where}${socket.remoteAddress !== undefined && socket.remoteAddress !== route.host ? ` (${socket.remoteAddress})` : ''} in ${String(Date.now() - started)} ms`
+        : `the proxy ${redactProxyUrl(route.proxy)} opened a tunnel to ${where} (CONNECT answered 200) in ${String(Date.now() - started)} ms`,
   });
 
   const tls = await checkTls(route, socket, wording);
@@ -117,14 +124,26 @@ export function skipped(ids: readonly string[], why: string): CheckResult[] {
 
 /** Titles of the checks, by id (for skipped ones). */
 export const TITLES: Record<string, string> = {
-  config: 'configuration', credentials: 'kube credentials', apiserver: 'API server', rbac: 'RBAC', impersonation: 'impersonation',
-  proxy: 'proxy', dns: 'DNS', tcp: 'TCP', tls: 'TLS', clock: 'clock', token: 'token', cluster: 'cluster', version: '/version',
+  config: 'configuration',
+  credentials: 'kube credentials',
+  apiserver: 'API server',
+  rbac: 'RBAC',
+  impersonation: 'impersonation',
+  proxy: 'proxy',
+  dns: 'DNS',
+  tcp: 'TCP',
+  tls: 'TLS',
+  clock: 'clock',
+  token: 'token',
+  cluster: 'cluster',
+  version: '/version',
 };
 
 /** The proxy the environment names for the gateway (the agent's rule: `wss:` uses HTTPS_PROXY, `ws:` HTTP_PROXY, NO_PROXY exempts). */
 function checkProxy(base: URL, proxy: ProxyOptions | undefined): { check: CheckResult; proxy: URL | undefined } {
   const title = 'proxy';
-  if (proxy === undefined) return { check: { id: 'proxy', title, status: 'pass', detail: 'no HTTPS_PROXY or HTTP_PROXY set: direct connection' }, proxy: undefined };
+  if (proxy === undefined)
+    return { check: { id: 'proxy', title, status: 'pass', detail: 'no HTTPS_PROXY or HTTP_PROXY set: direct connection' }, proxy: undefined };
   const target = new URL(base.href);
   target.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
   const variable = target.protocol === 'wss:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
@@ -133,17 +152,27 @@ function checkProxy(base: URL, proxy: ProxyOptions | undefined): { check: CheckR
     url = proxyForTarget(target, proxy);
   } catch (err) {
     return {
-      check: { id: 'proxy', title, status: 'fail', detail: `${variable} is not a URL: ${describeError(err)}`, fix: `write ${variable} as http://host:port (credentials as http://user:password@host:port)` },
+      check: {
+        id: 'proxy',
+        title,
+        status: 'fail',
+        detail: `${variable} is not a URL: ${describeError(err)}`,
+        fix: `write ${variable} as http://host:port (credentials as http://user:password@host:port)`,
+      },
       proxy: undefined,
     };
   }
   if (url !== undefined) {
-    return { check: { id: 'proxy', title, status: 'pass', detail: `${variable} applies: through ${redactProxyUrl(url)} (NO_PROXY does not match ${base.hostname})` }, proxy: url };
+    return {
+      check: { id: 'proxy', title, status: 'pass', detail: `${variable} applies: through ${redactProxyUrl(url)} (NO_PROXY does not match ${base.hostname})` },
+      proxy: url,
+    };
   }
   const set = target.protocol === 'wss:' ? proxy.httpsProxy : proxy.httpProxy;
-  const detail = set === undefined
-    ? `${variable} is not set (only ${variable === 'HTTPS_PROXY' ? 'HTTP_PROXY, for http://' : 'HTTPS_PROXY, for https://'}): direct connection`
-    : `${variable} is set, but NO_PROXY matches ${base.hostname}: direct connection`;
+  const detail =
+    set === undefined
+      ? `${variable} is not set (only ${variable === 'HTTPS_PROXY' ? 'HTTP_PROXY, for http://' : 'HTTPS_PROXY, for https://'}): direct connection`
+      : `${variable} is set, but NO_PROXY matches ${base.hostname}: direct connection`;
   return { check: { id: 'proxy', title, status: 'pass', detail }, proxy: undefined };
 }
 
@@ -151,17 +180,27 @@ async function checkDns(route: GatewayRoute, wording: Wording): Promise<CheckRes
   const title = 'DNS';
   if (isIP(route.host) !== 0) return { id: 'dns', title, status: 'pass', detail: `${route.host} is an IP address: no lookup` };
   try {
-    const addresses = await withTimeout(lookup(route.host, { all: true }), route.timeoutMs, `no DNS answer for ${route.host} within ${String(route.timeoutMs)} ms`);
+    const addresses = await withTimeout(
+      lookup(route.host, { all: true }),
+      route.timeoutMs,
+      `no DNS answer for ${route.host} within ${String(route.timeoutMs)} ms`,
+    );
     return { id: 'dns', title, status: 'pass', detail: `${route.host} → ${addresses.map((a) => a.address).join(', ')}` };
   } catch (err) {
     if (route.proxy !== undefined) {
       return {
-        id: 'dns', title, status: 'warn', detail: `${route.host} does not resolve here (${describeError(err)}); the proxy resolves it`,
+        id: 'dns',
+        title,
+        status: 'warn',
+        detail: `${route.host} does not resolve here (${describeError(err)}); the proxy resolves it`,
         fix: 'nothing to do if the proxy can resolve it',
       };
     }
     return {
-      id: 'dns', title, status: 'fail', detail: `cannot resolve ${route.host}: ${describeError(err)}`,
+      id: 'dns',
+      title,
+      status: 'fail',
+      detail: `cannot resolve ${route.host}: ${describeError(err)}`,
       fix: `check the host name in ${wording.url} and this host's resolver (/etc/resolv.conf; in a pod, the cluster DNS and a NetworkPolicy allowing port 53)`,
     };
   }
@@ -173,15 +212,24 @@ function tcpFailure(route: GatewayRoute, err: StepError, wording: Wording): Chec
   if (route.proxy !== undefined) {
     const proxy = redactProxyUrl(route.proxy);
     if (err.code === 'PROXY_REFUSED') {
-      const fix = err.proxyStatus === 407
-        ? 'the proxy wants credentials: put them in HTTPS_PROXY (http://user:password@proxy:port)'
-        : `have the proxy allow CONNECT to ${where}, or list the gateway in NO_PROXY if it is reachable directly`;
+      const fix =
+        err.proxyStatus === 407
+          ? 'the proxy wants credentials: put them in HTTPS_PROXY (http://user:password@proxy:port)'
+          : `have the proxy allow CONNECT to ${where}, or list the gateway in NO_PROXY if it is reachable directly`;
       return { ...base, detail: `${err.message} (proxy ${proxy})`, fix };
     }
-    return { ...base, detail: `cannot reach the proxy ${proxy}: ${describeError(err)}`, fix: 'check HTTPS_PROXY (host and port) and that the proxy runs, or list the gateway in NO_PROXY' };
+    return {
+      ...base,
+      detail: `cannot reach the proxy ${proxy}: ${describeError(err)}`,
+      fix: 'check HTTPS_PROXY (host and port) and that the proxy runs, or list the gateway in NO_PROXY',
+    };
   }
   if (err.code === 'ECONNREFUSED') {
-    return { ...base, detail: `connection refused by ${where}: nothing listens there`, fix: `check the port in ${wording.url} and that the gateway is running (a firewall may refuse too)` };
+    return {
+      ...base,
+      detail: `connection refused by ${where}: nothing listens there`,
+      fix: `check the port in ${wording.url} and that the gateway is running (a firewall may refuse too)`,
+    };
   }
   if (err.code === 'ETIMEDOUT') {
     return { ...base, detail: err.message, fix: `a firewall drops the connection: allow egress to ${where} (only outbound HTTPS to the gateway is needed)` };
@@ -190,13 +238,24 @@ function tcpFailure(route: GatewayRoute, err: StepError, wording: Wording): Chec
 }
 
 /** The TLS check: the handshake completes whatever the certificate, and the certificate is judged. */
-async function checkTls(route: GatewayRoute, socket: Socket | TLSSocket, wording: Wording): Promise<{ check: CheckResult; handshake: boolean; trusted: boolean }> {
+async function checkTls(
+  route: GatewayRoute,
+  socket: Socket | TLSSocket,
+  wording: Wording,
+): Promise<{ check: CheckResult; handshake: boolean; trusted: boolean }> {
   const title = 'TLS';
   if (route.base.protocol !== 'https:') {
     socket.destroy();
     return {
-      check: { id: 'tls', title, status: 'warn', detail: 'http:// URL: the connection to the gateway is not encrypted (development only)', fix: `use an https:// URL in ${wording.url}` },
-      handshake: true, trusted: true,
+      check: {
+        id: 'tls',
+        title,
+        status: 'warn',
+        detail: 'http:// URL: the connection to the gateway is not encrypted (development only)',
+        fix: `use an https:// URL in ${wording.url}`,
+      },
+      handshake: true,
+      trusted: true,
     };
   }
   let t: TLSSocket;
@@ -205,10 +264,14 @@ async function checkTls(route: GatewayRoute, socket: Socket | TLSSocket, wording
   } catch (err) {
     return {
       check: {
-        id: 'tls', title, status: 'fail', detail: `TLS handshake with ${route.host}:${String(route.port)} failed: ${describeError(err)}`,
+        id: 'tls',
+        title,
+        status: 'fail',
+        detail: `TLS handshake with ${route.host}:${String(route.port)} failed: ${describeError(err)}`,
         fix: `check that the gateway serves TLS on this port (an http:// gateway needs an http:// URL in ${wording.url}, development only) and that nothing in between intercepts it`,
       },
-      handshake: false, trusted: false,
+      handshake: false,
+      trusted: false,
     };
   }
   const cert = t.getPeerCertificate(false);
@@ -223,31 +286,59 @@ async function checkTls(route: GatewayRoute, socket: Socket | TLSSocket, wording
     const why = untrustedReason(reason, cert, route);
     if (route.insecureSkipVerify) {
       return {
-        check: { id: 'tls', title, status: 'warn', detail: `not verified (${wording.skipVerify}); it would fail: ${why.text}\n${described}`, fix: why.fix(wording) },
-        handshake: true, trusted: true,
+        check: {
+          id: 'tls',
+          title,
+          status: 'warn',
+          detail: `not verified (${wording.skipVerify}); it would fail: ${why.text}\n${described}`,
+          fix: why.fix(wording),
+        },
+        handshake: true,
+        trusted: true,
       };
     }
     return { check: { id: 'tls', title, status: 'fail', detail: `${why.text}\n${described}`, fix: why.fix(wording) }, handshake: true, trusted: false };
   }
   if (route.insecureSkipVerify) {
     return {
-      check: { id: 'tls', title, status: 'warn', detail: `trusted (${route.trustLabel}), but verification is disabled by ${wording.skipVerify}\n${described}`, fix: `remove ${wording.skipVerify}` },
-      handshake: true, trusted: true,
+      check: {
+        id: 'tls',
+        title,
+        status: 'warn',
+        detail: `trusted (${route.trustLabel}), but verification is disabled by ${wording.skipVerify}\n${described}`,
+        fix: `remove ${wording.skipVerify}`,
+      },
+      handshake: true,
+      trusted: true,
     };
   }
   if (days !== undefined && days < CERT_EXPIRY_WARN_DAYS) {
     return {
-      check: { id: 'tls', title, status: 'warn', detail: `trusted (${route.trustLabel}), but the certificate expires in ${String(days)} days\n${described}`, fix: "renew the gateway's certificate" },
-      handshake: true, trusted: true,
+      check: {
+        id: 'tls',
+        title,
+        status: 'warn',
+        detail: `trusted (${route.trustLabel}), but the certificate expires in ${String(days)} days\n${described}`,
+        fix: "renew the gateway's certificate",
+      },
+      handshake: true,
+      trusted: true,
     };
   }
   return { check: { id: 'tls', title, status: 'pass', detail: `trusted (${route.trustLabel}): ${described}` }, handshake: true, trusted: true };
 }
 
-function untrustedReason(code: string | undefined, cert: ReturnType<TLSSocket['getPeerCertificate']>, route: GatewayRoute): { text: string; fix: (w: Wording) => string } {
+function untrustedReason(
+  code: string | undefined,
+  cert: ReturnType<TLSSocket['getPeerCertificate']>,
+  route: GatewayRoute,
+): { text: string; fix: (w: Wording) => string } {
   switch (code) {
     case 'CERT_HAS_EXPIRED':
-      return { text: `the certificate expired on ${String(cert.valid_to)} (${code})`, fix: () => "renew the gateway's certificate, and check this host's clock" };
+      return {
+        text: `the certificate expired on ${String(cert.valid_to)} (${code})`,
+        fix: () => "renew the gateway's certificate, and check this host's clock",
+      };
     case 'CERT_NOT_YET_VALID':
       return { text: `the certificate is not valid before ${String(cert.valid_from)} (${code})`, fix: () => "check this host's clock and the gateway's (NTP)" };
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
@@ -270,19 +361,35 @@ async function checkClock(route: GatewayRoute): Promise<CheckResult> {
     const ex = await exchange(route, { path: '/health' }, { verify: false });
     const date = ex.headers.date;
     const at = date !== undefined ? Date.parse(date) : Number.NaN;
-    if (Number.isNaN(at)) return { id: 'clock', title, status: 'warn', detail: "the gateway's answer has no Date header: clock not compared", fix: 'nothing to do unless certificates or tokens look expired' };
+    if (Number.isNaN(at))
+      return {
+        id: 'clock',
+        title,
+        status: 'warn',
+        detail: "the gateway's answer has no Date header: clock not compared",
+        fix: 'nothing to do unless certificates or tokens look expired',
+      };
     // The gateway stamped Date (whole seconds: the middle of its second) between sending and answering.
     const skewMs = (ex.sentAt + ex.answeredAt) / 2 - (at + 500);
     const s = Math.round(Math.abs(skewMs) / 1000);
     if (Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {
       return {
-        id: 'clock', title, status: 'warn', detail: `this clock is ${String(s)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the gateway's`,
+        id: 'clock',
+        title,
+        status: 'warn',
+        detail: `this clock is ${String(s)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the gateway's`,
         fix: 'synchronise the clocks (NTP): a skew makes certificates and tokens look expired or not yet valid',
       };
     }
     return { id: 'clock', title, status: 'pass', detail: `within ${String(Math.max(1, s))} s of the gateway's (its Date header)` };
   } catch (err) {
-    return { id: 'clock', title, status: 'warn', detail: `could not read the gateway's clock: ${describeError(err)}`, fix: 'nothing to do unless certificates or tokens look expired' };
+    return {
+      id: 'clock',
+      title,
+      status: 'warn',
+      detail: `could not read the gateway's clock: ${describeError(err)}`,
+      fix: 'nothing to do unless certificates or tokens look expired',
+    };
   }
 }
 

@@ -55,7 +55,10 @@ export function gatewayPath(route: GatewayRoute, path: string): string {
 export function tcpConnect(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host, port });
-    const timer = setTimeout(() => socket.destroy(stepError('ETIMEDOUT', `no TCP answer from ${host}:${String(port)} within ${String(timeoutMs)} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(stepError('ETIMEDOUT', `no TCP answer from ${host}:${String(port)} within ${String(timeoutMs)} ms`)),
+      timeoutMs,
+    );
     const onError = (err: Error): void => {
       clearTimeout(timer);
       reject(err);
@@ -113,13 +116,17 @@ export async function openTcp(route: GatewayRoute): Promise<Socket | TLSSocket> 
   try {
     if (p.protocol === 'https:') socket = await tlsHandshake(socket, proxyHost, { rejectUnauthorized: true, trust: undefined }, route.timeoutMs);
     const target = `${isIP(route.host) === 6 ? `[${route.host}]` : route.host}:${String(route.port)}`;
-    const auth = p.username !== ''
-      ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(p.username)}:${decodeURIComponent(p.password)}`).toString('base64')}\r\n`
-      : '';
+    const auth =
+      p.username !== ''
+        ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(p.username)}:${decodeURIComponent(p.password)}`).toString('base64')}\r\n`
+        : '';
     socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`);
     const head = await readHead(socket, route.timeoutMs);
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-    if (status !== 200) throw stepError('PROXY_REFUSED', `the proxy answered CONNECT ${target} with ${status === 0 ? 'no HTTP status' : `HTTP ${String(status)}`}`, { proxyStatus: status });
+    if (status !== 200)
+      throw stepError('PROXY_REFUSED', `the proxy answered CONNECT ${target} with ${status === 0 ? 'no HTTP status' : `HTTP ${String(status)}`}`, {
+        proxyStatus: status,
+      });
     return socket;
   } catch (err) {
     socket.destroy();
@@ -134,10 +141,17 @@ export async function openTcp(route: GatewayRoute): Promise<Socket | TLSSocket> 
  * `authorizationError`): the doctor describes a bad certificate instead of
  * only failing on it.
  */
-export function tlsHandshake(socket: Socket | TLSSocket, host: string, o: { rejectUnauthorized: boolean; trust: SecureContext | undefined }, timeoutMs: number): Promise<TLSSocket> {
+export function tlsHandshake(
+  socket: Socket | TLSSocket,
+  host: string,
+  o: { rejectUnauthorized: boolean; trust: SecureContext | undefined },
+  timeoutMs: number,
+): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const t = tlsConnect({
-      socket, host, rejectUnauthorized: o.rejectUnauthorized,
+      socket,
+      host,
+      rejectUnauthorized: o.rejectUnauthorized,
       // SNI takes a host name only (RFC 6066 §3).
       ...(isIP(host) === 0 ? { servername: host } : {}),
       ...(o.trust !== undefined ? { secureContext: o.trust } : {}),
@@ -186,12 +200,17 @@ export interface Exchange {
 const MAX_BODY_BYTES = 65_536;
 
 /** Sends one request on a new connection and reads the answer (closing the connection after it, and at once after a `101`). */
-export async function exchange(route: GatewayRoute, req: { method?: string; path: string; headers?: OutgoingHttpHeaders }, o: { verify: boolean }): Promise<Exchange> {
+export async function exchange(
+  route: GatewayRoute,
+  req: { method?: string; path: string; headers?: OutgoingHttpHeaders },
+  o: { verify: boolean },
+): Promise<Exchange> {
   const socket = await openConnection(route, o.verify);
   return new Promise((resolve, reject) => {
     const sentAt = Date.now();
     const r = httpRequest({
-      method: req.method ?? 'GET', path: gatewayPath(route, req.path),
+      method: req.method ?? 'GET',
+      path: gatewayPath(route, req.path),
       headers: { host: route.base.host, connection: 'close', ...req.headers },
       createConnection: () => socket,
     });
@@ -212,7 +231,13 @@ export async function exchange(route: GatewayRoute, req: { method?: string; path
       res.once('end', () => {
         clearTimeout(timer);
         socket.destroy();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8'), sentAt, answeredAt });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8'),
+          sentAt,
+          answeredAt,
+        });
       });
       res.once('error', (err) => {
         clearTimeout(timer);

@@ -37,8 +37,19 @@ const TIMEOUT_MS = 10_000;
 /** Asks the gateway. Never throws: an unreachable gateway or a refused token is a status with `error`. */
 export async function gatewayStatus(s: RunnerSettings, env: Record<string, string | undefined>): Promise<GatewayStatus> {
   const out: GatewayStatus = {
-    mode: 'gateway', gateway: s.gateway.origin, cluster: s.cluster, ok: false, error: null, connected: false,
-    agent: null, lastStatus: null, lastStatusAt: null, apiServer: { reachable: null, detail: 'not known' }, replica: null, policy: null, version: null,
+    mode: 'gateway',
+    gateway: s.gateway.origin,
+    cluster: s.cluster,
+    ok: false,
+    error: null,
+    connected: false,
+    agent: null,
+    lastStatus: null,
+    lastStatusAt: null,
+    apiServer: { reachable: null, detail: 'not known' },
+    replica: null,
+    policy: null,
+    version: null,
   };
   const target = new URL(s.gateway.href);
   target.protocol = s.gateway.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -50,8 +61,11 @@ export async function gatewayStatus(s: RunnerSettings, env: Record<string, strin
     return out;
   }
   const route = gatewayRoute(s.gateway, {
-    proxy, trust: s.ca !== undefined ? trustWith(s.ca) : undefined, trustLabel: s.ca !== undefined ? '--ca' : 'system CAs',
-    insecureSkipVerify: s.insecureSkipVerify, timeoutMs: TIMEOUT_MS,
+    proxy,
+    trust: s.ca !== undefined ? trustWith(s.ca) : undefined,
+    trustLabel: s.ca !== undefined ? '--ca' : 'system CAs',
+    insecureSkipVerify: s.insecureSkipVerify,
+    timeoutMs: TIMEOUT_MS,
   });
   let found: ListedCluster | undefined;
   let lastReport = 'none yet';
@@ -68,7 +82,15 @@ export async function gatewayStatus(s: RunnerSettings, env: Record<string, strin
   }
   if (found !== undefined) {
     out.connected = true;
-    out.agent = { id: found.agentId, name: found.name, version: found.version, labels: found.labels, connectedAt: found.connectedAt, rttMs: found.rttMs, streamsActive: found.streamsActive };
+    out.agent = {
+      id: found.agentId,
+      name: found.name,
+      version: found.version,
+      labels: found.labels,
+      connectedAt: found.connectedAt,
+      rttMs: found.rttMs,
+      streamsActive: found.streamsActive,
+    };
     out.lastStatus = found.lastStatus;
     out.lastStatusAt = found.lastStatusAt;
     const api = describeApiServer(found);
@@ -83,7 +105,8 @@ export async function gatewayStatus(s: RunnerSettings, env: Record<string, strin
       out.version = { status: 200, gitVersion: v.gitVersion ?? null, detail: `${v.gitVersion ?? '?'} through the gateway and the agent` };
       out.connected = true;
       // The agent's report may predate its first check; /version answering through it now settles it.
-      if (out.apiServer.reachable !== true) out.apiServer = { reachable: true, detail: `reachable: /version answered through the gateway (the agent's last report: ${lastReport})` };
+      if (out.apiServer.reachable !== true)
+        out.apiServer = { reachable: true, detail: `reachable: /version answered through the gateway (the agent's last report: ${lastReport})` };
     } else if (v.ex.status === 401 && found !== undefined) {
       // An admin token lists every cluster but reaches none.
       out.version = { status: 401, gitVersion: null, detail: 'not asked with this token (an admin token does not reach clusters)' };
@@ -100,27 +123,54 @@ export async function gatewayStatus(s: RunnerSettings, env: Record<string, strin
 /** The status as rows for the text output. */
 export function gatewayRows(s: GatewayStatus): CheckResult[] {
   if (s.error !== null) {
-    return [{ id: 'gateway', title: 'gateway', status: 'fail', detail: s.error, fix: "`pipeops-tunnel doctor --gateway URL --cluster C` checks each step of the way to the gateway" }];
+    return [
+      {
+        id: 'gateway',
+        title: 'gateway',
+        status: 'fail',
+        detail: s.error,
+        fix: '`pipeops-tunnel doctor --gateway URL --cluster C` checks each step of the way to the gateway',
+      },
+    ];
   }
   const rows: CheckResult[] = [];
   if (s.agent !== null) {
-    const c = { agentId: s.agent.id, name: s.agent.name, version: s.agent.version, connectedAt: s.agent.connectedAt, rttMs: s.agent.rttMs, ...(s.replica !== null ? { replica: s.replica } : {}) };
-    rows.push({ id: 'cluster', title: 'cluster', status: 'pass', detail: `connected: ${describeCluster(c)}${s.lastStatusAt !== null ? `\nlast status report ${s.lastStatusAt}` : ''}` });
+    const c = {
+      agentId: s.agent.id,
+      name: s.agent.name,
+      version: s.agent.version,
+      connectedAt: s.agent.connectedAt,
+      rttMs: s.agent.rttMs,
+      ...(s.replica !== null ? { replica: s.replica } : {}),
+    };
     rows.push({
-      id: 'apiserver', title: 'API server', status: s.apiServer.reachable === true ? 'pass' : s.apiServer.reachable === false ? 'fail' : 'skip',
+      id: 'cluster',
+      title: 'cluster',
+      status: 'pass',
+      detail: `connected: ${describeCluster(c)}${s.lastStatusAt !== null ? `\nlast status report ${s.lastStatusAt}` : ''}`,
+    });
+    rows.push({
+      id: 'apiserver',
+      title: 'API server',
+      status: s.apiServer.reachable === true ? 'pass' : s.apiServer.reachable === false ? 'fail' : 'skip',
       detail: s.apiServer.detail,
       ...(s.apiServer.reachable === false ? { fix: "`pipeops-tunnel doctor` on the agent's side checks its credentials and API server" } : {}),
     });
     if (s.policy !== null) rows.push({ id: 'policy', title: 'owner policy', status: 'pass', detail: policyText(s.policy) });
   } else {
     rows.push({
-      id: 'cluster', title: 'cluster', status: 'fail', detail: `${s.cluster} is not connected (not among the clusters this token sees)`,
+      id: 'cluster',
+      title: 'cluster',
+      status: 'fail',
+      detail: `${s.cluster} is not connected (not among the clusters this token sees)`,
       fix: "start its agent (pipeops-tunnel connect); `pipeops-tunnel doctor` on the agent's side says why it cannot connect",
     });
   }
   if (s.version !== null) {
     rows.push({
-      id: 'version', title: '/version', status: s.version.status === 200 ? 'pass' : s.version.status === 401 && s.agent !== null ? 'skip' : 'fail',
+      id: 'version',
+      title: '/version',
+      status: s.version.status === 200 ? 'pass' : s.version.status === 401 && s.agent !== null ? 'skip' : 'fail',
       detail: s.version.detail,
     });
   }

@@ -27,7 +27,10 @@ export const READ_VERBS = ['get', 'list', 'watch'] as const;
 export const WRITE_VERBS = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
 /** Subresources runners use (`kubectl exec`, `attach`, `port-forward`, `logs`) and the verb RBAC checks for each. */
 export const POD_SUBRESOURCES: ReadonlyArray<{ sub: string; verb: string }> = [
-  { sub: 'exec', verb: 'create' }, { sub: 'attach', verb: 'create' }, { sub: 'portforward', verb: 'create' }, { sub: 'log', verb: 'get' },
+  { sub: 'exec', verb: 'create' },
+  { sub: 'attach', verb: 'create' },
+  { sub: 'portforward', verb: 'create' },
+  { sub: 'log', verb: 'get' },
 ];
 
 const has = (list: readonly string[] | undefined, v: string): boolean => list !== undefined && (list.includes('*') || list.includes(v));
@@ -44,8 +47,13 @@ function resourceMatches(list: readonly string[] | undefined, resource: string):
 
 /** Whether the rules allow `verb` on `resource` (`pods`, `pods/exec`) of `group`, with `name` if given. */
 export function allows(rules: readonly ResourceRule[], verb: string, group: string, resource: string, name?: string): boolean {
-  return rules.some((r) => has(r.verbs, verb) && has(r.apiGroups, group) && resourceMatches(r.resources, resource)
-    && (r.resourceNames === undefined || r.resourceNames.length === 0 || (name !== undefined && r.resourceNames.includes(name))));
+  return rules.some(
+    (r) =>
+      has(r.verbs, verb) &&
+      has(r.apiGroups, group) &&
+      resourceMatches(r.resources, resource) &&
+      (r.resourceNames === undefined || r.resourceNames.length === 0 || (name !== undefined && r.resourceNames.includes(name))),
+  );
 }
 
 /** What every authenticated user may create (system:basic-user): no sign of rights for runners. */
@@ -95,14 +103,19 @@ export function missingForRunners(rules: readonly ResourceRule[], policy: Policy
       groups.set(key, g);
     }
     for (const { verbs: vs, list } of groups.values()) {
-      missing.push(`${vs.join(', ')} on ${String(list.length)} resource${list.length === 1 ? '' : 's'} only (${list.slice(0, 4).join(', ')}${list.length > 4 ? ', …' : ''}), not on every resource`);
+      missing.push(
+        `${vs.join(', ')} on ${String(list.length)} resource${list.length === 1 ? '' : 's'} only (${list.slice(0, 4).join(', ')}${list.length > 4 ? ', …' : ''}), not on every resource`,
+      );
     }
     if (none.length > 0) missing.push(`${none.join(', ')} (${what}) on no resource`);
   };
   judge(READ_VERBS, 'reads');
   if (!policy.read_only) judge(WRITE_VERBS, 'writes');
-  const noReads = coverage(rules, 'get') !== 'all' && (coverage(rules, 'get') as string[]).length === 0
-    && coverage(rules, 'list') !== 'all' && (coverage(rules, 'list') as string[]).length === 0;
+  const noReads =
+    coverage(rules, 'get') !== 'all' &&
+    (coverage(rules, 'get') as string[]).length === 0 &&
+    coverage(rules, 'list') !== 'all' &&
+    (coverage(rules, 'list') as string[]).length === 0;
   const podsDenied = policy.deny_resources.includes('pods');
   for (const { sub, verb } of POD_SUBRESOURCES) {
     if (podsDenied || policy.deny_subresources.includes(sub) || (policy.read_only && verb !== 'get')) continue;

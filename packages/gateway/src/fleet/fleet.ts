@@ -33,7 +33,10 @@ export interface FleetOptions {
 }
 
 /** One agent session as the fleet sees it. */
-export interface HeldSession { cluster: string; sessionId: string }
+export interface HeldSession {
+  cluster: string;
+  sessionId: string;
+}
 
 /** What the fleet needs from its gateway. */
 export interface FleetDeps {
@@ -75,25 +78,36 @@ export class Fleet {
     this.#log = deps.logger.child({ component: 'fleet' });
     this.#verifyMs = o.verifyMs ?? 10_000;
     this.#advertise = o.advertiseUrl;
-    this.registry = registry ?? new RedisRegistry({
-      url: o.redisUrl, logger: deps.logger,
-      ...(o.redisCa === undefined ? {} : { ca: o.redisCa }),
-      ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
-      ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
-      verifyMs: this.#verifyMs,
-      ...(o.keyPrefix === undefined ? {} : { keyPrefix: o.keyPrefix }),
-    });
+    this.registry =
+      registry ??
+      new RedisRegistry({
+        url: o.redisUrl,
+        logger: deps.logger,
+        ...(o.redisCa === undefined ? {} : { ca: o.redisCa }),
+        ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
+        ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+        verifyMs: this.#verifyMs,
+        ...(o.keyPrefix === undefined ? {} : { keyPrefix: o.keyPrefix }),
+      });
     this.endpoint = new ReplicaEndpoint({
-      secret: o.secret, logger: this.#log, maxPayloadBytes: deps.maxPayloadBytes, mux: deps.mux,
-      openLocal: async (cluster, preamble) => deps.openLocal(cluster, preamble), localClusters: () => deps.localClusters(),
+      secret: o.secret,
+      logger: this.#log,
+      maxPayloadBytes: deps.maxPayloadBytes,
+      mux: deps.mux,
+      openLocal: async (cluster, preamble) => deps.openLocal(cluster, preamble),
+      localClusters: () => deps.localClusters(),
     });
     this.#links = new ReplicaLinks({ secret: o.secret, ca: o.peerCa, logger: this.#log, mux: deps.mux });
     this.registry.on('claim', (c: { cluster: string; epoch: number; replicaId: string }) => this.#onClaim(c.cluster, c.epoch, c.replicaId));
     // Back after an outage (or reachable for the first time): every tunnel held here is claimed (again).
-    this.registry.on('restored', () => { for (const s of this.#deps.held()) void this.claim(s); });
+    this.registry.on('restored', () => {
+      for (const s of this.#deps.held()) void this.claim(s);
+    });
   }
 
-  get replicaId(): string { return this.registry.replicaId; }
+  get replicaId(): string {
+    return this.registry.replicaId;
+  }
 
   /** Joins the fleet, once this replica listens on `port`. */
   async start(port: number): Promise<void> {
@@ -108,7 +122,10 @@ export class Fleet {
     try {
       epoch = await this.registry.claim(s.cluster, s.sessionId);
     } catch (err) {
-      this.#log.warn({ event: 'fleet_claim_failed', cluster: s.cluster, err }, 'could not claim the cluster in the fleet registry; claimed again when it is back');
+      this.#log.warn(
+        { event: 'fleet_claim_failed', cluster: s.cluster, err },
+        'could not claim the cluster in the fleet registry; claimed again when it is back',
+      );
       return;
     }
     if (this.#deps.sessionOf(s.cluster) !== s.sessionId) {
@@ -145,8 +162,13 @@ export class Fleet {
     if (this.#verifying || this.registry.problem() !== undefined) return;
     this.#verifying = true;
     try {
-      const held = new Map(this.#deps.held().filter((h) => this.#epochs.has(h.sessionId)).map((h) => [h.cluster, h.sessionId]));
-      for (const cluster of await this.registry.verify(held)) this.#lost(cluster, held.get(cluster)!, 'its claim is another session\'s now');
+      const held = new Map(
+        this.#deps
+          .held()
+          .filter((h) => this.#epochs.has(h.sessionId))
+          .map((h) => [h.cluster, h.sessionId]),
+      );
+      for (const cluster of await this.registry.verify(held)) this.#lost(cluster, held.get(cluster)!, "its claim is another session's now");
     } catch (err) {
       this.#log.debug({ event: 'fleet_verify_failed', err }, 'could not verify the claims');
     } finally {
@@ -170,10 +192,15 @@ export class Fleet {
     let refused: { url: string; err: Error } | undefined;
     for (;;) {
       if (refused !== undefined) {
-        try { return this.#deps.openLocal(cluster, preamble); } catch { /* not here either: ask Redis again */ }
+        try {
+          return this.#deps.openLocal(cluster, preamble);
+        } catch {
+          /* not here either: ask Redis again */
+        }
       }
       const owner = await this.#owner(cluster);
-      if (owner === undefined || owner.replicaId === this.replicaId) throw refused?.err ?? new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
+      if (owner === undefined || owner.replicaId === this.replicaId)
+        throw refused?.err ?? new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
       if (refused !== undefined && owner.url === refused.url) throw refused.err;
       try {
         return await this.#links.open(owner.url, cluster, preamble);
@@ -198,7 +225,11 @@ export class Fleet {
     try {
       return await this.registry.owner(cluster);
     } catch (err) {
-      throw gatewayError('PT_ERR_FLEET_UNAVAILABLE', `cluster ${cluster} is not connected to this replica and the fleet registry cannot be asked: ${(err as Error).message}`, { cause: err });
+      throw gatewayError(
+        'PT_ERR_FLEET_UNAVAILABLE',
+        `cluster ${cluster} is not connected to this replica and the fleet registry cannot be asked: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -212,14 +243,16 @@ export class Fleet {
     } catch (err) {
       this.#log.warn({ event: 'fleet_list_failed', err }, 'could not list the replicas; /v1/clusters shows this replica only');
     }
-    const remote = await Promise.all(peers.map(async (p) => {
-      try {
-        return (await this.#links.clusters(p.url)).map((c) => ({ ...c, replica: { id: p.replicaId, url: p.url } }));
-      } catch (err) {
-        this.#log.warn({ event: 'fleet_list_failed', replica: p.url, err }, 'could not list a replica\'s clusters');
-        return [];
-      }
-    }));
+    const remote = await Promise.all(
+      peers.map(async (p) => {
+        try {
+          return (await this.#links.clusters(p.url)).map((c) => ({ ...c, replica: { id: p.replicaId, url: p.url } }));
+        } catch (err) {
+          this.#log.warn({ event: 'fleet_list_failed', replica: p.url, err }, "could not list a replica's clusters");
+          return [];
+        }
+      }),
+    );
     return all.concat(...remote).sort((a, b) => a.cluster.localeCompare(b.cluster));
   }
 

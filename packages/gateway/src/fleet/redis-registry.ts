@@ -107,8 +107,13 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
   constructor(o: RedisRegistryOptions) {
     super();
     this.#o = {
-      url: o.url, logger: o.logger, heartbeatMs: o.heartbeatMs ?? 1_000, leaseMs: o.leaseMs ?? 3_000,
-      verifyMs: o.verifyMs ?? 10_000, keyPrefix: o.keyPrefix ?? 'pipeops-tunnel:', commandTimeoutMs: o.commandTimeoutMs ?? 1_000,
+      url: o.url,
+      logger: o.logger,
+      heartbeatMs: o.heartbeatMs ?? 1_000,
+      leaseMs: o.leaseMs ?? 3_000,
+      verifyMs: o.verifyMs ?? 10_000,
+      keyPrefix: o.keyPrefix ?? 'pipeops-tunnel:',
+      commandTimeoutMs: o.commandTimeoutMs ?? 1_000,
     };
     this.#log = o.logger.child({ component: 'fleet' });
     const options: RedisOptions = {
@@ -130,20 +135,35 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
     redis.defineCommand('ptVerify', { lua: LUA_VERIFY });
     this.#redis = redis as Redis & Scripts;
     this.#sub = new Redis(o.url, { ...options, enableOfflineQueue: true } as never);
-    for (const [conn, role] of [[redis, 'commands'], [this.#sub, 'claims']] as const) {
+    for (const [conn, role] of [
+      [redis, 'commands'],
+      [this.#sub, 'claims'],
+    ] as const) {
       conn.on('error', (err: Error) => this.#onError(err, role));
     }
-    redis.on('close', () => { if (!this.#closed) this.#lostStore('connection to Redis closed'); });
+    redis.on('close', () => {
+      if (!this.#closed) this.#lostStore('connection to Redis closed');
+    });
     // Reconnected: beat at once, so the replica is whole again (and re-claims its tunnels) without waiting a period.
-    redis.on('ready', () => { if (this.#heartbeat !== undefined) void this.#beat(); });
+    redis.on('ready', () => {
+      if (this.#heartbeat !== undefined) void this.#beat();
+    });
     this.#sub.on('message', (_channel: string, message: string) => this.#onClaimMessage(message));
   }
 
-  #key(kind: 'replica' | 'cluster' | 'epoch', name: string): string { return `${this.#o.keyPrefix}${kind}:${name}`; }
-  get #channel(): string { return `${this.#o.keyPrefix}claims`; }
-  get #entryTtlMs(): number { return this.#o.verifyMs * 4; }
+  #key(kind: 'replica' | 'cluster' | 'epoch', name: string): string {
+    return `${this.#o.keyPrefix}${kind}:${name}`;
+  }
+  get #channel(): string {
+    return `${this.#o.keyPrefix}claims`;
+  }
+  get #entryTtlMs(): number {
+    return this.#o.verifyMs * 4;
+  }
 
-  get url(): string { return this.#url; }
+  get url(): string {
+    return this.#url;
+  }
 
   async start(url: string): Promise<void> {
     this.#url = url;
@@ -157,7 +177,15 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
   async #beat(): Promise<void> {
     const now = Date.now();
     try {
-      await this.#redis.ptHeartbeat(this.#key('replica', this.replicaId), `${this.#o.keyPrefix}replicas`, this.url, this.#o.leaseMs, now, this.replicaId, now - 10 * this.#o.leaseMs);
+      await this.#redis.ptHeartbeat(
+        this.#key('replica', this.replicaId),
+        `${this.#o.keyPrefix}replicas`,
+        this.url,
+        this.#o.leaseMs,
+        now,
+        this.replicaId,
+        now - 10 * this.#o.leaseMs,
+      );
     } catch (err) {
       this.#lostStore(`Redis unavailable: ${(err as Error).message}`);
       return;
@@ -189,7 +217,17 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
   }
 
   async claim(cluster: string, sessionId: string): Promise<number> {
-    return Number(await this.#redis.ptClaim(this.#key('cluster', cluster), this.#key('epoch', cluster), this.replicaId, sessionId, this.#entryTtlMs, this.#channel, cluster));
+    return Number(
+      await this.#redis.ptClaim(
+        this.#key('cluster', cluster),
+        this.#key('epoch', cluster),
+        this.replicaId,
+        sessionId,
+        this.#entryTtlMs,
+        this.#channel,
+        cluster,
+      ),
+    );
   }
 
   async release(cluster: string, sessionId: string): Promise<void> {
@@ -221,7 +259,13 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
     const entries = [...held];
     for (let at = 0; at < entries.length; at += VERIFY_BATCH) {
       const batch = entries.slice(at, at + VERIFY_BATCH);
-      const out = await this.#redis.ptVerify(batch.length, ...batch.map(([c]) => this.#key('cluster', c)), this.replicaId, this.#entryTtlMs, ...batch.map(([, s]) => s));
+      const out = await this.#redis.ptVerify(
+        batch.length,
+        ...batch.map(([c]) => this.#key('cluster', c)),
+        this.replicaId,
+        this.#entryTtlMs,
+        ...batch.map(([, s]) => s),
+      );
       for (const i of out) {
         const [cluster, sessionId] = batch[Math.abs(i) - 1]!;
         if (i > 0) lost.push(cluster);

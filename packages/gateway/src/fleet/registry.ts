@@ -16,10 +16,17 @@ export interface ClusterOwner {
 }
 
 /** A claim another replica (or this one, for a newer session) made: announced to every replica. */
-export interface Claim { cluster: string; epoch: number; replicaId: string }
+export interface Claim {
+  cluster: string;
+  epoch: number;
+  replicaId: string;
+}
 
 /** A replica that is alive: its heartbeat has not expired. */
-export interface LiveReplica { replicaId: string; url: string }
+export interface LiveReplica {
+  replicaId: string;
+  url: string;
+}
 
 /**
  * The registry a replica keeps its tunnels in. Events: `claim` (a {@link Claim},

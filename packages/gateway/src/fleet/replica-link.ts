@@ -12,8 +12,14 @@ import type { Logger } from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createSession, type Session, type SessionOptions, type Stream } from '@pipeops/tunnel-mux';
 import {
-  openWebSocket, readLine, splice, tunnelWebSocketClientOptions, TunnelError, websocketDuplex,
-  type LineErrors, type StreamPreamble,
+  openWebSocket,
+  readLine,
+  splice,
+  tunnelWebSocketClientOptions,
+  TunnelError,
+  websocketDuplex,
+  type LineErrors,
+  type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import type { ClusterInfo } from '../agent-report.ts';
 import { gatewayError } from '../errors.ts';
@@ -27,9 +33,7 @@ export const REPLICA_SUBPROTOCOL = 'pipeops-tunnel-replica.v1';
 const MAX_LINE_BYTES = 64 * 1024;
 
 /** What a stream of a replica link asks the owner for. */
-type LinkRequest =
-  | { op: 'open'; cluster: string; preamble: Omit<StreamPreamble, 'v'> }
-  | { op: 'clusters' };
+type LinkRequest = { op: 'open'; cluster: string; preamble: Omit<StreamPreamble, 'v'> } | { op: 'clusters' };
 
 /** The owner's first line: `ok`, with the clusters for `clusters`; or the error that refused the request. */
 type LinkReply = { ok: true; clusters?: ClusterInfo[] } | { ok: false; code: string; message: string; status?: number };
@@ -67,7 +71,10 @@ export class ReplicaEndpoint {
     this.#deps = deps;
     this.#secretHash = sha256(deps.secret);
     this.#wss = new WebSocketServer({
-      noServer: true, perMessageDeflate: false, maxPayload: deps.maxPayloadBytes, clientTracking: true,
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: deps.maxPayloadBytes,
+      clientTracking: true,
       handleProtocols: (protocols) => (protocols.has(REPLICA_SUBPROTOCOL) ? REPLICA_SUBPROTOCOL : false),
     });
   }
@@ -88,7 +95,9 @@ export class ReplicaEndpoint {
       session.on('error', (err: Error) => log.debug({ event: 'replica_session_error', err }, 'replica link session error'));
       session.on('stream', (stream: Stream) => void this.#serve(stream));
       session.once('close', () => this.#sessions.delete(session));
-      ws.once('close', () => { if (!session.isClosed) session.destroy(); });
+      ws.once('close', () => {
+        if (!session.isClosed) session.destroy();
+      });
       log.info({ event: 'replica_link_accepted', remoteAddress: req.socket.remoteAddress }, 'replica link accepted');
     });
   }
@@ -103,7 +112,10 @@ export class ReplicaEndpoint {
       reply(stream, { ok: false, code: 'PT_ERR_REPLICA_LINK', message: (err as Error).message }, true);
       return;
     }
-    if (request.op === 'clusters') { reply(stream, { ok: true, clusters: this.#deps.localClusters() }, true); return; }
+    if (request.op === 'clusters') {
+      reply(stream, { ok: true, clusters: this.#deps.localClusters() }, true);
+      return;
+    }
     let agent: Duplex;
     try {
       agent = await this.#deps.openLocal(request.cluster, request.preamble);
@@ -112,7 +124,10 @@ export class ReplicaEndpoint {
       reply(stream, { ok: false, code: e.code ?? 'PT_ERR_INTERNAL', message: e.message, ...(e.status === undefined ? {} : { status: e.status }) }, true);
       return;
     }
-    if (stream.destroyed) { agent.destroy(); return; }
+    if (stream.destroyed) {
+      agent.destroy();
+      return;
+    }
     reply(stream, { ok: true }, false);
     const tally = { bytesIn: 0, bytesOut: 0 };
     splice(stream, agent, tally, 'bytesIn');
@@ -135,13 +150,24 @@ function reply(stream: Duplex, r: LinkReply, end: boolean): void {
 
 function parseRequest(line: string): LinkRequest {
   let v: unknown;
-  try { v = JSON.parse(line); } catch { throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not JSON'); }
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not JSON');
+  }
   const r = v as Record<string, unknown> | null;
   if (r === null || typeof r !== 'object') throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not an object');
   if (r.op === 'clusters') return { op: 'clusters' };
   const p = r.preamble as Record<string, unknown> | null;
-  if (r.op !== 'open' || typeof r.cluster !== 'string' || r.cluster === '' || p === null || typeof p !== 'object'
-    || typeof p.kind !== 'string' || typeof p.requestId !== 'string') {
+  if (
+    r.op !== 'open' ||
+    typeof r.cluster !== 'string' ||
+    r.cluster === '' ||
+    p === null ||
+    typeof p !== 'object' ||
+    typeof p.kind !== 'string' ||
+    typeof p.requestId !== 'string'
+  ) {
     throw gatewayError('PT_ERR_REPLICA_LINK', 'request line is not an open or clusters request');
   }
   return { op: 'open', cluster: r.cluster, preamble: p as unknown as Omit<StreamPreamble, 'v'> };
@@ -171,7 +197,10 @@ export class ReplicaLinks {
   /** Opens a stream to `cluster`'s agent through the owner at `url`. Rejects with the owner's error (e.g. 503 not connected) or 503 `PT_ERR_REPLICA_UNREACHABLE`. */
   async open(url: string, cluster: string, preamble: Omit<StreamPreamble, 'v'>): Promise<Stream> {
     const { stream, reply: r } = await this.#request(url, { op: 'open', cluster, preamble });
-    if (!r.ok) { stream.destroy(); throw new TunnelError(r.code, r.message, r.status === undefined ? {} : { status: r.status }); }
+    if (!r.ok) {
+      stream.destroy();
+      throw new TunnelError(r.code, r.message, r.status === undefined ? {} : { status: r.status });
+    }
     return stream;
   }
 
@@ -214,7 +243,9 @@ export class ReplicaLinks {
     if (s === undefined) {
       s = this.#dial(url);
       this.#sessions.set(url, s);
-      const forget = (): void => { if (this.#sessions.get(url) === s) this.#sessions.delete(url); };
+      const forget = (): void => {
+        if (this.#sessions.get(url) === s) this.#sessions.delete(url);
+      };
       s.then((session) => session.once('close', forget), forget);
     }
     return s;
@@ -224,21 +255,28 @@ export class ReplicaLinks {
     const target = new URL(REPLICA_PATH, url);
     target.protocol = target.protocol === 'http:' ? 'ws:' : 'wss:';
     const timeoutMs = this.#o.dialTimeoutMs ?? 5_000;
-    const ws = await openWebSocket<Error>(() => new WebSocket(target, [REPLICA_SUBPROTOCOL], {
-      ...tunnelWebSocketClientOptions(target),
-      headers: { authorization: `Bearer ${this.#o.secret}` },
-      handshakeTimeout: timeoutMs, followRedirects: false,
-      ...(this.#o.ca === undefined ? {} : { ca: this.#o.ca }),
-    }), {
-      signal: this.#abort.signal,
-      deadline: { ms: timeoutMs + 100, error: () => new Error(`dial timed out after ${timeoutMs} ms`) },
-      aborted: () => new Error('closing'),
-      failed: (err) => err,
-      refused: (res) => new Error(`upgrade answered with HTTP ${res.statusCode ?? 0}`),
-    });
+    const ws = await openWebSocket<Error>(
+      () =>
+        new WebSocket(target, [REPLICA_SUBPROTOCOL], {
+          ...tunnelWebSocketClientOptions(target),
+          headers: { authorization: `Bearer ${this.#o.secret}` },
+          handshakeTimeout: timeoutMs,
+          followRedirects: false,
+          ...(this.#o.ca === undefined ? {} : { ca: this.#o.ca }),
+        }),
+      {
+        signal: this.#abort.signal,
+        deadline: { ms: timeoutMs + 100, error: () => new Error(`dial timed out after ${timeoutMs} ms`) },
+        aborted: () => new Error('closing'),
+        failed: (err) => err,
+        refused: (res) => new Error(`upgrade answered with HTTP ${res.statusCode ?? 0}`),
+      },
+    );
     const session = createSession(websocketDuplex(ws), { ...this.#o.mux, client: true });
     session.on('error', (err: Error) => this.#o.logger.debug({ event: 'replica_link_error', url, err }, 'replica link session error'));
-    ws.once('close', () => { if (!session.isClosed) session.destroy(); });
+    ws.once('close', () => {
+      if (!session.isClosed) session.destroy();
+    });
     this.#o.logger.info({ event: 'replica_link_open', url }, 'replica link open');
     return session;
   }

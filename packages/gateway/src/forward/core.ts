@@ -9,8 +9,16 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
-  auditRecord, findImpersonationHeader, impersonationRefusal, openExchange, relayErrorStatus, requestInfo,
-  type AuditDenyRule, type AuditSink, type RelayResult, type StreamPreamble,
+  auditRecord,
+  findImpersonationHeader,
+  impersonationRefusal,
+  openExchange,
+  relayErrorStatus,
+  requestInfo,
+  type AuditDenyRule,
+  type AuditSink,
+  type RelayResult,
+  type StreamPreamble,
 } from '@pipeops/tunnel-protocol';
 import { refuseWithStatus, sendStatus } from '../kube-status.ts';
 import { statusClass, type GatewayMetrics } from '../metrics.ts';
@@ -160,13 +168,28 @@ export class ForwardCore {
     const m = method ?? '';
     const path = ctx.path ?? '';
     const rule = ctx.rule ?? r.deniedBy;
-    this.#deps.audit.write(auditRecord({
-      side: 'gateway', time: new Date(Date.now() - ms).toISOString(), requestId: ctx.requestId,
-      runnerId: ctx.runnerId ?? null, cluster: ctx.cluster ?? null, route: ctx.route,
-      method: m, target: path, info: requestInfo(m, path),
-      status: r.status === 0 ? null : r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: Math.round(ms * 10) / 10, upgraded: r.upgraded,
-      rule, error: r.error?.message, outcome: extra.outcome,
-    }), r.status >= 500 && r.status !== 503 ? 'warn' : 'info');
+    this.#deps.audit.write(
+      auditRecord({
+        side: 'gateway',
+        time: new Date(Date.now() - ms).toISOString(),
+        requestId: ctx.requestId,
+        runnerId: ctx.runnerId ?? null,
+        cluster: ctx.cluster ?? null,
+        route: ctx.route,
+        method: m,
+        target: path,
+        info: requestInfo(m, path),
+        status: r.status === 0 ? null : r.status,
+        bytesIn: r.bytesIn,
+        bytesOut: r.bytesOut,
+        ms: Math.round(ms * 10) / 10,
+        upgraded: r.upgraded,
+        rule,
+        error: r.error?.message,
+        outcome: extra.outcome,
+      }),
+      r.status >= 500 && r.status !== 503 ? 'warn' : 'info',
+    );
   }
 }
 

@@ -67,17 +67,34 @@ export class K8sRoute {
       return;
     }
     const auth = authorizeRunner(this.#deps.tokens(), req.headers.authorization, parsed.cluster);
-    if (!auth.ok) { refuse(auth.status, auth.message, { ...base, cluster: parsed.cluster, rule: auth.status === 401 ? 'auth' : 'cluster' }); return; }
-    const ctx: ForwardContext = { requestId: base.requestId, route: 'k8s', path: parsed.path, cluster: parsed.cluster, runnerId: auth.runner.id, limits: this.#deps.limitsFor(auth.runner) };
+    if (!auth.ok) {
+      refuse(auth.status, auth.message, { ...base, cluster: parsed.cluster, rule: auth.status === 401 ? 'auth' : 'cluster' });
+      return;
+    }
+    const ctx: ForwardContext = {
+      requestId: base.requestId,
+      route: 'k8s',
+      path: parsed.path,
+      cluster: parsed.cluster,
+      runnerId: auth.runner.id,
+      limits: this.#deps.limitsFor(auth.runner),
+    };
     const problem = targetProblem(req.method, parsed.path);
-    if (problem !== undefined) { refuse(400, problem, { ...ctx, rule: 'protocol' }); return; }
+    if (problem !== undefined) {
+      refuse(400, problem, { ...ctx, rule: 'protocol' });
+      return;
+    }
     const admitted = core.admit(ctx, req.rawHeaders);
-    if ('refusal' in admitted) { core.refuse(req.method, target, admitted.refusal, ctx); return; }
+    if ('refusal' in admitted) {
+      core.refuse(req.method, target, admitted.refusal, ctx);
+      return;
+    }
     const started = performance.now();
     const open = (): Promise<Duplex> => core.openAgent(ctx);
-    const relayed = head === undefined
-      ? relayRequest(req, target as ServerResponse, open, this.#relayOptions(ctx))
-      : relayUpgrade(req, target as Duplex, head, open, this.#relayOptions(ctx));
+    const relayed =
+      head === undefined
+        ? relayRequest(req, target as ServerResponse, open, this.#relayOptions(ctx))
+        : relayUpgrade(req, target as Duplex, head, open, this.#relayOptions(ctx));
     void relayed.then((r) => {
       admitted.slot.release();
       core.record(req.method, ctx, r, performance.now() - started);

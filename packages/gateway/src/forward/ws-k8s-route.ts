@@ -3,7 +3,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { DENIED_BY_HEADER, deniedByRule, forwardRequestHeaders, headerList, headerRecord, kubeStatus, requestOverStream, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import {
+  DENIED_BY_HEADER,
+  deniedByRule,
+  forwardRequestHeaders,
+  headerList,
+  headerRecord,
+  kubeStatus,
+  requestOverStream,
+  type AuditDenyRule,
+} from '@pipeops/tunnel-protocol';
 import type { ResolvedJsonProtocolDeps } from '../json-protocol/config.ts';
 import { jsonProtocolErrorCodes, type JsonProtocolErrorCode } from '../json-protocol/errors.ts';
 import { LineSplitter } from '../json-protocol/line-splitter.ts';
@@ -67,10 +76,14 @@ export class Exchange {
   }
 
   /** True once the exchange sent its last message (or was cancelled). */
-  get finished(): boolean { return this.#finished; }
+  get finished(): boolean {
+    return this.#finished;
+  }
 
   /** True while reading of the response is paused for a congested socket. */
-  get paused(): boolean { return this.#unwait !== undefined; }
+  get paused(): boolean {
+    return this.#unwait !== undefined;
+  }
 
   /** Runs the exchange; never rejects. */
   start(): void {
@@ -96,16 +109,25 @@ export class Exchange {
     const core = this.#ctx.deps.forward;
     const sent = headerList(this.#req.headers);
     const admitted = core.admit(this.#forward, sent);
-    if ('refusal' in admitted) { this.#refused(admitted.refusal); return; }
+    if ('refusal' in admitted) {
+      this.#refused(admitted.refusal);
+      return;
+    }
     this.#slot = admitted.slot;
     const exchange = core.begin(this.#forward, this.#abort.signal);
     let answer: Awaited<ReturnType<typeof requestOverStream>>;
     try {
       const stream = await exchange.agent;
       this.#stream = stream;
-      stream.on('error', () => { /* surfaces through the request or the response */ });
+      stream.on('error', () => {
+        /* surfaces through the request or the response */
+      });
       answer = await requestOverStream(stream, {
-        method: this.#req.method, path: this.#forward.path, headers: this.#upstreamHeaders(sent), body: this.#req.body, signal: exchange.signal,
+        method: this.#req.method,
+        path: this.#forward.path,
+        headers: this.#upstreamHeaders(sent),
+        body: this.#req.body,
+        signal: exchange.signal,
       });
     } catch (err) {
       if (this.#finished) return;
@@ -114,7 +136,11 @@ export class Exchange {
     } finally {
       exchange.disarm();
     }
-    if (this.#finished) { answer.response.destroy(); if (answer.upgraded) answer.socket.destroy(); return; }
+    if (this.#finished) {
+      answer.response.destroy();
+      if (answer.upgraded) answer.socket.destroy();
+      return;
+    }
     if (answer.upgraded) {
       answer.socket.destroy();
       this.#refused({ status: 502, message: 'the agent switched protocols on a plain request', headers: {} });
@@ -167,16 +193,20 @@ export class Exchange {
   /** Non-stream (or non-2xx) answer: the body, bounded by `maxResponseBytes`, in one reply. */
   #collectBody(res: IncomingMessage, headers: Record<string, string[]>): void {
     const chunks: Buffer[] = [];
-    this.#readBody(res, (chunk) => {
-      if (this.#bytes > this.#ctx.deps.maxResponseBytes) {
-        this.#error('PT_ERR_JSON_RESPONSE_TOO_LARGE', `response body exceeds ${this.#ctx.deps.maxResponseBytes} bytes`);
-        return;
-      }
-      chunks.push(chunk);
-    }, () => {
-      const { body, bodyEncoding } = encodeBody(Buffer.concat(chunks), res.headers['content-type']);
-      this.#reply(this.#status, headers, body, bodyEncoding);
-    });
+    this.#readBody(
+      res,
+      (chunk) => {
+        if (this.#bytes > this.#ctx.deps.maxResponseBytes) {
+          this.#error('PT_ERR_JSON_RESPONSE_TOO_LARGE', `response body exceeds ${this.#ctx.deps.maxResponseBytes} bytes`);
+          return;
+        }
+        chunks.push(chunk);
+      },
+      () => {
+        const { body, bodyEncoding } = encodeBody(Buffer.concat(chunks), res.headers['content-type']);
+        this.#reply(this.#status, headers, body, bodyEncoding);
+      },
+    );
   }
 
   /** Stream answer: head, then one chunk per line (parsed JSON for JSON types, else a string), then done. */
@@ -185,7 +215,10 @@ export class Exchange {
     const splitter = new LineSplitter(this.#ctx.deps.maxResponseBytes);
     this.#ctx.outbox.send({ id: this.id, status: this.#status, headers });
     const emit = (line: Buffer): boolean => {
-      if (!json) { this.#ctx.outbox.send({ id: this.id, chunk: line.toString('utf8') }); return true; }
+      if (!json) {
+        this.#ctx.outbox.send({ id: this.id, chunk: line.toString('utf8') });
+        return true;
+      }
       const text = line.toString('utf8');
       if (text.trim() === '') return true;
       let event: unknown;
@@ -201,16 +234,20 @@ export class Exchange {
       }
       return true;
     };
-    this.#readBody(res, (chunk) => {
-      const { lines, tooLong } = splitter.push(chunk);
-      for (const line of lines) if (!emit(line)) return;
-      if (tooLong) this.#error('PT_ERR_JSON_RESPONSE_TOO_LARGE', `a stream chunk exceeds ${this.#ctx.deps.maxResponseBytes} bytes`);
-    }, () => {
-      const last = splitter.end();
-      if (last !== undefined && !emit(last)) return;
-      this.#ctx.outbox.send({ id: this.id, done: true });
-      this.#finish('ok');
-    });
+    this.#readBody(
+      res,
+      (chunk) => {
+        const { lines, tooLong } = splitter.push(chunk);
+        for (const line of lines) if (!emit(line)) return;
+        if (tooLong) this.#error('PT_ERR_JSON_RESPONSE_TOO_LARGE', `a stream chunk exceeds ${this.#ctx.deps.maxResponseBytes} bytes`);
+      },
+      () => {
+        const last = splitter.end();
+        if (last !== undefined && !emit(last)) return;
+        this.#ctx.outbox.send({ id: this.id, done: true });
+        this.#finish('ok');
+      },
+    );
   }
 
   /**
@@ -239,8 +276,12 @@ export class Exchange {
         if (!this.#finished) res.resume();
       });
     });
-    res.on('end', () => { if (!this.#finished) guarded(onEnd); });
-    res.on('error', () => { /* 'close' follows */ });
+    res.on('end', () => {
+      if (!this.#finished) guarded(onEnd);
+    });
+    res.on('error', () => {
+      /* 'close' follows */
+    });
     res.once('close', () => {
       if (this.#finished || res.complete) return;
       this.#error('PT_ERR_JSON_UPSTREAM_FAILED', 'the response from the agent was cut short');

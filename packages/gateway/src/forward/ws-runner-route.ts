@@ -11,7 +11,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
-  DENIED_BY_HEADER, deniedByRule, HeadError, RunnerGoneError, headerValue, HeadTimeoutError, parseRequestHead, readHead, splice, statusOf, whenBothClosed, type RelayResult,
+  DENIED_BY_HEADER,
+  deniedByRule,
+  HeadError,
+  RunnerGoneError,
+  headerValue,
+  HeadTimeoutError,
+  parseRequestHead,
+  readHead,
+  splice,
+  statusOf,
+  whenBothClosed,
+  type RelayResult,
 } from '@pipeops/tunnel-protocol';
 import type { RunnerSlot } from '../runner-limits.ts';
 import type { RunnerForwarder, RunnerStreamIdentity } from '../runner-forwarder.ts';
@@ -27,8 +38,11 @@ export interface WsRunnerRouteDeps {
 }
 
 /** How one stream went: what the record says, or nothing to record (the runner left before asking anything). */
-interface Spliced { method: string | undefined; ctx: RefusalContext | undefined; result: RelayResult }
-
+interface Spliced {
+  method: string | undefined;
+  ctx: RefusalContext | undefined;
+  result: RelayResult;
+}
 
 /**
  * Relays the streams of `/ws/runner` sessions, one request each: reads the
@@ -46,7 +60,9 @@ export class WsRunnerRoute implements RunnerForwarder {
   stream(runner: Duplex, who: RunnerStreamIdentity): void {
     const started = performance.now();
     void this.#splice(runner, who).then(
-      ({ method, ctx, result }) => { if (ctx !== undefined) this.#deps.core.record(method, ctx, result, performance.now() - started); },
+      ({ method, ctx, result }) => {
+        if (ctx !== undefined) this.#deps.core.record(method, ctx, result, performance.now() - started);
+      },
       () => runner.destroy(),
     );
   }
@@ -59,7 +75,8 @@ export class WsRunnerRoute implements RunnerForwarder {
       core.answer(runner, refusal, ctx.requestId, true);
       return { method, ctx: withRule(ctx, refusal), result: { ...result, status: refusal.status, error: new Error(refusal.message) } };
     };
-    const protocolError = (ctx: ForwardContext, message: string, method?: string): Spliced => refuse(ctx, { status: 400, message, rule: 'protocol', headers: {} }, method);
+    const protocolError = (ctx: ForwardContext, message: string, method?: string): Spliced =>
+      refuse(ctx, { status: 400, message, rule: 'protocol', headers: {} }, method);
     let request: { head: string; rest: Buffer };
     // A stream that never sends its head would hold a mux stream and a closure forever.
     const headTimer = setTimeout(() => runner.destroy(new HeadTimeoutError(this.#deps.requestHeadTimeoutMs)), this.#deps.requestHeadTimeoutMs);
@@ -96,10 +113,15 @@ export class WsRunnerRoute implements RunnerForwarder {
       return refuse(ctx, core.failure(err as Error), head.method);
     }
     // Past the deadline (or with the runner gone) the agent stream is reset; reading its head then fails.
-    const abort = (): void => { agent.destroy(exchange.signal.reason as Error); };
+    const abort = (): void => {
+      agent.destroy(exchange.signal.reason as Error);
+    };
     exchange.signal.addEventListener('abort', abort, { once: true });
     agent.write(forwardedHead(head, REQUEST_ID_HEADER, ctx.requestId));
-    if (request.rest.length > 0) { result.bytesIn += request.rest.length; agent.write(request.rest); }
+    if (request.rest.length > 0) {
+      result.bytesIn += request.rest.length;
+      agent.write(request.rest);
+    }
     const pipe = new ExchangePipe(runner, agent, result);
     runner.resume();
     let response: ResponseHead | { error: Error };
@@ -128,7 +150,10 @@ export class WsRunnerRoute implements RunnerForwarder {
     const deniedBy = response.status >= 400 && response.status < 500 ? deniedByRule(headerValue(response.head, DENIED_BY_HEADER)) : undefined;
     if (deniedBy !== undefined) result.deniedBy = deniedBy;
     runner.write(runnerResponseHead(response.head, REQUEST_ID_HEADER, ctx.requestId));
-    if (response.rest.length > 0) { result.bytesOut += response.rest.length; runner.write(response.rest); }
+    if (response.rest.length > 0) {
+      result.bytesOut += response.rest.length;
+      runner.write(response.rest);
+    }
     // Not awaited: what a WATCH holds from here on is the pipe, not this function's state.
     return pipe.respond({ method: head.method, ctx, result });
   }
@@ -169,7 +194,10 @@ class ExchangePipe {
   // its request), on an upgraded stream (exec's stdin EOF) and after the response ended. While a response
   // is streaming (a WATCH, logs -f) it means the runner gave up, as Node's HTTP server treats it: reset both.
   #runnerEnded(): void {
-    if (!this.#streaming || this.#result.upgraded || this.#agent.readableEnded) { this.#agent.end(); return; }
+    if (!this.#streaming || this.#result.upgraded || this.#agent.readableEnded) {
+      this.#agent.end();
+      return;
+    }
     this.#result.error ??= new Error('the runner closed its stream while the response was streaming');
     this.#agent.destroy();
     this.#runner.destroy();
@@ -177,7 +205,11 @@ class ExchangePipe {
 }
 
 /** A response head read from the agent stream, and the bytes after it. */
-interface ResponseHead { status: number; head: string; rest: Buffer }
+interface ResponseHead {
+  status: number;
+  head: string;
+  rest: Buffer;
+}
 
 /** The agent's next response head (after `initial`, bytes already read). */
 async function responseHead(agent: Duplex, initial?: Buffer): Promise<ResponseHead | { error: Error }> {
@@ -187,6 +219,6 @@ async function responseHead(agent: Duplex, initial?: Buffer): Promise<ResponseHe
     if (status === undefined) return { error: new Error('the agent sent a malformed response head') };
     return { status, head, rest };
   } catch (err) {
-    return { error: err instanceof HeadError && err.why === 'too-large' ? new Error('the agent sent a response head that is too large') : err as Error };
+    return { error: err instanceof HeadError && err.why === 'too-large' ? new Error('the agent sent a response head that is too large') : (err as Error) };
   }
 }

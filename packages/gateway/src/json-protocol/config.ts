@@ -5,7 +5,12 @@ import { gatewayError } from '../errors.ts';
 import { ForwardCore } from '../forward/core.ts';
 
 /** The preamble the endpoint asks the gateway to write on each stream it opens. */
-export interface JsonProtocolPreamble { kind: 'http'; requestId: string; runnerId?: string; cluster?: string }
+export interface JsonProtocolPreamble {
+  kind: 'http';
+  requestId: string;
+  runnerId?: string;
+  cluster?: string;
+}
 
 /** Dependencies and limits of {@link createJsonProtocolEndpoint}. Sizes in bytes, durations in milliseconds. */
 export interface JsonProtocolDeps {
@@ -56,7 +61,15 @@ export function resolveJsonProtocolDeps(deps: JsonProtocolDeps): ResolvedJsonPro
   const resolved: ResolvedJsonProtocolDeps = { ...defaultJsonProtocolLimits, ...stripUndefined(deps) } as ResolvedJsonProtocolDeps;
   resolved.audit ??= createAuditSink({ logger: deps.logger, message: 'json protocol request' });
   resolved.forward ??= new ForwardCore({ openStream: deps.openStream, audit: resolved.audit, agentHeadTimeoutMs: resolved.headTimeoutMs });
-  for (const key of ['maxMessageBytes', 'maxConcurrentRequests', 'maxResponseBytes', 'maxBufferedBytes', 'headTimeoutMs', 'closeTimeoutMs', 'pingIntervalMs'] as const) {
+  for (const key of [
+    'maxMessageBytes',
+    'maxConcurrentRequests',
+    'maxResponseBytes',
+    'maxBufferedBytes',
+    'headTimeoutMs',
+    'closeTimeoutMs',
+    'pingIntervalMs',
+  ] as const) {
     const v = resolved[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
       throw gatewayError('PT_ERR_GATEWAY_CONFIG', `json protocol: ${key} must be a positive integer, got ${String(v)}`);

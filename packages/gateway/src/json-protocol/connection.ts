@@ -62,7 +62,9 @@ export class JsonConnection {
   }
 
   /** Requests in flight. */
-  get inFlight(): number { return this.#inFlight.size; }
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
 
   /** Requests whose response reading is paused for this socket's backpressure. */
   get paused(): number {
@@ -72,7 +74,9 @@ export class JsonConnection {
   }
 
   /** Bytes queued towards the runner. */
-  get bufferedAmount(): number { return this.#outbox.bufferedAmount; }
+  get bufferedAmount(): number {
+    return this.#outbox.bufferedAmount;
+  }
 
   /** Cancels everything and closes the socket with `code`; terminates it if the closing handshake does not finish within `timeoutMs`. */
   async close(code: number, reason: string, timeoutMs: number): Promise<void> {
@@ -84,7 +88,10 @@ export class JsonConnection {
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
-    if (isBinary) { this.#sendError(null, 'PT_ERR_JSON_BINARY_FRAME'); return; }
+    if (isBinary) {
+      this.#sendError(null, 'PT_ERR_JSON_BINARY_FRAME');
+      return;
+    }
     const parsed = parseMessage(data.toString('utf8'));
     switch (parsed.kind) {
       case 'invalid':
@@ -92,21 +99,40 @@ export class JsonConnection {
         return;
       case 'cancel': {
         const ex = this.#inFlight.get(keyOf(parsed.id));
-        if (ex === undefined) { this.#sendError(parsed.id, 'PT_ERR_JSON_UNKNOWN_ID', `no request with id ${JSON.stringify(parsed.id)} is in flight`); return; }
+        if (ex === undefined) {
+          this.#sendError(parsed.id, 'PT_ERR_JSON_UNKNOWN_ID', `no request with id ${JSON.stringify(parsed.id)} is in flight`);
+          return;
+        }
         ex.cancel('cancelled');
         return;
       }
       case 'request': {
         const key = keyOf(parsed.request.id);
-        if (this.#inFlight.has(key)) { this.#sendError(parsed.request.id, 'PT_ERR_JSON_DUPLICATE_ID', `a request with id ${JSON.stringify(parsed.request.id)} is already in flight`); return; }
+        if (this.#inFlight.has(key)) {
+          this.#sendError(parsed.request.id, 'PT_ERR_JSON_DUPLICATE_ID', `a request with id ${JSON.stringify(parsed.request.id)} is already in flight`);
+          return;
+        }
         if (this.#inFlight.size >= this.#deps.maxConcurrentRequests) {
-          this.#sendError(parsed.request.id, 'PT_ERR_JSON_TOO_MANY_REQUESTS', `at most ${this.#deps.maxConcurrentRequests} requests may be in flight on one socket`);
+          this.#sendError(
+            parsed.request.id,
+            'PT_ERR_JSON_TOO_MANY_REQUESTS',
+            `at most ${this.#deps.maxConcurrentRequests} requests may be in flight on one socket`,
+          );
           return;
         }
         const ex = new Exchange(
-          { deps: this.#deps, runnerId: this.#ctx.runnerId, cluster: this.#ctx.cluster, limits: this.#ctx.limits ?? noLimits, outbox: this.#outbox, logger: this.#log },
+          {
+            deps: this.#deps,
+            runnerId: this.#ctx.runnerId,
+            cluster: this.#ctx.cluster,
+            limits: this.#ctx.limits ?? noLimits,
+            outbox: this.#outbox,
+            logger: this.#log,
+          },
           parsed.request,
-          (done) => { if (this.#inFlight.get(key) === done) this.#inFlight.delete(key); },
+          (done) => {
+            if (this.#inFlight.get(key) === done) this.#inFlight.delete(key);
+          },
         );
         this.#inFlight.set(key, ex);
         ex.start();
@@ -124,7 +150,9 @@ export class JsonConnection {
   // watches running upstream forever; a missed pong ends it.
   #startHeartbeat(): void {
     let alive = true;
-    this.#ws.on('pong', () => { alive = true; });
+    this.#ws.on('pong', () => {
+      alive = true;
+    });
     const timer = setInterval(() => {
       if (!alive) {
         this.#log.info({ event: 'json_socket_timeout', inFlight: this.#inFlight.size }, 'json protocol runner did not answer a ping; terminating');

@@ -40,7 +40,10 @@ export function createJsonProtocolEndpoint(deps: JsonProtocolDeps): JsonProtocol
 
   return {
     handleUpgrade(req, socket, head, ctx) {
-      if (closing !== undefined) { refuseUpgrade(socket, 503, 'PT_ERR_GATEWAY_CLOSED', 'gateway is shutting down'); return; }
+      if (closing !== undefined) {
+        refuseUpgrade(socket, 503, 'PT_ERR_GATEWAY_CLOSED', 'gateway is shutting down');
+        return;
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const conn = new JsonConnection(ws, ctx, d);
         connections.add(conn);
@@ -57,7 +60,11 @@ export function createJsonProtocolEndpoint(deps: JsonProtocolDeps): JsonProtocol
     },
     stats() {
       const s: JsonProtocolStats = { sockets: connections.size, inFlight: 0, paused: 0, bufferedBytes: 0 };
-      for (const c of connections) { s.inFlight += c.inFlight; s.paused += c.paused; s.bufferedBytes += c.bufferedAmount; }
+      for (const c of connections) {
+        s.inFlight += c.inFlight;
+        s.paused += c.paused;
+        s.bufferedBytes += c.bufferedAmount;
+      }
       return s;
     },
   };

@@ -108,10 +108,13 @@ function readRequest(id: MessageId, o: Record<string, unknown>): JsonRequest {
   if (o.stream !== undefined && typeof o.stream !== 'boolean') throw new Invalid('stream: must be a boolean');
   const { body, bodyIsJson } = readBody(o.body, o.bodyEncoding);
   return {
-    id, method, path: o.path,
+    id,
+    method,
+    path: o.path,
     query: readQuery(o.query),
     headers: readHeaders(o.headers),
-    body, bodyIsJson,
+    body,
+    bodyIsJson,
     stream: o.stream === true,
   };
 }

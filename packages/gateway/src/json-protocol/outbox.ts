@@ -52,7 +52,9 @@ export class Outbox {
   /** Calls `resume` once the socket is no longer congested (or the socket closed). Returns a function that unregisters it. */
   whenDrained(resume: () => void): () => void {
     this.#waiters.add(resume);
-    return () => { this.#waiters.delete(resume); };
+    return () => {
+      this.#waiters.delete(resume);
+    };
   }
 
   /** Drops every waiter without calling it (the socket is gone). */

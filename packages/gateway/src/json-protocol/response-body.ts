@@ -31,7 +31,10 @@ function isTextType(t: string): boolean {
 }
 
 /** A non-stream response body as the protocol carries it. */
-export interface EncodedBody { body: unknown; bodyEncoding?: 'base64' }
+export interface EncodedBody {
+  body: unknown;
+  bodyEncoding?: 'base64';
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

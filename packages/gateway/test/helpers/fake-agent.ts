@@ -6,8 +6,16 @@ import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
 import {
-  AgentHeaders, ControlChannel, SUBPROTOCOL, TUNNEL_PATH, readPreamble, websocketDuplex,
-  type ControlMessage, type HelloMessage, type StreamPreamble, type WelcomeMessage,
+  AgentHeaders,
+  ControlChannel,
+  SUBPROTOCOL,
+  TUNNEL_PATH,
+  readPreamble,
+  websocketDuplex,
+  type ControlMessage,
+  type HelloMessage,
+  type StreamPreamble,
+  type WelcomeMessage,
 } from '@pipeops/tunnel-protocol';
 
 type After = { after(fn: () => Promise<void> | void): void };
@@ -67,19 +75,29 @@ export async function connectFakeAgent(t: After, o: FakeAgentOptions): Promise<F
   const session = createSession(websocketDuplex(ws), { client: true, keepAliveIntervalMs: 0 });
   session.on('error', () => {});
   const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
-  t.after(async () => { session.destroy(); ws.terminate(); await closed; });
+  t.after(async () => {
+    session.destroy();
+    ws.terminate();
+    await closed;
+  });
   const messages: ControlMessage[] = [];
   const goAways: number[] = [];
   const preambles: StreamPreamble[] = [];
   session.on('goaway', (code: number) => goAways.push(code));
   session.on('stream', (stream: Duplex) => {
     stream.on('error', () => {});
-    readPreamble(stream).then(async (p) => {
-      preambles.push(p);
-      if (p.kind !== 'ping') { stream.destroy(); return; }
-      if (o.holdPing) await o.holdPing();
-      stream.pipe(stream);
-    }, () => stream.destroy());
+    readPreamble(stream).then(
+      async (p) => {
+        preambles.push(p);
+        if (p.kind !== 'ping') {
+          stream.destroy();
+          return;
+        }
+        if (o.holdPing) await o.holdPing();
+        stream.pipe(stream);
+      },
+      () => stream.destroy(),
+    );
   });
   const control = new ControlChannel(session.open());
   control.on('error', () => {});
@@ -87,19 +105,36 @@ export async function connectFakeAgent(t: After, o: FakeAgentOptions): Promise<F
   const agent: FakeAgent = { ws, session, control, welcome: undefined, messages, goAways, preambles, closed };
   if (o.handshake === false) return agent;
   control.send({
-    type: 'hello', agentId: 'fake-agent', name: 'fake', clusterName: o.cluster ?? '', version: '0.0.0-test',
-    labels: { env: 'test' }, protocolVersion: 1, ...o.hello,
+    type: 'hello',
+    agentId: 'fake-agent',
+    name: 'fake',
+    clusterName: o.cluster ?? '',
+    version: '0.0.0-test',
+    labels: { env: 'test' },
+    protocolVersion: 1,
+    ...o.hello,
   } as HelloMessage);
-  agent.welcome = await nextMessage(control, 'welcome') as WelcomeMessage;
+  agent.welcome = (await nextMessage(control, 'welcome')) as WelcomeMessage;
   return agent;
 }
 
 /** Resolves with the next control message of `type`. */
 export function nextMessage(control: ControlChannel, type: ControlMessage['type']): Promise<ControlMessage> {
   return new Promise((resolve, reject) => {
-    const onMessage = (m: ControlMessage): void => { if (m.type === type) { cleanup(); resolve(m); } };
-    const onClose = (): void => { cleanup(); reject(new Error(`control closed before ${type}`)); };
-    const cleanup = (): void => { control.off('message', onMessage); control.off('close', onClose); };
+    const onMessage = (m: ControlMessage): void => {
+      if (m.type === type) {
+        cleanup();
+        resolve(m);
+      }
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error(`control closed before ${type}`));
+    };
+    const cleanup = (): void => {
+      control.off('message', onMessage);
+      control.off('close', onClose);
+    };
     control.on('message', onMessage);
     control.on('close', onClose);
   });

@@ -23,15 +23,26 @@ export const T = {
 } as const;
 
 export const baseTokens: TokensConfig = {
-  agents: [{ cluster: 'c1', token: T.agentC1 }, { cluster: 'c2', token: T.agentC2 }],
-  runners: [{ id: 'r1', token: T.runnerC1, clusters: ['c1'] }, { id: 'r-all', token: T.runnerAll, clusters: ['*'] }],
+  agents: [
+    { cluster: 'c1', token: T.agentC1 },
+    { cluster: 'c2', token: T.agentC2 },
+  ],
+  runners: [
+    { id: 'r1', token: T.runnerC1, clusters: ['c1'] },
+    { id: 'r-all', token: T.runnerAll, clusters: ['*'] },
+  ],
   admins: [{ token: T.admin }],
 };
 
 /** A logger at debug level whose records are captured as raw lines and parsed objects. */
 export function captureLogger(): { logger: pino.Logger; lines: string[]; records: () => Record<string, unknown>[] } {
   const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(chunk.toString()); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
   const logger = pino({ level: 'debug' }, sink);
   return { logger, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
@@ -66,7 +77,11 @@ export async function startGateway(t: After, overrides: Partial<GatewayOptions> 
   const address = await gateway.start();
   t.after(() => gateway.close(1_000));
   return {
-    gateway, address, ca: caCert, registry, log,
+    gateway,
+    address,
+    ca: caCert,
+    registry,
+    log,
     wsUrl: `wss://127.0.0.1:${address.port}`,
     httpsUrl: `https://127.0.0.1:${address.port}`,
   };

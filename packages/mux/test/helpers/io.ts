@@ -40,9 +40,11 @@ export function payload(bytes: number, seed = 1): Buffer {
   const b = Buffer.allocUnsafe(bytes);
   let x = seed >>> 0 || 1;
   for (let i = 0; i + 4 <= bytes; i += 4) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     b.writeUInt32LE(x, i);
   }
   for (let i = bytes - (bytes % 4); i < bytes; i++) b[i] = i & 0xff;

@@ -59,7 +59,13 @@ export async function rawPeer(t: TestContext, kind: TransportKind, opts: Session
       if (found !== undefined) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('expected frame not received')), deadlineMs);
-        waiters.push({ pred, resolve: (f) => { clearTimeout(timer); resolve(f); } });
+        waiters.push({
+          pred,
+          resolve: (f) => {
+            clearTimeout(timer);
+            resolve(f);
+          },
+        });
       });
     },
   };

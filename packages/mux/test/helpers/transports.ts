@@ -50,7 +50,7 @@ class MemoryEnd extends Duplex {
   #deliver(peer: MemoryEnd, chunk: Buffer): boolean {
     if (!this.#rechunk) return peer.push(chunk);
     let ok = true;
-    for (let off = 0; off < chunk.length;) {
+    for (let off = 0; off < chunk.length; ) {
       const n = PIECES[this.#piece++ % PIECES.length] as number;
       ok = peer.push(chunk.subarray(off, off + n));
       off += n;

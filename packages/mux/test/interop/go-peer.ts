@@ -22,11 +22,13 @@ export function findGo(): string {
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
-    } catch { /* keep looking */ }
+    } catch {
+      /* keep looking */
+    }
   }
   throw new Error(
     'Go toolchain not found on PATH: the hashicorp/yamux interop tests build the reference peer in ' +
-    `${GO_DIR} with \`go build\`. Install Go >= 1.23 (e.g. /usr/local/go/bin) and put it on PATH.`,
+      `${GO_DIR} with \`go build\`. Install Go >= 1.23 (e.g. /usr/local/go/bin) and put it on PATH.`,
   );
 }
 
@@ -79,13 +81,20 @@ export function startPeer(binary: string, args: readonly string[]): RunningPeer 
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => { stderr += s; });
+  child.stderr!.on('data', (s: string) => {
+    stderr += s;
+  });
 
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   let done = false;
-  const wake = (): void => { for (const w of waiters.splice(0)) w(); };
-  createInterface({ input: child.stdout! }).on('line', (l) => { lines.push(l); wake(); });
+  const wake = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(l);
+    wake();
+  });
 
   const exited = new Promise<PeerExit>((resolve) => {
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -94,7 +103,10 @@ export function startPeer(binary: string, args: readonly string[]): RunningPeer 
       resolve({ code, signal, stderr });
     };
     child.once('close', finish);
-    child.once('error', (err) => { stderr += `spawn failed: ${err.message}\n`; finish(null, null); });
+    child.once('error', (err) => {
+      stderr += `spawn failed: ${err.message}\n`;
+      finish(null, null);
+    });
   });
 
   const line = async (prefix: string): Promise<string> => {
@@ -110,7 +122,10 @@ export function startPeer(binary: string, args: readonly string[]): RunningPeer 
       if (left <= 0) throw new Error(`yamux-peer ${args.join(' ')}: no "${prefix}…" line within ${LINE_TIMEOUT_MS} ms; stderr:\n${stderr}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
-        waiters.push(() => { clearTimeout(timer); resolve(); });
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     }
   };

@@ -21,8 +21,15 @@ const CHUNK_BYTES = 64 * 1024;
 const WINDOW_BYTES = 256 * 1024;
 
 let built: BuiltPeer | undefined;
-before(async () => { built = await buildPeer(); }, { timeout: 300_000 });
-after(async () => { await built?.remove(); });
+before(
+  async () => {
+    built = await buildPeer();
+  },
+  { timeout: 300_000 },
+);
+after(async () => {
+  await built?.remove();
+});
 
 type GoRole = 'server' | 'client';
 
@@ -38,7 +45,9 @@ interface Connected {
  * Everything is torn down in t.after().
  */
 async function connect(
-  t: TestContext, goRole: GoRole, scenario: string,
+  t: TestContext,
+  goRole: GoRole,
+  scenario: string,
   { args = [], flags = [], options = {} }: { args?: string[]; flags?: string[]; options?: Partial<SessionOptions> } = {},
 ): Promise<Connected> {
   if (!built) throw new Error('yamux peer was not built');
@@ -54,7 +63,9 @@ async function connect(
     await once(socket, 'connect');
   } else {
     const server = net.createServer();
-    t.after(() => { server.close(); });
+    t.after(() => {
+      server.close();
+    });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const accepted = once(server, 'connection') as Promise<[net.Socket]>;
@@ -62,22 +73,35 @@ async function connect(
     t.after(() => peer.kill());
     [socket] = await Promise.race([
       accepted,
-      peer.exited.then((e) => { throw new Error(`yamux-peer exited (${e.code}) before connecting: ${e.stderr}`); }),
+      peer.exited.then((e) => {
+        throw new Error(`yamux-peer exited (${e.code}) before connecting: ${e.stderr}`);
+      }),
     ]);
   }
   const session = createSession(socket, { client: goRole === 'server', ...options });
-  t.after(() => { session.destroy(); socket.destroy(); });
+  t.after(() => {
+    session.destroy();
+    socket.destroy();
+  });
   return { session, peer, socket };
 }
 
-interface EchoResult { sent: number; received: number; sentSha: string; receivedSha: string }
+interface EchoResult {
+  sent: number;
+  received: number;
+  sentSha: string;
+  receivedSha: string;
+}
 
 /** Writes `bytes` random bytes (hashed), half-closes, and reads the echo to its end concurrently. */
 async function echoThrough(stream: Duplex, bytes: number): Promise<EchoResult> {
   const reading = (async () => {
     const h = createHash('sha256');
     let n = 0;
-    for await (const chunk of stream) { h.update(chunk as Buffer); n += (chunk as Buffer).length; }
+    for await (const chunk of stream) {
+      h.update(chunk as Buffer);
+      n += (chunk as Buffer).length;
+    }
     return { n, sha: h.digest('hex') };
   })();
   const h = createHash('sha256');
@@ -94,7 +118,11 @@ async function echoThrough(stream: Duplex, bytes: number): Promise<EchoResult> {
 /** Echoes every inbound stream back to itself (half-closing after the peer's FIN); collects stream errors. */
 function serveEcho(session: Session): Error[] {
   const errors: Error[] = [];
-  session.on('stream', (s) => pipeline(s, s, (err: Error | null) => { if (err) errors.push(err); }));
+  session.on('stream', (s) =>
+    pipeline(s, s, (err: Error | null) => {
+      if (err) errors.push(err);
+    }),
+  );
   return errors;
 }
 
@@ -262,7 +290,9 @@ test('a stream we stop reading holds a hashicorp writer to our 256 KiB window, a
   assert.equal(stream.readableLength, WINDOW_BYTES);
   assert.ok(session.stats.bytesIn < WINDOW_BYTES + 64 * 1024, `bytesIn ${session.stats.bytesIn}`);
   const errors: Error[] = [];
-  pipeline(stream, stream, (err: Error | null) => { if (err) errors.push(err); });
+  pipeline(stream, stream, (err: Error | null) => {
+    if (err) errors.push(err);
+  });
   assert.equal(await peer.line('OK'), 'OK');
   assert.equal((await peer.exited).code, 0);
   assert.deepEqual(errors, []);
@@ -294,7 +324,9 @@ test('our graceful close() lets an open stream finish with hashicorp, then ends 
 test('a stream we destroy reaches hashicorp as a connection reset', async (t) => {
   const { session, peer, socket } = await connect(t, 'server', 'echo');
   const stream = session.open();
-  stream.on('error', () => { /* destroyed below on purpose */ });
+  stream.on('error', () => {
+    /* destroyed below on purpose */
+  });
   stream.write('before reset');
   await once(stream, 'data'); // echoed: the stream is established on both sides
   stream.destroy();

@@ -23,10 +23,18 @@ export function asSocket<T extends Duplex>(stream: T): T & SocketShims {
   const arm = (): void => {
     if (idle !== undefined) idle.refresh();
   };
-  s.setNoDelay ??= function setNoDelay() { return this; };
-  s.setKeepAlive ??= function setKeepAlive() { return this; };
-  s.ref ??= function ref() { return this; };
-  s.unref ??= function unref() { return this; };
+  s.setNoDelay ??= function setNoDelay() {
+    return this;
+  };
+  s.setKeepAlive ??= function setKeepAlive() {
+    return this;
+  };
+  s.ref ??= function ref() {
+    return this;
+  };
+  s.unref ??= function unref() {
+    return this;
+  };
   s.setTimeout ??= function setTimeout(ms: number, cb?: () => void) {
     if (cb !== undefined) stream.once('timeout', cb);
     if (idle !== undefined) clearTimeout(idle);
@@ -36,7 +44,9 @@ export function asSocket<T extends Duplex>(stream: T): T & SocketShims {
       idle = globalThis.setTimeout(() => stream.emit('timeout'), idleMs);
       idle.unref();
       stream.on('data', arm);
-      stream.once('close', () => { if (idle !== undefined) clearTimeout(idle); });
+      stream.once('close', () => {
+        if (idle !== undefined) clearTimeout(idle);
+      });
     } else {
       stream.off('data', arm);
     }

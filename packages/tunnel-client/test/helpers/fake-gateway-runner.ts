@@ -48,18 +48,34 @@ export async function startFakeGatewayRunner(t: TestContext, app: HttpServer, op
   let attempts = 0;
 
   const create = (): HttpsServer => {
-    const s = createHttpsServer({ cert: certs.cert, key: certs.key }, (_req, res) => { res.writeHead(404).end(); });
-    s.on('connection', (c: Socket) => { sockets.add(c); c.once('close', () => sockets.delete(c)); });
+    const s = createHttpsServer({ cert: certs.cert, key: certs.key }, (_req, res) => {
+      res.writeHead(404).end();
+    });
+    s.on('connection', (c: Socket) => {
+      sockets.add(c);
+      c.once('close', () => sockets.delete(c));
+    });
     s.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'https://x');
-      if (url.pathname !== RUNNER_WS_PATH) { refuse(socket, 404, 'Not Found'); return; }
+      if (url.pathname !== RUNNER_WS_PATH) {
+        refuse(socket, 404, 'Not Found');
+        return;
+      }
       attempts++;
-      if (req.headers.authorization !== `Bearer ${opts.token}`) { refuse(socket, 401, 'Unauthorized'); return; }
-      if (opts.cluster !== undefined && url.searchParams.get('cluster') !== opts.cluster) { refuse(socket, 403, 'Forbidden'); return; }
+      if (req.headers.authorization !== `Bearer ${opts.token}`) {
+        refuse(socket, 401, 'Unauthorized');
+        return;
+      }
+      if (opts.cluster !== undefined && url.searchParams.get('cluster') !== opts.cluster) {
+        refuse(socket, 403, 'Forbidden');
+        return;
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         upgrades.push({
-          runnerId: url.searchParams.get('runner_id'), cluster: url.searchParams.get('cluster'),
-          authorization: req.headers.authorization, protocol: ws.protocol,
+          runnerId: url.searchParams.get('runner_id'),
+          cluster: url.searchParams.get('cluster'),
+          authorization: req.headers.authorization,
+          protocol: ws.protocol,
         });
         const session = createSession(websocketDuplex(ws), { client: false });
         sessions.add(session);
@@ -88,8 +104,12 @@ export async function startFakeGatewayRunner(t: TestContext, app: HttpServer, op
     wss.close();
   });
   return {
-    get url() { return `https://127.0.0.1:${port}`; },
-    get port() { return port; },
+    get url() {
+      return `https://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
     caCert: certs.caCert,
     sessions,
     upgrades,

@@ -14,6 +14,9 @@ export type RealPath = KubePath<Agent>;
 
 export function startRealPath(t: TestContext): Promise<RealPath> {
   return startKubePath(t, {
-    createAgent, gateway: { drainTimeoutMs: 500 }, reconnect: { intervalMs: 50, maxIntervalMs: 200 }, closeGraceMs: 200,
+    createAgent,
+    gateway: { drainTimeoutMs: 500 },
+    reconnect: { intervalMs: 50, maxIntervalMs: 200 },
+    closeGraceMs: 200,
   });
 }

@@ -32,9 +32,18 @@ export function createTestApp(): TestApp {
       const hash = createHash('sha256');
       let bytes = 0;
       const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => { hash.update(c); bytes += c.length; if (bytes <= 1 << 20) chunks.push(c); });
+      req.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+        if (bytes <= 1 << 20) chunks.push(c);
+      });
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream', 'x-sha256': hash.digest('hex'), 'x-bytes': String(bytes), 'x-method': req.method ?? '' });
+        res.writeHead(200, {
+          'content-type': req.headers['content-type'] ?? 'application/octet-stream',
+          'x-sha256': hash.digest('hex'),
+          'x-bytes': String(bytes),
+          'x-method': req.method ?? '',
+        });
         res.end(bytes <= 1 << 20 ? Buffer.concat(chunks) : '');
       });
       return;
@@ -48,7 +57,13 @@ export function createTestApp(): TestApp {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-sha256': hash.digest('hex') });
       let i = 0;
       const pump = (): void => {
-        while (i < n) { i++; if (!res.write(chunk)) { res.once('drain', pump); return; } }
+        while (i < n) {
+          i++;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
         res.end();
       };
       pump();
@@ -56,9 +71,14 @@ export function createTestApp(): TestApp {
     }
     if (url.pathname === '/api/v1/namespaces/default/pods' && url.searchParams.get('watch') === 'true') {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-      res.write(`${JSON.stringify({ type: 'ADDED', object: { kind: 'Pod', metadata: { name: 'p0', resourceVersion: url.searchParams.get('resourceVersion') ?? '1' } } })}\n`);
+      res.write(
+        `${JSON.stringify({ type: 'ADDED', object: { kind: 'Pod', metadata: { name: 'p0', resourceVersion: url.searchParams.get('resourceVersion') ?? '1' } } })}\n`,
+      );
       watches.add(res);
-      res.once('close', () => { watches.delete(res); if (!res.writableFinished) aborted.push(req.url ?? ''); });
+      res.once('close', () => {
+        watches.delete(res);
+        if (!res.writableFinished) aborted.push(req.url ?? '');
+      });
       return;
     }
     if (url.pathname === '/api/v1/namespaces/default/pods') {
@@ -71,9 +91,15 @@ export function createTestApp(): TestApp {
       const timer = setInterval(() => {
         n++;
         res.write(`line ${n}\n`);
-        if (n === 3 && (url.searchParams.get('follow') !== 'true' || url.searchParams.get('tailLines') === '3')) { clearInterval(timer); res.end(); }
+        if (n === 3 && (url.searchParams.get('follow') !== 'true' || url.searchParams.get('tailLines') === '3')) {
+          clearInterval(timer);
+          res.end();
+        }
       }, 5);
-      res.once('close', () => { clearInterval(timer); if (!res.writableFinished) aborted.push(req.url ?? ''); });
+      res.once('close', () => {
+        clearInterval(timer);
+        if (!res.writableFinished) aborted.push(req.url ?? '');
+      });
       return;
     }
     if (url.pathname === '/trailers') {
@@ -83,7 +109,9 @@ export function createTestApp(): TestApp {
       res.end();
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: `${url.pathname} not found` }));
+    res
+      .writeHead(404, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: `${url.pathname} not found` }));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
@@ -110,7 +138,9 @@ export function createTestApp(): TestApp {
     socket.on('end', () => socket.end('BYE'));
   });
   return {
-    server, seen, aborted,
+    server,
+    seen,
+    aborted,
     pushEvent(type, name) {
       for (const w of watches) w.write(`${JSON.stringify({ type, object: { kind: 'Pod', metadata: { name } } })}\n`);
     },
