@@ -45,3 +45,4 @@ export {
   type FakeResourceRule,
   type FakeNonResourceRule,
 } from './fake-apiserver-rbac.ts';
+export { FUZZ_RUNS, fuzzParameters, isCodedError } from './fuzz.ts';
