@@ -4,6 +4,7 @@ import { response1GiB, responses16x256MiB, upload256MiB } from './http-throughpu
 import { smallGetLatency, smallGetRate } from './small-get.ts';
 import { watches10k } from './watches.ts';
 import { pausedReader } from './paused-reader.ts';
+import { burstRss } from './burst-rss.ts';
 import { reconnect } from './reconnect.ts';
 import { fleetScale } from './fleet-scale.ts';
 import { idleAgent } from './idle-agent.ts';
@@ -30,6 +31,7 @@ export const scenarios: Scenario[] = [
   watches10k,
   pausedReader('client'),
   pausedReader('endpoint'),
+  burstRss,
   reconnect,
   fleetScale,
   idleAgent,
