@@ -71,7 +71,13 @@ export function buildImage(outDir: string): BuiltImage {
     // 1. The C and C++ runtime, from Debian's packages.
     const debs = join(work, 'debs');
     mkdirSync(debs);
-    sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
+    try {
+      sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
+    } catch {
+      // A fresh machine may have no package lists yet.
+      sh('apt-get', ['update', '-qq']);
+      sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
+    }
     const debian: string[] = [];
     for (const deb of readdirSync(debs)
       .filter((f) => f.endsWith('.deb'))
