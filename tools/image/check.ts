@@ -109,6 +109,7 @@ async function stop(p: ImageProcess): Promise<void> {
 export async function checkImage(archive: string): Promise<string[]> {
   const out: string[] = [];
   const ctr = buildah(['from', '--name', `pt-image-check-${process.pid}`, `oci-archive:${archive}`]);
+  const imageId = (JSON.parse(buildah(['inspect', '--type', 'container', ctr])) as { FromImageID: string }).FromImageID;
   const running: ImageProcess[] = [];
   const api = await startFakeApiServer();
   try {
@@ -196,6 +197,12 @@ export async function checkImage(archive: string): Promise<string[]> {
     await api.close();
     try {
       buildah(['rm', ctr]);
+    } catch {
+      /* gone */
+    }
+    // The image `from` unpacked into buildah's storage (vfs: a full copy) is not kept.
+    try {
+      buildah(['rmi', '--force', imageId]);
     } catch {
       /* gone */
     }
