@@ -14,26 +14,6 @@ import pino from 'pino';
  */
 export const DENIED_BY_HEADER = 'x-pipeops-denied-by';
 
-const DENY_RULES: ReadonlySet<string> = new Set([
-  'impersonation',
-  'read_only',
-  'deny_subresources',
-  'deny_resources',
-  'namespaces',
-  'auth',
-  'cluster',
-  'stream_limit',
-  'rate_limit',
-  'protocol',
-  'identity',
-]);
-
-/** The deny rule in a {@link DENIED_BY_HEADER} value, or undefined when it is not one. */
-export function deniedByRule(value: string | undefined): AuditDenyRule | undefined {
-  const v = value?.trim();
-  return v !== undefined && DENY_RULES.has(v) ? (v as AuditDenyRule) : undefined;
-}
-
 /** Why a request was refused before it reached the API server (a fixed set; also a metric label). */
 export const auditDenyRules = [
   'impersonation',
@@ -49,6 +29,14 @@ export const auditDenyRules = [
   'identity',
 ] as const;
 export type AuditDenyRule = (typeof auditDenyRules)[number];
+
+const DENY_RULES: ReadonlySet<string> = new Set<string>(auditDenyRules);
+
+/** The deny rule in a {@link DENIED_BY_HEADER} value, or undefined when it is not one. */
+export function deniedByRule(value: string | undefined): AuditDenyRule | undefined {
+  const v = value?.trim();
+  return v !== undefined && DENY_RULES.has(v) ? (v as AuditDenyRule) : undefined;
+}
 
 /** The request-info fields of an audit record (what kube-apiserver's request-info resolver derives). */
 export interface AuditTarget {
