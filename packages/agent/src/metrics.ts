@@ -1,17 +1,13 @@
 import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { connectFailureReasons, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
 
 /** Connector states, also the values of the `state` label. */
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
 export type AgentState = (typeof agentStates)[number];
 
-/**
- * `reason` label values of `pipeops_tunnel_connect_failures_total`. `held`:
- * refused with 409 because a newer session holds the cluster (a replaced
- * agent standing by).
- */
-export const failureReasons = ['auth', 'network', 'tls', 'handshake', 'timeout', 'held', 'other'] as const;
-export type FailureReason = (typeof failureReasons)[number];
+/** `reason` label values of `pipeops_tunnel_connect_failures_total` (the protocol's list, shared with the gateway). */
+export type FailureReason = ConnectFailureReason;
 /** `result` label values of `pipeops_tunnel_streams_total`. */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 
@@ -52,7 +48,7 @@ export class AgentMetrics {
     this.reconnects = new Counter({ name: 'pipeops_tunnel_reconnects_total', help: 'Tunnel sessions established after a previous one ended', registers });
     this.failures = new Counter({ name: 'pipeops_tunnel_connect_failures_total', help: 'Failed tunnel dials by reason', labelNames: ['reason'], registers });
     // At 0 from the start: an alert's rate() sees the first failure (a series born at 1 has no increase).
-    for (const reason of failureReasons) this.failures.inc({ reason }, 0);
+    for (const reason of connectFailureReasons) this.failures.inc({ reason }, 0);
     this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Inbound streams being served, by kind', labelNames: ['kind'], registers });
     this.streamsTotal = new Counter({
       name: 'pipeops_tunnel_streams_total',

@@ -1,9 +1,5 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
-
-/** Reasons of `pipeops_tunnel_connect_failures_total` (fixed set). */
-/** `reason` label values of `pipeops_tunnel_connect_failures_total` (`held`: a replaced agent refused while the cluster is held). */
-export const connectFailureReasons = ['auth', 'network', 'tls', 'handshake', 'timeout', 'held', 'other'] as const;
-export type ConnectFailureReason = (typeof connectFailureReasons)[number];
+import { connectFailureReasons } from '@pipeops/tunnel-protocol';
 /** Results of `pipeops_tunnel_streams_total` (fixed set). */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */

@@ -3,9 +3,9 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { AgentHeaders, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import { AgentHeaders, SUBPROTOCOL, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
 import { refuseUpgrade } from './http-util.ts';
-import type { ConnectFailureReason, GatewayMetrics } from './metrics.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import { bearerToken, type AgentIdentity, type TokenStore } from './tokens.ts';
 
 /** What the agents' endpoint needs from the gateway. */

@@ -49,6 +49,14 @@ export const AgentHeaders = {
   replacedBy: 'x-pipeops-replaced-by',
 } as const;
 
+/**
+ * `reason` label values of `pipeops_tunnel_connect_failures_total`, the same
+ * on the agent (its failed dials) and the gateway (the agents it refused):
+ * `held` is a replaced agent refused with 409 while the cluster is held.
+ */
+export const connectFailureReasons = ['auth', 'network', 'tls', 'handshake', 'timeout', 'held', 'other'] as const;
+export type ConnectFailureReason = (typeof connectFailureReasons)[number];
+
 /** Default maximum length of one control-channel line, in bytes (64 KiB). */
 export const DEFAULT_MAX_CONTROL_LINE_BYTES = 64 * 1024;
 /** Default maximum length of a stream preamble line, in bytes (8 KiB). */

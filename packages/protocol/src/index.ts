@@ -7,8 +7,10 @@ export {
   MIN_PROTOCOL_VERSION,
   protocolMismatch,
   AgentHeaders,
+  connectFailureReasons,
   DEFAULT_MAX_CONTROL_LINE_BYTES,
   DEFAULT_MAX_PREAMBLE_BYTES,
+  type ConnectFailureReason,
 } from './constants.ts';
 export { RunnerGoneError, TunnelError, errorCodes, isTunnelError } from './errors.ts';
 export type { TunnelErrorCode, TunnelErrorOptions } from './errors.ts';
