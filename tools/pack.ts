@@ -19,9 +19,11 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 /** The published packages (directory under packages/), dependencies before their dependents. */
 export const PUBLISHED = ['mux', 'protocol', 'agent', 'gateway', 'tunnel-client', 'cli'] as const;
 
-function run(cmd: string, args: string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed with ${r.status ?? r.signal}: ${r.stderr || r.stdout || r.error?.message}`);
+/** Runs a command to completion (in `cwd`, default the repository root) and returns its stdout; throws with its output when it fails. */
+export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const cwd = o.cwd ?? ROOT;
+  const r = spawnSync(cmd, args, { cwd, env: o.env ?? process.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed with ${r.status ?? r.signal ?? r.error?.message}:\n${r.stderr || r.stdout}`);
   return r.stdout;
 }
 
@@ -29,7 +31,7 @@ function run(cmd: string, args: string[], cwd: string): string {
 export function packAll(outDir: string): Map<string, string> {
   mkdirSync(outDir, { recursive: true });
   for (const dir of PUBLISHED) rmSync(join(ROOT, 'packages', dir, 'lib'), { recursive: true, force: true });
-  run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', '--force', 'packages/cli/tsconfig.publish.json'], ROOT);
+  run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', '--force', 'packages/cli/tsconfig.publish.json']);
   const tarballs = new Map<string, string>();
   for (const dir of PUBLISHED) {
     const pkg = join(ROOT, 'packages', dir);
@@ -37,7 +39,7 @@ export function packAll(outDir: string): Map<string, string> {
     const copied = !existsSync(license);
     if (copied) copyFileSync(join(ROOT, 'LICENSE'), license);
     try {
-      const out = run('pnpm', ['pack', '--pack-destination', outDir, '--json'], pkg);
+      const out = run('pnpm', ['pack', '--pack-destination', outDir, '--json'], { cwd: pkg });
       tarballs.set(dir, resolve(outDir, (JSON.parse(out) as { filename: string }).filename));
     } finally {
       if (copied) rmSync(license, { force: true });

@@ -16,13 +16,12 @@
 // The Dockerfile builds an equivalent image where Docker runs (from the
 // workspace on node:24-bookworm-slim); this build is the one tested here.
 // `pnpm image:check` runs the image's entrypoint from its root filesystem.
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { packAll } from '../pack.ts';
+import { packAll, run } from '../pack.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** The Debian packages the Node binary needs (its ldd), no more. */
@@ -32,15 +31,9 @@ export const IMAGE_NAME = 'localhost/pipeops-tunnel';
 export const APP_BIN = '/app/node_modules/pipeops-tunnel/bin/pipeops-tunnel-published.js';
 export const NODE_BIN = '/usr/local/bin/node';
 
-export function sh(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: o.cwd ?? ROOT, encoding: 'utf8', env: o.env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal ?? r.error?.message}):\n${r.stderr || r.stdout}`);
-  return r.stdout.trim();
-}
-
 /** buildah without a daemon or a registry: vfs storage (no overlay needed), chroot isolation. */
 export function buildah(args: string[]): string {
-  return sh('buildah', ['--storage-driver', 'vfs', ...args], { env: { ...process.env, BUILDAH_ISOLATION: 'chroot' } });
+  return run('buildah', ['--storage-driver', 'vfs', ...args], { env: { ...process.env, BUILDAH_ISOLATION: 'chroot' } }).trim();
 }
 
 function duBytes(dir: string): number {
@@ -72,23 +65,23 @@ export function buildImage(outDir: string): BuiltImage {
     const debs = join(work, 'debs');
     mkdirSync(debs);
     try {
-      sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
+      run('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
     } catch {
       // A fresh machine may have no package lists yet.
-      sh('apt-get', ['update', '-qq']);
-      sh('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
+      run('apt-get', ['update', '-qq']);
+      run('apt-get', ['download', ...DEBIAN_PACKAGES], { cwd: debs });
     }
     const debian: string[] = [];
     for (const deb of readdirSync(debs)
       .filter((f) => f.endsWith('.deb'))
       .sort()) {
-      sh('dpkg-deb', ['-x', join(debs, deb), rootfs]);
+      run('dpkg-deb', ['-x', join(debs, deb), rootfs]);
       debian.push(deb.replace(/_amd64\.deb$/, '').replace(/%3a/g, ':'));
     }
     for (const dir of ['usr/share/doc', 'usr/share/lintian', 'usr/share/gcc', 'usr/share/gdb']) rmSync(join(rootfs, dir), { recursive: true, force: true });
     // 2. Node 24, stripped of its debug symbols.
     mkdirSync(join(rootfs, 'usr', 'local', 'bin'), { recursive: true });
-    sh('strip', ['--strip-debug', '-o', join(rootfs, NODE_BIN), join(ROOT, 'node_modules', 'node', 'bin', 'node')]);
+    run('strip', ['--strip-debug', '-o', join(rootfs, NODE_BIN), join(ROOT, 'node_modules', 'node', 'bin', 'node')]);
     chmodSync(join(rootfs, NODE_BIN), 0o755);
     // 3. The command, from the packed tarballs, with its production dependencies: one project, so npm
     //    installs each dependency once (a global install of each tarball would nest a copy per package).
@@ -97,7 +90,7 @@ export function buildImage(outDir: string): BuiltImage {
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pipeops-tunnel-image', private: true }, null, 2));
     const path = `${join(ROOT, 'node_modules', 'node', 'bin')}:${process.env.PATH ?? ''}`;
-    sh('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier', ...tarballs.values()], {
+    run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier', ...tarballs.values()], {
       cwd: app,
       env: { ...process.env, PATH: path },
     });
@@ -116,7 +109,7 @@ export function buildImage(outDir: string): BuiltImage {
     const ctr = buildah(['from', '--name', `pt-image-${process.pid}`, 'scratch']);
     try {
       const mount = buildah(['mount', ctr]);
-      sh('cp', ['-a', `${rootfs}/.`, mount]);
+      run('cp', ['-a', `${rootfs}/.`, mount]);
       buildah(['umount', ctr]);
       buildah([
         'config',
@@ -145,7 +138,7 @@ export function buildImage(outDir: string): BuiltImage {
         '--label',
         `dev.pipeops.debian-packages=${debian.join(' ')}`,
         '--label',
-        `dev.pipeops.node=${sh(join(rootfs, NODE_BIN), ['--version'])}`,
+        `dev.pipeops.node=${run(join(rootfs, NODE_BIN), ['--version']).trim()}`,
         ctr,
       ]);
       mkdirSync(outDir, { recursive: true });
