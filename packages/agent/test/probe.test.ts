@@ -1,8 +1,21 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { MIN_PROBED_WAIT_MS, probePort, waitBeforeDial } from '../src/probe.ts';
+
+/** A port that accepts every connection (as a load balancer does) and counts them. */
+async function acceptingPort(t: TestContext): Promise<{ port: number; probes: () => number }> {
+  let probes = 0;
+  const server = createServer((c) => {
+    probes++;
+    c.destroy();
+  });
+  t.after(() => server.close());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as { port: number }).port, probes: () => probes };
+}
 
 async function freePortThenClosed(): Promise<number> {
   const s = createServer();
@@ -34,15 +47,7 @@ test('a backoff wait ends early when a refusing port starts accepting', async (t
 });
 
 test('a port that accepts from the first probe never shortens the backoff, and is probed only once in it', async (t) => {
-  let probes = 0;
-  const server = createServer((c) => {
-    probes++;
-    c.destroy();
-  });
-  t.after(() => server.close());
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
+  const { port, probes } = await acceptingPort(t);
   const started = performance.now();
   const outcome = await waitBeforeDial({
     delayMs: 1_300,
@@ -53,19 +58,11 @@ test('a port that accepts from the first probe never shortens the backoff, and i
   });
   assert.equal(outcome, 'elapsed');
   assert.ok(performance.now() - started >= 1_290);
-  assert.equal(probes, 1, 'a load balancer in front of the gateways always accepts: one probe says so');
+  assert.equal(probes(), 1, 'a load balancer in front of the gateways always accepts: one probe says so');
 });
 
 test('a wait of at most a second is not probed: the first re-dial after a lost session adds no connection', async (t) => {
-  let probes = 0;
-  const server = createServer((c) => {
-    probes++;
-    c.destroy();
-  });
-  t.after(() => server.close());
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
+  const { port, probes } = await acceptingPort(t);
   const outcome = await waitBeforeDial({
     delayMs: MIN_PROBED_WAIT_MS,
     probe: { host: '127.0.0.1', port },
@@ -74,7 +71,7 @@ test('a wait of at most a second is not probed: the first re-dial after a lost s
     signal: new AbortController().signal,
   });
   assert.equal(outcome, 'elapsed');
-  assert.equal(probes, 0);
+  assert.equal(probes(), 0);
 });
 
 test('aborting a backoff wait returns at once', async () => {
