@@ -11,8 +11,7 @@
 // shipped process registers (pipeops_tunnel_uncaught_errors_total).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +20,7 @@ import type { Registry } from 'prom-client';
 import { request, type Dispatcher } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { createAgent } from '@pipeops/tunnel-agent';
-import { KUBE_PATH, startKubePath, testCertificates, waitFor } from '@pipeops/tunnel-testkit';
+import { KUBE_PATH, spawnLogged, startKubePath, testCertificates, waitFor } from '@pipeops/tunnel-testkit';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DASHBOARD = join(ROOT, 'deploy/observability/grafana-dashboard.json');
@@ -199,36 +198,14 @@ async function startCliGateway(t: TestContext): Promise<number> {
   ];
   const env: Record<string, string> = {};
   for (const k of ['PATH', 'HOME', 'TMPDIR']) if (process.env[k] !== undefined) env[k] = process.env[k];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
+  const gateway = spawnLogged(process.execPath, args, { env });
   t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await exited;
+    if (gateway.child.exitCode !== null || gateway.child.signalCode !== null) return;
+    gateway.child.kill('SIGTERM');
+    await gateway.exited;
   });
-  let output = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    output += d;
-  });
-  return new Promise<number>((resolve, reject) => {
-    let pending = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      output += d;
-      pending += d;
-      for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
-        const line = pending.slice(0, i);
-        pending = pending.slice(i + 1);
-        let record: { event?: unknown; port?: unknown };
-        try {
-          record = JSON.parse(line) as typeof record;
-        } catch {
-          continue;
-        }
-        if (record.event === 'gateway_listening' && typeof record.port === 'number') resolve(record.port);
-      }
-    });
-    exited.then(([code]) => reject(new Error(`pipeops-tunnel gateway exited (${String(code)}) before listening:\n${output.slice(-4000)}`)), reject);
-  });
+  const listening = await gateway.waitFor((r) => r.event === 'gateway_listening' && typeof r.port === 'number', 'pipeops-tunnel gateway listening');
+  return listening.port as number;
 }
 
 /** The metrics of a real gateway and agent after a runner request got through and one was refused by the agent's policy. */

@@ -1,13 +1,3 @@
-// `pnpm image:check [--archive FILE]`: the built image, run.
-//
-// Docker cannot run here, so the image's root filesystem is unpacked by
-// buildah (from the OCI archive `pnpm image` wrote) and its entrypoint is run
-// with chroot as the image's user, with the image's environment: the
-// gateway, the agent and the proxy, each a process of the image, wired
-// together on 127.0.0.1 with a stand-in API server (the test kit's), and a
-// request through all three. Also checked: the image's configuration
-// (non-root user, entrypoint, no shell in it). Needs root (chroot) and buildah.
-import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -15,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { get } from 'node:https';
-import { FAKE_GIT_VERSION, freePort, kubeconfigFor, startFakeApiServer, testCertificates } from '@pipeops/tunnel-testkit';
+import { FAKE_GIT_VERSION, freePort, kubeconfigFor, spawnLogged, startFakeApiServer, testCertificates, type LoggedProcess } from '@pipeops/tunnel-testkit';
 import { buildah } from './build.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -33,71 +23,15 @@ interface ImageConfig {
 }
 
 /** A process of the image: its JSON log records, and a wait for one. */
-interface ImageProcess {
-  child: ChildProcess;
-  records: Array<Record<string, unknown>>;
-  output(): string;
-  waitFor(pred: (r: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
-}
+type ImageProcess = LoggedProcess;
 
 function runInImage(rootfs: string, config: ImageConfig, args: string[], env: Record<string, string> = {}): ImageProcess {
   const imageEnv = Object.fromEntries(config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   // As a container runtime: the entrypoint, then the arguments given or else the image's default command.
-  const child = spawn(CHROOT, [`--userspec=${config.User}`, rootfs, ...config.Entrypoint, ...(args.length > 0 ? args : config.Cmd)], {
+  return spawnLogged(CHROOT, [`--userspec=${config.User}`, rootfs, ...config.Entrypoint, ...(args.length > 0 ? args : config.Cmd)], {
     env: { PATH: '/usr/local/bin', HOME: config.WorkingDir, ...imageEnv, ...env },
     cwd: '/',
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const records: Array<Record<string, unknown>> = [];
-  let raw = '';
-  let pending = '';
-  const waiters = new Set<() => void>();
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    raw += d;
-    pending += d;
-    for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
-      try {
-        records.push(JSON.parse(pending.slice(0, i)) as Record<string, unknown>);
-      } catch {
-        /* not a record */
-      }
-      pending = pending.slice(i + 1);
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    raw += d;
-  });
-  child.once('exit', () => {
-    for (const w of waiters) w();
-  });
-  return {
-    child,
-    records,
-    output: () => raw,
-    waitFor(pred, what) {
-      return new Promise((res, rej) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          rej(new Error(`timed out waiting for ${what}:\n${raw}`));
-        }, 30_000);
-        const check = (): void => {
-          const r = records.find(pred);
-          if (r !== undefined) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            res(r);
-          } else if (child.exitCode !== null || child.signalCode !== null) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            rej(new Error(`the image's process exited (${String(child.exitCode ?? child.signalCode)}) before ${what}:\n${raw}`));
-          }
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
 }
 
 async function stop(p: ImageProcess): Promise<void> {
@@ -148,7 +82,7 @@ export async function checkImage(archive: string): Promise<string[]> {
       tokens,
     ]);
     running.push(gateway);
-    await gateway.waitFor((r) => r.event === 'gateway_listening', 'the gateway listening');
+    await gateway.waitFor((r) => r.event === 'gateway_listening', 'the gateway listening', 30_000);
     out.push(`gateway: listening on 127.0.0.1:${gatewayPort}`);
     const ca = file('ca.pem', certs.caCert);
     const agent = runInImage(rootfs, config, [], {
@@ -161,7 +95,7 @@ export async function checkImage(archive: string): Promise<string[]> {
       PIPEOPS_KUBERNETES_KUBECONFIG: file('kubeconfig.yaml', kubeconfigFor({ server: api.url, token: api.token, caData: api.caCert, namespace: 'default' })),
     });
     running.push(agent);
-    await agent.waitFor((r) => r.msg === 'tunnel connected', 'the agent connected');
+    await agent.waitFor((r) => r.msg === 'tunnel connected', 'the agent connected', 30_000);
     out.push('agent (the default command, configured by environment): tunnel connected');
     const proxyPort = await freePort();
     const proxy = runInImage(
@@ -171,7 +105,7 @@ export async function checkImage(archive: string): Promise<string[]> {
       { PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN },
     );
     running.push(proxy);
-    await proxy.waitFor((r) => typeof r.msg === 'string' && r.msg.startsWith('proxy listening on'), 'the proxy listening');
+    await proxy.waitFor((r) => typeof r.msg === 'string' && r.msg.startsWith('proxy listening on'), 'the proxy listening', 30_000);
 
     // A runner request through all three, and the endpoint directly.
     const viaProxy = await fetch(`http://127.0.0.1:${proxyPort}/version`);

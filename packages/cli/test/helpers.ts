@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type AddressInfo, connect as netConnect } from 'node:net';
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { spawnLogged, type LoggedProcess } from '@pipeops/tunnel-testkit';
 
 /** The real launcher, run with this Node (24). */
 export const BIN = fileURLToPath(new URL('../bin/pipeops-tunnel.js', import.meta.url));
@@ -57,17 +58,7 @@ export async function runCli(args: string[], env: Record<string, string> = clean
 }
 
 /** A long-running CLI child whose stdout JSON log records can be awaited. */
-export interface CliProcess {
-  child: ChildProcess;
-  /** Every log record so far (parsed JSON lines). */
-  records: Array<Record<string, unknown>>;
-  /** All raw output so far, stdout and stderr. */
-  output(): string;
-  /** Resolves with the first record (past or future) matching `pred`; rejects at the deadline or if the process exits first. */
-  waitFor(pred: (r: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** Resolves with the exit code once the process has exited. */
-  exited: Promise<number | null>;
-}
+export type CliProcess = LoggedProcess;
 
 /**
  * Starts the CLI (by default the workspace's launcher on this Node; `command`
@@ -75,75 +66,14 @@ export interface CliProcess {
  * the end of the test if still running.
  */
 export function startCli(t: TestContext, args: string[], env: Record<string, string>, command: string[] = [process.execPath, BIN]): CliProcess {
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const records: Array<Record<string, unknown>> = [];
-  let raw = '';
-  let pending = '';
-  const waiters = new Set<() => void>();
-  let done = false;
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    raw += d;
-    pending += d;
-    let i: number;
-    while ((i = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, i);
-      pending = pending.slice(i + 1);
-      try {
-        records.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* not a record */
-      }
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    raw += d;
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('close', (code) => {
-      done = true;
-      for (const w of waiters) w();
-      resolve(code);
-    });
-  });
+  const p = spawnLogged(command[0]!, [...command.slice(1), ...args], { env });
   t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
+    if (p.child.exitCode === null && p.child.signalCode === null) {
+      p.child.kill('SIGKILL');
+      await p.exited;
     }
   });
-  return {
-    child,
-    records,
-    exited,
-    output: () => raw,
-    waitFor(pred, what, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const r = records.find(pred);
-          if (r !== undefined) {
-            cleanup();
-            resolve(r);
-            return;
-          }
-          if (done) {
-            cleanup();
-            reject(new Error(`process exited (${child.exitCode}) before: ${what}\n${raw}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out waiting for: ${what}\n${raw}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
+  return p;
 }
 
 /** A temporary directory removed after the test. */

@@ -46,3 +46,4 @@ export {
   type FakeNonResourceRule,
 } from './fake-apiserver-rbac.ts';
 export { FUZZ_RUNS, fuzzParameters, isCodedError } from './fuzz.ts';
+export { spawnLogged, type LoggedProcess } from './logged-process.ts';
