@@ -239,7 +239,7 @@ async function main(): Promise<void> {
   const printed = run('kubeconfig', ['kubeconfig', '--gateway', gatewayUrl, '--cluster', CLUSTER, '--ca', caFile], { PIPEOPS_RUNNER_TOKEN: tokens.runner });
   const kubeconfigText = await readAll(printed.child);
   writeFileSync(runnerKubeconfig, kubeconfigText);
-  show(`server: ${/server: (.*)/.exec(kubeconfigText)?.[1] ?? '?'}`);
+  show(`server: ${/server: (.*)/.exec(kubeconfigText)?.[1] ?? '?'}, tls-server-name: ${/tls-server-name: (.*)/.exec(kubeconfigText)?.[1] ?? '(none)'}`);
   show(`$ kubectl version\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'version'])}`);
   show(`$ kubectl get pods\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', 'pods', ...(fake ? [] : ['-A'])])}`);
 
@@ -326,7 +326,7 @@ async function main(): Promise<void> {
   await until('the agent to be ready again', async () => ((await fetch(`${healthUrl}/ready`)).status === 200 ? true : undefined));
   show(`agent ready again ${(performance.now() - restartedAt).toFixed(0)} ms after the gateway listened`);
   show(
-    `$ kubectl get --raw /k8s/clusters/${CLUSTER}/version   # kubectl < 1.34 needs the prefix with --raw\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', '--raw', `/k8s/clusters/${CLUSTER}/version`])}`,
+    `$ kubectl get --raw /version   # the cluster's own address (tls-server-name): no path for kubectl < 1.34 to drop\n${await kubectl(['--kubeconfig', runnerKubeconfig, 'get', '--raw', '/version'])}`,
   );
 
   step('graceful shutdown: SIGTERM to proxy, agent and gateway');

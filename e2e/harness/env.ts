@@ -1,9 +1,12 @@
 // The whole e2e environment and the three ways a scenario reaches the
 // cluster: `direct` (the API server itself, with the agent's own
 // service-account token: the same identity and RBAC the tunnel acts with),
-// `gateway` (a kubeconfig from `pipeops-tunnel kubeconfig`: server
-// https://GATEWAY/k8s/clusters/C, runner token) and `proxy` (`pipeops-tunnel
-// proxy`, plain HTTP on 127.0.0.1). Five agents, one per cluster name (see
+// `gateway` (a kubeconfig from `pipeops-tunnel kubeconfig`: the cluster's own
+// address, server https://GATEWAY with tls-server-name C.clusters.localhost,
+// runner token; `http()` uses the path form https://GATEWAY/k8s/clusters/C,
+// so both forms of the route are exercised) and `proxy` (`pipeops-tunnel
+// proxy`, plain HTTP on 127.0.0.1). No path prefix is left for kubectl to
+// drop, so `get --raw /version` needs no workaround on any target. Five agents, one per cluster name (see
 // CLUSTER_NAMES); the trust-boundary ones are described in trust.ts.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
@@ -55,7 +58,7 @@ export interface Target {
   name: TargetName;
   cluster: ClusterKind;
   kubeconfig: string;
-  /** The server URL kubectl is given (for messages; volatile, normalised away). */
+  /** The server URL of `http()` (for messages; volatile, normalised away); the gateway's kubectl uses the cluster address instead. */
   server: string;
   kubectl(args: string[], opts?: RunOpts): Promise<CommandResult>;
   helm(args: string[], opts?: RunOpts): Promise<CommandResult>;
@@ -63,8 +66,6 @@ export interface Target {
   spawnKubectl(label: string, args: string[], opts?: RunOpts): Proc;
   /** @kubernetes/client-node: direct = the kubeconfig file, gateway = tunnel.kubeConfig(), proxy = the proxy URL. */
   clientKubeConfig(): Promise<KubeConfig>;
-  /** `--raw` path for `path` (kubectl < 1.34 drops the server URL's path: kubernetes/kubectl#1676). */
-  rawPath(path: string, kubectlMinor?: number): string;
   /** One HTTP request to the API server through this target (its credential and CA); body read whole. */
   http(path: string, o?: { method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<HttpResult>;
   /** Same, the response body as a stream (WATCH, logs -f); `abort()` ends it. */
@@ -237,7 +238,6 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
         : name === 'gateway'
           ? `${tunnel.gatewayUrl}/k8s/clusters/${CLUSTER_NAMES[kind]}`
           : (tunnel.proxies.get(CLUSTER_NAMES[kind])?.url ?? '');
-    const prefix = name === 'gateway' ? `/k8s/clusters/${CLUSTER_NAMES[kind]}` : '';
     let kc: KubeConfig | undefined;
     const bearer = name === 'direct' ? agentTokens[kind] : name === 'gateway' ? tunnel.runnerToken : undefined;
     const ca = name === 'direct' ? cluster.caData : name === 'gateway' ? readFileSync(tunnel.caFile, 'utf8') : undefined;
@@ -311,7 +311,6 @@ export async function setupEnv(log: (s: string) => void): Promise<Env> {
         }
         return kc;
       },
-      rawPath: (path, minor = kubectlMinor) => (minor < 34 ? `${prefix}${path}` : path),
       async http(path, o = {}) {
         const { res } = await send(path, o);
         const chunks: Buffer[] = [];

@@ -28,7 +28,7 @@ export interface Tunnel {
   gateway(): Proc;
   agents: Map<string, { proc: Proc; healthUrl: string }>;
   proxies: Map<string, { proc: Proc; url: string }>;
-  /** kubeconfig file (from `pipeops-tunnel kubeconfig`) for the gateway's /k8s/clusters/C. */
+  /** kubeconfig file (from `pipeops-tunnel kubeconfig`) for cluster C's own address on the gateway: server https://GATEWAY, tls-server-name C.clusters.localhost. */
   gatewayKubeconfig(cluster: string): string;
   killGateway(): Promise<void>;
   gatewayAlive(): boolean;
@@ -145,7 +145,8 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
 
   const kubeconfigs = new Map<string, string>();
   for (const a of o.runnerTools === false ? [] : o.agents) {
-    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile], {
+    // --address sni (the default, said explicitly): fail here rather than fall back to the path form.
+    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--address', 'sni'], {
       home: o.home,
       env: { PIPEOPS_RUNNER_TOKEN: tokens.runner },
       timeoutMs: 30_000,

@@ -135,7 +135,7 @@ export const readScenarios: Scenario[] = [
     name: 'get --raw: /version, discovery, /openapi/v3',
     group: 'get/describe',
     async run(ctx) {
-      const raw = (p: string) => ctx.k(['get', '--raw', ctx.t.rawPath(p)]);
+      const raw = (p: string) => ctx.k(['get', '--raw', p]);
       const version = JSON.parse(await raw('/version')) as { gitVersion: string; major: string; minor: string };
       check(/^v1\.\d+\.\d+/.test(version.gitVersion), `gitVersion ${version.gitVersion}`);
       const api = await raw('/api');

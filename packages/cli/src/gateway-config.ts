@@ -1,3 +1,4 @@
+import { clusterAddressSuffixProblem, DEFAULT_CLUSTER_ADDRESS_SUFFIX } from '@pipeops/tunnel-protocol';
 import { configError, loadConfig, unreadableFiles, type Schema } from './config-loader.ts';
 import { parseHostPort, type LogLevel } from './formats.ts';
 import { tunnelConfigProblems, tunnelSchema, type TunnelConfig } from './tunnel-config.ts';
@@ -35,6 +36,13 @@ export const gatewaySchema = {
       doc: 'Open connections the gateway accepts at once (agents, runners, handshakes in progress); beyond it new connections are closed.',
       format: 'nat',
       default: 10_000,
+    },
+    cluster_address_suffix: {
+      doc:
+        "Per-cluster addresses: a TLS connection whose server name is <cluster>.<suffix> reaches that cluster's API server with no /k8s/clusters/<cluster> prefix " +
+        '(kubeconfig tls-server-name; kubectl < 1.34 get --raw). The certificate must cover *.<suffix> (--dev does). Empty: off.',
+      format: String,
+      default: DEFAULT_CLUSTER_ADDRESS_SUFFIX,
     },
     redis: {
       url: {
@@ -94,6 +102,7 @@ export interface GatewayConfig {
     tls_handshake_timeout: number;
     request_head_timeout: number;
     max_connections: number;
+    cluster_address_suffix: string;
     redis: { url: string; ca_file: string };
     replica: { advertise_url: string; secret_file: string; ca_file: string };
   };
@@ -117,6 +126,7 @@ export interface GatewayFlags {
   'redis-url'?: string | undefined;
   'advertise-url'?: string | undefined;
   'replica-secret-file'?: string | undefined;
+  'cluster-address-suffix'?: string | undefined;
 }
 
 const hints: Record<string, string> = {
@@ -143,6 +153,7 @@ export function loadGatewayConfig(flags: GatewayFlags, env: Record<string, strin
       'gateway.redis.url': flags['redis-url'],
       'gateway.replica.advertise_url': flags['advertise-url'],
       'gateway.replica.secret_file': flags['replica-secret-file'],
+      'gateway.cluster_address_suffix': flags['cluster-address-suffix'],
     },
     hints,
   });
@@ -164,6 +175,8 @@ function verifyGatewayConfig(c: GatewayConfig): void {
   if (g.tls_handshake_timeout < 1) problems.push('gateway.tls_handshake_timeout: must be at least 1ms');
   if (g.request_head_timeout < 1) problems.push('gateway.request_head_timeout: must be at least 1ms');
   if (g.max_connections < 1) problems.push('gateway.max_connections: must be at least 1');
+  const suffixProblem = clusterAddressSuffixProblem(g.cluster_address_suffix);
+  if (suffixProblem !== undefined) problems.push(`gateway.cluster_address_suffix: ${suffixProblem}`);
   if (g.redis.url !== '') {
     if (!/^rediss?:\/\/[^/]/.test(g.redis.url)) problems.push('gateway.redis.url: must be a redis:// or rediss:// URL');
     if (g.replica.advertise_url === '')

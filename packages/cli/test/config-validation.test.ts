@@ -158,6 +158,22 @@ test('gateway.example.yaml loads and validates with certificate files and tokens
   assert.equal(c.gateway.drain_timeout, 30_000);
 });
 
+test('gateway.cluster_address_suffix defaults to clusters.localhost, is read from the flag and PIPEOPS_GATEWAY_CLUSTER_ADDRESS_SUFFIX, and is checked', (t) => {
+  const tokens = writeFile(tempDir(t), 'tokens.yaml', 'runners: []\n');
+  const flags = { tokens, dev: true };
+  assert.equal(loadGatewayConfig(flags, {}).gateway.cluster_address_suffix, 'clusters.localhost');
+  assert.equal(loadGatewayConfig(flags, { PIPEOPS_GATEWAY_CLUSTER_ADDRESS_SUFFIX: '' }).gateway.cluster_address_suffix, '');
+  assert.equal(
+    loadGatewayConfig({ ...flags, 'cluster-address-suffix': 'k8s.example.com' }, { PIPEOPS_GATEWAY_CLUSTER_ADDRESS_SUFFIX: 'other.example.com' }).gateway
+      .cluster_address_suffix,
+    'k8s.example.com',
+  );
+  assert.throws(
+    () => loadGatewayConfig(flags, { PIPEOPS_GATEWAY_CLUSTER_ADDRESS_SUFFIX: '*.example.com' }),
+    /gateway\.cluster_address_suffix: must be a lower-case DNS name of at least two labels/,
+  );
+});
+
 test('the gateway reads runner limits and the audit file from the file and PIPEOPS_RUNNERS_* / PIPEOPS_AUDIT_FILE', (t) => {
   const dir = tempDir(t);
   const tokens = writeFile(dir, 'tokens.yaml', 'runners: []\n');

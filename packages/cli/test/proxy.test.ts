@@ -11,7 +11,19 @@ import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import { createAgent } from '@pipeops/tunnel-agent';
 import { createGateway } from '@pipeops/tunnel-gateway';
-import { collectLogs, FAKE_GIT_VERSION, kubeconfigFor, kubectl, startFakeApiServer, testCertificates, waitFor, writeCaFile } from '@pipeops/tunnel-testkit';
+import { parse } from 'yaml';
+import {
+  collectLogs,
+  FAKE_GIT_VERSION,
+  FAKE_POD_NAMES,
+  kubeconfigFor,
+  kubectl,
+  kubectlClientVersion,
+  startFakeApiServer,
+  testCertificates,
+  waitFor,
+  writeCaFile,
+} from '@pipeops/tunnel-testkit';
 import { parseListen, proxyFlags } from '../src/commands/proxy.ts';
 import { cleanEnv, runCli, startCli } from './helpers.ts';
 
@@ -116,17 +128,38 @@ test('proxy --help mentions every flag', async () => {
   for (const flag of Object.keys(proxyFlags)) assert.match(r.stdout, new RegExp(`--${flag}\\b`));
 });
 
-test('kubectl with the kubeconfig printed by `pipeops-tunnel kubeconfig` reaches the cluster through the gateway endpoint', async (t) => {
+test('kubectl get --raw /version works with the kubeconfig `pipeops-tunnel kubeconfig` prints (the cluster address, tls-server-name), whatever the kubectl version', async (t) => {
   const path = await startPath(t);
   const printed = await runCli(
     ['kubeconfig', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile],
     cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
   );
   assert.equal(printed.code, 0, printed.stderr);
-  // `kubectl version` honours the server URL's path; `get --raw` takes an absolute path (it would need /k8s/clusters/c1/version).
-  const r = await kubectl(['version', '-o', 'json'], { kubeconfig: printed.stdout });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal((JSON.parse(r.stdout) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion, FAKE_GIT_VERSION);
-  const raw = await kubectl(['get', '--raw', '/k8s/clusters/c1/version'], { kubeconfig: printed.stdout });
+  assert.equal(printed.stderr, '', 'no note: the cluster address could be used');
+  const cluster = (parse(printed.stdout) as { clusters: Array<{ cluster: Record<string, unknown> }> }).clusters[0]?.cluster;
+  assert.equal(cluster?.server, path.gatewayUrl);
+  assert.equal(cluster?.['tls-server-name'], 'c1.clusters.localhost');
+  // The regression: kubectl < 1.34 drops a server path for --raw; there is none to drop.
+  const raw = await kubectl(['get', '--raw', '/version'], { kubeconfig: printed.stdout });
   assert.equal(raw.code, 0, raw.stderr);
+  assert.equal((JSON.parse(raw.stdout) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
+  const pods = await kubectl(['get', 'pods', '-o', 'name'], { kubeconfig: printed.stdout });
+  assert.equal(pods.code, 0, pods.stderr);
+  assert.deepEqual(
+    pods.stdout.trim().split('\n'),
+    FAKE_POD_NAMES.map((n) => `pod/${n}`),
+  );
+  const version = await kubectl(['version', '-o', 'json'], { kubeconfig: printed.stdout });
+  assert.equal(version.code, 0, version.stderr);
+  assert.equal((JSON.parse(version.stdout) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion, FAKE_GIT_VERSION);
+  // The path form stays available: there, kubectl < 1.34 needs the prefix in --raw's path.
+  const pathForm = await runCli(
+    ['kubeconfig', '--gateway', path.gatewayUrl, '--cluster', 'c1', '--ca', path.caFile, '--address', 'path'],
+    cleanEnv({ PIPEOPS_RUNNER_TOKEN: RUNNER_TOKEN }),
+  );
+  assert.equal(pathForm.code, 0, pathForm.stderr);
+  const { minor } = await kubectlClientVersion();
+  const prefixed = await kubectl(['get', '--raw', minor < 34 ? '/k8s/clusters/c1/version' : '/version'], { kubeconfig: pathForm.stdout });
+  assert.equal(prefixed.code, 0, prefixed.stderr);
+  assert.equal((JSON.parse(prefixed.stdout) as { gitVersion: string }).gitVersion, FAKE_GIT_VERSION);
 });

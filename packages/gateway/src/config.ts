@@ -1,4 +1,5 @@
 import type { SessionOptions } from '@pipeops/tunnel-mux';
+import { addressedCluster, clusterAddressSuffixProblem, DEFAULT_CLUSTER_ADDRESS_SUFFIX } from '@pipeops/tunnel-protocol';
 import { gatewayError } from './errors.ts';
 import type { FleetOptions } from './fleet/fleet.ts';
 import { verifyRunnerLimits, type RunnerLimits } from './runner-limits.ts';
@@ -46,6 +47,18 @@ export interface GatewayOptions {
   maxConnections?: number;
   /** Run as one replica of a fleet sharing a registry in Redis (see fleet/); absent: the gateway runs alone. */
   fleet?: FleetOptions;
+  /**
+   * Per-cluster addresses: a TLS connection whose server name (SNI) is
+   * `<cluster>.<suffix>` is cluster `<cluster>`'s, with the API server's own
+   * paths (`/version`, `/api/v1/…`, exec/attach/port-forward upgrades) and
+   * the `/k8s/clusters/{cluster}` route's authentication, owner policy,
+   * audit, limits and metrics. The certificate must cover `*.<suffix>`; the
+   * names need not resolve in DNS (kubeconfig `tls-server-name`). No name of
+   * the gateway itself (agents', replicas', load balancer's) may end in it.
+   * A lower-case DNS name of at least two labels; `''` turns the addresses
+   * off. Default `'clusters.localhost'` (what the `--dev` certificate covers).
+   */
+  clusterAddressSuffix?: string;
 }
 
 /** Defaults of the optional and commonly defaulted {@link GatewayOptions} fields. */
@@ -61,6 +74,7 @@ export const defaultGatewayOptions = Object.freeze({
   tlsHandshakeTimeoutMs: 10_000,
   requestHeadTimeoutMs: 30_000,
   maxConnections: 10_000,
+  clusterAddressSuffix: DEFAULT_CLUSTER_ADDRESS_SUFFIX,
 });
 
 /** Options with every defaulted field filled in. */
@@ -77,6 +91,7 @@ export type ResolvedGatewayOptions = GatewayOptions &
       | 'tlsHandshakeTimeoutMs'
       | 'requestHeadTimeoutMs'
       | 'maxConnections'
+      | 'clusterAddressSuffix'
     >
   >;
 
@@ -126,7 +141,17 @@ export function verifyGatewayOptions(o: GatewayOptions): void {
   if ((o.tokensFile === undefined) === (o.tokens === undefined)) fail('tokensFile', 'give exactly one of tokensFile and tokens');
   if (o.tokensFile !== undefined && (typeof o.tokensFile !== 'string' || o.tokensFile === '')) fail('tokensFile', 'must be a path');
   if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) fail('tls', 'needs both cert and key');
+  if (o.clusterAddressSuffix !== undefined) {
+    if (typeof o.clusterAddressSuffix !== 'string') fail('clusterAddressSuffix', 'must be a string');
+    const problem = clusterAddressSuffixProblem(o.clusterAddressSuffix);
+    if (problem !== undefined) fail('clusterAddressSuffix', problem);
+  }
   if (o.fleet !== undefined) verifyFleetOptions(o.fleet, fail);
+  // A replica reached at a name under the suffix would have its replica links taken for a cluster's requests.
+  const suffix = o.clusterAddressSuffix ?? DEFAULT_CLUSTER_ADDRESS_SUFFIX;
+  if (o.fleet !== undefined && typeof o.fleet.advertiseUrl === 'string' && addressedCluster(new URL(o.fleet.advertiseUrl).hostname, suffix) !== undefined) {
+    fail('clusterAddressSuffix', `the replica's advertise URL ${o.fleet.advertiseUrl} is a name under it; choose a suffix used for cluster addresses only`);
+  }
 }
 
 /** Smallest replica secret accepted (characters). */
@@ -172,5 +197,6 @@ export function resolveGatewayOptions(o: GatewayOptions): ResolvedGatewayOptions
     tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs ?? defaultGatewayOptions.tlsHandshakeTimeoutMs,
     requestHeadTimeoutMs: o.requestHeadTimeoutMs ?? defaultGatewayOptions.requestHeadTimeoutMs,
     maxConnections: o.maxConnections ?? defaultGatewayOptions.maxConnections,
+    clusterAddressSuffix: o.clusterAddressSuffix ?? defaultGatewayOptions.clusterAddressSuffix,
   };
 }

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { DEFAULT_CLUSTER_ADDRESS_SUFFIX } from '@pipeops/tunnel-protocol';
 
 /** Options of {@link generateDevCertificates}. */
 export interface DevCertificateOptions {
@@ -8,6 +9,12 @@ export interface DevCertificateOptions {
   hosts: string[];
   /** Validity of both certificates, in days. Default 30. */
   validityDays?: number;
+  /**
+   * The gateway's per-cluster address suffix: the certificate also covers
+   * `*.<suffix>` (the TLS server names `<cluster>.<suffix>`). Default
+   * `'clusters.localhost'` (the gateway's default); `''`: no wildcard.
+   */
+  clusterAddressSuffix?: string;
 }
 
 /** PEM strings: the development CA's certificate, and the server certificate (signed by it) with its key. */
@@ -19,12 +26,16 @@ export interface DevCertificates {
 
 /**
  * Generates a throw-away certificate authority and a server certificate it
- * signs, for `--dev` and for tests. Clients verify the server with
- * `ca: caCert`; the server uses `cert`/`key`. RSA 2048 keys come from
- * node:crypto; node-forge only assembles and signs the certificates.
+ * signs, for `--dev` and for tests. The server certificate is valid for
+ * `hosts` and for the per-cluster addresses `*.<clusterAddressSuffix>`.
+ * Clients verify the server with `ca: caCert`; the server uses `cert`/`key`.
+ * RSA 2048 keys come from node:crypto; node-forge only assembles and signs
+ * the certificates.
  */
 export function generateDevCertificates(opts: DevCertificateOptions): DevCertificates {
   if (opts.hosts.length === 0) throw new Error('generateDevCertificates: hosts must not be empty');
+  const suffix = opts.clusterAddressSuffix ?? DEFAULT_CLUSTER_ADDRESS_SUFFIX;
+  const names = suffix === '' ? opts.hosts : [...opts.hosts, `*.${suffix}`];
   const days = opts.validityDays ?? 30;
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
@@ -60,7 +71,7 @@ export function generateDevCertificates(opts: DevCertificateOptions): DevCertifi
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: opts.hosts.map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
+    { name: 'subjectAltName', altNames: names.map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKeys.privateKey, forge.md.sha256.create());

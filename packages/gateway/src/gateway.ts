@@ -141,6 +141,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
       runners: this.#runners,
       json: () => this.#json,
       limitsFor,
+      clusterAddressSuffix: opts.clusterAddressSuffix,
       logger: runnerLog,
     });
     this.#runnerRoutes = runnerRoutes;
@@ -161,6 +162,13 @@ class GatewayImpl extends EventEmitter implements Gateway {
     this.server = createServer(
       opts.tls,
       {
+        addressed: {
+          request: (req, res) => {
+            if (this.#draining) res.setHeader('connection', 'close');
+            return runnerRoutes.addressedRequest(req, res);
+          },
+          upgrade: (req, socket, head) => runnerRoutes.addressedUpgrade(req, socket, head),
+        },
         upgrade: (req, socket, head, path) => {
           if (path === REPLICA_PATH && fleet !== undefined) {
             fleet.endpoint.handleUpgrade(req, socket, head);

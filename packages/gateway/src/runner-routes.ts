@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL } from '@pipeops/tunnel-protocol';
+import { addressedCluster, K8S_WS_PATH, RUNNER_WS_PATH, SUBPROTOCOL, type AddressedCluster } from '@pipeops/tunnel-protocol';
 import type { JsonProtocolEndpoint } from './json-protocol/index.ts';
 import type { ForwardCore, RefusalContext, RunnerRoute } from './forward/core.ts';
 import { K8S_CLUSTERS_PREFIX, type K8sRoute } from './forward/k8s-route.ts';
@@ -42,14 +43,17 @@ export interface RunnerRoutesDeps {
   json: () => JsonProtocolEndpoint | undefined;
   /** A runner's limits: its tokens-file entry over the gateway's defaults. */
   limitsFor: (runner: RunnerIdentity) => RunnerLimits;
+  /** Suffix of the per-cluster addresses (TLS server names `<cluster>.<suffix>`); `''`: none. */
+  clusterAddressSuffix: string;
   logger: Logger;
 }
 
 /**
  * The runners' routes on the gateway's server: `/k8s/clusters/{cluster}/…`
- * (requests and upgrades), `GET /ws/runner` and `GET /ws/k8s`. Everything is
- * authenticated before anything is upgraded or relayed; refusals are
- * Kubernetes `Status` objects.
+ * (requests and upgrades), every request on a per-cluster address (TLS
+ * server name `<cluster>.<suffix>`, the same route without the prefix),
+ * `GET /ws/runner` and `GET /ws/k8s`. Everything is authenticated before
+ * anything is upgraded or relayed; refusals are Kubernetes `Status` objects.
  */
 export class RunnerRoutes {
   readonly #deps: RunnerRoutesDeps;
@@ -94,11 +98,42 @@ export class RunnerRoutes {
    */
   notFound(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (!API_ROOT_PATH_RE.test(path)) return false;
+    const suffix = this.#deps.clusterAddressSuffix;
+    const address =
+      suffix === ''
+        ? ''
+        : `, or use the cluster's own address, which needs no prefix (kubeconfig server https://<gateway> with tls-server-name <cluster>.${suffix}, as "pipeops-tunnel kubeconfig" writes it)`;
     const message =
       `the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ${path}; ` +
       `"kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): ` +
-      `kubectl get --raw /k8s/clusters/<cluster>${path}`;
+      `kubectl get --raw /k8s/clusters/<cluster>${path}${address}`;
     this.#refuse(req, res, 404, message, { requestId: requestIdFor(req), route: 'k8s', path });
+    return true;
+  }
+
+  /**
+   * The cluster a request's connection addresses by its TLS server name, or
+   * undefined for a connection to the gateway's own name (or without TLS).
+   * Read from the socket, not from `Host`: the Host header names the gateway
+   * (`server: https://GATEWAY`), only the handshake carries the cluster's name.
+   */
+  #addressed(req: IncomingMessage): AddressedCluster | undefined {
+    return addressedCluster((req.socket as Partial<TLSSocket>).servername, this.#deps.clusterAddressSuffix);
+  }
+
+  /** Every request on a per-cluster address is that cluster's (whatever its path); false on other connections. */
+  addressedRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const addressed = this.#addressed(req);
+    if (addressed === undefined) return false;
+    this.#deps.k8s.request(req, res, addressed);
+    return true;
+  }
+
+  /** Every upgrade on a per-cluster address (exec, attach, port-forward) is that cluster's; false on other connections. */
+  addressedUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const addressed = this.#addressed(req);
+    if (addressed === undefined) return false;
+    this.#deps.k8s.upgrade(req, socket, head, addressed);
     return true;
   }
 

@@ -18,6 +18,16 @@ export interface ServerRoutes {
   upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer, path: string) => boolean;
   /** CONNECT requests (never relayed); default: 400 `Status`. */
   connect?: (req: IncomingMessage, socket: Duplex) => void;
+  /**
+   * Asked first, before any path is looked at: requests and upgrades on a
+   * connection whose TLS server name is a per-cluster address belong to
+   * that cluster whatever their path (`/v1/tunnel` and `/health` included).
+   * Return false for other connections.
+   */
+  addressed?: {
+    request: (req: IncomingMessage, res: ServerResponse) => boolean;
+    upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  };
 }
 
 /**
@@ -69,6 +79,7 @@ export function createServer(
       return;
     }
     try {
+      if (routes.addressed?.request(req, res) === true) return;
       if (routes.request(req, res, path)) return;
     } catch (err) {
       logger.error({ event: 'request_failed', err, method: req.method, path }, 'request handler failed');
@@ -119,11 +130,12 @@ export function createServer(
       refuseWithStatus(socket, 400, 'only origin-form request targets (/path?query) are accepted');
       return;
     }
-    if (path === TUNNEL_PATH) {
-      routes.tunnelUpgrade(req, socket, head);
-      return;
-    }
     try {
+      if (routes.addressed?.upgrade(req, socket, head) === true) return;
+      if (path === TUNNEL_PATH) {
+        routes.tunnelUpgrade(req, socket, head);
+        return;
+      }
       if (routes.upgrade?.(req, socket, head, path) === true) return;
     } catch (err) {
       logger.error({ event: 'upgrade_failed', err, method: req.method, path }, 'upgrade handler failed');

@@ -15,6 +15,12 @@ test('invalid gateway options are rejected with PT_ERR_GATEWAY_CONFIG naming the
     [{ drainTimeoutMs: -1 }, /drainTimeoutMs/],
     [{ maxPayloadBytes: 10 }, /maxPayloadBytes/],
     [{ tokensFile: '/x.yaml' }, /tokensFile: give exactly one/],
+    [{ clusterAddressSuffix: 'localhost' }, /clusterAddressSuffix: must be a lower-case DNS name of at least two labels/],
+    [{ clusterAddressSuffix: 'Clusters.Example.com' }, /clusterAddressSuffix: must be a lower-case DNS name/],
+    [
+      { fleet: { redisUrl: 'redis://127.0.0.1:1', advertiseUrl: 'https://gw-1.clusters.localhost:8443', secret: 'replica-secret-0123456789' } },
+      /clusterAddressSuffix: the replica's advertise URL https:\/\/gw-1\.clusters\.localhost:8443 is a name under it/,
+    ],
   ];
   for (const [patch, re] of cases) {
     assert.throws(

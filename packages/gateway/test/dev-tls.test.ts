@@ -5,6 +5,7 @@ import { createServer } from 'node:https';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
+import { generateDevCertificates } from '../src/index.ts';
 import { devCerts } from './helpers/gateway.ts';
 
 test('the dev server certificate is signed by the dev CA and verifies for 127.0.0.1 and localhost', async (t) => {
@@ -36,4 +37,16 @@ test('the dev server certificate is signed by the dev CA and verifies for 127.0.
     });
     assert.equal(body, 'ok', host);
   }
+});
+
+test('the dev server certificate covers the per-cluster addresses *.<suffix>, one label deep, and none with an empty suffix', () => {
+  const leaf = new X509Certificate(devCerts().cert);
+  assert.equal(leaf.checkHost('c1.clusters.localhost'), '*.clusters.localhost');
+  assert.equal(leaf.checkHost('a.c1.clusters.localhost'), undefined);
+  const custom = new X509Certificate(generateDevCertificates({ hosts: ['localhost'], clusterAddressSuffix: 'k8s.example.test' }).cert);
+  assert.equal(custom.checkHost('prod.k8s.example.test'), '*.k8s.example.test');
+  assert.equal(custom.checkHost('c1.clusters.localhost'), undefined);
+  const none = new X509Certificate(generateDevCertificates({ hosts: ['localhost'], clusterAddressSuffix: '' }).cert);
+  assert.equal(none.checkHost('c1.clusters.localhost'), undefined);
+  assert.equal(none.checkHost('localhost'), 'localhost');
 });

@@ -11,7 +11,9 @@ const hint = (path: string): string =>
   'the gateway serves the Kubernetes API under /k8s/clusters/<cluster>, not at ' +
   path +
   '; "kubectl get --raw" through the gateway needs that prefix in the path (kubectl < 1.34 drops the server path for --raw): ' +
-  `kubectl get --raw /k8s/clusters/<cluster>${path}`;
+  `kubectl get --raw /k8s/clusters/<cluster>${path}` +
+  ", or use the cluster's own address, which needs no prefix " +
+  '(kubeconfig server https://<gateway> with tls-server-name <cluster>.clusters.localhost, as "pipeops-tunnel kubeconfig" writes it)';
 
 test('an API path without the cluster prefix gets a NotFound Status naming the /k8s/clusters/<cluster> prefix', async (t) => {
   const rig = await startRunnerRig(t);

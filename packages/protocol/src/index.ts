@@ -13,6 +13,8 @@ export {
   type ConnectFailureReason,
 } from './constants.ts';
 export { RunnerGoneError, TunnelError, errorCodes, isTunnelError } from './errors.ts';
+export { addressedCluster, clusterAddressSuffixProblem, clusterServerName, DEFAULT_CLUSTER_ADDRESS_SUFFIX, DNS_LABEL_RE } from './cluster-address.ts';
+export type { AddressedCluster } from './cluster-address.ts';
 export type { TunnelErrorCode, TunnelErrorOptions } from './errors.ts';
 export { websocketDuplex } from './websocket-duplex.ts';
 export type { WebSocketDuplexOptions } from './websocket-duplex.ts';

@@ -27,6 +27,11 @@ export const gatewayFlags: FlagSpecs = {
   'redis-url': { type: 'string', value: 'URL', help: 'redis:// or rediss:// registry shared by the replicas of a fleet (gateway.redis.url)' },
   'advertise-url': { type: 'string', value: 'URL', help: 'https://host:port other replicas reach this one at (gateway.replica.advertise_url)' },
   'replica-secret-file': { type: 'string', value: 'FILE', help: 'secret shared by every replica (gateway.replica.secret_file)' },
+  'cluster-address-suffix': {
+    type: 'string',
+    value: 'S',
+    help: "per-cluster addresses <cluster>.S (TLS server name), no path prefix; '' = off (gateway.cluster_address_suffix, default clusters.localhost)",
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -36,7 +41,9 @@ export function gatewayUsage(): string {
     'Usage: pipeops-tunnel gateway [flags]',
     '',
     'Runs the relay: accepts agents on /v1/tunnel and routes runners to their',
-    'clusters (/k8s/clusters/{cluster}/…, /ws/runner, /ws/k8s, /v1/clusters).',
+    'clusters (/k8s/clusters/{cluster}/…, /ws/runner, /ws/k8s, /v1/clusters), and',
+    'each cluster at its own address: a TLS server name <cluster>.<suffix>',
+    '(--cluster-address-suffix) with no path prefix; the certificate needs *.<suffix>.',
     '',
     'Flags:',
     formatFlags(gatewayFlags),
@@ -72,6 +79,9 @@ function loadTls(
   if (g.tls.cert !== '') return { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) };
   if (!g.dev) return undefined;
   const hosts = [...new Set(['localhost', '127.0.0.1', '::1', ...(host === '0.0.0.0' || host === '::' ? [] : [host])])];
+  // The per-cluster addresses too (*.<suffix>); in the list, so a state folder made for another suffix is not reused.
+  const suffix = g.cluster_address_suffix;
+  const covered = suffix === '' ? hosts : [...hosts, `*.${suffix}`];
   let dir = g.state_dir;
   if (dir === '') dir = mkdtempSync(join(tmpdir(), 'pipeops-tunnel-gateway-'));
   else mkdirSync(dir, { recursive: true });
@@ -81,16 +91,16 @@ function loadTls(
   const hostsFile = join(dir, 'dev-hosts.json');
   // A state folder that already holds a dev certificate for the same hosts is
   // reused, so agents that trust its CA reconnect after a gateway restart.
-  if ([caFile, certFile, keyFile, hostsFile].every((f) => existsSync(f)) && readFileSync(hostsFile, 'utf8') === JSON.stringify(hosts)) {
-    logger.warn({ caFile, hosts, reused: true }, `dev CA written to ${caFile}`);
+  if ([caFile, certFile, keyFile, hostsFile].every((f) => existsSync(f)) && readFileSync(hostsFile, 'utf8') === JSON.stringify(covered)) {
+    logger.warn({ caFile, hosts: covered, reused: true }, `dev CA written to ${caFile}`);
     return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
   }
-  const dev = generateDevCertificates({ hosts });
+  const dev = generateDevCertificates({ hosts, clusterAddressSuffix: suffix });
   writeFileSync(caFile, dev.caCert, { mode: 0o644 });
   writeFileSync(certFile, dev.cert, { mode: 0o644 });
   writeFileSync(keyFile, dev.key, { mode: 0o600 });
-  writeFileSync(hostsFile, JSON.stringify(hosts), { mode: 0o644 });
-  logger.warn({ caFile, hosts }, `dev CA written to ${caFile}`);
+  writeFileSync(hostsFile, JSON.stringify(covered), { mode: 0o644 });
+  logger.warn({ caFile, hosts: covered }, `dev CA written to ${caFile}`);
   return { cert: dev.cert, key: dev.key };
 }
 
@@ -149,6 +159,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
         tlsHandshakeTimeoutMs: config.gateway.tls_handshake_timeout,
         requestHeadTimeoutMs: config.gateway.request_head_timeout,
         maxConnections: config.gateway.max_connections,
+        clusterAddressSuffix: config.gateway.cluster_address_suffix,
         ...fleetOptions(config),
       },
       { logger, registry },

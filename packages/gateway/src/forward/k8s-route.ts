@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions } from '@pipeops/tunnel-protocol';
+import type { AddressedCluster } from '@pipeops/tunnel-protocol';
 import { authorizeRunner, CLUSTER_RE } from '../runner-auth.ts';
 import type { RunnerLimits } from '../runner-limits.ts';
 import type { RunnerIdentity, TokenStore } from '../tokens.ts';
@@ -26,6 +27,26 @@ export function parseK8sTarget(url: string): { cluster: string; path: string } |
   return { cluster, path: tail.startsWith('/') ? tail : `/${tail}` };
 }
 
+/**
+ * The cluster and API-server target of a request on a per-cluster address
+ * (see the protocol's cluster-address.ts): the whole target is the API server's. The path
+ * form is accepted there too when it names the same cluster (a path-form
+ * kubeconfig given a `tls-server-name` keeps working); naming another
+ * cluster is a refusal, `problem`, as is a server name that names no cluster.
+ */
+export function addressedK8sTarget(url: string, addressed: AddressedCluster): { cluster: string; path: string } | { problem: string; status: number } {
+  if (!addressed.ok) return { problem: addressed.message, status: 404 };
+  const prefixed = parseK8sTarget(url);
+  if (prefixed === undefined) return { cluster: addressed.cluster, path: url };
+  if (prefixed.cluster === addressed.cluster) return prefixed;
+  return {
+    status: 400,
+    problem:
+      `this connection is for cluster "${addressed.cluster}" (TLS server name ${addressed.serverName}), ` +
+      `but the path names cluster "${prefixed.cluster}": on a cluster's own address, give the API server's path (/version, /api/…)`,
+  };
+}
+
 /** What the `/k8s/clusters` front-end needs besides the core. */
 export interface K8sRouteDeps {
   core: ForwardCore;
@@ -35,10 +56,12 @@ export interface K8sRouteDeps {
 }
 
 /**
- * Serves `/k8s/clusters/{cluster}/…` requests and upgrades: authenticates
- * the runner, checks the target, and relays the request to the cluster's
- * agent without the runner's `Authorization`, with `x-pipeops-request-id`
- * set both ways. Never throws.
+ * Serves `/k8s/clusters/{cluster}/…` requests and upgrades, and every
+ * request on a per-cluster address (`addressed`): authenticates the runner,
+ * checks the target, and relays the request to the cluster's agent without
+ * the runner's `Authorization`, with `x-pipeops-request-id` set both ways.
+ * Both forms are one route (`route: 'k8s'` in audit records and metrics).
+ * Never throws.
  */
 export class K8sRoute {
   readonly #deps: K8sRouteDeps;
@@ -47,21 +70,27 @@ export class K8sRoute {
     this.#deps = deps;
   }
 
-  /** A plain request. */
-  request(req: IncomingMessage, res: ServerResponse): void {
-    this.#serve(req, res, undefined);
+  /** A plain request; `addressed` when the connection's TLS server name chose the cluster. */
+  request(req: IncomingMessage, res: ServerResponse, addressed?: AddressedCluster): void {
+    this.#serve(req, res, undefined, addressed);
   }
 
-  /** An upgrade (exec, attach, port-forward). */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.#serve(req, socket, head);
+  /** An upgrade (exec, attach, port-forward); `addressed` as for {@link K8sRoute.request}. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, addressed?: AddressedCluster): void {
+    this.#serve(req, socket, head, addressed);
   }
 
-  #serve(req: IncomingMessage, target: ServerResponse | Duplex, head: Buffer | undefined): void {
+  #serve(req: IncomingMessage, target: ServerResponse | Duplex, head: Buffer | undefined, addressed: AddressedCluster | undefined): void {
     const { core } = this.#deps;
-    const parsed = parseK8sTarget(req.url ?? '/');
-    const base: RefusalContext = { requestId: requestIdFor(req), route: 'k8s', path: parsed?.path ?? '' };
+    const url = req.url ?? '/';
+    const parsed = addressed === undefined ? parseK8sTarget(url) : addressedK8sTarget(url, addressed);
+    const base: RefusalContext = { requestId: requestIdFor(req), route: 'k8s', path: parsed === undefined ? '' : 'path' in parsed ? parsed.path : url };
     const refuse = (status: number, message: string, ctx: RefusalContext): void => core.refuse(req.method, target, { status, message, headers: {} }, ctx);
+    if (parsed !== undefined && 'problem' in parsed) {
+      // As the path form: a name that names no cluster is a 404, a request naming two clusters a protocol error.
+      refuse(parsed.status, parsed.problem, parsed.status === 400 ? { ...base, rule: 'protocol' } : base);
+      return;
+    }
     if (parsed === undefined || !CLUSTER_RE.test(parsed.cluster)) {
       refuse(404, 'no cluster named in the path (/k8s/clusters/{cluster}/…)', base);
       return;
