@@ -1,7 +1,10 @@
 // Chaos on the real path: SIGKILL the gateway during a `kubectl get -w` and
 // during an exec. The runner's command ends with an error (no hang), the
 // gateway comes back on the same port, the agents reconnect, and the next
-// command works. There is no gateway on the direct path: not applicable there.
+// command works — except a WATCH through `pipeops-tunnel proxy`: tunnel-client
+// resumes it from the last resourceVersion once the tunnel is back, so
+// kubectl keeps running and sees every change once. There is no gateway on
+// the direct path: not applicable there.
 import { check, type Ctx, type Scenario } from '../harness/scenario.ts';
 import { until } from '../harness/proc.ts';
 
@@ -32,7 +35,92 @@ async function restartAndRecover(ctx: Ctx): Promise<string> {
   return `recovered: agents ready ${agentMs.toFixed(0)} ms after the restart, proxies answering (${proxiesMs.join(', ')}); next command ok after ${attempts} attempt(s)`;
 }
 
+/** The NAME column of `kubectl get -w` rows (header and the namespace's CA configmap left out). */
+function names(lines: string[]): string[] {
+  return lines.map((l) => l.split(/\s+/)[0] ?? '').filter((n) => n !== '' && n !== 'NAME' && n !== 'kube-root-ca.crt');
+}
+
 export const chaosScenarios: Scenario[] = [
+  {
+    name: 'chaos: get -w via proxy resumes across a gateway restart',
+    group: 'chaos',
+    notOn: {
+      direct: NO_GATEWAY,
+      gateway:
+        'kubectl talks to the gateway itself: nothing on the runner side can resume its WATCH (it ends with an error: see "chaos: gateway killed during get -w")',
+    },
+    compare: false,
+    async run(ctx) {
+      for (const n of ['before-1', 'before-2']) await ctx.k(['create', 'configmap', n, '-n', ctx.ns]);
+      const w = ctx.t.spawnKubectl('chaos-resume-get-w', ['get', 'configmaps', '-n', ctx.ns, '-w']);
+      try {
+        await w.waitForLine('the listed configmaps', /^before-2\s/, 30_000);
+        await ctx.k(['create', 'configmap', 'before-3', '-n', ctx.ns]);
+        await w.waitForLine('an event before the outage', /^before-3\s/, 30_000);
+        const killedAt = performance.now();
+        await ctx.env.tunnel.killGateway();
+        // Changes while the tunnel is down, made straight at the API server.
+        for (const n of ['during-1', 'during-2', 'during-3']) {
+          const r = await ctx.env.cluster.admin(['create', 'configmap', n, '-n', ctx.ns]);
+          check(r.code === 0, `creating ${n} during the outage: ${r.stderr}`);
+        }
+        const recovered = await restartAndRecover(ctx);
+        await w.waitForLine('the changes of the outage', /^during-3\s/, 60_000);
+        const resumedMs = performance.now() - killedAt;
+        await ctx.k(['create', 'configmap', 'after-1', '-n', ctx.ns]);
+        await w.waitForLine('an event after the outage', /^after-1\s/, 30_000);
+        check(w.alive, `kubectl get -w ended: ${w.tail()}`);
+        const seen = names(w.lines);
+        const want = ['before-1', 'before-2', 'before-3', 'during-1', 'during-2', 'during-3', 'after-1'];
+        check(JSON.stringify(seen) === JSON.stringify(want), `kubectl printed ${JSON.stringify(seen)}, want each once, in order: ${JSON.stringify(want)}`);
+        const resumed = [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'watch_resumed');
+        check(resumed !== undefined, 'no watch_resumed record in the proxies’ logs');
+        return [
+          `kubectl get -w kept running; printed ${seen.join(', ')} (each once, in order)`,
+          `the outage's changes arrived ${resumedMs.toFixed(0)} ms after the kill; watch_resumed: attempts ${String(resumed.attempts)}, outage ${String(resumed.outageMs)} ms`,
+          recovered,
+        ].join('\n');
+      } finally {
+        await w.stop('SIGKILL', 1_000);
+        if (!ctx.env.tunnel.gatewayAlive()) await ctx.env.tunnel.startGateway();
+      }
+    },
+  },
+  {
+    name: 'chaos: logs -f --timestamps via proxy resumes across a gateway restart',
+    group: 'chaos',
+    notOn: {
+      direct: NO_GATEWAY,
+      gateway: 'kubectl talks to the gateway itself: nothing on the runner side can resume its follow',
+    },
+    compare: false,
+    async run(ctx) {
+      await ctx.env.pod(ctx.ns, 'resumer');
+      const mark = `resume-${ctx.ns}`;
+      // Lines written by one appendLog share one timestamp: the resume must tell them apart.
+      ctx.env.cluster.appendLog([`${mark} before-1`, `${mark} before-2`]);
+      const f = ctx.t.spawnKubectl('chaos-resume-logs-f', ['logs', '-f', '--timestamps', 'resumer', '-n', ctx.ns]);
+      try {
+        await f.waitForLine('the lines before the outage', (l) => l.endsWith(`${mark} before-2`), 30_000);
+        await ctx.env.tunnel.killGateway();
+        ctx.env.cluster.appendLog([`${mark} during-1`, `${mark} during-2`]);
+        const recovered = await restartAndRecover(ctx);
+        await f.waitForLine('the lines of the outage', (l) => l.endsWith(`${mark} during-2`), 60_000);
+        ctx.env.cluster.appendLog([`${mark} after-1`]);
+        await f.waitForLine('a line after the outage', (l) => l.endsWith(`${mark} after-1`), 30_000);
+        check(f.alive, `kubectl logs -f ended: ${f.tail()}`);
+        const mine = f.lines.filter((l) => l.includes(mark)).map((l) => l.slice(l.indexOf(mark) + mark.length + 1));
+        const want = ['before-1', 'before-2', 'during-1', 'during-2', 'after-1'];
+        check(JSON.stringify(mine) === JSON.stringify(want), `kubectl printed ${JSON.stringify(mine)}, want each once, in order: ${JSON.stringify(want)}`);
+        const resumed = [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'logs_resumed');
+        check(resumed !== undefined, 'no logs_resumed record in the proxies’ logs');
+        return `kubectl logs -f --timestamps kept running; printed ${mine.join(', ')} (each once, in order); resumed from sinceTime ${String(resumed.sinceTime)}\n${recovered}`;
+      } finally {
+        await f.stop('SIGKILL', 1_000);
+        if (!ctx.env.tunnel.gatewayAlive()) await ctx.env.tunnel.startGateway();
+      }
+    },
+  },
   {
     name: 'chaos: gateway killed during get -w',
     group: 'chaos',
@@ -45,6 +133,16 @@ export const chaosScenarios: Scenario[] = [
         await w.waitForLine('the seed', /^seed\s/, 30_000);
         const killedAt = performance.now();
         await ctx.env.tunnel.killGateway();
+        if (ctx.t.name === 'proxy') {
+          // The proxy (tunnel-client) resumes the WATCH: kubectl does not end, and prints what changed meanwhile.
+          const made = await ctx.env.cluster.admin(['create', 'configmap', 'during-outage', '-n', ctx.ns]);
+          check(made.code === 0, `creating a configmap during the outage: ${made.stderr}`);
+          const recovered = await restartAndRecover(ctx);
+          await w.waitForLine('the configmap created during the outage', /^during-outage\s/, 60_000);
+          check(w.alive, `kubectl get -w ended although the proxy resumes watches: ${w.tail()}`);
+          return `get -w kept running across the restart (${(performance.now() - killedAt).toFixed(0)} ms) and printed the change made during the outage\n${recovered}`;
+        }
+        // Through the gateway endpoint kubectl holds the connection itself: the kill ends its watch.
         const code = await Promise.race([w.exited, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 30_000).unref())]);
         check(code !== 'hang', 'kubectl get -w still running 30 s after the gateway died');
         const ms = performance.now() - killedAt;

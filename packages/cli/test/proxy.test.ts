@@ -106,13 +106,16 @@ test('a token the gateway refuses makes `proxy` exit 3', async (t) => {
   assert.ok(!r.stdout.includes('wrong-token'));
 });
 
-test('proxy without a gateway URL or with a bad --listen exits 2 naming the flag', async () => {
+test('proxy without a gateway URL, with a bad --listen or a bad --resume-max-wait exits 2 naming the flag', async () => {
   const noGateway = await runCli(['proxy', '--cluster', 'c1', '--token', 't']);
   assert.equal(noGateway.code, 2);
   assert.match(noGateway.stderr, /--gateway is required/);
   const badListen = await runCli(['proxy', '--gateway', 'https://127.0.0.1:1', '--cluster', 'c1', '--token', 't', '--listen', 'nohost']);
   assert.equal(badListen.code, 2);
   assert.match(badListen.stderr, /--listen must be HOST:PORT/);
+  const badWait = await runCli(['proxy', '--gateway', 'https://127.0.0.1:1', '--cluster', 'c1', '--token', 't', '--resume-max-wait', 'soon']);
+  assert.equal(badWait.code, 2);
+  assert.match(badWait.stderr, /--resume-max-wait must be a duration/);
 });
 
 test('--listen accepts HOST:PORT, [v6]:PORT and a bare port', () => {

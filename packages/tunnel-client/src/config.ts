@@ -17,6 +17,24 @@ export interface ReconnectOptions {
   stableAfterMs?: number;
 }
 
+/**
+ * Resuming of WATCH and `logs -f` streams cut by a tunnel drop (see
+ * src/resume/): the same request is sent again once the tunnel is back, from
+ * the last `resourceVersion` (or, for logs with `timestamps=true`, the last
+ * line's timestamp), and the caller's response simply goes on.
+ */
+export interface ResumeOptions {
+  /** Resume cut streams. Per request: header `x-pipeops-resume: off`, `watch(path, { resume: false })`. Default `true`. */
+  enabled?: boolean;
+  /**
+   * How long after the drop a stream keeps trying (the tunnel to come back,
+   * then the agent to answer; attempts spaced by the `reconnect` backoff)
+   * before the caller gets the error it would have got without resuming, ms.
+   * Default 60_000.
+   */
+  maxWaitMs?: number;
+}
+
 /** Options of {@link connect}. */
 export interface ConnectOptions {
   /** The gateway, `https://host:port` (dialed as `wss://`). `http://` is for development only. Required. */
@@ -42,6 +60,8 @@ export interface ConnectOptions {
    * before failing with `PT_ERR_CLIENT_DISCONNECTED`, ms. Default 0 (fail fast).
    */
   waitForConnectionMs?: number;
+  /** Resuming of cut WATCH and `logs -f` streams; see {@link ResumeOptions}. */
+  resume?: ResumeOptions;
   /** The origin `tunnel.dispatcher` serves. Default `http://kubernetes.tunnel.invalid` (`.invalid` never resolves: RFC 2606). */
   baseUrl?: string;
   /** yamux options of the session (the runner is always the mux client). */
@@ -65,6 +85,7 @@ export const defaultConnectOptions = {
   connectTimeoutMs: 10_000,
   handshakeTimeoutMs: 10_000,
   waitForConnectionMs: 0,
+  resume: { enabled: true, maxWaitMs: 60_000 },
   baseUrl: 'http://kubernetes.tunnel.invalid',
 } as const;
 
@@ -80,6 +101,7 @@ export interface ResolvedConnectOptions {
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
   waitForConnectionMs: number;
+  resume: Required<ResumeOptions>;
   baseUrl: URL;
   mux: Partial<Omit<SessionOptions, 'client'>>;
 }
@@ -136,6 +158,10 @@ export function resolveConnectOptions(o: ConnectOptions): ResolvedConnectOptions
     connectTimeoutMs: nonNegative('connectTimeoutMs', o.connectTimeoutMs ?? defaultConnectOptions.connectTimeoutMs),
     handshakeTimeoutMs: nonNegative('handshakeTimeoutMs', o.handshakeTimeoutMs ?? defaultConnectOptions.handshakeTimeoutMs),
     waitForConnectionMs: nonNegative('waitForConnectionMs', o.waitForConnectionMs ?? defaultConnectOptions.waitForConnectionMs),
+    resume: {
+      enabled: o.resume?.enabled ?? defaultConnectOptions.resume.enabled,
+      maxWaitMs: nonNegative('resume.maxWaitMs', o.resume?.maxWaitMs ?? defaultConnectOptions.resume.maxWaitMs),
+    },
     baseUrl: new URL(baseUrl.origin),
     mux: { ...defaultMuxOptions, ...o.mux },
   };

@@ -80,10 +80,12 @@ export class TunnelConnection extends EventEmitter {
    * Opens a new stream on the live session. While the tunnel is down, waits
    * up to `waitForConnectionMs` for it to come back, then rejects with
    * `PT_ERR_CLIENT_DISCONNECTED`; after close(), `PT_ERR_CLIENT_CLOSED` (or
-   * the error that closed it, e.g. `PT_ERR_AUTH_REJECTED`).
+   * the error that closed it, e.g. `PT_ERR_AUTH_REJECTED`). `waitMs`
+   * replaces `waitForConnectionMs` for this stream (a resumed WATCH waits for
+   * the tunnel longer than a new request does).
    */
-  async openStream(): Promise<Stream> {
-    const deadline = Date.now() + this.#o.waitForConnectionMs;
+  async openStream(waitMs: number = this.#o.waitForConnectionMs): Promise<Stream> {
+    const deadline = Date.now() + waitMs;
     for (;;) {
       if (this.#state === 'closed') throw this.#closeError ?? new ClientError('PT_ERR_CLIENT_CLOSED');
       const session = this.#session;
@@ -98,9 +100,7 @@ export class TunnelConnection extends EventEmitter {
       if (left <= 0) {
         throw new ClientError(
           'PT_ERR_CLIENT_DISCONNECTED',
-          this.#o.waitForConnectionMs > 0
-            ? `the tunnel to the gateway did not come back within ${this.#o.waitForConnectionMs} ms`
-            : `the tunnel to the gateway is not connected (state ${this.#state})`,
+          waitMs > 0 ? `the tunnel to the gateway did not come back within ${waitMs} ms` : `the tunnel to the gateway is not connected (state ${this.#state})`,
         );
       }
       await this.#nextChange(left);

@@ -1,9 +1,22 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { pino, type Logger } from 'pino';
 import { Client, Dispatcher, type buildConnector } from 'undici';
+import type { ReconnectOptions, ResumeOptions } from './config.ts';
 import { ClientError } from './errors.ts';
 import { asSocket } from './internal/stream-socket.ts';
 import { fromLegacyHandler, isLegacyHandler } from './legacy-handler.ts';
+import { headerOf, withoutHeader } from './resume/request-headers.ts';
+import { planResume, RESUME_HEADER, resumeOff } from './resume/resume-plan.ts';
+import { ResumingRequest, type ResumeDeps } from './resume/resuming-request.ts';
+
+/** How {@link TunnelDispatcher} resumes WATCH and `logs -f` streams cut by a tunnel drop (see src/resume/). */
+export interface DispatcherResumeOptions {
+  resume: Required<ResumeOptions>;
+  /** Backoff between resume attempts: the tunnel's reconnect `intervalMs` and `maxIntervalMs`. */
+  reconnect: Pick<Required<ReconnectOptions>, 'intervalMs' | 'maxIntervalMs'>;
+  logger?: Logger;
+}
 
 /**
  * undici ends a one-request connection with `destroy(InformationalError('reset'))`
@@ -46,19 +59,49 @@ function gracefulReset<T extends Duplex>(stream: T): T {
  *
  * Requests for any other origin are refused with `PT_ERR_CLIENT_ORIGIN`: the
  * dispatcher never dials anything but the tunnel.
+ *
+ * A WATCH or a `logs -f` with timestamps cut by a tunnel drop is resumed
+ * (src/resume/resuming-request.ts) unless the request carries
+ * `x-pipeops-resume: off`; that header is never sent upstream.
  */
 export class TunnelDispatcher extends Dispatcher {
   /** The only origin served, e.g. `http://kubernetes.tunnel.invalid`. */
   readonly origin: string;
+  readonly #open: (waitMs?: number) => Promise<Duplex>;
   readonly #connect: buildConnector.connector;
   readonly #clients = new Set<Client>();
+  readonly #resume: ResumeDeps | undefined;
+  readonly #resuming = new Set<ResumingRequest>();
   #closed = false;
 
-  constructor(origin: string, openStream: () => Promise<Duplex>) {
+  /**
+   * `openStream(waitMs)` opens a tunnel stream, waiting up to `waitMs` (its
+   * own default when undefined) for the tunnel. Without `resume`, nothing is
+   * resumed.
+   */
+  constructor(origin: string, openStream: (waitMs?: number) => Promise<Duplex>, resume?: DispatcherResumeOptions) {
     super();
     this.origin = new URL(origin).origin;
-    this.#connect = (_opts, callback) => {
-      openStream().then(
+    this.#open = openStream;
+    this.#connect = this.#connector(undefined);
+    this.#resume =
+      resume === undefined || !resume.resume.enabled
+        ? undefined
+        : {
+            dispatch: (options, handler, waitMs) => {
+              this.#dispatchOnce(options, handler, waitMs);
+            },
+            maxWaitMs: resume.resume.maxWaitMs,
+            intervalMs: resume.reconnect.intervalMs,
+            maxIntervalMs: resume.reconnect.maxIntervalMs,
+            logger: resume.logger ?? pino({ enabled: false }),
+            done: (r) => this.#resuming.delete(r),
+          };
+  }
+
+  #connector(waitMs: number | undefined): buildConnector.connector {
+    return (_opts, callback) => {
+      this.#open(waitMs).then(
         (stream) => callback(null, asSocket(gracefulReset(stream)) as unknown as Socket),
         (err: Error) => callback(err, null),
       );
@@ -87,7 +130,29 @@ export class TunnelDispatcher extends Dispatcher {
       }
       throw refusal;
     }
-    const client = new Client(this.origin, { connect: this.#connect, pipelining: 1, maxRequestsPerClient: 1 });
+    const flag = headerOf(options.headers, RESUME_HEADER);
+    const upstream: Dispatcher.DispatchOptions = flag === undefined ? options : { ...options, headers: withoutHeader(options.headers, RESUME_HEADER) ?? null };
+    const plan =
+      this.#resume !== undefined && !resumeOff(flag) && (options.upgrade ?? null) === null && (options.body ?? null) === null
+        ? planResume(upstream.method, upstream.path, headerOf(upstream.headers, 'accept'))
+        : undefined;
+    if (plan !== undefined && this.#resume !== undefined) {
+      const request = new ResumingRequest(plan, upstream, handler, this.#resume);
+      this.#resuming.add(request);
+      request.start();
+      return true;
+    }
+    return this.#dispatchOnce(upstream, handler, undefined);
+  }
+
+  /** One request on one new stream (whose opening may wait `waitMs` for the tunnel). */
+  #dispatchOnce(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, waitMs: number | undefined): boolean {
+    if (this.#closed) {
+      handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, new ClientError('PT_ERR_CLIENT_CLOSED', 'the tunnel dispatcher is closed'));
+      return true;
+    }
+    const connect = waitMs === undefined ? this.#connect : this.#connector(waitMs);
+    const client = new Client(this.origin, { connect, pipelining: 1, maxRequestsPerClient: 1 });
     this.#clients.add(client);
     const release = (): void => {
       if (this.#clients.delete(client)) void client.destroy().catch(() => {});
@@ -103,6 +168,7 @@ export class TunnelDispatcher extends Dispatcher {
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#closed = true;
+    this.#cancelResuming();
     const done = Promise.all([...this.#clients].map((c) => c.close().catch(() => {}))).then(() => {});
     if (callback === undefined) return done;
     void done.then(callback);
@@ -114,6 +180,7 @@ export class TunnelDispatcher extends Dispatcher {
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     this.#closed = true;
+    this.#cancelResuming();
     const err = typeof errOrCallback === 'function' ? null : (errOrCallback ?? null);
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     const clients = [...this.#clients];
@@ -121,5 +188,11 @@ export class TunnelDispatcher extends Dispatcher {
     const done = Promise.all(clients.map((c) => c.destroy(err).catch(() => {}))).then(() => {});
     if (cb === undefined) return done;
     void done.then(cb);
+  }
+
+  /** Requests waiting to resume end now, with the error that cut them. */
+  #cancelResuming(): void {
+    const closed = new ClientError('PT_ERR_CLIENT_CLOSED', 'the tunnel dispatcher is closed');
+    for (const r of [...this.#resuming]) r.cancel(closed);
   }
 }

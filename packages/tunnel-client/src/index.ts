@@ -1,8 +1,10 @@
 export { connect, Tunnel } from './tunnel.ts';
 export { defaultConnectOptions, defaultMuxOptions, resolveConnectOptions } from './config.ts';
-export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions } from './config.ts';
+export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions, ResumeOptions } from './config.ts';
 export type { TunnelState } from './connection.ts';
 export { TunnelDispatcher } from './dispatcher.ts';
+export type { DispatcherResumeOptions } from './dispatcher.ts';
+export { RESUME_HEADER } from './resume/resume-plan.ts';
 export { TunnelKubeConfig } from './kube-config.ts';
 export type { TunnelKubeConfigOptions } from './kube-config.ts';
 export type { ListenOptions, LocalProxy } from './local-proxy.ts';

@@ -4,6 +4,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { relayThroughDispatcher } from './internal/dispatch-relay.ts';
+import { planResume, RESUME_HEADER, resumeOff } from './resume/resume-plan.ts';
 
 /** Options of `tunnel.listen()`. */
 export interface ListenOptions {
@@ -31,17 +34,34 @@ function statusBody(status: number, reason: string, message: string): { contentT
   };
 }
 
+/** The dispatcher that resumes WATCH and `logs -f` streams, and the origin it serves. */
+export interface ResumingDispatcher {
+  dispatcher: Dispatcher;
+  origin: string;
+}
+
+/** True when `req` goes through the resuming dispatcher: a WATCH or a `logs -f` with timestamps, not opted out. */
+function resumable(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' || req.headers.upgrade !== undefined) return false;
+  if (resumeOff(req.headers[RESUME_HEADER] as string | undefined)) return false;
+  if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) return false;
+  return planResume('GET', req.url ?? '/', req.headers.accept) !== undefined;
+}
+
 /**
  * A plain-HTTP server on the runner's machine that forwards every request —
  * upgrades (exec, attach, port-forward; WebSocket and SPDY) included — through
  * the tunnel, one stream each, with `relayRequest` / `relayUpgrade`. What
- * `pipeops-tunnel proxy` serves, like `kubectl proxy`.
+ * `pipeops-tunnel proxy` serves, like `kubectl proxy`. With `resuming`, a
+ * WATCH or a `logs -f` with timestamps goes through that dispatcher instead,
+ * and so survives a tunnel drop (`x-pipeops-resume: off` opts out; the header
+ * is never sent upstream).
  */
-export async function startLocalProxy(open: () => Promise<Duplex>, options: ListenOptions, logger: Logger): Promise<LocalProxy> {
+export async function startLocalProxy(open: () => Promise<Duplex>, options: ListenOptions, logger: Logger, resuming?: ResumingDispatcher): Promise<LocalProxy> {
   const host = options.host ?? '127.0.0.1';
   const sockets = new Set<Socket | Duplex>();
   let seq = 0;
-  const relayOptions = (req: IncomingMessage): RelayOptions => ({ path: req.url ?? '/', errorResponse: statusBody });
+  const relayOptions = (req: IncomingMessage): RelayOptions => ({ path: req.url ?? '/', errorResponse: statusBody, dropHeaders: [RESUME_HEADER] });
   const logResult = (req: IncomingMessage, id: number, startedAt: number, r: RelayResult): void => {
     const record = {
       event: 'proxy_request',
@@ -61,7 +81,11 @@ export async function startLocalProxy(open: () => Promise<Duplex>, options: List
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const id = ++seq;
     const startedAt = Date.now();
-    void relayRequest(req, res, open, relayOptions(req)).then((r) => logResult(req, id, startedAt, r));
+    const relayed =
+      resuming !== undefined && resumable(req)
+        ? relayThroughDispatcher(req, res, resuming.dispatcher, resuming.origin, req.url ?? '/')
+        : relayRequest(req, res, open, relayOptions(req));
+    void relayed.then((r) => logResult(req, id, startedAt, r));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const id = ++seq;

@@ -3,6 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import { forwardRequestHeaders, headerList, headerRecord } from '@pipeops/tunnel-protocol';
 import { ClientError } from './errors.ts';
+import { RESUME_HEADER } from './resume/resume-plan.ts';
 
 /** A request in the original VM agent's message shape (`/ws/k8s`), sent through the tunnel. */
 export interface TunnelRequest {
@@ -63,6 +64,11 @@ export interface WatchOptions {
   query?: Record<string, string | string[]>;
   /** Stops the watch. */
   signal?: AbortSignal;
+  /**
+   * Resume the watch after a tunnel drop, from the last resourceVersion seen
+   * (the connection's `resume` options bound the wait). Default true.
+   */
+  resume?: boolean;
 }
 
 /** Request headers undici computes itself, besides the hop-by-hop ones. */
@@ -113,6 +119,8 @@ export async function sendRequest(dispatcher: Dispatcher, origin: string, msg: T
     headers,
     body: body ?? null,
     signal: controller.signal,
+    // A WATCH or a log follow may be quiet for minutes: no timeout between body chunks.
+    ...(msg.stream === true ? { bodyTimeout: 0 } : {}),
   }).catch((err: unknown) => {
     msg.signal?.removeEventListener('abort', onAbort);
     throw err;
@@ -199,7 +207,7 @@ export async function* watchEvents<T = Record<string, unknown>>(
     method: 'GET',
     path,
     query,
-    headers: { accept: 'application/json' },
+    headers: { accept: 'application/json', ...(options.resume === false ? { [RESUME_HEADER]: 'off' } : {}) },
     stream: true,
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
   })) as TunnelStreamResponse;

@@ -7,6 +7,7 @@ import { TunnelDispatcher } from './dispatcher.ts';
 import { TunnelHttpAgent } from './internal/http-agent.ts';
 import { TunnelKubeConfig } from './kube-config.ts';
 import { startLocalProxy, type ListenOptions, type LocalProxy } from './local-proxy.ts';
+import { RESUME_HEADER } from './resume/resume-plan.ts';
 import { sendRequest, watchEvents, type TunnelRequest, type TunnelResponse, type TunnelStreamResponse, type WatchEvent, type WatchOptions } from './request.ts';
 
 /**
@@ -34,12 +35,14 @@ export class Tunnel extends EventEmitter {
   readonly #logger: Logger;
   readonly #httpAgent: TunnelHttpAgent;
   readonly #proxies = new Set<LocalProxy>();
+  readonly #resumeEnabled: boolean;
   #closing: Promise<void> | undefined;
 
   /** @internal use {@link connect}. */
   constructor(options: ResolvedConnectOptions, logger: Logger) {
     super();
     this.#logger = logger;
+    this.#resumeEnabled = options.resume.enabled;
     this.baseUrl = options.baseUrl.origin;
     this.cluster = options.cluster;
     this.runnerId = options.runnerId;
@@ -48,7 +51,11 @@ export class Tunnel extends EventEmitter {
       this.#connection.on(e, (arg: unknown) => this.emit(e, arg));
     }
     const open = (): Promise<Duplex> => this.#connection.openStream();
-    this.dispatcher = new TunnelDispatcher(this.baseUrl, open);
+    this.dispatcher = new TunnelDispatcher(this.baseUrl, (waitMs) => this.#connection.openStream(waitMs), {
+      resume: options.resume,
+      reconnect: options.reconnect,
+      logger,
+    });
     this.#httpAgent = new TunnelHttpAgent(open);
   }
 
@@ -72,13 +79,19 @@ export class Tunnel extends EventEmitter {
    * path (`'/version'`) is taken relative to {@link baseUrl}. For TypeScript
    * users of the global fetch: `fetch(url, { dispatcher: tunnel.dispatcher })`
    * works at run time too, but Node's `RequestInit` types its `dispatcher` as
-   * the undici bundled with Node (7.x), not undici 8's.
+   * the undici bundled with Node (7.x), not undici 8's. A WATCH or a
+   * `logs -f` with timestamps survives a tunnel drop (see `ResumeOptions`);
+   * `resume: false` turns that off for this call.
    */
-  fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  fetch(input: string | URL | Request, init: RequestInit & { resume?: boolean } = {}): Promise<Response> {
     const target = typeof input === 'string' && input.startsWith('/') ? `${this.baseUrl}${input}` : input;
     // The dispatcher adapts the older handler API Node's fetch dispatches with (legacy-handler.ts); only the types differ.
     const dispatcher = this.dispatcher as unknown as NonNullable<RequestInit['dispatcher']>;
-    return globalThis.fetch(target, { ...init, dispatcher });
+    const { resume, ...rest } = init;
+    if (resume !== false) return globalThis.fetch(target, { ...rest, dispatcher });
+    const headers = new Headers(rest.headers);
+    headers.set(RESUME_HEADER, 'off');
+    return globalThis.fetch(target, { ...rest, headers, dispatcher });
   }
 
   /** Opens a raw stream to the cluster's API server: write one HTTP/1.1 request (origin-form), read one response. */
@@ -109,14 +122,25 @@ export class Tunnel extends EventEmitter {
     return sendRequest(this.dispatcher, this.baseUrl, msg);
   }
 
-  /** WATCH events of a collection (`path` without `?watch`), e.g. `/api/v1/namespaces/default/pods`. Break the loop to stop. */
+  /**
+   * WATCH events of a collection (`path` without `?watch`), e.g.
+   * `/api/v1/namespaces/default/pods`. Break the loop to stop. A tunnel drop
+   * does not end it: it goes on from the last resourceVersion once the tunnel
+   * is back (`resume: false` turns that off).
+   */
   watch<T = Record<string, unknown>>(path: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent<T>> {
     return watchEvents<T>((m) => this.request(m), path, options);
   }
 
-  /** Starts a local plain-HTTP endpoint forwarding everything (upgrades included) through the tunnel. Closed by {@link close} too. */
+  /**
+   * Starts a local plain-HTTP endpoint forwarding everything (upgrades
+   * included) through the tunnel. A WATCH or a `logs -f` with timestamps
+   * survives a tunnel drop (header `x-pipeops-resume: off` opts a request
+   * out). Closed by {@link close} too.
+   */
   async listen(options: ListenOptions = {}): Promise<LocalProxy> {
-    const proxy = await startLocalProxy(() => this.openStream(), options, this.#logger);
+    const resuming = this.#resumeEnabled ? { dispatcher: this.dispatcher, origin: this.baseUrl } : undefined;
+    const proxy = await startLocalProxy(() => this.openStream(), options, this.#logger, resuming);
     this.#proxies.add(proxy);
     return {
       url: proxy.url,

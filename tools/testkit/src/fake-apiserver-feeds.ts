@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { ExpiredAnswer, LogHistory, WatchHistory } from './fake-apiserver-history.ts';
 import { waitFor } from './wait-for.ts';
 
 /**
@@ -19,10 +20,15 @@ export class FeedHub {
     res.once('close', () => this.#open.delete(res));
   }
 
-  /** Writes `text` to every open response; returns how many got it. */
-  write(text: string): number {
-    for (const res of this.#open) res.write(text);
-    return this.#open.size;
+  /** Writes `text` to every open response (or those `only` picks); returns how many got it. */
+  write(text: string, only?: (res: ServerResponse) => boolean): number {
+    let n = 0;
+    for (const res of this.#open) {
+      if (only !== undefined && !only(res)) continue;
+      res.write(text);
+      n++;
+    }
+    return n;
   }
 
   /** Ends every open response. */
@@ -43,8 +49,26 @@ export class FeedHub {
 
 /** What a test does with the fake's WATCH responses (`GET …/pods?watch=1`). */
 export interface WatchControl {
-  /** Writes `{"type":type,"object":obj}\n` to every open watch, flushed at once; returns how many watches got it. Default type `'ADDED'`. */
+  /** Writes `{"type":type,"object":obj}\n` to every open watch, flushed at once; returns how many watches got it. Default type `'ADDED'`. Not kept: a resumed watch does not get it again (see {@link change}). */
   emit(obj: unknown, type?: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'): number;
+  /**
+   * A change with a resourceVersion, as the real API server's: the next
+   * resourceVersion (1001, 1002…; the pod list's is 1000) is stamped onto
+   * `obj.metadata`, the event is kept (a watch from an older resourceVersion
+   * is replayed what followed it) and written to every open watch. Returns
+   * the resourceVersion. Default type `'ADDED'`.
+   */
+  change(obj: { metadata?: Record<string, unknown> } & Record<string, unknown>, type?: 'ADDED' | 'MODIFIED' | 'DELETED'): string;
+  /** A BOOKMARK at the current resourceVersion to every open watch that asked (`allowWatchBookmarks=true`); returns how many got it. */
+  bookmark(): number;
+  /**
+   * Forgets the kept changes (an etcd compaction): a watch from an older
+   * resourceVersion is refused with 410 Expired — as the API server does, a
+   * 200 with one ERROR event (`'event'`, default), or an HTTP 410 (`'status'`).
+   */
+  compact(answer?: ExpiredAnswer): void;
+  /** The resourceVersion of the last change (1000 before any). */
+  readonly resourceVersion: string;
   /** Ends every open watch (the chunked response completes normally). */
   end(): void;
   /** Open watches. */
@@ -55,8 +79,13 @@ export interface WatchControl {
 
 /** What a test does with the fake's followed logs (`GET …/pods/{name}/log?follow=true`). */
 export interface LogsControl {
-  /** Writes `line + "\n"` to every follower, flushed at once; returns how many got it. */
-  write(line: string): number;
+  /**
+   * Writes `line + "\n"` to every follower, flushed at once (with
+   * `timestamps=true`, `<at> line`); returns how many got it. `at` is the
+   * line's RFC 3339 timestamp (default now); the line is kept for followers
+   * that start with `sinceTime`.
+   */
+  write(line: string, at?: string): number;
   /** Ends every follower. */
   end(): void;
   readonly active: number;
@@ -64,9 +93,15 @@ export interface LogsControl {
   waitForFollowers(n?: number, timeoutMs?: number): Promise<void>;
 }
 
-export function watchControl(hub: FeedHub): WatchControl {
+export function watchControl(hub: FeedHub, history: WatchHistory): WatchControl {
   return {
     emit: (obj, type = 'ADDED') => hub.write(`${JSON.stringify({ type, object: obj })}\n`),
+    change: (obj, type = 'ADDED') => history.change(obj, type),
+    bookmark: () => history.bookmark(),
+    compact: (answer = 'event') => history.compact(answer),
+    get resourceVersion() {
+      return String(history.resourceVersion);
+    },
     end: () => hub.end(),
     get active() {
       return hub.active;
@@ -75,9 +110,9 @@ export function watchControl(hub: FeedHub): WatchControl {
   };
 }
 
-export function logsControl(hub: FeedHub): LogsControl {
+export function logsControl(hub: FeedHub, history: LogHistory): LogsControl {
   return {
-    write: (line) => hub.write(`${line}\n`),
+    write: (line, at) => history.write(line, at),
     end: () => hub.end(),
     get active() {
       return hub.active;

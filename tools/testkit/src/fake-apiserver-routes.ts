@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { blobChunks } from './blob.ts';
 import type { FeedHub } from './fake-apiserver-feeds.ts';
+import type { LogHistory, WatchHistory } from './fake-apiserver-history.ts';
 import { handleRbacRoute, type FakeRbacRules } from './fake-apiserver-rbac.ts';
 
 /** `gitVersion` of the fake's `GET /version`. */
@@ -32,6 +33,10 @@ export interface RouteContext {
   port: number;
   watches: FeedHub;
   logs: FeedHub;
+  /** Resourceversioned watch events (replay, 410, bookmarks). */
+  watchHistory: WatchHistory;
+  /** Timestamped followed log lines (`timestamps`, `sinceTime`). */
+  logHistory: LogHistory;
   /** Timers to clear when the server closes. */
   timers: Set<NodeJS.Timeout>;
   /** Counters a test can watch. */
@@ -130,17 +135,28 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
   }
   if (get && path === '/api/v1/namespaces/default/pods') {
     if (q.get('watch') === '1' || q.get('watch') === 'true') return startWatch(res, q, ctx);
-    return sendJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '1000' }, items: FAKE_POD_NAMES.map(pod) });
+    return sendJson(res, 200, {
+      kind: 'PodList',
+      apiVersion: 'v1',
+      metadata: { resourceVersion: String(ctx.watchHistory.resourceVersion) },
+      items: FAKE_POD_NAMES.map(pod),
+    });
   }
   const logMatch = LOG_PATH.exec(path);
   if (get && logMatch) {
     const name = decodeURIComponent(logMatch[1] ?? '');
     if (!FAKE_POD_NAMES.includes(name)) return sendStatus(res, 404, 'NotFound', `pods "${name}" not found`);
-    res.writeHead(200, { 'content-type': 'text/plain' });
     if (q.get('follow') === 'true' || q.get('follow') === '1') {
+      const timestamps = q.get('timestamps') === 'true' || q.get('timestamps') === '1';
+      const replay = ctx.logHistory.start(q.get('sinceTime'), timestamps);
+      if (replay === undefined) return sendStatus(res, 400, 'BadRequest', `invalid sinceTime: ${q.get('sinceTime')}`);
+      res.writeHead(200, { 'content-type': 'text/plain' });
       res.flushHeaders();
+      for (const line of replay) res.write(line);
+      if (timestamps) ctx.logHistory.wantsTimestamps(res);
       return ctx.logs.add(res);
     }
+    res.writeHead(200, { 'content-type': 'text/plain' });
     return void res.end(FAKE_LOG_LINES.map((l) => `${l}\n`).join(''));
   }
   const podMatch = POD_PATH.exec(path);
@@ -200,8 +216,16 @@ export function handleRoute(req: IncomingMessage, res: ServerResponse, ctx: Rout
 }
 
 function startWatch(res: ServerResponse, q: URLSearchParams, ctx: RouteContext): void {
+  const start = ctx.watchHistory.start(q.get('resourceVersion'));
+  if (!start.ok && start.answer === 'status') return sendJson(res, start.code, start.body);
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
   res.flushHeaders();
+  if (!start.ok) {
+    // What the API server does with a watch from a compacted resourceVersion: one ERROR event, then the end.
+    return void res.end(`${JSON.stringify({ type: 'ERROR', object: start.body })}\n`);
+  }
+  for (const line of start.replay) res.write(line);
+  if (q.get('allowWatchBookmarks') === 'true' || q.get('allowWatchBookmarks') === '1') ctx.watchHistory.wantsBookmarks(res);
   ctx.watches.add(res);
   const seconds = Number(q.get('timeoutSeconds') ?? '0');
   if (seconds > 0) {

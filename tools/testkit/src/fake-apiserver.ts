@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { testCertificates, type TestCertificates } from './certificates.ts';
 import { FeedHub, logsControl, watchControl, type LogsControl, type WatchControl } from './fake-apiserver-feeds.ts';
+import { LogHistory, WatchHistory } from './fake-apiserver-history.ts';
 import { handleRoute, statusBody, type FakeApiServerStats, type RouteContext } from './fake-apiserver-routes.ts';
 import { rejectUpgrade, UpgradeHandler } from './fake-apiserver-upgrade.ts';
 import { waitFor } from './wait-for.ts';
@@ -85,7 +86,17 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const token = opts.token ?? randomBytes(32).toString('base64url');
   const requests: RecordedRequest[] = [];
   const abortedEntries: AbortedRequest[] = [];
-  const ctx: RouteContext = { port: 0, watches: new FeedHub('watches'), logs: new FeedHub('log followers'), timers: new Set(), stats: { blobBytesSent: 0 } };
+  const watches = new FeedHub('watches');
+  const logs = new FeedHub('log followers');
+  const ctx: RouteContext = {
+    port: 0,
+    watches,
+    logs,
+    watchHistory: new WatchHistory(watches),
+    logHistory: new LogHistory(logs),
+    timers: new Set(),
+    stats: { blobBytesSent: 0 },
+  };
   const upgrades = new UpgradeHandler();
 
   const record = (req: IncomingMessage, upgrade: boolean): RecordedRequest => {
@@ -150,8 +161,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       wait: (pred = () => true, timeoutMs = 5_000) =>
         waitFor(() => abortedEntries.find(pred), { timeoutMs, what: 'an aborted request at the fake API server' }),
     },
-    watch: watchControl(ctx.watches),
-    logs: logsControl(ctx.logs),
+    watch: watchControl(ctx.watches, ctx.watchHistory),
+    logs: logsControl(ctx.logs, ctx.logHistory),
     stats: ctx.stats,
     close() {
       closing ??= (async () => {

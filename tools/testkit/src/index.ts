@@ -9,6 +9,7 @@ export {
   type AbortRecord,
 } from './fake-apiserver.ts';
 export type { WatchControl, LogsControl } from './fake-apiserver-feeds.ts';
+export { FAKE_LIST_RESOURCE_VERSION, type ExpiredAnswer } from './fake-apiserver-history.ts';
 export {
   FAKE_GIT_VERSION,
   FAKE_POD_NAMES,

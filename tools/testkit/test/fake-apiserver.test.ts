@@ -103,6 +103,76 @@ test('a followed log trickles one line per logs.write', async (t) => {
   assert.equal((await it.next()).done, true);
 });
 
+/** Reads `body` until `n` newline-ended lines arrived (or it ended). */
+async function lines(body: AsyncIterable<unknown>, n: number): Promise<string[]> {
+  let text = '';
+  for await (const chunk of body) {
+    text += String(chunk);
+    if (text.split('\n').length > n) break;
+  }
+  return text.split('\n').filter((l) => l !== '');
+}
+
+test('a watch from a resourceVersion replays the changes after it; bookmarks go to the watches that asked', async (t) => {
+  const { fake, dispatcher, auth } = await start(t);
+  const list = await request(`${fake.url}/api/v1/namespaces/default/pods`, { dispatcher, headers: auth });
+  const listRv = ((await list.body.json()) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+  assert.equal(listRv, '1000');
+  assert.equal(fake.watch.change({ metadata: { name: 'a' } }), '1001');
+  assert.equal(fake.watch.change({ metadata: { name: 'b' } }, 'MODIFIED'), '1002');
+  const res = await request(`${fake.url}/api/v1/namespaces/default/pods?watch=1&resourceVersion=1001&allowWatchBookmarks=true`, { dispatcher, headers: auth });
+  assert.equal(res.statusCode, 200);
+  await fake.watch.waitForWatchers();
+  const plain = await request(`${fake.url}/api/v1/namespaces/default/pods?watch=1`, { dispatcher, headers: auth });
+  await fake.watch.waitForWatchers(2);
+  assert.equal(fake.watch.bookmark(), 1, 'only the watch that asked');
+  fake.watch.change({ metadata: { name: 'c' } });
+  const got = (await lines(res.body, 3)).map((l) => JSON.parse(l) as { type: string; object: { metadata: { name?: string; resourceVersion: string } } });
+  assert.deepEqual(
+    got.map((e) => `${e.type}:${e.object.metadata.name ?? ''}@${e.object.metadata.resourceVersion}`),
+    ['MODIFIED:b@1002', 'BOOKMARK:@1002', 'ADDED:c@1003'],
+  );
+  assert.deepEqual(
+    (await lines(plain.body, 1)).map((l) => (JSON.parse(l) as { type: string }).type),
+    ['ADDED'],
+    'from now: no replay, no bookmark',
+  );
+  assert.equal(fake.watch.resourceVersion, '1003');
+});
+
+test('after compact() a watch from an older resourceVersion gets 410 Expired, as an ERROR event or as the HTTP status', async (t) => {
+  const { fake, dispatcher, auth } = await start(t);
+  fake.watch.change({ metadata: { name: 'a' } });
+  fake.watch.compact();
+  const res = await request(`${fake.url}/api/v1/namespaces/default/pods?watch=true&resourceVersion=1000`, { dispatcher, headers: auth });
+  assert.equal(res.statusCode, 200);
+  const [error] = (await res.body.text()).split('\n').map((l) => JSON.parse(l || 'null') as { type: string; object: { code: number; reason: string } } | null);
+  assert.deepEqual([error?.type, error?.object.code, error?.object.reason], ['ERROR', 410, 'Expired']);
+  const fresh = await request(`${fake.url}/api/v1/namespaces/default/pods?watch=true&resourceVersion=1001`, { dispatcher, headers: auth });
+  assert.equal(fresh.statusCode, 200, 'from the compaction point on is fine');
+  fresh.body.destroy();
+  fake.watch.compact('status');
+  const refused = await request(`${fake.url}/api/v1/namespaces/default/pods?watch=true&resourceVersion=1000`, { dispatcher, headers: auth });
+  assert.equal(refused.statusCode, 410);
+  assert.equal(((await refused.body.json()) as { reason: string }).reason, 'Expired');
+});
+
+test('a followed log with timestamps prefixes each line; sinceTime replays from that second on', async (t) => {
+  const { fake, dispatcher, auth } = await start(t);
+  fake.logs.write('old', '2030-01-01T00:00:04.9Z');
+  fake.logs.write('one', '2030-01-01T00:00:05.25Z');
+  const res = await request(`${fake.url}/api/v1/namespaces/default/pods/web-0/log?follow=true&timestamps=true&sinceTime=2030-01-01T00:00:05.5Z`, {
+    dispatcher,
+    headers: auth,
+  });
+  await fake.logs.waitForFollowers();
+  fake.logs.write('two', '2030-01-01T00:00:06Z');
+  assert.deepEqual(await lines(res.body, 2), ['2030-01-01T00:00:05.25Z one', '2030-01-01T00:00:06Z two']);
+  const bad = await request(`${fake.url}/api/v1/namespaces/default/pods/web-0/log?follow=true&sinceTime=yesterday`, { dispatcher, headers: auth });
+  assert.equal(bad.statusCode, 400);
+  await bad.body.dump();
+});
+
 test('blob bytes match blobSha256 and a sink hashes what it was sent', async (t) => {
   const { fake, dispatcher, auth } = await start(t);
   const n = 3 * 1024 * 1024 + 7;

@@ -1,4 +1,5 @@
 import type { Tunnel } from '@pipeops/tunnel-client';
+import { parseDurationMs } from '../duration.ts';
 import { CliError, ExitCode, exitCodeFor } from '../errors.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
@@ -13,6 +14,8 @@ export const proxyFlags: FlagSpecs = {
   listen: { type: 'string', value: 'HOST:PORT', help: 'local address to serve on, port 0 = ephemeral (default 127.0.0.1:8001)' },
   'log-level': { type: 'string', value: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   debug: { type: 'boolean', help: 'debug logging (same as --log-level debug): one line per request' },
+  'no-resume': { type: 'boolean', help: 'end a WATCH or logs -f cut by a tunnel drop instead of resuming it' },
+  'resume-max-wait': { type: 'string', value: 'DURATION', help: 'how long after a tunnel drop a WATCH or logs -f is resumed (default 60s)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -25,6 +28,9 @@ export function proxyUsage(): string {
     "through the gateway and the cluster's agent (one WebSocket, one stream per",
     'request; exec, attach and port-forward upgrades included):',
     '  kubectl --server http://127.0.0.1:8001 get pods',
+    'A WATCH (kubectl get -w) or a logs -f --timestamps cut by a tunnel drop is',
+    'resumed from where it was once the tunnel is back (header x-pipeops-resume: off',
+    'opts one request out).',
     '',
     'Flags:',
     formatFlags(proxyFlags),
@@ -47,9 +53,23 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host, port };
 }
 
+/** `--resume-max-wait`: a duration (`90s`, `2m`), default 60 s. */
+function resumeMaxWait(text: string | undefined): number {
+  if (text === undefined) return 60_000;
+  const ms = parseDurationMs(text);
+  if (ms === undefined) throw new CliError('PT_ERR_CLI_CONFIG', `--resume-max-wait must be a duration such as 60s or 2m, got ${text}`);
+  return ms;
+}
+
 /** Runs `pipeops-tunnel proxy`; resolves with the exit code. */
 export async function runProxy(args: string[], io: CliIo): Promise<number> {
-  type Flags = RunnerFlagValues & { listen?: string | undefined; 'log-level'?: string | undefined; debug?: boolean | undefined };
+  type Flags = RunnerFlagValues & {
+    listen?: string | undefined;
+    'log-level'?: string | undefined;
+    debug?: boolean | undefined;
+    'no-resume'?: boolean | undefined;
+    'resume-max-wait'?: string | undefined;
+  };
   const parsed = parseCommandArgs<Flags>('proxy', args, proxyFlags, proxyUsage, io);
   if ('exit' in parsed) return parsed.exit;
   const { flags } = parsed;
@@ -57,9 +77,10 @@ export async function runProxy(args: string[], io: CliIo): Promise<number> {
     settings: resolveRunnerSettings(flags, io.env),
     listen: parseListen(flags.listen ?? '127.0.0.1:8001'),
     level: logLevelFrom(flags['log-level'], flags.debug),
+    resume: { enabled: flags['no-resume'] !== true, maxWaitMs: resumeMaxWait(flags['resume-max-wait']) },
   }));
   if ('exit' in loaded) return loaded.exit;
-  const { settings, listen, level } = loaded.value;
+  const { settings, listen, level, resume } = loaded.value;
 
   const logger = createLogger({ level });
   logger.info({ gateway: settings.gateway.origin, cluster: settings.cluster, caFile: settings.caFile }, 'connecting to the gateway');
@@ -73,6 +94,7 @@ export async function runProxy(args: string[], io: CliIo): Promise<number> {
       cluster: settings.cluster,
       ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
       insecureSkipVerify: settings.insecureSkipVerify,
+      resume,
       logger,
     });
   } catch (err) {
