@@ -1,6 +1,6 @@
 import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { connectFailureReasons, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
+import { connectFailureReasons, STREAM_KINDS, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
 
 /** Connector states, also the values of the `state` label. */
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
@@ -10,6 +10,9 @@ export type AgentState = (typeof agentStates)[number];
 export type FailureReason = ConnectFailureReason;
 /** `result` label values of `pipeops_tunnel_streams_total`. */
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
+const streamResults: readonly StreamResult[] = ['ok', 'reset', 'error', 'refused'];
+/** `kind` label values of the stream metrics: the protocol's kinds, and `unknown` for a stream refused before its preamble was read. */
+export type StreamKindLabel = (typeof STREAM_KINDS)[number] | 'unknown';
 
 /** Cumulative counters of one mux session (a subset of `Session.stats`). */
 export interface SessionCounters {
@@ -35,6 +38,7 @@ export class AgentMetrics {
   readonly failures: Counter<'reason'>;
   readonly streamsActive: Gauge<'kind'>;
   readonly streamsTotal: Counter<'kind' | 'result'>;
+  readonly streamsOpened: Counter<'kind'>;
   readonly rtt: Gauge;
   #closedTotals: SessionCounters = zero();
   #live: (() => SessionCounters) | undefined;
@@ -56,6 +60,19 @@ export class AgentMetrics {
       labelNames: ['kind', 'result'],
       registers,
     });
+    this.streamsOpened = new Counter({
+      name: 'pipeops_tunnel_streams_opened_total',
+      help: 'Inbound streams opened, by kind (refused ones included): opened = streams_total + streams_active for every kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of STREAM_KINDS) {
+      this.streamsActive.set({ kind }, 0);
+      this.streamsOpened.inc({ kind }, 0);
+      for (const result of streamResults) this.streamsTotal.inc({ kind, result }, 0);
+    }
+    this.streamsOpened.inc({ kind: 'unknown' }, 0);
+    this.streamsTotal.inc({ kind: 'unknown', result: 'refused' }, 0);
     const self = this;
     this.rtt = new Gauge({
       name: 'pipeops_tunnel_session_rtt_seconds',
@@ -115,6 +132,29 @@ export class AgentMetrics {
   /** Current cumulative totals across all sessions (for status reports). */
   totals(): SessionCounters {
     return this.#totals();
+  }
+
+  // The stream accounting: every inbound stream goes through streamOpened and
+  // then streamClosed exactly once, or through streamRefused alone, so that
+  // opened = closed (streams_total, every result) + active holds per kind at
+  // every scrape.
+
+  /** An inbound stream is being served: counted opened and active. */
+  streamOpened(kind: StreamKindLabel): void {
+    this.streamsOpened.inc({ kind });
+    this.streamsActive.inc({ kind });
+  }
+
+  /** A stream of {@link streamOpened} finished: no longer active, counted with its result. Call once per stream. */
+  streamClosed(kind: StreamKindLabel, result: Exclude<StreamResult, 'refused'>): void {
+    this.streamsActive.dec({ kind });
+    this.streamsTotal.inc({ kind, result });
+  }
+
+  /** An inbound stream refused before it was served: opened and closed at once, never active. */
+  streamRefused(kind: StreamKindLabel): void {
+    this.streamsOpened.inc({ kind });
+    this.streamsTotal.inc({ kind, result: 'refused' });
   }
 
   setState(state: AgentState): void {

@@ -97,7 +97,7 @@ export class StreamDispatcher {
     } catch (err) {
       this.#active.delete(stream);
       ctx.logger.warn({ err: summarize(err) }, 'inbound stream refused: bad preamble');
-      this.#o.metrics.streamsTotal.inc({ kind: 'unknown', result: 'refused' });
+      this.#o.metrics.streamRefused('unknown');
       stream.destroy();
       return;
     }
@@ -110,13 +110,13 @@ export class StreamDispatcher {
     if (handler === undefined) {
       this.#active.delete(stream);
       ctx.logger.warn('inbound stream refused: no handler for kind');
-      this.#o.metrics.streamsTotal.inc({ kind, result: 'refused' });
+      this.#o.metrics.streamRefused(kind);
       stream.destroy();
       return;
     }
-    this.#o.metrics.streamsActive.inc({ kind });
+    this.#o.metrics.streamOpened(kind);
     const started = performance.now();
-    let result: StreamResult = 'ok';
+    let result: Exclude<StreamResult, 'refused'> = 'ok';
     try {
       await handler(stream, preamble, ctx);
     } catch (err) {
@@ -125,8 +125,7 @@ export class StreamDispatcher {
       if (!stream.destroyed) stream.destroy();
     } finally {
       this.#active.delete(stream);
-      this.#o.metrics.streamsActive.dec({ kind });
-      this.#o.metrics.streamsTotal.inc({ kind, result });
+      this.#o.metrics.streamClosed(kind, result);
     }
     if (this.#o.logger.isLevelEnabled('debug')) ctx.logger.debug({ result, ms: Math.round(performance.now() - started) }, 'inbound stream done');
   }

@@ -13,12 +13,18 @@ export const tunnelSchema = {
     default: '16MiB',
   },
   max_streams: { doc: 'Open streams per tunnel session (every WATCH, log follow, exec and request in flight holds one).', format: 'nat', default: 65_536 },
+  window_budget: {
+    doc: "The most the windows of one session's streams may grow together (bytes, or 64MiB; 0 = no cap). A session then holds at most open streams × 256 KiB + this unread, whatever stream_window is: the term of the memory formula (docs/reliability.md) that bursts of many fast streams would otherwise multiply. One stream alone still grows to stream_window.",
+    format: 'byte-size',
+    default: '64MiB',
+  },
 };
 
 /** The validated `tunnel` section. */
 export interface TunnelConfig {
   stream_window: number;
   max_streams: number;
+  window_budget: number;
 }
 
 /** Checks the schema cannot express; returns problems as `key: why` lines. */
@@ -32,5 +38,5 @@ export function tunnelConfigProblems(t: TunnelConfig): string[] {
 
 /** The mux session options of the `tunnel` section. */
 export function toMuxOptions(t: TunnelConfig): Partial<SessionOptions> {
-  return { maxStreamWindowBytes: t.stream_window, autoTuneWindow: true, maxConcurrentStreams: t.max_streams };
+  return { maxStreamWindowBytes: t.stream_window, autoTuneWindow: true, maxConcurrentStreams: t.max_streams, sessionWindowGrowthBytes: t.window_budget };
 }

@@ -128,10 +128,21 @@ test('no proxy variables means no proxy option, and lower-case variables win', (
 
 test('tunnel sizes are read as bytes from the file or the environment and reach the mux options', () => {
   const fromEnv = loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: '4MiB', PIPEOPS_TUNNEL_MAX_STREAMS: '20000' });
-  assert.deepEqual(toAgentOptions(fromEnv, {}, '0.0.0').mux, { maxStreamWindowBytes: 4 * 1024 * 1024, autoTuneWindow: true, maxConcurrentStreams: 20_000 });
+  assert.deepEqual(toAgentOptions(fromEnv, {}, '0.0.0').mux, {
+    maxStreamWindowBytes: 4 * 1024 * 1024,
+    autoTuneWindow: true,
+    maxConcurrentStreams: 20_000,
+    sessionWindowGrowthBytes: 64 * 1024 * 1024,
+  });
   const defaults = loadAgentConfig({}, required);
-  assert.deepEqual(toAgentOptions(defaults, {}, '0.0.0').mux, { maxStreamWindowBytes: 16 * 1024 * 1024, autoTuneWindow: true, maxConcurrentStreams: 65_536 });
+  assert.deepEqual(toAgentOptions(defaults, {}, '0.0.0').mux, {
+    maxStreamWindowBytes: 16 * 1024 * 1024,
+    autoTuneWindow: true,
+    maxConcurrentStreams: 65_536,
+    sessionWindowGrowthBytes: 64 * 1024 * 1024,
+  });
   assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: '262144' }).tunnel.stream_window, 262_144);
+  assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_WINDOW_BUDGET: '0' }).tunnel.window_budget, 0);
 });
 
 test('a tunnel window below the yamux initial window or not a size is refused naming the key', () => {

@@ -98,15 +98,14 @@ export class AgentConnection extends EventEmitter {
     }
     const kind = kindLabel(preamble.kind);
     this.streamsActive++;
-    this.#deps.metrics.streamsActive.inc({ kind });
-    let result: StreamResult = 'ok';
+    this.#deps.metrics.streamOpened(kind);
+    let result: Exclude<StreamResult, 'refused'> = 'ok';
     stream.on('error', (err: Error & { code?: string }) => {
       result = err.code === 'PT_ERR_MUX_STREAM_RESET' ? 'reset' : 'error';
     });
     stream.on('close', () => {
       this.streamsActive--;
-      this.#deps.metrics.streamsActive.dec({ kind });
-      this.#deps.metrics.streamsTotal.inc({ kind, result });
+      this.#deps.metrics.streamClosed(kind, result);
       if (this.streamsActive === 0) this.emit('idle');
     });
     stream.write(encodePreamble({ v: 1, ...preamble }));
@@ -173,7 +172,7 @@ export class AgentConnection extends EventEmitter {
     if (this.#control !== undefined || this.#closed) {
       // Only the control stream may be opened by the agent: anything else is reset.
       this.log.warn({ event: 'agent_stream_refused' }, 'agent opened an unexpected stream; reset');
-      this.#deps.metrics.streamsTotal.inc({ kind: 'other', result: 'refused' });
+      this.#deps.metrics.streamRefused('other');
       stream.destroy();
       return;
     }

@@ -4,6 +4,8 @@ import { connectFailureReasons } from '@pipeops/tunnel-protocol';
 export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
 export type StreamKindLabel = 'http' | 'ping' | 'control' | 'other';
+const streamKindLabels: readonly StreamKindLabel[] = ['http', 'ping', 'control', 'other'];
+const streamResults: readonly StreamResult[] = ['ok', 'reset', 'error', 'refused'];
 
 /** Cumulative per-session counters read from the mux session's `stats`. */
 export interface SessionCounters {
@@ -22,6 +24,7 @@ export class GatewayMetrics {
   readonly connectFailures: Counter<'reason'>;
   readonly streamsActive: Gauge<'kind'>;
   readonly streamsTotal: Counter<'kind' | 'result'>;
+  readonly streamsOpened: Counter<'kind'>;
   readonly bytes: Counter<'direction'>;
   readonly frames: Counter<'direction'>;
   readonly resets: Counter<'direction'>;
@@ -55,6 +58,12 @@ export class GatewayMetrics {
       name: 'pipeops_tunnel_streams_total',
       help: 'Data streams finished, by kind and result',
       labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.streamsOpened = new Counter({
+      name: 'pipeops_tunnel_streams_opened_total',
+      help: 'Data streams opened, by kind (refused ones included): opened = streams_total + streams_active for every kind',
+      labelNames: ['kind'],
       registers,
     });
     const pull = (): void => this.#pull();
@@ -124,7 +133,35 @@ export class GatewayMetrics {
     // Fixed label sets at 0 from the start: an alert's rate() or increase() sees the first event (a series born at 1 has none).
     for (const reason of connectFailureReasons) this.connectFailures.inc({ reason }, 0);
     for (const result of ['ok', 'error']) this.tokenReloads.inc({ result }, 0);
+    for (const kind of streamKindLabels) {
+      this.streamsActive.set({ kind }, 0);
+      this.streamsOpened.inc({ kind }, 0);
+      for (const result of streamResults) this.streamsTotal.inc({ kind, result }, 0);
+    }
     if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  // The stream accounting: every data stream goes through streamOpened and
+  // then streamClosed exactly once, or through streamRefused alone, so that
+  // opened = closed (streams_total, every result) + active holds per kind at
+  // every scrape.
+
+  /** A data stream was opened: counted opened and active. */
+  streamOpened(kind: StreamKindLabel): void {
+    this.streamsOpened.inc({ kind });
+    this.streamsActive.inc({ kind });
+  }
+
+  /** A stream of {@link streamOpened} closed: no longer active, counted with its result. Call once per stream. */
+  streamClosed(kind: StreamKindLabel, result: Exclude<StreamResult, 'refused'>): void {
+    this.streamsActive.dec({ kind });
+    this.streamsTotal.inc({ kind, result });
+  }
+
+  /** A stream refused as it arrived: opened and closed at once, never active. */
+  streamRefused(kind: StreamKindLabel): void {
+    this.streamsOpened.inc({ kind });
+    this.streamsTotal.inc({ kind, result: 'refused' });
   }
 
   /** Where `pipeops_tunnel_runner_streams_active` reads its numbers at scrape time. */

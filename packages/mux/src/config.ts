@@ -31,6 +31,16 @@ export interface SessionOptions {
    * `maxStreamWindowBytes` is above 262_144. Default false (fixed window).
    */
   autoTuneWindow?: boolean;
+  /**
+   * What auto-tuning may add to the receive windows of all the session's streams together
+   * (bytes): a window grows past the spec's 256 KiB only while the session's total growth
+   * stays within this, and a closed stream's growth is returned to the session. So the data
+   * a session can be sent without its readers reading is at most
+   * `open streams × 262_144 + sessionWindowGrowthBytes`, whatever `maxStreamWindowBytes`
+   * is; one stream alone still grows to `maxStreamWindowBytes` when this allows it. 0: no
+   * session-wide cap (each stream up to `maxStreamWindowBytes`). Default 0.
+   */
+  sessionWindowGrowthBytes?: number;
   /** Largest data frame sent (bytes); streams take turns frame by frame. Default 65_536. */
   maxFrameBytes?: number;
   /**
@@ -70,6 +80,7 @@ export const defaultSessionOptions: Required<Omit<SessionOptions, 'client'>> = O
   streamCloseTimeoutMs: 60_000,
   maxStreamWindowBytes: INITIAL_STREAM_WINDOW,
   autoTuneWindow: false,
+  sessionWindowGrowthBytes: 0,
   maxFrameBytes: 65_536,
   ackDelayMs: 20,
   goAwayTimeoutMs: 5_000,
@@ -109,6 +120,7 @@ export function verifySessionOptions(o: SessionOptions): void {
   if (o.autoTuneWindow !== undefined && typeof o.autoTuneWindow !== 'boolean') {
     fail('autoTuneWindow', `must be a boolean, got ${String(o.autoTuneWindow)}`);
   }
+  int(o, 'sessionWindowGrowthBytes', 0, Number.MAX_SAFE_INTEGER);
   int(o, 'maxFrameBytes', 1, 16 * 1024 * 1024);
   int(o, 'ackDelayMs', 0, MAX_TIMER_MS);
   int(o, 'goAwayTimeoutMs', 1, MAX_TIMER_MS);

@@ -111,6 +111,8 @@ export class Session extends Duplex implements StreamHost {
   #remoteGoAway = false;
   #drainWaiters: (() => void)[] = [];
   #tuningPing = false;
+  /** Window growth its streams hold (see sessionWindowGrowthBytes). */
+  #windowGrowthBytes = 0;
   readonly #stats: SessionStats = {
     bytesIn: 0,
     bytesOut: 0,
@@ -178,6 +180,21 @@ export class Session extends Duplex implements StreamHost {
   /** @internal */
   get hostClosed(): boolean {
     return this.#closed;
+  }
+  /** What auto-tuning added to the receive windows of the open streams, together (bytes); at most `sessionWindowGrowthBytes` when that is set. */
+  get windowGrowthBytes(): number {
+    return this.#windowGrowthBytes;
+  }
+  /** @internal */
+  reserveWindowGrowth(bytes: number): boolean {
+    const budget = this.#o.sessionWindowGrowthBytes;
+    if (budget > 0 && this.#windowGrowthBytes + bytes > budget) return false;
+    this.#windowGrowthBytes += bytes;
+    return true;
+  }
+  /** @internal */
+  releaseWindowGrowth(bytes: number): void {
+    this.#windowGrowthBytes -= bytes;
   }
   /** @internal Scheduling groups holding streams with data to send (0 when idle). */
   get scheduledGroupCount(): number {

@@ -29,6 +29,10 @@ export interface StreamHost {
   readonly hostClosed: boolean;
   /** Round-trip time (ms) for window auto-tuning, or undefined while none was measured. */
   rttEstimateMs(): number | undefined;
+  /** Takes `bytes` of window growth from the session's budget; false (nothing taken) when it would go over. */
+  reserveWindowGrowth(bytes: number): boolean;
+  /** Gives back growth taken by {@link reserveWindowGrowth} (the stream is gone). */
+  releaseWindowGrowth(bytes: number): void;
 }
 
 /** Timers and sizes a stream takes from its session options. @internal */
@@ -63,6 +67,7 @@ export class Stream extends Duplex {
   #sendWindow = INITIAL_STREAM_WINDOW;
   #recvWindow = INITIAL_STREAM_WINDOW; // credit the peer still has
   #windowSize: number; // our receive window: unread bytes + credit never exceed it
+  #grownBytes = 0; // window growth taken from the session's budget, given back when the stream is gone
   #lastGrantAt: number; // performance.now() of the last window update (or of creation)
   #outChunk: Buffer | undefined;
   #outOffset = 0;
@@ -259,7 +264,11 @@ export class Stream extends Duplex {
     if (this.#windowSize >= this.#settings.maxWindowBytes) return;
     const rttMs = this.#host.rttEstimateMs();
     if (rttMs === undefined || sinceLastMs >= 2 * rttMs) return;
-    this.#windowSize = Math.min(this.#windowSize * 2, this.#settings.maxWindowBytes);
+    const next = Math.min(this.#windowSize * 2, this.#settings.maxWindowBytes);
+    // The session's budget (sessionWindowGrowthBytes) bounds what all its streams hold together.
+    if (!this.#host.reserveWindowGrowth(next - this.#windowSize)) return;
+    this.#grownBytes += next - this.#windowSize;
+    this.#windowSize = next;
   }
 
   override _read(): void {
@@ -374,6 +383,8 @@ export class Stream extends Duplex {
     this.#gone = true;
     this.#outChunk = undefined;
     this.#outCb = undefined;
+    if (this.#grownBytes > 0) this.#host.releaseWindowGrowth(this.#grownBytes);
+    this.#grownBytes = 0;
     this.#host.forget(this);
   }
 

@@ -14,6 +14,7 @@ test('defaults follow the contract and the spec initial window', () => {
       streamCloseTimeoutMs: 60_000,
       maxStreamWindowBytes: 262_144,
       autoTuneWindow: false,
+      sessionWindowGrowthBytes: 0,
       maxFrameBytes: 65_536,
       ackDelayMs: 20,
       goAwayTimeoutMs: 5_000,
@@ -28,6 +29,7 @@ test('an invalid option is rejected with PT_ERR_MUX_CONFIG naming the option', (
   const cases: [Record<string, unknown>, string][] = [
     [{}, 'client'],
     [{ client: true, maxStreamWindowBytes: 1024 }, 'maxStreamWindowBytes'],
+    [{ client: true, sessionWindowGrowthBytes: -1 }, 'sessionWindowGrowthBytes'],
     [{ client: true, maxFrameBytes: 0 }, 'maxFrameBytes'],
     [{ client: false, keepAliveIntervalMs: -1 }, 'keepAliveIntervalMs'],
     [{ client: false, acceptBacklog: 1.5 }, 'acceptBacklog'],

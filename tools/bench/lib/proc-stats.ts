@@ -1,5 +1,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 
+/** Open file descriptors of process `pid` (entries of /proc/PID/fd). */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
 /** Resident set size of process `pid` in bytes, from /proc/PID/status (VmRSS). */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
