@@ -82,3 +82,28 @@ test("a SPDY/3.1 exec gets 101 with the chosen stream protocol, echoes raw bytes
   assert.ok(body.subarray(0, payload.length).equals(payload));
   assert.equal(body.subarray(payload.length).toString(), `last words${FAKE_SPDY_BYE}`);
 });
+
+test('an upgrade the API server answers without switching (404) is relayed as a plain response, and the stream closes on both sides at once', async (t) => {
+  const p = await startK8sPath(t);
+  const active = async (registry: typeof p.agentRegistry): Promise<number> =>
+    (await registry.getSingleMetric('pipeops_tunnel_streams_active')?.get())?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+  const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
+  t.after(() => socket.destroy());
+  await once(socket, 'secureConnect');
+  let received = '';
+  socket.setEncoding('latin1').on('data', (d: string) => {
+    received += d;
+  });
+  const closed = once(socket, 'close');
+  // kubectl exec of a pod that does not exist: the API server answers the upgrade with a 404 Status.
+  socket.write(
+    'POST /k8s/clusters/c1/api/v1/namespaces/default/nothing-here HTTP/1.1\r\n' +
+      `Host: 127.0.0.1:${p.gatewayPort}\r\nAuthorization: Bearer ${RUNNER_TOKEN}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nContent-Length: 0\r\n\r\n`,
+  );
+  await closed;
+  assert.match(received, /^HTTP\/1\.1 404 /);
+  // Before the fix the agent never read the runner's FIN after a non-101 answer: its stream stayed open until the 30 s linger.
+  await waitFor(async () => (await active(p.agentRegistry)) === 0 && (await active(p.gatewayRegistry)) === 0, {
+    what: 'no stream left open on the agent or the gateway',
+  });
+});

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import type http from 'node:http';
 import type https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -72,6 +72,7 @@ class GatewayImpl extends EventEmitter implements Gateway {
   readonly #metrics: GatewayMetrics;
   readonly #clusters = new ClusterRegistry();
   readonly #pending = new Set<AgentConnection>();
+  readonly #sockets = new Set<Socket>();
   readonly #endpoint: TunnelEndpoint;
   readonly #runners: RunnerEndpoint;
   readonly #json: JsonProtocolEndpoint;
@@ -198,6 +199,11 @@ class GatewayImpl extends EventEmitter implements Gateway {
       this.#log,
       opts,
     );
+    // Every accepted connection, upgraded ones included (Node's server forgets those), so that close() can end them all.
+    this.server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
   }
 
   async start(): Promise<AddressInfo> {
@@ -361,7 +367,19 @@ class GatewayImpl extends EventEmitter implements Gateway {
     if (this.#listening) {
       const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();
+      // closeAllConnections() ends only the connections Node's HTTP server still tracks; an upgraded socket
+      // some route kept (it should not) would hold close() for ever. Past the deadline, none is left.
+      const late = setTimeout(
+        () => {
+          if (this.#sockets.size > 0)
+            this.#log.warn({ event: 'gateway_close_forced', sockets: this.#sockets.size }, 'connections still open at the close deadline: destroyed');
+          for (const socket of this.#sockets) socket.destroy();
+        },
+        Math.max(1, deadlineMs - (Date.now() - started)),
+      );
+      late.unref();
       await serverClosed;
+      clearTimeout(late);
     }
     this.#listening = false;
     this.#log.info({ event: 'gateway_closed', ms: Date.now() - started }, 'gateway closed');

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { kubeStatusResponse, sendKubeStatus } from '@pipeops/tunnel-protocol';
+import { answerAndClose, kubeStatusResponse, sendKubeStatus } from '@pipeops/tunnel-protocol';
 
 /** Writes a `Status` response (`Content-Type: application/json`); a response already started is destroyed. */
 export function sendStatus(res: ServerResponse, code: number, message: string, headers: Record<string, string> = {}): void {
@@ -16,12 +16,5 @@ export function sendStatus(res: ServerResponse, code: number, message: string, h
  * the response, and the runner's stream would fail without it.
  */
 export function refuseWithStatus(socket: Duplex, code: number, message: string, headers: Record<string, string> = {}, o: { drain?: boolean } = {}): void {
-  if (socket.destroyed || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.once('error', () => socket.destroy());
-  if (o.drain === true) socket.resume();
-  else socket.once('finish', () => socket.destroy());
-  socket.end(kubeStatusResponse(code, message, headers));
+  answerAndClose(socket, kubeStatusResponse(code, message, headers), o);
 }

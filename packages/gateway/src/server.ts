@@ -4,8 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { TUNNEL_PATH } from '@pipeops/tunnel-protocol';
-import { closeWithStatus, errorBody, refuseUpgrade, sendJson } from './http-util.ts';
+import { answerClientError, TUNNEL_PATH } from '@pipeops/tunnel-protocol';
+import { errorBody, refuseUpgrade, sendJson } from './http-util.ts';
 import { refuseWithStatus, sendStatus } from './kube-status.ts';
 
 /** Routes of the gateway's HTTP(S) server. */
@@ -151,12 +151,11 @@ export function createServer(
   });
   // With a 'clientError' listener Node leaves the socket to us: answer (unless a response is under way) and destroy it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const status = clientErrorStatus(err.code);
+    const status = answerClientError(err, socket);
     logger.debug(
       { event: 'client_error', code: err.code, status },
       status === 408 ? 'request head not received in time; closing' : 'malformed client request; closing',
     );
-    closeWithStatus(socket, status);
   });
   // Likewise a 'tlsClientError' listener suppresses Node's destroy of the failed socket.
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -164,20 +163,6 @@ export function createServer(
     socket.destroy();
   });
   return server;
-}
-
-// Node's own choice of status for each parser error (lib/_http_server.js socketOnError).
-function clientErrorStatus(code: string | undefined): number {
-  switch (code) {
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return 408;
-    case 'HPE_HEADER_OVERFLOW':
-      return 431;
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return 413;
-    default:
-      return 400;
-  }
 }
 
 function pathOf(req: IncomingMessage): string {

@@ -13,6 +13,7 @@ import { headerList, headerRecord, relayResponseHeaders, withoutHeaders, type Re
 import { relayErrorStatus } from './kube-status.ts';
 import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
 import { answerDeniedBy, forwardedRequestHeaders, pipeAnswer, relayPlain } from './http-plain-relay.ts';
+import { answerAndClose } from './raw-answer.ts';
 import { splice, whenBothClosed } from './splice.ts';
 
 /** Options of {@link relayRequest} and {@link relayUpgrade}. */
@@ -115,7 +116,7 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   } catch (err) {
     return finishWithError(result, err as Error, (status, reason, message, extra) => {
       const e = errorBody(status, reason, message, opts);
-      socket.end(closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
+      answerAndClose(socket, closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
     });
   }
   socket.off('close', onSocketClose);
@@ -136,6 +137,8 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
       });
       pipeline(up, socket, (err) => {
         if (err) result.error = err;
+        // The answer was `Connection: close`: once it is out, so is the connection (the runner's FIN may never come).
+        socket.destroy();
         resolve(result);
       });
     });
@@ -144,7 +147,7 @@ export async function relayUpgrade(req: IncomingMessage, socket: Duplex, head: B
   if (upstream.destroyed) {
     return finishWithError(result, new Error('the upstream closed right after switching protocols'), (status, reason, message, extra) => {
       const e = errorBody(status, reason, message, opts);
-      socket.end(closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
+      answerAndClose(socket, closingResponse(status, e.contentType, e.body, headerList({ ...opts.responseHeaders, ...extra })));
     });
   }
   result.upgraded = true;

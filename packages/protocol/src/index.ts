@@ -66,6 +66,7 @@ export type { RequestHead, ResponseHead } from './http-head.ts';
 export { HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
 export type { BodyFraming, RequestBodyOptions } from './http-body.ts';
 export { RawResponse, chunkPieces, lastChunk } from './http-response.ts';
+export { answerAndClose, answerClientError, clientErrorStatus, closeWithStatus } from './raw-answer.ts';
 export { requestOverStream, serveHttpOverStream } from './http-over-stream.ts';
 export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
 export { headDeadline, openExchange, openUnlessAborted, type OpeningExchange } from './exchange-open.ts';

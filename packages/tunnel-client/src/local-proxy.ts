@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
+import { answerClientError, kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { relayThroughDispatcher } from './internal/dispatch-relay.ts';
@@ -98,7 +98,11 @@ export async function startLocalProxy(open: () => Promise<Duplex>, options: List
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  server.on('clientError', (_err, socket: Duplex) => socket.destroy());
+  // A malformed request head gets Node's own answer (400, 431…) rather than a bare close: kubectl then says why.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const status = answerClientError(err, socket);
+    logger.debug({ event: 'client_error', code: err.code, status }, 'malformed client request; closing');
+  });
   server.listen(options.port ?? 0, host);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;

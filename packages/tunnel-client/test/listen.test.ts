@@ -73,3 +73,24 @@ test('while the tunnel is down the local proxy answers 503 with a Kubernetes Sta
   await proxy.close();
   await assert.rejects(request(`${proxy.url}/version`), { code: 'ECONNREFUSED' });
 });
+
+test('a malformed request head gets a 400 from the local proxy, not a bare close, and the proxy keeps serving', async (t) => {
+  const app = createTestApp();
+  const gw = await startFakeGatewayRunner(t, app.server, { token: TOKEN });
+  const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert });
+  t.after(() => tunnel.close());
+  const proxy = await tunnel.listen({ port: 0 });
+
+  const raw = netConnect(proxy.port, '127.0.0.1');
+  t.after(() => raw.destroy());
+  let got = '';
+  raw.setEncoding('utf8').on('data', (d: string) => {
+    got += d;
+  });
+  raw.write('GET /version HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
+  await once(raw, 'close');
+  assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(got, /\r\nConnection: close\r\n/i);
+
+  assert.equal((await request(`${proxy.url}/version`)).statusCode, 200);
+});

@@ -78,6 +78,9 @@ export async function relayUpgrade(req: KubeRequest, stream: Duplex, ex: Exchang
           raw.push('connection', 'close');
           stream.write(headBytes(statusLine(statusCode, statusText ?? ''), raw));
           headSent = true;
+          // No upgrade: whatever the runner sends is for nobody. Read it away, so that its FIN is seen and the
+          // stream closes now, not when the linger timer gives up on it (kubectl exec of a missing pod: 404).
+          stream.resume();
         },
         onResponseData(controller, chunk) {
           result.bytesOut += chunk.length;
