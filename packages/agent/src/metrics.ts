@@ -1,6 +1,6 @@
 import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { connectFailureReasons, STREAM_KINDS, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
+import { connectFailureReasons, STREAM_KINDS, StreamAccounting, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
 
 /** Connector states, also the values of the `state` label. */
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
@@ -8,9 +8,8 @@ export type AgentState = (typeof agentStates)[number];
 
 /** `reason` label values of `pipeops_tunnel_connect_failures_total` (the protocol's list, shared with the gateway). */
 export type FailureReason = ConnectFailureReason;
-/** `result` label values of `pipeops_tunnel_streams_total`. */
-export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
-const streamResults: readonly StreamResult[] = ['ok', 'reset', 'error', 'refused'];
+/** `result` label values of `pipeops_tunnel_streams_total` (the protocol's list, shared with the gateway). */
+export type { StreamResult } from '@pipeops/tunnel-protocol';
 /** `kind` label values of the stream metrics: the protocol's kinds, and `unknown` for a stream refused before its preamble was read. */
 export type StreamKindLabel = (typeof STREAM_KINDS)[number] | 'unknown';
 
@@ -39,6 +38,8 @@ export class AgentMetrics {
   readonly streamsActive: Gauge<'kind'>;
   readonly streamsTotal: Counter<'kind' | 'result'>;
   readonly streamsOpened: Counter<'kind'>;
+  /** Every inbound stream goes through it: opened, then closed once, or refused (see the protocol's stream-accounting.ts). */
+  readonly streams: StreamAccounting<StreamKindLabel>;
   readonly rtt: Gauge;
   #closedTotals: SessionCounters = zero();
   #live: (() => SessionCounters) | undefined;
@@ -66,13 +67,9 @@ export class AgentMetrics {
       labelNames: ['kind'],
       registers,
     });
-    for (const kind of STREAM_KINDS) {
-      this.streamsActive.set({ kind }, 0);
-      this.streamsOpened.inc({ kind }, 0);
-      for (const result of streamResults) this.streamsTotal.inc({ kind, result }, 0);
-    }
-    this.streamsOpened.inc({ kind: 'unknown' }, 0);
-    this.streamsTotal.inc({ kind: 'unknown', result: 'refused' }, 0);
+    this.streams = new StreamAccounting<StreamKindLabel>({ opened: this.streamsOpened, active: this.streamsActive, total: this.streamsTotal }, STREAM_KINDS, [
+      'unknown',
+    ]);
     const self = this;
     this.rtt = new Gauge({
       name: 'pipeops_tunnel_session_rtt_seconds',
@@ -132,29 +129,6 @@ export class AgentMetrics {
   /** Current cumulative totals across all sessions (for status reports). */
   totals(): SessionCounters {
     return this.#totals();
-  }
-
-  // The stream accounting: every inbound stream goes through streamOpened and
-  // then streamClosed exactly once, or through streamRefused alone, so that
-  // opened = closed (streams_total, every result) + active holds per kind at
-  // every scrape.
-
-  /** An inbound stream is being served: counted opened and active. */
-  streamOpened(kind: StreamKindLabel): void {
-    this.streamsOpened.inc({ kind });
-    this.streamsActive.inc({ kind });
-  }
-
-  /** A stream of {@link streamOpened} finished: no longer active, counted with its result. Call once per stream. */
-  streamClosed(kind: StreamKindLabel, result: Exclude<StreamResult, 'refused'>): void {
-    this.streamsActive.dec({ kind });
-    this.streamsTotal.inc({ kind, result });
-  }
-
-  /** An inbound stream refused before it was served: opened and closed at once, never active. */
-  streamRefused(kind: StreamKindLabel): void {
-    this.streamsOpened.inc({ kind });
-    this.streamsTotal.inc({ kind, result: 'refused' });
   }
 
   setState(state: AgentState): void {

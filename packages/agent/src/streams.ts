@@ -97,7 +97,7 @@ export class StreamDispatcher {
     } catch (err) {
       this.#active.delete(stream);
       ctx.logger.warn({ err: summarize(err) }, 'inbound stream refused: bad preamble');
-      this.#o.metrics.streamRefused('unknown');
+      this.#o.metrics.streams.refused('unknown');
       stream.destroy();
       return;
     }
@@ -110,11 +110,11 @@ export class StreamDispatcher {
     if (handler === undefined) {
       this.#active.delete(stream);
       ctx.logger.warn('inbound stream refused: no handler for kind');
-      this.#o.metrics.streamRefused(kind);
+      this.#o.metrics.streams.refused(kind);
       stream.destroy();
       return;
     }
-    this.#o.metrics.streamOpened(kind);
+    this.#o.metrics.streams.opened(kind);
     const started = performance.now();
     let result: Exclude<StreamResult, 'refused'> = 'ok';
     try {
@@ -125,7 +125,7 @@ export class StreamDispatcher {
       if (!stream.destroyed) stream.destroy();
     } finally {
       this.#active.delete(stream);
-      this.#o.metrics.streamClosed(kind, result);
+      this.#o.metrics.streams.closed(kind, result);
     }
     if (this.#o.logger.isLevelEnabled('debug')) ctx.logger.debug({ result, ms: Math.round(performance.now() - started) }, 'inbound stream done');
   }

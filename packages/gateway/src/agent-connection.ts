@@ -98,14 +98,14 @@ export class AgentConnection extends EventEmitter {
     }
     const kind = kindLabel(preamble.kind);
     this.streamsActive++;
-    this.#deps.metrics.streamOpened(kind);
+    this.#deps.metrics.streams.opened(kind);
     let result: Exclude<StreamResult, 'refused'> = 'ok';
     stream.on('error', (err: Error & { code?: string }) => {
       result = err.code === 'PT_ERR_MUX_STREAM_RESET' ? 'reset' : 'error';
     });
     stream.on('close', () => {
       this.streamsActive--;
-      this.#deps.metrics.streamClosed(kind, result);
+      this.#deps.metrics.streams.closed(kind, result);
       if (this.streamsActive === 0) this.emit('idle');
     });
     stream.write(encodePreamble({ v: 1, ...preamble }));
@@ -172,7 +172,7 @@ export class AgentConnection extends EventEmitter {
     if (this.#control !== undefined || this.#closed) {
       // Only the control stream may be opened by the agent: anything else is reset.
       this.log.warn({ event: 'agent_stream_refused' }, 'agent opened an unexpected stream; reset');
-      this.#deps.metrics.streamRefused('other');
+      this.#deps.metrics.streams.refused('other');
       stream.destroy();
       return;
     }

@@ -1,11 +1,10 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
-import { connectFailureReasons } from '@pipeops/tunnel-protocol';
-/** Results of `pipeops_tunnel_streams_total` (fixed set). */
-export type StreamResult = 'ok' | 'reset' | 'error' | 'refused';
+import { connectFailureReasons, StreamAccounting } from '@pipeops/tunnel-protocol';
+/** Results of `pipeops_tunnel_streams_total` (the protocol's fixed set, shared with the agent). */
+export type { StreamResult } from '@pipeops/tunnel-protocol';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
 export type StreamKindLabel = 'http' | 'ping' | 'control' | 'other';
 const streamKindLabels: readonly StreamKindLabel[] = ['http', 'ping', 'control', 'other'];
-const streamResults: readonly StreamResult[] = ['ok', 'reset', 'error', 'refused'];
 
 /** Cumulative per-session counters read from the mux session's `stats`. */
 export interface SessionCounters {
@@ -25,6 +24,8 @@ export class GatewayMetrics {
   readonly streamsActive: Gauge<'kind'>;
   readonly streamsTotal: Counter<'kind' | 'result'>;
   readonly streamsOpened: Counter<'kind'>;
+  /** Every data stream goes through it: opened, then closed once, or refused (see the protocol's stream-accounting.ts). */
+  readonly streams: StreamAccounting<StreamKindLabel>;
   readonly bytes: Counter<'direction'>;
   readonly frames: Counter<'direction'>;
   readonly resets: Counter<'direction'>;
@@ -133,35 +134,11 @@ export class GatewayMetrics {
     // Fixed label sets at 0 from the start: an alert's rate() or increase() sees the first event (a series born at 1 has none).
     for (const reason of connectFailureReasons) this.connectFailures.inc({ reason }, 0);
     for (const result of ['ok', 'error']) this.tokenReloads.inc({ result }, 0);
-    for (const kind of streamKindLabels) {
-      this.streamsActive.set({ kind }, 0);
-      this.streamsOpened.inc({ kind }, 0);
-      for (const result of streamResults) this.streamsTotal.inc({ kind, result }, 0);
-    }
+    this.streams = new StreamAccounting<StreamKindLabel>(
+      { opened: this.streamsOpened, active: this.streamsActive, total: this.streamsTotal },
+      streamKindLabels,
+    );
     if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
-  }
-
-  // The stream accounting: every data stream goes through streamOpened and
-  // then streamClosed exactly once, or through streamRefused alone, so that
-  // opened = closed (streams_total, every result) + active holds per kind at
-  // every scrape.
-
-  /** A data stream was opened: counted opened and active. */
-  streamOpened(kind: StreamKindLabel): void {
-    this.streamsOpened.inc({ kind });
-    this.streamsActive.inc({ kind });
-  }
-
-  /** A stream of {@link streamOpened} closed: no longer active, counted with its result. Call once per stream. */
-  streamClosed(kind: StreamKindLabel, result: Exclude<StreamResult, 'refused'>): void {
-    this.streamsActive.dec({ kind });
-    this.streamsTotal.inc({ kind, result });
-  }
-
-  /** A stream refused as it arrived: opened and closed at once, never active. */
-  streamRefused(kind: StreamKindLabel): void {
-    this.streamsOpened.inc({ kind });
-    this.streamsTotal.inc({ kind, result: 'refused' });
   }
 
   /** Where `pipeops_tunnel_runner_streams_active` reads its numbers at scrape time. */

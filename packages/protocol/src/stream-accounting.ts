@@ -1,0 +1,71 @@
+// The stream accounting the agent and the gateway share: every stream is
+// counted opened, then closed exactly once with its result, or refused
+// alone (opened and closed at once, never active), so that
+//   pipeops_tunnel_streams_opened_total = pipeops_tunnel_streams_total (every result) + pipeops_tunnel_streams_active
+// holds per kind at every scrape (the soak asserts it; the alert
+// PipeopsTunnelStreamAccountingBroken watches it). Each side owns its metric
+// objects (prom-client, on its registry); this class is the one place that
+// moves them together.
+
+/** `result` label values of `pipeops_tunnel_streams_total` (fixed set). */
+export const STREAM_RESULTS = ['ok', 'reset', 'error', 'refused'] as const;
+export type StreamResult = (typeof STREAM_RESULTS)[number];
+
+type Labels<L extends string> = Partial<Record<L, string | number>>;
+/** What of a prom-client Counter this needs. */
+export interface AccountingCounter<L extends string> {
+  inc(labels: Labels<L>, value?: number): void;
+}
+/** What of a prom-client Gauge this needs. */
+export interface AccountingGauge<L extends string> extends AccountingCounter<L> {
+  dec(labels: Labels<L>, value?: number): void;
+  set(labels: Labels<L>, value: number): void;
+}
+
+export class StreamAccounting<K extends string> {
+  readonly #opened: AccountingCounter<'kind'>;
+  readonly #active: AccountingGauge<'kind'>;
+  readonly #total: AccountingCounter<'kind' | 'result'>;
+
+  /**
+   * Every series of `kinds` starts at 0 (an alert's rate() sees the first
+   * increase); `refusedOnly` kinds (e.g. `unknown`: a stream refused before
+   * its kind was known) only ever get `opened` and `refused`.
+   */
+  constructor(
+    metrics: { opened: AccountingCounter<'kind'>; active: AccountingGauge<'kind'>; total: AccountingCounter<'kind' | 'result'> },
+    kinds: readonly K[],
+    refusedOnly: readonly K[] = [],
+  ) {
+    this.#opened = metrics.opened;
+    this.#active = metrics.active;
+    this.#total = metrics.total;
+    for (const kind of kinds) {
+      this.#active.set({ kind }, 0);
+      this.#opened.inc({ kind }, 0);
+      for (const result of STREAM_RESULTS) this.#total.inc({ kind, result }, 0);
+    }
+    for (const kind of refusedOnly) {
+      this.#opened.inc({ kind }, 0);
+      this.#total.inc({ kind, result: 'refused' }, 0);
+    }
+  }
+
+  /** A stream is being served: counted opened and active. */
+  opened(kind: K): void {
+    this.#opened.inc({ kind });
+    this.#active.inc({ kind });
+  }
+
+  /** A stream of {@link opened} is over: no longer active, counted with its result. Once per stream. */
+  closed(kind: K, result: Exclude<StreamResult, 'refused'>): void {
+    this.#active.dec({ kind });
+    this.#total.inc({ kind, result });
+  }
+
+  /** A stream refused as it arrived: opened and closed at once, never active. */
+  refused(kind: K): void {
+    this.#opened.inc({ kind });
+    this.#total.inc({ kind, result: 'refused' });
+  }
+}
