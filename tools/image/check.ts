@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -120,6 +120,14 @@ export async function checkImage(archive: string): Promise<string[]> {
     });
     assert.equal(direct, 200, 'the gateway endpoint too');
     out.push(`proxy → gateway → agent → API server: /version ${body.gitVersion}`);
+    // The allocator the memory figures were measured with (docs/reliability.md, "Memory"): a wrong LD_PRELOAD path is only a warning to ld.so.
+    for (const [name, p] of [
+      ['gateway', gateway],
+      ['agent', agent],
+    ] as const) {
+      assert.match(readFileSync(`/proc/${p.child.pid}/maps`, 'utf8'), /libjemalloc\.so\.2/, `the ${name} runs on jemalloc`);
+    }
+    out.push('gateway and agent: jemalloc loaded (LD_PRELOAD)');
     for (const p of running) assert.ok(!p.output().includes(RUNNER_TOKEN) && !p.output().includes(AGENT_TOKEN), 'no token in any log');
     for (const p of running.splice(0).reverse()) {
       await stop(p);
