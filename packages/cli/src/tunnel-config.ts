@@ -18,6 +18,16 @@ export const tunnelSchema = {
     format: 'byte-size',
     default: '64MiB',
   },
+  keepalive_interval: {
+    doc: 'Time between keepalive pings on the session (0 = none). With keepalive_timeout, how long a link that silently stopped carrying bytes (a NAT or load balancer that forgot the flow) goes unnoticed: at most the sum.',
+    format: 'duration-ms',
+    default: '30s',
+  },
+  keepalive_timeout: {
+    doc: 'A keepalive ping not answered within this ends the session, which is then dialled again (the agent) or refused (the gateway).',
+    format: 'duration-ms',
+    default: '10s',
+  },
 };
 
 /** The validated `tunnel` section. */
@@ -25,6 +35,8 @@ export interface TunnelConfig {
   stream_window: number;
   max_streams: number;
   window_budget: number;
+  keepalive_interval: number;
+  keepalive_timeout: number;
 }
 
 /** Checks the schema cannot express; returns problems as `key: why` lines. */
@@ -33,10 +45,18 @@ export function tunnelConfigProblems(t: TunnelConfig): string[] {
   if (t.stream_window < 256 * 1024) problems.push('tunnel.stream_window: must be at least 256KiB (the yamux initial window)');
   if (t.stream_window > 2 ** 32 - 1) problems.push('tunnel.stream_window: must be below 4GiB');
   if (t.max_streams < 1) problems.push('tunnel.max_streams: must be at least 1');
+  if (t.keepalive_interval !== 0 && t.keepalive_timeout < 1) problems.push('tunnel.keepalive_timeout: must be above 0 while keepalive_interval is');
   return problems;
 }
 
 /** The mux session options of the `tunnel` section. */
 export function toMuxOptions(t: TunnelConfig): Partial<SessionOptions> {
-  return { maxStreamWindowBytes: t.stream_window, autoTuneWindow: true, maxConcurrentStreams: t.max_streams, sessionWindowGrowthBytes: t.window_budget };
+  return {
+    maxStreamWindowBytes: t.stream_window,
+    autoTuneWindow: true,
+    maxConcurrentStreams: t.max_streams,
+    sessionWindowGrowthBytes: t.window_budget,
+    keepAliveIntervalMs: t.keepalive_interval,
+    keepAliveTimeoutMs: Math.max(1, t.keepalive_timeout),
+  };
 }

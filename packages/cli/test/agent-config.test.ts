@@ -133,6 +133,8 @@ test('tunnel sizes are read as bytes from the file or the environment and reach 
     autoTuneWindow: true,
     maxConcurrentStreams: 20_000,
     sessionWindowGrowthBytes: 64 * 1024 * 1024,
+    keepAliveIntervalMs: 30_000,
+    keepAliveTimeoutMs: 10_000,
   });
   const defaults = loadAgentConfig({}, required);
   assert.deepEqual(toAgentOptions(defaults, {}, '0.0.0').mux, {
@@ -140,9 +142,20 @@ test('tunnel sizes are read as bytes from the file or the environment and reach 
     autoTuneWindow: true,
     maxConcurrentStreams: 65_536,
     sessionWindowGrowthBytes: 64 * 1024 * 1024,
+    keepAliveIntervalMs: 30_000,
+    keepAliveTimeoutMs: 10_000,
   });
   assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_STREAM_WINDOW: '262144' }).tunnel.stream_window, 262_144);
   assert.equal(loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_WINDOW_BUDGET: '0' }).tunnel.window_budget, 0);
+  const keepalive = loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_KEEPALIVE_INTERVAL: '5s', PIPEOPS_TUNNEL_KEEPALIVE_TIMEOUT: '2s' });
+  assert.deepEqual(
+    [toAgentOptions(keepalive, {}, '0.0.0').mux?.keepAliveIntervalMs, toAgentOptions(keepalive, {}, '0.0.0').mux?.keepAliveTimeoutMs],
+    [5_000, 2_000],
+  );
+  assert.throws(
+    () => loadAgentConfig({}, { ...required, PIPEOPS_TUNNEL_KEEPALIVE_INTERVAL: 'soon' }),
+    (err: CliError) => err.message.includes('tunnel.keepalive_interval'),
+  );
 });
 
 test('a tunnel window below the yamux initial window or not a size is refused naming the key', () => {
