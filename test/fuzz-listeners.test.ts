@@ -22,7 +22,9 @@
 // the API server answered without switching (kubectl exec of a missing pod)
 // held the agent's stream until its 30 s linger, and a refused upgrade's
 // socket at the gateway stayed open for ever once the client half-closed, so
-// the gateway could not close.
+// the gateway could not close; and a request the caller aborted once it was
+// on its stream was ended with a FIN instead of a reset, so the agent served
+// a WATCH on that nobody read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -206,6 +208,12 @@ const CORPUS: Array<(auth: string, prefix: string) => Input> = [
   () => ({
     head: 'OPTIONS /api/v1//x HTTP/1.0\r\nImpersonate-User: e Yf.&V\r\nTransfer-Encoding: xchunked\r\nConnection: upgrade, keep-alive\r\nUpgrade: websocket\r\n\r\n',
     body: Buffer.alloc(2),
+  }),
+  // A WATCH over HTTP/1.0 followed by garbage: the parser refuses the garbage (400) and the connection closes while the
+  // proxy's dispatcher holds the watch; undici's abort was ended gracefully (FIN), so the agent served the watch on.
+  (auth, prefix) => ({
+    head: `GET ${prefix}/api/v1/namespaces/default/pods?watch=1 HTTP/1.0\r\n${auth}Host: 127.0.0.1\r\nAccept: application/json\r\n\r\n`,
+    body: Buffer.alloc(4),
   }),
 ];
 

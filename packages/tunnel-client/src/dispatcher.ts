@@ -26,11 +26,16 @@ export interface DispatcherResumeOptions {
  * peer's FIN arrives (or the mux close timeout resets it). Aborts and errors
  * (any other error) still reset at once.
  */
+/** undici's InformationalError messages for a connection it is done with (not an abort). */
+const GRACEFUL_ENDS = new Set(['reset', 'socket idle timeout']);
+
 function gracefulReset<T extends Duplex>(stream: T): T {
   const destroy = stream.destroy.bind(stream);
   stream.destroy = (err?: Error): T => {
     const code = (err as { code?: unknown } | undefined)?.code;
-    if (code === 'UND_ERR_INFO' && !stream.destroyed && !stream.writableEnded) {
+    // undici also destroys with an InformationalError when the caller aborts ('aborted'): that one must reset,
+    // or the far side serves on (a WATCH the runner left would stream into a drained void for ever).
+    if (code === 'UND_ERR_INFO' && GRACEFUL_ENDS.has((err as Error).message) && !stream.destroyed && !stream.writableEnded) {
       stream.end();
       stream.resume();
       return stream;

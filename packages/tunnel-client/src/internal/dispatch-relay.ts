@@ -45,7 +45,8 @@ export function relayThroughDispatcher(req: IncomingMessage, res: ServerResponse
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
-        if (res.destroyed) c.abort(new RunnerGoneError());
+        // The runner may have gone while the dispatcher waited for a stream (res 'close' had no controller to abort).
+        if (settled || res.destroyed || res.closed) c.abort(new RunnerGoneError());
       },
       onResponseStart(c, statusCode, headers, statusMessage) {
         if (statusCode < 200) return;
