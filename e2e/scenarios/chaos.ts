@@ -73,8 +73,13 @@ export const chaosScenarios: Scenario[] = [
         const seen = names(w.lines);
         const want = ['before-1', 'before-2', 'before-3', 'during-1', 'during-2', 'during-3', 'after-1'];
         check(JSON.stringify(seen) === JSON.stringify(want), `kubectl printed ${JSON.stringify(seen)}, want each once, in order: ${JSON.stringify(want)}`);
-        const resumed = [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'watch_resumed');
-        check(resumed !== undefined, 'no watch_resumed record in the proxies’ logs');
+        // The proxies write their records in batches (up to 100 ms late), and kubectl may print before the batch is out.
+        const resumed = await until(
+          'a watch_resumed record in the proxies’ logs',
+          async () => [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'watch_resumed'),
+          10_000,
+          50,
+        );
         return [
           `kubectl get -w kept running; printed ${seen.join(', ')} (each once, in order)`,
           `the outage's changes arrived ${resumedMs.toFixed(0)} ms after the kill; watch_resumed: attempts ${String(resumed.attempts)}, outage ${String(resumed.outageMs)} ms`,
@@ -112,8 +117,13 @@ export const chaosScenarios: Scenario[] = [
         const mine = f.lines.filter((l) => l.includes(mark)).map((l) => l.slice(l.indexOf(mark) + mark.length + 1));
         const want = ['before-1', 'before-2', 'during-1', 'during-2', 'after-1'];
         check(JSON.stringify(mine) === JSON.stringify(want), `kubectl printed ${JSON.stringify(mine)}, want each once, in order: ${JSON.stringify(want)}`);
-        const resumed = [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'logs_resumed');
-        check(resumed !== undefined, 'no logs_resumed record in the proxies’ logs');
+        // The proxies write their records in batches (up to 100 ms late), and kubectl may print before the batch is out.
+        const resumed = await until(
+          'a logs_resumed record in the proxies’ logs',
+          async () => [...ctx.env.tunnel.proxies.values()].flatMap((p) => p.proc.records()).find((r) => r.event === 'logs_resumed'),
+          10_000,
+          50,
+        );
         return `kubectl logs -f --timestamps kept running; printed ${mine.join(', ')} (each once, in order); resumed from sinceTime ${String(resumed.sinceTime)}\n${recovered}`;
       } finally {
         await f.stop('SIGKILL', 1_000);
