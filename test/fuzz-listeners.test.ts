@@ -33,7 +33,7 @@ import fc from 'fast-check';
 import { fetch } from 'undici';
 import { createAgent } from '@pipeops/tunnel-agent';
 import { connect } from '@pipeops/tunnel-client';
-import { FUZZ_RUNS, fuzzParameters, KUBE_PATH, startKubePath, waitFor } from '@pipeops/tunnel-testkit';
+import { activeStreams, FUZZ_RUNS, fuzzParameters, KUBE_PATH, startKubePath, waitFor } from '@pipeops/tunnel-testkit';
 
 const RUNS = Math.max(20, Math.floor(FUZZ_RUNS / 10));
 /** Longest wait for a status line or a close: far above any answer, far below a hang. */
@@ -264,11 +264,12 @@ test('every HTTP listener answers any request head with a status line or a close
       check: async () => (await fetch(`${proxy.url}/version`, { signal: signal() })).status,
     },
   ];
-  const active = async (registry: typeof path.gatewayRegistry): Promise<number> =>
-    (await registry.getSingleMetric('pipeops_tunnel_streams_active')?.get())?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
   const nothingLeft = (what: string): Promise<boolean> =>
     waitFor(
-      async () => (await active(path.gatewayRegistry)) === 0 && (await active(path.agentRegistry)) === 0 && (await connections(path.gateway.server)) <= tunnels,
+      async () =>
+        (await activeStreams(path.gatewayRegistry)) === 0 &&
+        (await activeStreams(path.agentRegistry)) === 0 &&
+        (await connections(path.gateway.server)) <= tunnels,
       { what: `no stream left open on the gateway or the agent and no connection but the tunnels at the gateway, after ${what}`, timeoutMs: 10_000 },
     );
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
-import { FAKE_SPDY_BYE, waitFor } from '@pipeops/tunnel-testkit';
+import { activeStreams, FAKE_SPDY_BYE, waitFor } from '@pipeops/tunnel-testkit';
 import { RUNNER_TOKEN, startK8sPath } from './k8s-harness.ts';
 
 test('a WebSocket exec negotiates v5.channel.k8s.io, echoes each channel message, and closes 1000 end to end', async (t) => {
@@ -85,8 +85,6 @@ test("a SPDY/3.1 exec gets 101 with the chosen stream protocol, echoes raw bytes
 
 test('an upgrade the API server answers without switching (404) is relayed as a plain response, and the stream closes on both sides at once', async (t) => {
   const p = await startK8sPath(t);
-  const active = async (registry: typeof p.agentRegistry): Promise<number> =>
-    (await registry.getSingleMetric('pipeops_tunnel_streams_active')?.get())?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
   const socket = tlsConnect({ host: '127.0.0.1', port: p.gatewayPort, ca: p.gatewayCa });
   t.after(() => socket.destroy());
   await once(socket, 'secureConnect');
@@ -103,7 +101,7 @@ test('an upgrade the API server answers without switching (404) is relayed as a 
   await closed;
   assert.match(received, /^HTTP\/1\.1 404 /);
   // Before the fix the agent never read the runner's FIN after a non-101 answer: its stream stayed open until the 30 s linger.
-  await waitFor(async () => (await active(p.agentRegistry)) === 0 && (await active(p.gatewayRegistry)) === 0, {
+  await waitFor(async () => (await activeStreams(p.agentRegistry)) === 0 && (await activeStreams(p.gatewayRegistry)) === 0, {
     what: 'no stream left open on the agent or the gateway',
   });
 });

@@ -11,36 +11,13 @@ import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { FAKE_POD_NAMES, waitFor } from '@pipeops/tunnel-testkit';
+import { FAKE_POD_NAMES, waitFor, assertStreamInvariant, streamAccounting, type StreamCounts } from '@pipeops/tunnel-testkit';
 import { metricValue, readAll, startHarnessOnFake } from './helpers/kube-harness.ts';
 
 const KINDS = ['http', 'ping', 'unknown'] as const;
 
-interface Accounting {
-  opened: number;
-  closed: number;
-  active: number;
-}
-
 /** The three numbers of each kind, from the registry as /metrics serves it. */
-async function accounting(registry: Registry): Promise<Record<string, Accounting>> {
-  const out: Record<string, Accounting> = {};
-  for (const kind of KINDS) {
-    let closed = 0;
-    for (const result of ['ok', 'reset', 'error', 'refused']) closed += await metricValue(registry, 'pipeops_tunnel_streams_total', { kind, result });
-    out[kind] = {
-      opened: await metricValue(registry, 'pipeops_tunnel_streams_opened_total', { kind }),
-      closed,
-      active: await metricValue(registry, 'pipeops_tunnel_streams_active', { kind }),
-    };
-  }
-  return out;
-}
-
-function assertInvariant(a: Record<string, Accounting>, when: string): void {
-  for (const [kind, n] of Object.entries(a))
-    assert.equal(n.opened, n.closed + n.active, `${when}: ${kind} opened ${n.opened} ≠ closed ${n.closed} + active ${n.active}`);
-}
+const accounting = (registry: Registry): Promise<Record<string, StreamCounts>> => streamAccounting(registry, KINDS, ['unknown']);
 
 /** Resolves once `s` has closed (at once if it already has), however it ended. */
 async function closed(s: Duplex): Promise<void> {
@@ -96,7 +73,7 @@ test('opened = closed + active per kind, through completed, aborted, reset and r
   await waitFor(async () => (await accounting(h.registry)).http!.active === 3 && (await accounting(h.registry)).ping!.active === 1, {
     what: 'held streams active',
   });
-  assertInvariant(await accounting(h.registry), 'while held');
+  assertStreamInvariant(await accounting(h.registry), 'while held');
 
   // A preamble that is not one: refused as `unknown`, never active.
   const bad = h.gateway.open();
@@ -119,7 +96,7 @@ test('opened = closed + active per kind, through completed, aborted, reset and r
     },
     { what: 'every stream accounted as closed' },
   );
-  assertInvariant(after, 'at the end');
+  assertStreamInvariant(after, 'at the end');
   const lateReset = after.unknown!.opened - 1;
   assert.deepEqual(after, {
     http: { opened: 7 - lateReset, closed: 7 - lateReset, active: 0 },

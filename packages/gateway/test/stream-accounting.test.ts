@@ -11,42 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import { assertStreamInvariant, streamAccounting, type StreamCounts } from '@pipeops/tunnel-testkit';
 import { connectFakeAgent, pingEcho } from './helpers/fake-agent.ts';
 import { T, startGateway, waitFor } from './helpers/gateway.ts';
 
 const KINDS = ['http', 'ping', 'control', 'other'] as const;
-const RESULTS = ['ok', 'reset', 'error', 'refused'] as const;
-
-interface Accounting {
-  opened: number;
-  closed: number;
-  active: number;
-}
 
 /** The three numbers of each kind, from the registry as /metrics serves it. */
-async function accounting(registry: Registry): Promise<Record<string, Accounting>> {
-  const metrics = await registry.getMetricsAsJSON();
-  const value = (name: string, labels: Record<string, string>): number => {
-    const m = metrics.find((x) => x.name === name);
-    const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
-    assert.ok(v !== undefined, `${name} ${JSON.stringify(labels)} is exposed`);
-    return v.value;
-  };
-  const out: Record<string, Accounting> = {};
-  for (const kind of KINDS) {
-    out[kind] = {
-      opened: value('pipeops_tunnel_streams_opened_total', { kind }),
-      closed: RESULTS.reduce((sum, result) => sum + value('pipeops_tunnel_streams_total', { kind, result }), 0),
-      active: value('pipeops_tunnel_streams_active', { kind }),
-    };
-  }
-  return out;
-}
-
-function assertInvariant(a: Record<string, Accounting>, when: string): void {
-  for (const [kind, n] of Object.entries(a))
-    assert.equal(n.opened, n.closed + n.active, `${when}: ${kind} opened ${n.opened} ≠ closed ${n.closed} + active ${n.active}`);
-}
+const accounting = (registry: Registry): Promise<Record<string, StreamCounts>> => streamAccounting(registry, KINDS);
 
 /** Resolves once `s` has closed (at once if it already has), however it ended. */
 async function closed(s: Duplex): Promise<void> {
@@ -97,7 +69,7 @@ test('opened = closed + active per kind, through completed, aborted, reset and r
   }
   await waitFor(() => agent.preambles.filter((p) => p.requestId.startsWith('held-')).length === 4, 5_000, 'held streams reached the agent');
   const during = await accounting(gw.registry);
-  assertInvariant(during, 'while held');
+  assertStreamInvariant(during, 'while held');
   // Two held http streams were reset by the double already; the two pings are still open.
   await waitFor(() => gw.gateway.clusters()[0]?.streamsActive === 2, 5_000, 'two pings held');
   assert.equal((await accounting(gw.registry)).ping!.active, 2);
@@ -116,7 +88,7 @@ test('opened = closed + active per kind, through completed, aborted, reset and r
   await Promise.all(open.map(closed));
 
   const after = await accounting(gw.registry);
-  assertInvariant(after, 'at the end');
+  assertStreamInvariant(after, 'at the end');
   assert.deepEqual(after, {
     http: { opened: 4, closed: 4, active: 0 },
     ping: { opened: 6, closed: 6, active: 0 },

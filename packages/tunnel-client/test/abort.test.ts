@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dispatcher } from 'undici';
-import { waitFor } from '@pipeops/tunnel-testkit';
+import { activeStreams, waitFor } from '@pipeops/tunnel-testkit';
 import { connect } from '../src/index.ts';
 import { CLUSTER, RUNNER_TOKEN, startRealPath } from './helpers/real-path.ts';
 
@@ -15,8 +15,6 @@ for (const resume of [true, false]) {
     const path = await startRealPath(t);
     const tunnel = await connect({ gatewayUrl: path.gatewayUrl, token: RUNNER_TOKEN, cluster: CLUSTER, ca: path.gatewayCa });
     t.after(() => tunnel.close());
-    const active = async (): Promise<number> =>
-      (await path.agentRegistry.getSingleMetric('pipeops_tunnel_streams_active')?.get())?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
 
     let controller: Dispatcher.DispatchController | undefined;
     const outcome = new Promise<Error>((resolve) => {
@@ -50,6 +48,8 @@ for (const resume of [true, false]) {
     assert.ok(controller !== undefined);
     controller.abort(new Error('the runner went away'));
     assert.match((await outcome).message, /the runner went away/);
-    await waitFor(async () => path.fake.watch.active === 0 && (await active()) === 0, { what: 'the watch gone at the API server and the agent' });
+    await waitFor(async () => path.fake.watch.active === 0 && (await activeStreams(path.agentRegistry)) === 0, {
+      what: 'the watch gone at the API server and the agent',
+    });
   });
 }

@@ -48,3 +48,4 @@ export {
 } from './fake-apiserver-rbac.ts';
 export { FUZZ_RUNS, fuzzParameters, isCodedError } from './fuzz.ts';
 export { spawnLogged, type LoggedProcess } from './logged-process.ts';
+export { activeStreams, assertStreamInvariant, streamAccounting, type StreamCounts } from './stream-accounting.ts';
