@@ -36,19 +36,13 @@ export function clientErrorStatus(code: string | undefined): number {
  */
 export function closeWithStatus(socket: Duplex, status: number): void {
   if (socket.destroyed) return;
-  socket.on('error', () => socket.destroy());
   // Node's own check (lib/_http_server.js): never write into a response that has started.
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (!socket.writable || inFlight?.headersSent === true) {
+  if (inFlight?.headersSent === true) {
     socket.destroy();
     return;
   }
-  const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
-  timer.unref();
-  socket.end(headBytes(statusLine(status), ['Connection', 'close', 'Content-Length', '0']), () => {
-    clearTimeout(timer);
-    socket.destroy();
-  });
+  answerAndClose(socket, headBytes(statusLine(status), ['Connection', 'close', 'Content-Length', '0']));
 }
 
 /**
@@ -65,7 +59,7 @@ export function answerAndClose(socket: Duplex, response: Buffer, o: { drain?: bo
     socket.destroy();
     return;
   }
-  socket.once('error', () => socket.destroy());
+  socket.on('error', () => socket.destroy());
   if (o.drain === true) {
     socket.resume();
     socket.end(response);
