@@ -4,19 +4,23 @@
 // WebSocket headers fall, so 64 KiB of upload come as five or six pieces,
 // some of a few dozen bytes. undici writes every piece it is given as its own
 // TLS record and syscall, and the API server then wakes once per piece. The
-// pieces that arrive within one turn of the event loop leave as one.
+// pieces that arrive within one turn of the event loop leave as one, copied
+// into a buffer of the pool the upstream socket gives it back to once written
+// (body-buffers.ts).
 import { Readable } from 'node:stream';
+import { BODY_BUFFER_BYTES, type BodyBuffers, bodyBuffers } from './body-buffers.ts';
 
-/** Pieces gathered beyond this are passed on at once, without waiting for the turn to end. */
-const MAX_GATHERED_BYTES = 256 * 1024;
+/** The most gathered into one chunk: a piece that would go beyond passes what was gathered on first. */
+const MAX_GATHERED_BYTES = BODY_BUFFER_BYTES;
 
 /**
  * `source` as a Readable whose chunks are the pieces that arrived within one
- * turn of the event loop, joined (one copy), at most {@link MAX_GATHERED_BYTES}
- * each (a single larger piece passes as it is). Backpressure reaches
- * `source`; its error or premature close destroys the result with that error.
+ * turn of the event loop, copied into one buffer of `pool`, at most
+ * {@link MAX_GATHERED_BYTES} each (a lone piece, or one larger than that,
+ * passes as it is). Backpressure reaches `source`; its error or premature
+ * close destroys the result with that error.
  */
-export function coalescedBody(source: Readable): Readable {
+export function coalescedBody(source: Readable, pool: BodyBuffers = bodyBuffers): Readable {
   let pieces: Buffer[] = [];
   let bytes = 0;
   let scheduled: NodeJS.Immediate | undefined;
@@ -37,7 +41,7 @@ export function coalescedBody(source: Readable): Readable {
   const flush = (): void => {
     scheduled = undefined;
     if (bytes > 0) {
-      const chunk = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes);
+      const chunk = pieces.length === 1 ? pieces[0]! : gather(pieces, bytes, pool);
       pieces = [];
       bytes = 0;
       if (!out.push(chunk)) source.pause();
@@ -45,6 +49,10 @@ export function coalescedBody(source: Readable): Readable {
     if (ended) out.push(null);
   };
   const onData = (piece: Buffer): void => {
+    if (bytes + piece.length > MAX_GATHERED_BYTES && bytes > 0) {
+      if (scheduled !== undefined) clearImmediate(scheduled);
+      flush();
+    }
     pieces.push(piece);
     bytes += piece.length;
     if (bytes >= MAX_GATHERED_BYTES) {
@@ -67,4 +75,12 @@ export function coalescedBody(source: Readable): Readable {
   };
   source.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   return out;
+}
+
+/** `pieces` (`bytes` ≤ {@link MAX_GATHERED_BYTES} in all) copied in order into a buffer of `pool`. */
+function gather(pieces: Buffer[], bytes: number, pool: BodyBuffers): Buffer {
+  const into = pool.take();
+  let at = 0;
+  for (const p of pieces) at += p.copy(into, at);
+  return into.subarray(0, bytes);
 }

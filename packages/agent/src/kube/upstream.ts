@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import { type buildConnector, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { KubeTlsOptions } from './credentials.ts';
+import { bodyBufferConnector } from './upstream-socket.ts';
 
 /** Connection settings of the API-server pools. Durations in milliseconds. */
 export interface KubeUpstreamOptions {
@@ -115,8 +116,9 @@ export class KubeUpstream {
     return {
       key,
       tls,
-      // undici 8 would negotiate h2 by default; upgrades must stay HTTP/1.1.
-      request: new Pool(this.origin, { ...common, allowH2: false }),
+      // undici 8 would negotiate h2 by default; upgrades must stay HTTP/1.1. Bodies go here: these
+      // sockets give the pooled body buffers back once written (upstream-socket.ts).
+      request: new Pool(this.origin, { ...common, allowH2: false, connect: bodyBufferConnector(connect as buildConnector.BuildOptions) }),
       stream: new Pool(this.origin, {
         ...common,
         allowH2: true,
