@@ -5,7 +5,7 @@
 // gateway and the agent stand (see lib/node-floor.ts). Run as its own
 // process, with the V8 flag the `pipeops-tunnel` launcher sets:
 //
-//   node --semi-space-growth-factor=1 tls-relay.ts --next-port N --next-ca FILE --ca-out FILE
+//   node --max-semi-space-size=8 tls-relay.ts --next-port N --next-ca FILE --ca-out FILE
 //
 // trusts `--next-ca` for the next hop, writes its own CA to `--ca-out`,
 // prints `READY <port>`; exits when stdin closes.

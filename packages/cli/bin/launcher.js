@@ -1,5 +1,5 @@
 // What both launchers of `pipeops-tunnel` do before and after the command:
-// the V8 young-generation setting, the compile cache, the exit code, and an
+// the V8 young-generation setting (per command), the compile cache, the exit code, and an
 // exit that a forgotten library handle cannot hold up. The workspace's
 // launcher (pipeops-tunnel.js) runs the TypeScript sources; the published
 // package's (pipeops-tunnel-published.js) runs the compiled lib/.
@@ -16,6 +16,35 @@ import v8 from 'node:v8';
 /** The oldest Node.js major the command runs on (undici 8 needs 22.19; 24 is the one tested). */
 const MIN_NODE_MAJOR = 24;
 
+/** The commands that relay traffic for as long as they run. */
+const RELAY_COMMANDS = new Set(['gateway', 'connect', 'proxy']);
+
+/** The young generation's semi-space cap of a relay command, MiB. */
+export const RELAY_SEMI_SPACE_MIB = 8;
+
+/**
+ * Sizes V8's young generation for `command`. A relay (gateway, connect,
+ * proxy) gets semi-spaces of up to {@link RELAY_SEMI_SPACE_MIB} MiB: with 64
+ * requests in flight their objects outlived V8's initial 1 MiB and were
+ * promoted, so GC was a fifth of the gateway's and agent's busy time. 8 MiB
+ * took ~35 % of the gateway's and ~20 % of the agent's CPU per small request
+ * and bulk transfers lost nothing (docs/benchmarks.md); V8's own 16 MiB cap
+ * let per-TLS-record buffers (external memory) pile up between scavenges
+ * until a mark-compact ran every ~80 ms during a transfer. The cap is read
+ * only when the heap is set up, so the process replaces itself (execve: same
+ * pid, descriptors and environment) with the flag on node's command line;
+ * where that is not possible (Windows) the young generation stays at its
+ * initial size (--semi-space-growth-factor=1), as for every other command.
+ * @param {string | undefined} command
+ */
+function youngGeneration(command) {
+  if (command !== undefined && RELAY_COMMANDS.has(command) && typeof process.execve === 'function') {
+    const args = [...process.execArgv, `--max-semi-space-size=${RELAY_SEMI_SPACE_MIB}`, ...process.argv.slice(1)];
+    process.execve(process.execPath, [process.execPath, ...args], process.env);
+  }
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 /** @param {() => Promise<{ main(argv: string[]): Promise<number> }>} load */
 export async function launch(load) {
   if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
@@ -23,17 +52,10 @@ export async function launch(load) {
     process.exitCode = 2;
     return;
   }
-  // The young generation stays at V8's initial size (1 MiB semi-spaces) unless
-  // the user chose one (--max-semi-space-size in NODE_OPTIONS or on node's
-  // command line). A relay allocates one short-lived buffer per TLS record; V8
-  // counts them as external memory, and with the young generation grown to its
-  // 16 MiB default they outlive so many scavenges that the external-memory
-  // limit starts a full mark-compact every ~80 ms (measured: a quarter of the
-  // gateway's and agent's CPU during an upload). Scavenging 1 MiB semi-spaces
-  // frees them young: upload through gateway and agent ~245 -> ~300 MB/s,
-  // gateway CPU per GiB 3.1 -> 1.8 s (docs/benchmarks.md).
+  // The young generation (see youngGeneration), unless the user chose
+  // one: --max-semi-space-size in NODE_OPTIONS or on node's command line.
   const semiSpaceChosen = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
-  if (!semiSpaceChosen) v8.setFlagsFromString('--semi-space-growth-factor=1');
+  if (!semiSpaceChosen) youngGeneration(process.argv[2]);
 
   module.enableCompileCache?.();
   const { main } = await load();

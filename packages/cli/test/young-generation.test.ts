@@ -1,6 +1,7 @@
-// The launcher keeps V8's young generation at its initial size (see
-// bin/pipeops-tunnel.js: per-record TLS buffers die young instead of
-// forcing full mark-compacts), unless the user chose a size.
+// The launcher sizes V8's young generation per command (see
+// bin/launcher.js): the relays (gateway, connect, proxy) get semi-spaces of
+// up to 8 MiB, every other command keeps the initial size, and a size the
+// user chose is left alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,9 +19,9 @@ process.on('exit', () => {
   process.stdout.write('NEW_SPACE_MIB=' + (ns.space_size / 1048576) + '\\n');
 });`)}`;
 
-async function newSpaceMiB(nodeOptions?: string): Promise<number> {
+async function newSpaceMiB(nodeOptions?: string, args = ['--version']): Promise<number> {
   const env = cleanEnv(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions });
-  const child = spawn(process.execPath, ['--import', PROBE, BIN, '--version'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', PROBE, BIN, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     out += d;
@@ -37,4 +38,14 @@ test('the CLI keeps the young generation at its initial size; a size the user ch
   const chosen = await newSpaceMiB('--max-semi-space-size=8');
   assert.ok(kept <= 4, `young generation ${kept} MiB without a choice`);
   assert.ok(chosen > kept, `young generation ${chosen} MiB with --max-semi-space-size=8 (kept: ${kept} MiB)`);
+});
+
+test('the relay commands get a young generation of up to 8 MiB semi-spaces; a size the user chose wins', async () => {
+  // New space = two semi-spaces: 2 MiB at V8's initial size, 16 MiB at the relays' cap, 32 MiB at V8's own.
+  for (const command of ['gateway', 'connect', 'proxy']) {
+    const relay = await newSpaceMiB(undefined, [command, '--help']);
+    assert.ok(relay > 4 && relay <= 16, `${command}: young generation ${relay} MiB`);
+  }
+  const chosen = await newSpaceMiB('--max-semi-space-size=1', ['gateway', '--help']);
+  assert.ok(chosen <= 2, `gateway with --max-semi-space-size=1: ${chosen} MiB`);
 });

@@ -23,8 +23,8 @@ export interface NodeFloor {
 }
 
 async function startRelay(nextPort: number, nextCa: string, caOut: string): Promise<ReadyChild> {
-  // The young-generation setting the pipeops-tunnel launcher gives the gateway and the agent.
-  return startReadyChild('tls-relay', ['--semi-space-growth-factor=1', RELAY_PATH, '--next-port', String(nextPort), '--next-ca', nextCa, '--ca-out', caOut]);
+  // The young-generation setting the pipeops-tunnel launcher gives the gateway and the agent (RELAY_SEMI_SPACE_MIB in packages/cli/bin/launcher.js).
+  return startReadyChild('tls-relay', ['--max-semi-space-size=8', RELAY_PATH, '--next-port', String(nextPort), '--next-ca', nextCa, '--ca-out', caOut]);
 }
 
 /** Starts the two relays in `dir` in front of the upstream at `upstreamPort` (trusting `upstreamCa`); `headers` go with every request. */
