@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only SUBSTRING[,SUBSTRING…]] [--list]`
+// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only PATTERN[,PATTERN…]] [--list]`
 //
 // Runs every scenario in ./scenarios, each next to its baseline (and the
 // reference peer where there is one) in the same run, alternating the sides
@@ -35,8 +35,8 @@ if (values.list) {
   for (const s of scenarios) process.stdout.write(`${s.name}: ${s.metrics.map((m) => m.name).join(', ')}\n`);
   process.exit(0);
 }
-const only = values.only?.split(',');
-const selected = scenarios.filter((s) => only === undefined || only.some((o) => s.name.includes(o)));
+const only = values.only?.split(',').map((o) => new RegExp(o));
+const selected = scenarios.filter((s) => only === undefined || only.some((o) => o.test(s.name)));
 if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario matches (see --list)`);
 
 let sink: Promise<SinkProcess> | undefined;

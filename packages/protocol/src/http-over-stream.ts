@@ -71,8 +71,12 @@ export function requestOverStream(stream: Duplex, req: StreamRequest): Promise<S
 /**
  * Serves HTTP requests arriving on `stream` with `server`'s `'request'` /
  * `'upgrade'` handlers, without a listening socket (the stream is announced
- * as a `'connection'`).
+ * as a `'connection'`). Half-open, as the agent reads its streams: a request
+ * sent with its FIN (relayPlain ends a bodyless request's stream with its
+ * head) is still answered; Node's server would otherwise end its side at the
+ * FIN and the answer would be lost.
  */
 export function serveHttpOverStream(server: http.Server, stream: Duplex): void {
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.emit('connection', stream);
 }

@@ -80,9 +80,11 @@ export async function relayPlain(
     stream = await exchange.stream;
     exchange.signal.addEventListener('abort', onAbort, { once: true });
     stream.write(plainRequestHead(req, opts, chunked));
-    // The stream is ended once the answer is through (see pipeAnswer), not after the request: a server
-    // that is not half-open (Node's default) would take an early FIN for the client going away.
+    // A request without a body is complete with its head: the FIN leaves with it (one frame, one wakeup
+    // of the agent, which reads its streams half-open). With a body, the stream is ended once the answer
+    // is through (see pipeAnswer): the body's end is in its framing.
     if (hasBody) sendBody(req, stream, chunked, counted);
+    else stream.end();
     let read = await readHead(stream, MAX_RESPONSE_HEAD_BYTES);
     let head = parseResponseHead(read.head);
     while (head !== undefined && head.status >= 100 && head.status < 200) {
@@ -143,7 +145,7 @@ function answerBody(method: string, head: ResponseHead, rest: Buffer): AnswerBod
 export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse, result: { bytesOut: number; error?: Error }): void {
   // The answer is through: our side ends (FIN) and the rest is read, so the stream closes.
   const drainRest = (): void => {
-    if (!stream.destroyed) stream.end();
+    if (!stream.destroyed && !stream.writableEnded) stream.end();
     drain(stream);
   };
   const fail = (err: Error): void => {
@@ -164,7 +166,7 @@ export function pipeAnswer(stream: Duplex, body: AnswerBody, res: ServerResponse
     if (body.rest.length > 0) onData(body.rest);
     stream.on('data', onData);
     stream.on('end', () => {
-      if (!stream.destroyed) stream.end();
+      if (!stream.destroyed && !stream.writableEnded) stream.end();
       res.end();
     });
     stream.on('close', () => {

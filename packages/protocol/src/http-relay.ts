@@ -81,6 +81,13 @@ export async function relayRequest(req: IncomingMessage, res: ServerResponse, op
   const outHeaders = responseHeaderList(head.headers, { trailers: body.framing === 'chunked' }, opts.responseHeaders);
   if (head.reason !== '') res.writeHead(result.status, head.reason, outHeaders);
   else res.writeHead(result.status, outHeaders);
+  // The head leaves at once (a WATCH's head must not wait for its first event). When the whole body is
+  // already here (a small answer), the runner's socket stays corked for this turn: one write for both.
+  const socket = res.socket;
+  if (body.framing === 'length' && body.rest.length >= body.length && socket !== null) {
+    socket.cork();
+    setImmediate(() => socket.uncork());
+  }
   if (typeof res.flushHeaders === 'function') res.flushHeaders();
   return new Promise<RelayResult>((resolve) => {
     res.off('close', onResClose);
