@@ -10,6 +10,7 @@
 // start that finds every module there never loads the TypeScript stripper,
 // which otherwise stays in the process for its lifetime: ~30 MB of an idle
 // agent's RSS.
+import inspector from 'node:inspector';
 import module from 'node:module';
 import v8 from 'node:v8';
 
@@ -33,12 +34,14 @@ export const RELAY_SEMI_SPACE_MIB = 8;
  * until a mark-compact ran every ~80 ms during a transfer. The cap is read
  * only when the heap is set up, so the process replaces itself (execve: same
  * pid, descriptors and environment) with the flag on node's command line;
- * where that is not possible (Windows) the young generation stays at its
- * initial size (--semi-space-growth-factor=1), as for every other command.
+ * where that is not possible (Windows) or wanted (an inspector is open) the
+ * young generation stays at its initial size (--semi-space-growth-factor=1),
+ * as for every other command.
  * @param {string | undefined} command
  */
 function youngGeneration(command) {
-  if (command !== undefined && RELAY_COMMANDS.has(command) && typeof process.execve === 'function') {
+  // Not under a debugger (--inspect): the inspector would open twice and the first address would be dead.
+  if (command !== undefined && RELAY_COMMANDS.has(command) && typeof process.execve === 'function' && inspector.url() === undefined) {
     const args = [...process.execArgv, `--max-semi-space-size=${RELAY_SEMI_SPACE_MIB}`, ...process.argv.slice(1)];
     process.execve(process.execPath, [process.execPath, ...args], process.env);
   }

@@ -48,4 +48,7 @@ test('the relay commands get a young generation of up to 8 MiB semi-spaces; a si
   }
   const chosen = await newSpaceMiB('--max-semi-space-size=1', ['gateway', '--help']);
   assert.ok(chosen <= 2, `gateway with --max-semi-space-size=1: ${chosen} MiB`);
+  // Under an inspector the process is not replaced (its first address would be dead): the initial size stays.
+  const inspected = await newSpaceMiB('--inspect=127.0.0.1:0', ['gateway', '--help']);
+  assert.ok(inspected <= 4, `gateway under --inspect: ${inspected} MiB`);
 });

@@ -91,7 +91,9 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
 
     // The harness starts the gateway and the agent with this process's environment: set for them, then restored.
     const saved = { ...process.env };
-    const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--inspect=127.0.0.1:0', ...(o.nodeOptions ?? [])].join(' ').trim();
+    // Under --inspect the launcher does not re-execute node for its young-generation cap: set here as it would.
+    const heap = (o.nodeOptions ?? []).some((a) => a.startsWith('--max-semi-space-size')) ? [] : ['--max-semi-space-size=8'];
+    const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--inspect=127.0.0.1:0', ...heap, ...(o.nodeOptions ?? [])].join(' ').trim();
     Object.assign(process.env, o.env ?? {}, { NODE_OPTIONS: nodeOptions });
     let tunnel: Tunnel;
     try {
