@@ -3,35 +3,53 @@
 import type { Duplex } from 'node:stream';
 import { HeadTimeoutError } from './kube-status.ts';
 
+const ONCE = { once: true } as const;
+
 /**
  * `open()`, rejected with the signal's reason (an Error) if `signal` aborts
  * first; a stream that arrives after the abort is destroyed, and so is one
  * whose open had already resolved when the abort came in the same tick.
+ * One promise and one listener per call (no Promise.race, no async frame:
+ * this runs for every request).
  */
-export async function openUnlessAborted(open: () => Promise<Duplex>, signal: AbortSignal): Promise<Duplex> {
-  if (signal.aborted) throw abortReason(signal);
-  const opening = open();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    const stream = await Promise.race([opening, aborted]);
-    if (signal.aborted) {
-      stream.destroy();
-      throw abortReason(signal);
+export function openUnlessAborted(open: () => Promise<Duplex>, signal: AbortSignal): Promise<Duplex> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<Duplex>((resolve, reject) => {
+    let settled = false;
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      reject(abortReason(signal));
+    };
+    signal.addEventListener('abort', onAbort, ONCE);
+    let opening: Promise<Duplex>;
+    try {
+      opening = open();
+    } catch (err) {
+      signal.removeEventListener('abort', onAbort);
+      settled = true;
+      reject(err);
+      return;
     }
-    return stream;
-  } catch (err) {
     opening.then(
-      (s) => s.destroy(),
-      () => {},
+      (stream) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled || signal.aborted) {
+          stream.destroy();
+          onAbort();
+          return;
+        }
+        settled = true;
+        resolve(stream);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) return;
+        settled = true;
+        reject(err);
+      },
     );
-    throw err;
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-  }
+  });
 }
 
 /**
@@ -65,7 +83,7 @@ export interface OpeningExchange {
 export function openExchange(open: () => Promise<Duplex>, gone: AbortSignal, headTimeoutMs: number): OpeningExchange {
   const either = new AbortController();
   if (gone.aborted) either.abort(gone.reason);
-  else gone.addEventListener('abort', () => either.abort(gone.reason), { once: true });
+  else gone.addEventListener('abort', () => either.abort(gone.reason), ONCE);
   const disarm = headDeadline(headTimeoutMs, (err) => either.abort(err));
   return { stream: openUnlessAborted(open, either.signal), signal: either.signal, disarm };
 }

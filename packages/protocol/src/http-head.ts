@@ -6,6 +6,8 @@ import type { Duplex } from 'node:stream';
 import { TunnelError } from './errors.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
+/** No bytes read yet: one shared empty buffer (a fresh one per head was an ArrayBuffer per request). */
+const NOTHING = Buffer.alloc(0);
 // RFC 9112 §3: method SP request-target SP HTTP-version; the method a token (RFC 9110 §5.6.2).
 // The target: no space, no control character (as Node's parser; bytes from 0x80 up pass).
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\x00-\x20\x7f]+) HTTP\/1\.[01]$/;
@@ -46,7 +48,7 @@ export class HeadError extends TunnelError {
  * the stream ends first or the head exceeds `limit` bytes, and with the
  * stream's error when it fails.
  */
-export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer.alloc(0)): Promise<{ head: string; rest: Buffer }> {
+export function readHead(stream: Duplex, limit: number, initial: Buffer = NOTHING): Promise<{ head: string; rest: Buffer }> {
   const end = initial.indexOf(HEAD_END);
   if (end !== -1) {
     return end > limit
@@ -90,10 +92,11 @@ export function readHead(stream: Duplex, limit: number, initial: Buffer = Buffer
       cleanup();
       reject(err);
     };
+    // `on`, not `once`: cleanup removes all four (once's wrappers were three allocations per head).
     stream.on('data', onData);
-    stream.once('end', onEnd);
-    stream.once('close', onEnd);
-    stream.once('error', onError);
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onError);
     stream.resume();
   });
 }
