@@ -55,6 +55,8 @@ export interface StartTunnelOptions {
   gatewayConfig?: Record<string, unknown>;
   /** The URL agents dial, given the gateway's (default: the gateway's own), e.g. a relay in front of it. */
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
+  /** Node options for the gateway and the agents, before the CLI (e.g. `--cpu-prof`). Default none. */
+  nodeArgs?: string[];
 }
 
 /** `base` with every section of `extra` merged in (one level deep: config files are section → key). */
@@ -85,15 +87,21 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const gwConfig = join(tdir, 'gateway.yaml');
   writeFileSync(gwConfig, stringify(mergeSections({ gateway: { state_dir: join(tdir, 'gw-state'), drain_timeout: '2s' } }, o.gatewayConfig)));
 
+  const nodeArgs = o.nodeArgs ?? [];
   let port = 0;
   let gateway: Proc | undefined;
   let generation = 0;
   let caFile = '';
   const launch = async () => {
     generation += 1;
-    gateway = start(`gateway-${generation}`, node, [CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig], {
-      logDir: o.logDir,
-    });
+    gateway = start(
+      `gateway-${generation}`,
+      node,
+      [...nodeArgs, CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig],
+      {
+        logDir: o.logDir,
+      },
+    );
     const listening = await gateway.waitForRecord('gateway listening', (r) => typeof r.url === 'string' && typeof r.port === 'number', 30_000);
     port = Number(listening.port);
     caFile = String((await gateway.waitForRecord('dev CA', (r) => typeof r.caFile === 'string', 30_000)).caFile);
@@ -114,7 +122,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
       o.agentConfig,
     );
     writeFileSync(cfg, stringify(mergeSections(shared as Record<string, Record<string, unknown>>, a.config)));
-    const proc = start(`agent-${a.cluster}`, node, [CLI, 'connect', '--config', cfg], {
+    const proc = start(`agent-${a.cluster}`, node, [...nodeArgs, CLI, 'connect', '--config', cfg], {
       logDir: o.logDir,
       env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
     });

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only PATTERN[,PATTERN…]] [--list]`
+// `pnpm bench [--quick] [--json FILE] [--rounds N] [--only PATTERN[,PATTERN…]] [--profile DIR] [--list]`
 //
 // Runs every scenario in ./scenarios, each next to its baseline (and the
 // reference peer where there is one) in the same run, alternating the sides
@@ -6,12 +6,13 @@
 // optionally writes the JSON summary. Targets are reported, not asserted:
 // the figures of a shared 2-core machine are evidence, not a test.
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { scenarios } from './scenarios/index.ts';
 import { LARGE_WINDOW_BYTES } from './scenarios/mux-throughput.ts';
 import type { BenchOptions, Figures, Scenario } from './scenarios/types.ts';
 import { startSink, type SinkProcess } from './lib/sink-process.ts';
-import { startFullPath, type FullPath } from './lib/full-path.ts';
+import { profileInto, startFullPath, type FullPath } from './lib/full-path.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 import { costReport, startCpuMeter, type SampleCpu, type Side } from './lib/cost.ts';
 import { formatTable, machineInfo, metricReport, type MetricReport, type Report } from './lib/report.ts';
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     list: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 
@@ -35,6 +37,7 @@ if (values.list) {
   for (const s of scenarios) process.stdout.write(`${s.name}: ${s.metrics.map((m) => m.name).join(', ')}\n`);
   process.exit(0);
 }
+if (values.profile !== undefined) profileInto(resolve(values.profile));
 const only = values.only?.split(',').map((o) => new RegExp(o));
 const selected = scenarios.filter((s) => only === undefined || only.some((o) => o.test(s.name)));
 if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario matches (see --list)`);

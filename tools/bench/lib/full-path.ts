@@ -110,6 +110,19 @@ function httpsAgent(caFile: string): Agent {
   return new Agent({ connect: { ca: readFileSync(caFile) }, keepAliveTimeout: 30_000, connections: null, allowH2: false });
 }
 
+let profileDir: string | undefined;
+
+/**
+ * From now on, every gateway and agent started here writes a V8 CPU profile
+ * into `dir` when it exits (`pnpm bench --profile DIR`; node's --cpu-prof,
+ * file names carry the pid): the `cost` table says which process spends
+ * the CPU, the profiles say on what.
+ */
+export function profileInto(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  profileDir = dir;
+}
+
 export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> {
   const dir = mkdtempSync(join(tmpdir(), 'pipeops-bench-'));
   const logDir = join(dir, 'logs');
@@ -128,6 +141,7 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
+      ...(profileDir !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
     });
     closers.push(() => tunnel.close());
     const runners = new Map<string, ExtraRunner>();
