@@ -27,9 +27,10 @@ export const RELAY_SEMI_SPACE_MIB = 8;
  * Sizes V8's young generation for `command`. A relay (gateway, connect,
  * proxy) gets semi-spaces of up to {@link RELAY_SEMI_SPACE_MIB} MiB: with 64
  * requests in flight their objects outlived V8's initial 1 MiB and were
- * promoted, so GC was a fifth of the gateway's and agent's busy time. 8 MiB
- * took ~35 % of the gateway's and ~20 % of the agent's CPU per small request
- * and bulk transfers lost nothing (docs/benchmarks.md); V8's own 16 MiB cap
+ * promoted, and GC took over a quarter of the gateway's and the agent's busy
+ * time. 8 MiB took ~35 % of the gateway's and ~20 % of the agent's CPU per
+ * small request, and bulk transfers lost nothing once uploads went into
+ * pooled buffers (docs/benchmarks.md); V8's own 16 MiB cap
  * let per-TLS-record buffers (external memory) pile up between scavenges
  * until a mark-compact ran every ~80 ms during a transfer. The cap is read
  * only when the heap is set up, so the process replaces itself (execve: same
