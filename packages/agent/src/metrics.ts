@@ -1,6 +1,6 @@
 import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { connectFailureReasons, STREAM_KINDS, StreamAccounting, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
+import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, STREAM_KINDS, StreamAccounting, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
 
 /** Connector states, also the values of the `state` label. */
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
@@ -47,7 +47,8 @@ export class AgentMetrics {
 
   constructor(register: Registry) {
     const registers = [register];
-    if (register.getSingleMetric('process_cpu_user_seconds_total') === undefined) collectDefaultMetrics({ register });
+    if (register.getSingleMetric('process_cpu_user_seconds_total') === undefined)
+      collectDefaultMetrics({ register, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.state = new Gauge({ name: 'pipeops_tunnel_connection_state', help: '1 for the current tunnel connection state', labelNames: ['state'], registers });
     this.connects = new Counter({ name: 'pipeops_tunnel_connects_total', help: 'Tunnel sessions established', registers });
     this.reconnects = new Counter({ name: 'pipeops_tunnel_reconnects_total', help: 'Tunnel sessions established after a previous one ended', registers });

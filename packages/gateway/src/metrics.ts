@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
-import { connectFailureReasons, StreamAccounting } from '@pipeops/tunnel-protocol';
+import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, StreamAccounting } from '@pipeops/tunnel-protocol';
 /** Results of `pipeops_tunnel_streams_total` (the protocol's fixed set, shared with the agent). */
 export type { StreamResult } from '@pipeops/tunnel-protocol';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
@@ -138,7 +138,7 @@ export class GatewayMetrics {
       { opened: this.streamsOpened, active: this.streamsActive, total: this.streamsTotal },
       streamKindLabels,
     );
-    if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
+    if (opts.collectDefaultMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /** Where `pipeops_tunnel_runner_streams_active` reads its numbers at scrape time. */

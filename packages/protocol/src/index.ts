@@ -10,6 +10,7 @@ export {
   connectFailureReasons,
   DEFAULT_MAX_CONTROL_LINE_BYTES,
   DEFAULT_MAX_PREAMBLE_BYTES,
+  EVENT_LOOP_SAMPLE_MS,
   type ConnectFailureReason,
 } from './constants.ts';
 export { RunnerGoneError, TunnelError, errorCodes, isTunnelError } from './errors.ts';

@@ -60,7 +60,9 @@ export async function runConnect(args: string[], io: CliIo): Promise<number> {
 
   const logger = createLogger({ level: effectiveLogLevel(config.agent.log_level, config.agent.debug) });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // Loaded here, not at the top: --help and configuration errors stay independent of the packages.
+  const { EVENT_LOOP_SAMPLE_MS } = await import('@pipeops/tunnel-protocol');
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const options = toAgentOptions(config, io.env, VERSION);
   logger.debug({ config: printableAgentConfig(config) }, 'configuration loaded');
   logger.info({ version: VERSION, agentId: options.agentId, clusterName: options.clusterName, apiUrl: options.apiUrl }, 'starting agent');

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gateway } from '@pipeops/tunnel-gateway';
+import { EVENT_LOOP_SAMPLE_MS } from '@pipeops/tunnel-protocol';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { ExitCode, exitCodeFor } from '../errors.ts';
@@ -129,7 +130,7 @@ export async function runGateway(args: string[], io: CliIo): Promise<number> {
 
   const logger = createLogger({ level: config.gateway.log_level });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const { host, port } = listenAddress(config);
   const removeGuard = guardProcess(logger, registry);
 
