@@ -1,6 +1,14 @@
 import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, STREAM_KINDS, StreamAccounting, type ConnectFailureReason } from '@pipeops/tunnel-protocol';
+import type { SessionCounters } from '@pipeops/tunnel-mux';
+import {
+  connectFailureReasons,
+  EVENT_LOOP_SAMPLE_MS,
+  STREAM_KINDS,
+  StreamAccounting,
+  streamMetricSpecs,
+  type ConnectFailureReason,
+} from '@pipeops/tunnel-protocol';
 
 /** Connector states, also the values of the `state` label. */
 export const agentStates = ['idle', 'connecting', 'connected', 'backoff', 'closed'] as const;
@@ -14,14 +22,7 @@ export type { StreamResult } from '@pipeops/tunnel-protocol';
 export type StreamKindLabel = (typeof STREAM_KINDS)[number] | 'unknown';
 
 /** Cumulative counters of one mux session (a subset of `Session.stats`). */
-export interface SessionCounters {
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  resetsIn: number;
-  resetsOut: number;
-}
+export type { SessionCounters } from '@pipeops/tunnel-mux';
 
 const zero = (): SessionCounters => ({ bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, resetsIn: 0, resetsOut: 0 });
 
@@ -55,19 +56,10 @@ export class AgentMetrics {
     this.failures = new Counter({ name: 'pipeops_tunnel_connect_failures_total', help: 'Failed tunnel dials by reason', labelNames: ['reason'], registers });
     // At 0 from the start: an alert's rate() sees the first failure (a series born at 1 has no increase).
     for (const reason of connectFailureReasons) this.failures.inc({ reason }, 0);
-    this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Inbound streams being served, by kind', labelNames: ['kind'], registers });
-    this.streamsTotal = new Counter({
-      name: 'pipeops_tunnel_streams_total',
-      help: 'Inbound streams finished, by kind and result',
-      labelNames: ['kind', 'result'],
-      registers,
-    });
-    this.streamsOpened = new Counter({
-      name: 'pipeops_tunnel_streams_opened_total',
-      help: 'Inbound streams opened, by kind (refused ones included): opened = streams_total + streams_active for every kind',
-      labelNames: ['kind'],
-      registers,
-    });
+    const specs = streamMetricSpecs('Inbound streams');
+    this.streamsActive = new Gauge({ ...specs.active, registers });
+    this.streamsTotal = new Counter({ ...specs.total, registers });
+    this.streamsOpened = new Counter({ ...specs.opened, registers });
     this.streams = new StreamAccounting<StreamKindLabel>({ opened: this.streamsOpened, active: this.streamsActive, total: this.streamsTotal }, STREAM_KINDS, [
       'unknown',
     ]);

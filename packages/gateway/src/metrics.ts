@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
-import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, StreamAccounting } from '@pipeops/tunnel-protocol';
+import type { SessionCounters } from '@pipeops/tunnel-mux';
+import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, StreamAccounting, streamMetricSpecs } from '@pipeops/tunnel-protocol';
 /** Results of `pipeops_tunnel_streams_total` (the protocol's fixed set, shared with the agent). */
 export type { StreamResult } from '@pipeops/tunnel-protocol';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
@@ -7,14 +8,7 @@ export type StreamKindLabel = 'http' | 'ping' | 'control' | 'other';
 const streamKindLabels: readonly StreamKindLabel[] = ['http', 'ping', 'control', 'other'];
 
 /** Cumulative per-session counters read from the mux session's `stats`. */
-export interface SessionCounters {
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  resetsIn: number;
-  resetsOut: number;
-}
+export type { SessionCounters } from '@pipeops/tunnel-mux';
 
 /** The gateway's metrics, registered on the injected registry only. Labels come from small fixed sets. */
 export class GatewayMetrics {
@@ -54,19 +48,10 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.streamsActive = new Gauge({ name: 'pipeops_tunnel_streams_active', help: 'Open data streams, by kind', labelNames: ['kind'], registers });
-    this.streamsTotal = new Counter({
-      name: 'pipeops_tunnel_streams_total',
-      help: 'Data streams finished, by kind and result',
-      labelNames: ['kind', 'result'],
-      registers,
-    });
-    this.streamsOpened = new Counter({
-      name: 'pipeops_tunnel_streams_opened_total',
-      help: 'Data streams opened, by kind (refused ones included): opened = streams_total + streams_active for every kind',
-      labelNames: ['kind'],
-      registers,
-    });
+    const specs = streamMetricSpecs('Data streams');
+    this.streamsActive = new Gauge({ ...specs.active, registers });
+    this.streamsTotal = new Counter({ ...specs.total, registers });
+    this.streamsOpened = new Counter({ ...specs.opened, registers });
     const pull = (): void => this.#pull();
     this.bytes = new Counter({
       name: 'pipeops_tunnel_bytes_total',

@@ -1,4 +1,4 @@
-export { Session, type SessionStats } from './session.ts';
+export { Session, type SessionCounters, type SessionStats } from './session.ts';
 export { Stream, type GrantPacer } from './stream.ts';
 export { TokenBucket } from './token-bucket.ts';
 export { createSession } from './create-session.ts';

@@ -26,6 +26,9 @@ export interface SessionStats {
   pingsDropped: number;
 }
 
+/** The cumulative byte, frame and reset counters of {@link SessionStats}, as the agent's and the gateway's metrics read them. */
+export type SessionCounters = Pick<SessionStats, 'bytesIn' | 'bytesOut' | 'framesIn' | 'framesOut' | 'resetsIn' | 'resetsOut'>;
+
 const MAX_STREAM_ID = 0xffff_ffff;
 /** Flags that act once a frame's payload is complete. */
 const END_FLAGS = Flag.fin | Flag.rst;

@@ -82,5 +82,5 @@ export { requestInfo } from './request-info.ts';
 export type { RequestInfo } from './request-info.ts';
 export { HeadTimeoutError, kubeStatus, kubeStatusJson, kubeStatusResponse, relayErrorStatus, sendKubeStatus, statusReason } from './kube-status.ts';
 export type { KubeStatus } from './kube-status.ts';
-export { STREAM_RESULTS, StreamAccounting } from './stream-accounting.ts';
+export { STREAM_RESULTS, StreamAccounting, streamMetricSpecs } from './stream-accounting.ts';
 export type { AccountingCounter, AccountingGauge, StreamResult } from './stream-accounting.ts';

@@ -22,6 +22,23 @@ export interface AccountingGauge<L extends string> extends AccountingCounter<L> 
   set(labels: Labels<L>, value: number): void;
 }
 
+/**
+ * Name, help text and labels of the three stream metrics, for the side's own
+ * prom-client objects (`noun`: what the side calls its streams, e.g.
+ * `Inbound streams`).
+ */
+export function streamMetricSpecs(noun: string) {
+  return {
+    active: { name: 'pipeops_tunnel_streams_active', help: `${noun} open, by kind`, labelNames: ['kind'] as const },
+    total: { name: 'pipeops_tunnel_streams_total', help: `${noun} finished, by kind and result`, labelNames: ['kind', 'result'] as const },
+    opened: {
+      name: 'pipeops_tunnel_streams_opened_total',
+      help: `${noun} opened, by kind (refused ones included): opened = streams_total + streams_active for every kind`,
+      labelNames: ['kind'] as const,
+    },
+  };
+}
+
 export class StreamAccounting<K extends string> {
   readonly #opened: AccountingCounter<'kind'>;
   readonly #active: AccountingGauge<'kind'>;

@@ -19,7 +19,7 @@ test('a run replays: the same seed and run number give the same plan', () => {
 
 test('stream gauges are summed over their kinds, other series ignored', () => {
   const text = [
-    '# HELP pipeops_tunnel_streams_active Open data streams, by kind',
+    '# HELP pipeops_tunnel_streams_active Data streams open, by kind',
     'pipeops_tunnel_streams_active{kind="http"} 2',
     'pipeops_tunnel_streams_active{kind="upgrade"} 1',
     'pipeops_tunnel_streams_active_total 9',
