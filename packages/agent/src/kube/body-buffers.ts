@@ -15,8 +15,8 @@ export const BODY_BUFFER_BYTES = 256 * 1024;
 export class BodyBuffers {
   readonly #keep: number;
   readonly #free: Buffer[] = [];
-  /** The backing stores of buffers out on loan: a chunk is ours only if its store is here. */
-  readonly #lent = new WeakSet<ArrayBufferLike>();
+  /** The buffers out on loan, by backing store: a chunk is ours only if its store is here. */
+  readonly #lent = new WeakMap<ArrayBufferLike, Buffer>();
   #created = 0;
 
   /** @param keep buffers kept for reuse at most; more given back are dropped. */
@@ -31,7 +31,7 @@ export class BodyBuffers {
       b = Buffer.allocUnsafeSlow(BODY_BUFFER_BYTES);
       this.#created++;
     }
-    this.#lent.add(b.buffer);
+    this.#lent.set(b.buffer, b);
     return b;
   }
 
@@ -41,9 +41,10 @@ export class BodyBuffers {
    * given back, is ignored.
    */
   giveBack(chunk: Uint8Array): void {
-    const store = chunk.buffer;
-    if (!this.#lent.delete(store)) return;
-    if (this.#free.length < this.#keep) this.#free.push(Buffer.from(store, 0, BODY_BUFFER_BYTES));
+    const b = this.#lent.get(chunk.buffer);
+    if (b === undefined) return;
+    this.#lent.delete(chunk.buffer);
+    if (this.#free.length < this.#keep) this.#free.push(b);
   }
 
   /** Whether `chunk` is a view of a buffer this pool has lent out. */

@@ -38,7 +38,9 @@ export function coalescedBody(source: Readable, pool: BodyBuffers = bodyBuffers)
       callback(err);
     },
   });
+  // Passes on what was gathered, at the end of the turn or earlier (then the turn's flush is cancelled).
   const flush = (): void => {
+    if (scheduled !== undefined) clearImmediate(scheduled);
     scheduled = undefined;
     if (bytes > 0) {
       const chunk = pieces.length === 1 ? pieces[0]! : gather(pieces, bytes, pool);
@@ -49,22 +51,14 @@ export function coalescedBody(source: Readable, pool: BodyBuffers = bodyBuffers)
     if (ended) out.push(null);
   };
   const onData = (piece: Buffer): void => {
-    if (bytes + piece.length > MAX_GATHERED_BYTES && bytes > 0) {
-      if (scheduled !== undefined) clearImmediate(scheduled);
-      flush();
-    }
+    if (bytes + piece.length > MAX_GATHERED_BYTES && bytes > 0) flush();
     pieces.push(piece);
     bytes += piece.length;
-    if (bytes >= MAX_GATHERED_BYTES) {
-      if (scheduled !== undefined) clearImmediate(scheduled);
-      flush();
-    } else {
-      scheduled ??= setImmediate(flush);
-    }
+    if (bytes >= MAX_GATHERED_BYTES) flush();
+    else scheduled ??= setImmediate(flush);
   };
   const onEnd = (): void => {
     ended = true;
-    if (scheduled !== undefined) clearImmediate(scheduled);
     flush();
   };
   const onError = (err: Error): void => {
