@@ -45,6 +45,16 @@ function gracefulReset<T extends Duplex>(stream: T): T {
   return stream;
 }
 
+/** The origin of `url` (a string or URL), or undefined when there is none or it does not parse. */
+function originOf(url: unknown): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(String(url)).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * An undici `Dispatcher` whose every connection is a fresh yamux stream of
  * the tunnel, for `fetch(url, { dispatcher })`, `request`, `stream`,
@@ -117,15 +127,7 @@ export class TunnelDispatcher extends Dispatcher {
     // Node's built-in fetch hands in a handler of undici's older API.
     const handler = isLegacyHandler(given) ? fromLegacyHandler(given) : given;
     // The origin as undici's own APIs pass it is this.origin itself: parsed only when it is not.
-    const asked = options.origin;
-    let origin: string | undefined = asked === this.origin ? asked : undefined;
-    if (origin === undefined && asked !== undefined) {
-      try {
-        origin = new URL(String(asked)).origin;
-      } catch {
-        origin = undefined;
-      }
-    }
+    const origin = options.origin === this.origin ? this.origin : originOf(options.origin);
     const refusal =
       origin !== this.origin
         ? new ClientError('PT_ERR_CLIENT_ORIGIN', `the tunnel dispatcher serves ${this.origin} only, not ${String(options.origin)}`)
