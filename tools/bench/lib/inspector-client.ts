@@ -2,8 +2,8 @@
 // garbage collection (HeapProfiler.collectGarbage) and the process's own
 // process.memoryUsage() read after it (Runtime.evaluate), over the inspector
 // WebSocket the child opened because it was started with
-// `--inspect=127.0.0.1:0` (in NODE_OPTIONS: the CLI's launcher passes node
-// options through). Node prints the address on stderr:
+// `--inspect=127.0.0.1:0` (see soak-rig.ts). Node prints the address on
+// stderr:
 // `Debugger listening on ws://127.0.0.1:PORT/UUID`.
 import WebSocket from 'ws';
 

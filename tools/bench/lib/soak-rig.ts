@@ -5,10 +5,10 @@
 //     → `pipeops-tunnel gateway --dev` → `pipeops-tunnel connect` (agent)
 //     → ../soak-upstream.ts (the testkit's fake kube-apiserver)
 //
-// The gateway and the agent are started with `--inspect=127.0.0.1:0` in
-// NODE_OPTIONS (the CLI's launcher runs in the node it was started with, so
-// node options reach it), so the soak can force a full GC in them and read
-// their heap through the inspector (./inspector-client.ts).
+// The gateway and the agent are started with `--inspect=127.0.0.1:0` on
+// node's command line (the harness's nodeArgs), so the soak can force a full
+// GC in them and read their heap through the inspector
+// (./inspector-client.ts).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,10 +91,9 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
 
     // The harness starts the gateway and the agent with this process's environment: set for them, then restored.
     const saved = { ...process.env };
+    Object.assign(process.env, o.env ?? {});
     // Under --inspect the launcher does not re-execute node for its young-generation cap: set here as it would.
     const heap = (o.nodeOptions ?? []).some((a) => a.startsWith('--max-semi-space-size')) ? [] : ['--max-semi-space-size=8'];
-    const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--inspect=127.0.0.1:0', ...heap, ...(o.nodeOptions ?? [])].join(' ').trim();
-    Object.assign(process.env, o.env ?? {}, { NODE_OPTIONS: nodeOptions });
     let tunnel: Tunnel;
     try {
       tunnel = await startTunnel({
@@ -106,6 +105,7 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
         ...(o.agentConfig ? { agentConfig: o.agentConfig } : {}),
         // The soak's runner holds many streams on one token: the per-runner stream limit is lifted.
         gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
+        nodeArgs: ['--inspect=127.0.0.1:0', ...heap, ...(o.nodeOptions ?? [])],
       });
     } finally {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
