@@ -32,6 +32,38 @@ function upgradeOf(spec: StreamSpec): { path: string; wsProtocol: string; spdyPr
   return { path: `${POD}/exec?command=cat&stdin=true&stdout=true`, wsProtocol: 'v5.channel.k8s.io', spdyProtocol: 'v4.channel.k8s.io' };
 }
 
+/** How an echo run ends, as its handlers see it (see {@link settleOnce}). */
+interface EchoEnding {
+  /** The first call wins: tears the connection down and resolves the run with `r`. */
+  settle(r: Omit<StreamResult, 'bytes' | 'expectedBytes' | 'at'>): void;
+  /** Whether the run has ended. */
+  readonly settled: boolean;
+}
+
+/**
+ * The one ending of an echo run: `close()` tears the connection down and
+ * `resolve` gets the result with the echoed byte count `bytes()`; the
+ * harness's abort (`signal`) ends it as an error.
+ */
+function settleOnce(signal: AbortSignal, expected: Expected, bytes: () => number, close: () => void, resolve: (r: StreamResult) => void): EchoEnding {
+  let settled = false;
+  const settle = (r: Omit<StreamResult, 'bytes' | 'expectedBytes' | 'at'>): void => {
+    if (settled) return;
+    settled = true;
+    signal.removeEventListener('abort', onAbort);
+    close();
+    resolve({ ...r, bytes: bytes(), expectedBytes: expected.bytes, at: Date.now() });
+  };
+  const onAbort = (): void => settle({ ending: 'error', detail: 'aborted by the harness' });
+  signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    settle,
+    get settled() {
+      return settled;
+    },
+  };
+}
+
 /** Runs an exec or port-forward over WebSocket; `onProgress` gets the echoed bytes so far. Never throws. */
 export function runWebSocketEcho(
   target: RunnerTarget,
@@ -52,16 +84,13 @@ export function runWebSocketEcho(
     let bytes = 0;
     let sent = 0;
     let finished = false;
-    let settled = false;
-    const settle = (r: Omit<StreamResult, 'bytes' | 'expectedBytes' | 'at'>): void => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      ws.terminate();
-      resolve({ ...r, bytes, expectedBytes: expected.bytes, at: Date.now() });
-    };
-    const onAbort = (): void => settle({ ending: 'error', detail: 'aborted by the harness' });
-    signal.addEventListener('abort', onAbort, { once: true });
+    const { settle } = settleOnce(
+      signal,
+      expected,
+      () => bytes,
+      () => ws.terminate(),
+      resolve,
+    );
     const fill = (): void => {
       while (!finished && sent - bytes < WINDOW_BYTES) {
         const m = messages.next();
@@ -121,22 +150,20 @@ export function runSpdyEcho(
     let head: Buffer | undefined = Buffer.alloc(0);
     let bytes = 0;
     let tail = Buffer.alloc(0);
-    let settled = false;
-    const settle = (r: Omit<StreamResult, 'bytes' | 'expectedBytes' | 'at'>): void => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      socket.destroy();
-      resolve({ ...r, bytes, expectedBytes: expected.bytes, at: Date.now() });
-    };
-    const onAbort = (): void => settle({ ending: 'error', detail: 'aborted by the harness' });
-    signal.addEventListener('abort', onAbort, { once: true });
+    const run = settleOnce(
+      signal,
+      expected,
+      () => bytes,
+      () => socket.destroy(),
+      resolve,
+    );
+    const settle = run.settle;
     const body = async (): Promise<void> => {
       for (const chunk of blobChunks(spec.count, spec.seed)) {
-        if (settled) return;
+        if (run.settled) return;
         if (!socket.write(chunk)) await drainOrClose(socket);
       }
-      if (!settled) socket.end();
+      if (!run.settled) socket.end();
     };
     const onData = (data: Buffer): void => {
       // The last bytes may be "bye\n": hold back the last few until the end decides.
