@@ -1,29 +1,11 @@
 import assert from 'node:assert/strict';
 import type { Session, Stream } from '../src/index.ts';
-import { hashAll, payload, sha256, waitFor } from './helpers/io.ts';
+import { hashAll, payload, pump, sha256, waitFor } from './helpers/io.ts';
 import { connect, transportTest } from './helpers/sessions.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 16 * KiB;
-
-/** Writes `data` with backpressure; resolves the count written so far each time it blocks. */
-function pump(s: Stream, data: Buffer): { written: () => number } {
-  let written = 0;
-  const go = (): void => {
-    while (written < data.length) {
-      const ok = s.write(data.subarray(written, written + CHUNK));
-      written += CHUNK;
-      if (!ok) {
-        s.once('drain', go);
-        return;
-      }
-    }
-    s.end();
-  };
-  go();
-  return { written: () => written };
-}
 
 async function pausedReaderHoldsOneWindow(writerSide: Session, readerSide: Session, readerOpens: boolean, window: number): Promise<void> {
   const data = payload(3 * window, window);
@@ -40,7 +22,7 @@ async function pausedReaderHoldsOneWindow(writerSide: Session, readerSide: Sessi
     writer.write(Buffer.alloc(0));
     reader = await acc;
   }
-  const w = pump(writer, data);
+  const w = pump(writer, data, CHUNK);
   await waitFor(() => reader.readableLength >= window, 10_000, 'reader buffer to fill one window');
   // Two ping round trips: anything in flight has landed, and the writer had every chance to send more.
   await readerSide.ping();
@@ -78,7 +60,7 @@ transportTest('a reader that consumes slowly with read() keeps the transfer goin
   const { client, server } = await connect(t, kind);
   const data = payload(2 * MiB, 3);
   const s = client.open();
-  pump(s, data);
+  pump(s, data, CHUNK);
   const inbound = await server.accept();
   const parts: Buffer[] = [];
   await new Promise<void>((resolve) => {

@@ -3,43 +3,15 @@
 // cannot make a session hold streams × maxStreamWindowBytes unread (issue 13:
 // memory under a burst of 200 concurrent responses).
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import { createSession, type Session, type SessionOptions, type Stream } from '../src/index.ts';
-import { payload, sha256, waitFor } from './helpers/io.ts';
-import { delayingPair } from './helpers/transports.ts';
+import { test } from 'node:test';
+import type { Session, Stream } from '../src/index.ts';
+import { payload, pump, sha256, waitFor } from './helpers/io.ts';
+import { overLongLink } from './helpers/sessions.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
 const DELAY_MS = 10;
-
-function overLongLink(t: TestContext, readerOpts: Omit<SessionOptions, 'client'>): { writerSide: Session; readerSide: Session } {
-  const pair = delayingPair(DELAY_MS);
-  const writerSide = createSession(pair.a, { client: true, keepAliveIntervalMs: 0 });
-  const readerSide = createSession(pair.b, { client: false, keepAliveIntervalMs: 0, ...readerOpts });
-  t.after(async () => {
-    writerSide.destroy();
-    readerSide.destroy();
-    await pair.close();
-  });
-  return { writerSide, readerSide };
-}
-
-function pump(s: Stream, data: Buffer): void {
-  let written = 0;
-  const go = (): void => {
-    while (written < data.length) {
-      const ok = s.write(data.subarray(written, written + CHUNK));
-      written += CHUNK;
-      if (!ok) {
-        s.once('drain', go);
-        return;
-      }
-    }
-    s.end();
-  };
-  go();
-}
 
 /** Reads to the end, then ends its own side; the session's total growth is sampled after every chunk. */
 function readAll(s: Stream, session: Session, seen: { maxGrowth: number; maxWindow: number }): Promise<string> {
@@ -60,10 +32,10 @@ function readAll(s: Stream, session: Session, seen: { maxGrowth: number; maxWind
 
 test('streams read quickly over a long link grow their windows together no further than the session budget, and give it back', async (t) => {
   const budget = 1 * MiB;
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 4 * MiB, autoTuneWindow: true, sessionWindowGrowthBytes: budget });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 4 * MiB, autoTuneWindow: true, sessionWindowGrowthBytes: budget }, DELAY_MS);
   const streams = 4;
   const data = Array.from({ length: streams }, (_, i) => payload(12 * MiB, 40 + i));
-  for (const d of data) pump(writerSide.open(), d);
+  for (const d of data) pump(writerSide.open(), d, CHUNK);
   const seen = { maxGrowth: 0, maxWindow: 0 };
   const reads: Promise<string>[] = [];
   for (let i = 0; i < streams; i++) reads.push(readAll(await readerSide.accept(), readerSide, seen));
@@ -77,9 +49,9 @@ test('streams read quickly over a long link grow their windows together no furth
 
 test('one stream alone still grows to maxStreamWindowBytes when the budget allows it', async (t) => {
   const cap = 2 * MiB;
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: cap, autoTuneWindow: true, sessionWindowGrowthBytes: 8 * MiB });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: cap, autoTuneWindow: true, sessionWindowGrowthBytes: 8 * MiB }, DELAY_MS);
   const data = payload(24 * MiB, 50);
-  pump(writerSide.open(), data);
+  pump(writerSide.open(), data, CHUNK);
   const seen = { maxGrowth: 0, maxWindow: 0 };
   assert.equal(await readAll(await readerSide.accept(), readerSide, seen), sha256(data));
   assert.equal(seen.maxWindow, cap);

@@ -1,46 +1,14 @@
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import { createSession, type Session, type SessionOptions, type Stream } from '../src/index.ts';
-import { payload, sha256, waitFor } from './helpers/io.ts';
-import { delayingPair } from './helpers/transports.ts';
+import { test } from 'node:test';
+import type { Stream } from '../src/index.ts';
+import { payload, pump, sha256, waitFor } from './helpers/io.ts';
+import { overLongLink } from './helpers/sessions.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
 /** One-way delay of the test link (ms): an RTT of about 20 ms. */
 const DELAY_MS = 10;
-
-type Opts = Omit<SessionOptions, 'client'>;
-
-/** A writer session and a reader session over a delaying pipe; the reader's options are under test. */
-function overLongLink(t: TestContext, readerOpts: Opts): { writerSide: Session; readerSide: Session } {
-  const pair = delayingPair(DELAY_MS);
-  const writerSide = createSession(pair.a, { client: true, keepAliveIntervalMs: 0 });
-  const readerSide = createSession(pair.b, { client: false, keepAliveIntervalMs: 0, ...readerOpts });
-  t.after(async () => {
-    writerSide.destroy();
-    readerSide.destroy();
-    await pair.close();
-  });
-  return { writerSide, readerSide };
-}
-
-/** Writes `data` with backpressure, then ends. */
-function pump(s: Stream, data: Buffer): void {
-  let written = 0;
-  const go = (): void => {
-    while (written < data.length) {
-      const ok = s.write(data.subarray(written, written + CHUNK));
-      written += CHUNK;
-      if (!ok) {
-        s.once('drain', go);
-        return;
-      }
-    }
-    s.end();
-  };
-  go();
-}
 
 interface Observed {
   bytes: number;
@@ -70,10 +38,10 @@ function readObserving(s: Stream): Promise<Observed> {
 
 test('with autoTuneWindow a stream over a long link grows its receive window from 256 KiB to the cap and never beyond', async (t) => {
   const cap = 2 * MiB;
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: cap, autoTuneWindow: true });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: cap, autoTuneWindow: true }, DELAY_MS);
   const data = payload(24 * MiB, 21);
   const w = writerSide.open();
-  pump(w, data);
+  pump(w, data, CHUNK);
   const r = await readerSide.accept();
   assert.equal(r.receiveWindowBytes, 256 * KiB, 'every stream starts at the spec window');
   const got = await readObserving(r);
@@ -84,10 +52,10 @@ test('with autoTuneWindow a stream over a long link grows its receive window fro
 });
 
 test('without autoTuneWindow the same long link keeps the fixed window', async (t) => {
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 2 * MiB });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 2 * MiB }, DELAY_MS);
   const data = payload(4 * MiB, 22);
   const w = writerSide.open();
-  pump(w, data);
+  pump(w, data, CHUNK);
   const r = await readerSide.accept();
   const got = await readObserving(r);
   assert.equal(got.sha256, sha256(data));
@@ -95,20 +63,20 @@ test('without autoTuneWindow the same long link keeps the fixed window', async (
 });
 
 test('with autoTuneWindow but the default cap the window stays at the spec 256 KiB', async (t) => {
-  const { writerSide, readerSide } = overLongLink(t, { autoTuneWindow: true });
+  const { writerSide, readerSide } = overLongLink(t, { autoTuneWindow: true }, DELAY_MS);
   const data = payload(4 * MiB, 23);
   const w = writerSide.open();
-  pump(w, data);
+  pump(w, data, CHUNK);
   const got = await readObserving(await readerSide.accept());
   assert.equal(got.sha256, sha256(data));
   assert.equal(got.maxWindow, 256 * KiB);
 });
 
 test('a paused reader with a grown window receives no more than that window, and its window stops growing', async (t) => {
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 16 * MiB, autoTuneWindow: true });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 16 * MiB, autoTuneWindow: true }, DELAY_MS);
   const data = payload(64 * MiB, 24);
   const w = writerSide.open();
-  pump(w, data);
+  pump(w, data, CHUNK);
   const r = await readerSide.accept();
   // Read eagerly until the window has grown, then stop reading.
   const parts: Buffer[] = [];
@@ -142,9 +110,9 @@ test('a paused reader with a grown window receives no more than that window, and
 });
 
 test('a reader that never reads holds exactly the spec 256 KiB, however large the auto-tuning cap', async (t) => {
-  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 16 * MiB, autoTuneWindow: true });
+  const { writerSide, readerSide } = overLongLink(t, { maxStreamWindowBytes: 16 * MiB, autoTuneWindow: true }, DELAY_MS);
   const w = writerSide.open();
-  pump(w, payload(4 * MiB, 25));
+  pump(w, payload(4 * MiB, 25), CHUNK);
   const r = await readerSide.accept();
   await waitFor(() => r.readableLength >= 256 * KiB, 10_000, 'the first window to arrive');
   await readerSide.ping();

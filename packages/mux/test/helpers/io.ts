@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /**
  * Reads a stream to its 'end' without destroying it (unlike `for await`,
@@ -68,4 +68,22 @@ export async function waitFor(cond: () => boolean, deadlineMs = 5_000, what = 'c
 export function closed(s: NodeJS.EventEmitter & { destroyed?: boolean; closed?: boolean }): Promise<void> {
   if (s.closed === true) return Promise.resolve();
   return new Promise((resolve) => s.once('close', () => resolve()));
+}
+
+/** Writes `data` to `s` in pieces of `chunk` bytes with backpressure, then ends it; `written()` is the count handed over so far. */
+export function pump(s: Writable, data: Buffer, chunk: number): { written: () => number } {
+  let written = 0;
+  const go = (): void => {
+    while (written < data.length) {
+      const ok = s.write(data.subarray(written, written + chunk));
+      written += chunk;
+      if (!ok) {
+        s.once('drain', go);
+        return;
+      }
+    }
+    s.end();
+  };
+  go();
+  return { written: () => written };
 }

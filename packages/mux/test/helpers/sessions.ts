@@ -1,7 +1,7 @@
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { createSession, type Session, type SessionOptions } from '../../src/index.ts';
-import { transports, type TransportKind, type TransportPair } from './transports.ts';
+import { delayingPair, transports, type TransportKind, type TransportPair } from './transports.ts';
 
 type Opts = Omit<SessionOptions, 'client'>;
 
@@ -23,6 +23,19 @@ export async function connect(t: TestContext, kind: TransportKind, clientOpts: O
     await pair.close();
   });
   return { client, server, pair, kind };
+}
+
+/** A writer session and a reader session over a pipe that delays each direction by `delayMs`; the reader's options are under test. */
+export function overLongLink(t: TestContext, readerOpts: Opts, delayMs: number): { writerSide: Session; readerSide: Session } {
+  const pair = delayingPair(delayMs);
+  const writerSide = createSession(pair.a, { client: true, keepAliveIntervalMs: 0 });
+  const readerSide = createSession(pair.b, { client: false, keepAliveIntervalMs: 0, ...readerOpts });
+  t.after(async () => {
+    writerSide.destroy();
+    readerSide.destroy();
+    await pair.close();
+  });
+  return { writerSide, readerSide };
 }
 
 /** Registers one test per transport, like hashicorp/yamux's testConnTypes. */
