@@ -8,8 +8,7 @@
 // next to the same runner straight to the upstream (direct), and, when the
 // peer binary is built, chisel as a reverse tunnel over the same loopback
 // (runner → chisel server → chisel client → upstream, TLS end to end).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, type Dispatcher } from 'undici';
@@ -19,6 +18,7 @@ import { startChisel, type ChiselPeer } from './chisel.ts';
 import type { Processes, Side } from './cost.ts';
 import { startNodeFloor, type NodeFloor } from './node-floor.ts';
 import { startReadyChild } from './ready-child.ts';
+import { rigDir } from './rig-dir.ts';
 import { addRunnerTokens } from './tokens-file.ts';
 
 const UPSTREAM_PATH = fileURLToPath(new URL('../upstream.ts', import.meta.url));
@@ -124,13 +124,7 @@ export function profileInto(dir: string): void {
 }
 
 export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> {
-  const dir = mkdtempSync(join(tmpdir(), 'pipeops-bench-'));
-  const logDir = join(dir, 'logs');
-  mkdirSync(logDir, { recursive: true });
-  const closers: Array<() => Promise<unknown>> = [async () => rmSync(dir, { recursive: true, force: true })];
-  const close = async (): Promise<void> => {
-    for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  };
+  const { dir, logDir, closers, close } = rigDir('pipeops-bench-');
   try {
     const upstream = await startUpstream(dir);
     closers.push(() => upstream.close());

@@ -9,8 +9,7 @@
 // node's command line (the harness's nodeArgs), so the soak can force a full
 // GC in them and read their heap through the inspector
 // (./inspector-client.ts).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
@@ -20,6 +19,7 @@ import type { Proc } from '@pipeops/tunnel-e2e/harness/proc';
 import { connectInspector, inspectorUrl, type Inspector, type MemoryUsage } from './inspector-client.ts';
 import { fdCount, rssBytes } from './proc-stats.ts';
 import { startReadyChild } from './ready-child.ts';
+import { rigDir } from './rig-dir.ts';
 import { scrapeStreamAccounting, type KindAccounting } from './stream-accounting.ts';
 import type { SoakTargets } from './soak-streams.ts';
 
@@ -71,13 +71,7 @@ async function inspectorOf(proc: Proc): Promise<Inspector> {
 }
 
 export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
-  const dir = mkdtempSync(join(tmpdir(), 'pipeops-soak-'));
-  const logDir = join(dir, 'logs');
-  mkdirSync(logDir, { recursive: true });
-  const closers: Array<() => Promise<unknown>> = [async () => rmSync(dir, { recursive: true, force: true })];
-  const close = async (): Promise<void> => {
-    for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  };
+  const { dir, logDir, closers, close } = rigDir('pipeops-soak-');
   try {
     const upstreamChild = await startReadyChild('soak upstream', [UPSTREAM_PATH, '--dir', dir]);
     closers.push(() => upstreamChild.close());
