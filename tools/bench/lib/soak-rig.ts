@@ -53,6 +53,8 @@ export interface SoakRigOptions {
 
 export interface SoakRig {
   dir: string;
+  /** The gateway's and the agent's output (pino JSON lines), one file each. */
+  logDir: string;
   targets: SoakTargets;
   pid(side: SoakSide): number;
   /** A fresh set of keep-alive pools for the endpoint target; the old ones are closed (their sockets leave the gateway). */
@@ -138,6 +140,7 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
     const metricsUrl: Record<SoakSide, string> = { gateway: `${tunnel.gatewayUrl}/metrics`, agent: `${agent.healthUrl}/metrics` };
     return {
       dir,
+      logDir,
       targets,
       pid,
       async renewRunnerConnections() {

@@ -132,18 +132,25 @@ const upload: StreamRun = async (t, abort, r) => {
 };
 
 /**
- * A WATCH (chunked, open-ended): read the first event, then the runner
- * leaves; or, when the upstream ends every WATCH first (every 3 s), the
- * response completes at the server's end.
+ * A WATCH (chunked, open-ended): read the first event (up to its newline:
+ * chunks may end anywhere in it), then the runner leaves; or, when the
+ * upstream ends every WATCH first (every 3 s), the response completes at the
+ * server's end.
  */
 const watch: StreamRun = async (t, _abort, r) => {
   const target = via(t, r);
   const res = await request(url(target, '/api/v1/namespaces/default/pods?watch=1'), { dispatcher: target.dispatcher, headers: target.headers, bodyTimeout: 0 });
   await expectStatus(res, 200, 'WATCH');
+  let seen = '';
   for await (const chunk of res.body) {
-    if (!String(chunk).includes('"type"')) throw new Error(`WATCH: event ${String(chunk).slice(0, 80)}`);
+    seen += String(chunk);
+    const end = seen.indexOf('\n');
+    if (end === -1) continue;
+    const event = JSON.parse(seen.slice(0, end)) as { type?: unknown };
+    if (typeof event.type !== 'string') throw new Error(`WATCH: event ${seen.slice(0, 80)}`);
     break; // the iterator destroys the body: the runner stops watching
   }
+  if (seen !== '' && !seen.includes('\n')) throw new Error(`WATCH: ended inside an event: ${seen.slice(0, 80)}`);
 };
 
 /** `logs -f`: read the first line, then the runner leaves (or the upstream ended it first). */

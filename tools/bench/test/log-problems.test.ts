@@ -1,0 +1,41 @@
+// What a failed soak prints from the gateway's and the agent's logs
+// (lib/log-problems.ts): warnings, errors counted by message, rare ones whole.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { logProblems } from '../lib/log-problems.ts';
+
+const line = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, ...o });
+
+test('errors are counted by message with numbers masked, and a rare message is printed whole', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-problems-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'gateway-1.log'),
+    [
+      'Debugger listening on ws://127.0.0.1:1/x',
+      line({ msg: 'gateway listening' }),
+      ...Array.from({ length: 5 }, (_, i) => line({ event: 'audit', error: `stream ${i * 2 + 1} reset by peer` })),
+      line({ event: 'audit', requestId: 'the-odd-one', error: 'the upstream response was cut short' }),
+      line({ level: 50, event: 'request_failed', err: { message: 'boom' }, msg: 'request handler failed' }),
+      '{"truncated',
+    ].join('\n'),
+  );
+  writeFileSync(join(dir, 'agent-soak.log'), `${line({ msg: 'tunnel connected' })}\n`);
+  const report = logProblems(dir);
+  assert.ok(!report.includes('agent-soak.log'), 'a quiet log is left out');
+  assert.match(report, /1 lines at warn and above:\n {4}\{"level":50/);
+  assert.match(report, /\n {5,}5 {2}stream N reset by peer\n/);
+  assert.ok(!report.includes('"stream 3 reset by peer"'), 'a frequent message is counted, not printed');
+  assert.match(report, /1 {2}the upstream response was cut short\n {12}\{.*"requestId":"the-odd-one"/);
+  assert.match(report, /1 {2}boom/);
+});
+
+test('nothing to report is the empty string', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-problems-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'agent.log'), `${line({ msg: 'fine' })}\n`);
+  assert.equal(logProblems(dir), '');
+});
