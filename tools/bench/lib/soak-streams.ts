@@ -52,6 +52,18 @@ const digestOf = (bytes: number): string => {
 
 /** Most HTTP streams go through the gateway endpoint; one in four through tunnel-client. */
 const via = (t: SoakTargets, r: number): Target => (r < 0.25 ? t.client : t.endpoint);
+
+/** An HTTP kind's `run` whose failures say which way the stream went (as {@link via} chose) and when it failed (to find it in the logs). */
+function saysWhichWay(run: StreamRun): StreamRun {
+  return async (t, abort, r) => {
+    try {
+      await run(t, abort, r);
+    } catch (err) {
+      const way = r < 0.25 ? 'tunnel-client' : 'gateway endpoint';
+      throw new Error(`${(err as Error).message} (${way}, ${new Date().toISOString()})`, { cause: err });
+    }
+  };
+}
 const url = (t: Target, path: string): string => `${t.origin}${t.prefix}${path}`;
 
 async function expectStatus(res: Awaited<ReturnType<typeof request>>, status: number, what: string): Promise<void> {
@@ -196,12 +208,12 @@ function webSocketRun(subresource: 'exec' | 'portforward', protocol: string): St
 
 /** The mix: weights are relative shares of the streams. */
 export const SOAK_KINDS: readonly StreamKind[] = [
-  { name: 'get', weight: 30, abortShare: 0, run: getObject },
-  { name: 'blob', weight: 20, abortShare: 0.2, run: getBlob },
-  { name: 'chunked', weight: 10, abortShare: 0, run: getChunked },
-  { name: 'upload', weight: 10, abortShare: 0.2, run: upload },
-  { name: 'watch', weight: 10, abortShare: 0, run: watch },
-  { name: 'logs-f', weight: 6, abortShare: 0, run: followLogs },
+  { name: 'get', weight: 30, abortShare: 0, run: saysWhichWay(getObject) },
+  { name: 'blob', weight: 20, abortShare: 0.2, run: saysWhichWay(getBlob) },
+  { name: 'chunked', weight: 10, abortShare: 0, run: saysWhichWay(getChunked) },
+  { name: 'upload', weight: 10, abortShare: 0.2, run: saysWhichWay(upload) },
+  { name: 'watch', weight: 10, abortShare: 0, run: saysWhichWay(watch) },
+  { name: 'logs-f', weight: 6, abortShare: 0, run: saysWhichWay(followLogs) },
   { name: 'exec', weight: 7, abortShare: 0.3, run: webSocketRun('exec', 'v5.channel.k8s.io') },
   { name: 'port-forward', weight: 7, abortShare: 0.3, run: webSocketRun('portforward', 'portforward.k8s.io') },
 ];
