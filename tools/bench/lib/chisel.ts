@@ -33,7 +33,9 @@ export async function buildChisel(): Promise<string | null> {
   mkdirSync(dirname(CHISEL_BIN), { recursive: true });
   try {
     await promisify(execFile)('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', CHISEL_BIN, 'github.com/jpillora/chisel'], {
-      cwd: PEERS_DIR, env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' }, maxBuffer: 16 * 1024 * 1024,
+      cwd: PEERS_DIR,
+      env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' },
+      maxBuffer: 16 * 1024 * 1024,
     });
     return CHISEL_BIN;
   } catch (err) {
@@ -62,11 +64,18 @@ async function freePort(): Promise<number> {
 
 /** Resolves once `port` on 127.0.0.1 accepts a connection and passes it on (the reverse tunnel is up). */
 function untilForwarding(port: number, timeoutMs: number): Promise<boolean> {
-  return waitFor(() => new Promise<boolean>((resolve) => {
-    const s = tcpConnect({ host: '127.0.0.1', port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  }), { what: `chisel's reverse port ${port}`, timeoutMs, intervalMs: 50 });
+  return waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = tcpConnect({ host: '127.0.0.1', port });
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      }),
+    { what: `chisel's reverse port ${port}`, timeoutMs, intervalMs: 50 },
+  );
 }
 
 /** Starts chisel server (TLS) and chisel client (reverse remote to the upstream); null when chisel is not available. */
@@ -81,10 +90,29 @@ export async function startChisel(o: { dir: string; upstreamPort: number }): Pro
   writeFileSync(join(tlsDir, 'ca.pem'), certs.caCert);
   const [serverPort, reversePort] = [await freePort(), await freePort()];
   const auth = 'bench:chisel-peer-password';
-  const server = spawn(bin, ['server', '--host', '127.0.0.1', '--port', String(serverPort), '--reverse',
-    '--tls-key', join(tlsDir, 'key.pem'), '--tls-cert', join(tlsDir, 'cert.pem'), '--auth', auth], { stdio: 'ignore' });
-  const client = spawn(bin, ['client', '--tls-ca', join(tlsDir, 'ca.pem'), '--auth', auth, `https://127.0.0.1:${serverPort}`,
-    `R:127.0.0.1:${reversePort}:127.0.0.1:${o.upstreamPort}`], { stdio: 'ignore' });
+  const server = spawn(
+    bin,
+    [
+      'server',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(serverPort),
+      '--reverse',
+      '--tls-key',
+      join(tlsDir, 'key.pem'),
+      '--tls-cert',
+      join(tlsDir, 'cert.pem'),
+      '--auth',
+      auth,
+    ],
+    { stdio: 'ignore' },
+  );
+  const client = spawn(
+    bin,
+    ['client', '--tls-ca', join(tlsDir, 'ca.pem'), '--auth', auth, `https://127.0.0.1:${serverPort}`, `R:127.0.0.1:${reversePort}:127.0.0.1:${o.upstreamPort}`],
+    { stdio: 'ignore' },
+  );
   const close = async (): Promise<void> => {
     for (const child of [client, server]) {
       if (child.exitCode !== null || child.signalCode !== null) continue;

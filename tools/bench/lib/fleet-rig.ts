@@ -52,7 +52,10 @@ export interface FleetRig {
 /** Starts the fleet and `agentCount` agents; resolves once every agent is connected. */
 export async function startFleetRig(o: { replicas: number; agentCount: number }): Promise<FleetRig> {
   const dir = mkdtempSync(join(tmpdir(), 'pt-bench-fleet-'));
-  const clusters = Array.from({ length: o.agentCount }, (_, i) => ({ cluster: `fleet-${String(i).padStart(4, '0')}`, token: randomBytes(24).toString('base64url') }));
+  const clusters = Array.from({ length: o.agentCount }, (_, i) => ({
+    cluster: `fleet-${String(i).padStart(4, '0')}`,
+    token: randomBytes(24).toString('base64url'),
+  }));
   let replicas: ReplicaSet | undefined;
   let child: ReadyChild | undefined;
   try {
@@ -69,18 +72,36 @@ export async function startFleetRig(o: { replicas: number; agentCount: number })
       const [kind, index, at] = line.split(' ');
       const a = agents[Number(index)];
       if (a === undefined) return;
-      if (kind === 'C') { a.connected = true; a.connectedAt = Number(at); }
-      if (kind === 'D') { a.connected = false; a.disconnectedAt = Number(at); }
+      if (kind === 'C') {
+        a.connected = true;
+        a.connectedAt = Number(at);
+      }
+      if (kind === 'D') {
+        a.connected = false;
+        a.disconnectedAt = Number(at);
+      }
       for (const wake of waiters) wake();
     });
     const agentsChild = child;
     return {
-      replicas: set, agentCount: o.agentCount, agents,
+      replicas: set,
+      agentCount: o.agentCount,
+      agents,
       until(what, test, timeoutMs) {
         return new Promise((resolve, reject) => {
-          const done = (err?: Error): void => { waiters.delete(check); clearTimeout(timer); if (err) reject(err); else resolve(); };
-          const check = (): void => { if (test(agents)) done(); };
-          const timer = setTimeout(() => done(new Error(`fleet: not ${what} within ${timeoutMs} ms (${agents.filter((a) => a.connected).length}/${agents.length} agents connected)`)), timeoutMs);
+          const done = (err?: Error): void => {
+            waiters.delete(check);
+            clearTimeout(timer);
+            if (err) reject(err);
+            else resolve();
+          };
+          const check = (): void => {
+            if (test(agents)) done();
+          };
+          const timer = setTimeout(
+            () => done(new Error(`fleet: not ${what} within ${timeoutMs} ms (${agents.filter((a) => a.connected).length}/${agents.length} agents connected)`)),
+            timeoutMs,
+          );
           waiters.add(check);
           check();
         });

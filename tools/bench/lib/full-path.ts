@@ -128,9 +128,18 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
   try {
     const upstream = await startUpstream(dir);
     closers.push(() => upstream.close());
-    const kubeconfig = writeKubeconfig(join(dir, 'agent.kubeconfig'), { server: upstream.url, token: upstream.token, caData: readFileSync(upstream.caFile, 'utf8'), name: BENCH_CLUSTER });
+    const kubeconfig = writeKubeconfig(join(dir, 'agent.kubeconfig'), {
+      server: upstream.url,
+      token: upstream.token,
+      caData: readFileSync(upstream.caFile, 'utf8'),
+      name: BENCH_CLUSTER,
+    });
     const tunnel = await startTunnel({
-      dir, logDir, home: dir, agents: [{ cluster: BENCH_CLUSTER, kubeconfig }], runnerTools: false,
+      dir,
+      logDir,
+      home: dir,
+      agents: [{ cluster: BENCH_CLUSTER, kubeconfig }],
+      runnerTools: false,
       ...(o.agentConfig ? { agentConfig: o.agentConfig } : {}),
       // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
@@ -146,20 +155,33 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
         const agent = httpsAgent(tunnel.caFile);
         closers.push(() => agent.close());
         runners.set(id, {
-          id, token, caFile: tunnel.caFile,
-          viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${token}` }, dispatcher: agent },
+          id,
+          token,
+          caFile: tunnel.caFile,
+          viaEndpoint: {
+            origin: tunnel.gatewayUrl,
+            prefix: `/k8s/clusters/${BENCH_CLUSTER}`,
+            headers: { authorization: `Bearer ${token}` },
+            dispatcher: agent,
+          },
         });
       }
     }
     const runner = await connect({
-      gatewayUrl: tunnel.gatewayUrl, token: tunnel.runnerToken, cluster: BENCH_CLUSTER, ca: readFileSync(tunnel.caFile),
+      gatewayUrl: tunnel.gatewayUrl,
+      token: tunnel.runnerToken,
+      cluster: BENCH_CLUSTER,
+      ca: readFileSync(tunnel.caFile),
       ...(o.runnerMux ? { mux: o.runnerMux } : {}),
     });
     closers.push(() => runner.close());
     const upstreamAuth = { authorization: `Bearer ${upstream.token}` };
     const endpointAgent = httpsAgent(tunnel.caFile);
     const directAgent = httpsAgent(upstream.caFile);
-    closers.push(() => endpointAgent.close(), () => directAgent.close());
+    closers.push(
+      () => endpointAgent.close(),
+      () => directAgent.close(),
+    );
     let chisel: ChiselPeer | null = null;
     let peer: Target | null = null;
     if (o.peer) {
@@ -190,9 +212,25 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       return floor;
     };
     return {
-      dir, upstream, tunnel, runner, chisel, peer, runners, close, agentPid, gatewayPid, costProcesses, nodeFloor,
+      dir,
+      upstream,
+      tunnel,
+      runner,
+      chisel,
+      peer,
+      runners,
+      close,
+      agentPid,
+      gatewayPid,
+      costProcesses,
+      nodeFloor,
       viaClient: { origin: runner.baseUrl, prefix: '', headers: {}, dispatcher: runner.dispatcher },
-      viaEndpoint: { origin: tunnel.gatewayUrl, prefix: `/k8s/clusters/${BENCH_CLUSTER}`, headers: { authorization: `Bearer ${tunnel.runnerToken}` }, dispatcher: endpointAgent },
+      viaEndpoint: {
+        origin: tunnel.gatewayUrl,
+        prefix: `/k8s/clusters/${BENCH_CLUSTER}`,
+        headers: { authorization: `Bearer ${tunnel.runnerToken}` },
+        dispatcher: endpointAgent,
+      },
       direct: { origin: upstream.url, prefix: '', headers: upstreamAuth, dispatcher: directAgent },
     };
   } catch (err) {

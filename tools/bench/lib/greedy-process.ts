@@ -32,25 +32,30 @@ export interface GreedyRun {
 
 /** Starts ../greedy-runner.ts and resolves once its READY line says the load is established. */
 export async function startGreedy(o: GreedyOptions): Promise<GreedyRun> {
-  const child = spawn(process.execPath, [
-    GREEDY_PATH, '--origin', o.origin, '--prefix', o.prefix, '--ca', o.caFile,
-    '--concurrency', String(o.concurrency), '--bytes', String(o.bytes),
-  ], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_RUNNER_TOKEN: o.token } });
+  const child = spawn(
+    process.execPath,
+    [GREEDY_PATH, '--origin', o.origin, '--prefix', o.prefix, '--ca', o.caFile, '--concurrency', String(o.concurrency), '--bytes', String(o.bytes)],
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_RUNNER_TOKEN: o.token } },
+  );
   const lines = createInterface({ input: child.stdout });
   const exited = once(child, 'close');
-  const next = (prefix: string, timeoutMs: number): Promise<string> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`greedy runner: no ${prefix} line within ${timeoutMs} ms`)), timeoutMs);
-    const onLine = (line: string): void => { if (line.startsWith(`${prefix} `)) done(undefined, line.slice(prefix.length + 1)); };
-    const onExit = (code: number | null): void => done(new Error(`greedy runner exited (code ${code}) before ${prefix}`));
-    function done(err: Error | undefined, rest?: string): void {
-      clearTimeout(timer);
-      lines.off('line', onLine);
-      child.off('close', onExit);
-      if (err) reject(err); else resolve(rest!);
-    }
-    lines.on('line', onLine);
-    child.once('close', onExit);
-  });
+  const next = (prefix: string, timeoutMs: number): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`greedy runner: no ${prefix} line within ${timeoutMs} ms`)), timeoutMs);
+      const onLine = (line: string): void => {
+        if (line.startsWith(`${prefix} `)) done(undefined, line.slice(prefix.length + 1));
+      };
+      const onExit = (code: number | null): void => done(new Error(`greedy runner exited (code ${code}) before ${prefix}`));
+      function done(err: Error | undefined, rest?: string): void {
+        clearTimeout(timer);
+        lines.off('line', onLine);
+        child.off('close', onExit);
+        if (err) reject(err);
+        else resolve(rest!);
+      }
+      lines.on('line', onLine);
+      child.once('close', onExit);
+    });
   const kill = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;

@@ -39,11 +39,16 @@ async function fetchBlob(t: Target, bytes: number): Promise<void> {
 /** PUT `bytes` to the upstream's sink; returns MB/s from request to the sink's answer. */
 export async function upload(t: Target, bytes: number): Promise<number> {
   const start = process.hrtime.bigint();
-  const body = Readable.from((function* () {
-    for (let left = bytes; left > 0; left -= CHUNK.length) yield left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
-  })(), { objectMode: false });
+  const body = Readable.from(
+    (function* () {
+      for (let left = bytes; left > 0; left -= CHUNK.length) yield left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
+    })(),
+    { objectMode: false },
+  );
   const res = await request(url(t, '/bench/sink'), {
-    method: 'PUT', dispatcher: t.dispatcher, body,
+    method: 'PUT',
+    dispatcher: t.dispatcher,
+    body,
     headers: { ...t.headers, 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
   });
   const answer = await res.body.text();

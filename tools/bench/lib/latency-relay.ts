@@ -38,7 +38,10 @@ export async function startLatencyRelay(targetPort: number, oneWayDelayMs: numbe
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (client) => {
     const upstream = net.connect({ host: '127.0.0.1', port: targetPort, noDelay: true });
-    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); }
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
     delayed(client, upstream, oneWayDelayMs);
     delayed(upstream, client, oneWayDelayMs);
   });

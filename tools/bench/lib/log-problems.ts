@@ -21,7 +21,9 @@ interface Record {
 /** The report for every `*.log` in `logDir` (pino JSON lines; other lines skipped); '' when nothing was logged at warn or with an error. */
 export function logProblems(logDir: string, maxLines = 30): string {
   const out: string[] = [];
-  for (const file of readdirSync(logDir).filter((f) => f.endsWith('.log')).sort()) {
+  for (const file of readdirSync(logDir)
+    .filter((f) => f.endsWith('.log'))
+    .sort()) {
     const warnings: string[] = [];
     const byMessage = new Map<string, string[]>();
     for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
@@ -37,7 +39,11 @@ export function logProblems(logDir: string, maxLines = 30): string {
     }
     if (warnings.length === 0 && byMessage.size === 0) continue;
     out.push(`${file}:`);
-    if (warnings.length > 0) out.push(`  ${warnings.length} lines at warn and above${warnings.length > maxLines ? `, the last ${maxLines}` : ''}:`, ...warnings.slice(-maxLines).map((l) => `    ${l}`));
+    if (warnings.length > 0)
+      out.push(
+        `  ${warnings.length} lines at warn and above${warnings.length > maxLines ? `, the last ${maxLines}` : ''}:`,
+        ...warnings.slice(-maxLines).map((l) => `    ${l}`),
+      );
     const counted = [...byMessage].sort((a, b) => b[1].length - a[1].length);
     if (counted.length > 0) out.push('  errors in its records, by message:');
     for (const [message, lines] of counted) {

@@ -37,10 +37,20 @@ export async function startNodeFloor(o: { dir: string; upstreamPort: number; ups
     await far.close();
     throw err;
   }
-  const dispatcher = new Agent({ connect: { ca: readFileSync(join(o.dir, 'floor-near-ca.pem')) }, keepAliveTimeout: 30_000, connections: null, allowH2: false });
+  const dispatcher = new Agent({
+    connect: { ca: readFileSync(join(o.dir, 'floor-near-ca.pem')) },
+    keepAliveTimeout: 30_000,
+    connections: null,
+    allowH2: false,
+  });
   return {
     target: { origin: `https://127.0.0.1:${near.payload}`, prefix: '', headers: o.headers, dispatcher },
-    nearPid: near.pid, farPid: far.pid,
-    async close() { await dispatcher.close(); await near.close(); await far.close(); },
+    nearPid: near.pid,
+    farPid: far.pid,
+    async close() {
+      await dispatcher.close();
+      await near.close();
+      await far.close();
+    },
   };
 }

@@ -70,12 +70,20 @@ export function cpuSecondsSince(before: CpuSnapshot): number {
 }
 
 /** Peak RSS of `pid` sampled every `intervalMs` while `work` runs, in bytes (the start value included). */
-export async function peakRssDuring<T>(pids: readonly number[], work: () => Promise<T>, intervalMs = 50): Promise<{ result: T; start: number[]; peak: number[] }> {
+export async function peakRssDuring<T>(
+  pids: readonly number[],
+  work: () => Promise<T>,
+  intervalMs = 50,
+): Promise<{ result: T; start: number[]; peak: number[] }> {
   const start = pids.map(rssBytes);
   const peak = [...start];
   const sample = (): void => {
     pids.forEach((pid, i) => {
-      try { peak[i] = Math.max(peak[i]!, rssBytes(pid)); } catch { /* exited */ }
+      try {
+        peak[i] = Math.max(peak[i]!, rssBytes(pid));
+      } catch {
+        /* exited */
+      }
     });
   };
   const timer = setInterval(sample, intervalMs);

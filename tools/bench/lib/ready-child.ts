@@ -21,18 +21,27 @@ export interface ReadyChild {
  */
 export async function startReadyChild(name: string, args: string[], onLine: (line: string) => void = () => {}): Promise<ReadyChild> {
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = once(child, 'exit').then(() => { throw new Error(`${name} exited before READY`); });
+  const exited = once(child, 'exit').then(() => {
+    throw new Error(`${name} exited before READY`);
+  });
   const ready = new Promise<string>((resolve, reject) => {
     let seen = false;
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
-      if (!seen && line.startsWith('READY ')) { seen = true; resolve(line.slice(6)); } else onLine(line);
+      if (!seen && line.startsWith('READY ')) {
+        seen = true;
+        resolve(line.slice(6));
+      } else onLine(line);
     });
-    lines.once('close', () => { if (!seen) reject(new Error(`${name} closed stdout before READY`)); });
+    lines.once('close', () => {
+      if (!seen) reject(new Error(`${name} closed stdout before READY`));
+    });
   });
   const payload = await Promise.race([ready, exited]);
   return {
-    child, pid: child.pid!, payload,
+    child,
+    pid: child.pid!,
+    payload,
     async close() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const gone = once(child, 'exit');

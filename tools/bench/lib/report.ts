@@ -68,11 +68,16 @@ export function machineInfo(quick: boolean, rounds: number): MachineInfo {
 /** Whether `tunnel` meets `target` against `other` (direct or peer); null when `other` is needed and missing. */
 export function meets(target: Target, tunnel: number, other: number | null): boolean | null {
   switch (target.kind) {
-    case 'at_most': return tunnel <= target.value;
-    case 'at_least': return tunnel >= target.value;
-    case 'ratio_at_least': return other === null || other === 0 ? null : tunnel / other >= target.value;
-    case 'ratio_at_most': return other === null || other === 0 ? null : tunnel / other <= target.value;
-    case 'added_at_most': return other === null ? null : tunnel - other <= target.value;
+    case 'at_most':
+      return tunnel <= target.value;
+    case 'at_least':
+      return tunnel >= target.value;
+    case 'ratio_at_least':
+      return other === null || other === 0 ? null : tunnel / other >= target.value;
+    case 'ratio_at_most':
+      return other === null || other === 0 ? null : tunnel / other <= target.value;
+    case 'added_at_most':
+      return other === null ? null : tunnel - other <= target.value;
   }
 }
 
@@ -106,11 +111,16 @@ const range = (s: Summary | null): string => (s === null ? '—' : s.samples.len
 export function targetText(t: Target | null, against: string): string {
   if (t === null) return '';
   switch (t.kind) {
-    case 'ratio_at_least': return `≥ ${t.value.toFixed(2)}× ${against}`;
-    case 'ratio_at_most': return `≤ ${t.value.toFixed(2)}× ${against}`;
-    case 'added_at_most': return `≤ ${against} + ${t.value}`;
-    case 'at_most': return `≤ ${t.value}`;
-    case 'at_least': return `≥ ${t.value}`;
+    case 'ratio_at_least':
+      return `≥ ${t.value.toFixed(2)}× ${against}`;
+    case 'ratio_at_most':
+      return `≤ ${t.value.toFixed(2)}× ${against}`;
+    case 'added_at_most':
+      return `≤ ${against} + ${t.value}`;
+    case 'at_most':
+      return `≤ ${t.value}`;
+    case 'at_least':
+      return `≥ ${t.value}`;
   }
 }
 
@@ -125,24 +135,37 @@ export function formatTable(report: Report): string {
   const rows = [['scenario', 'unit', 'tunnel', 'direct', 'peer (chisel)', '÷direct', '÷peer', 'target', 'met']];
   for (const s of report.scenarios) {
     rows.push([
-      s.name, s.unit, range(s.detail.tunnel), range(s.detail.direct), range(s.detail.peer),
-      s.ratio === null ? '—' : s.ratio.toFixed(2), s.peer_ratio === null ? '—' : s.peer_ratio.toFixed(2),
+      s.name,
+      s.unit,
+      range(s.detail.tunnel),
+      range(s.detail.direct),
+      range(s.detail.peer),
+      s.ratio === null ? '—' : s.ratio.toFixed(2),
+      s.peer_ratio === null ? '—' : s.peer_ratio.toFixed(2),
       [targetText(s.target, s.baseline), targetText(s.peer_target, 'peer')].filter(Boolean).join(', '),
       s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ]);
   }
   const notes = report.scenarios.map((s) => `  ${s.name}: ${s.description}`);
   const costs = costRows(report.scenarios);
-  const costTable = costs.length === 1 ? [] : [
-    '',
-    'cost: CPU time (user + system, every thread) per GiB moved or per request, median over the rounds; total: median of each sample\'s sum',
-    ...columns(costs),
-  ];
+  const costTable =
+    costs.length === 1
+      ? []
+      : [
+          '',
+          "cost: CPU time (user + system, every thread) per GiB moved or per request, median over the rounds; total: median of each sample's sum",
+          ...columns(costs),
+        ];
   return [...head, ...columns(rows), ...costTable, '', ...notes].join('\n');
 }
 
 const ROLE_TEXT: Record<CostRole, string> = {
-  runner: 'runner', gateway: 'gateway', agent: 'agent', upstream: 'upstream', chiselServer: 'chisel server', chiselClient: 'chisel client',
+  runner: 'runner',
+  gateway: 'gateway',
+  agent: 'agent',
+  upstream: 'upstream',
+  chiselServer: 'chisel server',
+  chiselClient: 'chisel client',
 };
 
 /** The cost table's rows, header first: one row per side of each scenario that reports its cost. */
@@ -164,6 +187,10 @@ function costRows(metrics: MetricReport[]): string[][] {
 /** Rows (header first) as aligned text columns under a rule. */
 function columns(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
 }

@@ -43,8 +43,15 @@ function readyLine(child: ChildProcess): Promise<SinkAddress> {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => fail(new Error('bench sink: no READY line within 30 s')), READY_TIMEOUT_MS).unref();
     const onExit = (code: number | null): void => fail(new Error(`bench sink exited (code ${code}) before READY`));
-    function fail(err: Error): void { cleanup(); reject(err); }
-    function cleanup(): void { clearTimeout(timer); child.off('exit', onExit); lines.close(); }
+    function fail(err: Error): void {
+      cleanup();
+      reject(err);
+    }
+    function cleanup(): void {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      lines.close();
+    }
     child.once('exit', onExit);
     lines.on('line', (line) => {
       if (!line.startsWith('READY ')) return;

@@ -39,10 +39,21 @@ export function soakVerdict(base: Record<SoakSide, ProcessSnapshot>, end: Record
     const fdOk = e.fds <= fdBound;
     const heapOk = e.memory.heapUsed <= heapBound;
     if (!fdOk) problems.push(`${side}: ${e.fds} open fds at the end, baseline ${b.fds}, bound ${fdBound}`);
-    if (!heapOk) problems.push(`${side}: heap used ${(e.memory.heapUsed / MB).toFixed(1)} MB at the end, baseline ${(b.memory.heapUsed / MB).toFixed(1)} MB, bound ${(heapBound / MB).toFixed(1)} MB`);
+    if (!heapOk)
+      problems.push(
+        `${side}: heap used ${(e.memory.heapUsed / MB).toFixed(1)} MB at the end, baseline ${(b.memory.heapUsed / MB).toFixed(1)} MB, bound ${(heapBound / MB).toFixed(1)} MB`,
+      );
     rows.push([side, 'open fds', String(b.fds), String(e.fds), pct(b.fds, e.fds), `≤ ${fdBound}`, fdOk ? 'yes' : 'NO']);
     const mb = (n: number): string => (n / MB).toFixed(1);
-    rows.push([side, 'heap used after GC (MB)', mb(b.memory.heapUsed), mb(e.memory.heapUsed), pct(b.memory.heapUsed, e.memory.heapUsed), `≤ ${mb(heapBound)}`, heapOk ? 'yes' : 'NO']);
+    rows.push([
+      side,
+      'heap used after GC (MB)',
+      mb(b.memory.heapUsed),
+      mb(e.memory.heapUsed),
+      pct(b.memory.heapUsed, e.memory.heapUsed),
+      `≤ ${mb(heapBound)}`,
+      heapOk ? 'yes' : 'NO',
+    ]);
     rows.push([side, 'external (MB)', mb(b.memory.external), mb(e.memory.external), pct(b.memory.external, e.memory.external), '', '']);
     rows.push([side, 'arrayBuffers (MB)', mb(b.memory.arrayBuffers), mb(e.memory.arrayBuffers), pct(b.memory.arrayBuffers, e.memory.arrayBuffers), '', '']);
     rows.push([side, 'RSS (MB)', mb(b.rss), mb(e.rss), pct(b.rss, e.rss), '', '']);
@@ -62,5 +73,12 @@ export function soakVerdict(base: Record<SoakSide, ProcessSnapshot>, end: Record
 
 export function formatRows(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -49,7 +49,8 @@ export async function scrapeStreamAccounting(url: string, dispatcher?: Dispatche
   const res = await request(url, dispatcher === undefined ? {} : { dispatcher });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
-  if (!text.includes('pipeops_tunnel_streams_opened_total')) throw new Error(`${url}: no pipeops_tunnel_streams_opened_total (a build without stream accounting?)`);
+  if (!text.includes('pipeops_tunnel_streams_opened_total'))
+    throw new Error(`${url}: no pipeops_tunnel_streams_opened_total (a build without stream accounting?)`);
   return parseStreamAccounting(text);
 }
 

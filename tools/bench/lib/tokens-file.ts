@@ -19,22 +19,29 @@ const RELOAD_TIMEOUT_MS = 15_000;
  * existing `runners:` items, so the rest of the file (agent and admin tokens
  * the harness does not hand out) is kept byte for byte.
  */
-export async function addRunnerTokens(file: string, gateway: Proc, ids: readonly string[], limits: Readonly<Record<string, Record<string, number>>> = {}): Promise<Map<string, string>> {
+export async function addRunnerTokens(
+  file: string,
+  gateway: Proc,
+  ids: readonly string[],
+  limits: Readonly<Record<string, Record<string, number>>> = {},
+): Promise<Map<string, string>> {
   const tokens = new Map(ids.map((id) => [id, randomBytes(24).toString('base64url')]));
   const text = readFileSync(file, 'utf8');
   const m = /^runners:\n(\s*)- /m.exec(text);
   if (m === null) throw new Error(`${file}: no block sequence under "runners:" to add runners to`);
-  const entries = [...tokens].map(([id, token]) => {
-    const entry = { id, token, clusters: ['*'], ...(limits[id] !== undefined ? { limits: limits[id] } : {}) };
-    return `${m[1]}- ${JSON.stringify(entry)}\n`;
-  }).join('');
+  const entries = [...tokens]
+    .map(([id, token]) => {
+      const entry = { id, token, clusters: ['*'], ...(limits[id] !== undefined ? { limits: limits[id] } : {}) };
+      return `${m[1]}- ${JSON.stringify(entry)}\n`;
+    })
+    .join('');
   const from = gateway.lines.length;
-  writeFileSync(file, text.replace(/^runners:\n/m, () => `runners:\n${entries}`), { mode: 0o600 });
-  const rec = await gateway.waitForRecord(
-    'tokens reload',
-    (r) => r.event === 'tokens_reloaded' || r.event === 'tokens_reload_failed',
-    RELOAD_TIMEOUT_MS, from,
+  writeFileSync(
+    file,
+    text.replace(/^runners:\n/m, () => `runners:\n${entries}`),
+    { mode: 0o600 },
   );
+  const rec = await gateway.waitForRecord('tokens reload', (r) => r.event === 'tokens_reloaded' || r.event === 'tokens_reload_failed', RELOAD_TIMEOUT_MS, from);
   if (rec.event !== 'tokens_reloaded') throw new Error(`gateway rejected the tokens file with runners ${ids.join(', ')}: ${JSON.stringify(rec)}`);
   return tokens;
 }

@@ -36,7 +36,10 @@ export async function rawWsSample(ws: WebSocket, totalBytes: number): Promise<nu
     wake?.();
   };
   for (let left = totalBytes; left > 0; left -= CHUNK_BYTES) {
-    while (inflight >= RAW_MAX_INFLIGHT) await new Promise<void>((resolve) => { wake = resolve; });
+    while (inflight >= RAW_MAX_INFLIGHT)
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
     if (failure) throw failure;
     inflight++;
     ws.send(left >= CHUNK_BYTES ? CHUNK : CHUNK.subarray(0, left), { binary: true }, sent);

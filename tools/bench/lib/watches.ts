@@ -35,18 +35,27 @@ export async function openWatches(t: Target, count: number, parallel = 256): Pro
     res.body.on('error', () => {});
   };
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(parallel, count) }, async () => {
-    while (next < count) { next++; await openOne(); }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, count) }, async () => {
+      while (next < count) {
+        next++;
+        await openOne();
+      }
+    }),
+  );
   return {
     async events(n, emit) {
       const latencies: number[] = [];
-      const done = new Promise<void>((resolve) => { waiting = { left: n, latencies, done: resolve }; });
+      const done = new Promise<void>((resolve) => {
+        waiting = { left: n, latencies, done: resolve };
+      });
       await emit();
       await done;
       waiting = undefined;
       return latencies;
     },
-    close() { for (const b of bodies) b.destroy(); },
+    close() {
+      for (const b of bodies) b.destroy();
+    },
   };
 }
