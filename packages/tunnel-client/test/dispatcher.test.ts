@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Readable, Writable } from 'node:stream';
+import { type Duplex, duplexPair, Readable, Writable } from 'node:stream';
 import { fetch, request, stream, upgrade } from 'undici';
-import { connect, type Tunnel } from '../src/index.ts';
+import { connect, type Tunnel, TunnelDispatcher } from '../src/index.ts';
 import { startFakeGatewayRunner, type FakeGatewayRunner } from './helpers/fake-gateway-runner.ts';
 import { createTestApp, until, type TestApp } from './helpers/test-app.ts';
 import type { TestContext } from 'node:test';
@@ -134,6 +134,33 @@ test('a completed request closes its stream with FIN both ways, never an RST the
   await until(() => session.numStreams === 0, 'every stream to close');
   assert.equal(session.stats.streamsAccepted, 5);
   assert.equal(session.stats.resetsIn, 0);
+});
+
+test('a stream whose far end sends its FIN only after the answer was read still closes (its undici Client is let go)', async (t) => {
+  const streams: Duplex[] = [];
+  const finishFarSide: Array<() => void> = [];
+  const dispatcher = new TunnelDispatcher('http://kubernetes.tunnel.invalid', async () => {
+    const [runnerSide, farSide] = duplexPair();
+    streams.push(runnerSide);
+    farSide.once('data', () => {
+      farSide.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      finishFarSide.push(() => farSide.end());
+    });
+    farSide.resume();
+    return runnerSide;
+  });
+  t.after(() => dispatcher.close());
+  for (let i = 0; i < 3; i++) {
+    const res = await request('http://kubernetes.tunnel.invalid/version', { dispatcher });
+    assert.equal(await res.body.text(), 'ok');
+  }
+  // undici is done with every stream: only now do the FINs come.
+  for (const end of finishFarSide) end();
+  await until(() => streams.every((s) => s.closed), 'every runner-side stream to close');
+  assert.ok(
+    streams.every((s) => s.errored === null),
+    'ended cleanly, not destroyed with an error',
+  );
 });
 
 test("Node's built-in fetch takes the dispatcher too: JSON, an echoed body, a large download hash-identical, a refused origin with its code", async (t) => {
