@@ -15,7 +15,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startSoakRig, type ProcessSnapshot, type SoakSide } from './lib/soak-rig.ts';
-import { SOAK_KINDS, type StreamKind } from './lib/soak-streams.ts';
+import { SOAK_KINDS, SOAK_REQUEST_ID, type StreamKind } from './lib/soak-streams.ts';
 import { logProblems } from './lib/log-problems.ts';
 import { formatRows, soakVerdict } from './lib/soak-verdict.ts';
 
@@ -154,7 +154,7 @@ try {
     exitCode = 0;
   } else {
     process.stdout.write(`soak: FAIL\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
-    const logged = logProblems(rig.logDir);
+    const logged = logProblems(rig.logDir, [...new Set(failures.join(' ').match(SOAK_REQUEST_ID) ?? [])]);
     if (logged !== '') process.stdout.write(`\nwhat the gateway and the agent logged at warn and above:\n${logged}\n`);
   }
 } finally {

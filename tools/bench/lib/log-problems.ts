@@ -18,18 +18,25 @@ interface Record {
   err?: { message?: unknown };
 }
 
-/** The report for every `*.log` in `logDir` (pino JSON lines; other lines skipped); '' when nothing was logged at warn or with an error. */
-export function logProblems(logDir: string, maxLines = 30): string {
+/**
+ * The report for every `*.log` in `logDir` (pino JSON lines; other lines
+ * skipped); '' when nothing was logged at warn or with an error. Every
+ * record that names one of `requestIds` (the failed streams') is printed
+ * whole too.
+ */
+export function logProblems(logDir: string, requestIds: readonly string[] = [], maxLines = 30): string {
   const out: string[] = [];
   for (const file of readdirSync(logDir)
     .filter((f) => f.endsWith('.log'))
     .sort()) {
     const warnings: string[] = [];
+    const named: string[] = [];
     const byMessage = new Map<string, string[]>();
     for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
       const record = parse(line);
       if (record === undefined) continue;
       if ((record.level ?? 0) >= WARN) warnings.push(line);
+      if (requestIds.some((id) => line.includes(`"${id}"`))) named.push(line);
       const message = typeof record.error === 'string' ? record.error : typeof record.err?.message === 'string' ? record.err.message : undefined;
       if (message === undefined) continue;
       const key = message.replace(/\d+/g, 'N');
@@ -37,8 +44,9 @@ export function logProblems(logDir: string, maxLines = 30): string {
       lines.push(line);
       byMessage.set(key, lines);
     }
-    if (warnings.length === 0 && byMessage.size === 0) continue;
+    if (warnings.length === 0 && byMessage.size === 0 && named.length === 0) continue;
     out.push(`${file}:`);
+    if (named.length > 0) out.push('  records of the failed streams:', ...named.map((l) => `    ${l}`));
     if (warnings.length > 0)
       out.push(
         `  ${warnings.length} lines at warn and above${warnings.length > maxLines ? `, the last ${maxLines}` : ''}:`,

@@ -53,14 +53,29 @@ const digestOf = (bytes: number): string => {
 /** Most HTTP streams go through the gateway endpoint; one in four through tunnel-client. */
 const via = (t: SoakTargets, r: number): Target => (r < 0.25 ? t.client : t.endpoint);
 
-/** An HTTP kind's `run` whose failures say which way the stream went (as {@link via} chose) and when it failed (to find it in the logs). */
+let streamsTagged = 0;
+/** `t` with `x-pipeops-request-id: id` on every HTTP request: the gateway and the agent name their records of it so. */
+const taggedWith = (t: SoakTargets, id: string): SoakTargets => {
+  const tag = (target: Target): Target => ({ ...target, headers: { ...target.headers, 'x-pipeops-request-id': id } });
+  return { ...t, endpoint: tag(t.endpoint), client: tag(t.client) };
+};
+
+/** Request ids the soak gave its streams (`soak-N`), as they appear in a failure's message. */
+export const SOAK_REQUEST_ID = /\bsoak-\d+\b/g;
+
+/**
+ * An HTTP kind's `run` with a request id of its own, whose failures say
+ * which way the stream went (as {@link via} chose), when, and under which
+ * request id (to find the relays' records of it).
+ */
 function saysWhichWay(run: StreamRun): StreamRun {
   return async (t, abort, r) => {
+    const id = `soak-${++streamsTagged}`;
     try {
-      await run(t, abort, r);
+      await run(taggedWith(t, id), abort, r);
     } catch (err) {
       const way = r < 0.25 ? 'tunnel-client' : 'gateway endpoint';
-      throw new Error(`${(err as Error).message} (${way}, ${new Date().toISOString()})`, { cause: err });
+      throw new Error(`${(err as Error).message} (${way}, ${id}, ${new Date().toISOString()})`, { cause: err });
     }
   };
 }

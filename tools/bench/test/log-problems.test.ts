@@ -19,18 +19,22 @@ test('errors are counted by message with numbers masked, and a rare message is p
       line({ msg: 'gateway listening' }),
       ...Array.from({ length: 5 }, (_, i) => line({ event: 'audit', error: `stream ${i * 2 + 1} reset by peer` })),
       line({ event: 'audit', requestId: 'the-odd-one', error: 'the upstream response was cut short' }),
+      line({ event: 'audit', requestId: 'soak-7', status: 200 }),
+      line({ event: 'audit', requestId: 'soak-70', status: 200 }),
       line({ level: 50, event: 'request_failed', err: { message: 'boom' }, msg: 'request handler failed' }),
       '{"truncated',
     ].join('\n'),
   );
   writeFileSync(join(dir, 'agent-soak.log'), `${line({ msg: 'tunnel connected' })}\n`);
-  const report = logProblems(dir);
+  const report = logProblems(dir, ['soak-7']);
   assert.ok(!report.includes('agent-soak.log'), 'a quiet log is left out');
   assert.match(report, /1 lines at warn and above:\n {4}\{"level":50/);
   assert.match(report, /\n {5,}5 {2}stream N reset by peer\n/);
   assert.ok(!report.includes('"stream 3 reset by peer"'), 'a frequent message is counted, not printed');
   assert.match(report, /1 {2}the upstream response was cut short\n {12}\{.*"requestId":"the-odd-one"/);
   assert.match(report, /1 {2}boom/);
+  assert.match(report, /records of the failed streams:\n {4}\{.*"requestId":"soak-7"/);
+  assert.ok(!report.includes('"soak-70"'), 'only the named request ids');
 });
 
 test('nothing to report is the empty string', (t) => {
