@@ -10,7 +10,8 @@
 // again after the streams and that quiet period (the end). Exits 1 unless fds
 // and heap are back within the bounds of lib/soak-verdict.ts, every stream
 // kind's accounting holds (opened = closed + active, active 0 at the end) on
-// both sides, and no stream failed in a way a runner should never see.
+// both sides, the runner's tunnel-client holds no stream open at the end,
+// and no stream failed in a way a runner should never see.
 // --quick: 5,000 streams, for CI.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -130,6 +131,9 @@ try {
 
   const verdict = soakVerdict(base, end);
   const problems = [...verdict.problems];
+  // The runner's side of the tunnel-client streams: every one closed too (a stream left half-open there holds its undici Client).
+  const runnerStreams = rig.runnerActiveStreams();
+  if (runnerStreams > 0) problems.push(`runner: ${runnerStreams} tunnel-client streams still open after the quiet period`);
   const failed = [...stats.values()].reduce((s, k) => s + k.failed, 0);
   if (failed > 0) problems.push(`${failed} streams failed (first: ${failures.slice(0, 5).join(' | ')})`);
   const mixRows = [['kind', 'streams', 'aborted by the runner', 'failed', '502: API server reset a pooled connection']];
@@ -137,7 +141,7 @@ try {
     const s = stats.get(k.name) ?? { runs: 0, aborted: 0, failed: 0, upstreamResets: 0 };
     mixRows.push([k.name, String(s.runs), String(s.aborted), String(s.failed), String(s.upstreamResets)]);
   }
-  process.stdout.write(`\n${formatRows(mixRows)}\n\n${verdict.table}\n\n`);
+  process.stdout.write(`\n${formatRows(mixRows)}\n\n${verdict.table}\nrunner   tunnel-client streams open at the end: ${runnerStreams}\n\n`);
   process.stdout.write(
     `${total} streams in ${seconds.toFixed(0)} s (${(total / seconds).toFixed(0)}/s), concurrency ${concurrency}, seed ${seed}; total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );

@@ -53,6 +53,13 @@ export class TunnelConnection extends EventEmitter {
     return this.#reconnects;
   }
 
+  /** Streams open on the live session and on sessions being handed over. */
+  get activeStreams(): number {
+    let n = this.#session?.numStreams ?? 0;
+    for (const s of this.#handingOver) n += s.numStreams;
+    return n;
+  }
+
   /** The live mux session, if connected. */
   get session(): Session | undefined {
     return this.#session;

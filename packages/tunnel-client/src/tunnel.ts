@@ -75,6 +75,14 @@ export class Tunnel extends EventEmitter {
   }
 
   /**
+   * Tunnel streams open now (each request, WATCH, exec or port-forward holds
+   * one until both sides have ended it): back to 0 once nothing is in flight.
+   */
+  get activeStreams(): number {
+    return this.#connection.activeStreams;
+  }
+
+  /**
    * Node's built-in `fetch` through this tunnel, typed as the global one: a
    * path (`'/version'`) is taken relative to {@link baseUrl}. For TypeScript
    * users of the global fetch: `fetch(url, { dispatcher: tunnel.dispatcher })`

@@ -163,6 +163,22 @@ test('a stream whose far end sends its FIN only after the answer was read still 
   );
 });
 
+test('tunnel.activeStreams counts the streams in flight and is back to 0 once they are over', async (t) => {
+  const { tunnel } = await setup(t);
+  assert.equal(tunnel.activeStreams, 0);
+  const raw = await tunnel.openStream();
+  assert.equal(tunnel.activeStreams, 1);
+  raw.destroy();
+  await until(() => tunnel.activeStreams === 0, 'the raw stream to be gone');
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const res = await request(`${tunnel.baseUrl}/version`, { dispatcher: tunnel.dispatcher });
+      await res.body.text();
+    }),
+  );
+  await until(() => tunnel.activeStreams === 0, 'every request stream to close');
+});
+
 test("Node's built-in fetch takes the dispatcher too: JSON, an echoed body, a large download hash-identical, a refused origin with its code", async (t) => {
   const { tunnel } = await setup(t);
   // globalThis.fetch is the undici bundled with Node (7.x in Node 24), not the undici 8 this package uses.

@@ -61,6 +61,8 @@ export interface SoakRig {
   renewRunnerConnections(): Promise<void>;
   /** Forces a full GC in both processes, then reads fds, RSS, heap and stream accounting of each. */
   snapshot(): Promise<Record<SoakSide, ProcessSnapshot>>;
+  /** Tunnel streams the runner's tunnel-client holds open now (0 once nothing is in flight). */
+  runnerActiveStreams(): number;
   /** process.memoryUsage() of one process now, no GC forced. */
   memoryUsage(side: SoakSide): Promise<MemoryUsage>;
   close(): Promise<void>;
@@ -161,6 +163,7 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
         }
         return out;
       },
+      runnerActiveStreams: () => runner.activeStreams,
       memoryUsage: (side) => inspectors[side].memoryUsage(),
       close,
     };
