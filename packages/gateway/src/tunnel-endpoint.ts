@@ -51,8 +51,12 @@ export class TunnelEndpoint {
     });
   }
 
+  /** Never throws and never rejects: a failure of our own closes this agent's socket, logged, and the gateway goes on. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    void this.#handleUpgrade(req, socket, head);
+    this.#handleUpgrade(req, socket, head).catch((err: unknown) => {
+      this.#deps.logger.error({ event: 'agent_upgrade_failed', err, remoteAddress: req.socket.remoteAddress }, 'agent upgrade failed; its socket is closed');
+      socket.destroy();
+    });
   }
 
   async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
