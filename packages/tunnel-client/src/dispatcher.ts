@@ -1,9 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { Client, Dispatcher, type buildConnector } from 'undici';
+import { Client, Dispatcher, type buildConnector, errors } from 'undici';
 import type { ReconnectOptions, ResumeOptions } from './config.ts';
 import { ClientError } from './errors.ts';
+import { prepareRequest } from './internal/request-head.ts';
+import { StreamExchange } from './internal/stream-exchange.ts';
 import { asSocket } from './internal/stream-socket.ts';
 import { fromLegacyHandler, isLegacyHandler } from './legacy-handler.ts';
 import { headerOf, withoutHeader } from './resume/request-headers.ts';
@@ -97,6 +99,11 @@ export class TunnelDispatcher extends Dispatcher {
   readonly #open: (waitMs?: number) => Promise<Duplex>;
   readonly #connect: buildConnector.connector;
   readonly #clients = new Set<Client>();
+  /** Exchanges whose stream is open (or opening), ended by close()/destroy(). */
+  readonly #exchanges = new Set<StreamExchange>();
+  /** The Host header of requests that name none: the origin's host. */
+  readonly #host: string;
+  readonly #idleWaiters: Array<() => void> = [];
   readonly #resume: ResumeDeps | undefined;
   readonly #resuming = new Set<ResumingRequest>();
   #closed = false;
@@ -108,7 +115,9 @@ export class TunnelDispatcher extends Dispatcher {
    */
   constructor(origin: string, openStream: (waitMs?: number) => Promise<Duplex>, resume?: DispatcherResumeOptions) {
     super();
-    this.origin = new URL(origin).origin;
+    const url = new URL(origin);
+    this.origin = url.origin;
+    this.#host = url.host;
     this.#open = openStream;
     this.#connect = this.#connector(undefined);
     this.#resume =
@@ -174,6 +183,26 @@ export class TunnelDispatcher extends Dispatcher {
       handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, new ClientError('PT_ERR_CLIENT_CLOSED', 'the tunnel dispatcher is closed'));
       return true;
     }
+    // A plain request is written and read here (internal/stream-exchange.ts); upgrades, CONNECT and
+    // bodies of other kinds (FormData, Blob, iterables) go through an undici Client of their own.
+    const prepared = prepareRequest(options, this.#host);
+    if (prepared !== undefined) {
+      const exchange = new StreamExchange(handler, prepared, options);
+      this.#exchanges.add(exchange);
+      exchange.start(() =>
+        this.#open(waitMs).then(
+          (stream) => {
+            stream.once('close', () => this.#forget(exchange));
+            return stream;
+          },
+          (err: unknown) => {
+            this.#forget(exchange);
+            throw err;
+          },
+        ),
+      );
+      return true;
+    }
     const connect = waitMs === undefined ? this.#connect : this.#connector(waitMs);
     const client = new Client(this.origin, { connect, pipelining: 1, maxRequestsPerClient: 1 });
     this.#clients.add(client);
@@ -194,7 +223,7 @@ export class TunnelDispatcher extends Dispatcher {
   override close(callback?: () => void): Promise<void> | void {
     this.#closed = true;
     this.#cancelResuming();
-    const done = Promise.all([...this.#clients].map((c) => c.close().catch(() => {}))).then(() => {});
+    const done = Promise.all([...[...this.#clients].map((c) => c.close().catch(() => {})), this.#whenNoExchange()]).then(() => {});
     if (callback === undefined) return done;
     void done.then(callback);
   }
@@ -210,9 +239,22 @@ export class TunnelDispatcher extends Dispatcher {
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     const clients = [...this.#clients];
     this.#clients.clear();
-    const done = Promise.all(clients.map((c) => c.destroy(err).catch(() => {}))).then(() => {});
+    for (const exchange of [...this.#exchanges]) exchange.abort(err ?? new errors.ClientDestroyedError());
+    const done = Promise.all([...clients.map((c) => c.destroy(err).catch(() => {})), this.#whenNoExchange()]).then(() => {});
     if (cb === undefined) return done;
     void done.then(cb);
+  }
+
+  /** Drops a finished exchange; the last one out wakes close(). */
+  #forget(exchange: StreamExchange): void {
+    this.#exchanges.delete(exchange);
+    if (this.#exchanges.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Resolves once no exchange has a stream open or opening. */
+  #whenNoExchange(): Promise<void> {
+    if (this.#exchanges.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Requests waiting to resume end now, with the error that cut them. */
