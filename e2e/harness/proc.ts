@@ -1,9 +1,9 @@
 // Child processes of the harness: every one is registered, its output goes
 // to a log file of the run (and is kept in memory to wait for a printed
-// line), and all of them are killed at the end — on success, on failure and
-// on SIGINT/SIGTERM.
+// line, or read back from the file: `output: 'file'`), and all of them are
+// killed at the end — on success, on failure and on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, openSync, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 
 export interface StartOptions {
@@ -15,29 +15,44 @@ export interface StartOptions {
   echo?: boolean;
   /** `pipe` to write to the child's stdin (`proc.child.stdin`). Default `ignore`. */
   stdin?: 'pipe' | 'ignore';
+  /**
+   * `pipe` (default): output comes through this process, kept in memory
+   * line by line. `file`: the child writes its log file itself, and lines
+   * are read from the file when asked for: a benchmark's relays print an
+   * audit line per request, which this process would otherwise read,
+   * split and keep, its CPU and heap counted as the runner's, and a full
+   * pipe would stall the relay's synchronous log writes.
+   */
+  output?: 'pipe' | 'file';
 }
 
+/** How often a `file`-output process's log is read while waiting for a line, ms. */
+const FILE_POLL_MS = 20;
+
 export class Proc {
-  readonly lines: string[] = [];
+  readonly #lines: string[] = [];
   readonly exited: Promise<number | null>;
   #wakers: Array<() => void> = [];
-  #log: WriteStream;
+  #log: WriteStream | undefined;
+  /** Set when the child writes its log file itself (`output: 'file'`). */
+  readonly #logFile: string | undefined;
   readonly name: string;
   readonly child: ChildProcess;
 
-  constructor(name: string, child: ChildProcess, logFile: string, echo: boolean) {
+  constructor(name: string, child: ChildProcess, logFile: string, echo: boolean, output: 'pipe' | 'file' = 'pipe') {
     this.name = name;
     this.child = child;
-    this.#log = createWriteStream(logFile, { flags: 'a' });
+    if (output === 'file') this.#logFile = logFile;
+    else this.#log = createWriteStream(logFile, { flags: 'a' });
     const onData = (stream: NodeJS.ReadableStream | null) => {
       let partial = '';
       stream?.setEncoding('utf8');
       stream?.on('data', (data: string) => {
-        this.#log.write(data);
+        this.#log?.write(data);
         const parts = (partial + data).split('\n');
         partial = parts.pop() ?? '';
         for (const line of parts) {
-          this.lines.push(line);
+          this.#lines.push(line);
           if (echo) console.log(`    [${name}] ${line}`);
         }
         for (const wake of this.#wakers.splice(0)) wake();
@@ -48,17 +63,36 @@ export class Proc {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         running.delete(this);
-        this.#log.end(`\n[harness] ${name} exited code=${code} signal=${signal}\n`);
+        this.#closeLog(`\n[harness] ${name} exited code=${code} signal=${signal}\n`);
         for (const wake of this.#wakers.splice(0)) wake();
         resolve(code);
       });
       child.once('error', (err) => {
         running.delete(this);
-        this.#log.end(`\n[harness] ${name} failed to start: ${err.message}\n`);
+        this.#closeLog(`\n[harness] ${name} failed to start: ${err.message}\n`);
         for (const wake of this.#wakers.splice(0)) wake();
         resolve(-1);
       });
     });
+  }
+
+  /** Every line printed so far (stdout and stderr), in order. */
+  get lines(): string[] {
+    if (this.#logFile === undefined) return this.#lines;
+    let text: string;
+    try {
+      text = readFileSync(this.#logFile, 'utf8');
+    } catch {
+      return [];
+    }
+    const all = text.split('\n');
+    all.pop(); // a partial last line (or the empty string after the last newline)
+    return all;
+  }
+
+  #closeLog(note: string): void {
+    if (this.#log !== undefined) this.#log.end(note);
+    else if (this.#logFile !== undefined) appendFileSync(this.#logFile, note);
   }
 
   get alive(): boolean {
@@ -77,7 +111,7 @@ export class Proc {
       if (left <= 0) throw new Error(`${this.name}: no ${what} within ${timeoutMs} ms; last lines:\n${this.tail()}`);
       await new Promise<void>((wake) => {
         this.#wakers.push(wake);
-        setTimeout(wake, Math.min(left, 1_000)).unref();
+        setTimeout(wake, Math.min(left, this.#logFile === undefined ? 1_000 : FILE_POLL_MS)).unref();
       });
     }
   }
@@ -152,9 +186,18 @@ const running = new Set<Proc>();
 export function start(name: string, cmd: string, args: string[], opts: StartOptions): Proc {
   // detached: a process group of its own, so a child that signals its group never hits the
   // harness, and stop() reaches wrapper scripts' children too.
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], detached: true });
+  const logFile = join(opts.logDir, `${name.replace(/[^\w.-]/g, '_')}.log`);
+  const toFile = opts.output === 'file';
+  const fd = toFile ? openSync(logFile, 'a') : undefined;
+  const out = fd ?? 'pipe';
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.stdin ?? 'ignore', out, out], detached: true });
+  } finally {
+    if (fd !== undefined) closeSync(fd); // the child has its own copy
+  }
   child.stdin?.on('error', () => {});
-  const proc = new Proc(name, child, join(opts.logDir, `${name.replace(/[^\w.-]/g, '_')}.log`), opts.echo === true);
+  const proc = new Proc(name, child, logFile, opts.echo === true, toFile ? 'file' : 'pipe');
   running.add(proc);
   return proc;
 }

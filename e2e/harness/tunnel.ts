@@ -57,6 +57,8 @@ export interface StartTunnelOptions {
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
   /** Node options for the gateway and the agents, before the CLI (e.g. `--cpu-prof`). Default none. */
   nodeArgs?: string[];
+  /** How the gateway's and the agents' output reaches their log files (see proc.ts `StartOptions.output`). Default `pipe`. */
+  output?: 'pipe' | 'file';
 }
 
 /** `base` with every section of `extra` merged in (one level deep: config files are section → key). */
@@ -100,6 +102,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
       [...nodeArgs, CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig],
       {
         logDir: o.logDir,
+        output: o.output ?? 'pipe',
       },
     );
     const listening = await gateway.waitForRecord('gateway listening', (r) => typeof r.url === 'string' && typeof r.port === 'number', 30_000);
@@ -124,6 +127,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
     writeFileSync(cfg, stringify(mergeSections(shared as Record<string, Record<string, unknown>>, a.config)));
     const proc = start(`agent-${a.cluster}`, node, [...nodeArgs, CLI, 'connect', '--config', cfg], {
       logDir: o.logDir,
+      output: o.output ?? 'pipe',
       env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
     });
     const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);

@@ -145,6 +145,8 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
       ...(profileDir !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+      // The relays' audit lines go to their log files, not through this process (the runner): see proc.ts.
+      output: 'file',
     });
     closers.push(() => tunnel.close());
     const runners = new Map<string, ExtraRunner>();

@@ -104,6 +104,8 @@ export async function startSoakRig(o: SoakRigOptions = {}): Promise<SoakRig> {
         // The soak's runner holds many streams on one token: the per-runner stream limit is lifted.
         gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
         nodeArgs: ['--inspect=127.0.0.1:0', ...heap, ...(o.nodeOptions ?? [])],
+        // The relays' audit lines go to their log files, not through this process (the runner): see proc.ts.
+        output: 'file',
       });
     } finally {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
