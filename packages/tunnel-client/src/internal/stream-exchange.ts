@@ -160,6 +160,7 @@ export class StreamExchange implements Dispatcher.DispatchController {
         return;
       }
       this.#bodySent(chunk);
+      if (this.#done) return; // the handler's onBodySent threw: aborted
       if (chunked) stream.write(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
       let more = stream.write(chunk);
       if (chunked) more = stream.write(CRLF);
