@@ -12,7 +12,7 @@ const WARN = 40;
 /** Records of a message seen at most this often are printed whole. */
 const RARE = 2;
 
-interface Record {
+interface LogRecord {
   level?: number;
   error?: unknown;
   err?: { message?: unknown };
@@ -62,11 +62,30 @@ export function logProblems(logDir: string, requestIds: readonly string[] = [], 
   return out.join('\n');
 }
 
-function parse(line: string): Record | undefined {
+function parse(line: string): LogRecord | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
-    return JSON.parse(line) as Record;
+    return JSON.parse(line) as LogRecord;
   } catch {
     return undefined;
   }
 }
+
+/**
+ * Whether the agent's log in `logDir` (`agent-*.log`) holds its record of
+ * request `id` answered 502 because the API server reset or closed the
+ * connection under it.
+ */
+export function agentRecordedUpstreamReset(logDir: string, id: string): boolean {
+  for (const file of readdirSync(logDir).filter((f) => f.startsWith('agent') && f.endsWith('.log'))) {
+    for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
+      if (!line.includes(`"${id}"`)) continue;
+      const record = parse(line) as (LogRecord & { requestId?: unknown; status?: unknown }) | undefined;
+      if (record?.requestId === id && record.status === 502 && typeof record.error === 'string' && UPSTREAM_RESET_ERROR.test(record.error)) return true;
+    }
+  }
+  return false;
+}
+
+/** The errors of an API-server connection reset or closed under a request, as the agent records them. */
+const UPSTREAM_RESET_ERROR = /^(read ECONNRESET|write ECONNRESET|write EPIPE|other side closed)$/;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logProblems } from '../lib/log-problems.ts';
+import { agentRecordedUpstreamReset, logProblems } from '../lib/log-problems.ts';
 
 const line = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, ...o });
 
@@ -42,4 +42,25 @@ test('nothing to report is the empty string', (t) => {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'agent.log'), `${line({ msg: 'fine' })}\n`);
   assert.equal(logProblems(dir), '');
+});
+
+test("a request counts as reset by the API server only when the agent's own record of it says so", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-problems-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'agent-soak.log'),
+    [
+      line({ event: 'audit', requestId: 'soak-1', status: 502, error: 'read ECONNRESET' }),
+      line({ event: 'audit', requestId: 'soak-2', status: 502, error: 'other side closed' }),
+      line({ event: 'audit', requestId: 'soak-3', status: 200 }),
+      line({ event: 'audit', requestId: 'soak-4', status: 502, error: 'the agent has no route' }),
+    ].join('\n'),
+  );
+  writeFileSync(join(dir, 'gateway-1.log'), `${line({ event: 'audit', requestId: 'soak-5', status: 502, error: 'read ECONNRESET' })}\n`);
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-1'), true);
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-2'), true);
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-3'), false, 'answered 200');
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-4'), false, 'a 502 of another cause');
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-5'), false, "the gateway's record is not the agent's");
+  assert.equal(agentRecordedUpstreamReset(dir, 'soak-6'), false, 'no record at all');
 });
