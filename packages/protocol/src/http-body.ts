@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { TunnelError } from './errors.ts';
 import { parseFieldLine } from './http-head.ts';
+import { firstHeader } from './http-headers.ts';
 
 /** How a request head delimits its body (RFC 9112 §6.3), or why it cannot be read. */
 export type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'refused'; status: 400 | 501; message: string };
@@ -42,6 +43,29 @@ export function requestBodyFraming(raw: readonly string[], http10 = false): Body
   if (!DIGITS.test(length)) return { kind: 'refused', status: 400, message: 'malformed Content-Length' };
   const n = Number(length);
   return n === 0 ? { kind: 'none' } : { kind: 'length', length: n };
+}
+
+/** How an answer's body is delimited, or why it cannot be read (see {@link answerFraming}). */
+export type AnswerFraming =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  | { kind: 'close' }
+  | { kind: 'refused'; message: string };
+
+/**
+ * How the answer to a `method` request, with `status` and headers (flat
+ * `[name, value, …]`), delimits its body (RFC 9112 §6.3): none after HEAD,
+ * 204 and 304 or with a Content-Length of 0, its length, chunked, to the
+ * stream's end when it says neither, or refused by the rules of
+ * {@link requestBodyFraming}.
+ */
+export function answerFraming(method: string, status: number, headers: readonly string[]): AnswerFraming {
+  if (method === 'HEAD' || status === 204 || status === 304) return { kind: 'none' };
+  const f = requestBodyFraming(headers);
+  if (f.kind === 'refused') return { kind: 'refused', message: f.message };
+  if (f.kind === 'none') return firstHeader(headers, 'content-length') !== undefined ? f : { kind: 'close' };
+  return f;
 }
 
 /** A request body that cannot be read: malformed chunked coding, oversized chunk line or trailers, or a body cut short. */

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { DENIED_BY_HEADER, deniedByRule } from './audit.ts';
 import { RunnerGoneError } from './errors.ts';
 import { abortReason, openExchange } from './exchange-open.ts';
-import { RequestBody, requestBodyFraming } from './http-body.ts';
+import { answerFraming, RequestBody, requestBodyFraming } from './http-body.ts';
 import { HeadError, headBytes, parseResponseHead, readHead, type ResponseHead } from './http-head.ts';
 import { firstHeader, forwardRequestHeaders, headerPairs } from './http-headers.ts';
 import { chunkPieces, lastChunk } from './http-response.ts';
@@ -127,14 +127,11 @@ function sendBody(req: IncomingMessage, stream: Duplex, chunked: boolean, counte
   });
 }
 
-/** How the answer's body is delimited (RFC 9112 §6.3): none after HEAD/204/304, its length, chunked, or the stream's end. */
+/** How the answer's body is delimited ({@link answerFraming}); a framing the strict reader refuses is read to the stream's end. */
 function answerBody(method: string, head: ResponseHead, rest: Buffer): AnswerBody {
-  if (method === 'HEAD' || head.status === 204 || head.status === 304) return { framing: 'none', length: 0, rest };
-  const f = requestBodyFraming(head.headers);
-  if (f.kind === 'chunked') return { framing: 'chunked', length: 0, rest };
-  if (f.kind === 'length') return { framing: 'length', length: f.length, rest };
-  if (f.kind === 'none' && firstHeader(head.headers, 'content-length') !== undefined) return { framing: 'none', length: 0, rest };
-  return { framing: 'close', length: 0, rest };
+  const f = answerFraming(method, head.status, head.headers);
+  if (f.kind === 'refused') return { framing: 'close', length: 0, rest };
+  return { framing: f.kind, length: f.kind === 'length' ? f.length : 0, rest };
 }
 
 /**

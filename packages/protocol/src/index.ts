@@ -64,8 +64,8 @@ export {
   statusOf,
 } from './http-head.ts';
 export type { RequestHead, ResponseHead } from './http-head.ts';
-export { HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
-export type { BodyFraming, RequestBodyOptions } from './http-body.ts';
+export { answerFraming, HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
+export type { AnswerFraming, BodyFraming, RequestBodyOptions } from './http-body.ts';
 export { RawResponse, chunkPieces, lastChunk } from './http-response.ts';
 export { answerAndClose, answerClientError, clientErrorStatus, closeWithStatus } from './raw-answer.ts';
 export { requestOverStream, serveHttpOverStream } from './http-over-stream.ts';

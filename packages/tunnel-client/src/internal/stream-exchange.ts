@@ -12,7 +12,7 @@
 // the far side's FIN is read: what follows the answer is read out.
 import type { Duplex, Readable } from 'node:stream';
 import { type Dispatcher, errors } from 'undici';
-import { drain, HeadError, HttpBodyError, parseResponseHead, readHead, RequestBody, requestBodyFraming } from '@pipeops/tunnel-protocol';
+import { answerFraming, drain, HeadError, HttpBodyError, parseResponseHead, readHead, RequestBody } from '@pipeops/tunnel-protocol';
 import type { PreparedRequest } from './request-head.ts';
 
 /** undici's defaults for a request that sets none. */
@@ -252,25 +252,23 @@ export class StreamExchange implements Dispatcher.DispatchController {
   }
 
   #readBody(stream: Duplex, status: number, headers: string[], rest: Buffer): void {
-    const framing = this.#request.method === 'HEAD' || status === 204 || status === 304 ? ({ kind: 'none' } as const) : requestBodyFraming(headers);
+    const framing = answerFraming(this.#request.method, status, headers);
     if (framing.kind === 'refused') {
       this.#fail(parserError(framing.message, 'INVALID_TRANSFER_ENCODING'));
+      return;
+    }
+    if (framing.kind === 'none') {
+      this.#finish([], stream);
       return;
     }
     if (framing.kind === 'length') {
       this.#readLength(stream, framing.length, rest);
       return;
     }
-    const chunkedOrLength = framing.kind === 'chunked';
-    const closeDelimited = framing.kind === 'none' && status !== 204 && status !== 304 && this.#request.method !== 'HEAD' && !hasContentLength(headers);
-    if (!chunkedOrLength && !closeDelimited) {
-      this.#finish([], stream);
-      return;
-    }
     this.#arm(this.#bodyTimeoutMs, () => new errors.BodyTimeoutError());
     const body = framing.kind === 'chunked' ? new RequestBody(stream, rest, framing, { maxLineBytes: MAX_HEAD_BYTES }) : closeDelimitedBody(stream, rest);
     this.#body = body;
-    if (!chunkedOrLength) {
+    if (framing.kind === 'close') {
       // To the stream's end: a close without it (a reset without an error) is a cut.
       stream.once('close', () => {
         if (!stream.readableEnded) this.#fail(new errors.SocketError('other side closed'));
@@ -394,11 +392,6 @@ export class StreamExchange implements Dispatcher.DispatchController {
 /** undici's HTTPParserError with its `HPE_` code (its typings leave out the constructor's code argument). */
 function parserError(message: string, code: string): Error {
   return new (errors.HTTPParserError as unknown as new (message: string, code: string) => Error)(message, code);
-}
-
-function hasContentLength(flat: readonly string[]): boolean {
-  for (let i = 0; i < flat.length; i += 2) if (flat[i]!.toLowerCase() === 'content-length') return true;
-  return false;
 }
 
 /** A body delimited by the stream's end (no length, not chunked): `rest`, then whatever the stream delivers. */
