@@ -17,7 +17,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startSoakRig, type ProcessSnapshot, type SoakSide } from './lib/soak-rig.ts';
 import { SOAK_KINDS, SOAK_REQUEST_ID, type StreamKind } from './lib/soak-streams.ts';
-import { agentRecordedUpstreamReset, logProblems } from './lib/log-problems.ts';
+import { agentRecordedUpstreamReset, isUpstreamResetError, logProblems } from './lib/log-problems.ts';
 import { formatRows, soakVerdict } from './lib/soak-verdict.ts';
 
 const { values } = parseArgs({
@@ -75,8 +75,11 @@ interface KindStats {
 // When that 502 races the rest of an upload, the runner sees its connection
 // reset instead: such a failure is counted with them only when the agent's
 // own record of that request (by its request id) says the API server reset.
-const UPSTREAM_RESET = /API server request failed: (read ECONNRESET|write ECONNRESET|write EPIPE|other side closed)/;
-const isUpstreamReset = (err: unknown): boolean => /HTTP 502 /.test((err as Error).message) && UPSTREAM_RESET.test((err as Error).message);
+const isUpstreamReset = (err: unknown): boolean => {
+  const message = (err as Error).message;
+  const cause = /API server request failed: ([^"]*)/.exec(message)?.[1];
+  return /HTTP 502 /.test(message) && cause !== undefined && isUpstreamResetError(cause);
+};
 
 const random = prng(seed);
 const totalWeight = SOAK_KINDS.reduce((s, k) => s + k.weight, 0);

@@ -81,11 +81,16 @@ export function agentRecordedUpstreamReset(logDir: string, id: string): boolean 
     for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
       if (!line.includes(`"${id}"`)) continue;
       const record = parse(line) as (LogRecord & { requestId?: unknown; status?: unknown }) | undefined;
-      if (record?.requestId === id && record.status === 502 && typeof record.error === 'string' && UPSTREAM_RESET_ERROR.test(record.error)) return true;
+      if (record?.requestId === id && record.status === 502 && typeof record.error === 'string' && isUpstreamResetError(record.error)) return true;
     }
   }
   return false;
 }
 
-/** The errors of an API-server connection reset or closed under a request, as the agent records them. */
-const UPSTREAM_RESET_ERROR = /^(read ECONNRESET|write ECONNRESET|write EPIPE|other side closed)$/;
+/** The errors of an API-server connection reset or closed under a request, as the agent records them (and names them in its 502). */
+const UPSTREAM_RESET_ERRORS: ReadonlySet<string> = new Set(['read ECONNRESET', 'write ECONNRESET', 'write EPIPE', 'other side closed']);
+
+/** Whether `error` (an agent record's, or the cause in its 502's message) is the API server resetting or closing the connection. */
+export function isUpstreamResetError(error: string): boolean {
+  return UPSTREAM_RESET_ERRORS.has(error);
+}

@@ -51,7 +51,8 @@ const digestOf = (bytes: number): string => {
 };
 
 /** Most HTTP streams go through the gateway endpoint; one in four through tunnel-client. */
-const via = (t: SoakTargets, r: number): Target => (r < 0.25 ? t.client : t.endpoint);
+const viaClient = (r: number): boolean => r < 0.25;
+const via = (t: SoakTargets, r: number): Target => (viaClient(r) ? t.client : t.endpoint);
 
 let streamsTagged = 0;
 /** `t` with `x-pipeops-request-id: id` on every HTTP request: the gateway and the agent name their records of it so. */
@@ -74,7 +75,7 @@ function saysWhichWay(run: StreamRun): StreamRun {
     try {
       await run(taggedWith(t, id), abort, r);
     } catch (err) {
-      const way = r < 0.25 ? 'tunnel-client' : 'gateway endpoint';
+      const way = viaClient(r) ? 'tunnel-client' : 'gateway endpoint';
       throw new Error(`${(err as Error).message} (${way}, ${id}, ${new Date().toISOString()})`, { cause: err });
     }
   };
