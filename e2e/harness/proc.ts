@@ -60,16 +60,20 @@ export class Proc {
     };
     onData(child.stdout);
     onData(child.stderr);
+    // The log is closed on 'close', not on 'exit': output can still come through the pipes after 'exit',
+    // and a write after the log's end was an unhandled 'error' that ended the whole run.
+    let ending = '';
+    child.once('close', () => this.#closeLog(ending));
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         running.delete(this);
-        this.#closeLog(`\n[harness] ${name} exited code=${code} signal=${signal}\n`);
+        ending = `\n[harness] ${name} exited code=${code} signal=${signal}\n`;
         for (const wake of this.#wakers.splice(0)) wake();
         resolve(code);
       });
       child.once('error', (err) => {
         running.delete(this);
-        this.#closeLog(`\n[harness] ${name} failed to start: ${err.message}\n`);
+        ending = `\n[harness] ${name} failed to start: ${err.message}\n`;
         for (const wake of this.#wakers.splice(0)) wake();
         resolve(-1);
       });

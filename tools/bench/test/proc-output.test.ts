@@ -3,6 +3,7 @@
 // passes through this process, and lines are still found when waited for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,9 @@ test('a process started with output "file" writes its log itself, and its lines 
   proc.child.stdin?.write('go\n');
   await proc.waitForLine('second line', /^second go$/, 10_000);
   assert.deepEqual(proc.lines, ['{"msg":"first","n":1}', 'second go']);
+  const closed = once(proc.child, 'close'); // the harness writes its note when the child's stdio is closed
   proc.child.stdin?.write('bye\n');
   assert.equal(await proc.exited, 0);
+  await closed;
   assert.match(readFileSync(join(logDir, 'child.log'), 'utf8'), /^\{"msg":"first","n":1\}\nsecond go\n\n\[harness\] child exited code=0/);
 });
