@@ -1,9 +1,9 @@
-import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { nodeHttp } from '@pipeops/tunnel-protocol';
 
 /** Result of a readiness evaluation. */
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -30,7 +30,7 @@ export class HealthServer {
 
   constructor(options: HealthServerOptions) {
     this.#o = options;
-    this.#server = createServer((req, res) => {
+    this.#server = nodeHttp.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#o.logger.error({ err }, 'health request failed');
         if (!res.headersSent) json(res, 500, { error: 'internal error' });

@@ -1,10 +1,9 @@
-import http from 'node:http';
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { answerClientError, TUNNEL_PATH } from '@pipeops/tunnel-protocol';
+import { answerClientError, nodeHttp, TUNNEL_PATH } from '@pipeops/tunnel-protocol';
 import { errorBody, refuseUpgrade, sendJson } from './http-util.ts';
 import { refuseWithStatus, sendStatus } from './kube-status.ts';
 
@@ -70,7 +69,7 @@ export function createServer(
   routes: ServerRoutes,
   logger: Logger,
   limits: ServerLimits,
-): http.Server | https.Server {
+): Server | https.Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const path = pathOf(req);
     if (!path.startsWith('/')) {
@@ -89,7 +88,7 @@ export function createServer(
     }
     sendJson(res, 404, errorBody('PT_ERR_NOT_FOUND', `no route for ${req.method ?? 'GET'} ${path}`));
   };
-  const httpOptions: http.ServerOptions = {
+  const httpOptions: ServerOptions = {
     headersTimeout: limits.requestHeadTimeoutMs,
     requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.requestHeadTimeoutMs),
     // How often Node looks for expired heads: the deadline holds to within a quarter of itself (at most 1 s late).
@@ -108,7 +107,7 @@ export function createServer(
         },
         onRequest,
       )
-    : http.createServer(httpOptions, onRequest);
+    : nodeHttp.createServer(httpOptions, onRequest);
   server.maxConnections = limits.maxConnections;
   let dropped = 0;
   let dropLoggedAt = -Infinity;

@@ -1,9 +1,9 @@
 // HTTP/1.1 message heads read, parsed and written by hand (RFC 9112 §2-§4):
 // where a relay splices the bytes of a stream and looks only at its heads,
 // and where an answer is written on a raw connection.
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TunnelError } from './errors.ts';
+import { nodeHttp } from './node-http.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 /** No bytes read yet: one shared empty buffer (a fresh one per head was an ArrayBuffer per request). */
@@ -156,7 +156,7 @@ export function headerValue(head: string, name: string): string | undefined {
 }
 
 /** `HTTP/1.1 <code> <reason>`, the reason `message` or the standard phrase. */
-export function statusLine(code: number, message: string = STATUS_CODES[code] ?? 'Error'): string {
+export function statusLine(code: number, message: string = nodeHttp.STATUS_CODES[code] ?? 'Error'): string {
   return `HTTP/1.1 ${String(code)} ${message}`.trimEnd();
 }
 

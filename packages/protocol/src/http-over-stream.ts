@@ -1,9 +1,9 @@
-import http from 'node:http';
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { abortReason } from './exchange-open.ts';
+import { nodeHttp } from './node-http.ts';
 
 /** One HTTP/1.1 request for {@link requestOverStream}. */
 export interface StreamRequest {
@@ -44,7 +44,7 @@ export function requestOverStream(stream: Duplex, req: StreamRequest): Promise<S
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal?.removeEventListener('abort', onAbort));
-    const cr = http.request({
+    const cr = nodeHttp.request({
       // No `agent` at all: with `agent: false` Node builds a fresh Agent that ignores createConnection.
       createConnection: () => stream as Socket,
       method: req.method,
@@ -76,7 +76,7 @@ export function requestOverStream(stream: Duplex, req: StreamRequest): Promise<S
  * head) is still answered; Node's server would otherwise end its side at the
  * FIN and the answer would be lost.
  */
-export function serveHttpOverStream(server: http.Server, stream: Duplex): void {
-  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+export function serveHttpOverStream(server: Server, stream: Duplex): void {
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.emit('connection', stream);
 }

@@ -64,6 +64,7 @@ export {
   statusOf,
 } from './http-head.ts';
 export type { RequestHead, ResponseHead } from './http-head.ts';
+export { nodeHttp } from './node-http.ts';
 export { answerFraming, HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
 export type { AnswerFraming, BodyFraming, RequestBodyOptions } from './http-body.ts';
 export { RawResponse, chunkPieces, lastChunk } from './http-response.ts';

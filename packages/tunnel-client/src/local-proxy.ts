@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { answerClientError, kubeStatusJson, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
+import { answerClientError, kubeStatusJson, nodeHttp, relayRequest, relayUpgrade, type RelayOptions, type RelayResult } from '@pipeops/tunnel-protocol';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { relayThroughDispatcher } from './internal/dispatch-relay.ts';
@@ -78,7 +78,7 @@ export async function startLocalProxy(open: () => Promise<Duplex>, options: List
     if (r.status >= 500 || r.status === 0) logger.warn(record, 'proxy request');
     else logger.debug(record, 'proxy request');
   };
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server: Server = nodeHttp.createServer((req: IncomingMessage, res: ServerResponse) => {
     const id = ++seq;
     const startedAt = Date.now();
     const relayed =

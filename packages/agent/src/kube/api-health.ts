@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KubeCredentials } from './credentials.ts';
+import { request } from './undici-parts.ts';
 import type { KubeUpstream } from './upstream.ts';
 
 /** What status reports carry about the API server. */
@@ -81,7 +82,7 @@ export class ApiHealth {
   async #get(path: string): Promise<{ status: number; body: string }> {
     const { headers, tls } = await this.#o.credentials.resolve();
     const timeoutMs = this.#o.timeoutMs ?? Math.min(this.#o.intervalMs, 10_000);
-    const res = await this.#o.upstream.dispatcher(tls).request({
+    const res = await request(this.#o.upstream.dispatcher(tls), {
       path,
       method: 'GET',
       headers: { ...headers, accept: 'application/json' },

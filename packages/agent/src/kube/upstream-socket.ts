@@ -4,7 +4,8 @@
 // runs only after TLS has encrypted the bytes and the kernel has taken them
 // (or the write failed), so from then on nothing reads the buffer.
 import type { Duplex } from 'node:stream';
-import { buildConnector } from 'undici';
+import type { buildConnector as BuildConnector } from 'undici';
+import { buildConnector } from './undici-parts.ts';
 import { type BodyBuffers, bodyBuffers } from './body-buffers.ts';
 
 type WriteCallback = (err?: Error | null) => void;
@@ -29,7 +30,7 @@ export function givingBackWrittenBuffers<S extends Duplex>(socket: S, pool: Body
  * undici 8 would otherwise negotiate h2, and upgrades need HTTP/1.1), each
  * socket it opens {@link givingBackWrittenBuffers giving written body buffers back}.
  */
-export function bodyBufferConnector(options: buildConnector.BuildOptions, pool: BodyBuffers = bodyBuffers): buildConnector.connector {
+export function bodyBufferConnector(options: BuildConnector.BuildOptions, pool: BodyBuffers = bodyBuffers): BuildConnector.connector {
   const connect = buildConnector({ ...options, allowH2: false });
   return (opts, callback) =>
     connect(opts, (err, socket) => {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { type buildConnector, Pool } from 'undici';
-import type { Dispatcher } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
 import type { KubeTlsOptions } from './credentials.ts';
+import { Pool } from './undici-parts.ts';
 import { bodyBufferConnector } from './upstream-socket.ts';
 
 /** Connection settings of the API-server pools. Durations in milliseconds. */

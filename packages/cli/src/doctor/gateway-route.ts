@@ -4,9 +4,10 @@
 // certificate can be described), and one HTTP exchange on a fresh
 // connection. Nothing here keeps a connection open.
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import { nodeHttp } from '@pipeops/tunnel-protocol';
 
 /** Where the gateway is and how to reach it. */
 export interface GatewayRoute {
@@ -208,7 +209,7 @@ export async function exchange(
   const socket = await openConnection(route, o.verify);
   return new Promise((resolve, reject) => {
     const sentAt = Date.now();
-    const r = httpRequest({
+    const r = nodeHttp.request({
       method: req.method ?? 'GET',
       path: gatewayPath(route, req.path),
       headers: { host: route.base.host, connection: 'close', ...req.headers },

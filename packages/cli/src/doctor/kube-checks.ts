@@ -3,12 +3,13 @@
 // exec plugin): the credentials load, the API server answers /version and
 // /readyz, and RBAC gives runners what they need — or, with
 // `access_as: runner`, the agent may impersonate them.
-import { request as httpRequest, type RequestOptions } from 'node:http';
+import type { RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { loadKubeCredentials, NOT_CONFIGURED, RUNNERS_GROUP, runnerUserName, type KubeCredentials } from '@pipeops/tunnel-agent';
 import type { CheckResult } from './report.ts';
 import { describeError } from './gateway-route.ts';
 import { allows, impersonable, missingForRunners, type PolicyNeeds, type ResourceRule } from './rbac-rules.ts';
+import { nodeHttp } from '@pipeops/tunnel-protocol';
 
 /** Where the credentials come from, as the agent's options say. */
 export interface CredentialSource {
@@ -106,7 +107,7 @@ export async function kubeRequest(
     if (tls.servername !== undefined) options.servername = tls.servername;
   }
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {
+    const req = (url.protocol === 'https:' ? httpsRequest : nodeHttp.request)(url, options, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
