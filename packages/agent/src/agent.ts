@@ -37,6 +37,10 @@ export interface Agent extends EventEmitter {
   registerStreamHandler(kind: StreamKind, handler: StreamHandler): void;
   /** What GET /ready answers right now. */
   readiness(): Readiness;
+  /** Inbound streams being served now. */
+  readonly activeStreams: number;
+  /** Inbound streams taken since the agent was made, over every session (served, refused or failed). */
+  readonly streamsAccepted: number;
   on(e: 'connected', l: (info: { sessionId: string }) => void): this;
   on(e: 'disconnected', l: (info: { reason: string }) => void): this;
   on(e: 'state', l: (state: AgentState) => void): this;
@@ -113,6 +117,14 @@ class TunnelAgent extends EventEmitter implements Agent {
 
   get done(): Promise<void> {
     return this.#connector.done;
+  }
+
+  get activeStreams(): number {
+    return this.#dispatcher.active;
+  }
+
+  get streamsAccepted(): number {
+    return this.#dispatcher.accepted;
   }
 
   registerStreamHandler(kind: StreamKind, handler: StreamHandler): void {

@@ -68,6 +68,7 @@ export class StreamDispatcher {
   readonly #o: StreamDispatcherOptions;
   readonly #handlers = new Map<string, StreamHandler>();
   readonly #active = new Set<Duplex>();
+  #accepted = 0;
 
   constructor(options: StreamDispatcherOptions) {
     this.#o = options;
@@ -84,12 +85,18 @@ export class StreamDispatcher {
     return this.#active.size;
   }
 
+  /** Inbound streams taken so far (served, refused or failed). */
+  get accepted(): number {
+    return this.#accepted;
+  }
+
   /** Serves one inbound stream; never rejects. */
   async handle(stream: StreamLike): Promise<void> {
     const ctx = new LazyStreamLog(this.#o.logger, { streamId: stream.id });
     // A reset from the peer errors the stream; the handler's own listeners
     // (or finished()) see it too, this one keeps it from becoming uncaught.
     stream.on('error', ignore);
+    this.#accepted++;
     this.#active.add(stream);
     let preamble: StreamPreamble;
     try {

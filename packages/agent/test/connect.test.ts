@@ -166,3 +166,30 @@ test('a gateway whose welcome names no protocol version (one before the field) i
   if (agent.state !== 'connected') await nextConnected(agent);
   assert.equal(agent.state, 'connected');
 });
+
+test('the agent counts the streams it has taken and the ones it is serving', async (t) => {
+  const token = 'agent-secret-token-0123456789';
+  const gw = await startFakeGateway({ token });
+  t.after(() => gw.close());
+  const { agent } = await startAgent(t, { apiUrl: gw.url, token, allowInsecureTransport: true });
+  const release = Promise.withResolvers<void>();
+  const serving: Array<PromiseWithResolvers<void>> = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
+  let calls = 0;
+  agent.registerStreamHandler('http', async (stream) => {
+    serving[calls++]?.resolve();
+    stream.resume();
+    await release.promise;
+    stream.end('done');
+  });
+  await nextConnected(agent);
+  assert.deepEqual([agent.activeStreams, agent.streamsAccepted], [0, 0]);
+  const refused = gw.openStream({ kind: 'teleport', requestId: 'r-refused' });
+  await once(refused, 'error');
+  const held = [gw.openStream({ kind: 'http', requestId: 'r1' }), gw.openStream({ kind: 'http', requestId: 'r2' })];
+  for (const s of held) s.end();
+  await Promise.all(serving.map((s) => s.promise));
+  assert.deepEqual([agent.activeStreams, agent.streamsAccepted], [2, 3]);
+  release.resolve();
+  for (const s of held) assert.equal((await readAll(s)).toString(), 'done');
+  assert.deepEqual([agent.activeStreams, agent.streamsAccepted], [0, 3]);
+});

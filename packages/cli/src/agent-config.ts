@@ -9,7 +9,7 @@ import { proxyFromEnv } from './proxy-env.ts';
 /**
  * The agent's configuration schema (`pipeops-tunnel connect`): the original VM
  * agent's configuration reference key by key, plus `agent.log_level`,
- * `agent.listen_host`, `agent.shutdown_timeout`, `pipeops.allow_insecure`, `pipeops.tls.ca_file` and
+ * `agent.listen_host`, `agent.shutdown_timeout`, `agent.idle_trim_after`, `pipeops.allow_insecure`, `pipeops.tls.ca_file` and
  * `pipeops.reconnect.max_interval`. Every key also reads `PIPEOPS_<SECTION>_<KEY>`.
  * config.example.yaml at the repository root documents each key.
  */
@@ -24,6 +24,11 @@ export const agentSchema = {
     debug: { doc: 'Debug logging (same as log_level: debug).', format: 'flag', default: false },
     log_level: { doc: 'Log level: fatal, error, warn, info, debug, trace, silent.', format: 'log-level', default: 'info' },
     shutdown_timeout: { doc: 'On SIGTERM/SIGINT, how long open streams get to finish before the tunnel is closed.', format: 'duration-ms', default: '10s' },
+    idle_trim_after: {
+      doc: 'After this long without a runner stream, give unused memory back (one full garbage collection); 0s = never.',
+      format: 'duration-ms',
+      default: '10s',
+    },
     labels: { doc: 'Key-value labels reported to the gateway. Env: k=v,k2=v2 or a JSON object.', format: 'string-map', default: {}, env: false },
   },
   pipeops: {
@@ -89,6 +94,7 @@ export interface AgentConfig {
     debug: boolean;
     log_level: LogLevel;
     shutdown_timeout: number;
+    idle_trim_after: number;
     labels: Record<string, string>;
   };
   pipeops: {

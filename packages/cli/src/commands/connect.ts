@@ -2,6 +2,7 @@ import type { Agent } from '@pipeops/tunnel-agent';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { effectiveLogLevel, loadAgentConfig, printableAgentConfig, toAgentOptions, type ConnectFlags } from '../agent-config.ts';
 import { ExitCode, exitCodeFor } from '../errors.ts';
+import { trimWhenIdle, type IdleTrim } from '../idle-trim.ts';
 import type { CliIo } from '../io.ts';
 import { createLogger } from '../logger.ts';
 import { onStopSignal } from '../signals.ts';
@@ -85,11 +86,16 @@ export async function runConnect(args: string[], io: CliIo): Promise<number> {
   const removeSignals = onStopSignal(logger, () => {
     agent.close(config.agent.shutdown_timeout).catch((err: unknown) => logger.error({ err }, 'error while closing the agent'));
   });
+  let trim: IdleTrim | undefined;
   try {
     await agent.start();
     const addr = agent.healthAddress;
     if (addr !== undefined) {
       logger.info({ address: addr.address, port: addr.port }, `health listener on ${addr.address}:${addr.port}`);
+    }
+    if (config.agent.idle_trim_after > 0) {
+      const a = agent;
+      trim = trimWhenIdle({ quietMs: config.agent.idle_trim_after, activity: () => a.streamsAccepted, busy: () => a.activeStreams > 0, logger });
     }
     const err = await outcome;
     if (err === undefined) {
@@ -105,6 +111,7 @@ export async function runConnect(args: string[], io: CliIo): Promise<number> {
     await agent.close(0).catch(() => {});
     return exitCodeFor(err);
   } finally {
+    trim?.stop();
     removeSignals();
   }
 }
