@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { createLogger, redactSecrets } from '../src/logger.ts';
 
 function capture(): { stream: Writable; records: () => Array<Record<string, unknown>>; text: () => string } {
@@ -55,4 +61,37 @@ test('redaction censors a copy: the logged object is never changed, and a record
   assert.equal(censored.tags, secretive.tags);
   const plain = { event: 'audit', requestId: 'r1', status: 200, nested: { verb: 'get' } };
   assert.equal(redactSecrets(plain), plain);
+});
+
+test('batched stdout records reach a file within the flush period, without an fsync each time, and the rest at exit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-logger-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'stdout.log');
+  const module = fileURLToPath(new URL('../src/logger.ts', import.meta.url));
+  // The child counts fsync calls (sonic-boom calls fs.fsyncSync), logs a record, and logs a second one
+  // only once the first is in the file: the flush period passed without a sync. The second goes at exit.
+  const script = `
+    import fs from 'node:fs';
+    import { createLogger } from ${JSON.stringify(module)};
+    let syncs = 0;
+    const fsyncSync = fs.fsyncSync;
+    fs.fsyncSync = (fd) => { syncs++; return fsyncSync(fd); };
+    const log = createLogger({ level: 'info', pretty: false });
+    log.info({ n: 1 }, 'first');
+    while (!fs.readFileSync(${JSON.stringify(out)}, 'utf8').includes('"n":1')) await new Promise((r) => setTimeout(r, 10));
+    log.info({ n: 2, syncsWhileRunning: syncs }, 'second');`;
+  const fd = openSync(out, 'w');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', fd, 'inherit'] });
+  closeSync(fd);
+  const [code] = (await once(child, 'close')) as [number | null];
+  assert.equal(code, 0);
+  const records = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    records.map((r) => r.n),
+    [1, 2],
+  );
+  assert.equal(records[1]?.syncsWhileRunning, 0);
 });
