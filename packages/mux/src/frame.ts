@@ -76,10 +76,11 @@ export function encodeHeader(type: FrameType, flags: number, streamId: number, l
 
 /**
  * A frame on its way out: a header-only frame, or a data frame as its
- * header and a view of the payload, handed to the transport as two chunks
- * so that the payload is never copied to join its header.
+ * header and views of the payload (one per written chunk it takes), handed
+ * to the transport as separate chunks so that the payload is never copied
+ * to join its header or its other pieces.
  */
-export type OutFrame = Buffer | readonly [header: Buffer, payload: Buffer];
+export type OutFrame = Buffer | readonly [header: Buffer, ...payload: Buffer[]];
 
 /** Encodes a data frame: header and payload in one buffer (one copy of the payload). */
 export function encodeDataFrame(flags: number, streamId: number, payload: Buffer): Buffer {

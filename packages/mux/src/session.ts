@@ -324,11 +324,24 @@ export class Session extends Duplex implements StreamHost {
     this.#flush();
   }
 
-  /** @internal */
+  /**
+   * @internal A stream has data or its FIN to send. Frames are taken at the
+   * end of the current turn (a microtask), not at once: the writes a stream
+   * gets in one turn (a relay's pieces of one transport read) then leave
+   * together, as frames of up to maxFrameBytes, instead of a frame each.
+   */
   markReady(stream: Stream): void {
     this.#scheduler.add(stream);
-    this.#flush();
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(this.#queuedFlush);
   }
+
+  #flushQueued = false;
+  readonly #queuedFlush = (): void => {
+    this.#flushQueued = false;
+    this.#flush();
+  };
 
   /** @internal */
   forget(stream: Stream): void {
@@ -379,9 +392,12 @@ export class Session extends Duplex implements StreamHost {
         }
         this.#stats.framesOut++;
         if (isDataFrame(frame)) {
-          this.#stats.bytesOut += frame[0].length + frame[1].length;
-          this.push(frame[0]);
-          if (!this.push(frame[1])) this.#wantOutput = false;
+          let more = true;
+          for (const piece of frame) {
+            this.#stats.bytesOut += piece.length;
+            more = this.push(piece);
+          }
+          if (!more) this.#wantOutput = false;
         } else {
           this.#stats.bytesOut += frame.length;
           if (!this.push(frame)) this.#wantOutput = false;
@@ -531,6 +547,6 @@ export class Session extends Duplex implements StreamHost {
   }
 }
 
-function isDataFrame(f: OutFrame): f is readonly [Buffer, Buffer] {
+function isDataFrame(f: OutFrame): f is readonly [Buffer, ...Buffer[]] {
   return Array.isArray(f);
 }

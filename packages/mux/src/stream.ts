@@ -2,6 +2,9 @@ import { Duplex } from 'node:stream';
 import { destroyQuietly, MuxError } from './errors.ts';
 import { encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW, type OutFrame } from './frame.ts';
 
+/** The header's place in a data frame being built. */
+const NO_HEADER_YET = Buffer.alloc(0);
+
 /**
  * Paces window grants (see {@link Stream.setGrantPacer}): a byte budget that
  * may run into debt. A grant waits while `waitMs()` is above 0, and is
@@ -69,7 +72,9 @@ export class Stream extends Duplex {
   #windowSize: number; // our receive window: unread bytes + credit never exceed it
   #grownBytes = 0; // window growth taken from the session's budget, given back when the stream is gone
   #lastGrantAt: number; // performance.now() of the last window update (or of creation)
-  #outChunk: Buffer | undefined;
+  // Written chunks on their way out, with the offset into the first; a data frame takes up to
+  // maxFrameBytes across them (one frame for a turn's many small writes, not one frame each).
+  #outChunks: Buffer[] | undefined;
   #outOffset = 0;
   #outCb: ((err?: Error | null) => void) | undefined;
   #finalCb: ((err?: Error | null) => void) | undefined;
@@ -285,15 +290,26 @@ export class Stream extends Duplex {
   // ---- send side ----
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#send(chunk.length === 0 ? [] : [chunk], cb);
+  }
+
+  /** Chunks written while the previous ones were on their way: they leave together, in frames of up to maxFrameBytes. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    const out: Buffer[] = [];
+    for (const c of chunks) if (c.chunk.length > 0) out.push(c.chunk);
+    this.#send(out, cb);
+  }
+
+  #send(chunks: Buffer[], cb: (err?: Error | null) => void): void {
     if (this.#gone || this.#host.hostClosed) {
       cb(this.#closeError ?? new MuxError('PT_ERR_MUX_SESSION_CLOSED', `stream ${this.id} is closed`));
       return;
     }
-    if (chunk.length === 0) {
+    if (chunks.length === 0) {
       cb();
       return;
     }
-    this.#outChunk = chunk;
+    this.#outChunks = chunks;
     this.#outOffset = 0;
     this.#outCb = cb;
     this.#host.markReady(this);
@@ -311,31 +327,43 @@ export class Stream extends Duplex {
   /** @internal Something can go on the wire now (data within the window, or our FIN). */
   hasSendable(): boolean {
     if (this.#gone) return false;
-    if (this.#outChunk !== undefined) return this.#sendWindow > 0;
+    if (this.#outChunks !== undefined) return this.#sendWindow > 0;
     return this.#finalCb !== undefined && !this.#localFin;
   }
 
   /** @internal Next data frame (≤ maxFrameBytes and ≤ peer window) or our FIN, or undefined. */
   nextFrame(maxFrameBytes: number): OutFrame | undefined {
     if (this.#gone) return undefined;
-    const chunk = this.#outChunk;
-    if (chunk !== undefined) {
+    const chunks = this.#outChunks;
+    if (chunks !== undefined) {
       if (this.#sendWindow === 0) return undefined;
-      const n = Math.min(maxFrameBytes, this.#sendWindow, chunk.length - this.#outOffset);
-      const payload = n === chunk.length ? chunk : chunk.subarray(this.#outOffset, this.#outOffset + n);
+      // Views of the written chunks, from the first unsent byte, up to the frame's limit.
+      const limit = Math.min(maxFrameBytes, this.#sendWindow);
+      const frame: Buffer[] = [NO_HEADER_YET];
+      let n = 0;
+      while (n < limit && chunks.length > 0) {
+        const chunk = chunks[0]!;
+        const take = Math.min(limit - n, chunk.length - this.#outOffset);
+        frame.push(this.#outOffset === 0 && take === chunk.length ? chunk : chunk.subarray(this.#outOffset, this.#outOffset + take));
+        n += take;
+        this.#outOffset += take;
+        if (this.#outOffset === chunk.length) {
+          chunks.shift();
+          this.#outOffset = 0;
+        }
+      }
       const ack = this.#takeAck();
       // The ACK rides on the data frame; a window announcement follows it as a window update.
       if (ack !== 0 && this.#ackDelta > 0) this.#host.sendControl(encodeHeader(FrameType.windowUpdate, 0, this.id, this.#ackDelta), false);
-      const frame: OutFrame = [encodeHeader(FrameType.data, ack, this.id, n), payload];
-      this.#outOffset += n;
+      frame[0] = encodeHeader(FrameType.data, ack, this.id, n);
       this.#sendWindow -= n;
-      if (this.#outOffset === chunk.length) {
+      if (chunks.length === 0) {
         const cb = this.#outCb;
-        this.#outChunk = undefined;
+        this.#outChunks = undefined;
         this.#outCb = undefined;
         cb?.();
       }
-      return frame;
+      return frame as unknown as OutFrame;
     }
     const finalCb = this.#finalCb;
     if (finalCb === undefined || this.#localFin) return undefined;
@@ -381,7 +409,7 @@ export class Stream extends Duplex {
     this.#closeTimer = undefined;
     if (this.#gone) return;
     this.#gone = true;
-    this.#outChunk = undefined;
+    this.#outChunks = undefined;
     this.#outCb = undefined;
     if (this.#grownBytes > 0) this.#host.releaseWindowGrowth(this.#grownBytes);
     this.#grownBytes = 0;

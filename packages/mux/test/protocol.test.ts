@@ -131,3 +131,25 @@ transportTest('an unanswered ping() rejects with PT_ERR_MUX_KEEPALIVE_TIMEOUT bu
   const s = peer.session.open();
   assert.equal(s.id, 1);
 });
+
+transportTest('small writes of one turn leave in data frames of up to maxFrameBytes, every byte in order', async (t, kind) => {
+  const peer = await rawPeer(t, kind, { client: false, maxFrameBytes: 64 * KiB });
+  peer.send(FrameType.windowUpdate, Flag.syn, 1, 0);
+  const s = await peer.session.accept();
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 200; i++) {
+    const piece = Buffer.alloc(1000, i);
+    sent.push(piece);
+    s.write(piece);
+  }
+  s.end();
+  await peer.waitFrame((f) => f.streamId === 1 && (f.flags & Flag.fin) !== 0);
+  const data = peer.frames.filter((f) => f.streamId === 1 && f.type === FrameType.data);
+  assert.deepEqual(Buffer.concat(data.map((f) => f.payload)), Buffer.concat(sent));
+  assert.ok(
+    data.every((f) => f.length === f.payload.length && f.length <= 64 * KiB),
+    'each frame within maxFrameBytes',
+  );
+  // 200,000 bytes need at least 4 frames of 64 KiB; one frame per write would be 200.
+  assert.ok(data.length <= 6, `${data.length} data frames for 200 writes`);
+});
