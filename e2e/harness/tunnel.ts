@@ -55,6 +55,8 @@ export interface StartTunnelOptions {
   gatewayConfig?: Record<string, unknown>;
   /** The URL agents dial, given the gateway's (default: the gateway's own), e.g. a relay in front of it. */
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
+  /** Added to each agent's environment (e.g. the container image's allocator). Default none. */
+  agentEnv?: Record<string, string>;
   /** Node options for the gateway and the agents, before the CLI (e.g. `--cpu-prof`). Default none. */
   nodeArgs?: string[];
   /** How the gateway's and the agents' output reaches their log files (see proc.ts `StartOptions.output`). Default `pipe`. */
@@ -128,7 +130,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
     const proc = start(`agent-${a.cluster}`, node, [...nodeArgs, CLI, 'connect', '--config', cfg], {
       logDir: o.logDir,
       output: o.output ?? 'pipe',
-      env: { ...process.env, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
+      env: { ...process.env, ...o.agentEnv, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
     });
     const rec = await proc.waitForRecord('health listener', (r) => typeof r.msg === 'string' && r.msg.startsWith('health listener on'), 30_000);
     agents.set(a.cluster, { proc, healthUrl: `http://${String(rec.msg).slice('health listener on '.length)}` });

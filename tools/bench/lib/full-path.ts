@@ -53,6 +53,8 @@ export async function startUpstream(dir: string): Promise<Upstream> {
 export interface FullPathOptions {
   /** Merged into the agent's config file (e.g. `{ tunnel: { … } }`). */
   agentConfig?: Record<string, unknown>;
+  /** Added to the agent's environment. */
+  agentEnv?: Record<string, string>;
   gatewayConfig?: Record<string, unknown>;
   /** The URL the agent dials instead of the gateway's (e.g. a latency relay in front of it). */
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
@@ -141,6 +143,7 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       agents: [{ cluster: BENCH_CLUSTER, kubeconfig }],
       runnerTools: false,
       ...(o.agentConfig ? { agentConfig: o.agentConfig } : {}),
+      ...(o.agentEnv ? { agentEnv: o.agentEnv } : {}),
       // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
