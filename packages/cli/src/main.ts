@@ -1,21 +1,22 @@
-import { runConnect } from './commands/connect.ts';
-import { runDoctor } from './commands/doctor.ts';
-import { runGateway } from './commands/gateway.ts';
-import { runKubeconfig } from './commands/kubeconfig.ts';
-import { runProxy } from './commands/proxy.ts';
-import { runStatus } from './commands/status.ts';
 import { ExitCode } from './errors.ts';
 import { processIo, type CliIo } from './io.ts';
 import { mainUsage } from './usage.ts';
 import { VERSION } from './version.ts';
 
-const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  connect: runConnect,
-  gateway: runGateway,
-  proxy: runProxy,
-  kubeconfig: runKubeconfig,
-  status: runStatus,
-  doctor: runDoctor,
+type Command = (args: string[], io: CliIo) => Promise<number>;
+
+/**
+ * Each command's module, loaded only when it runs: a gateway does not load
+ * the agent (undici's pool, the kube path), an agent does not load the
+ * gateway, and both keep that code out of their RSS for their lifetime.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  connect: async () => (await import('./commands/connect.ts')).runConnect,
+  gateway: async () => (await import('./commands/gateway.ts')).runGateway,
+  proxy: async () => (await import('./commands/proxy.ts')).runProxy,
+  kubeconfig: async () => (await import('./commands/kubeconfig.ts')).runKubeconfig,
+  status: async () => (await import('./commands/status.ts')).runStatus,
+  doctor: async () => (await import('./commands/doctor.ts')).runDoctor,
 };
 
 /**
@@ -35,7 +36,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   }
   if (first === 'help') {
     const sub = rest[0];
-    if (sub !== undefined && commands[sub] !== undefined) return commands[sub](['--help'], io);
+    const load = sub === undefined ? undefined : commands[sub];
+    if (load !== undefined) return (await load())(['--help'], io);
     io.stdout.write(mainUsage());
     return ExitCode.ok;
   }
@@ -43,10 +45,10 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     io.stdout.write(`pipeops-tunnel ${VERSION}\n`);
     return ExitCode.ok;
   }
-  const command = commands[first];
-  if (command === undefined) {
+  const load = commands[first];
+  if (load === undefined) {
     io.stderr.write(`pipeops-tunnel: unknown ${first.startsWith('-') ? 'flag' : 'command'} ${first}\n\n${mainUsage()}`);
     return ExitCode.invalidConfig;
   }
-  return command(rest, io);
+  return (await load())(rest, io);
 }

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
 import { DEFAULT_CLUSTER_ADDRESS_SUFFIX } from '@pipeops/tunnel-protocol';
 
 /** Options of {@link generateDevCertificates}. */
@@ -40,7 +41,9 @@ export function generateDevCertificates(opts: DevCertificateOptions): DevCertifi
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
 
-  const caKeys = rsaKeys();
+  // Loaded here: node-forge's ~5 MB of RSS are for `--dev` only.
+  const forge = createRequire(import.meta.url)('node-forge') as typeof Forge;
+  const caKeys = rsaKeys(forge);
   const ca = forge.pki.createCertificate();
   ca.publicKey = caKeys.publicKey;
   ca.serialNumber = serial();
@@ -59,7 +62,7 @@ export function generateDevCertificates(opts: DevCertificateOptions): DevCertifi
   ]);
   ca.sign(caKeys.privateKey, forge.md.sha256.create());
 
-  const serverKeys = rsaKeys();
+  const serverKeys = rsaKeys(forge);
   const cert = forge.pki.createCertificate();
   cert.publicKey = serverKeys.publicKey;
   cert.serialNumber = serial();
@@ -83,7 +86,7 @@ export function generateDevCertificates(opts: DevCertificateOptions): DevCertifi
   };
 }
 
-function rsaKeys(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privatePem: string } {
+function rsaKeys(forge: typeof Forge): { publicKey: Forge.pki.rsa.PublicKey; privateKey: Forge.pki.rsa.PrivateKey; privatePem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },

@@ -17,8 +17,17 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { ClusterOwner, FleetRegistry, LiveReplica } from './registry.ts';
+
+/**
+ * ioredis, loaded when a registry is made: ~20 MB of RSS (its code and its
+ * dependencies') that a gateway without `fleet.redis` does not pay.
+ */
+function ioredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
 
 /** Options of {@link RedisRegistry}. */
 export interface RedisRegistryOptions {
@@ -127,14 +136,15 @@ export class RedisRegistry extends EventEmitter implements FleetRegistry {
       ...(o.url.startsWith('rediss:') && o.ca !== undefined ? { tls: { ca: o.ca } } : {}),
     };
     // ioredis' option types do not accept exactOptionalPropertyTypes' explicit undefined; the object has none.
-    const redis = new Redis(o.url, options as never);
+    const { Redis: RedisClient } = ioredis();
+    const redis = new RedisClient(o.url, options as never);
     redis.defineCommand('ptHeartbeat', { numberOfKeys: 2, lua: LUA_HEARTBEAT });
     redis.defineCommand('ptClaim', { numberOfKeys: 2, lua: LUA_CLAIM });
     redis.defineCommand('ptRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
     redis.defineCommand('ptOwner', { numberOfKeys: 1, lua: LUA_OWNER });
     redis.defineCommand('ptVerify', { lua: LUA_VERIFY });
     this.#redis = redis as Redis & Scripts;
-    this.#sub = new Redis(o.url, { ...options, enableOfflineQueue: true } as never);
+    this.#sub = new RedisClient(o.url, { ...options, enableOfflineQueue: true } as never);
     for (const [conn, role] of [
       [redis, 'commands'],
       [this.#sub, 'claims'],
