@@ -69,8 +69,13 @@ interface KindStats {
 // server reset at that moment is answered 502 (undici does not replay a
 // request with a body). Seen about once in 1,500 uploads here on a loaded
 // 2-core machine, when blob downloads share the pooled connections (the
-// testkit's fake — Node's HTTP server — then resets with HPE_PAUSED; see
-// the closing notes of issue 10): counted and shown, not a soak failure
+// testkit's fake — Node's HTTP server — then resets with HPE_PAUSED: a
+// request head that arrives while the previous answer's 'drain' is still
+// pending pauses the socket and its parser (the server's pipelining guard,
+// parserOnIncoming), but the parser consumes the TLS socket's handle
+// directly and is still handed the decrypted upload bytes that came with
+// the head, and a paused llhttp refuses them. A Go kube-apiserver has no
+// such guard): counted and shown, not a soak failure
 // (the stream ended with an error the runner saw, and was accounted for).
 // When that 502 races the rest of an upload, the runner sees its connection
 // reset instead: such a failure is counted with them only when the agent's
