@@ -63,35 +63,72 @@ test('redaction censors a copy: the logged object is never changed, and a record
   assert.equal(redactSecrets(plain), plain);
 });
 
-test('batched stdout records reach a file within the flush period, without an fsync each time, and the rest at exit', async (t) => {
+/**
+ * Runs `body` in a child whose stdout is a file, after `const log = createLogger(...)` (JSON lines);
+ * `OUT` in the body is the file's path. Resolves to the records in the file once the child has exited.
+ */
+async function loggedByChild(t: { after(fn: () => void): void }, prelude: string, body: string): Promise<Array<Record<string, unknown>>> {
   const dir = mkdtempSync(join(tmpdir(), 'pt-logger-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'stdout.log');
   const module = fileURLToPath(new URL('../src/logger.ts', import.meta.url));
-  // The child counts fsync calls (sonic-boom calls fs.fsyncSync), logs a record, and logs a second one
-  // only once the first is in the file: the flush period passed without a sync. The second goes at exit.
   const script = `
     import fs from 'node:fs';
     import { createLogger } from ${JSON.stringify(module)};
-    let syncs = 0;
-    const fsyncSync = fs.fsyncSync;
-    fs.fsyncSync = (fd) => { syncs++; return fsyncSync(fd); };
+    const OUT = ${JSON.stringify(out)};
+    ${prelude}
     const log = createLogger({ level: 'info', pretty: false });
-    log.info({ n: 1 }, 'first');
-    while (!fs.readFileSync(${JSON.stringify(out)}, 'utf8').includes('"n":1')) await new Promise((r) => setTimeout(r, 10));
-    log.info({ n: 2, syncsWhileRunning: syncs }, 'second');`;
+    ${body}`;
   const fd = openSync(out, 'w');
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', fd, 'inherit'] });
   closeSync(fd);
   const [code] = (await once(child, 'close')) as [number | null];
   assert.equal(code, 0);
-  const records = readFileSync(out, 'utf8')
+  return readFileSync(out, 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('batched stdout records reach a file within the flush period, without an fsync each time, and the rest at exit', async (t) => {
+  // The child counts fsync calls (sonic-boom calls fs.fsyncSync), logs a record, and logs a second one
+  // only once the first is in the file: the flush period passed without a sync. The second goes at exit.
+  const records = await loggedByChild(
+    t,
+    `let syncs = 0;
+    const fsyncSync = fs.fsyncSync;
+    fs.fsyncSync = (fd) => { syncs++; return fsyncSync(fd); };`,
+    `log.info({ n: 1 }, 'first');
+    while (!fs.readFileSync(OUT, 'utf8').includes('"n":1')) await new Promise((r) => setTimeout(r, 10));
+    log.info({ n: 2, syncsWhileRunning: syncs }, 'second');`,
+  );
   assert.deepEqual(
     records.map((r) => r.n),
     [1, 2],
   );
   assert.equal(records[1]?.syncsWhileRunning, 0);
+});
+
+test('records logged faster than the flush period leave in whole batches, in order, before the period ends', async (t) => {
+  // 300 records of ~200 bytes in one turn: a batch (8 KiB) is written as soon as it has gathered, so the
+  // file holds whole records before the turn ends (the 100 ms timer cannot have run). A record logged
+  // before pino's flush() is in the file at once; the rest leave at exit.
+  const records = await loggedByChild(
+    t,
+    '',
+    `const pad = 'x'.repeat(120);
+    for (let n = 0; n < 300; n++) log.info({ n, pad }, 'many');
+    const inTurn = fs.readFileSync(OUT, 'utf8');
+    log.info({ n: 300, writtenInTurn: inTurn.split('\\n').length - 1, wholeLines: inTurn.endsWith('\\n') }, 'count');
+    log.flush();
+    log.info({ n: 301, flushed: fs.readFileSync(OUT, 'utf8').includes('"n":300') }, 'last');`,
+  );
+  assert.deepEqual(
+    records.map((r) => r.n),
+    Array.from({ length: 302 }, (_, i) => i),
+  );
+  const counted = records[300] as { writtenInTurn: number; wholeLines: boolean };
+  assert.ok(counted.writtenInTurn >= 200, `only ${counted.writtenInTurn} of 300 records written within the turn`);
+  assert.equal(counted.wholeLines, true);
+  assert.equal(records[301]?.flushed, true);
 });

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { gatewayError } from './errors.ts';
@@ -218,7 +218,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 
 function match<T>(entries: Stored<T>[], token: string | undefined): T | undefined {
   if (token === undefined || token === '') return undefined;
-  const presented = createHash('sha256').update(token, 'utf8').digest();
+  // One-shot: no Hash object per request.
+  const presented = hash('sha256', token, 'buffer');
   let found: T | undefined;
   // No early exit: every digest is compared, matched or not.
   for (const e of entries) {
