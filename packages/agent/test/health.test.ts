@@ -12,14 +12,14 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 }
 
 test('/health is 200, /ready follows the tunnel, /metrics serves the registry, others 404', async (t) => {
-  const gw = await startFakeGateway({ token });
-  const port = gw.port;
-  await gw.close();
+  const gw = await startFakeGateway({ token, unavailable: true });
+  t.after(() => gw.close());
   let apiOk: boolean | string = true;
   const { agent } = await startAgent(t, {
-    apiUrl: `http://127.0.0.1:${port}`,
+    apiUrl: gw.url,
     token,
     allowInsecureTransport: true,
+    reconnect: { enabled: true, maxAttempts: 0, intervalMs: 20, maxIntervalMs: 50, probeIntervalMs: 250, stableAfterMs: 10_000 },
     readinessChecks: [{ name: 'apiServer', check: () => apiOk }],
   });
   const hp = agent.healthAddress?.port;
@@ -31,8 +31,7 @@ test('/health is 200, /ready follows the tunnel, /metrics serves the registry, o
   assert.match(JSON.parse(notReady.body).reason, /^tunnel (connecting|backoff)$/);
 
   const connected = nextConnected(agent);
-  const gw2 = await startFakeGateway({ token, port });
-  t.after(() => gw2.close());
+  gw.available();
   await connected;
   const ready = await get(hp, '/ready');
   assert.equal(ready.status, 200);
@@ -40,7 +39,7 @@ test('/health is 200, /ready follows the tunnel, /metrics serves the registry, o
   apiOk = 'no answer since 30 s';
   assert.deepEqual(JSON.parse((await get(hp, '/ready')).body), { ready: false, reason: 'apiServer: no answer since 30 s' });
 
-  const s = gw2.openStream({ kind: 'ping', requestId: 'm1' });
+  const s = gw.openStream({ kind: 'ping', requestId: 'm1' });
   s.end('x'.repeat(1000));
   await readAll(s);
   const metrics = await get(hp, '/metrics');

@@ -26,6 +26,8 @@ export interface FakeGateway {
   openStream(p: Omit<StreamPreamble, 'v'> | Record<string, unknown>): Duplex;
   /** Sends control `reconnect` then GoAway on the current session. */
   askReconnect(): void;
+  /** Starts accepting agents (after `unavailable: true`). */
+  available(): void;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,12 @@ export interface FakeGatewayOptions {
   /** The protocol version the welcome names (default: none, as gateways before the field). */
   welcomeProtocolVersion?: number;
   keepAliveIntervalMs?: number;
+  /**
+   * Answer every tunnel upgrade 503 until `available()` (a gateway that is
+   * up but not serving yet): an agent dials and backs off, on a port that
+   * stays this test's (no freed port another test could take meanwhile).
+   */
+  unavailable?: boolean;
 }
 
 export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGateway> {
@@ -48,6 +56,7 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
   const sessions: Session[] = [];
   const sockets = new Set<Socket>();
   const controls: ControlChannel[] = [];
+  let serving = o.unavailable !== true;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -55,6 +64,10 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     upgrades.push(req.headers);
     socket.on('error', () => {});
+    if (!serving) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
     if (req.url !== TUNNEL_PATH || req.headers.authorization !== `Bearer ${o.token}`) {
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
@@ -102,6 +115,9 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
       const s = current().open();
       s.write(encodePreamble({ v: 1, ...p } as StreamPreamble));
       return s;
+    },
+    available() {
+      serving = true;
     },
     askReconnect() {
       controls.at(-1)?.send({ type: 'reconnect', reason: 'test' });
