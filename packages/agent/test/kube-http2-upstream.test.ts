@@ -224,6 +224,27 @@ test('plain requests and upgrades stay HTTP/1.1 while a WATCH goes over h2, rela
   assert.equal(await metricValue(h.registry, 'pipeops_tunnel_k8s_watches_active'), 0);
 });
 
+test('the API-server health checks go over h2 when the server offers it, and HTTP/1.1 when it does not', async (t) => {
+  for (const offersH2 of [true, false]) {
+    const api = await startApiServer(t, { h2: offersH2 });
+    const kubeconfig = writeIn(tempDir(t), 'kubeconfig', kubeconfigFor({ server: api.url, token: TOKEN, caData: testCertificates('apiserver').caCert }));
+    const h = await startKubeHarness(t, { kubeconfig, inCluster: false });
+    await waitFor(() => api.requests.some((r) => r.path === '/version'), { what: 'the first health check' });
+    const version = offersH2 ? '2.0' : '1.1';
+    assert.deepEqual(
+      api.requests.map((r) => [r.path, r.httpVersion]),
+      [
+        ['/readyz', version],
+        ['/version', version],
+      ],
+    );
+    // With h2 no HTTP/1.1 connection was needed: an idle agent never loads undici's HTTP/1.1 parser.
+    if (offersH2) assert.deepEqual(api.connections, ['h2']);
+    else assert.ok(api.connections.length > 0 && api.connections.every((p) => p === 'http/1.1'), api.connections.join());
+    await h.kube.close();
+  }
+});
+
 test('200 concurrent WATCH requests share at most two h2 connections and each gets its own events', async (t) => {
   const api = await startApiServer(t, { h2: true });
   const h = await harnessFor(t, api);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { smallGet } from '../lib/http-load.ts';
 import { cpuSecondsSince, cpuSnapshot, peakRssDuring } from '../lib/proc-stats.ts';
 import type { BenchOptions, Rig, Scenario } from './types.ts';
 
@@ -34,23 +35,32 @@ export function imageAllocator(): Allocator | undefined {
   return { prefix: 'idle-agent-jemalloc', label: "the image's jemalloc", env: { LD_PRELOAD: lib, MALLOC_CONF: conf } };
 }
 
+/** Small GETs an agent relays before it idles in the after-traffic variant. */
+const TRAFFIC_REQUESTS = 1_000;
+
 /**
  * A connected agent with nothing to do, for 60 s (10 s with --quick): its
  * RSS at the end and the CPU it used, as a percentage of one core. Keepalive
  * pings, status reports and API-server health checks run as configured by
  * default. Measured once the agent has settled: its start-up done and its
  * first quiet period over (it trims memory then, as after every burst).
+ * `afterTraffic`: the agent first relays {@link TRAFFIC_REQUESTS} small GETs
+ * (an agent idle again after a deploy: undici's HTTP/1.1 parser compiled,
+ * the allocator holding what the requests freed), otherwise it has relayed
+ * nothing yet.
  */
-export function idleAgentScenario(allocator: Allocator = GLIBC): Scenario {
-  const rss = `${allocator.prefix}-rss`;
-  const cpu = `${allocator.prefix}-cpu`;
+export function idleAgentScenario(allocator: Allocator = GLIBC, afterTraffic = false): Scenario {
+  const prefix = `${allocator.prefix}${afterTraffic ? '-after-traffic' : ''}`;
+  const rss = `${prefix}-rss`;
+  const cpu = `${prefix}-cpu`;
+  const relayed = afterTraffic ? `, after relaying ${TRAFFIC_REQUESTS.toLocaleString('en')} small GETs` : ', before any runner request';
   return {
-    name: allocator.prefix,
+    name: prefix,
     metrics: [
       {
         name: rss,
         unit: 'MB',
-        description: `RSS of a connected, idle agent on ${allocator.label} (largest of samples every 100 ms over the period)`,
+        description: `RSS of a connected, idle agent on ${allocator.label}${relayed} (largest of samples every 100 ms over the period)`,
         target: { kind: 'at_most', value: 80 },
       },
       {
@@ -71,6 +81,7 @@ export function idleAgentScenario(allocator: Allocator = GLIBC): Scenario {
       return {
         async tunnel() {
           const pid = path.agentPid();
+          for (let i = 0; afterTraffic && i < TRAFFIC_REQUESTS; i++) await smallGet(path.viaClient);
           // Let start-up work (first status report, first health check) finish, and the first quiet period pass
           // (the trimmer looks every quarter period).
           await new Promise((r) => setTimeout(r, 1.25 * IDLE_TRIM_AFTER_MS + 2_000));
@@ -90,3 +101,6 @@ export function idleAgentScenario(allocator: Allocator = GLIBC): Scenario {
 
 /** The idle agent on glibc's malloc, as `npm install` runs it. */
 export const idleAgent = idleAgentScenario();
+
+/** The same after relaying requests. */
+export const idleAgentAfterTraffic = idleAgentScenario(GLIBC, true);

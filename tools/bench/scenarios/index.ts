@@ -7,7 +7,7 @@ import { pausedReader } from './paused-reader.ts';
 import { burstRss } from './burst-rss.ts';
 import { reconnect } from './reconnect.ts';
 import { fleetScale } from './fleet-scale.ts';
-import { idleAgent, idleAgentScenario, imageAllocator } from './idle-agent.ts';
+import { idleAgent, idleAgentAfterTraffic, idleAgentScenario, imageAllocator } from './idle-agent.ts';
 import { highLatency } from './high-latency.ts';
 import { greedyCappedVsPolite, greedyVsPolite } from './greedy-vs-polite.ts';
 
@@ -37,6 +37,8 @@ export const scenarios: Scenario[] = [
   idleAgent,
   // The same on the container image's allocator, where this machine has it (Debian's libjemalloc2).
   ...((a) => (a === undefined ? [] : [idleAgentScenario(a)]))(imageAllocator()),
+  idleAgentAfterTraffic,
+  ...((a) => (a === undefined ? [] : [idleAgentScenario(a, true)]))(imageAllocator()),
   highLatency,
   greedyVsPolite,
   greedyCappedVsPolite,

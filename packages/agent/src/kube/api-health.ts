@@ -82,7 +82,11 @@ export class ApiHealth {
   async #get(path: string): Promise<{ status: number; body: string }> {
     const { headers, tls } = await this.#o.credentials.resolve();
     const timeoutMs = this.#o.timeoutMs ?? Math.min(this.#o.intervalMs, 10_000);
-    const res = await request(this.#o.upstream.dispatcher(tls), {
+    // The streaming pool: h2 when the API server offers it (as WATCH does), so
+    // an agent that has relayed no plain request yet never compiles undici's
+    // HTTP/1.1 parser (WebAssembly: ~12 MB of an idle agent's RSS with the
+    // compiler's pages). Without h2 it is HTTP/1.1 there too.
+    const res = await request(this.#o.upstream.dispatcher(tls, 'stream'), {
       path,
       method: 'GET',
       headers: { ...headers, accept: 'application/json' },
