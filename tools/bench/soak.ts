@@ -67,19 +67,18 @@ interface KindStats {
 
 // A request the agent sent on a pooled keep-alive connection that the API
 // server reset at that moment is answered 502 (undici does not replay a
-// request with a body). Seen about once in 1,500 uploads here on a loaded
-// 2-core machine, when blob downloads share the pooled connections (the
-// testkit's fake — Node's HTTP server — then resets with HPE_PAUSED: a
-// request head that arrives while the previous answer's 'drain' is still
-// pending pauses the socket and its parser (the server's pipelining guard,
-// parserOnIncoming), but the parser consumes the TLS socket's handle
-// directly and is still handed the decrypted upload bytes that came with
-// the head, and a paused llhttp refuses them. A Go kube-apiserver has no
-// such guard): counted and shown, not a soak failure
-// (the stream ended with an error the runner saw, and was accounted for).
-// When that 502 races the rest of an upload, the runner sees its connection
-// reset instead: such a failure is counted with them only when the agent's
-// own record of that request (by its request id) says the API server reset.
+// request with a body): counted and shown, not a soak failure (the stream
+// ended with an error the runner saw, and was accounted for). Seen about
+// once in 1,500 uploads here while the testkit's fake (Node's HTTP server)
+// reset connections with HPE_PAUSED: a request head that arrived while the
+// previous answer was still flushing paused the parser (Node's pipelining
+// guard), and the upload bytes decrypted with the head hit the paused
+// parser. The fake and the gateway's server now read on in that case
+// (protocol's readOnWhileFlushing); a real API server can still reset a
+// pooled connection. When that 502 races the rest of an upload, the runner
+// sees its connection reset instead: such a failure is counted with them
+// only when the agent's own record of that request (by its request id) says
+// the API server reset.
 const isUpstreamReset = (err: unknown): boolean => {
   const message = (err as Error).message;
   const cause = /API server request failed: ([^"]*)/.exec(message)?.[1];

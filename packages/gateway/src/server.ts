@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'nod
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { answerClientError, nodeHttp, TUNNEL_PATH } from '@pipeops/tunnel-protocol';
+import { answerClientError, nodeHttp, readOnWhileFlushing, TUNNEL_PATH } from '@pipeops/tunnel-protocol';
 import { errorBody, refuseUpgrade, sendJson } from './http-util.ts';
 import { refuseWithStatus, sendStatus } from './kube-status.ts';
 
@@ -71,6 +71,8 @@ export function createServer(
   limits: ServerLimits,
 ): Server | https.Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // A request that follows a large answer still flushing must not be paused mid-body (HPE_PAUSED: see the protocol's http-server-flush-pause.ts).
+    readOnWhileFlushing(req, res);
     const path = pathOf(req);
     if (!path.startsWith('/')) {
       // Absolute-form (`GET http://host/…`) or asterisk-form: the gateway is no forward proxy.

@@ -65,6 +65,7 @@ export {
 } from './http-head.ts';
 export type { RequestHead, ResponseHead } from './http-head.ts';
 export { nodeHttp } from './node-http.ts';
+export { readOnWhileFlushing } from './http-server-flush-pause.ts';
 export { answerFraming, HttpBodyError, RequestBody, requestBodyFraming } from './http-body.ts';
 export type { AnswerFraming, BodyFraming, RequestBodyOptions } from './http-body.ts';
 export { RawResponse, chunkPieces, lastChunk } from './http-response.ts';

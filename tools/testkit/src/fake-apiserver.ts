@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { readOnWhileFlushing } from '@pipeops/tunnel-protocol';
 import { testCertificates, type TestCertificates } from './certificates.ts';
 import { FeedHub, logsControl, watchControl, type LogsControl, type WatchControl } from './fake-apiserver-feeds.ts';
 import { LogHistory, WatchHistory } from './fake-apiserver-history.ts';
@@ -116,6 +117,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   // allowHalfOpen: an upgraded socket's write side stays open after the client's FIN (SPDY half-close).
   const server: Server = createServer({ cert: certs.cert, key: certs.key, allowHalfOpen: true }, (req: IncomingMessage, res: ServerResponse) => {
+    // As kube-apiserver (Go): a request right after a large answer is read on, not reset with HPE_PAUSED.
+    readOnWhileFlushing(req, res);
     const entry = record(req, false);
     res.once('close', () => {
       if (!res.writableFinished) abortedEntries.push({ ...entry, abortedAt: Date.now() });
