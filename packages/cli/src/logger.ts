@@ -85,6 +85,9 @@ export function createLogger(opts: LoggerOptions): Logger {
 /** Records are held at most this long (ms) before they are written. */
 export const LOG_FLUSH_MS = 100;
 
+/** A batch is written once its records hold this many characters. */
+const BATCH_CHARS = 8 * 1024;
+
 /**
  * stdout, written in batches: records are gathered and written together
  * once 8 KiB have gathered or {@link LOG_FLUSH_MS} after the first of them,
@@ -154,6 +157,3 @@ function bufferedStdout(): ReturnType<typeof pino.destination> {
   });
   return dest;
 }
-
-/** A batch is written once its records hold this many characters. */
-const BATCH_CHARS = 8 * 1024;

@@ -21,19 +21,16 @@ const UPLOAD = 64 << 10;
 test('an upload that follows a large answer still flushing on the same TLS connection is read whole', async (t) => {
   const certs = testCertificates();
   const logs = collectLogs();
-  let bigEnded: () => void = () => {};
-  const bigEndedP = new Promise<void>((r) => {
-    bigEnded = r;
-  });
+  const bigEnded = Promise.withResolvers<void>();
   const server = createServer(
     { cert: certs.cert, key: certs.key },
     {
       request(req, res, path) {
         if (path === '/big') {
           res.writeHead(200, { 'content-length': String(BIG) });
-          res.end(Buffer.alloc(BIG, 0x61), bigEnded);
+          res.end(Buffer.alloc(BIG, 0x61));
           // end() has handed every byte to the socket; the client has read none of them yet.
-          bigEnded();
+          bigEnded.resolve();
           return true;
         }
         if (path === '/up') {
@@ -61,7 +58,7 @@ test('an upload that follows a large answer still flushing on the same TLS conne
   await once(client, 'secureConnect');
   client.pause();
   client.write('GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n');
-  await bigEndedP;
+  await bigEnded.promise;
   // The next request, head and body in one write (several TLS records), while the big answer is still queued.
   client.write(Buffer.concat([Buffer.from(`POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${String(UPLOAD)}\r\n\r\n`), Buffer.alloc(UPLOAD, 0x62)]));
   const answer = `got ${String(UPLOAD)}`;

@@ -12,6 +12,9 @@ import { highLatency } from './high-latency.ts';
 import { greedyCappedVsPolite, greedyVsPolite } from './greedy-vs-polite.ts';
 
 /** Every scenario `pnpm bench` runs, in order. Add new ones here. */
+/** The container image's allocator, read once from the Dockerfile (undefined without libjemalloc2 here). */
+const IMAGE_ALLOCATOR = imageAllocator();
+
 export const scenarios: Scenario[] = [
   response1GiB('client'),
   response1GiB('endpoint'),
@@ -36,9 +39,9 @@ export const scenarios: Scenario[] = [
   fleetScale,
   idleAgent,
   // The same on the container image's allocator, where this machine has it (Debian's libjemalloc2).
-  ...((a) => (a === undefined ? [] : [idleAgentScenario(a)]))(imageAllocator()),
+  ...(IMAGE_ALLOCATOR === undefined ? [] : [idleAgentScenario(IMAGE_ALLOCATOR)]),
   idleAgentAfterTraffic,
-  ...((a) => (a === undefined ? [] : [idleAgentScenario(a, true)]))(imageAllocator()),
+  ...(IMAGE_ALLOCATOR === undefined ? [] : [idleAgentScenario(IMAGE_ALLOCATOR, true)]),
   highLatency,
   greedyVsPolite,
   greedyCappedVsPolite,
