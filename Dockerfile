@@ -5,18 +5,20 @@
 #   docker run --rm -e PIPEOPS_PIPEOPS_API_URL=https://gateway.example \
 #     -e PIPEOPS_PIPEOPS_TOKEN=… -e PIPEOPS_AGENT_CLUSTER_NAME=my-cluster pipeops-tunnel
 #
-# The sources are TypeScript run natively by Node 24 (type stripping). Node
-# does not strip types under node_modules, so the workspace layout is kept:
-# workspace packages stay in packages/ and are linked, not copied.
+# The command runs from its bundle (tools/bundle.ts), installed with npm from
+# the tarballs `pnpm pack:all` writes: the same packages users get, and the
+# same steps as the image `pnpm image` builds and tests without Docker.
 FROM node:24-bookworm-slim AS build
-WORKDIR /app
+WORKDIR /src
 RUN npm install -g --no-fund --no-audit pnpm@10.34.9
-COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
-COPY packages/ packages/
-# Only the command and its workspace dependencies, production dependencies only
-# (the root's `node` devDependency is not needed: the image has Node 24).
-RUN pnpm install --frozen-lockfile --prod --ignore-scripts --filter "pipeops-tunnel..." \
- && rm -rf packages/*/test
+COPY . .
+# The whole workspace: packing needs its dev tools (TypeScript, esbuild). No
+# install scripts: the image's Node is the one that runs them.
+RUN pnpm install --frozen-lockfile --ignore-scripts \
+ && node tools/pack.ts --out /packages \
+ && mkdir /app && cd /app && echo '{"name":"pipeops-tunnel-image","private":true}' > package.json \
+ && npm install --omit=dev --no-audit --no-fund --no-update-notifier /packages/*.tgz \
+ && rm -rf node_modules/.bin node_modules/.package-lock.json package-lock.json
 
 FROM node:24-bookworm-slim
 # jemalloc instead of glibc's malloc, returning freed pages after about a
@@ -26,15 +28,11 @@ FROM node:24-bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends libjemalloc2 \
  && ln -s "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" /usr/local/lib/libjemalloc.so.2 \
  && rm -rf /var/lib/apt/lists/*
-# The compile cache, filled below, lets every start skip the TypeScript
-# stripper (~30 MB less RSS for an idle agent; see bin/pipeops-tunnel.js).
-ENV NODE_ENV=production NODE_COMPILE_CACHE=/app/.node-compile-cache \
+ENV NODE_ENV=production NODE_COMPILE_CACHE=/tmp/node-compile-cache \
     LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
 USER node
-RUN cd /app/packages/cli && node --input-type=module -e \
-  "for (const m of ['./src/main.ts', './src/commands/connect.ts', './src/commands/gateway.ts', './src/commands/proxy.ts', '@pipeops/tunnel-agent', '@pipeops/tunnel-gateway', '@pipeops/tunnel-client']) await import(m)"
 EXPOSE 8080
-ENTRYPOINT ["node", "/app/packages/cli/bin/pipeops-tunnel.js"]
+ENTRYPOINT ["node", "/app/node_modules/pipeops-tunnel/bin/pipeops-tunnel-published.js"]
 CMD ["connect"]

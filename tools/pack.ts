@@ -3,8 +3,9 @@
 // The workspace runs its TypeScript sources (each package's `exports` points
 // at src/*.ts, which Node 24 strips); a published package must not, because
 // Node refuses to strip types under node_modules. So each package is compiled
-// to JavaScript and declarations in its lib/ (tsconfig.publish.json), and
-// `pnpm pack` writes the manifest a user installs: `publishConfig.exports`
+// to JavaScript and declarations in its lib/ (tsconfig.publish.json); the
+// command itself runs from its bundle (tools/bundle.ts, packages/cli/dist),
+// built here too. `pnpm pack` writes the manifest a user installs: `publishConfig.exports`
 // (and the CLI's `publishConfig.bin`) in place of the workspace's, versions
 // in place of `workspace:*`, the `files` the package lists, and the
 // project's LICENSE.
@@ -32,6 +33,7 @@ export function packAll(outDir: string): Map<string, string> {
   mkdirSync(outDir, { recursive: true });
   for (const dir of PUBLISHED) rmSync(join(ROOT, 'packages', dir, 'lib'), { recursive: true, force: true });
   run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', '--force', 'packages/cli/tsconfig.publish.json']);
+  run(process.execPath, [join(ROOT, 'tools', 'bundle.ts')]);
   const tarballs = new Map<string, string>();
   for (const dir of PUBLISHED) {
     const pkg = join(ROOT, 'packages', dir);

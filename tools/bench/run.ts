@@ -1,5 +1,9 @@
 // `pnpm bench [--quick] [--json FILE] [--rounds N] [--only PATTERN[,PATTERN…]] [--profile DIR] [--list]`
 //
+// The gateway, the agent and the proxy run from the command's bundle, as the
+// package and the image ship them (tools/bundle.ts); with --profile from the
+// workspace's sources instead, so that the profiles carry names.
+//
 // Runs every scenario in ./scenarios, each next to its baseline (and the
 // reference peer where there is one) in the same run, alternating the sides
 // (ABBA) so drift on a shared machine hits all of them; prints a table,
@@ -7,12 +11,14 @@
 // the figures of a shared 2-core machine are evidence, not a test.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './scenarios/index.ts';
 import { LARGE_WINDOW_BYTES } from './scenarios/mux-throughput.ts';
 import type { BenchOptions, Figures, Scenario } from './scenarios/types.ts';
 import { startSink, type SinkProcess } from './lib/sink-process.ts';
-import { profileInto, startFullPath, type FullPath } from './lib/full-path.ts';
+import { profileInto, runFrom, startFullPath, type FullPath } from './lib/full-path.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 import { costReport, startCpuMeter, type SampleCpu, type Side } from './lib/cost.ts';
 import { formatTable, machineInfo, metricReport, type MetricReport, type Report } from './lib/report.ts';
@@ -29,6 +35,12 @@ const { values } = parseArgs({
 });
 
 const MiB = 1024 * 1024;
+
+/** Builds the command's bundle (`pnpm bundle`); returns the launcher that runs it. */
+function buildBundle(): string {
+  const script = fileURLToPath(new URL('../bundle.ts', import.meta.url));
+  return execFileSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
 const quick = values.quick;
 const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 3 : 5;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
@@ -37,7 +49,10 @@ if (values.list) {
   for (const s of scenarios) process.stdout.write(`${s.name}: ${s.metrics.map((m) => m.name).join(', ')}\n`);
   process.exit(0);
 }
+// The gateway, the agent and the proxy run as they ship, from the command's
+// bundle; with --profile from the sources, whose profiles carry names.
 if (values.profile !== undefined) profileInto(resolve(values.profile));
+else runFrom(buildBundle());
 const only = values.only?.split(',').map((o) => new RegExp(o));
 const selected = scenarios.filter((s) => only === undefined || only.some((o) => o.test(s.name)));
 if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario matches (see --list)`);
@@ -55,7 +70,7 @@ const options: BenchOptions = {
 
 const results: MetricReport[] = [];
 const started = Date.now();
-const machine = machineInfo(quick, rounds); // load average before the run's own processes
+const machine = machineInfo(quick, rounds, values.profile === undefined ? 'bundle' : 'sources'); // load average before the run's own processes
 try {
   for (const scenario of selected) {
     process.stderr.write(`${scenario.name} …`);

@@ -2,14 +2,14 @@
 // the V8 young-generation setting (per command), the compile cache, the exit code, and an
 // exit that a forgotten library handle cannot hold up. The workspace's
 // launcher (pipeops-tunnel.js) runs the TypeScript sources; the published
-// package's (pipeops-tunnel-published.js) runs the compiled lib/.
+// package's (pipeops-tunnel-published.js) runs the bundle in dist/.
 //
 // The compile cache keeps compiled code (and, for the sources, their
 // stripped text) between runs (NODE_COMPILE_CACHE, else a folder under the
-// system temp dir; the container image ships one filled at build time). A
-// start that finds every module there never loads the TypeScript stripper,
-// which otherwise stays in the process for its lifetime: ~30 MB of an idle
-// agent's RSS.
+// system temp dir). A start from the sources that finds every module there
+// never loads the TypeScript stripper, which otherwise stays in the process
+// for its lifetime: ~30 MB of an idle agent's RSS. The bundle is JavaScript:
+// no stripper, and the cache only saves compile time.
 import inspector from 'node:inspector';
 import module from 'node:module';
 import v8 from 'node:v8';

@@ -16,6 +16,8 @@ export interface MachineInfo {
   date: string;
   quick: boolean;
   rounds: number;
+  /** What the gateway, the agent and the proxy ran: the command's bundle as it ships, or the workspace's sources (`--profile`). */
+  relays: 'bundle' | 'sources';
 }
 
 /** One row of the report: one metric, medians of each side, the target and whether it is met. */
@@ -49,7 +51,7 @@ export interface Report {
   scenarios: MetricReport[];
 }
 
-export function machineInfo(quick: boolean, rounds: number): MachineInfo {
+export function machineInfo(quick: boolean, rounds: number, relays: MachineInfo['relays']): MachineInfo {
   const cpus = os.cpus();
   return {
     cpus: cpus.length,
@@ -62,6 +64,7 @@ export function machineInfo(quick: boolean, rounds: number): MachineInfo {
     date: new Date().toISOString(),
     quick,
     rounds,
+    relays,
   };
 }
 
@@ -129,7 +132,7 @@ export function formatTable(report: Report): string {
   const m = report.machine;
   const head = [
     `machine: ${m.cpus} × ${m.cpuModel}, ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, ${m.platform}/${m.arch}, Node ${m.node}, load at start ${m.loadAverage.join(' ')}`,
-    `${m.quick ? 'quick run, ' : ''}rounds in ABBA order; median (min–max); MB = 10^6 bytes`,
+    `${m.quick ? 'quick run, ' : ''}relays from the ${m.relays === 'bundle' ? "command's bundle" : "workspace's sources"}, rounds in ABBA order; median (min–max); MB = 10^6 bytes`,
     '',
   ];
   const rows = [['scenario', 'unit', 'tunnel', 'direct', 'peer (chisel)', '÷direct', '÷peer', 'target', 'met']];
