@@ -5,17 +5,22 @@
 // one line per scenario, writes e2e/.cache/last-run.json and exits 1 if any
 // failed.
 //
-//   node e2e/run.ts [--only REGEX] [--list]
+//   node e2e/run.ts [--only REGEX] [--list] [--bundle]
+//
+// --bundle: every gateway, agent, proxy and command runs from the command's
+// bundle as the package and the image ship it (tools/bundle.ts, built first)
+// instead of the workspace's TypeScript sources. CI runs the matrix both ways.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { setupEnv, type Env } from './harness/env.ts';
 import { onInterrupt, stopAll } from './harness/proc.ts';
 import { runScenario, type ScenarioResult } from './harness/scenario.ts';
-import { CACHE_DIR } from './harness/paths.ts';
+import { CACHE_DIR, REPO_DIR, runFrom } from './harness/paths.ts';
 import { allScenarios } from './scenarios/index.ts';
 
-const { values: flags } = parseArgs({ options: { only: { type: 'string' }, list: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { only: { type: 'string' }, list: { type: 'boolean' }, bundle: { type: 'boolean' } } });
 const log = (s: string) => console.log(s);
 const only = flags.only !== undefined ? new RegExp(flags.only, 'i') : undefined;
 const scenarios = allScenarios.filter((s) => only === undefined || only.test(s.name) || only.test(s.group));
@@ -36,6 +41,12 @@ if (flags.list === true) {
 if (scenarios.length === 0) {
   console.error(`no scenario matches ${flags.only}`);
   process.exit(2);
+}
+if (flags.bundle === true) {
+  // `pnpm bundle` prints the launcher that runs the bundle.
+  const launcher = execFileSync(process.execPath, [join(REPO_DIR, 'tools', 'bundle.ts')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  runFrom(launcher);
+  log(`[e2e] gateway, agents, proxies and commands from the bundle: ${launcher}`);
 }
 
 let env: Env | undefined;
@@ -66,6 +77,7 @@ try {
     finishedAt: new Date().toISOString(),
     seconds: Math.round((performance.now() - started) / 1000),
     filter: flags.only ?? null,
+    relays: flags.bundle === true ? 'bundle' : 'sources',
     runDir: runDir ?? null,
     setupError: setupError ?? null,
     passed: results.length - failed.length,

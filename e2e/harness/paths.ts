@@ -6,5 +6,17 @@ export const E2E_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const REPO_DIR = dirname(E2E_DIR);
 /** Build outputs and run records (gitignored): e2e/.cache/. */
 export const CACHE_DIR = join(E2E_DIR, '.cache');
-/** The CLI's entry point, run with this Node. */
-export const CLI = join(REPO_DIR, 'packages', 'cli', 'bin', 'pipeops-tunnel.js');
+/** The workspace's launcher of the CLI, which runs its TypeScript sources. */
+export const SOURCES_CLI = join(REPO_DIR, 'packages', 'cli', 'bin', 'pipeops-tunnel.js');
+/**
+ * The CLI's entry point every gateway, agent, proxy and command of the run
+ * starts, with this Node: the sources unless {@link runFrom} chose another
+ * (`pnpm e2e --bundle`: the command's bundle as it ships). A live binding:
+ * read it when starting a process, not once at import.
+ */
+export let CLI = SOURCES_CLI;
+
+/** From now on, processes start `entry` instead of the sources' launcher. */
+export function runFrom(entry: string): void {
+  CLI = entry;
+}
