@@ -5,9 +5,10 @@
 #   docker run --rm -e PIPEOPS_PIPEOPS_API_URL=https://gateway.example \
 #     -e PIPEOPS_PIPEOPS_TOKEN=… -e PIPEOPS_AGENT_CLUSTER_NAME=my-cluster pipeops-tunnel
 #
-# The command runs from its bundle (tools/bundle.ts), installed with npm from
-# the tarballs `pnpm pack:all` writes: the same packages users get, and the
-# same steps as the image `pnpm image` builds and tests without Docker.
+# The `pipeops-tunnel` package from the tarball `pnpm pack:all` writes (the
+# package users get), without its npm dependencies: the command runs from its
+# bundle (tools/bundle.ts), which carries them at the lockfile's versions.
+# The same steps as the image `pnpm image` builds and tests without Docker.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 RUN npm install -g --no-fund --no-audit pnpm@10.34.9
@@ -15,10 +16,9 @@ COPY . .
 # The whole workspace: packing needs its dev tools (TypeScript, esbuild). No
 # install scripts: the image's Node is the one that runs them.
 RUN pnpm install --frozen-lockfile --ignore-scripts \
- && node tools/pack.ts --out /packages \
- && mkdir /app && cd /app && echo '{"name":"pipeops-tunnel-image","private":true}' > package.json \
- && npm install --omit=dev --no-audit --no-fund --no-update-notifier /packages/*.tgz \
- && rm -rf node_modules/.bin node_modules/.package-lock.json package-lock.json
+ && node tools/pack.ts --out /packages > /packages.txt \
+ && mkdir -p /app/node_modules/pipeops-tunnel \
+ && tar -xzf "$(awk '$1 == "cli" { print $2 }' /packages.txt)" --strip-components=1 -C /app/node_modules/pipeops-tunnel
 
 FROM node:24-bookworm-slim
 # jemalloc instead of glibc's malloc, returning freed pages after about a

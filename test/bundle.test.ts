@@ -1,11 +1,13 @@
 // The command as the packages ship it: the bundle of tools/bundle.ts runs,
 // and an agent started from it loads no code of the gateway, the runner-side
-// library or the packages only they use (the bundle is split by command).
-// The installed bundle running a gateway and an agent end to end is
-// packages/cli/test/pack-install.test.ts.
+// library or the packages only they use (the bundle is split by command);
+// with nothing installed beside it (as in the container image), it logs
+// JSON lines even on a terminal. The installed bundle running a gateway and
+// an agent end to end is packages/cli/test/pack-install.test.ts, the whole
+// real-cluster matrix on it `pnpm e2e --bundle`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,20 +30,25 @@ function loadedBy(metafile: Metafile, entry: string): Set<string> {
   return seen;
 }
 
-test("the bundled command runs and an agent started from it loads none of the gateway, the runner library, node-forge, ioredis or undici's package entry", async (t) => {
-  // One level below a copy of the package's manifest, as in the package: the CLI reads its version from ../package.json.
+/** A bundle one level below a copy of the package's manifest, as in the package (the CLI reads its version from ../package.json), outside the workspace: nothing installed beside it. */
+async function bundleOutsideWorkspace(t: { after(fn: () => void): void }): Promise<{ pkg: string } & Awaited<ReturnType<typeof bundleCli>>> {
   const pkg = mkdtempSync(join(tmpdir(), 'pt-bundle-'));
   t.after(() => rmSync(pkg, { recursive: true, force: true }));
   copyFileSync(join(ROOT, 'packages', 'cli', 'package.json'), join(pkg, 'package.json'));
   mkdirSync(join(pkg, 'dist'));
-  const { main, metafile } = await bundleCli(join(pkg, 'dist'));
+  return { pkg, ...(await bundleCli(join(pkg, 'dist'))) };
+}
+
+/** Node code that runs the bundle's `main` with `args` and exits with its code. */
+function runMain(main: string, args: string[]): string {
+  return `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exitCode = await main(${JSON.stringify(args)});`;
+}
+
+test("the bundled command runs and an agent started from it loads none of the gateway, the runner library, node-forge, ioredis or undici's package entry", async (t) => {
+  const { pkg, main, metafile } = await bundleOutsideWorkspace(t);
 
   const version = (JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string }).version;
-  const printed = execFileSync(
-    process.execPath,
-    ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exitCode = await main(['--version']);`],
-    { encoding: 'utf8' },
-  );
+  const printed = execFileSync(process.execPath, ['--input-type=module', '-e', runMain(main, ['--version'])], { encoding: 'utf8' });
   assert.equal(printed.trim(), `pipeops-tunnel ${version}`);
 
   const outputs = Object.keys(metafile.outputs);
@@ -78,4 +85,36 @@ test("the bundled command runs and an agent started from it loads none of the ga
   }
   // The gateway's own graph is where node-forge went (for --dev), not into a shared chunk.
   assert.ok([...inputsOf(loadedBy(metafile, entryOf('gateway')))].some((i) => i.includes('/node-forge/')));
+});
+
+test('on a terminal, the bundle with no pino-pretty installed beside it logs JSON lines instead of failing', async (t) => {
+  const { main } = await bundleOutsideWorkspace(t);
+  // A pseudo-terminal from util-linux's script(1); NODE_PATH (pnpm's shims set it) would find the workspace's pino-pretty.
+  const command = `${process.execPath} --input-type=module -e '${runMain(main, ['connect'])}'`;
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      PATH: process.env.PATH ?? '',
+      PIPEOPS_AGENT_CLUSTER_NAME: 'c1',
+      // Nothing listens there: the agent starts, logs, and keeps dialing until it is stopped.
+      PIPEOPS_PIPEOPS_API_URL: 'https://127.0.0.1:1',
+      PIPEOPS_PIPEOPS_TOKEN: 'bundle-test-token-0123456789abcdef',
+      PIPEOPS_AGENT_PORT: '0',
+    },
+  });
+  t.after(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {}
+  });
+  let out = '';
+  for await (const chunk of child.stdout) {
+    out += String(chunk);
+    if (out.includes('\n')) break;
+  }
+  const first = out.slice(0, out.indexOf('\n')).trim();
+  const record = JSON.parse(first) as { msg?: string; level?: number };
+  assert.equal(record.msg, 'starting agent', first);
+  assert.equal(record.level, 30);
 });

@@ -9,8 +9,9 @@
 //                            in the image's labels), nothing else: no shell, no package manager
 //   /usr/local/bin/node      Node.js 24 LTS, the binary of the workspace's `node`
 //                            devDependency (the official build), debug symbols stripped
-//   /app                     `pipeops-tunnel` and its dependencies, installed with npm
-//                            from the tarballs `pnpm pack:all` writes (the same packages users get)
+//   /app                     `pipeops-tunnel` from the tarball `pnpm pack:all` writes (the package
+//                            users get), without its dependencies: the command runs from its
+//                            bundle, which carries them at the lockfile's versions
 //   /etc/passwd, /etc/group  a non-root user, pipeops (1000)
 //
 // The Dockerfile builds an equivalent image where Docker runs (from the
@@ -35,7 +36,8 @@ const DEBIAN_PACKAGES = ['libc6', 'libgcc-s1', 'libstdc++6', 'gcc-12-base', 'lib
 export const MALLOC_ENV = ['LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', 'MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0'];
 export const IMAGE_NAME = 'localhost/pipeops-tunnel';
 /** Where the command is installed in the image, and its entrypoint. */
-export const APP_BIN = '/app/node_modules/pipeops-tunnel/bin/pipeops-tunnel-published.js';
+export const APP_PACKAGE_DIR = 'app/node_modules/pipeops-tunnel';
+export const APP_BIN = `/${APP_PACKAGE_DIR}/bin/pipeops-tunnel-published.js`;
 export const NODE_BIN = '/usr/local/bin/node';
 
 /** buildah without a daemon or a registry: vfs storage (no overlay needed), chroot isolation. */
@@ -90,18 +92,14 @@ export function buildImage(outDir: string): BuiltImage {
     mkdirSync(join(rootfs, 'usr', 'local', 'bin'), { recursive: true });
     run('strip', ['--strip-debug', '-o', join(rootfs, NODE_BIN), join(ROOT, 'node_modules', 'node', 'bin', 'node')]);
     chmodSync(join(rootfs, NODE_BIN), 0o755);
-    // 3. The command, from the packed tarballs, with its production dependencies: one project, so npm
-    //    installs each dependency once (a global install of each tarball would nest a copy per package).
+    // 3. The command: the `pipeops-tunnel` package from its packed tarball, and nothing else. It runs
+    //    from its bundle (dist/), which carries every dependency the command loads at the versions of
+    //    the lockfile; the libraries' lib/ stays as packed, unused here. Without pino-pretty the
+    //    command logs JSON lines on a terminal too.
     const tarballs = packAll(join(work, 'tarballs'));
-    const app = join(rootfs, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pipeops-tunnel-image', private: true }, null, 2));
-    const path = `${join(ROOT, 'node_modules', 'node', 'bin')}:${process.env.PATH ?? ''}`;
-    run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier', ...tarballs.values()], {
-      cwd: app,
-      env: { ...process.env, PATH: path },
-    });
-    for (const junk of ['node_modules/.bin', 'node_modules/.package-lock.json', 'package-lock.json']) rmSync(join(app, junk), { recursive: true, force: true });
+    const pkg = join(rootfs, APP_PACKAGE_DIR);
+    mkdirSync(pkg, { recursive: true });
+    run('tar', ['-xzf', tarballs.get('cli')!, '--strip-components=1', '-C', pkg]);
     // 4. A user, a writable /tmp (an emptyDir in the manifests: the root filesystem is read-only).
     mkdirSync(join(rootfs, 'etc'), { recursive: true });
     writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/sbin/nologin\npipeops:x:1000:1000:pipeops-tunnel:/app:/sbin/nologin\n');

@@ -65,7 +65,9 @@ export interface LoggerOptions {
 /**
  * The process logger: JSON lines on stdout (secrets censored by
  * {@link redactSecrets}), or pino-pretty used as a
- * synchronous stream (not a worker transport) when stdout is a TTY.
+ * synchronous stream (not a worker transport) when stdout is a TTY and
+ * pino-pretty is installed (the container image carries the command's
+ * bundle alone: JSON lines there, terminal or not).
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const options = {
@@ -73,13 +75,23 @@ export function createLogger(opts: LoggerOptions): Logger {
     base: { pid: process.pid },
     formatters: { log: redactSecrets, bindings: redactSecrets },
   };
-  const usePretty = opts.pretty ?? process.stdout.isTTY === true;
-  if (usePretty) {
-    // Loaded only for a terminal: pino-pretty costs ~14 MB of RSS that an agent in a pod (JSON lines) never needs.
-    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
-    return pino(options, pretty({ sync: true, colorize: true, destination: 1, translateTime: 'SYS:HH:MM:ss.l' }));
-  }
+  const pretty = (opts.pretty ?? process.stdout.isTTY === true) ? loadPretty() : undefined;
+  if (pretty !== undefined) return pino(options, pretty({ sync: true, colorize: true, destination: 1, translateTime: 'SYS:HH:MM:ss.l' }));
   return pino(options, opts.destination ?? bufferedStdout());
+}
+
+/**
+ * pino-pretty, or undefined where it is not installed. Loaded only for a
+ * terminal: it costs ~14 MB of RSS that an agent in a pod (JSON lines)
+ * never needs.
+ */
+function loadPretty(): typeof PinoPretty | undefined {
+  try {
+    return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (err as Error).message.includes("'pino-pretty'")) return undefined;
+    throw err;
+  }
 }
 
 /** Records are held at most this long (ms) before they are written. */
