@@ -6,7 +6,7 @@
 // The workspace runs ~170 TypeScript modules and undici's, pino's, ws'…
 // files one by one; V8 keeps every module's source text for as long as the
 // process runs, and Node's module loader its records. An idle agent started
-// from the bundle held ~12 MB less RSS (docs/benchmarks.md, "Idle agent"):
+// from the bundle held ~11 MB less RSS (docs/benchmarks.md, "Idle agent"):
 // the code it loads is the code it can run, minified, in a few files. The
 // bundle is split by command (each command module is its own entry, loaded
 // by main's dynamic import), so an agent never loads the gateway's code.
@@ -17,7 +17,9 @@
 // the package's. The plugin below turns each such call into a plain
 // `require(…)` that esbuild bundles (still evaluated only when called).
 // pino-pretty stays outside: it is loaded only for a terminal, and the
-// `pipeops-tunnel` package depends on it, so the chunk's own require finds it.
+// `pipeops-tunnel` package depends on it, so the chunk's own require finds it
+// where npm installed the package; where it is absent (the container image
+// carries the package alone) the command logs JSON lines.
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
