@@ -12,12 +12,11 @@
 // instead of the workspace's TypeScript sources. CI runs the matrix both ways.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { setupEnv, type Env } from './harness/env.ts';
 import { onInterrupt, stopAll } from './harness/proc.ts';
 import { runScenario, type ScenarioResult } from './harness/scenario.ts';
-import { CACHE_DIR, REPO_DIR, runFrom } from './harness/paths.ts';
+import { CACHE_DIR, runFromBundle } from './harness/paths.ts';
 import { allScenarios } from './scenarios/index.ts';
 
 const { values: flags } = parseArgs({ options: { only: { type: 'string' }, list: { type: 'boolean' }, bundle: { type: 'boolean' } } });
@@ -42,12 +41,7 @@ if (scenarios.length === 0) {
   console.error(`no scenario matches ${flags.only}`);
   process.exit(2);
 }
-if (flags.bundle === true) {
-  // `pnpm bundle` prints the launcher that runs the bundle.
-  const launcher = execFileSync(process.execPath, [join(REPO_DIR, 'tools', 'bundle.ts')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  runFrom(launcher);
-  log(`[e2e] gateway, agents, proxies and commands from the bundle: ${launcher}`);
-}
+if (flags.bundle === true) log(`[e2e] gateway, agents, proxies and commands from the bundle: ${runFromBundle()}`);
 
 let env: Env | undefined;
 const teardown = async () => {

@@ -5,7 +5,7 @@
 // JSON lines even on a terminal. The installed bundle running a gateway and
 // an agent end to end is packages/cli/test/pack-install.test.ts, the whole
 // real-cluster matrix on it `pnpm e2e --bundle`.
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Metafile } from 'esbuild';
-import { bundleCli } from '../tools/bundle.ts';
+import { bundleCli, type Bundle } from '../tools/bundle.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,22 +30,27 @@ function loadedBy(metafile: Metafile, entry: string): Set<string> {
   return seen;
 }
 
-/** A bundle one level below a copy of the package's manifest, as in the package (the CLI reads its version from ../package.json), outside the workspace: nothing installed beside it. */
-async function bundleOutsideWorkspace(t: { after(fn: () => void): void }): Promise<{ pkg: string } & Awaited<ReturnType<typeof bundleCli>>> {
+/**
+ * The bundle both tests read, built once: one level below a copy of the
+ * package's manifest, as in the package (the CLI reads its version from
+ * ../package.json), outside the workspace: nothing installed beside it.
+ */
+let bundle: Bundle & { pkg: string };
+before(async () => {
   const pkg = mkdtempSync(join(tmpdir(), 'pt-bundle-'));
-  t.after(() => rmSync(pkg, { recursive: true, force: true }));
   copyFileSync(join(ROOT, 'packages', 'cli', 'package.json'), join(pkg, 'package.json'));
   mkdirSync(join(pkg, 'dist'));
-  return { pkg, ...(await bundleCli(join(pkg, 'dist'))) };
-}
+  bundle = { pkg, ...(await bundleCli(join(pkg, 'dist'))) };
+});
+after(() => rmSync(bundle.pkg, { recursive: true, force: true }));
 
 /** Node code that runs the bundle's `main` with `args` and exits with its code. */
 function runMain(main: string, args: string[]): string {
   return `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exitCode = await main(${JSON.stringify(args)});`;
 }
 
-test("the bundled command runs and an agent started from it loads none of the gateway, the runner library, node-forge, ioredis or undici's package entry", async (t) => {
-  const { pkg, main, metafile } = await bundleOutsideWorkspace(t);
+test("the bundled command runs and an agent started from it loads none of the gateway, the runner library, node-forge, ioredis or undici's package entry", () => {
+  const { pkg, main, metafile } = bundle;
 
   const version = (JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string }).version;
   const printed = execFileSync(process.execPath, ['--input-type=module', '-e', runMain(main, ['--version'])], { encoding: 'utf8' });
@@ -88,7 +93,7 @@ test("the bundled command runs and an agent started from it loads none of the ga
 });
 
 test('on a terminal, the bundle with no pino-pretty installed beside it logs JSON lines instead of failing', async (t) => {
-  const { main } = await bundleOutsideWorkspace(t);
+  const { main } = bundle;
   // A pseudo-terminal from util-linux's script(1); NODE_PATH (pnpm's shims set it) would find the workspace's pino-pretty.
   const command = `${process.execPath} --input-type=module -e '${runMain(main, ['connect'])}'`;
   const child = spawn('script', ['-qec', command, '/dev/null'], {

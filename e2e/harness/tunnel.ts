@@ -57,8 +57,6 @@ export interface StartTunnelOptions {
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
   /** Added to each agent's environment (e.g. the container image's allocator). Default none. */
   agentEnv?: Record<string, string>;
-  /** The command's entry point the gateway, the agents and the proxy run. Default the workspace's sources ({@link CLI}). */
-  cli?: string;
   /** Node options for the gateway and the agents, before the CLI (e.g. `--cpu-prof`). Default none. */
   nodeArgs?: string[];
   /** How the gateway's and the agents' output reaches their log files (see proc.ts `StartOptions.output`). Default `pipe`. */
@@ -76,7 +74,6 @@ function mergeSections(base: Record<string, Record<string, unknown>>, extra: Rec
 
 export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const node = process.execPath;
-  const cli = o.cli ?? CLI;
   const runnerId = o.runner?.id ?? 'e2e-runner';
   const tokens = { runner: secret(), admin: secret(), agents: new Map(o.agents.map((a) => [a.cluster, secret()])) };
   const tdir = join(o.dir, 'tunnel');
@@ -104,7 +101,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
     gateway = start(
       `gateway-${generation}`,
       node,
-      [...nodeArgs, cli, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig],
+      [...nodeArgs, CLI, 'gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--tokens', tokensFile, '--config', gwConfig],
       {
         logDir: o.logDir,
         output: o.output ?? 'pipe',
@@ -130,7 +127,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
       o.agentConfig,
     );
     writeFileSync(cfg, stringify(mergeSections(shared as Record<string, Record<string, unknown>>, a.config)));
-    const proc = start(`agent-${a.cluster}`, node, [...nodeArgs, cli, 'connect', '--config', cfg], {
+    const proc = start(`agent-${a.cluster}`, node, [...nodeArgs, CLI, 'connect', '--config', cfg], {
       logDir: o.logDir,
       output: o.output ?? 'pipe',
       env: { ...process.env, ...o.agentEnv, PIPEOPS_PIPEOPS_TOKEN: tokens.agents.get(a.cluster) ?? '' },
@@ -152,7 +149,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const runnerEnv = { ...process.env, PIPEOPS_RUNNER_TOKEN: tokens.runner };
   const proxies = new Map<string, { proc: Proc; url: string }>();
   for (const a of o.runnerTools === false ? [] : o.agents) {
-    const proc = start(`proxy-${a.cluster}`, node, [cli, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], {
+    const proc = start(`proxy-${a.cluster}`, node, [CLI, 'proxy', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--listen', '127.0.0.1:0'], {
       logDir: o.logDir,
       env: runnerEnv,
     });
@@ -163,7 +160,7 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
   const kubeconfigs = new Map<string, string>();
   for (const a of o.runnerTools === false ? [] : o.agents) {
     // --address sni (the default, said explicitly): fail here rather than fall back to the path form.
-    const r = await runCommand(node, [cli, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--address', 'sni'], {
+    const r = await runCommand(node, [CLI, 'kubeconfig', '--gateway', gatewayUrl, '--cluster', a.cluster, '--ca', caFile, '--address', 'sni'], {
       home: o.home,
       env: { PIPEOPS_RUNNER_TOKEN: tokens.runner },
       timeoutMs: 30_000,

@@ -11,14 +11,13 @@
 // the figures of a shared 2-core machine are evidence, not a test.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './scenarios/index.ts';
 import { LARGE_WINDOW_BYTES } from './scenarios/mux-throughput.ts';
 import type { BenchOptions, Figures, Scenario } from './scenarios/types.ts';
 import { startSink, type SinkProcess } from './lib/sink-process.ts';
-import { profileInto, runFrom, startFullPath, type FullPath } from './lib/full-path.ts';
+import { runFromBundle } from '@pipeops/tunnel-e2e/harness/paths';
+import { profileInto, startFullPath, type FullPath } from './lib/full-path.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 import { costReport, startCpuMeter, type SampleCpu, type Side } from './lib/cost.ts';
 import { formatTable, machineInfo, metricReport, type MetricReport, type Report } from './lib/report.ts';
@@ -36,11 +35,6 @@ const { values } = parseArgs({
 
 const MiB = 1024 * 1024;
 
-/** Builds the command's bundle (`pnpm bundle`); returns the launcher that runs it. */
-function buildBundle(): string {
-  const script = fileURLToPath(new URL('../bundle.ts', import.meta.url));
-  return execFileSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-}
 const quick = values.quick;
 const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 3 : 5;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
@@ -52,7 +46,7 @@ if (values.list) {
 // The gateway, the agent and the proxy run as they ship, from the command's
 // bundle; with --profile from the sources, whose profiles carry names.
 if (values.profile !== undefined) profileInto(resolve(values.profile));
-else runFrom(buildBundle());
+else runFromBundle();
 const only = values.only?.split(',').map((o) => new RegExp(o));
 const selected = scenarios.filter((s) => only === undefined || only.some((o) => o.test(s.name)));
 if (selected.length === 0) throw new Error(`--only ${values.only}: no scenario matches (see --list)`);

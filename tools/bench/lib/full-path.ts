@@ -125,16 +125,6 @@ export function profileInto(dir: string): void {
   profileDir = dir;
 }
 
-let cli: string | undefined;
-
-/**
- * From now on, every gateway, agent and proxy started here runs `entry` (the
- * command's bundle as the package ships it) instead of the workspace's sources.
- */
-export function runFrom(entry: string): void {
-  cli = entry;
-}
-
 export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> {
   const { dir, logDir, closers, close } = rigDir('pipeops-bench-');
   try {
@@ -157,7 +147,6 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
-      ...(cli !== undefined ? { cli } : {}),
       ...(profileDir !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
       // The relays' audit lines go to their log files, not through this process (the runner): see proc.ts.
       output: 'file',

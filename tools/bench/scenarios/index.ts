@@ -11,10 +11,10 @@ import { idleAgent, idleAgentAfterTraffic, idleAgentScenario, imageAllocator } f
 import { highLatency } from './high-latency.ts';
 import { greedyCappedVsPolite, greedyVsPolite } from './greedy-vs-polite.ts';
 
-/** Every scenario `pnpm bench` runs, in order. Add new ones here. */
 /** The container image's allocator, read once from the Dockerfile (undefined without libjemalloc2 here). */
 const IMAGE_ALLOCATOR = imageAllocator();
 
+/** Every scenario `pnpm bench` runs, in order. Add new ones here. */
 export const scenarios: Scenario[] = [
   response1GiB('client'),
   response1GiB('endpoint'),
