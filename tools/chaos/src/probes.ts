@@ -7,16 +7,21 @@ import { Agent, request } from 'undici';
 import type { RunnerTarget } from './http-streams.ts';
 import { CHAOS_CLUSTER, type Rig } from './rig.ts';
 
-/** Sum of `pipeops_tunnel_streams_active` over its labels in a Prometheus text exposition. */
-export function streamsActive(text: string): number {
-  let sum = 0;
+/** The non-zero series of `pipeops_tunnel_streams_active` in a Prometheus text exposition, as `{labels} value`. */
+export function activeSeries(text: string): string[] {
+  const out: string[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('pipeops_tunnel_streams_active')) continue;
     if (line.startsWith('pipeops_tunnel_streams_active_')) continue;
     const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) sum += v;
+    if (Number.isFinite(v) && v !== 0) out.push(line.slice('pipeops_tunnel_streams_active'.length));
   }
-  return sum;
+  return out;
+}
+
+/** Sum of `pipeops_tunnel_streams_active` over its labels in a Prometheus text exposition. */
+export function streamsActive(text: string): number {
+  return activeSeries(text).reduce((sum, s) => sum + Number(s.slice(s.lastIndexOf(' ') + 1)), 0);
 }
 
 async function getText(url: string, dispatcher: Agent, headers: Record<string, string> = {}): Promise<string> {
@@ -33,6 +38,9 @@ export interface OpenCounts {
   upstream: number;
   /** What the upstream still has open (route and protocol). */
   upstreamOpen: string[];
+  /** The gateway's and the agent's non-zero gauge series (by stream kind), so a leak says what leaked. */
+  gatewaySeries: string[];
+  agentSeries: string[];
 }
 
 export async function openCounts(rig: Rig, dispatcher: Agent): Promise<OpenCounts> {
@@ -42,7 +50,14 @@ export async function openCounts(rig: Rig, dispatcher: Agent): Promise<OpenCount
     getText(`${rig.upstreamUrl}/chaos/stats`, dispatcher),
   ]);
   const u = JSON.parse(up) as { active: number; open: string[] };
-  return { gateway: streamsActive(gw), agent: streamsActive(agent), upstream: u.active, upstreamOpen: u.open };
+  return {
+    gateway: streamsActive(gw),
+    agent: streamsActive(agent),
+    upstream: u.active,
+    upstreamOpen: u.open,
+    gatewaySeries: activeSeries(gw),
+    agentSeries: activeSeries(agent),
+  };
 }
 
 const RECOVERY_BYTES = 65_536;

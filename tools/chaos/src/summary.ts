@@ -67,6 +67,9 @@ export function summarize(reports: readonly RunReport[], seed: number, elapsedMs
   };
 }
 
+/** How many failed runs the summary tells again, with their reasons. */
+const FAILURES_RETOLD = 3;
+
 const pad = (s: string | number, n: number): string => String(s).padEnd(n);
 const padL = (s: string | number, n: number): string => String(s).padStart(n);
 
@@ -97,6 +100,14 @@ export function summaryText(s: Summary, reports: readonly RunReport[]): string {
     `silent truncations ${f.truncated}, hangs ${f.hang + f.lateError} (no ending ${f.hang}, late error ${f.lateError}), spurious errors ${f.spuriousError}, ` +
       `no recovery ${f.noRecovery}, leaks ${f.leak}, harness errors ${f.harness}`,
   );
-  lines.push(s.failedRuns.length === 0 ? 'PASS' : `FAIL: runs ${s.failedRuns.join(', ')}`);
+  if (s.failedRuns.length === 0) lines.push('PASS');
+  else {
+    // What the first failures were, here too: CI keeps the tail of the output, not the run lines.
+    lines.push(`FAIL: runs ${s.failedRuns.join(', ')}`);
+    for (const r of reports.filter((x) => x.failures.length > 0).slice(0, FAILURES_RETOLD)) {
+      lines.push(`  run ${r.plan.run}: ${r.plan.stream.kind} under ${r.plan.fault.class}${r.plan.fault.held ? ' (held)' : ''}: ${r.failures.join(', ')}`);
+      for (const w of r.why) lines.push(`    ${w}`);
+    }
+  }
   return lines.join('\n');
 }

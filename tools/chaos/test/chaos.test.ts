@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { runCampaign } from '../src/campaign.ts';
-import { planRun } from '../src/run-one.ts';
-import { streamsActive } from '../src/probes.ts';
+import { planRun, type RunReport } from '../src/run-one.ts';
+import { summarize, summaryText } from '../src/summary.ts';
+import { activeSeries, streamsActive } from '../src/probes.ts';
 import { prng, runSeed } from '../src/prng.ts';
 
 test('a run replays: the same seed and run number give the same plan', () => {
@@ -23,9 +24,22 @@ test('stream gauges are summed over their kinds, other series ignored', () => {
     'pipeops_tunnel_streams_active{kind="http"} 2',
     'pipeops_tunnel_streams_active{kind="upgrade"} 1',
     'pipeops_tunnel_streams_active_total 9',
+    'pipeops_tunnel_streams_active{kind="watch"} 0',
     'pipeops_tunnel_runner_streams_active{runner="r"} 5',
   ].join('\n');
   assert.equal(streamsActive(text), 3);
+  assert.deepEqual(activeSeries(text), ['{kind="http"} 2', '{kind="upgrade"} 1']);
+});
+
+test("a failed campaign's summary tells what failed and why, for a log that keeps only its tail", () => {
+  const ok: RunReport = { plan: planRun(3, 1), ending: 'complete', bytes: 1, expectedBytes: 1, ms: 1, failures: [], why: [] };
+  const leaked: RunReport = { ...ok, plan: planRun(3, 2), failures: ['leak'], why: ['still open 5000 ms after the run: {"gateway":1}'] };
+  const text = summaryText(summarize([ok, leaked], 3, 10), [ok, leaked]);
+  const tail = text.slice(text.indexOf('FAIL'));
+  assert.match(tail, /^FAIL: runs 2\n/);
+  assert.ok(tail.includes(`run 2: ${leaked.plan.stream.kind} under ${leaked.plan.fault.class}`), tail);
+  assert.ok(tail.includes('still open 5000 ms after the run: {"gateway":1}'), tail);
+  assert.doesNotMatch(summaryText(summarize([ok], 3, 10), [ok]), /FAIL/);
 });
 
 test('seeded chaos runs over every kind: no truncation, no hang, recovered, nothing left open', { timeout: 120_000 }, async (t) => {
