@@ -206,12 +206,26 @@ export async function startTunnel(o: StartTunnelOptions): Promise<Tunnel> {
 /** A kubeconfig for `server` with a bearer token and a CA (PEM); `as`: the user acts as someone else (kubectl sends `Impersonate-*`). */
 export function writeKubeconfig(
   file: string,
-  o: { server: string; token?: string; caData?: string; name?: string; as?: { user: string; groups?: string[] } },
+  o: {
+    server: string;
+    token?: string;
+    caData?: string;
+    name?: string;
+    as?: { user: string; groups?: string[] };
+    /** The token and the CA in files of their own beside the kubeconfig (`tokenFile`, `certificate-authority`), as a pod's service account has them. */
+    asFiles?: boolean;
+  },
 ): string {
   const name = o.name ?? 'e2e';
   const cluster: Record<string, unknown> = { server: o.server };
-  if (o.caData !== undefined) cluster['certificate-authority-data'] = Buffer.from(o.caData).toString('base64');
-  const user: Record<string, unknown> = o.token !== undefined ? { token: o.token } : {};
+  const user: Record<string, unknown> = {};
+  if (o.asFiles === true) {
+    if (o.caData !== undefined) cluster['certificate-authority'] = writeBeside(file, 'ca.crt', o.caData);
+    if (o.token !== undefined) user.tokenFile = writeBeside(file, 'token', o.token);
+  } else {
+    if (o.caData !== undefined) cluster['certificate-authority-data'] = Buffer.from(o.caData).toString('base64');
+    if (o.token !== undefined) user.token = o.token;
+  }
   if (o.as !== undefined) {
     user.as = o.as.user;
     if (o.as.groups !== undefined) user['as-groups'] = o.as.groups;
@@ -229,6 +243,13 @@ export function writeKubeconfig(
     { mode: 0o600 },
   );
   return file;
+}
+
+/** Writes `content` to `{file}.{suffix}` (owner-only) and returns that path. */
+function writeBeside(file: string, suffix: string, content: string): string {
+  const path = `${file}.${suffix}`;
+  writeFileSync(path, content, { mode: 0o600 });
+  return path;
 }
 
 export function readText(file: string): string {

@@ -1,11 +1,11 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { kubeconfigFor, startFakeApiServer, testCertificates } from '@pipeops/tunnel-testkit';
+import { type FakeApiServer, kubeconfigFor, startFakeApiServer, testCertificates } from '@pipeops/tunnel-testkit';
 import { NOT_CONFIGURED, loadKubeCredentials } from '../src/kube/credentials.ts';
 import { clientCertificate, readAll, setEnv, startKubeHarness, tempDir, writeIn } from './helpers/kube-harness.ts';
 
@@ -65,7 +65,8 @@ test('a client certificate from the kubeconfig authenticates the agent to an mTL
   assert.deepEqual(JSON.parse((await readAll(res)).toString()), { cn: 'agent-client', authorization: null });
 });
 
-test('in cluster, a rotated service-account token is used from the next request on, without a restart', async (t) => {
+/** An API server that takes `token-v2`, and a pod's service account (CA, namespace, `token`) for it under a temp prefix. */
+async function inPod(t: TestContext, token: string): Promise<{ fake: FakeApiServer; sa: string; prefix: string }> {
   const fake = await startFakeApiServer({ token: 'token-v2' });
   t.after(() => fake.close());
   const prefix = tempDir(t);
@@ -73,9 +74,14 @@ test('in cluster, a rotated service-account token is used from the next request 
   mkdirSync(sa, { recursive: true });
   writeIn(sa, 'ca.crt', fake.caCert);
   writeIn(sa, 'namespace', 'pipeops');
-  writeIn(sa, 'token', 'token-v2');
+  writeIn(sa, 'token', token);
   setEnv(t, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(fake.port) });
-  const h = await startKubeHarness(t, { inCluster: true, serviceAccountPathPrefix: prefix, start: false });
+  return { fake, sa, prefix };
+}
+
+test('in cluster, with files checked on every request, a rotated service-account token is used from the next request on', async (t) => {
+  const { fake, sa, prefix } = await inPod(t, 'token-v2');
+  const h = await startKubeHarness(t, { inCluster: true, serviceAccountPathPrefix: prefix, fileRecheckMs: 0, start: false });
   const statuses: number[] = [];
   // A loader that caches the token file for a while (client-node's 60 s) would send token-v2 twice.
   for (const token of ['token-v2', 'token-v3', 'token-v2']) {
@@ -89,6 +95,26 @@ test('in cluster, a rotated service-account token is used from the next request 
     ['Bearer token-v2', 'Bearer token-v3', 'Bearer token-v2'],
   );
   assert.deepEqual(statuses, [200, 401, 200]);
+});
+
+test('in cluster, a rotated token is used once the file is due a check, and at once after a 401', async (t) => {
+  const { fake, sa, prefix } = await inPod(t, 'token-v1');
+  // Checked once an hour: only a 401 makes the agent look at the file again within this test.
+  const h = await startKubeHarness(t, { inCluster: true, serviceAccountPathPrefix: prefix, fileRecheckMs: 3_600_000, start: false });
+  const statusOf = async (): Promise<number> => {
+    const { res } = await h.request({ path: '/version' });
+    await readAll(res);
+    return res.statusCode ?? 0;
+  };
+  writeIn(sa, 'token', 'token-v2');
+  assert.equal(await statusOf(), 401, 'within the recheck period the token as read at start is sent');
+  assert.equal(await statusOf(), 200, 'the 401 made the next request read the file again');
+  writeIn(sa, 'token', 'token-v3');
+  assert.equal(await statusOf(), 200, 'a change is not seen before the file is due a check');
+  assert.deepEqual(
+    fake.requests.map((r) => r.headers.authorization),
+    ['Bearer token-v1', 'Bearer token-v2', 'Bearer token-v2'],
+  );
 });
 
 test('an exec credential plugin is run for the token, and run again after the API server rejects it', async (t) => {

@@ -22,8 +22,8 @@ function doc(cluster: Record<string, unknown>, user: Record<string, unknown> | u
   };
 }
 
-function load(file: string): KubeCredentials {
-  const creds = loadKubeCredentials({ kubeconfig: file, inCluster: false });
+function load(file: string, fileRecheckMs?: number): KubeCredentials {
+  const creds = loadKubeCredentials({ kubeconfig: file, inCluster: false, ...(fileRecheckMs === undefined ? {} : { fileRecheckMs }) });
   assert.notEqual(creds, NOT_CONFIGURED);
   return creds as KubeCredentials;
 }
@@ -60,10 +60,10 @@ test('relative CA, client certificate, key and token file paths are read from th
   assert.equal(creds.tlsOptions.ca?.toString(), 'CA-PEM');
 });
 
-test('a token-file is re-read when it changes, and a missing one fails the load naming the context', async (t) => {
+test('a token-file is re-read when it changes (checked on every request here), and a missing one fails the load naming the context', async (t) => {
   const dir = tempDir(t);
   writeIn(dir, 'token', 'first');
-  const creds = load(writeIn(dir, 'config', stringify(doc({}, { 'token-file': join(dir, 'token') }))));
+  const creds = load(writeIn(dir, 'config', stringify(doc({}, { 'token-file': join(dir, 'token') }))), 0);
   assert.deepEqual(await creds.authHeaders(), { authorization: 'Bearer first' });
   writeIn(dir, 'token', 'second-and-longer');
   assert.deepEqual(await creds.authHeaders(), { authorization: 'Bearer second-and-longer' });

@@ -135,6 +135,8 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       token: upstream.token,
       caData: readFileSync(upstream.caFile, 'utf8'),
       name: BENCH_CLUSTER,
+      // As in a pod: the token and the CA are files the agent keeps checking for rotation.
+      asFiles: true,
     });
     const tunnel = await startTunnel({
       dir,
