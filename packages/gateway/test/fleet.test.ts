@@ -4,6 +4,7 @@
 // comes back; the later of two claims for one cluster wins on every replica.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -105,6 +106,13 @@ function get(path: KubePath<Agent>, base: string, apiPath: string, token: string
   });
 }
 
+/** Calls of `command` Redis has run so far, scripts' calls included (INFO commandstats, through redis-cli). */
+function redisCalls(port: number, command: string): number {
+  const r = spawnSync('redis-cli', ['-p', String(port), 'INFO', 'commandstats'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `redis-cli: ${r.stderr}`);
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(r.stdout)?.[1] ?? 0);
+}
+
 async function text(r: Readable): Promise<string> {
   let s = '';
   for await (const c of r) s += String(c);
@@ -165,6 +173,20 @@ test('a replica without the tunnel serves /k8s/clusters, /ws/runner and a WATCH 
   }
   const secrets = [SECRET, KUBE_PATH.runnerToken, KUBE_PATH.agentToken, ADMIN];
   for (const logText of [b.logs.text(), a.gatewayLogs.text()]) for (const s of secrets) assert.ok(!logText.includes(s), 'a secret reached a log line');
+});
+
+test("a replica routing to another's tunnel asks Redis for the owner about once a second, not once per request", async (t) => {
+  const { redis, a, b } = await startFleet(t);
+  const before = redisCalls(redis.port, 'get');
+  const requests = 200;
+  for (let i = 0; i < requests; i++) {
+    const res = await get(a, b.url, '/version');
+    assert.equal(res.statusCode, 200);
+    await text(res.body);
+  }
+  // Asked per request, the owner lookup alone (a script reading the cluster's and the replica's keys) would be 2 GETs each: 400.
+  const gets = redisCalls(redis.port, 'get') - before;
+  assert.ok(gets < requests / 4, `${gets} GETs in Redis for ${requests} requests through B`);
 });
 
 test('a replica link without the replica secret is refused with 401', async (t) => {

@@ -7,6 +7,7 @@ import { TunnelError, type StreamPreamble } from '@pipeops/tunnel-protocol';
 import type { ClusterInfo } from '../agent-report.ts';
 import { gatewayError } from '../errors.ts';
 import type { ClusterOwner, FleetRegistry } from './registry.ts';
+import { DEFAULT_OWNER_CACHE_MS, OwnerCache } from './owner-cache.ts';
 import { RedisRegistry } from './redis-registry.ts';
 import { ReplicaEndpoint, ReplicaLinks } from './replica-link.ts';
 
@@ -30,6 +31,8 @@ export interface FleetOptions {
   verifyMs?: number;
   /** Prefix of every Redis key. Default `pipeops-tunnel:`. */
   keyPrefix?: string;
+  /** How long the owner of another replica's cluster is used without asking Redis again (ms; a claim announced or a refusal drops it sooner). Default 1_000; 0 = asked per request. */
+  ownerCacheMs?: number;
 }
 
 /** One agent session as the fleet sees it. */
@@ -70,6 +73,8 @@ export class Fleet {
   readonly #epochs = new Map<string, number>();
   /** The highest epoch another replica claimed, by cluster (a claim answered after a newer one was announced loses). */
   readonly #foreign = new Map<string, number>();
+  /** Owners of other replicas' clusters, as recently found (see owner-cache.ts). */
+  readonly #owners: OwnerCache;
   #verifier: NodeJS.Timeout | undefined;
   #verifying = false;
 
@@ -78,6 +83,7 @@ export class Fleet {
     this.#log = deps.logger.child({ component: 'fleet' });
     this.#verifyMs = o.verifyMs ?? 10_000;
     this.#advertise = o.advertiseUrl;
+    this.#owners = new OwnerCache(o.ownerCacheMs ?? DEFAULT_OWNER_CACHE_MS);
     this.registry =
       registry ??
       new RedisRegistry({
@@ -144,6 +150,7 @@ export class Fleet {
   }
 
   #onClaim(cluster: string, epoch: number, replicaId: string): void {
+    this.#owners.forget(cluster);
     if (replicaId === this.replicaId) return;
     if ((this.#foreign.get(cluster) ?? 0) < epoch) this.#foreign.set(cluster, epoch);
     const sessionId = this.#deps.sessionOf(cluster);
@@ -198,13 +205,14 @@ export class Fleet {
           /* not here either: ask Redis again */
         }
       }
-      const owner = await this.#owner(cluster);
+      const owner = (refused === undefined ? this.#owners.get(cluster) : undefined) ?? (await this.#owner(cluster));
       if (owner === undefined || owner.replicaId === this.replicaId)
         throw refused?.err ?? new TunnelError('PT_ERR_CLUSTER_NOT_CONNECTED', `cluster ${cluster} is not connected`);
       if (refused !== undefined && owner.url === refused.url) throw refused.err;
       try {
         return await this.#links.open(owner.url, cluster, preamble);
       } catch (err) {
+        this.#owners.forget(cluster);
         const code = (err as TunnelError).code;
         if (refused !== undefined || (code !== 'PT_ERR_CLUSTER_NOT_CONNECTED' && code !== 'PT_ERR_REPLICA_UNREACHABLE')) throw err;
         refused = { url: owner.url, err: err as Error };
@@ -221,9 +229,12 @@ export class Fleet {
     }
   }
 
+  /** The owner as the registry says now (remembered for the next requests). */
   async #owner(cluster: string): Promise<ClusterOwner | undefined> {
     try {
-      return await this.registry.owner(cluster);
+      const owner = await this.registry.owner(cluster);
+      if (owner !== undefined && owner.replicaId !== this.replicaId) this.#owners.set(owner);
+      return owner;
     } catch (err) {
       throw gatewayError(
         'PT_ERR_FLEET_UNAVAILABLE',
