@@ -62,6 +62,8 @@ export interface RunReport {
   errorAfterMs?: number;
   /** ms from the fault's end to a fresh request's success. */
   recoveryMs?: number;
+  /** ms from the recovery check to every gauge and the upstream at zero. */
+  quiesceMs?: number;
   /** ms the run took. */
   ms: number;
   open?: OpenCounts;
@@ -174,6 +176,7 @@ export async function runOne(rig: Rig, plan: RunPlan): Promise<RunReport> {
       return last.gateway === 0 && last.agent === 0 && last.upstream === 0;
     });
     if (last !== undefined) report.open = last;
+    if (quiet !== undefined) report.quiesceMs = quiet;
     if (quiet === undefined) {
       failures.push('leak');
       why.push(`still open ${QUIESCE_WITHIN_MS} ms after the run: ${JSON.stringify(last ?? 'metrics unreadable')}`);

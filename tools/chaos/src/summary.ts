@@ -1,7 +1,7 @@
 // The end-of-campaign figures: runs by kind and fault, outcomes, time from
 // fault to error, recovery times, and the failures by type.
 import { FAULT_CLASSES } from './faults.ts';
-import type { RunReport } from './run-one.ts';
+import { QUIESCE_WITHIN_MS, type RunReport } from './run-one.ts';
 import { quantile, timings } from './stats.ts';
 import { KINDS } from './stream-kinds.ts';
 
@@ -13,6 +13,8 @@ export interface Summary {
   byFault: Record<string, { runs: number; complete: number; error: number; errorAfterMs: number[]; recoveryMs: number[] }>;
   errorAfterMs: { median: number; p99: number; max: number };
   recoveryMs: { median: number; max: number };
+  /** Time for everything to be closed after a run (the leak check's bound is QUIESCE_WITHIN_MS). */
+  quiesceMs: { median: number; max: number };
   failures: { truncated: number; hang: number; lateError: number; spuriousError: number; noRecovery: number; leak: number; harness: number };
   failedRuns: number[];
 }
@@ -25,6 +27,7 @@ export function summarize(reports: readonly RunReport[], seed: number, elapsedMs
   const count = (f: string): number => reports.filter((r) => r.failures.includes(f as never)).length;
   const errs: number[] = [];
   const recs: number[] = [];
+  const quiet = reports.flatMap((r) => (r.quiesceMs === undefined ? [] : [r.quiesceMs]));
   for (const r of reports) {
     const k = byKind[r.plan.stream.kind]!;
     const f = byFault[r.plan.fault.class]!;
@@ -54,6 +57,7 @@ export function summarize(reports: readonly RunReport[], seed: number, elapsedMs
     byFault,
     errorAfterMs: { median: quantile(errs, 0.5), p99: quantile(errs, 0.99), max: errs.length === 0 ? Number.NaN : Math.max(...errs) },
     recoveryMs: { median: quantile(recs, 0.5), max: recs.length === 0 ? Number.NaN : Math.max(...recs) },
+    quiesceMs: { median: quantile(quiet, 0.5), max: quiet.length === 0 ? Number.NaN : Math.max(...quiet) },
     failures: {
       truncated: count('truncated'),
       hang: count('hang'),
@@ -95,6 +99,7 @@ export function summaryText(s: Summary, reports: readonly RunReport[]): string {
   lines.push('');
   lines.push(`fault → error, all: median ${s.errorAfterMs.median} ms, p99 ${s.errorAfterMs.p99} ms, max ${s.errorAfterMs.max} ms`);
   lines.push(`recovery, all: median ${s.recoveryMs.median} ms, max ${s.recoveryMs.max} ms`);
+  lines.push(`everything closed after a run: median ${s.quiesceMs.median} ms, max ${s.quiesceMs.max} ms (bound ${QUIESCE_WITHIN_MS} ms)`);
   const f = s.failures;
   lines.push(
     `silent truncations ${f.truncated}, hangs ${f.hang + f.lateError} (no ending ${f.hang}, late error ${f.lateError}), spurious errors ${f.spuriousError}, ` +
