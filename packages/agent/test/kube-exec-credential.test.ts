@@ -145,9 +145,11 @@ test('a v1 plugin without provideClusterInfo gets no cluster, and its client cer
 test('a credential is cached until its expirationTimestamp and fetched again once expired', async (t) => {
   const { dir, creds, runs } = setup(t);
   writeIn(dir, 'out', credential(V1, { token: 'fresh', expirationTimestamp: '2999-01-01T00:00:00Z' }));
-  await creds.resolve();
-  await creds.resolve();
+  const first = await creds.resolve();
+  const second = await creds.resolve();
   assert.equal(runs(), 1, 'an unexpired credential is reused');
+  assert.equal(second, first, 'and so is the answer built from it, while nothing in it changed');
+  assert.equal(second.headers.authorization, 'Bearer fresh');
   const expired = setup(t);
   writeIn(expired.dir, 'out', credential(V1, { token: 'stale', expirationTimestamp: '2000-01-01T00:00:00Z' }));
   await expired.creds.resolve();

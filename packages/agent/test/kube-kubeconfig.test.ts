@@ -65,8 +65,11 @@ test('a token-file is re-read when it changes (checked on every request here), a
   writeIn(dir, 'token', 'first');
   const creds = load(writeIn(dir, 'config', stringify(doc({}, { 'token-file': join(dir, 'token') }))), 0);
   assert.deepEqual(await creds.authHeaders(), { authorization: 'Bearer first' });
+  const unchanged = await creds.resolve();
+  assert.equal(await creds.resolve(), unchanged, 'the same answer while the file is unchanged');
   writeIn(dir, 'token', 'second-and-longer');
   assert.deepEqual(await creds.authHeaders(), { authorization: 'Bearer second-and-longer' });
+  assert.notEqual(await creds.resolve(), unchanged);
   assertRefused(() => load(writeIn(dir, 'bad', stringify(doc({}, { tokenFile: 'missing-token' })))), /context "ctx".*missing-token/);
 });
 

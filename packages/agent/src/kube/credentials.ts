@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { ExecCredentialPlugin } from './exec-credential.ts';
+import { ExecCredentialPlugin, type ExecCredentialResult } from './exec-credential.ts';
 import { kubeCredentialsError, readKubeconfig } from './kubeconfig.ts';
 import type { KubeconfigSelection } from './kubeconfig.ts';
 
@@ -256,14 +256,31 @@ function readMaterial(m: Material | undefined): Buffer | undefined | Promise<Buf
   return m instanceof WatchedFile ? m.read() : m;
 }
 
-/** One request's credentials from the setup and the files' contents, before an exec plugin's: a static token, then a token file, set `authorization`. */
-function assemble(s: Setup, ca: Buffer | undefined, cert: Buffer | undefined, key: Buffer | undefined, token: Buffer | undefined): ResolvedCredentials {
+/**
+ * One request's credentials from the setup, the files' contents and an exec
+ * plugin's credential: the plugin's client certificate replaces the
+ * configured one; a static token, then a token file, win over the plugin's
+ * token (client-go's rule).
+ */
+function assemble(
+  s: Setup,
+  ca: Buffer | undefined,
+  cert: Buffer | undefined,
+  key: Buffer | undefined,
+  token: Buffer | undefined,
+  exec: ExecCredentialResult | undefined,
+): ResolvedCredentials {
   const tls: KubeTlsOptions = { rejectUnauthorized: s.tls.rejectUnauthorized };
   if (s.tls.servername !== undefined) tls.servername = s.tls.servername;
   if (ca !== undefined) tls.ca = ca;
   if (cert !== undefined) tls.cert = cert;
   if (key !== undefined) tls.key = key;
+  if (exec?.cert !== undefined && exec.key !== undefined) {
+    tls.cert = exec.cert;
+    tls.key = exec.key;
+  }
   const headers: Record<string, string> = { ...s.headers };
+  if (exec?.token !== undefined) headers.authorization = `Bearer ${exec.token}`;
   if (s.authorization !== undefined) headers.authorization = s.authorization;
   if (token !== undefined) headers.authorization = bearer(token);
   return { headers, tls };
@@ -279,9 +296,17 @@ class Credentials implements KubeCredentials {
   readonly tlsOptions: KubeTlsOptions;
   readonly #load: () => Setup;
   #s: Setup;
-  /** The last answer without an exec plugin, and what it was made of (see resolve). */
+  /** The last answer, and what it was made of (see resolve). */
   #last:
-    | { setup: Setup; ca: Buffer | undefined; cert: Buffer | undefined; key: Buffer | undefined; token: Buffer | undefined; resolved: ResolvedCredentials }
+    | {
+        setup: Setup;
+        ca: Buffer | undefined;
+        cert: Buffer | undefined;
+        key: Buffer | undefined;
+        token: Buffer | undefined;
+        exec: ExecCredentialResult | undefined;
+        resolved: ResolvedCredentials;
+      }
     | undefined;
 
   constructor(setup: Setup, load: () => Setup) {
@@ -307,48 +332,39 @@ class Credentials implements KubeCredentials {
   }
 
   /**
-   * Without an exec plugin, and with every file checked recently, this is
-   * the previous request's answer: the same object while nothing in it
-   * changed (no allocation, and the upstream finds its pool by identity).
+   * With every file checked recently and an exec plugin's credential (if
+   * any) still valid, this is the previous request's answer: the same object
+   * while nothing in it changed (no allocation, and the upstream finds its
+   * pool by identity).
    */
   resolve(): Promise<ResolvedCredentials> {
     const s = this.#s;
-    if (s.exec !== undefined) return this.#resolveWithExec(s, s.exec);
+    const x = s.exec?.current();
     const ca = readMaterial(s.tls.ca);
     const cert = readMaterial(s.tls.cert);
     const key = readMaterial(s.tls.key);
     const token = s.tokenFile?.read();
-    if (ca instanceof Promise || cert instanceof Promise || key instanceof Promise || token instanceof Promise) {
-      return Promise.all([ca, cert, key, token]).then(([c, ce, k, t]) => this.#reused(s, c, ce, k, t));
+    if ((s.exec !== undefined && x === undefined) || ca instanceof Promise || cert instanceof Promise || key instanceof Promise || token instanceof Promise) {
+      return Promise.all([ca, cert, key, token, x ?? s.exec?.get()]).then(([c, ce, k, t, e]) => this.#reused(s, c, ce, k, t, e));
     }
-    return Promise.resolve(this.#reused(s, ca, cert, key, token));
+    return Promise.resolve(this.#reused(s, ca, cert, key, token, x));
   }
 
-  /** The previous answer when made of the same setup and the same buffers, else a new one, kept for the next request. */
-  #reused(s: Setup, ca: Buffer | undefined, cert: Buffer | undefined, key: Buffer | undefined, token: Buffer | undefined): ResolvedCredentials {
+  /** The previous answer when made of the same setup, buffers and plugin credential, else a new one, kept for the next request. */
+  #reused(
+    s: Setup,
+    ca: Buffer | undefined,
+    cert: Buffer | undefined,
+    key: Buffer | undefined,
+    token: Buffer | undefined,
+    exec: ExecCredentialResult | undefined,
+  ): ResolvedCredentials {
     const last = this.#last;
-    if (last !== undefined && last.setup === s && last.ca === ca && last.cert === cert && last.key === key && last.token === token) return last.resolved;
-    const resolved = assemble(s, ca, cert, key, token);
-    this.#last = { setup: s, ca, cert, key, token, resolved };
-    return resolved;
-  }
-
-  async #resolveWithExec(s: Setup, exec: ExecCredentialPlugin): Promise<ResolvedCredentials> {
-    const [ca, cert, key, token, x] = await Promise.all([
-      readMaterial(s.tls.ca),
-      readMaterial(s.tls.cert),
-      readMaterial(s.tls.key),
-      s.tokenFile?.read(),
-      exec.get(),
-    ]);
-    const resolved = assemble(s, ca, cert, key, undefined);
-    if (x.cert !== undefined && x.key !== undefined) {
-      resolved.tls.cert = x.cert;
-      resolved.tls.key = x.key;
+    if (last !== undefined && last.setup === s && last.ca === ca && last.cert === cert && last.key === key && last.token === token && last.exec === exec) {
+      return last.resolved;
     }
-    // A static token or token file wins over the plugin's token (client-go's rule).
-    if (x.token !== undefined && s.authorization === undefined && token === undefined) resolved.headers.authorization = `Bearer ${x.token}`;
-    if (token !== undefined) resolved.headers.authorization = bearer(token);
+    const resolved = assemble(s, ca, cert, key, token, exec);
+    this.#last = { setup: s, ca, cert, key, token, exec, resolved };
     return resolved;
   }
 

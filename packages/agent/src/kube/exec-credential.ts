@@ -54,10 +54,16 @@ export class ExecCredentialPlugin {
     this.#now = options.now ?? Date.now;
   }
 
+  /** The cached credential while it is valid (the same object each time), else undefined: then {@link get} runs the plugin. */
+  current(): ExecCredentialResult | undefined {
+    const c = this.#cached;
+    return c !== undefined && (c.expiresAtMs === undefined || this.#now() < c.expiresAtMs) ? c.result : undefined;
+  }
+
   /** The current credential, running the plugin when nothing valid is cached. */
   get(): Promise<ExecCredentialResult> {
-    const c = this.#cached;
-    if (c !== undefined && (c.expiresAtMs === undefined || this.#now() < c.expiresAtMs)) return Promise.resolve(c.result);
+    const valid = this.current();
+    if (valid !== undefined) return Promise.resolve(valid);
     if (this.#running !== undefined) return this.#running;
     const generation = this.#generation;
     const run = this.#run().then((cached) => {
