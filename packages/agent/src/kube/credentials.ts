@@ -252,6 +252,21 @@ function signature(s: { ino: number; size: number; mtimeMs: number }): string {
   return `${String(s.ino)}:${String(s.size)}:${String(s.mtimeMs)}`;
 }
 
+/** What one request's credentials are made of: the setup, the files' contents, an exec plugin's credential. */
+interface Parts {
+  setup: Setup;
+  ca: Buffer | undefined;
+  cert: Buffer | undefined;
+  key: Buffer | undefined;
+  token: Buffer | undefined;
+  exec: ExecCredentialResult | undefined;
+}
+
+/** The same setup, the very same buffers and the same plugin credential object. */
+function sameParts(a: Parts, b: Parts): boolean {
+  return a.setup === b.setup && a.ca === b.ca && a.cert === b.cert && a.key === b.key && a.token === b.token && a.exec === b.exec;
+}
+
 function readMaterial(m: Material | undefined): Buffer | undefined | Promise<Buffer> {
   return m instanceof WatchedFile ? m.read() : m;
 }
@@ -262,14 +277,7 @@ function readMaterial(m: Material | undefined): Buffer | undefined | Promise<Buf
  * configured one; a static token, then a token file, win over the plugin's
  * token (client-go's rule).
  */
-function assemble(
-  s: Setup,
-  ca: Buffer | undefined,
-  cert: Buffer | undefined,
-  key: Buffer | undefined,
-  token: Buffer | undefined,
-  exec: ExecCredentialResult | undefined,
-): ResolvedCredentials {
+function assemble({ setup: s, ca, cert, key, token, exec }: Parts): ResolvedCredentials {
   const tls: KubeTlsOptions = { rejectUnauthorized: s.tls.rejectUnauthorized };
   if (s.tls.servername !== undefined) tls.servername = s.tls.servername;
   if (ca !== undefined) tls.ca = ca;
@@ -297,17 +305,7 @@ class Credentials implements KubeCredentials {
   readonly #load: () => Setup;
   #s: Setup;
   /** The last answer, and what it was made of (see resolve). */
-  #last:
-    | {
-        setup: Setup;
-        ca: Buffer | undefined;
-        cert: Buffer | undefined;
-        key: Buffer | undefined;
-        token: Buffer | undefined;
-        exec: ExecCredentialResult | undefined;
-        resolved: ResolvedCredentials;
-      }
-    | undefined;
+  #last: { parts: Parts; resolved: ResolvedCredentials } | undefined;
 
   constructor(setup: Setup, load: () => Setup) {
     this.serverUrl = setup.serverUrl;
@@ -345,26 +343,19 @@ class Credentials implements KubeCredentials {
     const key = readMaterial(s.tls.key);
     const token = s.tokenFile?.read();
     if ((s.exec !== undefined && x === undefined) || ca instanceof Promise || cert instanceof Promise || key instanceof Promise || token instanceof Promise) {
-      return Promise.all([ca, cert, key, token, x ?? s.exec?.get()]).then(([c, ce, k, t, e]) => this.#reused(s, c, ce, k, t, e));
+      return Promise.all([ca, cert, key, token, x ?? s.exec?.get()]).then(([c, ce, k, t, e]) =>
+        this.#reused({ setup: s, ca: c, cert: ce, key: k, token: t, exec: e }),
+      );
     }
-    return Promise.resolve(this.#reused(s, ca, cert, key, token, x));
+    return Promise.resolve(this.#reused({ setup: s, ca, cert, key, token, exec: x }));
   }
 
   /** The previous answer when made of the same setup, buffers and plugin credential, else a new one, kept for the next request. */
-  #reused(
-    s: Setup,
-    ca: Buffer | undefined,
-    cert: Buffer | undefined,
-    key: Buffer | undefined,
-    token: Buffer | undefined,
-    exec: ExecCredentialResult | undefined,
-  ): ResolvedCredentials {
+  #reused(p: Parts): ResolvedCredentials {
     const last = this.#last;
-    if (last !== undefined && last.setup === s && last.ca === ca && last.cert === cert && last.key === key && last.token === token && last.exec === exec) {
-      return last.resolved;
-    }
-    const resolved = assemble(s, ca, cert, key, token, exec);
-    this.#last = { setup: s, ca, cert, key, token, exec, resolved };
+    if (last !== undefined && sameParts(last.parts, p)) return last.resolved;
+    const resolved = assemble(p);
+    this.#last = { parts: p, resolved };
     return resolved;
   }
 
