@@ -291,7 +291,8 @@ function assemble({ setup: s, ca, cert, key, token, exec }: Parts): ResolvedCred
   if (exec?.token !== undefined) headers.authorization = `Bearer ${exec.token}`;
   if (s.authorization !== undefined) headers.authorization = s.authorization;
   if (token !== undefined) headers.authorization = bearer(token);
-  return { headers, tls };
+  // Frozen: the same answer serves every request until something in it changes.
+  return Object.freeze({ headers: Object.freeze(headers), tls: Object.freeze(tls) });
 }
 
 function bearer(token: Buffer): string {
