@@ -3,9 +3,12 @@
 import { FAULT_CLASSES, type FaultClass } from './faults.ts';
 import { LeakWatch } from './leak-watch.ts';
 import { prng } from './prng.ts';
-import { startRig, type Rig } from './rig.ts';
+import { startRig, TARGETS, type Rig } from './rig.ts';
 import { planRun, runOne, type RunReport } from './run-one.ts';
 import { KINDS, type Kind } from './stream-kinds.ts';
+
+/** Log lines of each process kept with the first failed run. */
+const TAIL_LINES = 8;
 
 export interface CampaignOptions {
   seed: number;
@@ -57,6 +60,10 @@ export async function runCampaign(o: CampaignOptions): Promise<{ reports: RunRep
       for (const s of watch.check(rig)) {
         report.failures.push('leak');
         report.why.push(`${s.who} (start ${s.generation}) holds ${s.fds} fds, baseline ${s.baseline}`);
+      }
+      // The processes' last words, for the first failure only: what CI keeps of a run is the summary.
+      if (report.failures.length > 0 && !reports.some((r) => r.tails !== undefined)) {
+        report.tails = Object.fromEntries(TARGETS.map((t) => [t, rig.tail(t, TAIL_LINES)]));
       }
       reports.push(report);
       o.onReport?.(report, rig);

@@ -70,6 +70,8 @@ export interface RunReport {
   failures: Failure[];
   /** Why each failure, in words. */
   why: string[];
+  /** The last log lines of each process right after the run (the campaign's first failed run only). */
+  tails?: Record<string, string>;
 }
 
 /**

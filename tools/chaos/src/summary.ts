@@ -112,6 +112,7 @@ export function summaryText(s: Summary, reports: readonly RunReport[]): string {
     for (const r of reports.filter((x) => x.failures.length > 0).slice(0, FAILURES_RETOLD)) {
       lines.push(`  run ${r.plan.run}: ${r.plan.stream.kind} under ${r.plan.fault.class}${r.plan.fault.held ? ' (held)' : ''}: ${r.failures.join(', ')}`);
       for (const w of r.why) lines.push(`    ${w}`);
+      for (const [who, tail] of Object.entries(r.tails ?? {})) lines.push(`    ${who}'s last log lines:`, tail);
     }
   }
   return lines.join('\n');

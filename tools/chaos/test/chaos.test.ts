@@ -33,12 +33,19 @@ test('stream gauges are summed over their kinds, other series ignored', () => {
 
 test("a failed campaign's summary tells what failed and why, for a log that keeps only its tail", () => {
   const ok: RunReport = { plan: planRun(3, 1), ending: 'complete', bytes: 1, expectedBytes: 1, ms: 1, failures: [], why: [] };
-  const leaked: RunReport = { ...ok, plan: planRun(3, 2), failures: ['leak'], why: ['still open 5000 ms after the run: {"gateway":1}'] };
+  const leaked: RunReport = {
+    ...ok,
+    plan: planRun(3, 2),
+    failures: ['leak'],
+    why: ['still open 5000 ms after the run: {"gateway":1}'],
+    tails: { gateway: '      {"msg":"the last line"}' },
+  };
   const text = summaryText(summarize([ok, leaked], 3, 10), [ok, leaked]);
   const tail = text.slice(text.indexOf('FAIL'));
   assert.match(tail, /^FAIL: runs 2\n/);
   assert.ok(tail.includes(`run 2: ${leaked.plan.stream.kind} under ${leaked.plan.fault.class}`), tail);
   assert.ok(tail.includes('still open 5000 ms after the run: {"gateway":1}'), tail);
+  assert.ok(tail.includes(`gateway's last log lines:\n      {"msg":"the last line"}`), tail);
   assert.doesNotMatch(summaryText(summarize([ok], 3, 10), [ok]), /FAIL/);
 });
 
