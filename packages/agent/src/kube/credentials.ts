@@ -313,17 +313,9 @@ class Credentials implements KubeCredentials {
     this.source = setup.source;
     this.#s = setup;
     this.#load = load;
-    const t = setup.tls;
     const now = (m: Material | undefined): Buffer | undefined => (m instanceof WatchedFile ? m.current : m);
-    const tls: KubeTlsOptions = { rejectUnauthorized: t.rejectUnauthorized };
-    if (t.servername !== undefined) tls.servername = t.servername;
-    const ca = now(t.ca);
-    if (ca !== undefined) tls.ca = ca;
-    const cert = now(t.cert);
-    if (cert !== undefined) tls.cert = cert;
-    const key = now(t.key);
-    if (key !== undefined) tls.key = key;
-    this.tlsOptions = tls;
+    // As configured: the files as read at load, no exec plugin's certificate.
+    this.tlsOptions = assemble({ setup, ca: now(setup.tls.ca), cert: now(setup.tls.cert), key: now(setup.tls.key), token: undefined, exec: undefined }).tls;
   }
 
   async authHeaders(): Promise<Record<string, string>> {
