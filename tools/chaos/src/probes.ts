@@ -21,7 +21,12 @@ export function activeSeries(text: string): string[] {
 
 /** Sum of `pipeops_tunnel_streams_active` over its labels in a Prometheus text exposition. */
 export function streamsActive(text: string): number {
-  return activeSeries(text).reduce((sum, s) => sum + Number(s.slice(s.lastIndexOf(' ') + 1)), 0);
+  return seriesSum(activeSeries(text));
+}
+
+/** Sum of the values of series as {@link activeSeries} gives them. */
+function seriesSum(series: readonly string[]): number {
+  return series.reduce((sum, s) => sum + Number(s.slice(s.lastIndexOf(' ') + 1)), 0);
 }
 
 async function getText(url: string, dispatcher: Agent, headers: Record<string, string> = {}): Promise<string> {
@@ -50,14 +55,9 @@ export async function openCounts(rig: Rig, dispatcher: Agent): Promise<OpenCount
     getText(`${rig.upstreamUrl}/chaos/stats`, dispatcher),
   ]);
   const u = JSON.parse(up) as { active: number; open: string[] };
-  return {
-    gateway: streamsActive(gw),
-    agent: streamsActive(agent),
-    upstream: u.active,
-    upstreamOpen: u.open,
-    gatewaySeries: activeSeries(gw),
-    agentSeries: activeSeries(agent),
-  };
+  const gatewaySeries = activeSeries(gw);
+  const agentSeries = activeSeries(agent);
+  return { gateway: seriesSum(gatewaySeries), agent: seriesSum(agentSeries), upstream: u.active, upstreamOpen: u.open, gatewaySeries, agentSeries };
 }
 
 const RECOVERY_BYTES = 65_536;
