@@ -34,7 +34,6 @@ const { values } = parseArgs({
 });
 
 const MiB = 1024 * 1024;
-
 const quick = values.quick;
 const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 3 : 5;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
@@ -43,8 +42,6 @@ if (values.list) {
   for (const s of scenarios) process.stdout.write(`${s.name}: ${s.metrics.map((m) => m.name).join(', ')}\n`);
   process.exit(0);
 }
-// The gateway, the agent and the proxy run as they ship, from the command's
-// bundle; with --profile from the sources, whose profiles carry names.
 if (values.profile !== undefined) profileInto(resolve(values.profile));
 else runFromBundle();
 const only = values.only?.split(',').map((o) => new RegExp(o));
