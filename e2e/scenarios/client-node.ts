@@ -4,7 +4,7 @@
 // watch, exec, log, port-forward.
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { CoreV1Api, Exec, Log, PortForward, Watch, type V1Status } from '@kubernetes/client-node';
+import { CoreV1Api, Exec, Log, PortForward, Watch, type KubeConfig, type V1Status } from '@kubernetes/client-node';
 import { check, type Scenario } from '../harness/scenario.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -21,6 +21,47 @@ async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Feeds `payload` to `head -c` in the pod over an exec with stdin: what came back, the exec's status, how the WebSocket ended. */
+async function execEcho(kc: KubeConfig, ns: string, payload: string): Promise<{ back: Buffer; status: V1Status | undefined; closed: string }> {
+  const input = new PassThrough();
+  const echoed = new PassThrough();
+  const chunks: Buffer[] = [];
+  echoed.on('data', (d: Buffer) => chunks.push(d));
+  let opened: Promise<unknown> = Promise.resolve();
+  let closed = 'open';
+  let onClose: () => void = () => {};
+  const ended = new Promise<undefined>((resolve) => {
+    onClose = () => resolve(undefined);
+  });
+  const status = new Promise<V1Status>((resolve, reject) => {
+    // head -c, not cat: kwok never closes an exec's stdin at EOF
+    opened = new Exec(kc).exec(ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
+    opened.catch(reject);
+  });
+  // stdin once the exec's connection is open, so its first bytes never race the handshake
+  const ws = (await within('exec head open', 30_000, opened)) as {
+    on(e: 'close', f: (code: number, reason: Buffer) => void): void;
+    on(e: 'error', f: (err: Error) => void): void;
+  };
+  ws.on('error', (err) => {
+    closed = `failed: ${err.message}`;
+  });
+  ws.on('close', (code, reason) => {
+    closed = `${closed === 'open' ? '' : `${closed}, `}closed ${code} ${reason.toString()}`.trim();
+    onClose();
+  });
+  // Written, not ended: head exits after the last byte, and that ends the exec. Closing stdin (v5's close signal)
+  // while head's output still flows made the API server (kube-apiserver 1.33, kwok's exec behind it) drop the
+  // connection without a status or a close frame, stdout's tail lost (1006): 18 of 150 execs on the direct path with
+  // a CPU hog beside it, none of 150 left open. Where none of our code runs; the tunnels carry the close signal as is.
+  input.write(payload);
+  // The status comes before the close; a WebSocket closed without one (1006: no close frame) has nothing more to say.
+  const first = await within('exec head', 60_000, Promise.race([status, ended]));
+  // client-node calls back with the status from its message handler, the close is later: give it that turn
+  const settled = first ?? (await Promise.race([status, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]));
+  return { back: Buffer.concat(chunks), status: settled, closed };
 }
 
 export const clientNodeScenarios: Scenario[] = [
@@ -101,27 +142,18 @@ export const clientNodeScenarios: Scenario[] = [
         }),
       );
       check(status.status === 'Success', `exec status ${JSON.stringify(status)}`);
-      // exec with stdin: cat echoes it back
-      const input = new PassThrough();
-      const echoed = new PassThrough();
-      const chunks: Buffer[] = [];
-      echoed.on('data', (d: Buffer) => chunks.push(d));
+      // exec with stdin: head echoes it back
       const payload = randomBytes(64 * 1024).toString('hex');
-      let opened: Promise<unknown> = Promise.resolve();
-      const catStatus = within(
-        'exec cat',
-        60_000,
-        new Promise<V1Status>((resolve, reject) => {
-          // head -c, not cat: kwok never closes an exec's stdin at EOF
-          opened = new Exec(kc).exec(ctx.ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
-          opened.catch(reject);
-        }),
-      );
-      // stdin once the exec's connection is open, so its first bytes never race the handshake
-      await within('exec cat open', 30_000, opened);
-      input.end(payload);
-      const s2 = await catStatus;
-      check(Buffer.concat(chunks).toString() === payload, `cat returned ${Buffer.concat(chunks).length}/${payload.length} bytes`);
+      const echo = await execEcho(kc, ctx.ns, payload);
+      const back = echo.back.toString();
+      if (back !== payload || echo.status === undefined) {
+        let at = 0;
+        while (at < back.length && back[at] === payload[at]) at++;
+        throw new Error(
+          `exec head: ${back.length}/${payload.length} bytes back, first difference at ${at}; status ${JSON.stringify(echo.status ?? null)}, WebSocket ${echo.closed}`,
+        );
+      }
+      const s2 = echo.status;
       const logOut = new PassThrough();
       let logs = '';
       logOut.on('data', (d: Buffer) => {
