@@ -54,19 +54,35 @@ export function cpuSnapshot(pid: number): CpuSnapshot {
  * CPU seconds (user + system, every thread) the process of `before` has used
  * since. The sum of its threads' nanoseconds when every thread of `before` is
  * still there; when one has exited its time is no longer listed, so the
- * whole-process ticks stand in (10 ms resolution). A thread started
- * meanwhile counts in full.
+ * whole-process ticks stand in (10 ms resolution), as they do when they count
+ * more than the threads listed (a thread started and gone meanwhile). A
+ * thread started meanwhile and still there counts in full.
  */
 export function cpuSecondsSince(before: CpuSnapshot): number {
+  return cpuSplitSince(before).seconds;
+}
+
+/**
+ * {@link cpuSecondsSince}, and how much of it the main thread used (the one
+ * whose id is the pid: a Node process's JavaScript; the rest is V8's GC and
+ * compiler threads and libuv's pool).
+ */
+export function cpuSplitSince(before: CpuSnapshot): { seconds: number; mainSeconds: number } {
   const now = cpuSnapshot(before.pid);
+  const main = (now.threadNs.get(before.pid) ?? 0) - (before.threadNs.get(before.pid) ?? 0);
   let ns = 0;
   for (const [tid, then] of before.threadNs) {
     const t = now.threadNs.get(tid);
-    if (t === undefined || t < then) return (now.ticks - before.ticks) / TICKS_PER_SECOND;
+    if (t === undefined || t < then) {
+      const seconds = (now.ticks - before.ticks) / TICKS_PER_SECOND;
+      return { seconds, mainSeconds: Math.min(seconds, main / 1e9) };
+    }
     ns += t - then;
   }
   for (const [tid, t] of now.threadNs) if (!before.threadNs.has(tid)) ns += t;
-  return ns / 1e9;
+  // A thread that started and exited meanwhile is in neither list, only in the ticks (two fields rounded to 10 ms).
+  const ticks = (now.ticks - before.ticks) / TICKS_PER_SECOND;
+  return { seconds: ticks - ns / 1e9 > 0.03 ? ticks : ns / 1e9, mainSeconds: main / 1e9 };
 }
 
 /** Peak RSS of `pid` sampled every `intervalMs` while `work` runs, in bytes (the start value included). */

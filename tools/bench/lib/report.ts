@@ -156,7 +156,8 @@ export function formatTable(report: Report): string {
       ? []
       : [
           '',
-          "cost: CPU time (user + system, every thread) per GiB moved or per request, median over the rounds; total: median of each sample's sum",
+          "cost: CPU time (user + system, every thread) per GiB moved or per request, median over the rounds; total: median of each sample's sum;",
+          "  '… other threads': of that, what each process spent outside its main thread (Node: V8's GC and compiler threads, libuv's pool; chisel, in Go, runs on any thread)",
           ...columns(costs),
         ];
   return [...head, ...columns(rows), ...costTable, '', ...notes].join('\n');
@@ -182,6 +183,8 @@ function costRows(metrics: MetricReport[]): string[][] {
       const c: SideCost | null = cost[side];
       if (c === null) continue;
       rows.push([cost.scenario, COST_UNIT_TEXT[cost.unit], side, ...COST_ROLES.map((r) => (c[r] === undefined ? '—' : fmt(c[r]))), fmt(c.total)]);
+      const o = c.otherThreads;
+      rows.push(['', '', `${side} other threads`, ...COST_ROLES.map((r) => (o[r] === undefined ? '—' : fmt(o[r]))), fmt(o.total)]);
     }
   }
   return rows;
