@@ -18,13 +18,16 @@ export type CostRole = (typeof COST_ROLES)[number];
 /** The pid of each process of a side (the runner is the bench process, `process.pid`, unless it is a child of its own). */
 export type Processes = Partial<Record<CostRole, number>>;
 
+/** A figure for each process that has one. */
+export type ByRole = Partial<Record<CostRole, number>>;
+
 /**
  * CPU by process, in the report's unit, and `total`, the median of each
  * sample's sum (not the sum of the medians); `otherThreads`: of that, what
  * each process spent outside its main thread (V8's GC and compiler threads,
  * libuv's pool), by the same medians.
  */
-export type SideCost = Partial<Record<CostRole, number>> & { total: number; otherThreads: Partial<Record<CostRole, number>> & { total: number } };
+export type SideCost = ByRole & { total: number; otherThreads: ByRole & { total: number } };
 
 /** How a scenario's samples are charged. */
 export interface CostSpec {
@@ -46,8 +49,8 @@ export interface CostReport {
 
 /** CPU seconds of each process during one sample (`all`), and of each one's main thread (`main`). */
 export interface SampleCpu {
-  all: Partial<Record<CostRole, number>>;
-  main: Partial<Record<CostRole, number>>;
+  all: ByRole;
+  main: ByRole;
 }
 
 const PER_SECOND: Record<CostUnit, number> = { cpu_s_per_gib: 1, cpu_us_per_request: 1e6 };
@@ -70,9 +73,9 @@ export function startCpuMeter(processes: Processes): () => SampleCpu {
 /** The scenario's cost report from the CPU of every sample of each side. */
 export function costReport(scenario: string, spec: CostSpec, samples: Record<Side, SampleCpu[]>): CostReport {
   const perUnit = (seconds: number): number => (seconds * PER_SECOND[spec.unit]) / spec.perSample;
-  const sum = (byRole: Partial<Record<CostRole, number>>): number => Object.values(byRole).reduce((a, b) => a + b, 0);
-  const medians = (list: Partial<Record<CostRole, number>>[]): Partial<Record<CostRole, number>> & { total: number } => {
-    const byRole: Partial<Record<CostRole, number>> = {};
+  const sum = (byRole: ByRole): number => Object.values(byRole).reduce((a, b) => a + b, 0);
+  const medians = (list: ByRole[]): ByRole & { total: number } => {
+    const byRole: ByRole = {};
     for (const role of COST_ROLES) {
       const got = list.map((s) => s[role]).filter((v): v is number => v !== undefined);
       if (got.length > 0) byRole[role] = summarize(got.map(perUnit)).median;
@@ -82,7 +85,7 @@ export function costReport(scenario: string, spec: CostSpec, samples: Record<Sid
   const side = (list: SampleCpu[]): SideCost | null => {
     if (list.length === 0) return null;
     const others = list.map(({ all, main }) => {
-      const byRole: Partial<Record<CostRole, number>> = {};
+      const byRole: ByRole = {};
       for (const [role, seconds] of Object.entries(all) as [CostRole, number][]) byRole[role] = Math.max(0, seconds - (main[role] ?? 0));
       return byRole;
     });
