@@ -31,10 +31,6 @@ async function execEcho(kc: KubeConfig, ns: string, payload: string): Promise<{ 
   echoed.on('data', (d: Buffer) => chunks.push(d));
   let opened: Promise<unknown> = Promise.resolve();
   let closed = 'open';
-  let onClose: () => void = () => {};
-  const ended = new Promise<undefined>((resolve) => {
-    onClose = () => resolve(undefined);
-  });
   const status = new Promise<V1Status>((resolve, reject) => {
     // head -c, not cat: kwok never closes an exec's stdin at EOF
     opened = new Exec(kc).exec(ns, 'cn', 'app', ['head', '-c', String(payload.length)], echoed, null, input, false, resolve);
@@ -48,9 +44,11 @@ async function execEcho(kc: KubeConfig, ns: string, payload: string): Promise<{ 
   ws.on('error', (err) => {
     closed = `failed: ${err.message}`;
   });
-  ws.on('close', (code, reason) => {
-    closed = `${closed === 'open' ? '' : `${closed}, `}closed ${code} ${reason.toString()}`.trim();
-    onClose();
+  const ended = new Promise<undefined>((resolve) => {
+    ws.on('close', (code, reason) => {
+      closed = `${closed === 'open' ? '' : `${closed}, `}closed ${code} ${reason.toString()}`.trim();
+      resolve(undefined);
+    });
   });
   // Written, not ended: head exits after the last byte, and that ends the exec. Closing stdin (v5's close signal)
   // while head's output still flows made the API server (kube-apiserver 1.33, kwok's exec behind it) drop the

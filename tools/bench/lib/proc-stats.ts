@@ -70,18 +70,15 @@ export function cpuSecondsSince(before: CpuSnapshot): number {
 export function cpuSplitSince(before: CpuSnapshot): { seconds: number; mainSeconds: number } {
   const now = cpuSnapshot(before.pid);
   const main = (now.threadNs.get(before.pid) ?? 0) - (before.threadNs.get(before.pid) ?? 0);
+  const ticks = (now.ticks - before.ticks) / TICKS_PER_SECOND;
   let ns = 0;
   for (const [tid, then] of before.threadNs) {
     const t = now.threadNs.get(tid);
-    if (t === undefined || t < then) {
-      const seconds = (now.ticks - before.ticks) / TICKS_PER_SECOND;
-      return { seconds, mainSeconds: Math.min(seconds, main / 1e9) };
-    }
+    if (t === undefined || t < then) return { seconds: ticks, mainSeconds: Math.min(ticks, main / 1e9) };
     ns += t - then;
   }
   for (const [tid, t] of now.threadNs) if (!before.threadNs.has(tid)) ns += t;
   // A thread that started and exited meanwhile is in neither list, only in the ticks (two fields rounded to 10 ms).
-  const ticks = (now.ticks - before.ticks) / TICKS_PER_SECOND;
   return { seconds: ticks - ns / 1e9 > 0.03 ? ticks : ns / 1e9, mainSeconds: main / 1e9 };
 }
 
