@@ -75,6 +75,7 @@ export type { StreamRequest, StreamResponse } from './http-over-stream.ts';
 export { headDeadline, openExchange, openUnlessAborted, type OpeningExchange } from './exchange-open.ts';
 export { relayRequest, relayUpgrade } from './http-relay.ts';
 export type { RelayOptions, RelayResult } from './http-relay.ts';
+export { afterOutput } from './after-output.ts';
 export { drain, splice, whenBothClosed, writeWithBackpressure } from './splice.ts';
 export type { Pausable, SpliceTally } from './splice.ts';
 export { findImpersonationHeader, impersonationRefusal, isImpersonationHeader } from './impersonation.ts';

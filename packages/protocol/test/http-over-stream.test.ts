@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { createSession, type Session } from '@pipeops/tunnel-mux';
 import {
@@ -16,6 +17,7 @@ import {
   type RelayOptions,
   type RelayResult,
 } from '../src/index.ts';
+import { tcpPair } from './helpers/tcp-pair.ts';
 
 // Topology of every test: runner (node http client, real TCP) → front server (relayRequest /
 // relayUpgrade) → mux stream over a real TCP socket pair → upstream app served with
@@ -36,14 +38,9 @@ async function rig(
   app: (req: IncomingMessage, res: ServerResponse) => void,
   relay: Partial<RelayOptions> & { open?: () => Promise<Duplex> } = {},
 ): Promise<Rig> {
-  const tcp = net.createServer();
-  tcp.listen(0, '127.0.0.1');
-  await once(tcp, 'listening');
-  const accepted = once(tcp, 'connection') as Promise<[net.Socket]>;
-  const sock = net.connect((tcp.address() as AddressInfo).port, '127.0.0.1');
-  const [[far]] = await Promise.all([accepted, once(sock, 'connect')]);
-  const client = createSession(sock, { client: true, keepAliveIntervalMs: 0 });
-  const server = createSession(far, { client: false, keepAliveIntervalMs: 0 });
+  const tcp = await tcpPair();
+  const client = createSession(tcp.near, { client: true, keepAliveIntervalMs: 0 });
+  const server = createSession(tcp.far, { client: false, keepAliveIntervalMs: 0 });
   const upstream = http.createServer(app);
   server.on('stream', (s) => serveHttpOverStream(upstream, s));
   const done: RelayResult[] = [];
@@ -73,9 +70,7 @@ async function rig(
     await new Promise<void>((r) => front.close(() => r()));
     client.destroy();
     server.destroy();
-    sock.destroy();
-    far.destroy();
-    await new Promise<void>((r) => tcp.close(() => r()));
+    await tcp.close();
   });
   return { port: (front.address() as AddressInfo).port, client, server, upstream, front, result };
 }

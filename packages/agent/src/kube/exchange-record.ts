@@ -1,11 +1,15 @@
-import { auditRecord, NO_AUDIT_TARGET, type AuditDenyRule } from '@pipeops/tunnel-protocol';
+import { afterOutput, auditRecord, NO_AUDIT_TARGET, type AuditDenyRule } from '@pipeops/tunnel-protocol';
 import type { Exchange, ExchangeResult, KubeProxyOptions } from './exchange.ts';
 
-/** Writes the exchange's one audit record and its metrics (once). */
+/** Writes the exchange's one audit record and its metrics (once), after this turn's output (see afterOutput). */
 export function recordExchange(ex: Exchange, r: ExchangeResult, o: Pick<KubeProxyOptions, 'metrics' | 'audit'>): void {
   if (ex.recorded) return;
   ex.recorded = true;
   const ms = performance.now() - ex.started;
+  afterOutput(() => writeRecord(ex, r, o, ms));
+}
+
+function writeRecord(ex: Exchange, r: ExchangeResult, o: Pick<KubeProxyOptions, 'metrics' | 'audit'>, ms: number): void {
   o.metrics.observe(r.verb, r.status, ms / 1000);
   if (r.rule !== undefined) o.metrics.denied(r.rule);
   const p = ex.preamble;

@@ -9,6 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  afterOutput,
   auditRecord,
   findImpersonationHeader,
   impersonationRefusal,
@@ -156,9 +157,15 @@ export class ForwardCore {
    * The one record of a runner request: its audit record (never a header, a
    * query or a token), the request counter by status class and the runner's
    * byte counters. Denied when refused here (`ctx.rule`) or by the agent
-   * itself (its `x-pipeops-denied-by` answer, `r.deniedBy`).
+   * itself (its `x-pipeops-denied-by` answer, `r.deniedBy`). Written
+   * after this turn's output (see afterOutput).
    */
   record(method: string | undefined, ctx: RefusalContext, r: RelayResult, ms: number, extra: { outcome?: string } = {}): void {
+    const ended = Date.now();
+    afterOutput(() => this.#writeRecord(method, ctx, r, ms, extra, ended));
+  }
+
+  #writeRecord(method: string | undefined, ctx: RefusalContext, r: RelayResult, ms: number, extra: { outcome?: string }, ended: number): void {
     const { metrics } = this.#deps;
     metrics?.runnerRequests.inc({ code: statusClass(r.status) });
     if (metrics !== undefined && ctx.runnerId !== undefined) {
@@ -171,7 +178,7 @@ export class ForwardCore {
     this.#deps.audit.write(
       auditRecord({
         side: 'gateway',
-        time: new Date(Date.now() - ms).toISOString(),
+        time: new Date(ended - ms).toISOString(),
         requestId: ctx.requestId,
         runnerId: ctx.runnerId ?? null,
         cluster: ctx.cluster ?? null,
