@@ -2,6 +2,7 @@
 // head and body reader accept, refuse, and how a refusal looks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '@pipeops/tunnel-testkit';
 import { startHarnessOnFake } from './helpers/kube-harness.ts';
 
 /** Status code and `Status` message of a raw answer. */
@@ -64,6 +65,8 @@ test('a malformed chunked body is answered 400 and the API server never gets a c
   assert.equal(got.code, 400);
   assert.match(got.message, /malformed chunked body/);
   for (const r of fake.requests.filter((x) => x.path === '/sink')) await fake.aborted.wait((a) => a.seq === r.seq);
+  // The audit record is written after the answer has left (afterOutput).
+  await waitFor(() => h.logs.find((r) => r.event === 'audit'));
   assert.match(h.logs.text(), /"rule":"protocol"/);
 });
 
