@@ -21,7 +21,7 @@ function runQueued(): void {
       failure ??= { err };
     }
   }
-  // A task that throws is a bug: it surfaces as it would have where it was queued, without losing the others.
+  // A task that throws is a bug: the others still run, then its error is thrown (uncaught, as a bug should be).
   if (failure !== undefined) throw failure.err;
 }
 
