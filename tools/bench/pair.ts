@@ -2,10 +2,11 @@
 //
 // Small GETs through two whole paths side by side, the code at REF (a git
 // worktree in .cache/pair/, its own install and bundle) and the code here
-// (its bundle), measured in ABBA turns within one run (lib/pair-rounds.ts):
-// c=1 latency and c=64 rate, and the gateway's and the agent's CPU per
-// request at each. For a change worth a few per cent, which the spread
-// between two full `pnpm bench` runs on this machine hides.
+// (its bundle), measured in short ABBA turns within one run
+// (lib/pair-rounds.ts), twice: once with each rig started first. c=1
+// latency and c=64 rate, and the gateway's and the agent's CPU per request
+// at each. For a change worth a few per cent, which the spread between two
+// full `pnpm bench` runs on this machine hides.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,10 +23,10 @@ import { percentile } from './lib/stats.ts';
 const { values } = parseArgs({
   options: {
     base: { type: 'string' },
-    rounds: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '10' },
     via: { type: 'string', default: 'client' },
-    c1: { type: 'string', default: '2000' },
-    c64: { type: 'string', default: '10000' },
+    c1: { type: 'string', default: '600' },
+    c64: { type: 'string', default: '3000' },
     json: { type: 'string' },
   },
 });
@@ -101,29 +102,32 @@ async function measure(rig: Rig): Promise<Record<string, number>> {
   };
 }
 
-const rigs = new Map<PairSide, Rig>();
-try {
-  process.stderr.write(`base ${baseSha.slice(0, 12)}: worktree and install …\n`);
-  const base = await baseHarness(baseTree(baseSha));
-  runFromBundle();
-  rigs.set('base', await startRig(base));
-  rigs.set('head', await startRig({ startFullPath, smallGets }));
-  // Warm-up: V8 settles a relay's path only after some 15,000 requests (docs/benchmarks.md, "c=1 again").
-  for (const rig of rigs.values()) {
-    await rig.harness.smallGets(rig.target, 4_000, 1);
-    await rig.harness.smallGets(rig.target, 12_000, 64);
+process.stderr.write(`base ${baseSha.slice(0, 12)}: worktree and install …\n`);
+const harnesses: Record<PairSide, Harness> = { base: await baseHarness(baseTree(baseSha)), head: { startFullPath, smallGets } };
+runFromBundle();
+const samples = emptyPairSamples();
+// A crossover: with the same code on both sides (A/A runs, 40 rounds each) the rig started second
+// measured ~2 % lower c=1 latency and 5–10 % less agent CPU than the first, whichever side it was.
+// So the comparison runs twice, the base's rig started first and then the head's, on fresh rigs.
+for (const order of [['base', 'head'] as const, ['head', 'base'] as const]) {
+  const rigs = new Map<PairSide, Rig>();
+  try {
+    for (const side of order) rigs.set(side, await startRig(harnesses[side]));
+    // Warm-up: V8 settles a relay's path only after some 15,000 requests (docs/benchmarks.md, "c=1 again").
+    for (const rig of rigs.values()) {
+      await rig.harness.smallGets(rig.target, 4_000, 1);
+      await rig.harness.smallGets(rig.target, 12_000, 64);
+    }
+    for (const round of pairSchedule(rounds)) {
+      addRound(samples, round, await measure(rigs.get(round.side)!));
+      process.stderr.write('.');
+    }
+  } finally {
+    for (const rig of rigs.values()) await rig.path.close();
   }
-  const samples = emptyPairSamples();
-  for (const round of pairSchedule(rounds)) {
-    const rig = rigs.get(round.side)!;
-    addRound(samples, round, await measure(rig));
-    process.stderr.write('.');
-  }
-  process.stderr.write('\n');
-  const rows = pairRows(samples);
-  process.stdout.write(`${formatPairRows(rows, baseSha.slice(0, 10), headName)}\n`);
-  if (values.json !== undefined)
-    writeFileSync(resolve(values.json), `${JSON.stringify({ base: baseSha, head: headName, via: values.via, rounds, rows }, null, 2)}\n`);
-} finally {
-  for (const rig of rigs.values()) await rig.path.close();
 }
+process.stderr.write('\n');
+const rows = pairRows(samples);
+process.stdout.write(`${formatPairRows(rows, baseSha.slice(0, 10), headName)}\n`);
+if (values.json !== undefined)
+  writeFileSync(resolve(values.json), `${JSON.stringify({ base: baseSha, head: headName, via: values.via, rounds, rows }, null, 2)}\n`);
