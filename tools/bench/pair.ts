@@ -35,6 +35,12 @@ if (values.via !== 'client' && values.via !== 'endpoint') throw new Error(`bench
 const rounds = Number(values.rounds);
 const c1Count = Number(values.c1);
 const c64Count = Number(values.c64);
+for (const [flag, n] of [
+  ['--c1', c1Count],
+  ['--c64', c64Count],
+] as const) {
+  if (!Number.isInteger(n) || n < 100) throw new Error(`bench:pair: ${flag} is a number of requests per round, at least 100, not ${n}`);
+}
 
 const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_DIR, encoding: 'utf8' }).trim();
 const baseSha = git('rev-parse', '--verify', `${values.base}^{commit}`);
