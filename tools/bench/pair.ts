@@ -13,11 +13,11 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { REPO_DIR, runFromBundle } from '@pipeops/tunnel-e2e/harness/paths';
+import { startCpuMeter } from './lib/cost.ts';
 import type { FullPath, FullPathOptions, Target } from './lib/full-path.ts';
 import { startFullPath } from './lib/full-path.ts';
 import { smallGets } from './lib/http-load.ts';
 import { addRound, emptyPairSamples, formatPairRows, pairRows, pairSchedule, type PairSide } from './lib/pair-rounds.ts';
-import { cpuSnapshot, cpuSecondsSince } from './lib/proc-stats.ts';
 import { percentile } from './lib/stats.ts';
 
 const { values } = parseArgs({
@@ -88,12 +88,13 @@ async function startRig(harness: Harness): Promise<Rig> {
 
 /** One round on one rig: c=1 latency and c=64 rate, with the gateway's and the agent's CPU per request in each. */
 async function measure(rig: Rig): Promise<Record<string, number>> {
-  const pids = { gateway: rig.path.gatewayPid(), agent: rig.path.agentPid() };
+  const processes = { gateway: rig.path.gatewayPid(), agent: rig.path.agentPid() };
   const cpuPerRequest = async (count: number, concurrency: number) => {
-    const before = { gateway: cpuSnapshot(pids.gateway), agent: cpuSnapshot(pids.agent) };
+    const meter = startCpuMeter(processes);
     const result = await rig.harness.smallGets(rig.target, count, concurrency);
-    const us = (s: number): number => (s * 1e6) / count;
-    return { result, gateway: us(cpuSecondsSince(before.gateway)), agent: us(cpuSecondsSince(before.agent)) };
+    const { all } = meter();
+    const us = (s: number | undefined): number => ((s ?? 0) * 1e6) / count;
+    return { result, gateway: us(all.gateway), agent: us(all.agent) };
   };
   const one = await cpuPerRequest(c1Count, 1);
   const many = await cpuPerRequest(c64Count, 64);
