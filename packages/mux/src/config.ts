@@ -15,7 +15,11 @@ export interface SessionOptions {
   keepAliveTimeoutMs?: number;
   /** SYN not ACKed within this → the stream errors PT_ERR_MUX_OPEN_TIMEOUT and is RST (ms). Default 30_000. */
   streamOpenTimeoutMs?: number;
-  /** After our FIN, wait this long for the peer's FIN, then RST (ms). Default 60_000. */
+  /**
+   * After our FIN on a stream the peer opened (our answer is complete), wait this long for the
+   * peer's FIN, then RST (ms). Default 60_000. A stream we opened has no such deadline: our FIN
+   * ends our request, and its answer may take hours (a WATCH); the application decides when to give up.
+   */
   streamCloseTimeoutMs?: number;
   /**
    * Per-stream receive window (bytes), >= 262_144 (the spec's initial window). Without

@@ -50,6 +50,10 @@ export interface StreamSettings {
  * One yamux stream, a Node `Duplex`.
  *
  * - `end()` sends FIN (half-close): the peer gets `'end'` and can still write back.
+ *   On a stream the peer opened, the peer's FIN is then due within
+ *   `streamCloseTimeoutMs` (else RST); a stream we opened waits for the
+ *   peer's answer for as long as the application keeps it, until
+ *   {@link expectPeerEnd} says the answer is complete.
  * - `destroy()` before both sides closed sends RST; the peer's stream errors
  *   with MuxError `PT_ERR_MUX_STREAM_RESET`.
  * - Receive window is granted back as the application reads, never on arrival:
@@ -81,6 +85,10 @@ export class Stream extends Duplex {
   #localFin = false;
   #remoteFin = false;
   #acked: boolean;
+  /** We opened the stream (it carries our request); the peer accepted it. */
+  readonly #outbound: boolean;
+  /** The peer's FIN is due after ours even though we opened the stream (see expectPeerEnd). */
+  #peerEndDue = false;
   #gone = false; // no longer in the session map; no frame will reach us
   #openTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
@@ -101,6 +109,7 @@ export class Stream extends Duplex {
     this.#host = host;
     this.#settings = settings;
     this.#acked = !outbound;
+    this.#outbound = outbound;
     // We advertise our full window right away (SYN or ACK carries the delta);
     // an auto-tuned window starts at the spec's and grows as it is consumed.
     this.#windowSize = settings.autoTuneWindow ? INITIAL_STREAM_WINDOW : settings.maxWindowBytes;
@@ -374,14 +383,33 @@ export class Stream extends Duplex {
     const frame = encodeHeader(FrameType.windowUpdate, Flag.fin | ack, this.id, ack === 0 ? 0 : this.#ackDelta);
     if (this.#remoteFin) {
       this.#forget();
-    } else {
-      this.#closeTimer = setTimeout(() => {
-        this.#closeTimer = undefined;
-        this.#abort(new MuxError('PT_ERR_MUX_CLOSE_TIMEOUT', `stream ${this.id}: no FIN from peer within ${this.#settings.closeTimeoutMs} ms`));
-      }, this.#settings.closeTimeoutMs).unref();
+    } else if (!this.#outbound || this.#peerEndDue) {
+      // Only the side that accepted the stream answers and then waits for the opener to finish; the
+      // opener's FIN ends its request, and the answer (a WATCH, `logs -f`, exec output) may take hours.
+      this.#armCloseTimer();
     }
     finalCb();
     return frame;
+  }
+
+  /**
+   * The exchange on this stream is complete (on a stream we opened: its
+   * answer was read to the end): once our FIN is sent (now, or by a later
+   * `end()`), the peer's FIN is due within `streamCloseTimeoutMs`, else the
+   * stream is reset (`PT_ERR_MUX_CLOSE_TIMEOUT`). A stream the peer opened
+   * has that deadline anyway. Returns the stream (chainable).
+   */
+  expectPeerEnd(): this {
+    this.#peerEndDue = true;
+    if (this.#localFin && !this.#remoteFin && !this.#gone && this.#closeTimer === undefined) this.#armCloseTimer();
+    return this;
+  }
+
+  #armCloseTimer(): void {
+    this.#closeTimer = setTimeout(() => {
+      this.#closeTimer = undefined;
+      this.#abort(new MuxError('PT_ERR_MUX_CLOSE_TIMEOUT', `stream ${this.id}: no FIN from peer within ${this.#settings.closeTimeoutMs} ms`));
+    }, this.#settings.closeTimeoutMs).unref();
   }
 
   // ---- teardown ----

@@ -181,7 +181,49 @@ transportTest('a SYN never acknowledged fails with PT_ERR_MUX_OPEN_TIMEOUT and s
   assert.equal(peer.session.numStreams, 0);
 });
 
-transportTest('a half-closed stream whose peer never closes is reset after streamCloseTimeoutMs', async (t, kind) => {
+transportTest('an accepted stream that answered and whose opener never closes is reset after streamCloseTimeoutMs', async (t, kind) => {
+  const { client, server } = await connect(t, kind, {}, { streamCloseTimeoutMs: 100 });
+  const s = client.open();
+  s.write('request');
+  const inbound = await server.accept();
+  const localErr = new Promise((resolve) => inbound.once('error', resolve));
+  const remoteErr = new Promise((resolve) => s.once('error', resolve));
+  s.resume();
+  inbound.resume();
+  inbound.end('answer');
+  assert.ok(hasCode(await localErr, 'PT_ERR_MUX_CLOSE_TIMEOUT'));
+  assert.ok(hasCode(await remoteErr, 'PT_ERR_MUX_STREAM_RESET'));
+  await waitFor(() => server.numStreams === 0 && client.numStreams === 0, 5_000, 'both maps empty');
+});
+
+transportTest('a stream we opened and half-closed waits past streamCloseTimeoutMs for an answer that takes longer', async (t, kind) => {
+  const { client, server } = await connect(t, kind, { streamCloseTimeoutMs: 100 }, { streamCloseTimeoutMs: 100 });
+  // A request that ends at once and whose answer (a WATCH) has not come yet.
+  const watch = client.open();
+  watch.end('GET /watch');
+  const watchServed = await server.accept();
+  const request = readAll(watchServed);
+  // The clock: an answered stream whose opener stays open is reset by the server after the same timeout,
+  // armed after the watch's FIN, so once it fired the watch's deadline (had it one) would have passed too.
+  const witness = client.open();
+  witness.write('GET /short');
+  const witnessServed = await server.accept();
+  const witnessReset = new Promise((resolve) => witnessServed.once('error', resolve));
+  witness.on('error', () => {});
+  witness.resume();
+  witnessServed.resume();
+  witnessServed.end('answer');
+  assert.ok(hasCode(await witnessReset, 'PT_ERR_MUX_CLOSE_TIMEOUT'));
+  assert.equal(watch.destroyed, false);
+  assert.equal(watch.closeError, undefined);
+  assert.equal((await request).toString(), 'GET /watch');
+  watchServed.end('event');
+  assert.equal((await readAll(watch)).toString(), 'event');
+  await closed(watch);
+  assert.equal(watch.closeError, undefined);
+});
+
+transportTest('expectPeerEnd() gives the peer of a stream we opened streamCloseTimeoutMs to close, then resets', async (t, kind) => {
   const { client, server } = await connect(t, kind, { streamCloseTimeoutMs: 100 });
   const s = client.open();
   const localErr = new Promise((resolve) => s.once('error', resolve));
@@ -189,6 +231,8 @@ transportTest('a half-closed stream whose peer never closes is reset after strea
   const inbound = await server.accept();
   const remoteErr = new Promise((resolve) => inbound.once('error', resolve));
   inbound.resume();
+  await once(inbound, 'end');
+  s.expectPeerEnd();
   assert.ok(hasCode(await localErr, 'PT_ERR_MUX_CLOSE_TIMEOUT'));
   assert.ok(hasCode(await remoteErr, 'PT_ERR_MUX_STREAM_RESET'));
   assert.equal(client.numStreams, 0);

@@ -6,7 +6,7 @@ import type { ReconnectOptions, ResumeOptions } from './config.ts';
 import { ClientError } from './errors.ts';
 import { prepareRequest } from './internal/request-head.ts';
 import { StreamExchange } from './internal/stream-exchange.ts';
-import { asSocket } from './internal/stream-socket.ts';
+import { asSocket, expectPeerEnd } from './internal/stream-socket.ts';
 import { fromLegacyHandler, isLegacyHandler } from './legacy-handler.ts';
 import { headerOf, withoutHeader } from './resume/request-headers.ts';
 import { planResume, RESUME_HEADER, resumeOff } from './resume/resume-plan.ts';
@@ -28,7 +28,8 @@ const GRACEFUL_ENDS = new Set(['reset', 'socket idle timeout']);
  * once the response is complete; on a mux stream that would be an RST, which
  * the far side counts as a failed stream. After a complete exchange, end our
  * side (FIN) instead and read out what is left: the stream closes when the
- * peer's FIN arrives (or the mux close timeout resets it). Aborts and errors
+ * peer's FIN arrives (or, `streamCloseTimeoutMs` later, is reset: see
+ * expectPeerEnd). Aborts and errors
  * (any other error) still reset at once.
  *
  * Reading out is ours to do: undici's parser stops reading once it is done
@@ -49,6 +50,7 @@ function gracefulReset<T extends Duplex>(stream: T): T {
     // or the far side serves on (a WATCH the runner left would stream into a drained void for ever).
     if (code === 'UND_ERR_INFO' && GRACEFUL_ENDS.has((err as Error).message) && !stream.destroyed && !stream.writableEnded) {
       stream.end();
+      expectPeerEnd(stream);
       stream.on('readable', readOut);
       // Not now: undici is still inside its parser's callback.
       process.nextTick(readOut);

@@ -14,6 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { type Dispatcher, errors } from 'undici';
 import { answerFraming, drain, HeadError, HttpBodyError, parseResponseHead, readHead, RequestBody } from '@pipeops/tunnel-protocol';
 import type { PreparedRequest } from './request-head.ts';
+import { expectPeerEnd } from './stream-socket.ts';
 
 /** undici's defaults for a request that sets none. */
 const DEFAULT_HEADERS_TIMEOUT_MS = 300_000;
@@ -332,6 +333,7 @@ export class StreamExchange implements Dispatcher.DispatchController {
     this.rawTrailers = trailers;
     if (this.#sent) {
       if (!stream.writableEnded) stream.end();
+      expectPeerEnd(stream);
       drain(stream);
     } else {
       // Answered before the request's body was through (an early refusal): the rest is not sent.

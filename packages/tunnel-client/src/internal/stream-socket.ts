@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { Stream } from '@pipeops/tunnel-mux';
 
 /** The `net.Socket` methods Node's http client, ws and undici may call on a connection. */
 interface SocketShims {
@@ -53,4 +54,14 @@ export function asSocket<T extends Duplex>(stream: T): T & SocketShims {
     return this;
   };
   return s as T & SocketShims;
+}
+
+/**
+ * The exchange on `stream` is complete (its answer read to the end): a
+ * tunnel stream now gives its peer `streamCloseTimeoutMs` to end its half,
+ * then resets (see `Stream.expectPeerEnd`). Until then a stream we opened
+ * waits for its answer as long as it takes: a WATCH may run for hours.
+ */
+export function expectPeerEnd(stream: Duplex): void {
+  if (stream instanceof Stream) stream.expectPeerEnd();
 }
