@@ -214,12 +214,7 @@ export class RequestBody extends Readable {
           if (this.#lineCr) {
             // The line's CR ended the previous read: its LF must come first now.
             this.#lineCr = false;
-            if (chunk[at] !== LF) {
-              this.#fail('malformed chunked body: bare CR');
-              break;
-            }
-            at += 1;
-            this.#endLine();
+            at = this.#endLineAtLf(chunk, at);
             break;
           }
           const cr = chunk.indexOf(CR, at);
@@ -237,18 +232,23 @@ export class RequestBody extends Readable {
             this.#lineCr = true;
             break;
           }
-          if (chunk[at] !== LF) {
-            this.#fail('malformed chunked body: bare CR');
-            break;
-          }
-          at += 1;
-          this.#endLine();
+          at = this.#endLineAtLf(chunk, at);
           break;
         }
       }
     }
     if (this.#state === State.Done && !this.destroyed) this.#onComplete?.(at < chunk.length ? chunk.subarray(at) : EMPTY);
     if (full && this.#state !== State.Done) this.#source.pause();
+  }
+
+  /** The LF that must follow a line's CR, at `chunk[at]`: ends the line and returns the offset after it, or fails (a bare CR). */
+  #endLineAtLf(chunk: Buffer, at: number): number {
+    if (chunk[at] !== LF) {
+      this.#fail('malformed chunked body: bare CR');
+      return at;
+    }
+    this.#endLine();
+    return at + 1;
   }
 
   /** A complete chunk-size or trailer line in `#line`. */
