@@ -116,7 +116,7 @@ export const upload256MiB = (via: WayIn): Scenario =>
 
 const CONCURRENT = 16;
 
-export const responses16x256MiB = (via: Via): Scenario =>
+export const responses16x256MiB = (via: WayIn): Scenario =>
   throughput({
     name: named('responses-16x256mib', via),
     description: '16 concurrent 256 MiB responses, aggregate (16 × 16 MiB with --quick)',

@@ -29,6 +29,7 @@ export const scenarios: Scenario[] = [
   // Not the tunnel: the floor of a two-hop design in Node, next to the same direct and chisel figures.
   response1GiB('node-floor'),
   upload256MiB('node-floor'),
+  responses16x256MiB('node-floor'),
   smallGetLatency('node-floor'),
   smallGetRate('node-floor'),
   watches10k,
