@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { type Duplex, duplexPair, Readable, Writable } from 'node:stream';
-import { fetch, request, stream, upgrade } from 'undici';
+import { FormData, fetch, request, stream, upgrade } from 'undici';
 import { connect, type Tunnel, TunnelDispatcher } from '../src/index.ts';
 import { startFakeGatewayRunner, type FakeGatewayRunner } from './helpers/fake-gateway-runner.ts';
 import { createTestApp, until, type TestApp } from './helpers/test-app.ts';
@@ -182,20 +182,27 @@ test('tunnel.activeStreams counts the streams in flight and is back to 0 once th
 
 test('a stream whose answer is complete but whose far side never ends its half is reset after streamCloseTimeoutMs', async (t) => {
   // The far side answers in full (Content-Length) and then keeps its half of the stream open for ever.
-  let served: (Duplex & { closeError?: Error }) | undefined;
+  const far: { stream?: Duplex & { closeError?: Error } } = {};
   const app = createServer((req) => {
-    served = req.socket as Duplex & { closeError?: Error };
-    served.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
+    far.stream = req.socket as Duplex & { closeError?: Error };
+    far.stream.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
   });
   const gw = await startFakeGatewayRunner(t, app, { token: TOKEN });
   const tunnel = await connect({ gatewayUrl: gw.url, token: TOKEN, cluster: 'c1', ca: gw.caCert, mux: { streamCloseTimeoutMs: 100 } });
   t.after(() => tunnel.close());
-  const res = await request(`${tunnel.baseUrl}/hold-open`, { dispatcher: tunnel.dispatcher });
-  assert.equal(res.statusCode, 200);
-  assert.equal(await res.body.text(), 'ok');
-  await until(() => served?.closed === true, 'the far side of the stream to be reset');
-  assert.equal((served?.closeError as { code?: string } | undefined)?.code, 'PT_ERR_MUX_STREAM_RESET');
-  await until(() => tunnel.activeStreams === 0, 'the runner to let the stream go');
+  // A plain request (the tunnel's own exchange), and one whose FormData body takes an undici Client of its own.
+  const form = new FormData();
+  form.append('field', 'x');
+  for (const body of [undefined, form]) {
+    delete far.stream;
+    const res = await request(`${tunnel.baseUrl}/hold-open`, { dispatcher: tunnel.dispatcher, method: 'POST', ...(body === undefined ? {} : { body }) });
+    assert.equal(res.statusCode, 200);
+    assert.equal(await res.body.text(), 'ok');
+    await until(() => far.stream?.closed === true, 'the far side of the stream to be reset');
+    const reset = (far as { stream?: { closeError?: Error } }).stream?.closeError as { code?: string } | undefined;
+    assert.equal(reset?.code, 'PT_ERR_MUX_STREAM_RESET');
+    await until(() => tunnel.activeStreams === 0, 'the runner to let the stream go');
+  }
 });
 
 test("Node's built-in fetch takes the dispatcher too: JSON, an echoed body, a large download hash-identical, a refused origin with its code", async (t) => {
