@@ -85,10 +85,8 @@ export class Stream extends Duplex {
   #localFin = false;
   #remoteFin = false;
   #acked: boolean;
-  /** We opened the stream (it carries our request); the peer accepted it. */
-  readonly #outbound: boolean;
-  /** The peer's FIN is due after ours even though we opened the stream (see expectPeerEnd). */
-  #peerEndDue = false;
+  /** After our FIN the peer's is due within closeTimeoutMs: from the start on a stream the peer opened, after expectPeerEnd() on ours. */
+  #peerEndDue: boolean;
   #gone = false; // no longer in the session map; no frame will reach us
   #openTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
@@ -109,7 +107,7 @@ export class Stream extends Duplex {
     this.#host = host;
     this.#settings = settings;
     this.#acked = !outbound;
-    this.#outbound = outbound;
+    this.#peerEndDue = !outbound;
     // We advertise our full window right away (SYN or ACK carries the delta);
     // an auto-tuned window starts at the spec's and grows as it is consumed.
     this.#windowSize = settings.autoTuneWindow ? INITIAL_STREAM_WINDOW : settings.maxWindowBytes;
@@ -383,7 +381,7 @@ export class Stream extends Duplex {
     const frame = encodeHeader(FrameType.windowUpdate, Flag.fin | ack, this.id, ack === 0 ? 0 : this.#ackDelta);
     if (this.#remoteFin) {
       this.#forget();
-    } else if (!this.#outbound || this.#peerEndDue) {
+    } else if (this.#peerEndDue) {
       // Only the side that accepted the stream answers and then waits for the opener to finish; the
       // opener's FIN ends its request, and the answer (a WATCH, `logs -f`, exec output) may take hours.
       this.#armCloseTimer();
