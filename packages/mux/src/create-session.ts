@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { SessionOptions } from './config.ts';
+import { directTransportOf, type DirectTransport } from './direct-transport.ts';
 import { MuxError } from './errors.ts';
 import { Session } from './session.ts';
 
@@ -7,7 +8,10 @@ import { Session } from './session.ts';
  * Wires a {@link Session} to a transport Duplex (TCP socket, TLS socket,
  * `ws` `createWebSocketStream`…) with backpressure both ways:
  * transport → session always flows (inbound is bounded by stream windows);
- * session → transport pauses while `transport.write()` returns false.
+ * session → transport stops while the transport wants to drain. Neither
+ * way passes through the session's own Writable or Readable side: bytes in
+ * go to its decoder, frames out are gathered per event-loop turn and
+ * written as one batch (see {@link DirectTransport}).
  *
  * Transport end, error or close destroys the session with MuxError
  * `PT_ERR_MUX_TRANSPORT_CLOSED` (cause kept). When the session's output ends
@@ -19,11 +23,10 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
   const session = new Session(options);
   const fallbackMs = options.goAwayTimeoutMs ?? 5_000;
 
+  // Decoding is synchronous and stream windows bound what it holds: the
+  // transport's bytes go in as they come, with no Writable in between.
   const onTransportData = (chunk: Buffer): void => {
-    if (!session.write(chunk)) {
-      transport.pause();
-      session.once('drain', () => transport.resume());
-    }
+    session.receive(chunk);
   };
   const transportGone = (cause?: unknown): void => {
     if (session.destroyed) return;
@@ -36,30 +39,69 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
   // Everything the session produces until the event loop next checks for
   // I/O (a data frame is two chunks, header and payload; a response is its
   // head, body and FIN, produced over several ticks of one I/O callback)
-  // reaches the transport as one writev: one system call, one TLS record,
-  // one WebSocket frame, instead of one per chunk.
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    transport.uncork();
+  // reaches the transport as one batch: one system call, one TLS record,
+  // one WebSocket frame, instead of one per chunk. A direct transport
+  // (DirectTransport) takes the turn's chunks as one array; any other is
+  // corked for the turn. A turn's output past the transport's
+  // high-water mark leaves at once, so that its backpressure still holds
+  // the session back.
+  const direct = directTransportOf(transport);
+  const batchLimit = transport.writableHighWaterMark;
+  // Two arrays in turn: a batch is written synchronously, so its array is free again right after.
+  let pending: Buffer[] = [];
+  let spare: Buffer[] = [];
+  let pendingBytes = 0;
+  let flushQueued = false;
+  // Backpressure: once the transport wants to drain, the session is told
+  // to stop (the sink's false) until it has.
+  let blocked = false;
+  const drained = (): void => {
+    if (!blocked) return;
+    blocked = false;
+    session.outputDrained();
   };
-  const onSessionData = (chunk: Buffer): void => {
-    if (transport.destroyed || transport.writableEnded) return;
-    if (!corked) {
-      corked = true;
-      transport.cork();
-      setImmediate(uncork);
+  const writePending = (): void => {
+    flushQueued = false;
+    if (pending.length === 0) return;
+    const chunks = pending;
+    pending = spare;
+    pendingBytes = 0;
+    if (!transport.destroyed && !transport.writableEnded) {
+      if (direct !== undefined) {
+        if (!direct.writeBatch(chunks, drained)) blocked = true;
+      } else {
+        transport.cork();
+        let more = true;
+        for (const c of chunks) more = transport.write(c);
+        transport.uncork();
+        if (!more) {
+          blocked = true;
+          transport.once('drain', drained);
+        }
+      }
     }
-    if (!transport.write(chunk)) {
-      session.pause();
-      transport.once('drain', () => session.resume());
+    chunks.length = 0;
+    spare = chunks;
+  };
+  const onSessionOutput = (chunk: Buffer): boolean => {
+    if (transport.destroyed || transport.writableEnded) return true;
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes >= batchLimit) writePending();
+    else if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(writePending);
     }
+    return !blocked;
   };
   const endTransport = (): void => {
+    // What the session produced this turn goes before the end.
+    writePending();
     if (!transport.destroyed && !transport.writableEnded) transport.end();
   };
   const onSessionClose = (): void => {
-    transport.off('data', onTransportData);
+    if (direct !== undefined) direct.receiveInto(ignore);
+    else transport.off('data', onTransportData);
     endTransport();
     if (!transport.destroyed) {
       const t = setTimeout(() => transport.destroy(), fallbackMs).unref();
@@ -67,12 +109,20 @@ export function createSession(transport: Duplex, options: SessionOptions): Sessi
     }
   };
 
-  transport.on('data', onTransportData);
+  if (direct !== undefined) {
+    direct.receiveInto(onTransportData);
+    // Flowing, so that its readable side's end is still emitted.
+    transport.resume();
+  } else {
+    transport.on('data', onTransportData);
+  }
   transport.on('error', onTransportError);
   transport.on('end', onTransportEnd);
   transport.on('close', onTransportClose);
-  session.on('data', onSessionData);
+  session.outputTo({ write: onSessionOutput });
   session.on('end', endTransport);
   session.on('close', onSessionClose);
   return session;
 }
+
+function ignore(): void {}

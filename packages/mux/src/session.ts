@@ -98,6 +98,8 @@ export class Session extends Duplex implements StreamHost {
   readonly #pingBucket: TokenBucket;
   readonly #scheduler = new SendScheduler();
   #wantOutput = false;
+  /** Where frames go instead of the readable side (see outputTo). */
+  #sink: OutputSink | undefined;
   #flushing = false;
   #ending = false;
   #ended = false;
@@ -356,15 +358,42 @@ export class Session extends Duplex implements StreamHost {
   // ---- Duplex plumbing ----
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!this.#closed) {
-      this.#stats.bytesIn += chunk.length;
-      try {
-        this.#decoder.push(chunk);
-      } catch (err) {
-        this.#protocolError(err);
-      }
-    }
+    this.receive(chunk);
     cb();
+  }
+
+  /**
+   * @internal Bytes from the transport, as `write()` takes them, without the
+   * Writable in between (createSession): decoding is synchronous and never
+   * holds the bytes back, so there is nothing for a buffer to do.
+   */
+  receive(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#stats.bytesIn += chunk.length;
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      this.#protocolError(err);
+    }
+  }
+
+  /**
+   * @internal From now on the session's frames go to `sink` instead of its
+   * readable side (createSession), which then only ends: a frame passed to
+   * `sink.write` that returns false is the last until {@link outputDrained}.
+   * The session must not have produced output yet.
+   */
+  outputTo(sink: OutputSink): void {
+    this.#sink = sink;
+    this.#wantOutput = true;
+    // Flowing, so that the readable side's end is still emitted ('end'); nothing else is pushed to it.
+    this.resume();
+  }
+
+  /** @internal The sink takes frames again. */
+  outputDrained(): void {
+    this.#wantOutput = true;
+    this.#flush();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -373,6 +402,8 @@ export class Session extends Duplex implements StreamHost {
   }
 
   override _read(): void {
+    // With a sink, only the sink says when output may go on.
+    if (this.#sink !== undefined) return;
     this.#wantOutput = true;
     this.#flush();
   }
@@ -391,16 +422,17 @@ export class Session extends Duplex implements StreamHost {
           break;
         }
         this.#stats.framesOut++;
+        const sink = this.#sink;
         if (isDataFrame(frame)) {
           let more = true;
           for (const piece of frame) {
             this.#stats.bytesOut += piece.length;
-            more = this.push(piece);
+            more = sink !== undefined ? sink.write(piece) : this.push(piece);
           }
           if (!more) this.#wantOutput = false;
         } else {
           this.#stats.bytesOut += frame.length;
-          if (!this.push(frame)) this.#wantOutput = false;
+          if (!(sink !== undefined ? sink.write(frame) : this.push(frame))) this.#wantOutput = false;
         }
       }
     } finally {
@@ -545,6 +577,12 @@ export class Session extends Duplex implements StreamHost {
     this.#pinger.rejectAll(err);
     for (const w of this.#drainWaiters.splice(0)) w();
   }
+}
+
+/** @internal Where a session's frames go instead of its readable side (see Session.outputTo). */
+export interface OutputSink {
+  /** Takes one chunk of a frame; false when no more should come until Session.outputDrained(). */
+  write(chunk: Buffer): boolean;
 }
 
 function isDataFrame(f: OutFrame): f is readonly [Buffer, ...Buffer[]] {

@@ -13,8 +13,9 @@ if (memory === undefined) throw new Error('the in-memory transport is missing');
 
 test('a group with one stream gets every other frame while another group has 50 streams of 1 MiB queued', { timeout: 60_000 }, async (t) => {
   const FRAME = 16 * KiB;
-  const { client, server } = await connect(t, memory, { maxFrameBytes: FRAME });
-  const out = captureOutput(client);
+  const { client, server, pair } = await connect(t, memory, { maxFrameBytes: FRAME });
+  // What the server's end of the transport receives: the client's frames, in the order they left.
+  const out = captureOutput(pair.b);
   const bDone = new Promise<Buffer>((resolve, reject) => {
     server.on('stream', (s: Stream) => {
       if (s.id === b.id) readAll(s).then(resolve, reject);

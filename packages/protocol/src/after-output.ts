@@ -1,7 +1,7 @@
 // Bookkeeping that must not hold a relay's output back. A relay's answer
 // leaves in the check phase of the turn that produced it (the mux session
-// corks its transport until `setImmediate`, so that a turn's frames leave as
-// one write); an exchange's audit record and metrics, made when its streams
+// holds a turn's frames until `setImmediate`, so that they leave as one
+// write); an exchange's audit record and metrics, made when its streams
 // finish in that same turn, ran before that write. Queued here they run
 // after it, in one `setImmediate` for the whole turn: one request at a time,
 // ~20–30 µs of each relay's work is no longer between the API server's
@@ -31,7 +31,7 @@ const schedule = (): void => {
 
 /**
  * Runs `task` after the output this turn has produced so far: in the check
- * phase, after the uncork that a mux session queues when it flushes. The
+ * phase, after the write that a mux session queues when it flushes. The
  * session flushes in a microtask queued by the first write of the turn, so
  * the `setImmediate` here is queued from a microtask too, after that one.
  * For records and counters, never for what the peer waits on.

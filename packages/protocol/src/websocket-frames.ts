@@ -163,23 +163,34 @@ export class WsFrameReader {
  * leaves the payload as it is).
  */
 export function encodeWsHeader(opcode: number, length: number, maskKey?: Buffer): Buffer {
+  const h = Buffer.allocUnsafe(wsHeaderBytes(length, maskKey));
+  writeWsHeader(h, opcode, length, maskKey);
+  return h;
+}
+
+/** The size of the header {@link encodeWsHeader} encodes. */
+export function wsHeaderBytes(length: number, maskKey?: Buffer): number {
+  return 2 + (length < 126 ? 0 : length < 0x1_0000 ? 2 : 8) + (maskKey === undefined ? 0 : 4);
+}
+
+/** Writes that header at the start of `target`; returns its size. */
+export function writeWsHeader(target: Buffer, opcode: number, length: number, maskKey?: Buffer): number {
   const ext = length < 126 ? 0 : length < 0x1_0000 ? 2 : 8;
-  const maskBytes = maskKey === undefined ? 0 : 4;
-  const h = Buffer.allocUnsafe(2 + ext + maskBytes);
-  h[0] = 0x80 | opcode;
+  target[0] = 0x80 | opcode;
   const maskBit = maskKey === undefined ? 0 : 0x80;
   if (ext === 0) {
-    h[1] = maskBit | length;
+    target[1] = maskBit | length;
   } else if (ext === 2) {
-    h[1] = maskBit | 126;
-    h.writeUInt16BE(length, 2);
+    target[1] = maskBit | 126;
+    target.writeUInt16BE(length, 2);
   } else {
-    h[1] = maskBit | 127;
-    h.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    h.writeUInt32BE(length >>> 0, 6);
+    target[1] = maskBit | 127;
+    target.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    target.writeUInt32BE(length >>> 0, 6);
   }
-  if (maskKey !== undefined) maskKey.copy(h, 2 + ext);
-  return h;
+  if (maskKey === undefined) return 2 + ext;
+  maskKey.copy(target, 2 + ext);
+  return 6 + ext;
 }
 
 /** XORs `buf` in place with `key`, starting at key byte `offset` (0–3). */

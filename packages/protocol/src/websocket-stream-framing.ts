@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { TunnelError } from './errors.ts';
-import { encodeWsHeader, unmask, WsFrameReader, WsOpcode } from './websocket-frames.ts';
+import { DIRECT_TRANSPORT, type DirectTransport } from '@pipeops/tunnel-mux';
+import { encodeWsHeader, unmask, writeWsHeader, wsHeaderBytes, WsFrameReader, WsOpcode } from './websocket-frames.ts';
 
 /** The parts of a `ws` WebSocket (8.x) the data path is taken over from. */
 interface WsInternals {
@@ -15,6 +16,8 @@ interface WsInternals {
 /** `ws`'s receiver state before it has read any frame byte (GET_INFO). */
 const RECEIVER_IDLE = 0;
 const ZERO_KEY = Buffer.alloc(4);
+/** A frame whose payload is in several pieces and at most this long is copied into one buffer with its header. */
+const SMALL_FRAME_BYTES = 4096;
 
 /**
  * Takes the data path of an open `ws` WebSocket over, as a byte Duplex
@@ -51,11 +54,9 @@ export function streamFraming(ws: WebSocket, readableHighWaterMark: number, writ
   const isServer = w._isServer;
   const insideTls = (socket as Socket & { encrypted?: boolean }).encrypted === true;
 
-  const sendFrame = (chunks: readonly Buffer[], cb: (err?: Error | null) => void): void => {
-    if (ws.readyState !== WebSocket.OPEN || socket.destroyed) {
-      cb(new TunnelError('PT_ERR_WS_CLOSED', 'WebSocket is not open'));
-      return;
-    }
+  /** Sends `chunks` as one binary frame; false when the socket is not open (nothing sent). */
+  const sendFrame = (chunks: readonly Buffer[]): boolean => {
+    if (ws.readyState !== WebSocket.OPEN || socket.destroyed) return false;
     let total = 0;
     for (const c of chunks) total += c.length;
     let payload = chunks;
@@ -69,11 +70,23 @@ export function streamFraming(ws: WebSocket, readableHighWaterMark: number, writ
         payload = [masked];
       }
     }
+    if (payload.length > 1 && total <= SMALL_FRAME_BYTES) {
+      // Header and payload copied into one buffer: one socket write instead of a corked writev of many pieces.
+      const frame = Buffer.allocUnsafe(wsHeaderBytes(total, key) + total);
+      let at = writeWsHeader(frame, WsOpcode.binary, total, key);
+      for (const c of payload) at += c.copy(frame, at);
+      socket.write(frame);
+      return true;
+    }
     socket.cork();
     socket.write(encodeWsHeader(WsOpcode.binary, total, key));
     for (const c of payload) socket.write(c);
     socket.uncork();
-    if (socket.writableNeedDrain) socket.once('drain', () => cb());
+    return true;
+  };
+  const sent = (ok: boolean, cb: (err?: Error | null) => void): void => {
+    if (!ok) cb(new TunnelError('PT_ERR_WS_CLOSED', 'WebSocket is not open'));
+    else if (socket.writableNeedDrain) socket.once('drain', () => cb());
     else cb();
   };
 
@@ -85,13 +98,10 @@ export function streamFraming(ws: WebSocket, readableHighWaterMark: number, writ
       if (socket.isPaused()) socket.resume();
     },
     write(chunk: Buffer, _enc, cb) {
-      sendFrame([chunk], cb);
+      sent(sendFrame([chunk]), cb);
     },
     writev(chunks, cb) {
-      sendFrame(
-        chunks.map((c) => c.chunk as Buffer),
-        cb,
-      );
+      sent(sendFrame(chunks.map((c) => c.chunk as Buffer)), cb);
     },
     final(cb) {
       if (ws.readyState === WebSocket.OPEN) ws.close(1000);
@@ -104,9 +114,28 @@ export function streamFraming(ws: WebSocket, readableHighWaterMark: number, writ
     },
   });
 
+  // A mux session's way past the Duplex (createSession): payload pieces go
+  // to it as they are decoded, and each of its batches is one frame. A
+  // batch waits for the socket only once the socket holds the Duplex's
+  // high-water mark, as writes through the Duplex would.
+  let consumer: ((piece: Buffer) => void) | undefined;
+  const direct: DirectTransport = {
+    receiveInto(receive) {
+      consumer = receive;
+      if (socket.isPaused()) socket.resume();
+    },
+    writeBatch(chunks, onDrain) {
+      if (!sendFrame(chunks) || socket.writableLength < writableHighWaterMark) return true;
+      socket.once('drain', onDrain);
+      return false;
+    },
+  };
+  Object.defineProperty(duplex, DIRECT_TRANSPORT, { value: direct });
+
   const reader = new WsFrameReader(isServer, {
     data(piece) {
-      if (!duplex.destroyed && !duplex.push(piece)) socket.pause();
+      if (consumer !== undefined) consumer(piece);
+      else if (!duplex.destroyed && !duplex.push(piece)) socket.pause();
     },
     control(raw) {
       toReceiver(raw);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { createSession, directTransportOf } from '@pipeops/tunnel-mux';
 import { TunnelError, websocketDuplex } from '../src/index.ts';
 import { waitFor, wsPair } from './helpers/ws-pair.ts';
 
@@ -159,4 +160,66 @@ test('under the stream framing, ws still answers pings and runs the close handsh
   s.end();
   const [code] = await closed;
   assert.equal(code, 1000);
+});
+
+test('under the stream framing, a mux session sends what one turn produced as one WebSocket message', async (t) => {
+  const { server, client } = await wsPair(t);
+  const session = createSession(websocketDuplex(server), { client: false, keepAliveIntervalMs: 0 });
+  t.after(() => session.destroy());
+  const messages: Buffer[] = [];
+  client.on('message', (m: Buffer) => messages.push(m));
+  const stream = session.open();
+  stream.write('one ');
+  stream.write('two ');
+  stream.end('three');
+  // The SYN (12 bytes), the data frames (the first write, then the two that waited for it: 12 + 4, 12 + 9) and the FIN (12).
+  await waitFor(() => messages.reduce((n, m) => n + m.length, 0) >= 61, 5_000, 'the frames of the turn');
+  assert.equal(messages.length, 1);
+  assert.equal(messages[0]?.length, 61);
+  assert.match(messages[0]?.toString('latin1') ?? '', /one [\s\S]{12}two three/);
+});
+
+test('under the stream framing, the direct transport hands received payloads to its consumer, not to the readable side', async (t) => {
+  const { server, client } = await wsPair(t);
+  const duplex = websocketDuplex(server);
+  const direct = directTransportOf(duplex);
+  assert.ok(direct !== undefined);
+  const got: Buffer[] = [];
+  direct.receiveInto((piece) => got.push(Buffer.from(piece)));
+  let viaReadable = 0;
+  duplex.on('data', (c: Buffer) => {
+    viaReadable += c.length;
+  });
+  client.send(Buffer.from('first'));
+  client.send(Buffer.from('second'));
+  await waitFor(() => Buffer.concat(got).length >= 11, 5_000, 'both payloads');
+  assert.equal(Buffer.concat(got).toString(), 'firstsecond');
+  assert.equal(viaReadable, 0);
+});
+
+test('under the stream framing, a batch asks its writer to wait once the socket holds the high-water mark, and calls it back when drained', async (t) => {
+  const { server, client } = await wsPair(t);
+  const duplex = websocketDuplex(server, { writableHighWaterMarkBytes: 64 * 1024 });
+  const direct = directTransportOf(duplex);
+  assert.ok(direct !== undefined);
+  const peerSocket = (client as unknown as { _socket: Socket })._socket;
+  peerSocket.pause();
+  const sent: Buffer[] = [];
+  let drained = 0;
+  let more = true;
+  while (more && sent.length < 1000) {
+    const piece = randomBytes(256 * 1024);
+    sent.push(piece);
+    more = direct.writeBatch([piece.subarray(0, 1000), piece.subarray(1000)], () => {
+      drained++;
+    });
+  }
+  assert.equal(more, false, 'the transport never asked to wait');
+  assert.ok(((server as unknown as { _socket: Socket })._socket.writableLength ?? 0) >= 64 * 1024);
+  assert.equal(drained, 0);
+  const received: Buffer[] = [];
+  client.on('message', (m: Buffer) => received.push(m));
+  peerSocket.resume();
+  await waitFor(() => drained === 1 && received.length === sent.length, 20_000, 'the drain and every message');
+  assert.equal(sha(Buffer.concat(received)), sha(Buffer.concat(sent)));
 });

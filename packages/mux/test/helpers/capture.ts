@@ -1,17 +1,18 @@
 import { FrameDecoder } from '../../src/decoder.ts';
 import { Flag, FrameType, HEADER_BYTES, writeHeader, type FrameHeader } from '../../src/frame.ts';
-import type { Session } from '../../src/index.ts';
+import type { Readable } from 'node:stream';
 
 /**
- * Decodes every frame `session` produces on its readable side (what goes to its
- * transport), in output order, into the returned array. Attaching the 'data'
- * listener starts the output flowing; on a session from createSession it only
- * listens alongside the transport.
+ * Decodes every frame that comes out of `source`, in order, into the
+ * returned array: a bare session's readable side (attaching the 'data'
+ * listener starts its output flowing), or the far end of the transport of a
+ * session from createSession (whose frames go to the transport, not to its
+ * readable side), listening alongside the peer session.
  */
-export function captureOutput(session: Session): FrameHeader[] {
+export function captureOutput(source: Readable): FrameHeader[] {
   const frames: FrameHeader[] = [];
   const decoder = new FrameDecoder(2 ** 32 - 1, (h) => frames.push(h));
-  session.on('data', (c: Buffer) => decoder.push(c));
+  source.on('data', (c: Buffer) => decoder.push(c));
   return frames;
 }
 

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
+import { DIRECT_TRANSPORT, type DirectTransport } from '../../src/index.ts';
 
 /** Two connected byte Duplexes; bytes written to `a` come out of `b` and back. */
 export interface TransportPair {
@@ -133,8 +134,69 @@ export async function websocketPair(): Promise<TransportPair> {
   };
 }
 
+/**
+ * Test double of a transport that offers the mux's {@link DirectTransport}
+ * (as the protocol's WebSocket framing does): an in-memory end whose
+ * session's batches reach the peer session's `receive` as one chunk each,
+ * past both Duplexes, in a later turn. A batch waits once more than
+ * {@link DIRECT_IN_FLIGHT_BYTES} are on their way, until they have arrived.
+ */
+export class DirectMemoryEnd extends MemoryEnd {
+  declare peer: DirectMemoryEnd | undefined;
+  /** Batches written, and how many of them were answered "wait". */
+  readonly stats = { batches: 0, waits: 0 };
+  #consumer: ((chunk: Buffer) => void) | undefined;
+  #inFlight = 0;
+  #drained: (() => void)[] = [];
+
+  constructor() {
+    super(false);
+    const direct: DirectTransport = {
+      receiveInto: (receive) => {
+        this.#consumer = receive;
+      },
+      writeBatch: (chunks, onDrain) => this.#writeBatch(chunks, onDrain),
+    };
+    Object.defineProperty(this, DIRECT_TRANSPORT, { value: direct });
+  }
+
+  /** Bytes for this end (a batch, or a raw peer's write through the Duplex): to the consumer once there is one. */
+  override push(chunk: Buffer | null): boolean {
+    if (chunk === null || this.#consumer === undefined) return super.push(chunk);
+    this.#consumer(chunk);
+    return true;
+  }
+
+  #writeBatch(chunks: Buffer[], onDrain: () => void): boolean {
+    const peer = this.peer;
+    if (peer === undefined || peer.destroyed) return true;
+    const batch = Buffer.concat(chunks);
+    this.stats.batches++;
+    this.#inFlight += batch.length;
+    setImmediate(() => {
+      this.#inFlight -= batch.length;
+      if (!peer.destroyed) peer.push(batch);
+      if (this.#inFlight <= DIRECT_IN_FLIGHT_BYTES) for (const d of this.#drained.splice(0)) d();
+    });
+    if (this.#inFlight <= DIRECT_IN_FLIGHT_BYTES) return true;
+    this.#drained.push(onDrain);
+    this.stats.waits++;
+    return false;
+  }
+}
+
+const DIRECT_IN_FLIGHT_BYTES = 64 * 1024;
+
+/** Two linked {@link DirectMemoryEnd}s. */
+export function directMemoryPair(): TransportPair & { a: DirectMemoryEnd; b: DirectMemoryEnd } {
+  const a = new DirectMemoryEnd();
+  const b = new DirectMemoryEnd();
+  return { ...linked(a, b), a, b };
+}
+
 export const transports: TransportKind[] = [
   { name: 'in-memory pair', scale: 1, create: async () => memoryPair(false) },
+  { name: 'in-memory pair, direct (past both Duplexes)', scale: 1, create: async () => directMemoryPair() },
   { name: 'WebSocket on 127.0.0.1', scale: 1, create: websocketPair },
   { name: 're-chunking pipe (1/5/13/4096)', scale: 1, create: async () => memoryPair(true) },
 ];
