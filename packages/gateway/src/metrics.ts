@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { SessionCounters } from '@pipeops/tunnel-mux';
-import { connectFailureReasons, EVENT_LOOP_SAMPLE_MS, StreamAccounting, streamMetricSpecs } from '@pipeops/tunnel-protocol';
+import { connectFailureReasons, DeferredCounter, EVENT_LOOP_SAMPLE_MS, StreamAccounting, streamMetricSpecs } from '@pipeops/tunnel-protocol';
 /** Results of `pipeops_tunnel_streams_total` (the protocol's fixed set, shared with the agent). */
 export type { StreamResult } from '@pipeops/tunnel-protocol';
 /** Stream kinds used as labels (fixed set; anything else is counted as `other`). */
@@ -26,13 +26,15 @@ export class GatewayMetrics {
   readonly rtt: Histogram;
   readonly tokenReloads: Counter<'result'>;
   /** Runner requests (all routes), by status class (`2xx`…`5xx`, `1xx` for upgrades). */
-  readonly runnerRequests: Counter<'code'>;
+  /** Held until a scrape reads it (see DeferredCounter): add(statusClass, { code }). */
+  readonly runnerRequests: DeferredCounter<'code'>;
   /** Open runner mux sessions (`GET /ws/runner`). */
   readonly runnerSessions: Gauge;
   /** Requests refused for a runner's limits, by runner id (from the tokens file: a bounded set) and limit. */
   readonly runnerLimited: Counter<'runner' | 'limit'>;
   /** Bytes of runner requests, by runner id and direction (`in`: from the runner). */
-  readonly runnerBytes: Counter<'runner' | 'direction'>;
+  /** Held until a scrape reads it: add(`${runner} ${direction}`, { runner, direction }, bytes). */
+  readonly runnerBytes: DeferredCounter<'runner' | 'direction'>;
   /** Requests open per runner id (collected from the limiter at scrape time). */
   readonly runnerStreamsActive: Gauge<'runner'>;
   #openByRunner: () => Iterable<[string, number]> = () => [];
@@ -81,12 +83,14 @@ export class GatewayMetrics {
       registers,
     });
     this.tokenReloads = new Counter({ name: 'pipeops_tunnel_token_reloads_total', help: 'Tokens file reloads, by result', labelNames: ['result'], registers });
-    this.runnerRequests = new Counter({
-      name: 'pipeops_tunnel_runner_requests_total',
-      help: 'Runner requests relayed or refused by the gateway, by status class',
-      labelNames: ['code'],
-      registers,
-    });
+    this.runnerRequests = new DeferredCounter<'code'>(
+      new Counter({
+        name: 'pipeops_tunnel_runner_requests_total',
+        help: 'Runner requests relayed or refused by the gateway, by status class',
+        labelNames: ['code'],
+        registers,
+      }),
+    );
     this.runnerSessions = new Gauge({ name: 'pipeops_tunnel_runner_sessions', help: 'Open runner mux sessions (GET /ws/runner)', registers });
     this.runnerLimited = new Counter({
       name: 'pipeops_tunnel_runner_limited_total',
@@ -94,12 +98,14 @@ export class GatewayMetrics {
       labelNames: ['runner', 'limit'],
       registers,
     });
-    this.runnerBytes = new Counter({
-      name: 'pipeops_tunnel_runner_bytes_total',
-      help: 'Bytes of finished runner requests, by runner and direction',
-      labelNames: ['runner', 'direction'],
-      registers,
-    });
+    this.runnerBytes = new DeferredCounter<'runner' | 'direction'>(
+      new Counter({
+        name: 'pipeops_tunnel_runner_bytes_total',
+        help: 'Bytes of finished runner requests, by runner and direction',
+        labelNames: ['runner', 'direction'],
+        registers,
+      }),
+    );
     const openByRunner = (): Iterable<[string, number]> => this.#openByRunner();
     this.runnerStreamsActive = new Gauge({
       name: 'pipeops_tunnel_runner_streams_active',

@@ -86,4 +86,5 @@ export type { RequestInfo } from './request-info.ts';
 export { HeadTimeoutError, kubeStatus, kubeStatusJson, kubeStatusResponse, relayErrorStatus, sendKubeStatus, statusReason } from './kube-status.ts';
 export type { KubeStatus } from './kube-status.ts';
 export { STREAM_RESULTS, StreamAccounting, streamMetricSpecs } from './stream-accounting.ts';
-export type { AccountingCounter, AccountingGauge, StreamResult } from './stream-accounting.ts';
+export type { AccountingGauge, StreamResult } from './stream-accounting.ts';
+export { beforeRead, DeferredCounter, type AccountingCounter, type Labels } from './deferred-counter.ts';

@@ -167,10 +167,14 @@ export class ForwardCore {
 
   #writeRecord(method: string | undefined, ctx: RefusalContext, r: RelayResult, ms: number, extra: { outcome?: string }, ended: number): void {
     const { metrics } = this.#deps;
-    metrics?.runnerRequests.inc({ code: statusClass(r.status) });
-    if (metrics !== undefined && ctx.runnerId !== undefined) {
-      if (r.bytesIn > 0) metrics.runnerBytes.inc({ runner: ctx.runnerId, direction: 'in' }, r.bytesIn);
-      if (r.bytesOut > 0) metrics.runnerBytes.inc({ runner: ctx.runnerId, direction: 'out' }, r.bytesOut);
+    if (metrics !== undefined) {
+      const code = statusClass(r.status);
+      metrics.runnerRequests.add(code, { code });
+      const runner = ctx.runnerId;
+      if (runner !== undefined) {
+        if (r.bytesIn > 0) metrics.runnerBytes.add(`${runner} in`, { runner, direction: 'in' }, r.bytesIn);
+        if (r.bytesOut > 0) metrics.runnerBytes.add(`${runner} out`, { runner, direction: 'out' }, r.bytesOut);
+      }
     }
     const m = method ?? '';
     const path = ctx.path ?? '';
