@@ -19,6 +19,16 @@ export function parseFieldLine(line: string): [string, string] | undefined {
   const h = HEADER_LINE.exec(line);
   return h === null ? undefined : [h[1]!, h[2]!];
 }
+
+/** Appends the field lines `lines[from…]` to `out` as `name, value, …`; false at the first malformed one. */
+function pushFieldLines(lines: readonly string[], from: number, out: string[]): boolean {
+  for (let i = from; i < lines.length; i++) {
+    const h = HEADER_LINE.exec(lines[i]!);
+    if (h === null) return false;
+    out.push(h[1]!, h[2]!);
+  }
+  return true;
+}
 // RFC 9112 §4: HTTP-version SP status-code SP [ reason-phrase ].
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
 
@@ -27,8 +37,8 @@ export interface RequestHead {
   method: string;
   target: string;
   requestLine: string;
-  /** `[name, value]` in order, names as sent. */
-  headers: Array<[string, string]>;
+  /** The header lines in order, flat: `[name, value, …]`, names as sent. */
+  headers: string[];
 }
 
 /** Why a head could not be read: the peer closed first, or it is larger than allowed. */
@@ -106,12 +116,8 @@ export function parseRequestHead(head: string): RequestHead | undefined {
   const lines = head.split('\r\n');
   const m = REQUEST_LINE.exec(lines[0] ?? '');
   if (m === null) return undefined;
-  const headers: Array<[string, string]> = [];
-  for (const line of lines.slice(1)) {
-    const field = parseFieldLine(line);
-    if (field === undefined) return undefined;
-    headers.push(field);
-  }
+  const headers: string[] = [];
+  if (!pushFieldLines(lines, 1, headers)) return undefined;
   return { method: m[1]!, target: m[2]!, requestLine: lines[0]!, headers };
 }
 
@@ -130,11 +136,7 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   const m = STATUS_LINE_PARTS.exec(lines[0] ?? '');
   if (m === null) return undefined;
   const headers: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const field = parseFieldLine(lines[i]!);
-    if (field === undefined) return undefined;
-    headers.push(field[0], field[1]);
-  }
+  if (!pushFieldLines(lines, 1, headers)) return undefined;
   return { status: Number(m[1]), reason: m[2] ?? '', headers };
 }
 

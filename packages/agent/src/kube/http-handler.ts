@@ -81,8 +81,7 @@ async function serve(stream: Duplex, ex: Exchange, o: KubeProxyOptions, limit: n
     refuseHead(ex, o, 400, 'malformed HTTP request', new Error('malformed HTTP request head'));
     return;
   }
-  const rawHeaders: string[] = [];
-  for (const [name, value] of parsed.headers) rawHeaders.push(name, value);
+  const rawHeaders = parsed.headers;
   const req: KubeRequest = { method: parsed.method, url: parsed.target, http10: parsed.requestLine.endsWith('1.0'), rawHeaders, rest: read.rest };
   if (req.method === 'CONNECT') {
     sendRawStatus(stream, 400, 'CONNECT is not allowed');

@@ -21,10 +21,12 @@ export function targetProblem(method: string | undefined, target: string): strin
 /** The request head for the agent: the runner's, minus `Authorization` and any request id, plus ours. */
 export function forwardedHead(r: RequestHead, requestIdHeader: string, requestId: string): Buffer {
   let out = `${r.requestLine}\r\n`;
-  for (const [name, value] of r.headers) {
+  const h = r.headers;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    const name = h[i]!;
     const lower = name.toLowerCase();
     if (lower === 'authorization' || lower === requestIdHeader) continue;
-    out += `${name}: ${value}\r\n`;
+    out += `${name}: ${h[i + 1]!}\r\n`;
   }
   return Buffer.from(`${out}${requestIdHeader}: ${requestId}\r\n\r\n`, 'latin1');
 }

@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import {
   DENIED_BY_HEADER,
   deniedByRule,
+  firstHeader,
   HeadError,
   RunnerGoneError,
   headerValue,
@@ -93,11 +94,11 @@ export class WsRunnerRoute implements RunnerForwarder {
     }
     const head = parseRequestHead(request.head);
     if (head === undefined) return protocolError(fallbackCtx(), 'malformed HTTP request');
-    const given = head.headers.find(([n]) => n.toLowerCase() === REQUEST_ID_HEADER)?.[1];
+    const given = firstHeader(head.headers, REQUEST_ID_HEADER);
     const ctx: ForwardContext = { ...who, path: head.target, route: 'ws-runner', requestId: requestIdFrom(given) };
     const problem = targetProblem(head.method, head.target);
     if (problem !== undefined) return protocolError(ctx, problem, head.method);
-    const admitted = core.admit(ctx, head.headers.flat());
+    const admitted = core.admit(ctx, head.headers);
     if ('refusal' in admitted) return refuse(ctx, admitted.refusal, head.method);
     releaseOnClose(runner, admitted.slot);
     // Until the response head, the runner closing cancels the exchange (after it, the splice carries the close).
