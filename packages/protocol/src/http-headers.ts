@@ -34,17 +34,20 @@ export function isHopByHop(lower: string): boolean {
 }
 
 /** The names listed in the `Connection` headers of a flat `[name, value, …]` list (hop-by-hop by declaration), lower case. */
-export function connectionTokens(raw: readonly string[]): Set<string> {
-  const out = new Set<string>();
+export function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
+  let out: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]?.toLowerCase() !== 'connection') continue;
     for (const t of (raw[i + 1] ?? '').split(',')) {
       const name = t.trim().toLowerCase();
-      if (name !== '') out.add(name);
+      if (name !== '') (out ??= new Set()).add(name);
     }
   }
-  return out;
+  // Most heads have no Connection header: one shared empty set for them.
+  return out ?? NO_TOKENS;
 }
+
+const NO_TOKENS: ReadonlySet<string> = new Set();
 
 /**
  * A request's headers (flat `[name, value, …]`, order and repeats kept) for

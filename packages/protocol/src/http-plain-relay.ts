@@ -27,6 +27,8 @@ export interface PlainRelayOptions {
   headTimeoutMs?: number;
 }
 
+const NONE: readonly string[] = [];
+
 /** What {@link relayPlain} resolves with: the answer's head (the caller writes it), or why there is none. */
 export type PlainAnswer = { head: ResponseHead; stream: Duplex; body: AnswerBody } | { error: Error };
 
@@ -39,10 +41,16 @@ export interface AnswerBody {
 
 /** The runner's headers for the stream (flat `[name, value, …]`): hop-by-hop, `Expect`, `dropHeaders` and replaced names removed; `setHeaders` added. */
 export function forwardedRequestHeaders(req: IncomingMessage, opts: Pick<PlainRelayOptions, 'setHeaders' | 'dropHeaders'>): string[] {
-  const drop = new Set([...(opts.dropHeaders ?? []), ...Object.keys(opts.setHeaders ?? {})].map((h) => h.toLowerCase()));
-  drop.add('expect'); // the runner's server already answered any 100-continue
-  const headers = forwardRequestHeaders(req.rawHeaders, (lower) => drop.has(lower));
-  for (const [k, v] of Object.entries(opts.setHeaders ?? {})) headers.push(k, v);
+  const dropped = opts.dropHeaders ?? NONE;
+  const set = opts.setHeaders === undefined ? NONE : Object.keys(opts.setHeaders);
+  // A name or two each: searched as they are, in place of a Set built per request.
+  const named = (names: readonly string[], lower: string): boolean => {
+    for (const n of names) if (n.toLowerCase() === lower) return true;
+    return false;
+  };
+  // `expect`: the runner's server already answered any 100-continue.
+  const headers = forwardRequestHeaders(req.rawHeaders, (lower) => lower === 'expect' || named(dropped, lower) || named(set, lower));
+  for (const k of set) headers.push(k, opts.setHeaders![k]!);
   return headers;
 }
 

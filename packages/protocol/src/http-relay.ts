@@ -9,7 +9,7 @@ import { DENIED_BY_HEADER, deniedByRule, type AuditDenyRule } from './audit.ts';
 import { RunnerGoneError } from './errors.ts';
 import { openExchange } from './exchange-open.ts';
 import { closingResponse, headBytes, statusLine } from './http-head.ts';
-import { headerList, headerRecord, relayResponseHeaders, withoutHeaders, type ResponseRelay } from './http-headers.ts';
+import { headerList, headerRecord, relayResponseHeaders, type ResponseRelay } from './http-headers.ts';
 import { relayErrorStatus } from './kube-status.ts';
 import { requestOverStream, type StreamRequest, type StreamResponse } from './http-over-stream.ts';
 import { answerDeniedBy, forwardedRequestHeaders, pipeAnswer, relayPlain } from './http-plain-relay.ts';
@@ -230,6 +230,19 @@ function upgradeHeaders(req: IncomingMessage, opts: RelayOptions): Record<string
 
 /** Upstream response headers (flat raw list) for the runner, relayed as `relay` says, `extra` replacing same-named ones. */
 function responseHeaderList(raw: string[], relay: ResponseRelay, extra: Record<string, string> | undefined): string[] {
-  const replaced = new Set(Object.keys(extra ?? {}).map((h) => h.toLowerCase()));
-  return [...withoutHeaders(relayResponseHeaders(raw, relay), (lower) => replaced.has(lower)), ...headerList(extra)];
+  const out = relayResponseHeaders(raw, relay);
+  if (extra === undefined) return out;
+  // `extra` is a name or two (the request id): each replaces the headers of its name, in place of a Set and copies.
+  for (const [name, value] of Object.entries(extra)) {
+    const lower = name.toLowerCase();
+    let kept = 0;
+    for (let i = 0; i + 1 < out.length; i += 2) {
+      if (out[i]!.toLowerCase() === lower) continue;
+      out[kept++] = out[i]!;
+      out[kept++] = out[i + 1]!;
+    }
+    out.length = kept;
+    out.push(name, value);
+  }
+  return out;
 }
