@@ -60,6 +60,8 @@ export interface FullPathOptions {
   agentDialUrl?: (gatewayUrl: string) => Promise<string>;
   /** Start chisel next to the tunnel (when its binary is built). Default false. */
   peer?: boolean;
+  /** Node options of the gateway and the agent (e.g. an inspector preload, see ../garbage.ts). */
+  relayNodeArgs?: string[];
   /** mux options of the runner's tunnel-client session. */
   runnerMux?: Parameters<typeof connect>[0]['mux'];
   /** Ids of more runners, each given its own token (every cluster) in the gateway's tokens file. Default none. */
@@ -149,7 +151,9 @@ export async function startFullPath(o: FullPathOptions = {}): Promise<FullPath> 
       // The benchmark's runner holds 10,000 watches on one token: the per-runner stream limit (default 1,000) is lifted.
       gatewayConfig: { runners: { max_streams: 0 }, ...o.gatewayConfig },
       ...(o.agentDialUrl ? { agentDialUrl: o.agentDialUrl } : {}),
-      ...(profileDir !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+      ...(profileDir !== undefined || o.relayNodeArgs !== undefined
+        ? { nodeArgs: [...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(o.relayNodeArgs ?? [])] }
+        : {}),
       // The relays' audit lines go to their log files, not through this process (the runner): see proc.ts.
       output: 'file',
     });
