@@ -25,15 +25,13 @@ export class GatewayMetrics {
   readonly resets: Counter<'direction'>;
   readonly rtt: Histogram;
   readonly tokenReloads: Counter<'result'>;
-  /** Runner requests (all routes), by status class (`2xx`…`5xx`, `1xx` for upgrades). */
-  /** Held until a scrape reads it (see DeferredCounter): add(statusClass, { code }). */
+  /** Runner requests (all routes), by status class (`2xx`…`5xx`, `1xx` for upgrades); held until a scrape reads it: add(code, { code }). */
   readonly runnerRequests: DeferredCounter<'code'>;
   /** Open runner mux sessions (`GET /ws/runner`). */
   readonly runnerSessions: Gauge;
   /** Requests refused for a runner's limits, by runner id (from the tokens file: a bounded set) and limit. */
   readonly runnerLimited: Counter<'runner' | 'limit'>;
-  /** Bytes of runner requests, by runner id and direction (`in`: from the runner). */
-  /** Held until a scrape reads it: add(`${runner} ${direction}`, { runner, direction }, bytes). */
+  /** Bytes of runner requests, by runner id and direction (`in`: from the runner); held until a scrape reads it: add(`${runner} ${direction}`, { runner, direction }, bytes). */
   readonly runnerBytes: DeferredCounter<'runner' | 'direction'>;
   /** Requests open per runner id (collected from the limiter at scrape time). */
   readonly runnerStreamsActive: Gauge<'runner'>;
